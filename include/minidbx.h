@@ -1,0 +1,414 @@
+/*
+ * minidbx.h - an embeddable, content-addressed blob store.
+ *
+ * This header is the manual. Every function says what it does, who owns
+ * what is passed in and handed out, which errors it returns and whether it
+ * may be called from several threads at once.
+ *
+ * Objects are immutable byte strings named by their SHA-256 (the "id").
+ * Putting the same bytes twice stores them once. A store is opened from a
+ * location: a directory path for the local store (LMDB metadata, small
+ * objects inline, large objects as files in sharded directories), or a URL
+ * handled by a transport backend (see minidbx/sys/backend.h).
+ *
+ * Conventions
+ * -----------
+ * - Functions return 0 on success or a negative MINIDBX_E* code. The codes
+ *   live in their own band (-30900 .. -30999) and are never renumbered.
+ * - minidbx_strerror(code) names a code; minidbx_errmsg() says exactly what
+ *   went wrong in the last failing call made by the calling thread.
+ * - Memory handed out by the library (minidbx_get) is released with
+ *   minidbx_free(). Handles are released with their own close/abort call;
+ *   passing NULL to any of those is a no-op.
+ * - A minidbx handle may be shared by any number of threads. Writers,
+ *   readers and batches are owned by one thread at a time.
+ * - A store may be opened by several processes at once. Do not use a handle
+ *   across fork(): open the store again in the child.
+ */
+#ifndef MINIDBX_H
+#define MINIDBX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__) && __GNUC__ >= 4
+#define MINIDBX_EXTERN __attribute__((visibility("default")))
+#else
+#define MINIDBX_EXTERN
+#endif
+
+#define MINIDBX_VERSION_MAJOR 0
+#define MINIDBX_VERSION_MINOR 1
+#define MINIDBX_VERSION_PATCH 0
+#define MINIDBX_VERSION_STRING "0.1.0"
+
+/** A handle on an open store (opaque). */
+typedef struct minidbx minidbx;
+
+/** The library's version string, e.g. "0.1.0". */
+MINIDBX_EXTERN const char *minidbx_version(void);
+
+/* ------------------------------------------------------------------------ */
+/* Errors                                                                   */
+/* ------------------------------------------------------------------------ */
+
+#define MINIDBX_OK            0
+#define MINIDBX_ENOTFOUND     (-30901) /* no such object or name */
+#define MINIDBX_EEXISTS       (-30902) /* it already exists (e.g. creating a store) */
+#define MINIDBX_EINVAL        (-30903) /* bad argument: id, name, location, option */
+#define MINIDBX_ECORRUPT      (-30904) /* bytes do not match their id, or bad metadata */
+#define MINIDBX_ENOSPC        (-30905) /* no space left on the device or in the map */
+#define MINIDBX_EIO           (-30906) /* an I/O or transport error */
+#define MINIDBX_ETOOBIG       (-30907) /* object larger than max_object_size */
+#define MINIDBX_EREFERENCED   (-30908) /* object is pointed at by a name */
+#define MINIDBX_EBUSY         MINIDBX_EREFERENCED /* alias */
+#define MINIDBX_EREADONLY     (-30909) /* store opened read-only */
+#define MINIDBX_ENOMEM        (-30910) /* out of memory */
+#define MINIDBX_EUNSUPPORTED  (-30911) /* the backend lacks this call */
+#define MINIDBX_EPERM         (-30912) /* permission denied (file mode, token) */
+#define MINIDBX_ESTATE        (-30913) /* call not valid now (e.g. nested batch) */
+
+/** A static, human-readable name for a code ("object not found"). Never
+ *  NULL; unknown codes give "unknown error". Thread-safe. */
+MINIDBX_EXTERN const char *minidbx_strerror(int code);
+
+/** Detail of the last failing call made by the calling thread, e.g.
+ *  "get 3fa1...: blob file failed verification". The message is thread-local,
+ *  so db may be NULL (as after a failed minidbx_open) and is only accepted
+ *  for symmetry with sqlite3_errmsg. Valid until the thread's next minidbx
+ *  call. Never NULL (empty string when there is nothing to say). */
+MINIDBX_EXTERN const char *minidbx_errmsg(const minidbx *db);
+
+/* ------------------------------------------------------------------------ */
+/* Ids                                                                      */
+/* ------------------------------------------------------------------------ */
+
+#define MINIDBX_ID_SIZE 32
+#define MINIDBX_ID_HEX_SIZE 65 /* 64 hex digits + NUL */
+
+/** An object id: the SHA-256 of the object's bytes. */
+typedef struct {
+    unsigned char bytes[MINIDBX_ID_SIZE];
+} minidbx_id;
+
+/** Parse exactly 64 hex digits (either case) followed by the end of the
+ *  string. Anything else (63 or 65 digits, a non-hex character, a path, a
+ *  NULL hex) gives MINIDBX_EINVAL and leaves *out untouched. */
+MINIDBX_EXTERN int minidbx_id_parse(minidbx_id *out, const char *hex);
+
+/** Write the id as 64 lowercase hex digits and a NUL into out. */
+MINIDBX_EXTERN void minidbx_id_format(const minidbx_id *id, char out[MINIDBX_ID_HEX_SIZE]);
+
+/** 1 if the two ids are equal, else 0. */
+MINIDBX_EXTERN int minidbx_id_equal(const minidbx_id *a, const minidbx_id *b);
+
+/** Compute the id of size bytes at data (SHA-256) without storing them.
+ *  Returns 0, or MINIDBX_ENOMEM if the digest could not be set up. */
+MINIDBX_EXTERN int minidbx_id_of(minidbx_id *out, const void *data, size_t size);
+
+/* ------------------------------------------------------------------------ */
+/* Opening and closing                                                      */
+/* ------------------------------------------------------------------------ */
+
+/** Open flags (minidbx_options.flags). */
+#define MINIDBX_OPEN_NO_CREATE  0x1u /* fail with ENOTFOUND if the store is missing */
+#define MINIDBX_OPEN_READONLY   0x2u /* refuse every change with EREADONLY */
+#define MINIDBX_OPEN_NO_VERIFY  0x4u /* do not hash bytes on read (faster, trusts the disk) */
+
+/** Durability of a committed put. */
+typedef enum {
+    /** Default. When a put (or batch commit) returns, the object and its
+     *  metadata are on stable storage: files and their directories are
+     *  fsync'ed before the metadata commit, which is fsync'ed too. */
+    MINIDBX_SYNC_FULL = 0,
+    /** Nothing is fsync'ed. A crash of the process loses nothing that was
+     *  acknowledged; a crash of the machine may lose the last puts (never
+     *  a record whose bytes are wrong: reads verify). For bulk loads. */
+    MINIDBX_SYNC_NONE = 1
+} minidbx_durability;
+
+#define MINIDBX_OPTIONS_VERSION 1
+
+/** Options for minidbx_open. Initialise with MINIDBX_OPTIONS_INIT, then set
+ *  what you need; new fields are only ever appended. */
+typedef struct {
+    unsigned version;               /* MINIDBX_OPTIONS_VERSION */
+    unsigned flags;                 /* MINIDBX_OPEN_* */
+    minidbx_durability durability;  /* MINIDBX_SYNC_FULL by default */
+    /** Objects of at most this many bytes are kept inside the metadata
+     *  database; larger ones are files. 0 means the default
+     *  (MINIDBX_DEFAULT_INLINE_THRESHOLD). Only read when a local store is
+     *  created; afterwards the store's own value is used. */
+    size_t inline_threshold;
+    /** Largest object a put accepts (MINIDBX_ETOOBIG beyond). 0: no limit. */
+    uint64_t max_object_size;
+    /** Bearer token for remote stores (NULL: $MINIDBX_TOKEN, if set). */
+    const char *token;
+    /** Timeout for one remote request, in milliseconds (0: the default). */
+    unsigned timeout_ms;
+} minidbx_options;
+
+#define MINIDBX_DEFAULT_INLINE_THRESHOLD (16u * 1024u)
+
+#define MINIDBX_OPTIONS_INIT { MINIDBX_OPTIONS_VERSION, 0u, MINIDBX_SYNC_FULL, 0u, 0u, NULL, 0u }
+
+/** Open the store at location and return a handle in *out.
+ *
+ *  location is a directory path (the local store) or a URL whose scheme was
+ *  registered (http://, s3://, ... where built in, or your own with
+ *  minidbx_register_scheme). opts may be NULL for the defaults.
+ *
+ *  A local store is created if location does not exist or is an empty
+ *  directory, unless MINIDBX_OPEN_NO_CREATE (then MINIDBX_ENOTFOUND). A
+ *  location that exists but is not a store gives MINIDBX_EINVAL and is left
+ *  untouched. Opening sweeps temp files left by writers that died.
+ *
+ *  Errors: EINVAL, ENOTFOUND, EPERM, EIO, ENOSPC, ENOMEM, ECORRUPT (the
+ *  metadata is not a minidbx store of a known format), EUNSUPPORTED (a
+ *  scheme this build does not have). On error *out is set to NULL. */
+MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minidbx_options *opts);
+
+/** Close the handle and free everything it owns. NULL is a no-op. Writers
+ *  and readers must be closed first; an open batch is aborted. */
+MINIDBX_EXTERN void minidbx_close(minidbx *db);
+
+/** Free memory handed out by the library. NULL is a no-op. */
+MINIDBX_EXTERN void minidbx_free(void *p);
+
+/* ------------------------------------------------------------------------ */
+/* Objects: whole-buffer calls                                              */
+/* ------------------------------------------------------------------------ */
+
+/** Store size bytes at data (data may be NULL when size is 0) and write
+ *  their id to *out_id (which may be NULL). Storing bytes that are already
+ *  there succeeds and stores nothing twice. Thread-safe.
+ *  Errors: EREADONLY, ETOOBIG, ENOSPC, EIO, ENOMEM. Nothing partial is
+ *  ever visible after a failure. */
+MINIDBX_EXTERN int minidbx_put(minidbx *db, const void *data, size_t size, minidbx_id *out_id);
+
+/** Fetch an object into a new buffer (*out_data, free with minidbx_free;
+ *  a 0-byte object gives a valid 1-byte allocation) of *out_size bytes.
+ *  The bytes are checked against the id before they are returned (unless
+ *  MINIDBX_OPEN_NO_VERIFY). Thread-safe.
+ *  Errors: ENOTFOUND, ECORRUPT (never wrong bytes), ENOMEM, EIO. */
+MINIDBX_EXTERN int minidbx_get(minidbx *db, const minidbx_id *id, void **out_data, size_t *out_size);
+
+/** 1 if the object is there, 0 if not, or a negative error. Thread-safe. */
+MINIDBX_EXTERN int minidbx_exists(minidbx *db, const minidbx_id *id);
+
+/** Which of count ids are missing. The missing ones are written, in input
+ *  order, to out_missing (room for count ids; may alias ids) and their
+ *  number to *out_count. One metadata transaction for the whole batch. */
+MINIDBX_EXTERN int minidbx_missing(minidbx *db, const minidbx_id *ids, size_t count,
+                                   minidbx_id *out_missing, size_t *out_count);
+
+#define MINIDBX_DELETE_CASCADE 0x1u /* also delete the names that point at it */
+
+/** Delete an object. An object that names point at is refused with
+ *  MINIDBX_EREFERENCED unless flags has MINIDBX_DELETE_CASCADE.
+ *  Errors: ENOTFOUND, EREFERENCED, EREADONLY, EIO. */
+MINIDBX_EXTERN int minidbx_delete(minidbx *db, const minidbx_id *id);
+MINIDBX_EXTERN int minidbx_delete_ex(minidbx *db, const minidbx_id *id, unsigned flags);
+
+#define MINIDBX_OBJECT_INLINE 0x1u /* kept inside the metadata database */
+
+/** What a store knows about one object. */
+typedef struct {
+    minidbx_id id;
+    uint64_t size;        /* bytes */
+    int64_t created_ns;   /* when first stored, ns since the Unix epoch */
+    uint64_t refs;        /* how many names point at it */
+    unsigned flags;       /* MINIDBX_OBJECT_* */
+} minidbx_object_info;
+
+/** Fill *out for one object. Errors: ENOTFOUND, EIO. Thread-safe. */
+MINIDBX_EXTERN int minidbx_stat(minidbx *db, const minidbx_id *id, minidbx_object_info *out);
+
+/** List objects in id order, starting after *after (NULL: from the first).
+ *  Up to capacity entries go to out and their number to *out_count; fewer
+ *  than capacity means the end was reached. To resume, pass the last id
+ *  returned as after. Stateless, so it can be resumed by another process. */
+MINIDBX_EXTERN int minidbx_list(minidbx *db, const minidbx_id *after,
+                                minidbx_object_info *out, size_t capacity, size_t *out_count);
+
+/* ------------------------------------------------------------------------ */
+/* Streams and file descriptors                                             */
+/* ------------------------------------------------------------------------ */
+
+typedef struct minidbx_writer minidbx_writer;
+typedef struct minidbx_reader minidbx_reader;
+
+/** Start writing an object of unknown length. Memory stays bounded however
+ *  much is written. Errors: EREADONLY, ENOSPC, EIO, ENOMEM. */
+MINIDBX_EXTERN int minidbx_writer_open(minidbx *db, minidbx_writer **out);
+
+/** Append size bytes. After an error the writer can only be aborted.
+ *  Errors: ETOOBIG, ENOSPC, EIO. */
+MINIDBX_EXTERN int minidbx_writer_write(minidbx_writer *w, const void *data, size_t size);
+
+/** Make the object durable (per the store's durability), write its id to
+ *  *out_id (may be NULL) and free the writer, whatever the result. */
+MINIDBX_EXTERN int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id);
+
+/** Throw away what was written and free the writer. NULL is a no-op. */
+MINIDBX_EXTERN void minidbx_writer_abort(minidbx_writer *w);
+
+/** Open an object for reading in chunks. *out_size (may be NULL) gets its
+ *  size. Errors: ENOTFOUND, EIO, ENOMEM. */
+MINIDBX_EXTERN int minidbx_reader_open(minidbx *db, const minidbx_id *id,
+                                       minidbx_reader **out, uint64_t *out_size);
+
+/** Read up to capacity bytes into buf; *out_read gets how many (0 at the
+ *  end). The bytes are hashed as they pass: when the end is reached and
+ *  they do not match the id, this returns MINIDBX_ECORRUPT instead of the
+ *  end, so a caller that only trusts a stream which ended with 0 is never
+ *  fooled. Errors: ECORRUPT, EIO. */
+MINIDBX_EXTERN int minidbx_reader_read(minidbx_reader *r, void *buf, size_t capacity, size_t *out_read);
+
+/** For zero-copy serving: if the object is a file, hand out a read-only fd
+ *  and the offset where its bytes start. The fd stays owned by the reader
+ *  (do not close it); bytes read through it bypass verification.
+ *  Errors: EUNSUPPORTED (inline object or a backend without files). */
+MINIDBX_EXTERN int minidbx_reader_fd(minidbx_reader *r, int *out_fd, uint64_t *out_offset);
+
+/** Close a reader. NULL is a no-op. */
+MINIDBX_EXTERN void minidbx_reader_close(minidbx_reader *r);
+
+/** Store everything read from fd until end of file (a pipe works) and
+ *  write the id to *out_id. Errors as for the writer, plus EIO on read. */
+MINIDBX_EXTERN int minidbx_put_fd(minidbx *db, int fd, minidbx_id *out_id);
+
+/** Write an object's bytes to fd. The bytes are verified as they go; on
+ *  MINIDBX_ECORRUPT some bytes may already have been written, so write to
+ *  a temp file and rename it only on success. Errors: ENOTFOUND, ECORRUPT,
+ *  EIO (on the store or on fd; EPIPE keeps errno). */
+MINIDBX_EXTERN int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd);
+
+/* ------------------------------------------------------------------------ */
+/* Batches                                                                  */
+/* ------------------------------------------------------------------------ */
+
+/** Group the calling thread's following puts (and deletes, names) on db so
+ *  that they share one metadata transaction and one round of fsync. Until
+ *  minidbx_batch_commit they are visible only to this thread and not
+ *  durable; other writers to the store wait until the batch ends, readers
+ *  never do. Keep batches short (e.g. 1,000 puts).
+ *  Errors: ESTATE (a batch is already open on db), EREADONLY, EIO. */
+MINIDBX_EXTERN int minidbx_batch_begin(minidbx *db);
+
+/** Make everything in the batch durable at once. The batch is over whatever
+ *  the result; on error none of it is stored. Errors: ESTATE, ENOSPC, EIO. */
+MINIDBX_EXTERN int minidbx_batch_commit(minidbx *db);
+
+/** Throw the batch away. Errors: ESTATE (no batch open by this thread). */
+MINIDBX_EXTERN int minidbx_batch_abort(minidbx *db);
+
+/* ------------------------------------------------------------------------ */
+/* Names                                                                    */
+/* ------------------------------------------------------------------------ */
+
+/** Longest name in bytes (LMDB's key limit). */
+#define MINIDBX_NAME_MAX 500
+
+/** A name: a UTF-8 path like "photos/2024/cat.jpg" pointing at an object.
+ *  Valid names are 1..MINIDBX_NAME_MAX bytes, relative (no leading '/'),
+ *  with no empty, "." or ".." segments, no NUL and no control characters. */
+typedef struct {
+    char name[MINIDBX_NAME_MAX + 1];
+    minidbx_id id;
+    uint64_t size;       /* the object's size when the name was set */
+    int64_t mtime_ns;    /* when the name was set, ns since the Unix epoch */
+} minidbx_name_info;
+
+/** 1 if name is a valid name, else 0. */
+MINIDBX_EXTERN int minidbx_name_valid(const char *name);
+
+/** Point name at id (replacing what it pointed at). The object must exist.
+ *  Errors: EINVAL (bad name), ENOTFOUND (no such object), EREADONLY, EIO. */
+MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id);
+
+/** Look a name up. Errors: EINVAL, ENOTFOUND. */
+MINIDBX_EXTERN int minidbx_name_get(minidbx *db, const char *name, minidbx_name_info *out);
+
+/** Remove a name (the object stays; gc may remove it later).
+ *  Errors: EINVAL, ENOTFOUND, EREADONLY, EIO. */
+MINIDBX_EXTERN int minidbx_name_delete(minidbx *db, const char *name);
+
+/** List names that start with prefix (NULL or "" for all) in byte order,
+ *  after the name after (NULL: from the first). Up to capacity go to out;
+ *  fewer than capacity means the end. Resume with the last name returned. */
+MINIDBX_EXTERN int minidbx_name_list(minidbx *db, const char *prefix, const char *after,
+                                     minidbx_name_info *out, size_t capacity, size_t *out_count);
+
+/* ------------------------------------------------------------------------ */
+/* Verify, gc, info                                                         */
+/* ------------------------------------------------------------------------ */
+
+#define MINIDBX_VERIFY_REPAIR 0x1u /* remove what is corrupt or orphaned */
+
+/** Kinds of problem verify reports. */
+typedef enum {
+    MINIDBX_PROBLEM_CORRUPT = 1,   /* bytes do not hash to the id */
+    MINIDBX_PROBLEM_MISSING = 2,   /* a record whose blob file is gone */
+    MINIDBX_PROBLEM_ORPHAN = 3,    /* a blob file without a record */
+    MINIDBX_PROBLEM_TEMP = 4,      /* a temp file left by a dead writer */
+    MINIDBX_PROBLEM_DANGLING = 5,  /* a name whose object is gone */
+    MINIDBX_PROBLEM_BADREF = 6     /* a reference count that is wrong */
+} minidbx_problem;
+
+typedef struct {
+    uint64_t objects_checked;
+    uint64_t bytes_checked;
+    uint64_t problems;   /* all problems found */
+    uint64_t repaired;   /* of those, fixed or removed (with REPAIR) */
+} minidbx_verify_report;
+
+/** Called once per problem: id may be NULL (a temp file), detail says
+ *  where; repaired is 1 if REPAIR fixed it. */
+typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidbx_id *id,
+                                   const char *detail, int repaired);
+
+/** Check one object (id) or the whole store (id NULL): re-hash every
+ *  object's bytes, look for records without bytes, blob files without
+ *  records, names without objects and stale temp files. With
+ *  MINIDBX_VERIFY_REPAIR, corrupt and missing objects are removed (with
+ *  the names that point at them), orphans and temp files deleted and
+ *  reference counts fixed. report and cb may be NULL. Returns 0 when it
+ *  ran (problems are in the report), or an error: ENOTFOUND (one id),
+ *  EREADONLY (repair on a read-only store), EIO. */
+MINIDBX_EXTERN int minidbx_verify(minidbx *db, const minidbx_id *id, unsigned flags,
+                                  minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
+
+typedef struct {
+    uint64_t objects_removed;
+    uint64_t bytes_removed;
+} minidbx_gc_report;
+
+/** Remove every object that no name points at and that was not put since
+ *  this gc began (a put of the same bytes racing gc keeps its object).
+ *  Only runs when called. report may be NULL. Errors: EREADONLY, EIO. */
+MINIDBX_EXTERN int minidbx_gc(minidbx *db, minidbx_gc_report *report);
+
+/** Figures about a store. */
+typedef struct {
+    uint64_t objects;
+    uint64_t bytes;           /* sum of object sizes */
+    uint64_t inline_objects;
+    uint64_t file_objects;
+    uint64_t names;
+    uint64_t inline_threshold;
+    char backend[16];         /* "local", "http", ... */
+    char location[1024];      /* the path or URL it was opened with */
+} minidbx_store_info;
+
+/** Fill *out. Errors: EIO, EUNSUPPORTED. */
+MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* MINIDBX_H */

@@ -1,0 +1,67 @@
+/*
+ * internal.h - what the library's files share. Nothing here is exported:
+ * the library is built with -fvisibility=hidden and only MINIDBX_EXTERN
+ * functions (all named minidbx_*) leave it.
+ */
+#ifndef MINIDBX_INTERNAL_H
+#define MINIDBX_INTERNAL_H
+
+#include <minidbx.h>
+#include <minidbx/sys/backend.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* --- errors (error.c) --------------------------------------------------- */
+
+/* Clear the calling thread's message: every public call starts with this so
+ * minidbx_errmsg never reports a stale failure. */
+void dbx_error_clear(void);
+
+/* Map an errno value to a MINIDBX_E* code, set the message to
+ * "<what>: strerror(err)" and return the code. */
+int dbx_error_errno(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Same for an LMDB return code (positive ones are errno values). */
+int dbx_error_lmdb(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* --- ids and hashing (id.c) ---------------------------------------------- */
+
+typedef struct dbx_hasher dbx_hasher;
+
+int dbx_hasher_new(dbx_hasher **out);
+int dbx_hasher_update(dbx_hasher *h, const void *data, size_t size);
+/* Finish into *out and reset the hasher so it can be used again. */
+int dbx_hasher_final(dbx_hasher *h, minidbx_id *out);
+void dbx_hasher_free(dbx_hasher *h);
+
+/* "3fa1c2d4…" : the first 12 hex digits and an ellipsis, for messages. */
+void dbx_id_short(const minidbx_id *id, char out[16]);
+
+/* --- files (fsutil.c) ----------------------------------------------------- */
+
+/* Write all of it, retrying short writes and EINTR. 0 or -errno. */
+int dbx_write_all(int fd, const void *data, size_t size);
+/* Read up to size bytes, retrying short reads and EINTR, stopping at EOF.
+ * Returns the bytes read or -errno. */
+ssize_t dbx_read_full(int fd, void *buf, size_t size);
+/* pread variant of dbx_read_full. */
+ssize_t dbx_pread_full(int fd, void *buf, size_t size, uint64_t offset);
+/* fsync a directory so that an entry created or renamed in it is durable. */
+int dbx_fsync_dir(const char *path);
+/* mkdir that accepts an existing directory; *created tells which. -errno. */
+int dbx_mkdir(const char *path, bool *created);
+/* mkdir -p. 0 or -errno. */
+int dbx_mkdir_p(const char *path);
+/* out = dir/name; -ENAMETOOLONG if it does not fit. */
+int dbx_path_join(char *out, size_t out_size, const char *dir, const char *name);
+/* Wall-clock time in ns since the epoch. */
+int64_t dbx_now_ns(void);
+
+/* --- the local backend (local.c) ----------------------------------------- */
+
+int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts);
+
+#endif

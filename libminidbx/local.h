@@ -1,0 +1,107 @@
+/*
+ * local.h - the local store's internals, shared by local.c (objects, names,
+ * batches) and local_check.c (verify, gc). Not installed.
+ *
+ * On disk:
+ *   STORE/meta.lmdb[-lock]  LMDB: "objects" id -> record (+ inline bytes),
+ *                           "names" name -> name_value, "refs" id -> names
+ *                           (dupsort), "info" format, threshold, counters
+ *   STORE/blobs/ab/cd/<hex> objects over the inline threshold
+ *   STORE/tmp/<pid>-<n>.tmp writes in flight (flock'ed by their writer)
+ *   STORE/lock              flock: shared while a blob is renamed into
+ *                           place and committed, exclusive while blobs are
+ *                           unlinked (delete, gc, repair)
+ *
+ * The invariant a crash must not break: a record exists only if its bytes
+ * are on disk and right. Hence blob file fsync -> rename -> dir fsync ->
+ * metadata commit for puts, and metadata commit -> unlink for deletes.
+ */
+#ifndef MINIDBX_LOCAL_H
+#define MINIDBX_LOCAL_H
+
+#include "internal.h"
+
+#include <lmdb.h>
+#include <pthread.h>
+
+#define RECORD_VERSION 1
+#define RECORD_HEADER_BYTES 40
+#define RECORD_INLINE 0x1u
+
+/* The record that precedes an object's inline bytes (host byte order). */
+typedef struct {
+    uint8_t version;
+    uint8_t flags;
+    uint8_t pad[6];
+    uint64_t size;
+    int64_t created_ns;
+    uint64_t reserved[2];
+} record_header;
+
+/* What a name points at. */
+typedef struct {
+    minidbx_id id;
+    uint64_t size;
+    int64_t mtime_ns;
+} name_value;
+
+typedef struct local_batch local_batch;
+
+typedef struct local_store {
+    minidbx_backend base;
+    char *root;
+    char *lock_path;
+    MDB_env *env;
+    MDB_dbi objects, names, refs, info;
+    size_t inline_threshold;
+    bool sync;
+    bool readonly;
+
+    /* Reset read transactions waiting to be renewed: MDB_NOTLS lets any
+     * thread renew one, which saves a malloc and a reader-slot search per
+     * get. */
+    pthread_mutex_t pool_lock;
+    MDB_txn *pool[64];
+    int pool_count;
+
+    local_batch *batch; /* set and cleared only by the owning thread */
+} local_store;
+
+/* A read transaction: the thread's own batch transaction if it has one
+ * (so a batch sees its own puts), else one from the pool. */
+typedef struct {
+    MDB_txn *txn;
+    bool borrowed;
+} read_txn;
+
+int local_read_begin(local_store *s, read_txn *rt);
+void local_read_end(local_store *s, read_txn *rt);
+
+/* Write transactions: the thread's batch, or a new one committed at end. */
+int local_write_begin(local_store *s, MDB_txn **txn, bool *in_batch);
+int local_write_end(local_store *s, MDB_txn *txn, bool in_batch, int rc);
+bool local_in_batch(local_store *s);
+
+/* The store flock (see above). Returns an fd to pass to unlock, or a code. */
+int local_lock(local_store *s, bool exclusive);
+void local_unlock(int fd);
+
+/* How many names point at id. */
+int local_count_refs(local_store *s, MDB_txn *txn, const minidbx_id *id, uint64_t *out);
+/* Decode a record; ECORRUPT if it is malformed. */
+int local_record_parse(const MDB_val *v, const minidbx_id *id, record_header *out);
+/* STORE/blobs/ab/cd/<hex>, into out[PATH_MAX]. */
+void local_blob_path(const local_store *s, const minidbx_id *id, char *out);
+/* Remove a record, its names and refs, and adjust the counters. */
+int local_remove_object(local_store *s, MDB_txn *txn, const minidbx_id *id, const record_header *h);
+/* Add to the byte and inline-object counters in "info". */
+int local_stats_add(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_objects);
+/* Remove temp files of writers that died; count what was (or would be) removed. */
+int local_sweep_tmp(local_store *s, bool remove, minidbx_problem_cb cb, void *ctx,
+                    minidbx_verify_report *report);
+
+int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
+                 minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
+int local_gc(minidbx_backend *be, minidbx_gc_report *report);
+
+#endif

@@ -1,0 +1,486 @@
+/*
+ * local_check.c - verify and gc for the local store. Both look first and
+ * change afterwards: the look (hashing every byte) runs without locks, the
+ * change re-checks each finding under the exclusive store lock and one
+ * write transaction, so a concurrent put is never mistaken for an orphan.
+ */
+#include "local.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define HASH_CHUNK_BYTES (1u << 20)
+
+typedef struct {
+    minidbx_problem kind;
+    bool has_id;
+    minidbx_id id;
+    char *detail; /* a path or a name */
+    bool repaired;
+} problem;
+
+typedef struct {
+    problem *items;
+    size_t count, capacity;
+} problem_list;
+
+static int add_problem(problem_list *l, minidbx_problem kind, const minidbx_id *id, const char *detail)
+{
+    if (l->count == l->capacity) {
+        size_t cap = l->capacity ? l->capacity * 2 : 16;
+        problem *p = realloc(l->items, cap * sizeof *p);
+        if (!p)
+            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        l->items = p;
+        l->capacity = cap;
+    }
+    problem *p = &l->items[l->count];
+    memset(p, 0, sizeof *p);
+    p->kind = kind;
+    p->has_id = id != NULL;
+    if (id)
+        p->id = *id;
+    if (!(p->detail = strdup(detail ? detail : "")))
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    l->count++;
+    return 0;
+}
+
+static void free_problems(problem_list *l)
+{
+    for (size_t i = 0; i < l->count; i++)
+        free(l->items[i].detail);
+    free(l->items);
+}
+
+/* --- looking ---------------------------------------------------------------- */
+
+/* Hash a blob file and compare; fills *kind with the problem or 0. */
+static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char *buf,
+                      dbx_hasher *h, minidbx_problem *kind, uint64_t *bytes)
+{
+    char path[PATH_MAX];
+    minidbx_id got;
+    uint64_t total = 0;
+    local_blob_path(s, id, path);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        *kind = errno == ENOENT ? MINIDBX_PROBLEM_MISSING : MINIDBX_PROBLEM_CORRUPT;
+        return 0;
+    }
+    for (;;) {
+        ssize_t n = dbx_read_full(fd, buf, HASH_CHUNK_BYTES);
+        if (n < 0) {
+            close(fd);
+            return dbx_error_errno((int)-n, "read %s", path);
+        }
+        if (n == 0)
+            break;
+        dbx_hasher_update(h, buf, (size_t)n);
+        total += (uint64_t)n;
+    }
+    close(fd);
+    int rc = dbx_hasher_final(h, &got);
+    if (rc < 0)
+        return rc;
+    *bytes += total;
+    *kind = (total != size || !minidbx_id_equal(&got, id)) ? MINIDBX_PROBLEM_CORRUPT : 0;
+    return 0;
+}
+
+static int check_record(local_store *s, const MDB_val *k, const MDB_val *v, char *buf, dbx_hasher *h,
+                        problem_list *found, minidbx_verify_report *report)
+{
+    minidbx_id id, got;
+    record_header rh;
+    minidbx_problem kind = 0;
+    int rc;
+    if (k->mv_size != MINIDBX_ID_SIZE)
+        return 0; /* not an id: cannot be named or repaired by id */
+    memcpy(id.bytes, k->mv_data, MINIDBX_ID_SIZE);
+    report->objects_checked++;
+    if (local_record_parse(v, &id, &rh) < 0) {
+        kind = MINIDBX_PROBLEM_CORRUPT;
+    } else if (rh.flags & RECORD_INLINE) {
+        if ((rc = minidbx_id_of(&got, (char *)v->mv_data + RECORD_HEADER_BYTES, (size_t)rh.size)) < 0)
+            return rc;
+        report->bytes_checked += rh.size;
+        if (!minidbx_id_equal(&got, &id))
+            kind = MINIDBX_PROBLEM_CORRUPT;
+    } else if ((rc = check_blob(s, &id, rh.size, buf, h, &kind, &report->bytes_checked)) < 0) {
+        return rc;
+    }
+    if (!kind)
+        return 0;
+    char path[PATH_MAX];
+    local_blob_path(s, &id, path);
+    return add_problem(found, kind, &id, (rh.flags & RECORD_INLINE) ? "inline" : path);
+}
+
+/* Check one object, or all of them when id is NULL. */
+static int check_objects(local_store *s, MDB_txn *txn, const minidbx_id *id, problem_list *found,
+                         minidbx_verify_report *report)
+{
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    dbx_hasher *h = NULL;
+    char *buf = malloc(HASH_CHUNK_BYTES), sid[16];
+    int rc = buf ? dbx_hasher_new(&h) : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    if (rc < 0)
+        goto out;
+    if (id) {
+        k.mv_size = MINIDBX_ID_SIZE;
+        k.mv_data = (void *)id->bytes;
+        int lrc = mdb_get(txn, s->objects, &k, &v);
+        if (lrc == MDB_NOTFOUND) {
+            dbx_id_short(id, sid);
+            rc = minidbx_error_set(MINIDBX_ENOTFOUND, "object %s: not found", sid);
+        } else {
+            rc = lrc ? dbx_error_lmdb(lrc, "%s: verify", s->root) : check_record(s, &k, &v, buf, h, found, report);
+        }
+        goto out;
+    }
+    int lrc = mdb_cursor_open(txn, s->objects, &c);
+    for (lrc = lrc ? lrc : mdb_cursor_get(c, &k, &v, MDB_FIRST); lrc == 0 && rc == 0;
+         lrc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        rc = check_record(s, &k, &v, buf, h, found, report);
+    if (rc == 0 && lrc != MDB_NOTFOUND)
+        rc = dbx_error_lmdb(lrc, "%s: verify", s->root);
+out:
+    mdb_cursor_close(c);
+    dbx_hasher_free(h);
+    free(buf);
+    return rc;
+}
+
+/* Every name must point at an object and have its refs entry, and every
+ * refs entry must belong to a name that points back. */
+static int check_names(local_store *s, MDB_txn *txn, problem_list *found)
+{
+    MDB_cursor *names = NULL, *refs = NULL;
+    MDB_val k, v;
+    char name[MINIDBX_NAME_MAX + 1];
+    int rc = 0, lrc = mdb_cursor_open(txn, s->names, &names);
+    if (lrc == 0)
+        lrc = mdb_cursor_open(txn, s->refs, &refs);
+    for (lrc = lrc ? lrc : mdb_cursor_get(names, &k, &v, MDB_FIRST); lrc == 0 && rc == 0;
+         lrc = mdb_cursor_get(names, &k, &v, MDB_NEXT)) {
+        name_value nv;
+        if (v.mv_size != sizeof nv || k.mv_size > MINIDBX_NAME_MAX)
+            continue;
+        memcpy(&nv, v.mv_data, sizeof nv);
+        memcpy(name, k.mv_data, k.mv_size);
+        name[k.mv_size] = '\0';
+        MDB_val ok = { MINIDBX_ID_SIZE, nv.id.bytes }, ov, rk = ok, rv = k;
+        if (mdb_get(txn, s->objects, &ok, &ov) == MDB_NOTFOUND)
+            rc = add_problem(found, MINIDBX_PROBLEM_DANGLING, &nv.id, name);
+        else if (mdb_cursor_get(refs, &rk, &rv, MDB_GET_BOTH) != 0)
+            rc = add_problem(found, MINIDBX_PROBLEM_BADREF, &nv.id, name);
+    }
+    if (rc == 0 && lrc != MDB_NOTFOUND)
+        rc = dbx_error_lmdb(lrc, "%s: verify names", s->root);
+    /* The other direction: refs entries without their name. */
+    for (lrc = rc ? MDB_NOTFOUND : mdb_cursor_get(refs, &k, &v, MDB_FIRST); lrc == 0 && rc == 0;
+         lrc = mdb_cursor_get(refs, &k, &v, MDB_NEXT)) {
+        minidbx_id id;
+        name_value nv;
+        MDB_val nk = v, nval;
+        if (k.mv_size != MINIDBX_ID_SIZE || v.mv_size > MINIDBX_NAME_MAX)
+            continue;
+        memcpy(id.bytes, k.mv_data, MINIDBX_ID_SIZE);
+        memcpy(name, v.mv_data, v.mv_size);
+        name[v.mv_size] = '\0';
+        bool ok = mdb_get(txn, s->names, &nk, &nval) == 0 && nval.mv_size == sizeof nv;
+        if (ok) {
+            memcpy(&nv, nval.mv_data, sizeof nv);
+            ok = minidbx_id_equal(&nv.id, &id);
+        }
+        if (!ok)
+            rc = add_problem(found, MINIDBX_PROBLEM_BADREF, &id, name);
+    }
+    if (rc == 0 && lrc != MDB_NOTFOUND)
+        rc = dbx_error_lmdb(lrc, "%s: verify refs", s->root);
+    mdb_cursor_close(names);
+    mdb_cursor_close(refs);
+    return rc;
+}
+
+/* A blob file is wanted if a file record for its id exists. */
+static bool blob_wanted(local_store *s, MDB_txn *txn, const char *file_name, minidbx_id *id)
+{
+    MDB_val k, v;
+    record_header h;
+    if (minidbx_id_parse(id, file_name) < 0)
+        return false;
+    k.mv_size = MINIDBX_ID_SIZE;
+    k.mv_data = id->bytes;
+    if (mdb_get(txn, s->objects, &k, &v) != 0 || local_record_parse(&v, id, &h) < 0)
+        return false;
+    return !(h.flags & RECORD_INLINE);
+}
+
+typedef int (*orphan_fn)(void *ctx, const char *path, const minidbx_id *id_or_null);
+
+/* Walk STORE/blobs/xx/yy/ * and call fn for each file no record wants. */
+static int walk_orphans(local_store *s, MDB_txn *txn, orphan_fn fn, void *ctx)
+{
+    char top[PATH_MAX], mid[PATH_MAX], leaf[PATH_MAX], path[PATH_MAX];
+    int rc = 0;
+    snprintf(top, sizeof top, "%s/blobs", s->root);
+    DIR *d1 = opendir(top);
+    if (!d1)
+        return errno == ENOENT ? 0 : dbx_error_errno(errno, "opendir %s", top);
+    struct dirent *e1, *e2, *e3;
+    while (rc == 0 && (e1 = readdir(d1)) != NULL) {
+        if (e1->d_name[0] == '.')
+            continue;
+        DIR *d2 = dbx_path_join(mid, sizeof mid, top, e1->d_name) < 0 ? NULL : opendir(mid);
+        if (!d2)
+            continue;
+        while (rc == 0 && (e2 = readdir(d2)) != NULL) {
+            if (e2->d_name[0] == '.')
+                continue;
+            DIR *d3 = dbx_path_join(leaf, sizeof leaf, mid, e2->d_name) < 0 ? NULL : opendir(leaf);
+            if (!d3)
+                continue;
+            while (rc == 0 && (e3 = readdir(d3)) != NULL) {
+                minidbx_id id;
+                if (e3->d_name[0] == '.' && (!e3->d_name[1] || (e3->d_name[1] == '.' && !e3->d_name[2])))
+                    continue;
+                if (blob_wanted(s, txn, e3->d_name, &id))
+                    continue;
+                if (dbx_path_join(path, sizeof path, leaf, e3->d_name) < 0)
+                    continue;
+                rc = fn(ctx, path, minidbx_id_parse(&id, e3->d_name) == 0 ? &id : NULL);
+            }
+            closedir(d3);
+        }
+        closedir(d2);
+    }
+    closedir(d1);
+    return rc;
+}
+
+static int collect_orphan(void *ctx, const char *path, const minidbx_id *id)
+{
+    return add_problem(ctx, MINIDBX_PROBLEM_ORPHAN, id, path);
+}
+
+static int unlink_orphan(void *ctx, const char *path, const minidbx_id *id)
+{
+    (void)id;
+    if (unlink(path) == 0)
+        ++*(uint64_t *)ctx;
+    return 0;
+}
+
+/* --- repairing ------------------------------------------------------------------ */
+
+static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_after)
+{
+    MDB_val k = { MINIDBX_ID_SIZE, p->id.bytes }, v, nk, nv;
+    record_header h;
+    int lrc;
+    *unlink_after = false;
+    switch (p->kind) {
+    case MINIDBX_PROBLEM_CORRUPT:
+    case MINIDBX_PROBLEM_MISSING:
+        lrc = mdb_get(txn, s->objects, &k, &v);
+        if (lrc == MDB_NOTFOUND)
+            return 0;
+        if (lrc)
+            return dbx_error_lmdb(lrc, "%s: repair", s->root);
+        if (local_record_parse(&v, &p->id, &h) < 0) /* unreadable: remove as if inline */
+            memset(&h, 0, sizeof h);
+        *unlink_after = !(h.flags & RECORD_INLINE);
+        return local_remove_object(s, txn, &p->id, &h);
+    case MINIDBX_PROBLEM_DANGLING:
+        nk.mv_size = strlen(p->detail);
+        nk.mv_data = p->detail;
+        lrc = mdb_del(txn, s->names, &nk, NULL);
+        if (lrc == 0 || lrc == MDB_NOTFOUND)
+            lrc = mdb_del(txn, s->refs, &k, &nk);
+        return lrc && lrc != MDB_NOTFOUND ? dbx_error_lmdb(lrc, "%s: repair", s->root) : 0;
+    case MINIDBX_PROBLEM_BADREF:
+        nk.mv_size = strlen(p->detail);
+        nk.mv_data = p->detail;
+        /* Make refs agree with the name table, which is authoritative. */
+        lrc = mdb_del(txn, s->refs, &k, &nk);
+        if (lrc && lrc != MDB_NOTFOUND)
+            return dbx_error_lmdb(lrc, "%s: repair", s->root);
+        if (mdb_get(txn, s->names, &nk, &nv) == 0 && nv.mv_size == sizeof(name_value) &&
+            memcmp(nv.mv_data, p->id.bytes, MINIDBX_ID_SIZE) == 0) {
+            lrc = mdb_put(txn, s->refs, &k, &nk, MDB_NODUPDATA);
+            if (lrc && lrc != MDB_KEYEXIST)
+                return dbx_error_lmdb(lrc, "%s: repair", s->root);
+        }
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+/* Under the exclusive lock: fix records in one transaction, then unlink the
+ * files (records first, as delete does). Orphans are re-checked in the
+ * transaction: a put may have committed since we looked. */
+static int repair(local_store *s, problem_list *found)
+{
+    MDB_txn *txn;
+    int lock_fd = local_lock(s, true);
+    if (lock_fd < 0)
+        return lock_fd;
+    int rc = 0, lrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (lrc) {
+        local_unlock(lock_fd);
+        return dbx_error_lmdb(lrc, "%s: repair", s->root);
+    }
+    bool *unlink_after = calloc(found->count ? found->count : 1, sizeof *unlink_after);
+    if (!unlink_after)
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    for (size_t i = 0; rc == 0 && i < found->count; i++) {
+        problem *p = &found->items[i];
+        if (p->kind == MINIDBX_PROBLEM_ORPHAN) {
+            minidbx_id id;
+            const char *base = strrchr(p->detail, '/');
+            unlink_after[i] = !blob_wanted(s, txn, base ? base + 1 : p->detail, &id);
+        } else {
+            rc = repair_one(s, txn, p, &unlink_after[i]);
+        }
+    }
+    if (rc == 0 && (lrc = mdb_txn_commit(txn)) != 0)
+        rc = dbx_error_lmdb(lrc, "%s: repair commit", s->root);
+    else if (rc < 0)
+        mdb_txn_abort(txn);
+    for (size_t i = 0; rc == 0 && i < found->count; i++) {
+        problem *p = &found->items[i];
+        p->repaired = p->kind == MINIDBX_PROBLEM_ORPHAN ? false : true;
+        if (!unlink_after[i])
+            continue;
+        char path[PATH_MAX];
+        if (p->kind == MINIDBX_PROBLEM_ORPHAN)
+            snprintf(path, sizeof path, "%s", p->detail);
+        else
+            local_blob_path(s, &p->id, path);
+        if (unlink(path) == 0 || errno == ENOENT)
+            p->repaired = true;
+    }
+    free(unlink_after);
+    local_unlock(lock_fd);
+    return rc;
+}
+
+int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags, minidbx_verify_report *report,
+                 minidbx_problem_cb cb, void *ctx)
+{
+    local_store *s = (local_store *)be;
+    problem_list found = { 0 };
+    read_txn rt;
+    bool fix = flags & MINIDBX_VERIFY_REPAIR;
+    if (fix && local_in_batch(s))
+        return minidbx_error_set(MINIDBX_ESTATE, "verify --repair: not inside a batch");
+    int rc = local_read_begin(s, &rt);
+    if (rc < 0)
+        return rc;
+    rc = check_objects(s, rt.txn, id, &found, report);
+    if (rc == 0 && !id)
+        rc = check_names(s, rt.txn, &found);
+    if (rc == 0 && !id)
+        rc = walk_orphans(s, rt.txn, collect_orphan, &found);
+    local_read_end(s, &rt);
+    if (rc == 0 && fix && found.count)
+        rc = repair(s, &found);
+    for (size_t i = 0; rc == 0 && i < found.count; i++) {
+        problem *p = &found.items[i];
+        report->problems++;
+        report->repaired += p->repaired;
+        if (cb)
+            cb(ctx, p->kind, p->has_id ? &p->id : NULL, p->detail, p->repaired);
+    }
+    if (rc == 0 && !id && !s->readonly)
+        rc = local_sweep_tmp(s, fix, cb, ctx, report);
+    free_problems(&found);
+    return rc;
+}
+
+/* --- gc ---------------------------------------------------------------------------- */
+
+/* One write transaction removes every unnamed object. Puts check for their
+ * object inside their own write transaction, so each one is ordered before
+ * gc (and its object may go, like any unnamed object) or after it (and it
+ * stores the object again): a put never returns success for bytes gc then
+ * removes. Name an object in the same batch as its put to keep it. */
+int local_gc(minidbx_backend *be, minidbx_gc_report *report)
+{
+    local_store *s = (local_store *)be;
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    MDB_val k, v;
+    problem_list doomed = { 0 };
+    if (local_in_batch(s))
+        return minidbx_error_set(MINIDBX_ESTATE, "gc: not inside a batch");
+    int lock_fd = local_lock(s, true);
+    if (lock_fd < 0)
+        return lock_fd;
+    int rc = 0, lrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (lrc) {
+        local_unlock(lock_fd);
+        return dbx_error_lmdb(lrc, "%s: gc", s->root);
+    }
+    lrc = mdb_cursor_open(txn, s->objects, &c);
+    for (lrc = lrc ? lrc : mdb_cursor_get(c, &k, &v, MDB_FIRST); lrc == 0 && rc == 0;
+         lrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        minidbx_id id;
+        record_header h;
+        uint64_t refs;
+        if (k.mv_size != MINIDBX_ID_SIZE)
+            continue;
+        memcpy(id.bytes, k.mv_data, MINIDBX_ID_SIZE);
+        if ((rc = local_record_parse(&v, &id, &h)) < 0 || (rc = local_count_refs(s, txn, &id, &refs)) < 0)
+            break;
+        if (refs == 0 && (rc = add_problem(&doomed, (h.flags & RECORD_INLINE) ? 0 : 1, &id, "")) == 0) {
+            report->objects_removed++;
+            report->bytes_removed += h.size;
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc == 0 && lrc != MDB_NOTFOUND)
+        rc = dbx_error_lmdb(lrc, "%s: gc", s->root);
+    for (size_t i = 0; rc == 0 && i < doomed.count; i++) {
+        MDB_val key = { MINIDBX_ID_SIZE, doomed.items[i].id.bytes }, val;
+        record_header h;
+        if ((lrc = mdb_get(txn, s->objects, &key, &val)) != 0)
+            rc = dbx_error_lmdb(lrc, "%s: gc", s->root);
+        else if ((rc = local_record_parse(&val, &doomed.items[i].id, &h)) == 0)
+            rc = local_remove_object(s, txn, &doomed.items[i].id, &h);
+    }
+    if (rc == 0 && (lrc = mdb_txn_commit(txn)) != 0)
+        rc = dbx_error_lmdb(lrc, "%s: gc commit", s->root);
+    else if (rc < 0)
+        mdb_txn_abort(txn);
+    /* Files after the commit; then blobs no record wants (left by deletes
+     * inside batches or by crashes), safe to judge under the exclusive lock. */
+    for (size_t i = 0; rc == 0 && i < doomed.count; i++) {
+        char path[PATH_MAX];
+        if (doomed.items[i].kind == 0)
+            continue;
+        local_blob_path(s, &doomed.items[i].id, path);
+        unlink(path);
+    }
+    if (rc == 0) {
+        read_txn rt;
+        uint64_t orphans = 0;
+        if ((rc = local_read_begin(s, &rt)) == 0) {
+            rc = walk_orphans(s, rt.txn, unlink_orphan, &orphans);
+            local_read_end(s, &rt);
+        }
+    }
+    free_problems(&doomed);
+    local_unlock(lock_fd);
+    return rc;
+}

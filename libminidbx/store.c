@@ -1,0 +1,830 @@
+/*
+ * store.c - the public API. Every call checks its arguments, refuses writes
+ * on a read-only handle, computes ids and verifies bytes read back, then
+ * dispatches to the backend table, so that no backend repeats that work.
+ */
+#include "internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+struct minidbx {
+    minidbx_backend *be;
+    minidbx_options opts;
+    bool verify;   /* hash bytes on read */
+    bool readonly;
+};
+
+struct minidbx_writer {
+    minidbx *db;
+    minidbx_backend_writer *bw;
+    dbx_hasher *hasher;
+    uint64_t written;
+    int error; /* sticky: after a failed write only abort is useful */
+};
+
+struct minidbx_reader {
+    minidbx *db;
+    minidbx_backend_reader *br;
+    dbx_hasher *hasher; /* NULL when the handle does not verify */
+    minidbx_id id;
+    bool at_end;
+};
+
+/* Streams move data in chunks this size: big enough for full-speed I/O,
+ * small enough that 1 GiB goes through in a few MiB of memory. */
+#define CHUNK_BYTES (1u << 20)
+
+/* --- argument checks shared by every call -------------------------------- */
+
+#define CHECK_DB(db)                                                          \
+    do {                                                                      \
+        dbx_error_clear();                                                    \
+        if (!(db))                                                            \
+            return minidbx_error_set(MINIDBX_EINVAL, "NULL store handle");    \
+    } while (0)
+
+#define NEED_METHOD(db, method, what)                                         \
+    do {                                                                      \
+        if (!(db)->be->method)                                                \
+            return minidbx_error_set(MINIDBX_EUNSUPPORTED,                    \
+                                     "%s: not supported by the %s store",     \
+                                     what, (db)->be->name);                   \
+    } while (0)
+
+static int check_writable(const minidbx *db, const char *what)
+{
+    if (db->readonly)
+        return minidbx_error_set(MINIDBX_EREADONLY, "%s: store opened read-only", what);
+    return 0;
+}
+
+static int check_id(const minidbx_id *id)
+{
+    return id ? 0 : minidbx_error_set(MINIDBX_EINVAL, "NULL id");
+}
+
+static int check_size(const minidbx *db, uint64_t size)
+{
+    uint64_t max = db->opts.max_object_size;
+    if (max && size > max)
+        return minidbx_error_set(MINIDBX_ETOOBIG, "object of %llu bytes is over the limit of %llu",
+                                 (unsigned long long)size, (unsigned long long)max);
+    return 0;
+}
+
+/* --- names ----------------------------------------------------------------- */
+
+/* Length of the UTF-8 sequence starting at s, or 0 if it is not valid
+ * (overlong forms, surrogates and code points past U+10FFFF included). */
+static size_t utf8_sequence(const unsigned char *s)
+{
+    if (s[0] < 0x80)
+        return 1;
+    size_t len = (s[0] & 0xe0) == 0xc0 ? 2 : (s[0] & 0xf0) == 0xe0 ? 3 : (s[0] & 0xf8) == 0xf0 ? 4 : 0;
+    if (len == 0 || s[0] == 0xc0 || s[0] == 0xc1 || s[0] > 0xf4)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xc0) != 0x80)
+            return 0;
+    if ((s[0] == 0xe0 && s[1] < 0xa0) || (s[0] == 0xed && s[1] > 0x9f) ||
+        (s[0] == 0xf0 && s[1] < 0x90) || (s[0] == 0xf4 && s[1] > 0x8f))
+        return 0;
+    return len;
+}
+
+static bool segment_ok(const char *seg, size_t len)
+{
+    if (len == 0)
+        return false;
+    if (len == 1 && seg[0] == '.')
+        return false;
+    if (len == 2 && seg[0] == '.' && seg[1] == '.')
+        return false;
+    return true;
+}
+
+int minidbx_name_valid(const char *name)
+{
+    if (!name || name[0] == '\0' || name[0] == '/')
+        return 0;
+    size_t len = strnlen(name, MINIDBX_NAME_MAX + 1);
+    if (len > MINIDBX_NAME_MAX)
+        return 0;
+    const char *seg = name;
+    for (size_t i = 0; i < len;) {
+        unsigned char c = (unsigned char)name[i];
+        if (c < 0x20 || c == 0x7f)
+            return 0;
+        size_t n = utf8_sequence((const unsigned char *)name + i);
+        if (n == 0 || i + n > len)
+            return 0;
+        if (c == '/') {
+            if (!segment_ok(seg, (size_t)(name + i - seg)))
+                return 0;
+            seg = name + i + 1;
+        }
+        i += n;
+    }
+    return segment_ok(seg, (size_t)(name + len - seg));
+}
+
+static int check_name(const char *name)
+{
+    if (!minidbx_name_valid(name))
+        return minidbx_error_set(MINIDBX_EINVAL,
+                                 "invalid name: names are 1..%d bytes of UTF-8, relative, "
+                                 "without empty, '.' or '..' segments or control characters",
+                                 MINIDBX_NAME_MAX);
+    return 0;
+}
+
+/* --- schemes ---------------------------------------------------------------- */
+
+#define MAX_SCHEMES 16
+#define SCHEME_MAX 31
+
+static struct {
+    char scheme[SCHEME_MAX + 1];
+    minidbx_backend_open_fn open_fn;
+} schemes[MAX_SCHEMES];
+static pthread_mutex_t schemes_lock = PTHREAD_MUTEX_INITIALIZER;
+
+int minidbx_register_scheme(const char *scheme, minidbx_backend_open_fn open_fn)
+{
+    dbx_error_clear();
+    if (!scheme || !open_fn || !scheme[0] || strlen(scheme) > SCHEME_MAX)
+        return minidbx_error_set(MINIDBX_EINVAL, "register_scheme: bad scheme or NULL function");
+    int rc = minidbx_error_set(MINIDBX_ENOMEM, "register_scheme: table of %d schemes is full",
+                               MAX_SCHEMES);
+    pthread_mutex_lock(&schemes_lock);
+    for (int i = 0; i < MAX_SCHEMES; i++) {
+        if (schemes[i].open_fn && strcmp(schemes[i].scheme, scheme) != 0)
+            continue;
+        strcpy(schemes[i].scheme, scheme);
+        schemes[i].open_fn = open_fn;
+        rc = 0;
+        break;
+    }
+    pthread_mutex_unlock(&schemes_lock);
+    if (rc == 0)
+        dbx_error_clear();
+    return rc;
+}
+
+static minidbx_backend_open_fn find_scheme(const char *scheme, size_t len)
+{
+    minidbx_backend_open_fn fn = NULL;
+    pthread_mutex_lock(&schemes_lock);
+    for (int i = 0; i < MAX_SCHEMES && schemes[i].open_fn; i++)
+        if (strlen(schemes[i].scheme) == len && memcmp(schemes[i].scheme, scheme, len) == 0)
+            fn = schemes[i].open_fn;
+    pthread_mutex_unlock(&schemes_lock);
+    return fn;
+}
+
+/* --- open / close ------------------------------------------------------------ */
+
+static int normalize_options(minidbx_options *out, const minidbx_options *in)
+{
+    static const minidbx_options defaults = MINIDBX_OPTIONS_INIT;
+    *out = defaults;
+    if (!in)
+        return 0;
+    if (in->version != MINIDBX_OPTIONS_VERSION)
+        return minidbx_error_set(MINIDBX_EINVAL, "options: unknown version %u (use MINIDBX_OPTIONS_INIT)",
+                                 in->version);
+    *out = *in;
+    if (out->durability != MINIDBX_SYNC_FULL && out->durability != MINIDBX_SYNC_NONE)
+        return minidbx_error_set(MINIDBX_EINVAL, "options: unknown durability %d", (int)out->durability);
+    return 0;
+}
+
+static int open_location(minidbx_backend **be, const char *location, const minidbx_options *opts)
+{
+    const char *sep = strstr(location, "://");
+    if (!sep)
+        return dbx_local_open(be, location, opts);
+    size_t len = (size_t)(sep - location);
+    if (len == 4 && memcmp(location, "file", 4) == 0)
+        return dbx_local_open(be, sep + 3, opts);
+    minidbx_backend_open_fn fn = find_scheme(location, len);
+    if (!fn)
+        return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%.*s://: no such store type in this build",
+                                 (int)len, location);
+    *be = NULL;
+    int rc = fn(be, location, opts);
+    if (rc == 0 && (!*be || (*be)->version < 1))
+        rc = minidbx_error_set(MINIDBX_EINVAL, "%.*s:// backend returned no valid table",
+                               (int)len, location);
+    return rc;
+}
+
+static int wrap_backend(minidbx **out, minidbx_backend *be, const minidbx_options *opts)
+{
+    minidbx *db = calloc(1, sizeof *db);
+    if (!db) {
+        be->free(be);
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    }
+    db->be = be;
+    db->opts = *opts;
+    db->verify = !(opts->flags & MINIDBX_OPEN_NO_VERIFY);
+    db->readonly = (opts->flags & MINIDBX_OPEN_READONLY) != 0;
+    *out = db;
+    return 0;
+}
+
+int minidbx_open(minidbx **out, const char *location, const minidbx_options *opts)
+{
+    minidbx_options o;
+    minidbx_backend *be = NULL;
+    int rc;
+
+    dbx_error_clear();
+    if (!out)
+        return minidbx_error_set(MINIDBX_EINVAL, "open: NULL out");
+    *out = NULL;
+    if (!location || !location[0])
+        return minidbx_error_set(MINIDBX_EINVAL, "open: empty location");
+    if ((rc = normalize_options(&o, opts)) < 0)
+        return rc;
+    if ((rc = open_location(&be, location, &o)) < 0)
+        return rc;
+    return wrap_backend(out, be, &o);
+}
+
+int minidbx_open_backend(minidbx **out, minidbx_backend *be, const minidbx_options *opts)
+{
+    minidbx_options o;
+    int rc;
+
+    dbx_error_clear();
+    if (!out || !be)
+        return minidbx_error_set(MINIDBX_EINVAL, "open_backend: NULL argument");
+    *out = NULL;
+    if (be->version < 1 || !be->free)
+        return minidbx_error_set(MINIDBX_EINVAL, "open_backend: bad table (version or free missing)");
+    if ((rc = normalize_options(&o, opts)) < 0) {
+        be->free(be);
+        return rc;
+    }
+    return wrap_backend(out, be, &o);
+}
+
+void minidbx_close(minidbx *db)
+{
+    if (!db)
+        return;
+    db->be->free(db->be);
+    free(db);
+}
+
+void minidbx_free(void *p)
+{
+    free(p);
+}
+
+/* --- whole-buffer object calls ---------------------------------------------- */
+
+static int verify_bytes(const minidbx_id *id, const void *data, size_t size)
+{
+    minidbx_id got;
+    int rc = minidbx_id_of(&got, data, size);
+    if (rc < 0)
+        return rc;
+    if (!minidbx_id_equal(&got, id)) {
+        char want_hex[16], got_hex[16];
+        dbx_id_short(id, want_hex);
+        dbx_id_short(&got, got_hex);
+        return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s",
+                                 want_hex, got_hex);
+    }
+    return 0;
+}
+
+static int put_via_writer(minidbx *db, const void *data, size_t size, minidbx_id *id)
+{
+    minidbx_writer *w;
+    int rc = minidbx_writer_open(db, &w);
+    if (rc < 0)
+        return rc;
+    if ((rc = minidbx_writer_write(w, data, size)) < 0) {
+        minidbx_writer_abort(w);
+        return rc;
+    }
+    return minidbx_writer_commit(w, id);
+}
+
+int minidbx_put(minidbx *db, const void *data, size_t size, minidbx_id *out_id)
+{
+    minidbx_id id;
+    int rc;
+
+    CHECK_DB(db);
+    if (!data && size)
+        return minidbx_error_set(MINIDBX_EINVAL, "put: NULL data");
+    if ((rc = check_writable(db, "put")) < 0 || (rc = check_size(db, size)) < 0)
+        return rc;
+    if (!db->be->put)
+        rc = put_via_writer(db, data, size, &id);
+    else if ((rc = minidbx_id_of(&id, data, size)) == 0)
+        rc = db->be->put(db->be, &id, data, size);
+    if (rc == 0 && out_id)
+        *out_id = id;
+    return rc;
+}
+
+static int get_via_reader(minidbx *db, const minidbx_id *id, void **out_data, size_t *out_size)
+{
+    minidbx_backend_reader *r;
+    uint64_t size;
+    int rc = db->be->reader_open(db->be, id, &r, &size);
+    if (rc < 0)
+        return rc;
+    char *buf = size < SIZE_MAX ? malloc(size ? (size_t)size : 1) : NULL;
+    size_t done = 0, n = 1;
+    if (!buf)
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "get: cannot allocate %llu bytes", (unsigned long long)size);
+    while (rc == 0 && n > 0 && done < size)
+        if ((rc = r->read(r, buf + done, (size_t)size - done, &n)) == 0)
+            done += n;
+    if (rc == 0 && done != size)
+        rc = minidbx_error_set(MINIDBX_ECORRUPT, "get: object is shorter than its recorded size");
+    r->close(r);
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *out_data = buf;
+    *out_size = done;
+    return 0;
+}
+
+int minidbx_get(minidbx *db, const minidbx_id *id, void **out_data, size_t *out_size)
+{
+    void *data = NULL;
+    size_t size = 0;
+    int rc;
+
+    CHECK_DB(db);
+    if ((rc = check_id(id)) < 0)
+        return rc;
+    if (!out_data || !out_size)
+        return minidbx_error_set(MINIDBX_EINVAL, "get: NULL output");
+    if (db->be->get)
+        rc = db->be->get(db->be, id, &data, &size);
+    else if (db->be->reader_open)
+        rc = get_via_reader(db, id, &data, &size);
+    else
+        NEED_METHOD(db, get, "get");
+    if (rc == 0 && db->verify)
+        rc = verify_bytes(id, data, size);
+    if (rc < 0) {
+        free(data);
+        return rc;
+    }
+    *out_data = data;
+    *out_size = size;
+    return 0;
+}
+
+int minidbx_exists(minidbx *db, const minidbx_id *id)
+{
+    int rc;
+    CHECK_DB(db);
+    if ((rc = check_id(id)) < 0)
+        return rc;
+    NEED_METHOD(db, exists, "exists");
+    return db->be->exists(db->be, id);
+}
+
+int minidbx_missing(minidbx *db, const minidbx_id *ids, size_t count, minidbx_id *out_missing,
+                    size_t *out_count)
+{
+    CHECK_DB(db);
+    if ((count && (!ids || !out_missing)) || !out_count)
+        return minidbx_error_set(MINIDBX_EINVAL, "missing: NULL argument");
+    if (db->be->missing)
+        return db->be->missing(db->be, ids, count, out_missing, out_count);
+    NEED_METHOD(db, exists, "missing");
+    size_t n = 0;
+    for (size_t i = 0; i < count; i++) {
+        minidbx_id id = ids[i]; /* out_missing may alias ids */
+        int rc = db->be->exists(db->be, &id);
+        if (rc < 0)
+            return rc;
+        if (rc == 0)
+            out_missing[n++] = id;
+    }
+    *out_count = n;
+    return 0;
+}
+
+int minidbx_delete_ex(minidbx *db, const minidbx_id *id, unsigned flags)
+{
+    int rc;
+    CHECK_DB(db);
+    if ((rc = check_id(id)) < 0 || (rc = check_writable(db, "delete")) < 0)
+        return rc;
+    if (flags & ~MINIDBX_DELETE_CASCADE)
+        return minidbx_error_set(MINIDBX_EINVAL, "delete: unknown flags 0x%x", flags);
+    NEED_METHOD(db, del, "delete");
+    return db->be->del(db->be, id, flags);
+}
+
+int minidbx_delete(minidbx *db, const minidbx_id *id)
+{
+    return minidbx_delete_ex(db, id, 0);
+}
+
+int minidbx_stat(minidbx *db, const minidbx_id *id, minidbx_object_info *out)
+{
+    int rc;
+    CHECK_DB(db);
+    if ((rc = check_id(id)) < 0)
+        return rc;
+    if (!out)
+        return minidbx_error_set(MINIDBX_EINVAL, "stat: NULL output");
+    NEED_METHOD(db, stat, "stat");
+    return db->be->stat(db->be, id, out);
+}
+
+int minidbx_list(minidbx *db, const minidbx_id *after, minidbx_object_info *out, size_t capacity,
+                 size_t *out_count)
+{
+    CHECK_DB(db);
+    if ((capacity && !out) || !out_count)
+        return minidbx_error_set(MINIDBX_EINVAL, "list: NULL output");
+    NEED_METHOD(db, list, "list");
+    return db->be->list(db->be, after, out, capacity, out_count);
+}
+
+/* --- writers ------------------------------------------------------------------ */
+
+int minidbx_writer_open(minidbx *db, minidbx_writer **out)
+{
+    int rc;
+    CHECK_DB(db);
+    if (!out)
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_open: NULL out");
+    *out = NULL;
+    if ((rc = check_writable(db, "put")) < 0)
+        return rc;
+    NEED_METHOD(db, writer_open, "writer");
+    minidbx_writer *w = calloc(1, sizeof *w);
+    if (!w)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    w->db = db;
+    if ((rc = dbx_hasher_new(&w->hasher)) < 0 || (rc = db->be->writer_open(db->be, &w->bw)) < 0) {
+        dbx_hasher_free(w->hasher);
+        free(w);
+        return rc;
+    }
+    *out = w;
+    return 0;
+}
+
+int minidbx_writer_write(minidbx_writer *w, const void *data, size_t size)
+{
+    dbx_error_clear();
+    if (!w || (!data && size))
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_write: NULL argument");
+    if (w->error)
+        return minidbx_error_set(w->error, "writer_write: the writer failed earlier (%s)",
+                                 minidbx_strerror(w->error));
+    int rc = check_size(w->db, w->written + size);
+    if (rc == 0)
+        rc = dbx_hasher_update(w->hasher, data, size);
+    if (rc == 0)
+        rc = w->bw->write(w->bw, data, size);
+    if (rc < 0)
+        w->error = rc;
+    else
+        w->written += size;
+    return rc;
+}
+
+static void writer_free(minidbx_writer *w)
+{
+    dbx_hasher_free(w->hasher);
+    free(w);
+}
+
+int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+{
+    minidbx_id id;
+    int rc;
+
+    dbx_error_clear();
+    if (!w)
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
+    if (w->error) {
+        rc = minidbx_error_set(w->error, "writer_commit: the writer failed earlier (%s)",
+                               minidbx_strerror(w->error));
+        w->bw->abort(w->bw);
+    } else if ((rc = dbx_hasher_final(w->hasher, &id)) < 0) {
+        w->bw->abort(w->bw);
+    } else {
+        rc = w->bw->commit(w->bw, &id);
+    }
+    writer_free(w);
+    if (rc == 0 && out_id)
+        *out_id = id;
+    return rc;
+}
+
+void minidbx_writer_abort(minidbx_writer *w)
+{
+    if (!w)
+        return;
+    w->bw->abort(w->bw);
+    writer_free(w);
+}
+
+/* --- readers ------------------------------------------------------------------ */
+
+int minidbx_reader_open(minidbx *db, const minidbx_id *id, minidbx_reader **out, uint64_t *out_size)
+{
+    uint64_t size = 0;
+    int rc;
+
+    CHECK_DB(db);
+    if ((rc = check_id(id)) < 0)
+        return rc;
+    if (!out)
+        return minidbx_error_set(MINIDBX_EINVAL, "reader_open: NULL out");
+    *out = NULL;
+    NEED_METHOD(db, reader_open, "reader");
+    minidbx_reader *r = calloc(1, sizeof *r);
+    if (!r)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    r->db = db;
+    r->id = *id;
+    if ((db->verify && (rc = dbx_hasher_new(&r->hasher)) < 0) ||
+        (rc = db->be->reader_open(db->be, id, &r->br, &size)) < 0) {
+        dbx_hasher_free(r->hasher);
+        free(r);
+        return rc;
+    }
+    if (out_size)
+        *out_size = size;
+    *out = r;
+    return 0;
+}
+
+static int reader_check_end(minidbx_reader *r)
+{
+    minidbx_id got;
+    int rc;
+    if (!r->hasher)
+        return 0;
+    if ((rc = dbx_hasher_final(r->hasher, &got)) < 0)
+        return rc;
+    if (!minidbx_id_equal(&got, &r->id)) {
+        char want_hex[16], got_hex[16];
+        dbx_id_short(&r->id, want_hex);
+        dbx_id_short(&got, got_hex);
+        return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s",
+                                 want_hex, got_hex);
+    }
+    return 0;
+}
+
+int minidbx_reader_read(minidbx_reader *r, void *buf, size_t capacity, size_t *out_read)
+{
+    size_t n = 0;
+    int rc;
+
+    dbx_error_clear();
+    if (!r || !out_read || (!buf && capacity))
+        return minidbx_error_set(MINIDBX_EINVAL, "reader_read: NULL argument");
+    *out_read = 0;
+    if (r->at_end)
+        return 0;
+    if (capacity == 0)
+        return 0;
+    if ((rc = r->br->read(r->br, buf, capacity, &n)) < 0)
+        return rc;
+    if (n == 0) {
+        /* The end: only now do we know whether every byte was right. */
+        if ((rc = reader_check_end(r)) < 0)
+            return rc;
+        r->at_end = true;
+        return 0;
+    }
+    if (r->hasher && (rc = dbx_hasher_update(r->hasher, buf, n)) < 0)
+        return rc;
+    *out_read = n;
+    return 0;
+}
+
+int minidbx_reader_fd(minidbx_reader *r, int *out_fd, uint64_t *out_offset)
+{
+    dbx_error_clear();
+    if (!r || !out_fd || !out_offset)
+        return minidbx_error_set(MINIDBX_EINVAL, "reader_fd: NULL argument");
+    if (!r->br->fd)
+        return minidbx_error_set(MINIDBX_EUNSUPPORTED, "reader_fd: this object has no file");
+    return r->br->fd(r->br, out_fd, out_offset);
+}
+
+void minidbx_reader_close(minidbx_reader *r)
+{
+    if (!r)
+        return;
+    r->br->close(r->br);
+    dbx_hasher_free(r->hasher);
+    free(r);
+}
+
+/* --- file descriptors --------------------------------------------------------- */
+
+int minidbx_put_fd(minidbx *db, int fd, minidbx_id *out_id)
+{
+    minidbx_writer *w = NULL;
+    char *buf = NULL;
+    int rc;
+
+    CHECK_DB(db);
+    if (fd < 0)
+        return minidbx_error_set(MINIDBX_EINVAL, "put_fd: bad file descriptor");
+    if (!(buf = malloc(CHUNK_BYTES)))
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    if ((rc = minidbx_writer_open(db, &w)) < 0)
+        goto out;
+    for (;;) {
+        ssize_t n = dbx_read_full(fd, buf, CHUNK_BYTES);
+        if (n < 0) {
+            rc = dbx_error_errno((int)-n, "put_fd: read");
+            goto out;
+        }
+        if (n == 0)
+            break;
+        if ((rc = minidbx_writer_write(w, buf, (size_t)n)) < 0)
+            goto out;
+    }
+    rc = minidbx_writer_commit(w, out_id);
+    w = NULL;
+out:
+    minidbx_writer_abort(w);
+    free(buf);
+    return rc;
+}
+
+int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd)
+{
+    minidbx_reader *r = NULL;
+    char *buf = NULL;
+    int rc;
+
+    CHECK_DB(db);
+    if (fd < 0)
+        return minidbx_error_set(MINIDBX_EINVAL, "get_fd: bad file descriptor");
+    if ((rc = minidbx_reader_open(db, id, &r, NULL)) < 0)
+        return rc;
+    if (!(buf = malloc(CHUNK_BYTES))) {
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        goto out;
+    }
+    for (;;) {
+        size_t n;
+        if ((rc = minidbx_reader_read(r, buf, CHUNK_BYTES, &n)) < 0 || n == 0)
+            break;
+        int err = dbx_write_all(fd, buf, n);
+        if (err < 0) {
+            rc = dbx_error_errno(-err, "get_fd: write");
+            break;
+        }
+    }
+out:
+    minidbx_reader_close(r);
+    free(buf);
+    return rc;
+}
+
+/* --- batches --------------------------------------------------------------------- */
+
+int minidbx_batch_begin(minidbx *db)
+{
+    int rc;
+    CHECK_DB(db);
+    if ((rc = check_writable(db, "batch")) < 0)
+        return rc;
+    NEED_METHOD(db, batch_begin, "batch");
+    return db->be->batch_begin(db->be);
+}
+
+int minidbx_batch_commit(minidbx *db)
+{
+    CHECK_DB(db);
+    NEED_METHOD(db, batch_commit, "batch");
+    return db->be->batch_commit(db->be);
+}
+
+int minidbx_batch_abort(minidbx *db)
+{
+    CHECK_DB(db);
+    NEED_METHOD(db, batch_abort, "batch");
+    return db->be->batch_abort(db->be);
+}
+
+/* --- names ------------------------------------------------------------------------ */
+
+int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id)
+{
+    int rc;
+    CHECK_DB(db);
+    if ((rc = check_name(name)) < 0 || (rc = check_id(id)) < 0 ||
+        (rc = check_writable(db, "name set")) < 0)
+        return rc;
+    NEED_METHOD(db, name_set, "name set");
+    return db->be->name_set(db->be, name, id);
+}
+
+int minidbx_name_get(minidbx *db, const char *name, minidbx_name_info *out)
+{
+    int rc;
+    CHECK_DB(db);
+    if ((rc = check_name(name)) < 0)
+        return rc;
+    if (!out)
+        return minidbx_error_set(MINIDBX_EINVAL, "name get: NULL output");
+    NEED_METHOD(db, name_get, "name get");
+    return db->be->name_get(db->be, name, out);
+}
+
+int minidbx_name_delete(minidbx *db, const char *name)
+{
+    int rc;
+    CHECK_DB(db);
+    if ((rc = check_name(name)) < 0 || (rc = check_writable(db, "name delete")) < 0)
+        return rc;
+    NEED_METHOD(db, name_delete, "name delete");
+    return db->be->name_delete(db->be, name);
+}
+
+int minidbx_name_list(minidbx *db, const char *prefix, const char *after, minidbx_name_info *out,
+                      size_t capacity, size_t *out_count)
+{
+    CHECK_DB(db);
+    if ((capacity && !out) || !out_count)
+        return minidbx_error_set(MINIDBX_EINVAL, "name list: NULL output");
+    if ((prefix && strlen(prefix) > MINIDBX_NAME_MAX) || (after && strlen(after) > MINIDBX_NAME_MAX))
+        return minidbx_error_set(MINIDBX_EINVAL, "name list: prefix or cursor longer than %d bytes",
+                                 MINIDBX_NAME_MAX);
+    NEED_METHOD(db, name_list, "name list");
+    return db->be->name_list(db->be, prefix ? prefix : "", after, out, capacity, out_count);
+}
+
+/* --- verify, gc, info ------------------------------------------------------------- */
+
+int minidbx_verify(minidbx *db, const minidbx_id *id, unsigned flags, minidbx_verify_report *report,
+                   minidbx_problem_cb cb, void *ctx)
+{
+    minidbx_verify_report local_report;
+    int rc;
+
+    CHECK_DB(db);
+    if (flags & ~MINIDBX_VERIFY_REPAIR)
+        return minidbx_error_set(MINIDBX_EINVAL, "verify: unknown flags 0x%x", flags);
+    if ((flags & MINIDBX_VERIFY_REPAIR) && (rc = check_writable(db, "verify --repair")) < 0)
+        return rc;
+    NEED_METHOD(db, verify, "verify");
+    memset(&local_report, 0, sizeof local_report);
+    rc = db->be->verify(db->be, id, flags, &local_report, cb, ctx);
+    if (report)
+        *report = local_report;
+    return rc;
+}
+
+int minidbx_gc(minidbx *db, minidbx_gc_report *report)
+{
+    minidbx_gc_report local_report;
+    int rc;
+
+    CHECK_DB(db);
+    if ((rc = check_writable(db, "gc")) < 0)
+        return rc;
+    NEED_METHOD(db, gc, "gc");
+    memset(&local_report, 0, sizeof local_report);
+    rc = db->be->gc(db->be, &local_report);
+    if (report)
+        *report = local_report;
+    return rc;
+}
+
+int minidbx_info(minidbx *db, minidbx_store_info *out)
+{
+    CHECK_DB(db);
+    if (!out)
+        return minidbx_error_set(MINIDBX_EINVAL, "info: NULL output");
+    memset(out, 0, sizeof *out);
+    snprintf(out->backend, sizeof out->backend, "%s", db->be->name ? db->be->name : "?");
+    NEED_METHOD(db, info, "info");
+    return db->be->info(db->be, out);
+}
