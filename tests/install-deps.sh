@@ -1,0 +1,16 @@
+#!/bin/sh
+# Install the Debian packages minidbx needs to build and test, if missing.
+# Needs root (or sudo) only when something is missing.
+set -u
+pkgs="gcc libc6-dev meson ninja-build pkg-config python3 binutils git
+      liblmdb-dev libssl-dev libcjson-dev check libsqlite3-dev"
+missing=""
+for p in $pkgs; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+echo "installing:$missing"
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo=sudo
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null

@@ -1,0 +1,79 @@
+#!/bin/sh
+# Install what is missing, build from scratch, and run the whole suite twice:
+# a normal build and an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# Ends with one summary line ("N passed, M failed, K skipped") and exits
+# non-zero if anything failed. Usage: sh tests/run-all.sh [--torture]
+#   --torture   5,000 SIGKILL rounds in the crash test instead of 200
+set -u
+cd "$(dirname "$0")/.." || exit 2
+top=$(pwd)
+
+crash_rounds=200
+for arg in "$@"; do
+    case $arg in
+    --torture) crash_rounds=5000 ;;
+    *) echo "usage: sh tests/run-all.sh [--torture]" >&2; exit 2 ;;
+    esac
+done
+
+sh tests/install-deps.sh || { echo "0 passed, 1 failed (dependencies could not be installed)"; exit 1; }
+
+jobs=$(nproc 2>/dev/null || echo 2)
+status=0
+
+# build DIR [meson setup args...]: configure from scratch and compile.
+build() {
+    dir=$1; shift
+    rm -rf "$dir"
+    meson setup "$dir" -Dcrash_iterations="$crash_rounds" "$@" >"$dir.setup.log" 2>&1 ||
+        { cat "$dir.setup.log"; return 1; }
+    ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; return 1; }
+}
+
+# suite DIR LABEL: run meson's tests, keep the JSON log for the summary.
+suite() {
+    echo "== $2: meson test -C $1"
+    meson test -C "$1" --print-errorlogs --num-processes "$jobs" --timeout-multiplier "${3:-1}" ||
+        status=1
+}
+
+if build "$top/build-ci"; then
+    suite "$top/build-ci" "normal build"
+else
+    echo "normal build failed"; status=1
+fi
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+if build "$top/build-ci-asan" -Db_sanitize=address,undefined -Db_lundef=false \
+        -Dc_args=-fno-sanitize-recover=all -Dbuildtype=debug; then
+    suite "$top/build-ci-asan" "ASan+UBSan build" 3
+else
+    echo "sanitizer build failed"; status=1
+fi
+
+python3 - "$top/build-ci" "$top/build-ci-asan" <<'PY'
+import json, os, sys
+passed = failed = skipped = 0
+for d in sys.argv[1:]:
+    log = os.path.join(d, "meson-logs", "testlog.json")
+    if not os.path.exists(log):
+        failed += 1
+        print(f"missing test log: {log}")
+        continue
+    for line in open(log):
+        r = json.loads(line)
+        res = r.get("result")
+        if res in ("OK", "EXPECTEDFAIL"):
+            passed += 1
+        elif res == "SKIP":
+            skipped += 1
+            print(f"skipped: {os.path.basename(d)}: {r['name']}")
+        else:
+            failed += 1
+            print(f"FAILED: {os.path.basename(d)}: {r['name']} ({res})")
+print(f"{passed} passed, {failed} failed, {skipped} skipped")
+sys.exit(1 if failed else 0)
+PY
+summary=$?
+[ $status -eq 0 ] && [ $summary -eq 0 ]
