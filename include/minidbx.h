@@ -225,7 +225,8 @@ typedef struct {
     unsigned flags;       /* MINIDBX_OBJECT_* */
 } minidbx_object_info;
 
-/** Fill *out for one object. Errors: ENOTFOUND, EIO. Thread-safe. */
+/** Fill *out for one object (id may point into *out). Errors: ENOTFOUND,
+ *  EIO. Thread-safe. */
 MINIDBX_EXTERN int minidbx_stat(minidbx *db, const minidbx_id *id, minidbx_object_info *out);
 
 /** List objects in id order, starting after *after (NULL: from the first).

@@ -98,7 +98,7 @@ const char *minidbx_strerror(int code)
 {
     switch (code) {
     case MINIDBX_OK: return "success";
-    case MINIDBX_ENOTFOUND: return "object not found";
+    case MINIDBX_ENOTFOUND: return "not found";
     case MINIDBX_EEXISTS: return "already exists";
     case MINIDBX_EINVAL: return "invalid argument";
     case MINIDBX_ECORRUPT: return "data is corrupt";

@@ -64,4 +64,8 @@ int64_t dbx_now_ns(void);
 
 int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts);
 
+/* --- the http:// backend (http.c, when built with libcurl) ---------------- */
+
+int dbx_http_open(minidbx_backend **out, const char *url, const minidbx_options *opts);
+
 #endif

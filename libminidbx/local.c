@@ -784,12 +784,13 @@ int local_count_refs(local_store *s, MDB_txn *txn, const minidbx_id *id, uint64_
 static int fill_info(local_store *s, MDB_txn *txn, const minidbx_id *id, const record_header *h,
                      minidbx_object_info *out)
 {
+    minidbx_id copy = *id; /* id may point into *out */
     memset(out, 0, sizeof *out);
-    out->id = *id;
+    out->id = copy;
     out->size = h->size;
     out->created_ns = h->created_ns;
     out->flags = (h->flags & RECORD_INLINE) ? MINIDBX_OBJECT_INLINE : 0;
-    return local_count_refs(s, txn, id, &out->refs);
+    return local_count_refs(s, txn, &copy, &out->refs);
 }
 
 static int local_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info *out)
@@ -1299,20 +1300,48 @@ static int load_or_init_info(local_store *s, MDB_txn *txn, size_t want_threshold
     return 0;
 }
 
+/* Open the tables of an initialised store in a read transaction, so that
+ * opening never waits for a writer (a batch may hold the write lock for a
+ * while). 1 means the store still needs initialising. */
+static int open_existing(local_store *s)
+{
+    MDB_txn *txn;
+    MDB_val fk = { 6, "format" }, v;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return dbx_error_lmdb(rc, "%s: cannot begin a transaction", s->root);
+    rc = mdb_dbi_open(txn, "info", 0, &s->info);
+    if (rc == 0 && mdb_get(txn, s->info, &fk, &v) == MDB_NOTFOUND)
+        rc = MDB_NOTFOUND;
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return 1;
+    }
+    if (rc)
+        rc = dbx_error_lmdb(rc, "%s: opening tables", s->root);
+    else if ((rc = open_dbis(s, txn, 0)) == 0)
+        rc = load_or_init_info(s, txn, 0);
+    if (rc == 0 && (rc = mdb_txn_commit(txn)) != 0) /* commit keeps the table handles */
+        return dbx_error_lmdb(rc, "%s: opening tables", s->root);
+    if (rc < 0)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
 static int init_metadata(local_store *s, size_t want_threshold)
 {
     MDB_txn *txn;
-    int rc = mdb_txn_begin(s->env, NULL, s->readonly ? MDB_RDONLY : 0, &txn);
-    if (rc)
+    int rc = open_existing(s);
+    if (rc <= 0)
+        return rc;
+    if (s->readonly)
+        return minidbx_error_set(MINIDBX_ECORRUPT, "%s: store was never initialised", s->root);
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
         return dbx_error_lmdb(rc, "%s: cannot begin a transaction", s->root);
-    if ((rc = open_dbis(s, txn, s->readonly ? 0 : MDB_CREATE)) == 0)
+    if ((rc = open_dbis(s, txn, MDB_CREATE)) == 0)
         rc = load_or_init_info(s, txn, want_threshold);
-    if (rc < 0 || s->readonly) {
-        /* Handles opened in a read-only txn stay valid after it ends. */
-        if (s->readonly && rc == 0)
-            mdb_txn_commit(txn);
-        else
-            mdb_txn_abort(txn);
+    if (rc < 0) {
+        mdb_txn_abort(txn);
         return rc;
     }
     rc = mdb_txn_commit(txn);

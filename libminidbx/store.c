@@ -212,6 +212,15 @@ static int open_location(minidbx_backend **be, const char *location, const minid
     size_t len = (size_t)(sep - location);
     if (len == 4 && memcmp(location, "file", 4) == 0)
         return dbx_local_open(be, sep + 3, opts);
+    if ((len == 4 && memcmp(location, "http", 4) == 0) ||
+        (len == 5 && memcmp(location, "https", 5) == 0)) {
+#if MINIDBX_HAVE_HTTP_CLIENT
+        return dbx_http_open(be, location, opts);
+#else
+        return minidbx_error_set(MINIDBX_EUNSUPPORTED,
+                                 "%s: this build has no http:// client (libcurl was not found)", location);
+#endif
+    }
     minidbx_backend_open_fn fn = find_scheme(location, len);
     if (!fn)
         return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%.*s://: no such store type in this build",
@@ -267,8 +276,11 @@ int minidbx_open_backend(minidbx **out, minidbx_backend *be, const minidbx_optio
     if (!out || !be)
         return minidbx_error_set(MINIDBX_EINVAL, "open_backend: NULL argument");
     *out = NULL;
-    if (be->version < 1 || !be->free)
+    if (be->version < 1 || !be->free) {
+        if (be->free)
+            be->free(be);
         return minidbx_error_set(MINIDBX_EINVAL, "open_backend: bad table (version or free missing)");
+    }
     if ((rc = normalize_options(&o, opts)) < 0) {
         be->free(be);
         return rc;

@@ -1,0 +1,264 @@
+/* cmd_admin.c - commands on the store as a whole: init, verify, gc, info,
+ * version. */
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#ifndef MDBX_VERSION
+#define MDBX_VERSION MINIDBX_VERSION_STRING
+#endif
+
+enum { OPT_REPAIR = 0x300 };
+
+static int repair_option(void *ctx, int opt, const char *arg)
+{
+    (void)arg;
+    if (opt != OPT_REPAIR)
+        return CLI_EXIT_USAGE;
+    *(unsigned *)ctx |= MINIDBX_VERIFY_REPAIR;
+    return 0;
+}
+
+/* Commands without options or operands. */
+static int parse_no_arguments(struct cli *cli, int argc, char **argv)
+{
+    int first;
+    int rc = cli_parse_options(cli, argc, argv, NULL, NULL, NULL, NULL, &first);
+
+    if (rc != CLI_PARSE_CONTINUE)
+        return rc;
+    if (first != argc)
+        return cli_usage_error(cli, "unexpected argument '%s'", argv[first]);
+    return CLI_PARSE_CONTINUE;
+}
+
+/* ---- init --------------------------------------------------------------- */
+
+int cmd_init(struct cli *cli, int argc, char **argv)
+{
+    int rc = parse_no_arguments(cli, argc, argv);
+
+    if (rc != CLI_PARSE_CONTINUE)
+        return rc;
+    rc = cli_open_store(cli, CLI_OPEN_CREATE);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (cli->json) {
+        cJSON *obj = cli_json_object();
+        cJSON_AddStringToObject(obj, "location", cli->location);
+        cJSON_AddBoolToObject(obj, "created", cli->store_created);
+        cli_print_json(cli, obj);
+    } else if (!cli->quiet) {
+        cli_printf(cli, cli->store_created ? "created a store at %s\n"
+                                           : "a store already exists at %s\n",
+                   cli->location);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* ---- verify ------------------------------------------------------------- */
+
+struct verify_run {
+    struct cli *cli;
+    minidbx_verify_report total;
+};
+
+static const char *problem_name(minidbx_problem kind)
+{
+    switch (kind) {
+    case MINIDBX_PROBLEM_CORRUPT: return "corrupt";
+    case MINIDBX_PROBLEM_MISSING: return "missing";
+    case MINIDBX_PROBLEM_ORPHAN: return "orphan";
+    case MINIDBX_PROBLEM_TEMP: return "temp";
+    case MINIDBX_PROBLEM_DANGLING: return "dangling";
+    case MINIDBX_PROBLEM_BADREF: return "badref";
+    default: return "unknown";
+    }
+}
+
+static void print_problem(void *ctx, minidbx_problem kind, const minidbx_id *id,
+                          const char *detail, int repaired)
+{
+    struct verify_run *run = ctx;
+    char hex[MINIDBX_ID_HEX_SIZE] = "-";
+
+    if (run->cli->json) {
+        cJSON *obj = cli_json_object();
+        cJSON_AddStringToObject(obj, "problem", problem_name(kind));
+        if (id)
+            cli_json_add_id(obj, "id", id);
+        else
+            cJSON_AddNullToObject(obj, "id");
+        cJSON_AddStringToObject(obj, "detail", detail ? detail : "");
+        cJSON_AddBoolToObject(obj, "repaired", repaired);
+        cli_print_json(run->cli, obj);
+        return;
+    }
+    if (id)
+        minidbx_id_format(id, hex);
+    cli_printf(run->cli, "%s %s: %s%s\n", problem_name(kind), hex, detail ? detail : "",
+               repaired ? " (repaired)" : "");
+}
+
+static void add_report(minidbx_verify_report *total, const minidbx_verify_report *one)
+{
+    total->objects_checked += one->objects_checked;
+    total->bytes_checked += one->bytes_checked;
+    total->problems += one->problems;
+    total->repaired += one->repaired;
+}
+
+static int verify_one(struct verify_run *run, const char *arg, unsigned flags)
+{
+    minidbx_verify_report report = { 0 };
+    minidbx_id id;
+    int rc = arg ? cli_resolve(run->cli, arg, &id, NULL, 0) : CLI_EXIT_OK;
+    int code;
+
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    code = minidbx_verify(run->cli->db, arg ? &id : NULL, flags, &report, print_problem, run);
+    if (code != MINIDBX_OK)
+        return cli_fail(run->cli, arg, code, NULL);
+    add_report(&run->total, &report);
+    return CLI_EXIT_OK;
+}
+
+static void print_verify_summary(struct cli *cli, const minidbx_verify_report *r)
+{
+    if (cli->json) {
+        cJSON *obj = cli_json_object();
+        cli_json_add_u64(obj, "objects_checked", r->objects_checked);
+        cli_json_add_u64(obj, "bytes_checked", r->bytes_checked);
+        cli_json_add_u64(obj, "problems", r->problems);
+        cli_json_add_u64(obj, "repaired", r->repaired);
+        cli_print_json(cli, obj);
+        return;
+    }
+    cli_printf(cli, "checked %" PRIu64 " objects (%" PRIu64 " bytes): %" PRIu64
+                    " problems, %" PRIu64 " repaired\n",
+               r->objects_checked, r->bytes_checked, r->problems, r->repaired);
+}
+
+int cmd_verify(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "repair", no_argument, NULL, OPT_REPAIR },
+        { NULL, 0, NULL, 0 },
+    };
+    struct verify_run run = { cli, { 0, 0, 0, 0 } };
+    unsigned flags = 0;
+    int first, rc;
+
+    rc = cli_parse_options(cli, argc, argv, NULL, longopts, repair_option, &flags, &first);
+    if (rc != CLI_PARSE_CONTINUE)
+        return rc;
+    rc = cli_open_store(cli, flags & MINIDBX_VERIFY_REPAIR ? CLI_OPEN_WRITE : CLI_OPEN_READ);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    if (first == argc)
+        rc = verify_one(&run, NULL, flags);
+    for (int i = first; i < argc && !cli->stop; i++)
+        rc = cli_merge_status(rc, verify_one(&run, argv[i], flags));
+    if (!cli->stop)
+        print_verify_summary(cli, &run.total);
+    if (run.total.problems > run.total.repaired)
+        rc = cli_merge_status(rc, CLI_EXIT_CORRUPT);
+    return rc;
+}
+
+/* ---- gc ----------------------------------------------------------------- */
+
+int cmd_gc(struct cli *cli, int argc, char **argv)
+{
+    minidbx_gc_report report = { 0, 0 };
+    int rc = parse_no_arguments(cli, argc, argv);
+    int code;
+
+    if (rc != CLI_PARSE_CONTINUE)
+        return rc;
+    rc = cli_open_store(cli, CLI_OPEN_WRITE);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    code = minidbx_gc(cli->db, &report);
+    if (code != MINIDBX_OK)
+        return cli_fail(cli, NULL, code, NULL);
+    if (cli->json) {
+        cJSON *obj = cli_json_object();
+        cli_json_add_u64(obj, "objects_removed", report.objects_removed);
+        cli_json_add_u64(obj, "bytes_removed", report.bytes_removed);
+        cli_print_json(cli, obj);
+    } else {
+        cli_printf(cli, "removed %" PRIu64 " objects (%" PRIu64 " bytes)\n",
+                   report.objects_removed, report.bytes_removed);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* ---- info --------------------------------------------------------------- */
+
+static void print_info_json(struct cli *cli, const minidbx_store_info *info)
+{
+    cJSON *obj = cli_json_object();
+
+    cJSON_AddStringToObject(obj, "location", info->location);
+    cJSON_AddStringToObject(obj, "backend", info->backend);
+    cli_json_add_u64(obj, "objects", info->objects);
+    cli_json_add_u64(obj, "bytes", info->bytes);
+    cli_json_add_u64(obj, "inline_objects", info->inline_objects);
+    cli_json_add_u64(obj, "file_objects", info->file_objects);
+    cli_json_add_u64(obj, "names", info->names);
+    cli_json_add_u64(obj, "inline_threshold", info->inline_threshold);
+    cJSON_AddStringToObject(obj, "version", minidbx_version());
+    cli_print_json(cli, obj);
+}
+
+int cmd_info(struct cli *cli, int argc, char **argv)
+{
+    minidbx_store_info info;
+    int rc = parse_no_arguments(cli, argc, argv);
+    int code;
+
+    if (rc != CLI_PARSE_CONTINUE)
+        return rc;
+    rc = cli_open_store(cli, CLI_OPEN_READ);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    memset(&info, 0, sizeof info);
+    code = minidbx_info(cli->db, &info);
+    if (code != MINIDBX_OK)
+        return cli_fail(cli, NULL, code, NULL);
+    if (cli->json) {
+        print_info_json(cli, &info);
+        return CLI_EXIT_OK;
+    }
+    cli_printf(cli,
+               "location:         %s\nbackend:          %s\nobjects:          %" PRIu64
+               "\nbytes:            %" PRIu64 "\ninline objects:   %" PRIu64
+               "\nfile objects:     %" PRIu64 "\nnames:            %" PRIu64
+               "\ninline threshold: %" PRIu64 "\nversion:          %s\n",
+               info.location, info.backend, info.objects, info.bytes, info.inline_objects,
+               info.file_objects, info.names, info.inline_threshold, minidbx_version());
+    return CLI_EXIT_OK;
+}
+
+/* ---- version ------------------------------------------------------------ */
+
+int cmd_version(struct cli *cli, int argc, char **argv)
+{
+    int rc = parse_no_arguments(cli, argc, argv);
+
+    if (rc != CLI_PARSE_CONTINUE)
+        return rc;
+    if (cli->json) {
+        cJSON *obj = cli_json_object();
+        cJSON_AddStringToObject(obj, "mdbx", MDBX_VERSION);
+        cJSON_AddStringToObject(obj, "libminidbx", minidbx_version());
+        cli_print_json(cli, obj);
+    } else {
+        cli_printf(cli, "mdbx %s\nlibminidbx %s\n", MDBX_VERSION, minidbx_version());
+    }
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,279 @@
+/*
+ * serve.h - `mdbx serve`: an HTTP node over any store (libmicrohttpd).
+ *
+ * serve.c          options, the daemon, routing, limits, tokens, bodies,
+ *                  replies and the shared object responses
+ * serve_native.c   the /v1 API
+ * serve_go.c       the endpoints of the Go system this replaces
+ * serve_metrics.c  counters and GET /metrics (Prometheus text format)
+ *
+ * Handlers are thin: they parse what the URL and body say, call the public
+ * API and turn the result into a reply. Every id that comes from a URL,
+ * query or body goes through minidbx_id_parse before it is used.
+ */
+#ifndef MDBX_SERVE_H
+#define MDBX_SERVE_H
+
+#include "cli.h"
+
+#if MDBX_HAVE_SERVER
+
+#include <microhttpd.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+/* The entry in main.c's command table. */
+#define SERVE_COMMAND_ENTRY                                                      \
+    { "serve", NULL, cmd_serve,                                                  \
+      "[--listen ADDR:PORT] [--threads N] [--max-object-size SIZE] ...",         \
+      "serve the store over HTTP", SERVE_HELP },
+
+#define SERVE_HELP                                                               \
+    "  --listen ADDR:PORT          where to listen (default 127.0.0.1:8001;\n"   \
+    "                              port 0 picks a free one, printed on start)\n" \
+    "  --threads N                 worker threads (default 4)\n"                 \
+    "  --max-object-size SIZE      largest upload, e.g. 512M (default 1G);\n"   \
+    "                              larger bodies get 413 and store nothing\n"    \
+    "  --max-connections N         open connections in all (default 1000)\n"     \
+    "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
+    "  --rate-limit N              requests per second per client IP, with a\n"  \
+    "                              burst of N; over it: 429 (default 0: off)\n"  \
+    "  --read-token T              reads need 'Authorization: Bearer T'\n"       \
+    "  --write-token T             writes need it (the write token reads too)\n" \
+    "  --tls-cert FILE --tls-key FILE  serve HTTPS with this PEM pair\n"         \
+    "  --idle-timeout SECONDS      drop a connection silent this long (30)\n"    \
+    "  --header-timeout SECONDS    drop a connection whose request headers\n"    \
+    "                              take longer than this (slowloris; 10)\n"      \
+    "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
+    "                              flight may take to finish (10)\n"            \
+    "  --config FILE.json          the same settings as a JSON object, keys\n"   \
+    "                              named like the options (\"listen\", ...);\n"  \
+    "                              options given on the command line win\n"     \
+    "Routes: PUT /v1/objects[/ID], GET|HEAD|DELETE /v1/objects/ID, GET\n"        \
+    "/v1/objects?after=ID&limit=N, POST /v1/missing, PUT|GET|HEAD|DELETE\n"      \
+    "/v1/names/NAME, GET /v1/names?prefix=P&after=N&limit=N, GET /v1/info,\n"    \
+    "GET /health, GET /metrics, and the Go system's POST /upload, GET /retrieve?hash=ID,\n"  \
+    "POST /register, GET /get?hash=ID, GET /list. See mdbx(1).\n"
+
+int cmd_serve(struct cli *cli, int argc, char **argv);
+
+/* ---- configuration ----------------------------------------------------- */
+
+struct serve_config {
+    const char *listen;
+    unsigned threads;
+    uint64_t max_object_bytes;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned rate_limit_per_s;
+    const char *read_token;
+    const char *write_token;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    unsigned idle_timeout_s;
+    unsigned header_timeout_s;
+    unsigned drain_timeout_s;
+    const char *config_file;
+};
+
+/* ---- routes and metrics (serve_metrics.c) ------------------------------ */
+
+enum serve_route {
+    ROUTE_UNKNOWN,
+    ROUTE_OBJECT_PUT,
+    ROUTE_OBJECT_GET,
+    ROUTE_OBJECT_DELETE,
+    ROUTE_OBJECT_LIST,
+    ROUTE_MISSING,
+    ROUTE_NAME_PUT,
+    ROUTE_NAME_GET,
+    ROUTE_NAME_DELETE,
+    ROUTE_NAME_LIST,
+    ROUTE_INFO,
+    ROUTE_HEALTH,
+    ROUTE_METRICS,
+    ROUTE_GO_UPLOAD,
+    ROUTE_GO_RETRIEVE,
+    ROUTE_GO_REGISTER,
+    ROUTE_GO_GET,
+    ROUTE_GO_LIST,
+    ROUTE_COUNT
+};
+
+#define SERVE_STATUS_SLOTS 20
+#define SERVE_LATENCY_BUCKETS 14
+
+struct serve_metrics {
+    atomic_ullong requests[ROUTE_COUNT][SERVE_STATUS_SLOTS];
+    atomic_ullong latency[SERVE_LATENCY_BUCKETS + 1]; /* last: +Inf */
+    atomic_ullong latency_sum_us;
+    atomic_ullong bytes_in;
+    atomic_ullong bytes_out;
+    atomic_llong connections_open;
+    atomic_llong requests_in_flight;
+    atomic_ullong rate_limited;
+    atomic_ullong slow_clients_dropped;
+};
+
+struct serve_server;
+struct serve_request;
+
+/* Count a finished request: its route, status and time taken. */
+void serve_metrics_record(struct serve_metrics *m, enum serve_route route, unsigned status,
+                          int64_t elapsed_ns);
+
+/* ---- requests ------------------------------------------------------------ */
+
+/* What a route does with a request body. */
+enum serve_body {
+    BODY_NONE,      /* any body is refused (GET, HEAD, DELETE) */
+    BODY_OBJECT,    /* streamed into a writer: the object's bytes */
+    BODY_SMALL,     /* buffered, at most SERVE_SMALL_BODY_MAX bytes (JSON) */
+    BODY_MULTIPART  /* multipart/form-data: field "file" streamed into a writer */
+};
+
+#define SERVE_SMALL_BODY_MAX (8u << 20)
+
+/* Who may call a route. */
+enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE };
+
+typedef enum MHD_Result (*serve_handler_fn)(struct serve_request *req);
+
+struct serve_route_spec {
+    const char *method;   /* "GET" also matches HEAD */
+    const char *path;     /* exact path, or a prefix when it ends in '/' */
+    enum serve_route route;
+    enum serve_body body;
+    enum serve_access access;
+    serve_handler_fn handler;
+};
+
+/* The state of one request, from its headers to its completion. */
+struct serve_request {
+    struct serve_server *srv;
+    struct MHD_Connection *conn;
+    const struct serve_route_spec *spec;
+    const char *method;
+    const char *url;
+    const char *path_arg;   /* what follows a prefix route's path */
+    bool head;              /* a HEAD request */
+    bool replied;           /* a response is queued */
+    unsigned status;
+    int64_t start_ns;
+
+    uint64_t reply_bytes;   /* the body of the reply, for the metrics */
+
+    /* the body */
+    uint64_t body_bytes;
+    uint64_t object_bytes;  /* of those, object bytes (BODY_OBJECT, BODY_MULTIPART) */
+    unsigned body_status;   /* an HTTP status that ends the body early */
+    char body_error[160];   /* and why */
+    minidbx_writer *writer; /* BODY_OBJECT, BODY_MULTIPART */
+    void *hasher;           /* EVP_MD_CTX: the id of the object bytes */
+    minidbx_id want_id;     /* PUT /v1/objects/ID: the id they must hash to */
+    bool has_want;
+    bool file_seen;         /* BODY_MULTIPART: the "file" field came */
+    struct MHD_PostProcessor *post;
+    char *small;            /* BODY_SMALL, NUL-terminated */
+    size_t small_len;
+    size_t small_cap;
+};
+
+struct serve_server {
+    minidbx *db;
+    const struct serve_config *cfg;
+    struct serve_metrics metrics;
+    struct serve_limits *limits;   /* rate limiter, slow-client reaper */
+};
+
+/* ---- limits (serve_limits.c) -------------------------------------------- */
+
+/* Wall-clock time in ns. */
+int64_t serve_now_ns(void);
+/* Start and stop the rate table and the thread that drops slow clients.
+ * serve_limits_start returns 0 or an errno value. */
+int serve_limits_start(struct serve_server *srv);
+void serve_limits_stop(struct serve_server *srv);
+/* Take one request from the client's allowance; false: over the rate. */
+bool serve_rate_allow(struct serve_server *srv, struct MHD_Connection *conn);
+/* 0 when the request's bearer token is want (or also, if not NULL), else
+ * 401 (no token) or 403 (a wrong one). Compares in constant time. */
+unsigned serve_token_status(struct MHD_Connection *conn, const char *want, const char *also);
+/* MHD_OPTION_NOTIFY_CONNECTION: track connections for the header deadline. */
+void serve_on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                         enum MHD_ConnectionNotificationCode code);
+/* A request's headers are in / it is over (the connection waits again). */
+void serve_conn_request_started(struct serve_server *srv, struct MHD_Connection *conn);
+void serve_conn_request_done(struct serve_server *srv, struct MHD_Connection *conn);
+
+/* ---- replies (serve_reply.c) ----------------------------------------------------- */
+
+/* Queue response with status (adding the headers every reply has), count
+ * its bytes and destroy our reference. Returns what MHD_queue_response did. */
+enum MHD_Result serve_queue(struct serve_request *req, unsigned status, struct MHD_Response *resp);
+/* A text/plain reply. */
+enum MHD_Result serve_reply_text(struct serve_request *req, unsigned status, const char *text);
+/* Print json (and free it) as the body, with status. */
+enum MHD_Result serve_reply_json(struct serve_request *req, unsigned status, cJSON *json);
+/* {"error": "..."} with status. */
+enum MHD_Result serve_reply_error(struct serve_request *req, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* The reply for a failed library call: the status that fits code, and
+ * minidbx_errmsg as the error. Call it right after the failure. */
+enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const char *what);
+/* The HTTP status for a MINIDBX_E* code. */
+unsigned serve_status_for(int code);
+
+/* Parse an id from a URL or query strictly; on failure reply 400 and return
+ * false (the caller returns *result). */
+bool serve_parse_id(struct serve_request *req, const char *hex, minidbx_id *id,
+                    enum MHD_Result *result);
+/* A query argument, or NULL. */
+const char *serve_query(struct serve_request *req, const char *key);
+/* Parse the ?limit= argument: default when absent, 1..max; false after a 400. */
+bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t *out,
+                       enum MHD_Result *result);
+
+/* Reply with an object's bytes (GET) or its headers (HEAD): ETag,
+ * immutable caching, If-None-Match, a single Range, zero-copy for files. */
+enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *id);
+/* Commit the writer of an object body (an empty one when no bytes came);
+ * for PUT /v1/objects/ID only when the bytes hash to ID (else 422 and
+ * nothing is stored). On success *created says whether the object is new.
+ * Replies itself on failure and returns false with *result set. */
+bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *created,
+                         enum MHD_Result *result);
+
+/* JSON helpers. */
+void serve_json_add_u64(cJSON *obj, const char *key, uint64_t value);
+void serve_json_add_id(cJSON *obj, const char *key, const minidbx_id *id);
+cJSON *serve_json_object_info(const minidbx_object_info *info);
+cJSON *serve_json_name_info(const minidbx_name_info *info);
+
+/* ---- handlers ------------------------------------------------------------ */
+
+enum MHD_Result serve_object_put(struct serve_request *req);
+enum MHD_Result serve_object_get(struct serve_request *req);
+enum MHD_Result serve_object_delete(struct serve_request *req);
+enum MHD_Result serve_object_list(struct serve_request *req);
+enum MHD_Result serve_missing(struct serve_request *req);
+enum MHD_Result serve_name_put(struct serve_request *req);
+enum MHD_Result serve_name_get(struct serve_request *req);
+enum MHD_Result serve_name_delete(struct serve_request *req);
+enum MHD_Result serve_name_list(struct serve_request *req);
+enum MHD_Result serve_info(struct serve_request *req);
+enum MHD_Result serve_health(struct serve_request *req);
+enum MHD_Result serve_metrics_page(struct serve_request *req);
+
+enum MHD_Result serve_go_upload(struct serve_request *req);
+enum MHD_Result serve_go_retrieve(struct serve_request *req);
+enum MHD_Result serve_go_register(struct serve_request *req);
+enum MHD_Result serve_go_get(struct serve_request *req);
+enum MHD_Result serve_go_list(struct serve_request *req);
+
+#else /* !MDBX_HAVE_SERVER */
+
+#define SERVE_COMMAND_ENTRY
+
+#endif
+#endif /* MDBX_SERVE_H */

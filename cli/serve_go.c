@@ -1,0 +1,207 @@
+/* serve_go.c - the endpoints of the Go Mini-Dropbox, with the shapes its
+ * clients expect: POST /upload (multipart, field "file"), GET /retrieve,
+ * POST /register, GET /get, GET /list. Ids are our SHA-256 ids.
+ *
+ * The master's records ({"hash","name","size","replicas"}) are kept as
+ * small JSON objects in the store, each pointed at by the name
+ * "_go/register/<hash>", so they survive restarts and gc; the name the
+ * client gave also points at the object when the object is here. */
+#include "serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define RECORD_PREFIX "_go/register/"
+#define LIST_PAGE 256
+
+static enum MHD_Result go_reply(struct serve_request *req, unsigned status, bool success,
+                                const minidbx_id *hash, const char *message)
+{
+    cJSON *json = cJSON_CreateObject();
+    if (json) {
+        cJSON_AddBoolToObject(json, "success", success);
+        if (hash)
+            serve_json_add_id(json, "hash", hash);
+        cJSON_AddStringToObject(json, "message", message);
+    }
+    return serve_reply_json(req, status, json);
+}
+
+enum MHD_Result serve_go_upload(struct serve_request *req)
+{
+    enum MHD_Result result;
+    minidbx_id id;
+    bool created;
+
+    if (!req->file_seen)
+        return go_reply(req, MHD_HTTP_BAD_REQUEST, false, NULL,
+                        "no 'file' field in the multipart/form-data body");
+    if (!serve_commit_object(req, &id, &created, &result))
+        return result;
+    return go_reply(req, MHD_HTTP_OK, true, &id, "File uploaded successfully");
+}
+
+static bool hash_arg(struct serve_request *req, minidbx_id *id, enum MHD_Result *result)
+{
+    return serve_parse_id(req, serve_query(req, "hash"), id, result);
+}
+
+enum MHD_Result serve_go_retrieve(struct serve_request *req)
+{
+    enum MHD_Result result;
+    minidbx_id id;
+
+    if (!hash_arg(req, &id, &result))
+        return result;
+    return serve_send_object(req, &id);
+}
+
+static void record_name(const minidbx_id *hash, char out[sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE])
+{
+    memcpy(out, RECORD_PREFIX, sizeof RECORD_PREFIX - 1);
+    minidbx_id_format(hash, out + sizeof RECORD_PREFIX - 1);
+}
+
+/* The record in the body, checked and rebuilt with only its own fields;
+ * NULL after replying 400. */
+static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD_Result *result)
+{
+    cJSON *in = req->small ? cJSON_Parse(req->small) : NULL;
+    const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
+    const cJSON *size = cJSON_GetObjectItemCaseSensitive(in, "size");
+    const cJSON *replicas = cJSON_GetObjectItemCaseSensitive(in, "replicas");
+    const cJSON *item;
+    cJSON *record = NULL;
+
+    *result = MHD_YES;
+    if (!cJSON_IsObject(in) || !cJSON_IsString(name) || !minidbx_name_valid(name->valuestring) ||
+        !cJSON_IsNumber(size) || size->valuedouble < 0 || (replicas && !cJSON_IsArray(replicas)))
+        goto bad;
+    if (!serve_parse_id(req, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "hash")),
+                        hash, result))
+        goto out;
+    cJSON_ArrayForEach(item, replicas)
+    {
+        if (!cJSON_IsString(item))
+            goto bad;
+    }
+    if (!(record = cJSON_CreateObject()))
+        goto out;
+    serve_json_add_id(record, "hash", hash);
+    cJSON_AddStringToObject(record, "name", name->valuestring);
+    serve_json_add_u64(record, "size", (uint64_t)size->valuedouble);
+    cJSON_AddItemToObject(record, "replicas",
+                          replicas ? cJSON_Duplicate(replicas, 1) : cJSON_CreateArray());
+    goto out;
+bad:
+    *result = go_reply(req, MHD_HTTP_BAD_REQUEST, false, NULL,
+                       "expected JSON {\"hash\": ID, \"name\": NAME, \"size\": N, "
+                       "\"replicas\": [ADDR...]}");
+out:
+    cJSON_Delete(in);
+    return record;
+}
+
+static int store_record(minidbx *db, const minidbx_id *hash, const cJSON *record)
+{
+    char key[sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE];
+    char *text = cJSON_PrintUnformatted(record);
+    minidbx_id record_id;
+    int rc;
+
+    if (!text)
+        return MINIDBX_ENOMEM;
+    record_name(hash, key);
+    rc = minidbx_put(db, text, strlen(text), &record_id);
+    free(text);
+    if (rc == 0)
+        rc = minidbx_name_set(db, key, &record_id);
+    /* The client's name points at the object too, when it is here. */
+    if (rc == 0 && minidbx_exists(db, hash) == 1)
+        rc = minidbx_name_set(db, cJSON_GetStringValue(cJSON_GetObjectItem(record, "name")), hash);
+    return rc;
+}
+
+enum MHD_Result serve_go_register(struct serve_request *req)
+{
+    enum MHD_Result result;
+    minidbx_id hash;
+    cJSON *record = parse_record(req, &hash, &result);
+
+    if (!record)
+        return req->replied ? result : MHD_NO;
+    int rc = store_record(req->srv->db, &hash, record);
+    cJSON_Delete(record);
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "register");
+    return go_reply(req, MHD_HTTP_OK, true, &hash, "File registered successfully");
+}
+
+/* The record that key names, parsed; NULL with *rc on failure. */
+static cJSON *load_record(minidbx *db, const char *key, int *rc)
+{
+    minidbx_name_info info;
+    void *data = NULL;
+    size_t size = 0;
+    cJSON *record = NULL;
+
+    if ((*rc = minidbx_name_get(db, key, &info)) < 0 ||
+        (*rc = minidbx_get(db, &info.id, &data, &size)) < 0)
+        return NULL;
+    record = cJSON_ParseWithLength(data, size);
+    minidbx_free(data);
+    if (!record)
+        *rc = MINIDBX_ECORRUPT;
+    return record;
+}
+
+enum MHD_Result serve_go_get(struct serve_request *req)
+{
+    char key[sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE];
+    enum MHD_Result result;
+    minidbx_id hash;
+    int rc;
+
+    if (!hash_arg(req, &hash, &result))
+        return result;
+    record_name(&hash, key);
+    cJSON *record = load_record(req->srv->db, key, &rc);
+    if (!record)
+        return rc == MINIDBX_ENOTFOUND ? serve_reply_error(req, MHD_HTTP_NOT_FOUND, "file not found")
+                                       : serve_reply_failure(req, rc, "get");
+    return serve_reply_json(req, MHD_HTTP_OK, record);
+}
+
+/* Every record, as a JSON array, read a page of names at a time. */
+enum MHD_Result serve_go_list(struct serve_request *req)
+{
+    minidbx_name_info *page = malloc(LIST_PAGE * sizeof *page);
+    cJSON *array = cJSON_CreateArray();
+    char after[MINIDBX_NAME_MAX + 1] = "";
+    size_t count = LIST_PAGE;
+    int rc = 0;
+
+    if (!page || !array) {
+        free(page);
+        cJSON_Delete(array);
+        return MHD_NO;
+    }
+    while (rc == 0 && count == LIST_PAGE) {
+        rc = minidbx_name_list(req->srv->db, RECORD_PREFIX, after[0] ? after : NULL, page,
+                               LIST_PAGE, &count);
+        for (size_t i = 0; rc == 0 && i < count; i++) {
+            cJSON *record = load_record(req->srv->db, page[i].name, &rc);
+            if (record)
+                cJSON_AddItemToArray(array, record);
+        }
+        if (rc == 0 && count)
+            snprintf(after, sizeof after, "%s", page[count - 1].name);
+    }
+    free(page);
+    if (rc < 0) {
+        cJSON_Delete(array);
+        return serve_reply_failure(req, rc, "list");
+    }
+    return serve_reply_json(req, MHD_HTTP_OK, array);
+}

@@ -1,0 +1,147 @@
+/* serve_metrics.c - counters kept with atomics (no lock on the request
+ * path) and GET /metrics in the Prometheus text format. */
+#include "serve.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+static const char *const route_names[ROUTE_COUNT] = {
+    [ROUTE_UNKNOWN] = "unknown",
+    [ROUTE_OBJECT_PUT] = "object_put",
+    [ROUTE_OBJECT_GET] = "object_get",
+    [ROUTE_OBJECT_DELETE] = "object_delete",
+    [ROUTE_OBJECT_LIST] = "object_list",
+    [ROUTE_MISSING] = "missing",
+    [ROUTE_NAME_PUT] = "name_put",
+    [ROUTE_NAME_GET] = "name_get",
+    [ROUTE_NAME_DELETE] = "name_delete",
+    [ROUTE_NAME_LIST] = "name_list",
+    [ROUTE_INFO] = "info",
+    [ROUTE_HEALTH] = "health",
+    [ROUTE_METRICS] = "metrics",
+    [ROUTE_GO_UPLOAD] = "go_upload",
+    [ROUTE_GO_RETRIEVE] = "go_retrieve",
+    [ROUTE_GO_REGISTER] = "go_register",
+    [ROUTE_GO_GET] = "go_get",
+    [ROUTE_GO_LIST] = "go_list",
+};
+
+/* The statuses counted one by one; the last slot takes any other. 499:
+ * the client went away before a reply. */
+static const unsigned status_slots[SERVE_STATUS_SLOTS] = {
+    200, 201, 204, 206, 304, 400, 401, 403, 404, 405,
+    409, 413, 416, 422, 429, 499, 500, 501, 507, 0,
+};
+
+/* Upper bounds of the latency buckets, in microseconds. */
+static const unsigned latency_bounds_us[SERVE_LATENCY_BUCKETS] = {
+    100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000, 30000000,
+};
+
+void serve_metrics_record(struct serve_metrics *m, enum serve_route route, unsigned status,
+                          int64_t elapsed_ns)
+{
+    size_t slot = 0, bucket = 0;
+    uint64_t elapsed_us = elapsed_ns > 0 ? (uint64_t)elapsed_ns / 1000 : 0;
+
+    while (slot < SERVE_STATUS_SLOTS - 1 && status_slots[slot] != status)
+        slot++;
+    while (bucket < SERVE_LATENCY_BUCKETS && elapsed_us > latency_bounds_us[bucket])
+        bucket++;
+    atomic_fetch_add(&m->requests[route][slot], 1);
+    atomic_fetch_add(&m->latency[bucket], 1);
+    atomic_fetch_add(&m->latency_sum_us, elapsed_us);
+}
+
+static void print_requests(FILE *out, struct serve_metrics *m)
+{
+    fprintf(out, "# HELP minidbx_http_requests_total Requests by route and status.\n"
+                 "# TYPE minidbx_http_requests_total counter\n");
+    for (int r = 0; r < ROUTE_COUNT; r++) {
+        for (int s = 0; s < SERVE_STATUS_SLOTS; s++) {
+            unsigned long long n = atomic_load(&m->requests[r][s]);
+            if (!n)
+                continue;
+            if (status_slots[s])
+                fprintf(out, "minidbx_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
+                        route_names[r], status_slots[s], n);
+            else
+                fprintf(out, "minidbx_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
+                        route_names[r], n);
+        }
+    }
+}
+
+static void print_latency(FILE *out, struct serve_metrics *m)
+{
+    unsigned long long cumulative = 0;
+
+    fprintf(out, "# HELP minidbx_http_request_duration_seconds Time from headers to completion.\n"
+                 "# TYPE minidbx_http_request_duration_seconds histogram\n");
+    for (int b = 0; b < SERVE_LATENCY_BUCKETS; b++) {
+        cumulative += atomic_load(&m->latency[b]);
+        fprintf(out, "minidbx_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                latency_bounds_us[b] / 1e6, cumulative);
+    }
+    cumulative += atomic_load(&m->latency[SERVE_LATENCY_BUCKETS]);
+    fprintf(out, "minidbx_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cumulative);
+    fprintf(out, "minidbx_http_request_duration_seconds_sum %.6f\n",
+            atomic_load(&m->latency_sum_us) / 1e6);
+    fprintf(out, "minidbx_http_request_duration_seconds_count %llu\n", cumulative);
+}
+
+static void print_value(FILE *out, const char *name, const char *type, const char *help,
+                        long long value)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, value);
+}
+
+static void print_store(FILE *out, minidbx *db)
+{
+    minidbx_store_info info;
+    if (minidbx_info(db, &info) < 0)
+        return;
+    print_value(out, "minidbx_store_objects", "gauge", "Objects in the store.", (long long)info.objects);
+    print_value(out, "minidbx_store_bytes", "gauge", "Bytes of objects in the store.",
+                (long long)info.bytes);
+    print_value(out, "minidbx_store_names", "gauge", "Names in the store.", (long long)info.names);
+}
+
+enum MHD_Result serve_metrics_page(struct serve_request *req)
+{
+    struct serve_metrics *m = &req->srv->metrics;
+    char *text = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&text, &size);
+
+    if (!out)
+        return MHD_NO;
+    print_requests(out, m);
+    print_latency(out, m);
+    print_value(out, "minidbx_http_received_bytes_total", "counter", "Request body bytes.",
+                (long long)atomic_load(&m->bytes_in));
+    print_value(out, "minidbx_http_sent_bytes_total", "counter", "Response body bytes.",
+                (long long)atomic_load(&m->bytes_out));
+    print_value(out, "minidbx_http_connections_open", "gauge", "Open connections.",
+                atomic_load(&m->connections_open));
+    print_value(out, "minidbx_http_requests_in_flight", "gauge", "Requests being served.",
+                atomic_load(&m->requests_in_flight));
+    print_value(out, "minidbx_http_rate_limited_total", "counter", "Requests refused with 429.",
+                (long long)atomic_load(&m->rate_limited));
+    print_value(out, "minidbx_http_slow_clients_dropped_total", "counter",
+                "Connections dropped at the header deadline.",
+                (long long)atomic_load(&m->slow_clients_dropped));
+    print_store(out, req->srv->db);
+    if (fclose(out) != 0) {
+        free(text);
+        return MHD_NO;
+    }
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback(size, text, free);
+    if (!resp) {
+        free(text);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; version=0.0.4");
+    req->reply_bytes = size;
+    return serve_queue(req, MHD_HTTP_OK, resp);
+}

@@ -1,0 +1,247 @@
+/* serve_native.c - the /v1 API: objects, the batch missing query, names,
+ * and /health. Each handler parses its arguments, makes one or two calls of
+ * the public API and replies. */
+#include "serve.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LIST_DEFAULT 1000
+#define LIST_MAX 10000
+#define MISSING_MAX 100000
+
+/* ---- objects ------------------------------------------------------------- */
+
+enum MHD_Result serve_object_put(struct serve_request *req)
+{
+    enum MHD_Result result;
+    minidbx_id id;
+    bool created;
+
+    if (!serve_commit_object(req, &id, &created, &result))
+        return result;
+    cJSON *json = cJSON_CreateObject();
+    if (json) {
+        serve_json_add_id(json, "id", &id);
+        serve_json_add_u64(json, "size", req->object_bytes);
+        cJSON_AddBoolToObject(json, "created", created);
+    }
+    return serve_reply_json(req, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, json);
+}
+
+enum MHD_Result serve_object_get(struct serve_request *req)
+{
+    enum MHD_Result result;
+    minidbx_id id;
+
+    if (!serve_parse_id(req, req->path_arg, &id, &result))
+        return result;
+    return serve_send_object(req, &id);
+}
+
+enum MHD_Result serve_object_delete(struct serve_request *req)
+{
+    enum MHD_Result result;
+    minidbx_id id;
+    const char *cascade = serve_query(req, "cascade");
+    unsigned flags = cascade && strcmp(cascade, "0") != 0 ? MINIDBX_DELETE_CASCADE : 0;
+
+    if (!serve_parse_id(req, req->path_arg, &id, &result))
+        return result;
+    int rc = minidbx_delete_ex(req->srv->db, &id, flags);
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "delete");
+    return serve_reply_text(req, MHD_HTTP_NO_CONTENT, "");
+}
+
+/* {"objects": [...], "next": ID or null}: pass next as ?after= to go on. */
+enum MHD_Result serve_object_list(struct serve_request *req)
+{
+    enum MHD_Result result;
+    minidbx_object_info *infos = NULL;
+    minidbx_id after;
+    const char *after_text = serve_query(req, "after");
+    size_t limit, count = 0;
+
+    if ((after_text && !serve_parse_id(req, after_text, &after, &result)) ||
+        !serve_query_limit(req, LIST_DEFAULT, LIST_MAX, &limit, &result))
+        return result;
+    if (!(infos = malloc(limit * sizeof *infos)))
+        return MHD_NO;
+    int rc = minidbx_list(req->srv->db, after_text ? &after : NULL, infos, limit, &count);
+    if (rc < 0) {
+        free(infos);
+        return serve_reply_failure(req, rc, "list");
+    }
+    cJSON *json = cJSON_CreateObject();
+    cJSON *array = json ? cJSON_AddArrayToObject(json, "objects") : NULL;
+    for (size_t i = 0; array && i < count; i++)
+        cJSON_AddItemToArray(array, serve_json_object_info(&infos[i]));
+    if (json && count == limit)
+        serve_json_add_id(json, "next", &infos[count - 1].id);
+    else if (json)
+        cJSON_AddNullToObject(json, "next");
+    free(infos);
+    return serve_reply_json(req, MHD_HTTP_OK, json);
+}
+
+/* A JSON array of ids in, {"missing": [the ones not here]} out. */
+enum MHD_Result serve_missing(struct serve_request *req)
+{
+    cJSON *in = req->small ? cJSON_Parse(req->small) : NULL;
+    int count = cJSON_GetArraySize(in);
+    minidbx_id *ids = NULL;
+    enum MHD_Result result;
+    size_t missing = 0;
+
+    if (!cJSON_IsArray(in) || count > MISSING_MAX) {
+        result = serve_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                   "expected a JSON array of at most %d ids", MISSING_MAX);
+        goto out;
+    }
+    if (!(ids = malloc(((size_t)count + 1) * sizeof *ids))) {
+        result = MHD_NO;
+        goto out;
+    }
+    int i = 0;
+    const cJSON *item;
+    cJSON_ArrayForEach(item, in)
+    {
+        if (!serve_parse_id(req, cJSON_GetStringValue(item), &ids[i++], &result))
+            goto out;
+    }
+    int rc = minidbx_missing(req->srv->db, ids, (size_t)count, ids, &missing);
+    if (rc < 0) {
+        result = serve_reply_failure(req, rc, "missing");
+        goto out;
+    }
+    cJSON *json = cJSON_CreateObject();
+    cJSON *array = json ? cJSON_AddArrayToObject(json, "missing") : NULL;
+    for (size_t j = 0; array && j < missing; j++) {
+        char hex[MINIDBX_ID_HEX_SIZE];
+        minidbx_id_format(&ids[j], hex);
+        cJSON_AddItemToArray(array, cJSON_CreateString(hex));
+    }
+    result = serve_reply_json(req, MHD_HTTP_OK, json);
+out:
+    free(ids);
+    cJSON_Delete(in);
+    return result;
+}
+
+/* ---- names --------------------------------------------------------------- */
+
+static bool name_arg(struct serve_request *req, enum MHD_Result *result)
+{
+    if (minidbx_name_valid(req->path_arg))
+        return true;
+    *result = serve_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                "invalid name: 1..%d bytes of UTF-8, relative, without empty, "
+                                "'.' or '..' segments or control characters",
+                                MINIDBX_NAME_MAX);
+    return false;
+}
+
+static enum MHD_Result reply_name(struct serve_request *req, unsigned status)
+{
+    minidbx_name_info info;
+    int rc = minidbx_name_get(req->srv->db, req->path_arg, &info);
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "name get");
+    return serve_reply_json(req, status, serve_json_name_info(&info));
+}
+
+/* Body: {"id": ID}. */
+enum MHD_Result serve_name_put(struct serve_request *req)
+{
+    cJSON *in = req->small ? cJSON_Parse(req->small) : NULL;
+    enum MHD_Result result;
+    minidbx_id id;
+
+    if (!name_arg(req, &result))
+        goto out;
+    if (!serve_parse_id(req, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "id")), &id,
+                        &result))
+        goto out;
+    int rc = minidbx_name_set(req->srv->db, req->path_arg, &id);
+    result = rc < 0 ? serve_reply_failure(req, rc, "name set") : reply_name(req, MHD_HTTP_OK);
+out:
+    cJSON_Delete(in);
+    return result;
+}
+
+enum MHD_Result serve_name_get(struct serve_request *req)
+{
+    enum MHD_Result result;
+    if (!name_arg(req, &result))
+        return result;
+    return reply_name(req, MHD_HTTP_OK);
+}
+
+enum MHD_Result serve_name_delete(struct serve_request *req)
+{
+    enum MHD_Result result;
+    if (!name_arg(req, &result))
+        return result;
+    int rc = minidbx_name_delete(req->srv->db, req->path_arg);
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "name delete");
+    return serve_reply_text(req, MHD_HTTP_NO_CONTENT, "");
+}
+
+/* ?prefix=P&after=NAME&limit=N -> {"names": [...], "next": NAME or null}. */
+enum MHD_Result serve_name_list(struct serve_request *req)
+{
+    enum MHD_Result result;
+    minidbx_name_info *infos = NULL;
+    size_t limit, count = 0;
+
+    if (!serve_query_limit(req, LIST_DEFAULT, LIST_MAX, &limit, &result))
+        return result;
+    if (!(infos = malloc(limit * sizeof *infos)))
+        return MHD_NO;
+    int rc = minidbx_name_list(req->srv->db, serve_query(req, "prefix"), serve_query(req, "after"),
+                               infos, limit, &count);
+    if (rc < 0) {
+        free(infos);
+        return serve_reply_failure(req, rc, "name list");
+    }
+    cJSON *json = cJSON_CreateObject();
+    cJSON *array = json ? cJSON_AddArrayToObject(json, "names") : NULL;
+    for (size_t i = 0; array && i < count; i++)
+        cJSON_AddItemToArray(array, serve_json_name_info(&infos[i]));
+    if (json && count == limit)
+        cJSON_AddStringToObject(json, "next", infos[count - 1].name);
+    else if (json)
+        cJSON_AddNullToObject(json, "next");
+    free(infos);
+    return serve_reply_json(req, MHD_HTTP_OK, json);
+}
+
+/* ---- info and health --------------------------------------------------------- */
+
+enum MHD_Result serve_info(struct serve_request *req)
+{
+    minidbx_store_info info;
+    int rc = minidbx_info(req->srv->db, &info);
+
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "info");
+    cJSON *json = cJSON_CreateObject();
+    if (json) {
+        serve_json_add_u64(json, "objects", info.objects);
+        serve_json_add_u64(json, "bytes", info.bytes);
+        serve_json_add_u64(json, "inline_objects", info.inline_objects);
+        serve_json_add_u64(json, "file_objects", info.file_objects);
+        serve_json_add_u64(json, "names", info.names);
+        serve_json_add_u64(json, "inline_threshold", info.inline_threshold);
+        cJSON_AddStringToObject(json, "backend", info.backend);
+    }
+    return serve_reply_json(req, MHD_HTTP_OK, json);
+}
+
+/* "OK", as the Go nodes said it. */
+enum MHD_Result serve_health(struct serve_request *req)
+{
+    return serve_reply_text(req, MHD_HTTP_OK, "OK");
+}

@@ -1,0 +1,134 @@
+/* store.c - where the store is, opening it, and turning arguments into ids. */
+#include "cli.h"
+
+#include <errno.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *home_dir(void)
+{
+    const char *home = getenv("HOME");
+    if (home && home[0] == '/')
+        return home;
+    struct passwd *pw = getpwuid(getuid());
+    return pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : NULL;
+}
+
+/* --store, else $MINIDBX_STORE, else the XDG data dir. The XDG base
+ * directory spec says a relative $XDG_DATA_HOME is to be ignored. */
+static int resolve_location(struct cli *cli)
+{
+    const char *env = getenv("MINIDBX_STORE");
+    const char *xdg = getenv("XDG_DATA_HOME");
+    const char *home;
+
+    if (cli->store_arg || (env && env[0])) {
+        cli->location = strdup(cli->store_arg ? cli->store_arg : env);
+    } else if (xdg && xdg[0] == '/') {
+        cli->location = cli_join_path(xdg, "minidbx");
+        cli->location_is_default = 1;
+    } else if ((home = home_dir()) != NULL) {
+        cli->location = cli_join_path(home, ".local/share/minidbx");
+        cli->location_is_default = 1;
+    } else {
+        fprintf(stderr, "mdbx: %s: no store given and no home directory; use --store\n",
+                cli->command_name);
+        return CLI_EXIT_USAGE;
+    }
+    if (!cli->location) {
+        fprintf(stderr, "mdbx: %s: out of memory\n", cli->command_name);
+        return CLI_EXIT_FAILURE;
+    }
+    return CLI_EXIT_OK;
+}
+
+/* mkdir -p the parents of the default location (the XDG spec asks for
+ * mode 0700); a store named by the user gets no directories made up. */
+static int make_parent_dirs(struct cli *cli)
+{
+    char *path = cli->location;
+    int rc = CLI_EXIT_OK;
+
+    for (char *slash = strchr(path + 1, '/'); slash; slash = strchr(slash + 1, '/')) {
+        *slash = '\0';
+        if (mkdir(path, 0700) != 0 && errno != EEXIST)
+            rc = cli_fail_errno(cli, path, errno);
+        *slash = '/';
+        if (rc != CLI_EXIT_OK)
+            break;
+    }
+    return rc;
+}
+
+static int report_missing_store(struct cli *cli)
+{
+    fprintf(stderr, "mdbx: %s: no store at %s (create it with: mdbx %s%s%sinit)\n",
+            cli->command_name, cli->location, cli->store_arg ? "-s " : "",
+            cli->store_arg ? cli->store_arg : "", cli->store_arg ? " " : "");
+    return CLI_EXIT_NOTFOUND;
+}
+
+static int open_with_flags(struct cli *cli, unsigned flags)
+{
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    opts.flags = flags;
+    return minidbx_open(&cli->db, cli->location, &opts);
+}
+
+int cli_open_store(struct cli *cli, enum cli_open_mode mode)
+{
+    static const unsigned flags_for_mode[] = {
+        [CLI_OPEN_READ] = MINIDBX_OPEN_NO_CREATE | MINIDBX_OPEN_READONLY,
+        [CLI_OPEN_WRITE] = MINIDBX_OPEN_NO_CREATE,
+        [CLI_OPEN_CREATE] = MINIDBX_OPEN_NO_CREATE, /* first: to tell if we create it */
+    };
+    int rc = resolve_location(cli);
+    int code;
+
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    code = open_with_flags(cli, flags_for_mode[mode]);
+    if (code == MINIDBX_ENOTFOUND && mode == CLI_OPEN_CREATE) {
+        if (cli->location_is_default && (rc = make_parent_dirs(cli)) != CLI_EXIT_OK)
+            return rc;
+        code = open_with_flags(cli, 0);
+        cli->store_created = code == MINIDBX_OK;
+    }
+    if (code == MINIDBX_ENOTFOUND && mode != CLI_OPEN_CREATE)
+        return report_missing_store(cli);
+    /* ENOTFOUND here is a missing parent directory, not a missing object */
+    if (code != MINIDBX_OK)
+        return cli_fail(cli, cli->location, code,
+                        code == MINIDBX_ENOTFOUND ? "cannot create a store there" : NULL);
+    return CLI_EXIT_OK;
+}
+
+int cli_resolve(struct cli *cli, const char *arg, minidbx_id *id, minidbx_name_info *name_out,
+                int quiet_missing)
+{
+    minidbx_name_info info;
+    int code;
+
+    if (name_out)
+        name_out->name[0] = '\0';
+    if (minidbx_id_parse(id, arg) == MINIDBX_OK)
+        return CLI_EXIT_OK;
+    if (!minidbx_name_valid(arg)) {
+        fprintf(stderr, "mdbx: %s %s: not an id (64 hex digits) or a valid name\n",
+                cli->command_name, arg);
+        return CLI_EXIT_USAGE;
+    }
+    code = minidbx_name_get(cli->db, arg, &info);
+    if (code == MINIDBX_ENOTFOUND && quiet_missing)
+        return CLI_EXIT_NOTFOUND;
+    if (code != MINIDBX_OK)
+        return cli_fail(cli, arg, code, code == MINIDBX_ENOTFOUND ? "name not found" : NULL);
+    *id = info.id;
+    if (name_out)
+        *name_out = info;
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,76 @@
+# lib.sh - helpers for the HTTP integration tests (sourced by bash): the
+# TAP helpers of tests/cli/lib.sh, plus real `mdbx serve` processes on free
+# 127.0.0.1 ports and curl.
+
+. "$(dirname "${BASH_SOURCE[0]}")/../cli/lib.sh"
+
+command -v curl >/dev/null || { echo "1..0 # SKIP the curl command is missing"; exit 0; }
+
+SERVER_PID=""
+URL=""
+PORT=""
+
+# start_server STORE [serve options...]: start `mdbx serve` on a free port
+# (port 0: the kernel picks it) and wait until it says where it listens.
+# Sets SERVER_PID, URL and PORT; its stderr goes to $T/server.err.
+start_server()
+{
+    local store=$1
+    shift
+    rm -f "$T/server.out"
+    "$MDBX" -s "$store" serve --listen 127.0.0.1:0 "$@" >"$T/server.out" 2>"$T/server.err" &
+    SERVER_PID=$!
+    for _ in $(seq 100); do
+        URL=$(sed -n 's/^listening on //p' "$T/server.out" 2>/dev/null)
+        [ -n "$URL" ] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    PORT=${URL##*:}
+    [ -n "$URL" ] || { echo "# the server did not start:"; diag "$T/server.err"; return 1; }
+}
+
+# stop_server: SIGTERM, then wait; the exit status goes to $server_status.
+stop_server()
+{
+    [ -n "$SERVER_PID" ] || return 0
+    kill -TERM "$SERVER_PID" 2>/dev/null
+    wait "$SERVER_PID"
+    server_status=$?
+    SERVER_PID=""
+}
+
+cleanup_server()
+{
+    [ -n "$SERVER_PID" ] && kill -KILL "$SERVER_PID" 2>/dev/null
+    rm -rf "$T"
+}
+trap cleanup_server EXIT
+
+# req CURL-ARGS...: one request; the status code in $code, the body in
+# $T/body, the headers in $T/headers.
+req()
+{
+    : >"$T/body"
+    code=$(curl -s -o "$T/body" -D "$T/headers" -w '%{http_code}' "$@")
+}
+
+# expect_code WANT DESC CURL-ARGS...
+expect_code()
+{
+    local want=$1 desc=$2
+    shift 2
+    req "$@"
+    if [ "$code" = "$want" ]; then
+        ok "$desc ($want)"
+    else
+        not_ok "$desc: HTTP $code, expected $want"
+        echo "# body: $(head -c 500 "$T/body")"
+    fi
+}
+
+body_has() { grep -qF -- "$1" "$T/body"; }
+header_has() { grep -qi -- "$1" "$T/headers"; }
+sha() { sha256sum "$1" | cut -c1-64; }
+# The ids the node lists (GET /v1/objects), one per line.
+listed_ids() { curl -s "$URL/v1/objects" | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4; }

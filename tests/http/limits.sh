@@ -1,0 +1,139 @@
+#!/bin/bash
+# What keeps one client from hurting the others: slowloris, connection
+# floods (total and per IP), the request rate, tokens and TLS.
+. "$(dirname "$0")/lib.sh"
+
+# open_conns N: open N raw connections on fds 60.. (bash /dev/tcp; bash
+# keeps fds 10.. for itself).
+open_conns()
+{
+    for i in $(seq 60 $((59 + $1))); do
+        eval "exec $i<>/dev/tcp/127.0.0.1/$PORT" 2>/dev/null || true
+    done
+}
+
+close_conns()
+{
+    for i in $(seq 60 $((59 + $1))); do
+        eval "exec $i>&-" 2>/dev/null || true
+    done
+}
+
+# dropped_conns N: how many of them the server has closed (EOF on read).
+dropped_conns()
+{
+    local n=0
+    for i in $(seq 60 $((59 + $1))); do
+        read -r -t 0.2 -u "$i" _ 2>/dev/null
+        [ $? -le 128 ] && n=$((n + 1))
+    done
+    echo "$n"
+}
+
+# --- slowloris -------------------------------------------------------------
+trap "" PIPE # a write to a dropped connection must fail, not kill the script
+start_server "$T/store" --header-timeout 2 --idle-timeout 30 || { not_ok "server starts"; finish; }
+exec 3<>/dev/tcp/127.0.0.1/"$PORT"
+printf 'GET /health HTTP/1.1\r\nHost: x\r\n' >&3
+dropped=no
+for _ in $(seq 8); do
+    sleep 0.5
+    # a header line every half second: never idle, never complete
+    printf 'X-Slow: 1\r\n' >&3 2>/dev/null || { dropped=yes; break; }
+    req "$URL/health"
+    [ "$code" = 200 ] || break
+done
+check "others are served while a slowloris client trickles headers" test "$code" = 200
+if [ "$dropped" = no ]; then
+    read -r -t 1 -u 3 _
+    [ $? -le 128 ] && dropped=yes
+fi
+check "the slowloris client is dropped at the header deadline" test "$dropped" = yes
+exec 3>&-
+req "$URL/metrics"
+check "  ... and counted" body_has 'minidbx_http_slow_clients_dropped_total 1'
+stop_server
+
+# --- connection floods --------------------------------------------------------
+# Over --max-connections the node stops accepting: new connections wait in
+# the kernel's backlog. Idle ones are shed at the header deadline, so a
+# flood cannot hold the node for longer than that.
+start_server "$T/store" --max-connections 4 --max-connections-per-ip 100 --header-timeout 2 \
+    || { not_ok "server starts"; finish; }
+open_conns 12
+sleep 0.3
+code=$(curl -s -o /dev/null -m 1 -w '%{http_code}' "$URL/health")
+check "with 12 idle connections over a limit of 4, a request waits ($code)" test "$code" = 000
+code=$(curl -s -o /dev/null -m 8 -w '%{http_code}' "$URL/health")
+check "  ... and is served once the flood is shed at the header deadline ($code)" test "$code" = 200
+n=$(dropped_conns 12)
+check "  ... the idle connections were dropped ($n of 12)" test "$n" -ge 4
+close_conns 12
+stop_server
+
+start_server "$T/store" --max-connections 100 --max-connections-per-ip 3 \
+    || { not_ok "server starts"; finish; }
+open_conns 8
+sleep 0.3
+n=$(dropped_conns 8)
+check "8 connections from one IP over a per-IP limit of 3: 5 or more dropped ($n)" test "$n" -ge 5
+close_conns 8
+sleep 0.3
+expect_code 200 "after the flood, requests are served" "$URL/health"
+stop_server
+
+# --- request rate ---------------------------------------------------------------
+start_server "$T/store" --rate-limit 5 || { not_ok "server starts"; finish; }
+codes=$(for _ in $(seq 20); do curl -s -o /dev/null -w '%{http_code}\n' "$URL/health"; done | sort | uniq -c)
+check "20 quick requests at --rate-limit 5: some get 429" grep -q ' 429$' <<<"$codes"
+check "  ... and the first ones 200" grep -q ' 200$' <<<"$codes"
+sleep 1.2
+expect_code 200 "after a pause, requests pass again" "$URL/health"
+stop_server
+
+# --- tokens --------------------------------------------------------------------
+printf 'secret bytes' >"$T/obj"
+OBJ=$(sha "$T/obj")
+start_server "$T/store" --read-token r3ad --write-token wr1te || { not_ok "server starts"; finish; }
+expect_code 401 "a write without a token" -X PUT --data-binary @"$T/obj" "$URL/v1/objects"
+expect_code 403 "a write with the read token" -H "Authorization: Bearer r3ad" -X PUT \
+    --data-binary @"$T/obj" "$URL/v1/objects"
+expect_code 403 "a write with a wrong token" -H "Authorization: Bearer nope" -X PUT \
+    --data-binary @"$T/obj" "$URL/v1/objects"
+expect_code 201 "a write with the write token" -H "Authorization: Bearer wr1te" -X PUT \
+    --data-binary @"$T/obj" "$URL/v1/objects"
+expect_code 401 "a read without a token" "$URL/v1/objects/$OBJ"
+expect_code 403 "a read with a wrong token" -H "Authorization: Bearer wr0ng" "$URL/v1/objects/$OBJ"
+expect_code 200 "a read with the read token" -H "Authorization: Bearer r3ad" "$URL/v1/objects/$OBJ"
+expect_code 200 "a read with the write token" -H "Authorization: Bearer wr1te" "$URL/v1/objects/$OBJ"
+expect_code 401 "Go upload without a token" -F "file=@$T/obj" "$URL/upload"
+expect_code 401 "Go retrieve without a token" "$URL/retrieve?hash=$OBJ"
+expect_code 401 "metrics need the read token" "$URL/metrics"
+expect_code 200 "health needs no token" "$URL/health"
+run env MINIDBX_TOKEN=r3ad "$MDBX" -s "$URL" get "$OBJ"
+check "the library reads with \$MINIDBX_TOKEN" out_is "secret bytes"
+run env MINIDBX_TOKEN=r3ad "$MDBX" -s "$URL" put "$T/obj"
+check "  ... and a write with the read token fails" test "$status" != 0
+check "  ... saying why" err_has "HTTP 403"
+stop_server
+
+# --- TLS -------------------------------------------------------------------
+if command -v openssl >/dev/null; then
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+        -addext subjectAltName=IP:127.0.0.1 -keyout "$T/key.pem" -out "$T/cert.pem" 2>/dev/null
+    start_server "$T/store" --tls-cert "$T/cert.pem" --tls-key "$T/key.pem" \
+        || { not_ok "TLS server starts"; finish; }
+    check "with a certificate the node says https://" test "${URL%%:*}" = https
+    expect_code 200 "GET over TLS, verified with the self-signed certificate" \
+        --cacert "$T/cert.pem" "$URL/v1/objects/$OBJ"
+    check "  ... gives the bytes" cmp -s "$T/body" "$T/obj"
+    code=$(curl -s -o /dev/null -w '%{http_code}' "$URL/health")
+    check "a client that does not trust the certificate is refused ($code)" test "$code" = 000
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/health")
+    check "plain HTTP on the TLS port gets no reply ($code)" test "$code" = 000
+    stop_server
+else
+    skip "TLS" "no openssl command"
+fi
+expect 2 "--tls-cert without --tls-key is a usage error" "$MDBX" -s "$T/store" serve --tls-cert x
+finish

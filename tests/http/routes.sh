@@ -1,0 +1,158 @@
+#!/bin/bash
+# Every route of `mdbx serve`: the /v1 API, the Go system's endpoints as its
+# clients call them, object responses (ETag, 304, Range, HEAD), limits on
+# bodies, wrong ids and traversal attempts.
+. "$(dirname "$0")/lib.sh"
+
+start_server "$T/store" --max-object-size 1M || { not_ok "server starts"; finish; }
+ok "server starts on a free port ($URL)"
+
+printf 'hello\n' >"$T/small"
+head -c 300000 /dev/urandom >"$T/big"     # over the inline threshold: a blob file
+head -c 2000000 /dev/urandom >"$T/huge"   # over --max-object-size
+SMALL=$(sha "$T/small")
+BIG=$(sha "$T/big")
+
+# --- objects -------------------------------------------------------------
+expect_code 200 "GET /health" "$URL/health"
+check "health says OK" test "$(cat "$T/body")" = OK
+expect_code 201 "PUT /v1/objects stores new bytes" -X PUT --data-binary @"$T/small" "$URL/v1/objects"
+check "PUT /v1/objects answers the SHA-256 id" body_has "\"id\":\"$SMALL\""
+expect_code 200 "PUT of the same bytes again: 200, stored once" -X PUT --data-binary @"$T/small" "$URL/v1/objects"
+expect_code 201 "PUT /v1/objects/ID with the right id" -X PUT --data-binary @"$T/big" "$URL/v1/objects/$BIG"
+expect_code 422 "PUT /v1/objects/ID with bytes of another id" -X PUT --data-binary @"$T/small" \
+    "$URL/v1/objects/0000000000000000000000000000000000000000000000000000000000000000"
+expect_code 404 "  ... and nothing was stored under it" \
+    "$URL/v1/objects/0000000000000000000000000000000000000000000000000000000000000000"
+expect_code 200 "chunked PUT (no Content-Length) of bytes already there" -X PUT -H "Transfer-Encoding: chunked" \
+    --data-binary @"$T/big" "$URL/v1/objects/$BIG" -o /dev/null
+printf 'chunked' >"$T/chunked"
+expect_code 201 "chunked PUT of new bytes" -X PUT -H "Transfer-Encoding: chunked" --data-binary @"$T/chunked" "$URL/v1/objects"
+
+expect_code 200 "GET /v1/objects/ID (a file)" "$URL/v1/objects/$BIG"
+check "  ... gives the bytes" cmp -s "$T/body" "$T/big"
+check "  ... with ETag = \"ID\"" header_has "^ETag: \"$BIG\""
+check "  ... immutable caching" header_has "^Cache-Control: public, max-age=31536000, immutable"
+check "  ... Content-Length" header_has "^Content-Length: 300000"
+expect_code 200 "GET /v1/objects/ID (inline)" "$URL/v1/objects/$SMALL"
+check "  ... gives the bytes" cmp -s "$T/body" "$T/small"
+expect_code 304 "If-None-Match with the ETag" -H "If-None-Match: \"$BIG\"" "$URL/v1/objects/$BIG"
+check "  ... and no body" test ! -s "$T/body"
+expect_code 200 "If-None-Match with another ETag" -H "If-None-Match: \"$SMALL\"" "$URL/v1/objects/$BIG"
+expect_code 206 "Range: bytes=10-19" -H "Range: bytes=10-19" "$URL/v1/objects/$BIG"
+check "  ... the ten bytes" cmp -s "$T/body" <(tail -c +11 "$T/big" | head -c 10)
+check "  ... Content-Range" header_has "^Content-Range: bytes 10-19/300000"
+expect_code 206 "Range: bytes=-5 (the last five, inline object)" -H "Range: bytes=-5" "$URL/v1/objects/$SMALL"
+check "  ... the last five bytes" cmp -s "$T/body" <(tail -c 5 "$T/small")
+expect_code 206 "Range: bytes=299990- (open-ended)" -H "Range: bytes=299990-" "$URL/v1/objects/$BIG"
+check "  ... ten bytes" test "$(stat -c %s "$T/body")" = 10
+expect_code 416 "Range past the end" -H "Range: bytes=300000-" "$URL/v1/objects/$BIG"
+check "  ... says the size" header_has "^Content-Range: bytes \*/300000"
+req -I "$URL/v1/objects/$BIG"
+check "HEAD: 200" test "$code" = 200
+check "  ... without a body" test "$(curl -s -I -o /dev/null -w '%{size_download}' "$URL/v1/objects/$BIG")" = 0
+check "  ... Content-Length is the object's size" header_has "^Content-Length: 300000"
+check "  ... and the ETag" header_has "^ETag: \"$BIG\""
+expect_code 404 "GET of a missing object" "$URL/v1/objects/$(printf 'x' | sha256sum | cut -c1-64)"
+
+expect_code 200 "GET /v1/objects lists" "$URL/v1/objects"
+check "  ... all three objects" test "$(listed_ids | wc -l)" = 3
+expect_code 200 "GET /v1/objects?limit=1 pages" "$URL/v1/objects?limit=1"
+next=$(grep -o '"next":"[0-9a-f]*"' "$T/body" | cut -d'"' -f4)
+check "  ... with a cursor" test -n "$next"
+expect_code 200 "GET /v1/objects?after=CURSOR" "$URL/v1/objects?after=$next&limit=10"
+check "  ... gives the other two" test "$(grep -o '"id":' "$T/body" | wc -l)" = 2
+expect_code 400 "a bad cursor" "$URL/v1/objects?after=zz"
+expect_code 400 "a bad limit" "$URL/v1/objects?limit=0"
+
+MISSING=$(printf 'nope' | sha256sum | cut -c1-64)
+expect_code 200 "POST /v1/missing" -X POST --data "[\"$SMALL\",\"$MISSING\",\"$BIG\"]" "$URL/v1/missing"
+check "  ... names only the missing id" test "$(cat "$T/body")" = "{\"missing\":[\"$MISSING\"]}"
+expect_code 400 "POST /v1/missing with a bad id" -X POST --data '["../x"]' "$URL/v1/missing"
+expect_code 400 "POST /v1/missing that is not JSON" -X POST --data 'hello' "$URL/v1/missing"
+
+# --- names ---------------------------------------------------------------
+expect_code 200 "PUT /v1/names/NAME" -X PUT --data "{\"id\":\"$BIG\"}" "$URL/v1/names/photos/2024/cat.jpg"
+check "  ... answers the name" body_has '"name":"photos/2024/cat.jpg"'
+expect_code 200 "PUT /v1/names/ with a UTF-8 name (percent-encoded)" -X PUT --data "{\"id\":\"$SMALL\"}" \
+    "$URL/v1/names/docs/caf%C3%A9.txt"
+expect_code 200 "GET /v1/names/NAME" "$URL/v1/names/photos/2024/cat.jpg"
+check "  ... points at the object" body_has "\"id\":\"$BIG\""
+expect_code 200 "HEAD /v1/names/NAME" -I "$URL/v1/names/photos/2024/cat.jpg"
+expect_code 404 "GET of a missing name" "$URL/v1/names/nope"
+expect_code 404 "PUT of a name at a missing object" -X PUT --data "{\"id\":\"$MISSING\"}" "$URL/v1/names/x"
+expect_code 400 "PUT of a name with '..'" -X PUT --data "{\"id\":\"$BIG\"}" "$URL/v1/names/a/%2E%2E/b"
+expect_code 200 "GET /v1/names?prefix=photos/" "$URL/v1/names?prefix=photos/"
+check "  ... one name" test "$(grep -o '"name":' "$T/body" | wc -l)" = 1
+expect_code 200 "GET /v1/names" "$URL/v1/names"
+check "  ... both names" test "$(grep -o '"name":' "$T/body" | wc -l)" = 2
+expect_code 409 "DELETE of a named object is refused" -X DELETE "$URL/v1/objects/$BIG"
+expect_code 204 "DELETE /v1/names/NAME" -X DELETE "$URL/v1/names/photos/2024/cat.jpg"
+expect_code 204 "DELETE /v1/objects/ID" -X DELETE "$URL/v1/objects/$BIG"
+expect_code 404 "  ... it is gone" "$URL/v1/objects/$BIG"
+expect_code 204 "DELETE ?cascade=1 removes the names too" -X DELETE "$URL/v1/objects/$SMALL?cascade=1"
+expect_code 404 "  ... the name is gone" "$URL/v1/names/docs/caf%C3%A9.txt"
+expect_code 200 "GET /v1/info" "$URL/v1/info"
+check "  ... counts the objects" body_has '"objects":1'
+
+# --- limits --------------------------------------------------------------
+before=$(listed_ids | sort)
+expect_code 413 "a body over --max-object-size" -X PUT --data-binary @"$T/huge" "$URL/v1/objects"
+expect_code 413 "  ... also when chunked (no Content-Length)" -X PUT -H "Transfer-Encoding: chunked" \
+    --data-binary @"$T/huge" "$URL/v1/objects"
+expect_code 413 "  ... also as a multipart upload" -F file=@"$T/huge" "$URL/upload"
+check "  ... nothing was stored" test "$(listed_ids | sort)" = "$before"
+check "  ... no temp file left behind" test -z "$(ls -A "$T/store/tmp" 2>/dev/null)"
+{ printf 'X-Big: '; head -c 200000 /dev/zero | tr '\0' a; echo; } >"$T/header"
+expect_code 431 "headers over the memory limit" -H @"$T/header" "$URL/health"
+
+# --- traversal -----------------------------------------------------------
+for path in "/retrieve?hash=../../../../etc/passwd" \
+            "/retrieve?hash=..%2F..%2F..%2F..%2Fetc%2Fpasswd" \
+            "/retrieve?hash=%2e%2e%2f%2e%2e%2fetc%2fpasswd" \
+            "/get?hash=../../etc/passwd" \
+            "/v1/objects/..%2F..%2F..%2Fetc%2Fpasswd" \
+            "/v1/objects/$SMALL%2F..%2F..%2Fmeta" \
+            "/v1/objects/${SMALL}00"; do
+    expect_code 400 "traversal attempt $path" --path-as-is "$URL$path"
+done
+expect_code 404 "an id behind a NUL (%00) matches no route" --path-as-is "$URL/v1/objects/%00$SMALL"
+expect_code 400 "DELETE with a traversal id" -X DELETE --path-as-is "$URL/v1/objects/..%2F..%2Fetc"
+expect_code 404 "an unknown route" "$URL/etc/passwd"
+expect_code 405 "a known path with the wrong method" -X POST "$URL/v1/objects/$SMALL"
+
+# --- the Go system's endpoints, as its clients call them ------------------
+head -c 50000 /dev/urandom >"$T/photo.jpg"
+PHOTO=$(sha "$T/photo.jpg")
+run curl -s -F "file=@$T/photo.jpg" "$URL/upload"
+check "POST /upload (multipart, field file)" out_has "{\"success\":true,\"hash\":\"$PHOTO\",\"message\":"
+expect_code 400 "POST /upload without a file field" -F "other=@$T/photo.jpg" "$URL/upload"
+check "  ... says success false" body_has '"success":false'
+expect_code 400 "POST /upload that is not multipart" -X POST --data 'x=1' "$URL/upload"
+expect_code 200 "GET /retrieve?hash=ID" "$URL/retrieve?hash=$PHOTO"
+check "  ... gives the bytes" cmp -s "$T/body" "$T/photo.jpg"
+expect_code 404 "GET /retrieve of a missing hash" "$URL/retrieve?hash=$MISSING"
+expect_code 400 "GET /retrieve without hash" "$URL/retrieve"
+record="{\"hash\":\"$PHOTO\",\"name\":\"photo.jpg\",\"size\":50000,\"replicas\":[\"node1:8001\",\"node2:8002\"]}"
+expect_code 200 "POST /register" -X POST -H 'Content-Type: application/json' --data "$record" "$URL/register"
+expect_code 400 "POST /register with bad JSON" -X POST --data '{"hash":' "$URL/register"
+expect_code 400 "POST /register without a name" -X POST --data "{\"hash\":\"$PHOTO\",\"size\":1}" "$URL/register"
+expect_code 400 "POST /register with a bad hash" -X POST --data '{"hash":"../x","name":"a","size":1}' "$URL/register"
+expect_code 200 "GET /get?hash=ID" "$URL/get?hash=$PHOTO"
+check "  ... is the record" test "$(cat "$T/body")" = "$record"
+expect_code 404 "GET /get of an unregistered hash" "$URL/get?hash=$MISSING"
+expect_code 200 "GET /list" "$URL/list"
+check "  ... a JSON array of the records" test "$(cat "$T/body")" = "[$record]"
+expect_code 200 "the registered name points at the object" "$URL/v1/names/photo.jpg"
+
+# --- metrics -------------------------------------------------------------
+expect_code 200 "GET /metrics" "$URL/metrics"
+check "  ... requests by route and status" body_has 'minidbx_http_requests_total{route="object_put",status="201"}'
+check "  ... a latency histogram" body_has 'minidbx_http_request_duration_seconds_bucket{le="+Inf"}'
+check "  ... bytes in and out" body_has 'minidbx_http_received_bytes_total'
+check "  ... the store's objects" body_has 'minidbx_store_objects'
+check "  ... open connections" body_has 'minidbx_http_connections_open'
+
+stop_server
+check "SIGTERM: the server exits 0" test "$server_status" = 0
+finish

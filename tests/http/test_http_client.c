@@ -1,0 +1,433 @@
+/*
+ * test_http_client.c - the public API over http://, against a real
+ * `mdbx serve` process started here on a free 127.0.0.1 port.
+ *
+ * The round-trip cases run twice with the same assertions: on a local
+ * store and on an http:// store. The rest is what only a remote store can
+ * do wrong: a lying node (a blob corrupted on the node's disk), a node that
+ * is down, limits, aborted writers, many threads on one handle.
+ *
+ * argv[1] is the mdbx binary.
+ */
+#include "../util.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SERVER_MAX_OBJECT "8M"
+#define SERVER_MAX_OBJECT_BYTES (8u << 20)
+
+static const char *mdbx_path;
+static char *server_store;   /* the node's local store */
+static char server_url[256];
+static pid_t server_pid;
+
+/* ---- the server --------------------------------------------------------------- */
+
+static int start_server(void)
+{
+    int fds[2];
+    if (pipe(fds) < 0)
+        return -1;
+    server_pid = fork();
+    if (server_pid < 0)
+        return -1;
+    if (server_pid == 0) {
+        dup2(fds[1], STDOUT_FILENO);
+        close(fds[0]);
+        close(fds[1]);
+        execl(mdbx_path, "mdbx", "-s", server_store, "serve", "--listen", "127.0.0.1:0",
+              "--max-object-size", SERVER_MAX_OBJECT, (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    FILE *out = fdopen(fds[0], "r");
+    char line[300];
+    int rc = out && fgets(line, sizeof line, out) && sscanf(line, "listening on %255s", server_url) == 1
+                 ? 0 : -1;
+    if (out)
+        fclose(out);
+    return rc;
+}
+
+static void stop_server(void)
+{
+    if (server_pid > 0) {
+        kill(server_pid, SIGTERM);
+        waitpid(server_pid, NULL, 0);
+    }
+}
+
+/* ---- the same round trip on both kinds of store ----------------------------------- */
+
+static minidbx *open_location(int which)
+{
+    minidbx *db = NULL;
+    if (which == 0)
+        return store_open(fx_dir, 0);
+    ck_assert_ok(minidbx_open(&db, server_url, NULL));
+    return db;
+}
+
+/* Every object and name the http store's tests leave behind is removed, so
+ * that the cases do not see each other's. */
+static void clear_store(minidbx *db)
+{
+    minidbx_name_info names[64];
+    minidbx_object_info objects[64];
+    size_t count;
+
+    do {
+        ck_assert_ok(minidbx_name_list(db, NULL, NULL, names, 64, &count));
+        for (size_t i = 0; i < count; i++)
+            ck_assert_ok(minidbx_name_delete(db, names[i].name));
+    } while (count == 64);
+    do {
+        ck_assert_ok(minidbx_list(db, NULL, objects, 64, &count));
+        for (size_t i = 0; i < count; i++)
+            ck_assert_ok(minidbx_delete(db, &objects[i].id));
+    } while (count == 64);
+}
+
+START_TEST(roundtrip_objects)
+{
+    test_rng rng;
+    minidbx *db = open_location(_i);
+    minidbx_object_info info;
+    void *data;
+    size_t size;
+
+    clear_store(db);
+    rng_seed(&rng, 1);
+    unsigned char *small = rng_alloc(&rng, 100);
+    unsigned char *big = rng_alloc(&rng, 200000);
+    minidbx_id small_id, big_id, again, missing;
+
+    ck_assert_ok(minidbx_put(db, small, 100, &small_id));
+    ck_assert_ok(minidbx_put(db, big, 200000, &big_id));
+    ck_assert_ok(minidbx_put(db, big, 200000, &again));
+    ck_assert(minidbx_id_equal(&big_id, &again));
+    sha256_raw(big, 200000, &again);
+    ck_assert(minidbx_id_equal(&big_id, &again));
+    store_expect_bytes(db, &small_id, small, 100);
+    store_expect_bytes(db, &big_id, big, 200000);
+    ck_assert_ok(minidbx_put(db, NULL, 0, &again));
+    store_expect_bytes(db, &again, "", 0);
+
+    ck_assert_int_eq(minidbx_exists(db, &big_id), 1);
+    sha256_raw("nope", 4, &missing);
+    ck_assert_int_eq(minidbx_exists(db, &missing), 0);
+    ck_assert_rc(minidbx_get(db, &missing, &data, &size), MINIDBX_ENOTFOUND);
+    ck_assert_rc(minidbx_stat(db, &missing, &info), MINIDBX_ENOTFOUND);
+
+    minidbx_id ids[3] = { small_id, missing, big_id }, out[3];
+    size_t count = 9;
+    ck_assert_ok(minidbx_missing(db, ids, 3, out, &count));
+    ck_assert_uint_eq(count, 1);
+    ck_assert(minidbx_id_equal(&out[0], &missing));
+    ck_assert_ok(minidbx_missing(db, ids, 3, ids, &count)); /* aliased */
+    ck_assert_uint_eq(count, 1);
+
+    ck_assert_ok(minidbx_stat(db, &big_id, &info));
+    ck_assert_uint_eq(info.size, 200000);
+    ck_assert(!(info.flags & MINIDBX_OBJECT_INLINE));
+    ck_assert_int_gt(info.created_ns, 0);
+    ck_assert_ok(minidbx_stat(db, &small_id, &info));
+    ck_assert(info.flags & MINIDBX_OBJECT_INLINE);
+
+    minidbx_object_info listed[8];
+    ck_assert_ok(minidbx_list(db, NULL, listed, 8, &count));
+    ck_assert_uint_eq(count, 3);
+    ck_assert_ok(minidbx_list(db, NULL, listed, 1, &count));
+    ck_assert_uint_eq(count, 1);
+    ck_assert_ok(minidbx_list(db, &listed[0].id, listed, 8, &count));
+    ck_assert_uint_eq(count, 2);
+
+    ck_assert_ok(minidbx_delete(db, &small_id));
+    ck_assert_int_eq(minidbx_exists(db, &small_id), 0);
+    ck_assert_rc(minidbx_delete(db, &small_id), MINIDBX_ENOTFOUND);
+
+    minidbx_store_info store;
+    ck_assert_ok(minidbx_info(db, &store));
+    ck_assert_uint_eq(store.objects, 2);
+    ck_assert_str_eq(store.backend, _i == 0 ? "local" : "http");
+    free(small);
+    free(big);
+    minidbx_close(db);
+}
+END_TEST
+
+START_TEST(roundtrip_names)
+{
+    test_rng rng;
+    minidbx *db = open_location(_i);
+    minidbx_name_info info, list[8];
+    size_t count;
+
+    clear_store(db);
+    rng_seed(&rng, 2);
+    minidbx_id a = store_put_random(db, &rng, 1000);
+    minidbx_id b = store_put_random(db, &rng, 50000);
+    ck_assert_ok(minidbx_name_set(db, "photos/2024/cat.jpg", &a));
+    ck_assert_ok(minidbx_name_set(db, "photos/2024/dog.jpg", &b));
+    ck_assert_ok(minidbx_name_set(db, "docs/caf\xc3\xa9 & \"notes\"?.txt", &b));
+    ck_assert_ok(minidbx_name_get(db, "docs/caf\xc3\xa9 & \"notes\"?.txt", &info));
+    ck_assert(minidbx_id_equal(&info.id, &b));
+    ck_assert_uint_eq(info.size, 50000);
+    ck_assert_rc(minidbx_name_get(db, "nope", &info), MINIDBX_ENOTFOUND);
+    ck_assert_rc(minidbx_name_set(db, "a/../b", &a), MINIDBX_EINVAL);
+    minidbx_id missing;
+    sha256_raw("x", 1, &missing);
+    ck_assert_rc(minidbx_name_set(db, "x", &missing), MINIDBX_ENOTFOUND);
+
+    ck_assert_ok(minidbx_name_list(db, "photos/", NULL, list, 8, &count));
+    ck_assert_uint_eq(count, 2);
+    ck_assert_str_eq(list[0].name, "photos/2024/cat.jpg");
+    ck_assert_ok(minidbx_name_list(db, "photos/", "photos/2024/cat.jpg", list, 8, &count));
+    ck_assert_uint_eq(count, 1);
+    ck_assert_str_eq(list[0].name, "photos/2024/dog.jpg");
+    ck_assert_ok(minidbx_name_list(db, NULL, NULL, list, 2, &count));
+    ck_assert_uint_eq(count, 2);
+
+    ck_assert_rc(minidbx_delete(db, &a), MINIDBX_EREFERENCED);
+    ck_assert_ok(minidbx_delete_ex(db, &a, MINIDBX_DELETE_CASCADE));
+    ck_assert_rc(minidbx_name_get(db, "photos/2024/cat.jpg", &info), MINIDBX_ENOTFOUND);
+    ck_assert_ok(minidbx_name_delete(db, "photos/2024/dog.jpg"));
+    ck_assert_rc(minidbx_name_delete(db, "photos/2024/dog.jpg"), MINIDBX_ENOTFOUND);
+    minidbx_close(db);
+}
+END_TEST
+
+START_TEST(roundtrip_streams)
+{
+    test_rng rng;
+    minidbx *db = open_location(_i);
+    minidbx_writer *w;
+    minidbx_reader *r;
+    minidbx_id id, want;
+    uint64_t size;
+    size_t total = 5u << 20, done = 0, n;
+
+    clear_store(db);
+    rng_seed(&rng, 3);
+    unsigned char *data = rng_alloc(&rng, total);
+    sha256_raw(data, total, &want);
+    ck_assert_ok(minidbx_writer_open(db, &w));
+    for (size_t off = 0; off < total; off += 65536)
+        ck_assert_ok(minidbx_writer_write(w, data + off, total - off < 65536 ? total - off : 65536));
+    ck_assert_ok(minidbx_writer_commit(w, &id));
+    ck_assert(minidbx_id_equal(&id, &want));
+
+    ck_assert_ok(minidbx_reader_open(db, &id, &r, &size));
+    ck_assert_uint_eq(size, total);
+    unsigned char *back = malloc(total + 1);
+    do {
+        ck_assert_ok(minidbx_reader_read(r, back + done, 100000, &n));
+        done += n;
+    } while (n);
+    ck_assert_uint_eq(done, total);
+    ck_assert_mem_eq(back, data, total);
+    minidbx_reader_close(r);
+
+    /* a reader closed early, and an aborted writer, leave nothing behind */
+    ck_assert_ok(minidbx_reader_open(db, &id, &r, &size));
+    ck_assert_ok(minidbx_reader_read(r, back, 1000, &n));
+    minidbx_reader_close(r);
+    ck_assert_ok(minidbx_writer_open(db, &w));
+    ck_assert_ok(minidbx_writer_write(w, "never stored", 12));
+    minidbx_writer_abort(w);
+    ck_assert_int_eq(store_object_count(db), 1);
+
+    /* put_fd / get_fd through a file */
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s.file", fx_dir);
+    ck_assert_int_eq(file_write_all(path, data, 300000), 0);
+    FILE *f = fopen(path, "r");
+    ck_assert_ok(minidbx_put_fd(db, fileno(f), &id));
+    fclose(f);
+    f = tmpfile();
+    ck_assert_ok(minidbx_get_fd(db, &id, fileno(f)));
+    ck_assert_int_eq(lseek(fileno(f), 0, SEEK_END), 300000);
+    fclose(f);
+    unlink(path);
+    free(back);
+    free(data);
+    minidbx_close(db);
+}
+END_TEST
+
+/* ---- only over http ------------------------------------------------------------ */
+
+static minidbx *open_http(void)
+{
+    return open_location(1);
+}
+
+/* The node serves file blobs without reading them (sendfile): a byte
+ * flipped on its disk reaches the client, which must refuse it. */
+START_TEST(lying_node_gives_ecorrupt)
+{
+    test_rng rng;
+    minidbx *db = open_http();
+    char blob[PATH_MAX];
+    void *data;
+    size_t size, n;
+    minidbx_reader *r;
+    unsigned char buf[65536];
+    int rc;
+
+    rng_seed(&rng, 4);
+    minidbx_id id = store_put_random(db, &rng, 100000);
+    store_blob_path(server_store, &id, blob);
+    ck_assert_int_eq(file_flip_byte(blob, 5000), 0);
+    ck_assert_rc(minidbx_get(db, &id, &data, &size), MINIDBX_ECORRUPT);
+    ck_assert_ok(minidbx_reader_open(db, &id, &r, NULL));
+    while ((rc = minidbx_reader_read(r, buf, sizeof buf, &n)) == 0 && n > 0)
+        continue;
+    ck_assert_rc(rc, MINIDBX_ECORRUPT);
+    minidbx_reader_close(r);
+    ck_assert_int_eq(file_flip_byte(blob, 5000), 0); /* repaired on the node's disk */
+    ck_assert_ok(minidbx_get(db, &id, &data, &size));
+    minidbx_free(data);
+    minidbx_close(db);
+}
+END_TEST
+
+START_TEST(node_down_gives_eio)
+{
+    minidbx *db = NULL;
+    ck_assert_rc(minidbx_open(&db, "http://127.0.0.1:1", NULL), MINIDBX_EIO);
+    ck_assert_ptr_null(db);
+    ck_assert_ptr_nonnull(strstr(minidbx_errmsg(NULL), "http://127.0.0.1:1"));
+}
+END_TEST
+
+START_TEST(limits_over_http)
+{
+    minidbx *db = open_http();
+    minidbx_writer *w;
+    size_t chunk = 1u << 20;
+    unsigned char *buf = calloc(1, chunk);
+    uint64_t before = store_object_count(db);
+    int rc = 0;
+
+    ck_assert_ok(minidbx_writer_open(db, &w));
+    for (size_t i = 0; rc == 0 && i <= SERVER_MAX_OBJECT_BYTES / chunk; i++)
+        rc = minidbx_writer_write(w, buf, chunk);
+    if (rc == 0)
+        rc = minidbx_writer_commit(w, NULL);
+    else
+        minidbx_writer_abort(w);
+    ck_assert_rc(rc, MINIDBX_ETOOBIG);
+    ck_assert_int_eq(store_object_count(db), before);
+    void *big = calloc(1, SERVER_MAX_OBJECT_BYTES + 1);
+    ck_assert_rc(minidbx_put(db, big, SERVER_MAX_OBJECT_BYTES + 1, NULL), MINIDBX_ETOOBIG);
+    free(big);
+    free(buf);
+    minidbx_close(db);
+}
+END_TEST
+
+START_TEST(unsupported_calls_say_so)
+{
+    minidbx *db = open_http();
+    ck_assert_rc(minidbx_verify(db, NULL, 0, NULL, NULL, NULL), MINIDBX_EUNSUPPORTED);
+    ck_assert_rc(minidbx_gc(db, NULL), MINIDBX_EUNSUPPORTED);
+    ck_assert_rc(minidbx_batch_begin(db), MINIDBX_EUNSUPPORTED);
+    minidbx_close(db);
+}
+END_TEST
+
+struct worker {
+    minidbx *db;
+    int seed;
+    int failures;
+};
+
+static void *worker_main(void *cls)
+{
+    struct worker *wk = cls;
+    test_rng rng;
+    unsigned char buf[3000];
+    void *data;
+    size_t size;
+    minidbx_id id;
+
+    rng_seed(&rng, (uint64_t)wk->seed);
+    for (int i = 0; i < 50; i++) {
+        rng_fill(&rng, buf, sizeof buf);
+        if (minidbx_put(wk->db, buf, sizeof buf, &id) < 0 || minidbx_get(wk->db, &id, &data, &size) < 0) {
+            wk->failures++;
+            continue;
+        }
+        wk->failures += size != sizeof buf || memcmp(data, buf, size) != 0;
+        minidbx_free(data);
+    }
+    return NULL;
+}
+
+START_TEST(threads_share_a_handle)
+{
+    minidbx *db = open_http();
+    pthread_t threads[8];
+    struct worker workers[8];
+
+    for (int i = 0; i < 8; i++) {
+        workers[i] = (struct worker){ db, 100 + i, 0 };
+        ck_assert_int_eq(pthread_create(&threads[i], NULL, worker_main, &workers[i]), 0);
+    }
+    for (int i = 0; i < 8; i++) {
+        pthread_join(threads[i], NULL);
+        ck_assert_int_eq(workers[i].failures, 0);
+    }
+    minidbx_close(db);
+}
+END_TEST
+
+static Suite *http_suite(void)
+{
+    Suite *s = suite_create("http");
+    TCase *both = tcase_with_store("local and http", TEST_TIMEOUT_S);
+    /* loop index 0: a local store, 1: the http:// node */
+    tcase_add_loop_test(both, roundtrip_objects, 0, 2);
+    tcase_add_loop_test(both, roundtrip_names, 0, 2);
+    tcase_add_loop_test(both, roundtrip_streams, 0, 2);
+    suite_add_tcase(s, both);
+
+    TCase *remote = tcase_with_store("http only", TEST_TIMEOUT_S);
+    tcase_add_test(remote, lying_node_gives_ecorrupt);
+    tcase_add_test(remote, node_down_gives_eio);
+    tcase_add_test(remote, limits_over_http);
+    tcase_add_test(remote, unsupported_calls_say_so);
+    tcase_add_test(remote, threads_share_a_handle);
+    suite_add_tcase(s, remote);
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    int status;
+
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s MDBX\n", argv[0]);
+        return 2;
+    }
+    mdbx_path = argv[1];
+    signal(SIGPIPE, SIG_IGN);
+    server_store = tmpdir_make("http-node");
+    if (!server_store || start_server() < 0) {
+        fprintf(stderr, "cannot start %s serve\n", mdbx_path);
+        stop_server();
+        return 1;
+    }
+    status = run_suite(http_suite());
+    stop_server();
+    rm_rf(server_store);
+    free(server_store);
+    return status;
+}

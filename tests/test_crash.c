@@ -1,0 +1,240 @@
+/* test_crash.c - crash safety. Runs crash_writer against one store, kills
+ * it with SIGKILL at a random moment (0-30 ms after start, or just after it
+ * acknowledged a random number of ids), then opens the store and checks:
+ * every acknowledged id is there and its bytes verify; verify finds no
+ * record whose bytes are missing or wrong (orphan blobs are allowed); the
+ * temp area holds nothing of the dead writer. The store is reused, so it
+ * grows across rounds.
+ *
+ * usage: test_crash CRASH_WRITER ITERATIONS */
+#include "util.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static const char *writer_path;
+static long iterations = 200;
+
+typedef struct {
+    minidbx_id *ids;
+    size_t count, capacity;
+} id_list;
+
+static void id_list_add(id_list *list, const minidbx_id *id)
+{
+    if (list->count == list->capacity) {
+        list->capacity = list->capacity ? list->capacity * 2 : 256;
+        list->ids = realloc(list->ids, list->capacity * sizeof *list->ids);
+        ck_assert_ptr_nonnull(list->ids);
+    }
+    list->ids[list->count++] = *id;
+}
+
+/* Output of one writer: bytes read so far from its stdout. */
+typedef struct {
+    char *text;
+    size_t len, capacity;
+    size_t lines; /* complete lines seen */
+} writer_output;
+
+/* Read what is there (waiting up to timeout_ms). 0 at EOF, else 1. */
+static int read_some(int fd, writer_output *out, int timeout_ms)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    int ready = poll(&pfd, 1, timeout_ms);
+    if (ready <= 0)
+        return 1;
+    if (out->capacity - out->len < 4096) {
+        out->capacity = out->capacity ? out->capacity * 2 : 65536;
+        out->text = realloc(out->text, out->capacity);
+        ck_assert_ptr_nonnull(out->text);
+    }
+    ssize_t n = read(fd, out->text + out->len, out->capacity - out->len);
+    if (n < 0 && errno == EINTR)
+        return 1;
+    if (n <= 0)
+        return 0;
+    for (ssize_t i = 0; i < n; i++)
+        out->lines += out->text[out->len + (size_t)i] == '\n';
+    out->len += (size_t)n;
+    return 1;
+}
+
+static pid_t start_writer(const char *store, uint64_t seed, int *out_fd)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    char seed_text[32];
+    snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        dup2(p[1], STDOUT_FILENO);
+        close(p[0]);
+        close(p[1]);
+        execl(writer_path, writer_path, store, seed_text, (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    *out_fd = p[0];
+    return pid;
+}
+
+/* Let the writer run until a random moment, kill it, collect its output. */
+static void run_and_kill(const char *store, test_rng *rng, uint64_t seed, writer_output *out)
+{
+    int fd;
+    double start = now_ms();
+    pid_t pid = start_writer(store, seed, &fd);
+    if (rng_below(rng, 2) == 0) {
+        double deadline = start + (double)rng_below(rng, 31);
+        while (now_ms() < deadline && read_some(fd, out, 1))
+            ;
+    } else {
+        size_t want = 1 + (size_t)rng_below(rng, 12);
+        while (out->lines < want && now_ms() < start + 3000 && read_some(fd, out, 10))
+            ;
+        usleep((useconds_t)rng_below(rng, 4000));
+    }
+    kill(pid, SIGKILL);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    while (read_some(fd, out, 1000))
+        ;
+    close(fd);
+    ck_assert_msg(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL,
+                  "crash_writer (seed %llu) ended by itself with status %d",
+                  (unsigned long long)seed, WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+}
+
+/* Parse every complete line into acked; a partial last line was not acked. */
+static size_t parse_acked(const writer_output *out, id_list *acked)
+{
+    size_t n = 0, start = 0;
+    for (size_t i = 0; i < out->len; i++) {
+        if (out->text[i] != '\n')
+            continue;
+        char hex[MINIDBX_ID_HEX_SIZE] = "";
+        size_t len = i - start;
+        ck_assert_msg(len == 64, "writer printed a %zu-byte line", len);
+        memcpy(hex, out->text + start, 64);
+        hex[64] = '\0';
+        minidbx_id id;
+        ck_assert_ok(minidbx_id_parse(&id, hex));
+        id_list_add(acked, &id);
+        n++;
+        start = i + 1;
+    }
+    return n;
+}
+
+static void expect_object_intact(minidbx *db, const minidbx_id *id, uint64_t seed)
+{
+    char hex[MINIDBX_ID_HEX_SIZE];
+    minidbx_id_format(id, hex);
+    void *data = NULL;
+    size_t size = 0;
+    int rc = minidbx_get(db, id, &data, &size);
+    ck_assert_msg(rc == 0, "acknowledged %s (seed %llu): get %d (%s): %s", hex,
+                  (unsigned long long)seed, rc, minidbx_strerror(rc), minidbx_errmsg(db));
+    minidbx_id actual;
+    sha256_raw(data, size, &actual);
+    ck_assert_msg(minidbx_id_equal(&actual, id), "get %s returned other bytes", hex);
+    minidbx_free(data);
+}
+
+static void expect_store_consistent(minidbx *db, uint64_t seed)
+{
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_msg(log.count[MINIDBX_PROBLEM_CORRUPT] == 0 && log.count[MINIDBX_PROBLEM_MISSING] == 0 &&
+                      log.count[MINIDBX_PROBLEM_DANGLING] == 0 && log.count[MINIDBX_PROBLEM_BADREF] == 0,
+                  "after kill (seed %llu): %u corrupt, %u missing, %u dangling, %u bad refs",
+                  (unsigned long long)seed, log.count[MINIDBX_PROBLEM_CORRUPT],
+                  log.count[MINIDBX_PROBLEM_MISSING], log.count[MINIDBX_PROBLEM_DANGLING],
+                  log.count[MINIDBX_PROBLEM_BADREF]);
+    ck_assert_msg(log.count[MINIDBX_PROBLEM_TEMP] == 0, "verify after open found %u temp files",
+                  log.count[MINIDBX_PROBLEM_TEMP]);
+}
+
+START_TEST(kill_writer_repeatedly)
+{
+    char *store = tmpdir_make("crash");
+    char tmp[PATH_MAX];
+    store_path(store, "tmp", tmp);
+    uint64_t base_seed = seed_from_clock();
+    printf("crash: %ld rounds, base seed %llu, store %s\n", iterations,
+           (unsigned long long)base_seed, store);
+    fflush(stdout);
+    test_rng rng;
+    rng_seed(&rng, base_seed);
+    id_list acked = {0};
+    /* a full verify re-hashes the whole (growing) store: every round for
+     * the normal run, every tenth in a torture run to keep it linear-ish */
+    long verify_every = iterations > 1000 ? 10 : 1;
+    double start = now_ms();
+
+    for (long round = 0; round < iterations; round++) {
+        uint64_t seed = base_seed + (uint64_t)round;
+        writer_output out = {0};
+        run_and_kill(store, &rng, seed, &out);
+        size_t first_new = acked.count;
+        parse_acked(&out, &acked);
+        free(out.text);
+
+        minidbx *db = store_open(store, 0);
+        long left = dir_count_entries(tmp);
+        ck_assert_msg(left <= 0, "round %ld (seed %llu): %ld files left in tmp/ after open", round,
+                      (unsigned long long)seed, left);
+        for (size_t i = first_new; i < acked.count; i++)
+            expect_object_intact(db, &acked.ids[i], seed);
+        minidbx_id *missing = malloc((acked.count + 1) * sizeof *missing);
+        size_t missing_count = 0;
+        ck_assert_ok(minidbx_missing(db, acked.ids, acked.count, missing, &missing_count));
+        ck_assert_msg(missing_count == 0, "round %ld: %zu acknowledged ids missing", round, missing_count);
+        free(missing);
+        if (round % verify_every == 0 || round == iterations - 1)
+            expect_store_consistent(db, seed);
+        minidbx_close(db);
+    }
+
+    minidbx *db = store_open(store, 0);
+    uint64_t objects = store_object_count(db);
+    ck_assert_uint_ge(objects, 1);
+    minidbx_close(db);
+    printf("crash: %ld rounds in %.1f s, %zu acknowledged puts, %llu objects in the store\n",
+           iterations, (now_ms() - start) / 1000.0, acked.count, (unsigned long long)objects);
+    free(acked.ids);
+    rm_rf(store);
+    free(store);
+}
+END_TEST
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: %s CRASH_WRITER [ITERATIONS]\n", argv[0]);
+        return 2;
+    }
+    writer_path = argv[1];
+    if (argc > 2)
+        iterations = strtol(argv[2], NULL, 10);
+    if (iterations < 1)
+        iterations = 1;
+    signal(SIGPIPE, SIG_IGN);
+    Suite *s = suite_create("crash");
+    TCase *tc = tcase_create("sigkill");
+    /* 5000 rounds of a torture run take far longer than the normal 200 */
+    tcase_set_timeout(tc, iterations > 1000 ? 7200 : TEST_TIMEOUT_LONG_S);
+    tcase_add_test(tc, kill_writer_repeatedly);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}

@@ -1,0 +1,257 @@
+/* test_names.c - names: validation, set/get/delete, listing by prefix with
+ * paging, reference counts, and gc removing only unnamed objects. */
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define THRESHOLD MINIDBX_DEFAULT_INLINE_THRESHOLD
+
+static const char *const BAD_NAMES[] = {
+    "", "/abs", "/", "a/../b", "..", "../a", "a/..", ".", "./a", "a/./b", "a/.",
+    "a//b", "a/", "//", "a\x01" "b", "tab\there", "new\nline", "del\x7f", "\x1f",
+};
+
+START_TEST(name_valid_rules)
+{
+    for (size_t i = 0; i < sizeof BAD_NAMES / sizeof BAD_NAMES[0]; i++)
+        ck_assert_msg(minidbx_name_valid(BAD_NAMES[i]) == 0, "\"%s\" (#%zu) accepted", BAD_NAMES[i], i);
+    ck_assert_int_eq(minidbx_name_valid(NULL), 0);
+    static const char *const good[] = {"a", "photos/2024/cat.jpg", "a.b", "..a", "a..", ".hidden/x",
+                                       "with space", "ünïcødé/名前", "a-b_c~d"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        ck_assert_msg(minidbx_name_valid(good[i]) == 1, "\"%s\" refused", good[i]);
+}
+END_TEST
+
+static char *name_of_length(size_t len)
+{
+    char *name = malloc(len + 1);
+    for (size_t i = 0; i < len; i++)
+        name[i] = (i % 10 == 9 && i + 1 < len) ? '/' : (char)('a' + i % 26);
+    name[len] = '\0';
+    return name;
+}
+
+START_TEST(name_max_length)
+{
+    minidbx_id id;
+    ck_assert_ok(minidbx_put(fx_db, "x", 1, &id));
+    char *at_max = name_of_length(MINIDBX_NAME_MAX);
+    char *over = name_of_length(MINIDBX_NAME_MAX + 1);
+    ck_assert_int_eq(minidbx_name_valid(at_max), 1);
+    ck_assert_int_eq(minidbx_name_valid(over), 0);
+    ck_assert_ok(minidbx_name_set(fx_db, at_max, &id));
+    minidbx_name_info info;
+    ck_assert_ok(minidbx_name_get(fx_db, at_max, &info));
+    ck_assert_str_eq(info.name, at_max);
+    ck_assert_rc(minidbx_name_set(fx_db, over, &id), MINIDBX_EINVAL);
+    ck_assert_rc(minidbx_name_get(fx_db, over, &info), MINIDBX_EINVAL);
+    ck_assert_rc(minidbx_name_delete(fx_db, over), MINIDBX_EINVAL);
+    size_t count;
+    minidbx_name_info all[2];
+    ck_assert_ok(minidbx_name_list(fx_db, NULL, NULL, all, 2, &count));
+    ck_assert_uint_eq(count, 1);
+    ck_assert_str_eq(all[0].name, at_max);
+    ck_assert_ok(minidbx_name_delete(fx_db, at_max));
+    free(at_max);
+    free(over);
+}
+END_TEST
+
+START_TEST(bad_names_refused_and_nothing_stored)
+{
+    minidbx_id id;
+    ck_assert_ok(minidbx_put(fx_db, "x", 1, &id));
+    minidbx_name_info info;
+    for (size_t i = 0; i < sizeof BAD_NAMES / sizeof BAD_NAMES[0]; i++) {
+        ck_assert_rc(minidbx_name_set(fx_db, BAD_NAMES[i], &id), MINIDBX_EINVAL);
+        ck_assert_rc(minidbx_name_get(fx_db, BAD_NAMES[i], &info), MINIDBX_EINVAL);
+        ck_assert_rc(minidbx_name_delete(fx_db, BAD_NAMES[i]), MINIDBX_EINVAL);
+    }
+    ck_assert_rc(minidbx_name_set(fx_db, NULL, &id), MINIDBX_EINVAL);
+    size_t count = 99;
+    minidbx_name_info all[4];
+    ck_assert_ok(minidbx_name_list(fx_db, "", NULL, all, 4, &count));
+    ck_assert_uint_eq(count, 0);
+    minidbx_object_info oinfo;
+    ck_assert_ok(minidbx_stat(fx_db, &id, &oinfo));
+    ck_assert_uint_eq(oinfo.refs, 0);
+}
+END_TEST
+
+START_TEST(set_get_replace_delete)
+{
+    test_rng rng;
+    rng_seed(&rng, 31);
+    minidbx_id a = store_put_random(fx_db, &rng, 100);
+    minidbx_id b = store_put_random(fx_db, &rng, THRESHOLD + 10);
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    int64_t before_ns = (int64_t)ts.tv_sec * 1000000000 - 2000000000LL;
+
+    ck_assert_ok(minidbx_name_set(fx_db, "photos/2024/cat.jpg", &a));
+    minidbx_name_info info;
+    ck_assert_ok(minidbx_name_get(fx_db, "photos/2024/cat.jpg", &info));
+    ck_assert_str_eq(info.name, "photos/2024/cat.jpg");
+    ck_assert(minidbx_id_equal(&info.id, &a));
+    ck_assert_uint_eq(info.size, 100);
+    ck_assert_int_ge(info.mtime_ns, before_ns);
+
+    minidbx_object_info oa, ob;
+    ck_assert_ok(minidbx_stat(fx_db, &a, &oa));
+    ck_assert_uint_eq(oa.refs, 1);
+
+    /* replacing moves the reference */
+    ck_assert_ok(minidbx_name_set(fx_db, "photos/2024/cat.jpg", &b));
+    ck_assert_ok(minidbx_name_get(fx_db, "photos/2024/cat.jpg", &info));
+    ck_assert(minidbx_id_equal(&info.id, &b));
+    ck_assert_uint_eq(info.size, THRESHOLD + 10);
+    ck_assert_ok(minidbx_stat(fx_db, &a, &oa));
+    ck_assert_ok(minidbx_stat(fx_db, &b, &ob));
+    ck_assert_uint_eq(oa.refs, 0);
+    ck_assert_uint_eq(ob.refs, 1);
+    /* setting the same again does not count twice */
+    ck_assert_ok(minidbx_name_set(fx_db, "photos/2024/cat.jpg", &b));
+    ck_assert_ok(minidbx_stat(fx_db, &b, &ob));
+    ck_assert_uint_eq(ob.refs, 1);
+
+    ck_assert_ok(minidbx_name_delete(fx_db, "photos/2024/cat.jpg"));
+    ck_assert_rc(minidbx_name_get(fx_db, "photos/2024/cat.jpg", &info), MINIDBX_ENOTFOUND);
+    ck_assert_rc(minidbx_name_delete(fx_db, "photos/2024/cat.jpg"), MINIDBX_ENOTFOUND);
+    ck_assert_ok(minidbx_stat(fx_db, &b, &ob));
+    ck_assert_uint_eq(ob.refs, 0);
+    ck_assert_int_eq(minidbx_exists(fx_db, &b), 1); /* the object stays */
+    ck_assert_ok(minidbx_delete(fx_db, &b));        /* and is no longer referenced */
+}
+END_TEST
+
+START_TEST(set_to_missing_object)
+{
+    minidbx_id ghost;
+    memset(&ghost, 0x42, sizeof ghost);
+    ck_assert_rc(minidbx_name_set(fx_db, "ghost", &ghost), MINIDBX_ENOTFOUND);
+    minidbx_name_info info;
+    ck_assert_rc(minidbx_name_get(fx_db, "ghost", &info), MINIDBX_ENOTFOUND);
+    ck_assert_rc(minidbx_name_get(fx_db, "never/set", &info), MINIDBX_ENOTFOUND);
+}
+END_TEST
+
+/* List names under prefix, page entries at a time; return how many, and
+ * check byte order and the prefix on the way. */
+static size_t list_prefix(const char *prefix, size_t page, char names[][64], size_t max)
+{
+    minidbx_name_info buf[8];
+    size_t total = 0, count;
+    char after[MINIDBX_NAME_MAX + 1] = "";
+    do {
+        ck_assert_ok(minidbx_name_list(fx_db, prefix, total ? after : NULL, buf, page, &count));
+        for (size_t i = 0; i < count; i++) {
+            ck_assert_uint_lt(total, max);
+            if (prefix)
+                ck_assert_msg(strncmp(buf[i].name, prefix, strlen(prefix)) == 0,
+                              "\"%s\" listed under prefix \"%s\"", buf[i].name, prefix);
+            if (total > 0)
+                ck_assert_msg(strcmp(names[total - 1], buf[i].name) < 0, "not in order: %s, %s",
+                              names[total - 1], buf[i].name);
+            snprintf(names[total++], 64, "%.63s", buf[i].name);
+        }
+        if (count > 0)
+            snprintf(after, sizeof after, "%s", buf[count - 1].name);
+    } while (count == page);
+    return total;
+}
+
+START_TEST(list_by_prefix_with_paging)
+{
+    minidbx_id id;
+    ck_assert_ok(minidbx_put(fx_db, "obj", 3, &id));
+    static const char *const all[] = {"a", "a/1", "a/2", "a/3/x", "a0", "ab", "b/1", "b/2", "photos/1",
+                                      "photos/2", "photos/3", "photos/30", "photosx", "z"};
+    enum { N = sizeof all / sizeof all[0] };
+    for (size_t i = N; i-- > 0;) /* reverse order: the list must sort */
+        ck_assert_ok(minidbx_name_set(fx_db, all[i], &id));
+
+    char names[32][64];
+    for (size_t page = 1; page <= 8; page += 3) {
+        ck_assert_uint_eq(list_prefix(NULL, page, names, 32), N);
+        for (size_t i = 0; i < N; i++)
+            ck_assert_str_eq(names[i], all[i]);
+        ck_assert_uint_eq(list_prefix("", page, names, 32), N);
+        ck_assert_uint_eq(list_prefix("photos/", page, names, 32), 4);
+        ck_assert_str_eq(names[3], "photos/30");
+        ck_assert_uint_eq(list_prefix("photos", page, names, 32), 5);
+        ck_assert_uint_eq(list_prefix("a/", page, names, 32), 3);
+        ck_assert_uint_eq(list_prefix("a", page, names, 32), 6);
+        ck_assert_uint_eq(list_prefix("nothing", page, names, 32), 0);
+        ck_assert_uint_eq(list_prefix("z", page, names, 32), 1);
+    }
+    minidbx_store_info info;
+    ck_assert_ok(minidbx_info(fx_db, &info));
+    ck_assert_uint_eq(info.names, N);
+    minidbx_object_info oinfo;
+    ck_assert_ok(minidbx_stat(fx_db, &id, &oinfo));
+    ck_assert_uint_eq(oinfo.refs, N);
+}
+END_TEST
+
+START_TEST(gc_removes_only_unnamed)
+{
+    test_rng rng;
+    rng_seed(&rng, 32);
+    minidbx_id named_small = store_put_random(fx_db, &rng, 10);
+    minidbx_id named_big = store_put_random(fx_db, &rng, THRESHOLD * 2);
+    minidbx_id loose_small = store_put_random(fx_db, &rng, 20);
+    minidbx_id loose_big = store_put_random(fx_db, &rng, THRESHOLD * 3);
+    minidbx_id unnamed_later = store_put_random(fx_db, &rng, 30);
+    ck_assert_ok(minidbx_name_set(fx_db, "keep/small", &named_small));
+    ck_assert_ok(minidbx_name_set(fx_db, "keep/big", &named_big));
+    ck_assert_ok(minidbx_name_set(fx_db, "temp", &unnamed_later));
+    ck_assert_ok(minidbx_name_delete(fx_db, "temp"));
+
+    minidbx_gc_report report;
+    memset(&report, 0xff, sizeof report);
+    ck_assert_ok(minidbx_gc(fx_db, &report));
+    ck_assert_uint_eq(report.objects_removed, 3);
+    ck_assert_uint_eq(report.bytes_removed, 20 + THRESHOLD * 3 + 30);
+    ck_assert_int_eq(minidbx_exists(fx_db, &named_small), 1);
+    ck_assert_int_eq(minidbx_exists(fx_db, &named_big), 1);
+    ck_assert_int_eq(minidbx_exists(fx_db, &loose_small), 0);
+    ck_assert_int_eq(minidbx_exists(fx_db, &loose_big), 0);
+    ck_assert_int_eq(minidbx_exists(fx_db, &unnamed_later), 0);
+    char path[PATH_MAX];
+    store_blob_path(fx_dir, &loose_big, path);
+    ck_assert_msg(!path_exists(path), "gc left %s", path);
+    store_blob_path(fx_dir, &named_big, path);
+    ck_assert(path_exists(path));
+
+    ck_assert_ok(minidbx_gc(fx_db, NULL));
+    ck_assert_ok(minidbx_gc(fx_db, &report));
+    ck_assert_uint_eq(report.objects_removed, 0);
+    minidbx_verify_report vr;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &vr, NULL, NULL));
+    ck_assert_uint_eq(vr.problems, 0);
+    ck_assert_uint_eq(vr.objects_checked, 2);
+}
+END_TEST
+
+static Suite *names_suite(void)
+{
+    Suite *s = suite_create("names");
+    TCase *tc = tcase_with_store("names", TEST_TIMEOUT_S);
+    tcase_add_test(tc, name_valid_rules);
+    tcase_add_test(tc, name_max_length);
+    tcase_add_test(tc, bad_names_refused_and_nothing_stored);
+    tcase_add_test(tc, set_get_replace_delete);
+    tcase_add_test(tc, set_to_missing_object);
+    tcase_add_test(tc, list_by_prefix_with_paging);
+    tcase_add_test(tc, gc_removes_only_unnamed);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(names_suite());
+}

@@ -1,0 +1,452 @@
+/* test_verify.c - every read from disk is checked against the id: a flipped
+ * byte in a blob file or in an inline value (changed with raw LMDB) gives
+ * MINIDBX_ECORRUPT from get, readers and get_fd; verify reports it, repair
+ * removes it, a second verify is clean. Also: a missing blob file, a stray
+ * blob file (orphan), a temp file left by a writer that died. */
+#include "util.h"
+
+#include <fcntl.h>
+#include <lmdb.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define THRESHOLD MINIDBX_DEFAULT_INLINE_THRESHOLD
+#define INLINE_HEADER_SIZE 40
+
+/* ---- raw LMDB: flip a byte of an inline object's bytes ---- */
+
+static void lmdb_check(int rc, const char *what)
+{
+    ck_assert_msg(rc == MDB_SUCCESS, "raw LMDB %s: %s", what, mdb_strerror(rc));
+}
+
+typedef enum { RECORD_FLIP_LAST_BYTE, RECORD_DELETE } record_edit;
+
+/* Edit the "objects" record of id with raw LMDB. The store must be closed:
+ * LMDB forbids two environments on one file in one process. For an inline
+ * object the value is a 40-byte header and then its `size` bytes. */
+static void edit_object_record(const char *store, const minidbx_id *id, size_t size, record_edit edit)
+{
+    char path[PATH_MAX];
+    store_path(store, "meta.lmdb", path);
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    lmdb_check(mdb_env_create(&env), "env_create");
+    lmdb_check(mdb_env_set_maxdbs(env, 16), "set_maxdbs");
+    lmdb_check(mdb_env_open(env, path, MDB_NOSUBDIR, 0644), "env_open");
+    lmdb_check(mdb_txn_begin(env, NULL, 0, &txn), "txn_begin");
+    lmdb_check(mdb_dbi_open(txn, "objects", 0, &dbi), "dbi_open objects");
+    MDB_val key = {MINIDBX_ID_SIZE, (void *)id->bytes};
+    MDB_val value;
+    lmdb_check(mdb_get(txn, dbi, &key, &value), "get record");
+    if (edit == RECORD_DELETE) {
+        lmdb_check(mdb_del(txn, dbi, &key, NULL), "del record");
+    } else {
+        ck_assert_msg(value.mv_size == INLINE_HEADER_SIZE + size,
+                      "inline record of a %zu-byte object is %zu bytes (expected header %d + bytes)",
+                      size, value.mv_size, INLINE_HEADER_SIZE);
+        unsigned char *copy = malloc(value.mv_size);
+        memcpy(copy, value.mv_data, value.mv_size);
+        copy[value.mv_size - 1] ^= 0xff;
+        MDB_val changed = {value.mv_size, copy};
+        lmdb_check(mdb_put(txn, dbi, &key, &changed, 0), "put record");
+        free(copy);
+    }
+    lmdb_check(mdb_txn_commit(txn), "commit");
+    mdb_env_close(env);
+}
+
+static void corrupt_inline_value(const char *store, const minidbx_id *id, size_t size)
+{
+    edit_object_record(store, id, size, RECORD_FLIP_LAST_BYTE);
+}
+
+/* ---- fixtures: one inline and one file object corrupted, one good ---- */
+
+typedef struct {
+    minidbx_id bad_inline, bad_file, good_inline, good_file;
+    unsigned char *bad_inline_data, *bad_file_data;
+    size_t inline_size, file_size;
+} corrupted_store;
+
+static void corrupt_two_objects(corrupted_store *cs)
+{
+    test_rng rng;
+    rng_seed(&rng, 41);
+    cs->inline_size = 1000;
+    cs->file_size = THRESHOLD * 3;
+    cs->bad_inline_data = rng_alloc(&rng, cs->inline_size);
+    cs->bad_file_data = rng_alloc(&rng, cs->file_size);
+    ck_assert_ok(minidbx_put(fx_db, cs->bad_inline_data, cs->inline_size, &cs->bad_inline));
+    ck_assert_ok(minidbx_put(fx_db, cs->bad_file_data, cs->file_size, &cs->bad_file));
+    cs->good_inline = store_put_random(fx_db, &rng, 500);
+    cs->good_file = store_put_random(fx_db, &rng, THRESHOLD * 2);
+    ck_assert_ok(minidbx_name_set(fx_db, "points/at/bad", &cs->bad_inline));
+    minidbx_close(fx_db);
+    fx_db = NULL;
+
+    char blob[PATH_MAX];
+    store_blob_path(fx_dir, &cs->bad_file, blob);
+    ck_assert_msg(file_flip_byte(blob, -1) == 0, "cannot flip a byte of %s", blob);
+    corrupt_inline_value(fx_dir, &cs->bad_inline, cs->inline_size);
+    fx_db = store_open(fx_dir, 0);
+}
+
+static void free_corrupted(corrupted_store *cs)
+{
+    free(cs->bad_inline_data);
+    free(cs->bad_file_data);
+}
+
+static void expect_get_corrupt(const minidbx_id *id)
+{
+    void *data = (void *)1;
+    size_t size = 0;
+    ck_assert_rc(minidbx_get(fx_db, id, &data, &size), MINIDBX_ECORRUPT);
+    ck_assert_str_ne(minidbx_errmsg(fx_db), "");
+}
+
+/* A reader may hand out bytes, but must end in ECORRUPT, never in 0. */
+static void expect_reader_corrupt(const minidbx_id *id, size_t capacity)
+{
+    minidbx_reader *r = NULL;
+    int rc = minidbx_reader_open(fx_db, id, &r, NULL);
+    if (rc == MINIDBX_ECORRUPT)
+        return; /* refusing up front is fine too */
+    ck_assert_ok(rc);
+    unsigned char *buf = malloc(capacity);
+    size_t got = 0;
+    int reads = 0;
+    while ((rc = minidbx_reader_read(r, buf, capacity, &got)) == 0) {
+        ck_assert_msg(got > 0, "reader of a corrupt object reached a clean end");
+        ck_assert_int_lt(++reads, 1 << 20);
+    }
+    ck_assert_rc(rc, MINIDBX_ECORRUPT);
+    minidbx_reader_close(r);
+    free(buf);
+}
+
+static void expect_get_fd_corrupt(const minidbx_id *id)
+{
+    char path[PATH_MAX];
+    store_path(fx_dir, "out", path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_rc(minidbx_get_fd(fx_db, id, fd), MINIDBX_ECORRUPT);
+    close(fd);
+    unlink(path);
+}
+
+START_TEST(corrupt_reads_fail)
+{
+    corrupted_store cs;
+    corrupt_two_objects(&cs);
+    const minidbx_id *bad[2] = {&cs.bad_inline, &cs.bad_file};
+    for (int i = 0; i < 2; i++) {
+        expect_get_corrupt(bad[i]);
+        expect_reader_corrupt(bad[i], 1 << 20);
+        expect_reader_corrupt(bad[i], 100);
+        expect_get_fd_corrupt(bad[i]);
+    }
+    const minidbx_id *good[2] = {&cs.good_inline, &cs.good_file};
+    for (int i = 0; i < 2; i++) {
+        void *data = NULL;
+        size_t size = 0;
+        ck_assert_ok(minidbx_get(fx_db, good[i], &data, &size));
+        minidbx_free(data);
+    }
+    free_corrupted(&cs);
+}
+END_TEST
+
+START_TEST(verify_reports_repairs_then_clean)
+{
+    corrupted_store cs;
+    corrupt_two_objects(&cs);
+
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.objects_checked, 4);
+    ck_assert_uint_eq(report.problems, 2);
+    ck_assert_uint_eq(report.repaired, 0);
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_CORRUPT], 2);
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &cs.bad_inline));
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &cs.bad_file));
+    ck_assert_uint_eq(log.repaired[MINIDBX_PROBLEM_CORRUPT], 0);
+    /* without repair, nothing changed */
+    ck_assert_int_eq(minidbx_exists(fx_db, &cs.bad_inline), 1);
+    ck_assert_int_eq(minidbx_exists(fx_db, &cs.bad_file), 1);
+
+    /* one id at a time */
+    problem_log one = {0};
+    ck_assert_ok(minidbx_verify(fx_db, &cs.bad_file, 0, &report, problem_log_cb, &one));
+    ck_assert_uint_eq(report.objects_checked, 1);
+    ck_assert_uint_eq(report.problems, 1);
+    ck_assert(problem_log_has(&one, MINIDBX_PROBLEM_CORRUPT, &cs.bad_file));
+    ck_assert_ok(minidbx_verify(fx_db, &cs.good_file, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+    minidbx_id ghost;
+    memset(&ghost, 7, sizeof ghost);
+    ck_assert_rc(minidbx_verify(fx_db, &ghost, 0, &report, NULL, NULL), MINIDBX_ENOTFOUND);
+
+    problem_log fixed = {0};
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, problem_log_cb, &fixed));
+    ck_assert_uint_eq(report.problems, 2);
+    ck_assert_uint_eq(report.repaired, 2);
+    ck_assert_uint_eq(fixed.repaired[MINIDBX_PROBLEM_CORRUPT], 2);
+    ck_assert_int_eq(minidbx_exists(fx_db, &cs.bad_inline), 0);
+    ck_assert_int_eq(minidbx_exists(fx_db, &cs.bad_file), 0);
+    minidbx_name_info name;
+    ck_assert_rc(minidbx_name_get(fx_db, "points/at/bad", &name), MINIDBX_ENOTFOUND);
+    char blob[PATH_MAX];
+    store_blob_path(fx_dir, &cs.bad_file, blob);
+    ck_assert_msg(!path_exists(blob), "repair left %s", blob);
+    ck_assert_int_eq(minidbx_exists(fx_db, &cs.good_inline), 1);
+    ck_assert_int_eq(minidbx_exists(fx_db, &cs.good_file), 1);
+
+    problem_log after = {0};
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &after));
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_uint_eq(after.total, 0);
+    ck_assert_uint_eq(report.objects_checked, 2);
+    ck_assert_uint_eq(report.bytes_checked, 500 + THRESHOLD * 2);
+    /* the corrupt bytes can be put again and are whole */
+    ck_assert_ok(minidbx_put(fx_db, cs.bad_file_data, cs.file_size, NULL));
+    store_expect_bytes(fx_db, &cs.bad_file, cs.bad_file_data, cs.file_size);
+    free_corrupted(&cs);
+}
+END_TEST
+
+/* NO_VERIFY trusts the disk: documented, so get succeeds on wrong bytes. */
+START_TEST(no_verify_skips_hash)
+{
+    corrupted_store cs;
+    corrupt_two_objects(&cs);
+    minidbx_close(fx_db);
+    fx_db = store_open(fx_dir, MINIDBX_OPEN_NO_VERIFY);
+    void *data = NULL;
+    size_t size = 0;
+    ck_assert_ok(minidbx_get(fx_db, &cs.bad_file, &data, &size));
+    ck_assert_uint_eq(size, cs.file_size);
+    minidbx_free(data);
+    /* verify still hashes */
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 2);
+    free_corrupted(&cs);
+}
+END_TEST
+
+START_TEST(missing_blob_file)
+{
+    test_rng rng;
+    rng_seed(&rng, 42);
+    minidbx_id id = store_put_random(fx_db, &rng, THRESHOLD * 2);
+    minidbx_id keep = store_put_random(fx_db, &rng, THRESHOLD * 2);
+    char blob[PATH_MAX];
+    store_blob_path(fx_dir, &id, blob);
+    ck_assert_int_eq(unlink(blob), 0);
+
+    void *data = NULL;
+    size_t size = 0;
+    int rc = minidbx_get(fx_db, &id, &data, &size);
+    ck_assert_msg(rc == MINIDBX_ECORRUPT || rc == MINIDBX_EIO || rc == MINIDBX_ENOTFOUND,
+                  "get with its blob file gone: %d (%s)", rc, minidbx_strerror(rc));
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.problems, 1);
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_MISSING, &id));
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+    ck_assert_uint_eq(report.repaired, 1);
+    ck_assert_int_eq(minidbx_exists(fx_db, &id), 0);
+    ck_assert_int_eq(minidbx_exists(fx_db, &keep), 1);
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+}
+END_TEST
+
+START_TEST(orphan_blob_file)
+{
+    test_rng rng;
+    rng_seed(&rng, 43);
+    minidbx_id keep = store_put_random(fx_db, &rng, THRESHOLD * 2);
+    /* a blob file with a valid name and matching bytes but no record */
+    size_t size = THRESHOLD * 2;
+    unsigned char *data = rng_alloc(&rng, size);
+    minidbx_id stray;
+    sha256_raw(data, size, &stray);
+    char blob[PATH_MAX], dir[PATH_MAX];
+    store_blob_path(fx_dir, &stray, blob);
+    snprintf(dir, sizeof dir, "%s", blob);
+    *strrchr(dir, '/') = '\0';
+    char cmd[PATH_MAX + 16];
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s'", dir);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(file_write_all(blob, data, size), 0);
+
+    ck_assert_int_eq(minidbx_exists(fx_db, &stray), 0);
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_ORPHAN], 1);
+    ck_assert_uint_eq(report.problems, 1);
+    ck_assert(path_exists(blob));
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.repaired, 1);
+    ck_assert_msg(!path_exists(blob), "repair left the orphan %s", blob);
+    ck_assert_int_eq(minidbx_exists(fx_db, &keep), 1);
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+    free(data);
+}
+END_TEST
+
+/* A name whose object record vanished (raw LMDB): DANGLING, repaired. */
+START_TEST(dangling_name)
+{
+    minidbx_id id, keep;
+    ck_assert_ok(minidbx_put(fx_db, "pointed at", 10, &id));
+    ck_assert_ok(minidbx_put(fx_db, "kept", 4, &keep));
+    ck_assert_ok(minidbx_name_set(fx_db, "dangles", &id));
+    ck_assert_ok(minidbx_name_set(fx_db, "fine", &keep));
+    minidbx_close(fx_db);
+    fx_db = NULL;
+    edit_object_record(fx_dir, &id, 10, RECORD_DELETE);
+    fx_db = store_open(fx_dir, 0);
+
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_ge(log.count[MINIDBX_PROBLEM_DANGLING], 1);
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_CORRUPT] + log.count[MINIDBX_PROBLEM_MISSING], 0);
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+    ck_assert_uint_eq(report.repaired, report.problems);
+    minidbx_name_info name;
+    ck_assert_rc(minidbx_name_get(fx_db, "dangles", &name), MINIDBX_ENOTFOUND);
+    ck_assert_ok(minidbx_name_get(fx_db, "fine", &name));
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.problems, 0);
+    minidbx_object_info info;
+    ck_assert_ok(minidbx_stat(fx_db, &keep, &info));
+    ck_assert_uint_eq(info.refs, 1);
+}
+END_TEST
+
+/* ---- a writer that dies with its temp file in tmp/ ---- */
+
+static void dying_writer(const char *dir, int ready_fd)
+{
+    minidbx *db = NULL;
+    if (minidbx_open(&db, dir, NULL) != 0)
+        _exit(2);
+    minidbx_writer *w = NULL;
+    if (minidbx_writer_open(db, &w) != 0)
+        _exit(3);
+    test_rng rng;
+    rng_seed(&rng, 44);
+    static unsigned char chunk[1 << 16];
+    for (int i = 0; i < 16; i++) { /* 1 MiB: far past the inline threshold */
+        rng_fill(&rng, chunk, sizeof chunk);
+        if (minidbx_writer_write(w, chunk, sizeof chunk) != 0)
+            _exit(4);
+    }
+    if (write(ready_fd, "r", 1) != 1)
+        _exit(5);
+    pause();
+    _exit(6);
+}
+
+START_TEST(temp_file_of_dead_writer_swept)
+{
+    minidbx_close(fx_db);
+    fx_db = NULL;
+    int ready[2];
+    ck_assert_int_eq(pipe(ready), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        close(ready[0]);
+        dying_writer(fx_dir, ready[1]);
+    }
+    close(ready[1]);
+    char c = 0;
+    ck_assert_int_eq(read(ready[0], &c, 1), 1);
+    close(ready[0]);
+    fx_db = store_open(fx_dir, 0); /* opened while the writer lives */
+    kill(pid, SIGKILL);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+
+    char tmp[PATH_MAX];
+    store_path(fx_dir, "tmp", tmp);
+    ck_assert_int_ge(dir_count_entries(tmp), 1);
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_ge(log.count[MINIDBX_PROBLEM_TEMP], 1);
+    ck_assert_uint_eq(log.total, log.count[MINIDBX_PROBLEM_TEMP]);
+
+    minidbx_close(fx_db);
+    fx_db = store_open(fx_dir, 0);
+    ck_assert_msg(dir_count_entries(tmp) == 0, "open left %ld files in tmp/", dir_count_entries(tmp));
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+}
+END_TEST
+
+/* A live writer's temp file is not swept by another handle's open. */
+START_TEST(temp_file_of_live_writer_kept)
+{
+    minidbx_writer *w = NULL;
+    ck_assert_ok(minidbx_writer_open(fx_db, &w));
+    test_rng rng;
+    rng_seed(&rng, 45);
+    unsigned char *data = rng_alloc(&rng, 1 << 20);
+    ck_assert_ok(minidbx_writer_write(w, data, 1 << 20));
+    pid_t pid = fork(); /* another process opens the store meanwhile */
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        minidbx *other = NULL;
+        int rc = minidbx_open(&other, fx_dir, NULL);
+        minidbx_close(other);
+        _exit(rc == 0 ? 0 : 1);
+    }
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    minidbx_id id, ref;
+    ck_assert_ok(minidbx_writer_commit(w, &id));
+    sha256_raw(data, 1 << 20, &ref);
+    ck_assert(minidbx_id_equal(&id, &ref));
+    store_expect_bytes(fx_db, &id, data, 1 << 20);
+    free(data);
+}
+END_TEST
+
+static Suite *verify_suite(void)
+{
+    Suite *s = suite_create("verify");
+    TCase *tc = tcase_with_store("verify", TEST_TIMEOUT_S);
+    tcase_add_test(tc, corrupt_reads_fail);
+    tcase_add_test(tc, verify_reports_repairs_then_clean);
+    tcase_add_test(tc, no_verify_skips_hash);
+    tcase_add_test(tc, missing_blob_file);
+    tcase_add_test(tc, orphan_blob_file);
+    tcase_add_test(tc, dangling_name);
+    tcase_add_test(tc, temp_file_of_dead_writer_swept);
+    tcase_add_test(tc, temp_file_of_live_writer_kept);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(verify_suite());
+}
