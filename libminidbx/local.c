@@ -37,6 +37,7 @@ typedef struct {
 } path_list;
 
 struct local_batch {
+    local_store *store;
     MDB_txn *txn;
     int lock_fd;        /* shared store lock, held for the batch */
     path_list files;    /* blobs renamed into place, to fsync at commit */
@@ -45,8 +46,14 @@ struct local_batch {
 };
 
 /* The batch of the calling thread, whichever store it is on: one batch per
- * thread at a time, and no lock needed to ask "is this mine?". */
-static _Thread_local local_store *thread_batch_store;
+ * thread at a time. A batch belongs to a thread, not to a store, so that
+ * two threads batching on one handle never see each other's batch. */
+static _Thread_local local_batch *thread_batch;
+
+static local_batch *batch_of(const local_store *s)
+{
+    return thread_batch && thread_batch->store == s ? thread_batch : NULL;
+}
 
 static atomic_uint temp_counter;
 
@@ -120,7 +127,7 @@ int local_record_parse(const MDB_val *v, const minidbx_id *id, record_header *ou
 
 bool local_in_batch(local_store *s)
 {
-    return thread_batch_store == s && s->batch;
+    return batch_of(s) != NULL;
 }
 
 int local_read_begin(local_store *s, read_txn *rt)
@@ -128,7 +135,7 @@ int local_read_begin(local_store *s, read_txn *rt)
     int rc;
     rt->borrowed = false;
     if (local_in_batch(s)) {
-        rt->txn = s->batch->txn;
+        rt->txn = batch_of(s)->txn;
         rt->borrowed = true;
         return 0;
     }
@@ -168,10 +175,10 @@ int local_write_begin(local_store *s, MDB_txn **txn, bool *in_batch)
 {
     *in_batch = local_in_batch(s);
     if (*in_batch) {
-        if (s->batch->error)
-            return minidbx_error_set(s->batch->error, "batch failed earlier (%s): abort it",
-                                     minidbx_strerror(s->batch->error));
-        *txn = s->batch->txn;
+        if (batch_of(s)->error)
+            return minidbx_error_set(batch_of(s)->error, "batch failed earlier (%s): abort it",
+                                     minidbx_strerror(batch_of(s)->error));
+        *txn = batch_of(s)->txn;
         return 0;
     }
     int rc = mdb_txn_begin(s->env, NULL, 0, txn);
@@ -184,7 +191,7 @@ int local_write_end(local_store *s, MDB_txn *txn, bool in_batch, int rc)
 {
     if (in_batch) {
         if (rc < 0 && rc != MINIDBX_ENOTFOUND && rc != MINIDBX_EREFERENCED && rc != MINIDBX_EINVAL)
-            s->batch->error = rc;
+            batch_of(s)->error = rc;
         return rc;
     }
     if (rc < 0) {
@@ -318,7 +325,7 @@ static int ensure_shard_dirs(local_store *s, const char *blob_path, bool in_batc
         if (!created || !s->sync)
             continue;
         dir[len - 3] = '\0'; /* the parent now has a new entry */
-        int rc = in_batch ? path_list_add(&s->batch->dirs, dir) : fsync_dir_checked(dir);
+        int rc = in_batch ? path_list_add(&batch_of(s)->dirs, dir) : fsync_dir_checked(dir);
         if (rc < 0)
             return rc;
     }
@@ -362,8 +369,8 @@ static int put_file(local_store *s, const minidbx_id *id, const char *temp_path,
     }
     if (s->sync) {
         if (in_batch)
-            rc = path_list_add(&s->batch->files, blob) < 0 ? MINIDBX_ENOMEM
-                                                             : path_list_add(&s->batch->dirs, dir);
+            rc = path_list_add(&batch_of(s)->files, blob) < 0 ? MINIDBX_ENOMEM
+                                                             : path_list_add(&batch_of(s)->dirs, dir);
         else
             rc = fsync_dir_checked(dir);
         if (rc < 0)
@@ -934,11 +941,9 @@ out:
 
 /* --- batches --------------------------------------------------------------------- */
 
-static void batch_free(local_store *s)
+static void batch_free(local_batch *b)
 {
-    local_batch *b = s->batch;
-    s->batch = NULL;
-    thread_batch_store = NULL;
+    thread_batch = NULL;
     local_unlock(b->lock_fd);
     path_list_free(&b->files);
     path_list_free(&b->dirs);
@@ -948,7 +953,7 @@ static void batch_free(local_store *s)
 static int local_batch_begin(minidbx_backend *be)
 {
     local_store *s = (local_store *)be;
-    if (thread_batch_store)
+    if (thread_batch)
         return minidbx_error_set(MINIDBX_ESTATE, "batch_begin: this thread already has a batch open");
     local_batch *b = calloc(1, sizeof *b);
     if (!b)
@@ -965,8 +970,8 @@ static int local_batch_begin(minidbx_backend *be)
         free(b);
         return dbx_error_lmdb(rc, "%s: batch_begin", s->root);
     }
-    s->batch = b;
-    thread_batch_store = s;
+    b->store = s;
+    thread_batch = b;
     return 0;
 }
 
@@ -985,7 +990,7 @@ static int local_batch_commit(minidbx_backend *be)
     local_store *s = (local_store *)be;
     if (!local_in_batch(s))
         return minidbx_error_set(MINIDBX_ESTATE, "batch_commit: no batch open by this thread");
-    local_batch *b = s->batch;
+    local_batch *b = batch_of(s);
     int rc = b->error ? minidbx_error_set(b->error, "batch_commit: a call in the batch failed (%s)",
                                           minidbx_strerror(b->error))
                       : 0;
@@ -1000,7 +1005,7 @@ static int local_batch_commit(minidbx_backend *be)
     } else {
         mdb_txn_abort(b->txn);
     }
-    batch_free(s);
+    batch_free(b);
     return rc;
 }
 
@@ -1009,8 +1014,9 @@ static int local_batch_abort(minidbx_backend *be)
     local_store *s = (local_store *)be;
     if (!local_in_batch(s))
         return minidbx_error_set(MINIDBX_ESTATE, "batch_abort: no batch open by this thread");
-    mdb_txn_abort(s->batch->txn);
-    batch_free(s); /* blobs renamed in the batch are orphans now, for gc */
+    local_batch *b = batch_of(s);
+    mdb_txn_abort(b->txn);
+    batch_free(b); /* blobs renamed in the batch are orphans now, for gc */
     return 0;
 }
 
@@ -1195,9 +1201,10 @@ static int local_info(minidbx_backend *be, minidbx_store_info *out)
 static void local_free(minidbx_backend *be)
 {
     local_store *s = (local_store *)be;
-    if (local_in_batch(s)) {
-        mdb_txn_abort(s->batch->txn);
-        batch_free(s);
+    local_batch *b = batch_of(s);
+    if (b) {
+        mdb_txn_abort(b->txn);
+        batch_free(b);
     }
     for (int i = 0; i < s->pool_count; i++)
         mdb_txn_abort(s->pool[i]);

@@ -63,8 +63,6 @@ typedef struct local_store {
     pthread_mutex_t pool_lock;
     MDB_txn *pool[64];
     int pool_count;
-
-    local_batch *batch; /* set and cleared only by the owning thread */
 } local_store;
 
 /* A read transaction: the thread's own batch transaction if it has one

@@ -13,6 +13,9 @@ BUILD=$1
 shift
 D="$T/destdir"
 : "${CC:=cc}"
+# A sanitized library can only be loaded by a sanitized program.
+SANITIZE_FLAGS=""
+[ -n "${MINIDBX_SANITIZE:-}" ] && [ "$MINIDBX_SANITIZE" != none ] && SANITIZE_FLAGS="-fsanitize=$MINIDBX_SANITIZE"
 
 expect 0 "meson install --destdir" meson install -C "$BUILD" --destdir "$D" --no-rebuild --quiet
 PC=$(find "$D" -name minidbx.pc | head -1)
@@ -43,7 +46,7 @@ for src in "$@"; do
     name=$(basename "$src" .c)
     # shellcheck disable=SC2046
     expect 0 "cc $name.c \$(pkg-config --cflags --libs minidbx)" \
-        "$CC" -std=c11 -Wall -Wextra -Werror -o "$T/$name" "$src" $(pkg-config --cflags --libs minidbx)
+        "$CC" -std=c11 -Wall -Wextra -Werror $SANITIZE_FLAGS -o "$T/$name" "$src" $(pkg-config --cflags --libs minidbx)
     check "  $name links the installed library" eval 'ldd "$T/$name" | grep -q "libminidbx.so.0 => $D"'
 done
 
