@@ -3,8 +3,9 @@
  * over libcurl.
  *
  * Every call is one request of the node's /v1 API. Easy handles are kept
- * in a small pool so that connections are reused. GET and HEAD, which are
- * idempotent, are retried a bounded number of times on transport errors.
+ * in a small pool so that connections are reused. Requests that may be
+ * repeated (see retryable) are retried a bounded number of times on
+ * transport errors.
  * The library core verifies what get and readers hand out against the id,
  * so a lying node gives MINIDBX_ECORRUPT; this file only moves bytes.
  *
@@ -32,7 +33,7 @@
 
 #define POOL_SIZE 8
 #define DEFAULT_TIMEOUT_MS 30000u
-#define GET_ATTEMPTS 3
+#define ATTEMPTS 3
 #define RETRY_PAUSE_MS 50
 /* The node answers at most this many entries per list request. */
 #define PAGE_MAX 10000
@@ -55,6 +56,7 @@ struct http_call {
     char url[URL_MAX];
     /* request body: a buffer, or a stream pulled from fd (chunked) */
     const char *body;
+    const char *content_type; /* of the body, or NULL */
     size_t body_size;
     size_t body_sent;
     int body_fd;
@@ -63,7 +65,6 @@ struct http_call {
     char *buf;
     size_t buf_len, buf_cap;
     int sink_fd;
-    bool sink_started;
     /* response */
     long status;
     uint64_t content_length;
@@ -162,7 +163,6 @@ static size_t on_body(char *data, size_t size, size_t count, void *cls)
 
     /* An error reply's body goes to buf (for its message), never to a sink. */
     if (call->sink_fd >= 0 && call->status / 100 == 2) {
-        call->sink_started = true;
         for (size_t done = 0; done < n;) {
             ssize_t sent = send(call->sink_fd, data + done, n - done, MSG_NOSIGNAL);
             if (sent < 0 && errno == EINTR)
@@ -296,18 +296,39 @@ static void set_options(struct http_backend *hb, CURL *curl, struct http_call *c
     }
 }
 
-static bool idempotent(const struct http_call *call)
+/* What may be sent again after a transport error: reads, and the PUTs and
+ * POSTs of this API whose body is in memory (an object PUT under its id,
+ * a name set, the missing query: the same request has the same effect). */
+static bool retryable(const struct http_call *call)
 {
-    return strcmp(call->method, "GET") == 0 || strcmp(call->method, "HEAD") == 0;
+    return strcmp(call->method, "DELETE") != 0 && call->body_fd < 0 && call->sink_fd < 0;
+}
+
+/* Append line to *list; false (and the list freed) when out of memory. */
+static bool header_add(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *grown = curl_slist_append(*list, line);
+    if (!grown)
+        curl_slist_free_all(*list);
+    *list = grown;
+    return grown != NULL;
 }
 
 static struct curl_slist *request_headers(struct http_backend *hb, const struct http_call *call)
 {
-    struct curl_slist *headers = curl_slist_append(NULL, "Expect:");
-    if (headers && call->body && call->body_fd < 0)
-        headers = curl_slist_append(headers, "Content-Type: application/json");
-    if (headers && hb->auth_header)
-        headers = curl_slist_append(headers, hb->auth_header);
+    char content_type[64];
+    struct curl_slist *headers = NULL;
+
+    /* no "Expect: 100-continue": one round trip less per upload */
+    if (!header_add(&headers, "Expect:"))
+        return NULL;
+    if (call->content_type) {
+        snprintf(content_type, sizeof content_type, "Content-Type: %s", call->content_type);
+        if (!header_add(&headers, content_type))
+            return NULL;
+    }
+    if (hb->auth_header && !header_add(&headers, hb->auth_header))
+        return NULL;
     return headers;
 }
 
@@ -318,7 +339,7 @@ static int http_perform(struct http_backend *hb, struct http_call *call)
     struct curl_slist *headers = request_headers(hb, call);
     CURL *curl = pool_take(hb);
     CURLcode res = CURLE_OUT_OF_MEMORY;
-    int attempts = idempotent(call) ? GET_ATTEMPTS : 1;
+    int attempts = retryable(call) ? ATTEMPTS : 1;
 
     for (int i = 0; curl && headers && i < attempts; i++) {
         if (i > 0) {
@@ -327,16 +348,19 @@ static int http_perform(struct http_backend *hb, struct http_call *call)
         }
         call->curl_error[0] = '\0';
         call->buf_len = 0;
+        call->body_sent = 0;
         call->status = 0;
         set_options(hb, curl, call, headers);
         res = curl_easy_perform(curl);
-        /* Retry only what failed before any byte of the body was handed on. */
-        if (res == CURLE_OK || call->sink_started || call->status)
+        /* Retry only what failed before any reply came. */
+        if (res == CURLE_OK || call->status)
             break;
     }
     curl_slist_free_all(headers);
-    if (curl)
+    if (curl) {
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL); /* call's, on our stack */
         pool_give(hb, curl);
+    }
     if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && call->sink_fd >= 0))
         return minidbx_error_set(MINIDBX_EIO, "%s %s: %s", call->method, call->url,
                                  call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
@@ -399,6 +423,7 @@ static int http_put(minidbx_backend *be, const minidbx_id *id, const void *data,
     call_init(&call, "PUT");
     call.body = data ? data : "";
     call.body_size = size;
+    call.content_type = "application/octet-stream";
     if ((rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0)
         rc = http_expect_ok(http_of(be), &call);
     free(call.buf);
@@ -502,6 +527,7 @@ static int missing_batch(struct http_backend *hb, const minidbx_id *ids, size_t 
     }
     call.body = body;
     call.body_size = strlen(body);
+    call.content_type = "application/json";
     if ((rc = call_url(hb, &call, "/v1/missing", NULL)) < 0 || (rc = http_expect_ok(hb, &call)) < 0 ||
         !(reply = reply_json(&call, &rc)))
         goto out;
@@ -684,6 +710,7 @@ static int stream_start(struct http_backend *hb, struct http_stream *s, const ch
     s->local_fd = fds[0];
     s->remote_fd = fds[1];
     if (upload) {
+        s->call.content_type = "application/octet-stream";
         s->call.body_fd = s->remote_fd;
         s->call.body_aborted = &s->aborted;
     } else {
@@ -892,6 +919,7 @@ static int http_name_set(minidbx_backend *be, const char *name, const minidbx_id
     call_init(&call, "PUT");
     call.body = body;
     call.body_size = strlen(body);
+    call.content_type = "application/json";
     if ((rc = name_url(http_of(be), &call, name)) == 0)
         rc = http_expect_ok(http_of(be), &call);
     free(call.buf);

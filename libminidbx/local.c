@@ -40,8 +40,10 @@ struct local_batch {
     local_store *store;
     MDB_txn *txn;
     int lock_fd;        /* shared store lock, held for the batch */
-    path_list files;    /* blobs renamed into place, to fsync at commit */
+    path_list files;    /* blobs renamed into place: fsync'ed at commit, unlinked on abort */
+    path_list deleted;  /* blobs whose records the batch deleted: unlinked after commit */
     path_list dirs;     /* directories whose entries changed */
+    int64_t bytes_delta, inline_delta; /* counters, written once at commit */
     int error;          /* first failure: the batch can only be aborted */
 };
 
@@ -245,7 +247,7 @@ static int read_stats(local_store *s, MDB_txn *txn, store_stats *st)
     return 0;
 }
 
-int local_stats_add(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_objects)
+static int write_stats(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_objects)
 {
     store_stats st;
     int rc = read_stats(s, txn, &st);
@@ -256,6 +258,19 @@ int local_stats_add(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_
     MDB_val k = { 5, "stats" }, v = { sizeof st, &st };
     rc = mdb_put(txn, s->info, &k, &v, 0);
     return rc ? dbx_error_lmdb(rc, "%s: writing counters", s->root) : 0;
+}
+
+/* In a batch the counters are summed and written once, at commit: one
+ * record every put would otherwise rewrite. */
+int local_stats_add(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_objects)
+{
+    local_batch *b = batch_of(s);
+    if (b && b->txn == txn) {
+        b->bytes_delta += bytes;
+        b->inline_delta += inline_objects;
+        return 0;
+    }
+    return write_stats(s, txn, bytes, inline_objects);
 }
 
 /* --- putting -------------------------------------------------------------------- */
@@ -270,14 +285,18 @@ static int record_exists(local_store *s, MDB_txn *txn, const minidbx_id *id)
     return rc ? dbx_error_lmdb(rc, "%s: looking up an object", s->root) : 1;
 }
 
-/* Insert the record (and for inline objects the bytes) in txn. */
+/* Insert the record (and for inline objects the bytes) in txn unless it is
+ * there: 0 inserted, 1 already there (nothing changed), or an error. One
+ * B-tree descent does both the check and the insert. */
 static int record_insert(local_store *s, MDB_txn *txn, const minidbx_id *id, const void *data,
                          uint64_t size, bool is_inline)
 {
     record_header h = { .version = RECORD_VERSION, .flags = is_inline ? RECORD_INLINE : 0,
                         .size = size, .created_ns = dbx_now_ns() };
     MDB_val k = id_key(id), v = { RECORD_HEADER_BYTES + (is_inline ? (size_t)size : 0), NULL };
-    int rc = mdb_put(txn, s->objects, &k, &v, MDB_RESERVE);
+    int rc = mdb_put(txn, s->objects, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return 1;
     if (rc)
         return dbx_error_lmdb(rc, "%s: storing an object record", s->root);
     memcpy(v.mv_data, &h, RECORD_HEADER_BYTES);
@@ -296,9 +315,7 @@ static int put_inline(local_store *s, const minidbx_id *id, const void *data, si
     int rc = local_write_begin(s, &txn, &in_batch);
     if (rc < 0)
         return rc;
-    rc = record_exists(s, txn, id);
-    if (rc == 0)
-        rc = record_insert(s, txn, id, data, size, true);
+    rc = record_insert(s, txn, id, data, size, true);
     return local_write_end(s, txn, in_batch, rc < 0 ? rc : 0);
 }
 
@@ -367,16 +384,15 @@ static int put_file(local_store *s, const minidbx_id *id, const char *temp_path,
         rc = dbx_error_errno(errno, "put %s: rename into %s", short_id(id, sid), blob);
         goto end;
     }
-    if (s->sync) {
-        if (in_batch)
-            rc = path_list_add(&batch_of(s)->files, blob) < 0 ? MINIDBX_ENOMEM
-                                                             : path_list_add(&batch_of(s)->dirs, dir);
-        else
-            rc = fsync_dir_checked(dir);
-        if (rc < 0)
-            goto end;
-    }
-    rc = record_insert(s, txn, id, NULL, size, false);
+    if (in_batch)
+        rc = path_list_add(&batch_of(s)->files, blob) < 0 || (s->sync && path_list_add(&batch_of(s)->dirs, dir) < 0)
+                 ? MINIDBX_ENOMEM : 0;
+    else if (s->sync)
+        rc = fsync_dir_checked(dir);
+    if (rc < 0)
+        goto end;
+    if ((rc = record_insert(s, txn, id, NULL, size, false)) > 0)
+        rc = 0; /* cannot happen: checked above in this transaction */
 end:
     rc = local_write_end(s, txn, in_batch, rc);
     /* On failure the blob may stay as an orphan (no record): harmless, and
@@ -471,8 +487,25 @@ typedef struct {
     size_t buf_len;
     int fd;
     uint64_t size;
+    uint64_t flushed; /* bytes whose writeback has been started */
     char path[PATH_MAX];
 } local_writer;
+
+/* Start writeback every WRITEBACK_BYTES so the disk works while we hash,
+ * and wait for the window before, so at most two windows are dirty and the
+ * final fdatasync has little left to do. */
+#define WRITEBACK_BYTES (8u << 20)
+
+static void writer_start_writeback(local_writer *w)
+{
+    if (!w->s->sync || w->size - w->flushed < WRITEBACK_BYTES)
+        return;
+    if (w->flushed >= WRITEBACK_BYTES)
+        sync_file_range(w->fd, (off64_t)(w->flushed - WRITEBACK_BYTES), WRITEBACK_BYTES,
+                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+    sync_file_range(w->fd, (off64_t)w->flushed, (off64_t)(w->size - w->flushed), SYNC_FILE_RANGE_WRITE);
+    w->flushed = w->size;
+}
 
 static int writer_spill(local_writer *w)
 {
@@ -505,6 +538,7 @@ static int lw_write(minidbx_backend_writer *base, const void *data, size_t size)
     if (err < 0)
         return dbx_error_errno(-err, "write %s", w->path);
     w->size += size;
+    writer_start_writeback(w); /* a hint: its errors surface in fdatasync */
     return 0;
 }
 
@@ -900,7 +934,7 @@ int local_remove_object(local_store *s, MDB_txn *txn, const minidbx_id *id, cons
  * orphan file (harmless), never a record without bytes. The exclusive
  * store lock keeps a concurrent put of the same bytes from renaming its
  * file into place between our commit and our unlink. Inside a batch the
- * thread already holds the shared lock, so the file is left for gc. */
+ * thread holds the shared lock, so the unlink waits for the commit. */
 static int local_delete(minidbx_backend *be, const minidbx_id *id, unsigned flags)
 {
     local_store *s = (local_store *)be;
@@ -929,10 +963,13 @@ static int local_delete(minidbx_backend *be, const minidbx_id *id, unsigned flag
             rc = local_remove_object(s, txn, id, &h);
     }
     rc = local_write_end(s, txn, in_batch, rc);
-    if (rc == 0 && !in_batch && !(h.flags & RECORD_INLINE)) {
+    if (rc == 0 && !(h.flags & RECORD_INLINE)) {
         char path[PATH_MAX];
         local_blob_path(s, id, path);
-        unlink(path);
+        if (in_batch)
+            rc = path_list_add(&batch_of(s)->deleted, path);
+        else
+            unlink(path);
     }
 out:
     local_unlock(lock_fd);
@@ -947,6 +984,7 @@ static void batch_free(local_batch *b)
     local_unlock(b->lock_fd);
     path_list_free(&b->files);
     path_list_free(&b->dirs);
+    path_list_free(&b->deleted);
     free(b);
 }
 
@@ -985,26 +1023,62 @@ static int fsync_path(const char *path)
     return rc;
 }
 
+/* Throw a batch away. The blobs it renamed into place are unlinked while
+ * it still holds the writer lock: until then nobody else can commit a
+ * record for them, so nobody else can need them. */
+static void batch_discard(local_batch *b)
+{
+    for (size_t i = 0; i < b->files.count; i++)
+        unlink(b->files.paths[i]);
+    mdb_txn_abort(b->txn);
+    batch_free(b);
+}
+
+/* After a committed batch deleted file objects: trade the shared store lock
+ * for the exclusive one (never while holding the writer lock: puts wait for
+ * it while holding the shared lock), then unlink each blob unless a put has
+ * stored the object again meanwhile. Failing here only leaves orphans. */
+static void batch_unlink_deleted(local_store *s, local_batch *b)
+{
+    read_txn rt;
+    thread_batch = NULL; /* its transaction is committed: read a fresh one */
+    local_unlock(b->lock_fd);
+    if ((b->lock_fd = local_lock(s, true)) < 0 || local_read_begin(s, &rt) < 0)
+        return;
+    for (size_t i = 0; i < b->deleted.count; i++) {
+        const char *base = strrchr(b->deleted.paths[i], '/');
+        minidbx_id id;
+        if (base && minidbx_id_parse(&id, base + 1) == 0 && record_exists(s, rt.txn, &id) == 0)
+            unlink(b->deleted.paths[i]);
+    }
+    local_read_end(s, &rt);
+}
+
 static int local_batch_commit(minidbx_backend *be)
 {
     local_store *s = (local_store *)be;
-    if (!local_in_batch(s))
-        return minidbx_error_set(MINIDBX_ESTATE, "batch_commit: no batch open by this thread");
     local_batch *b = batch_of(s);
+    if (!b)
+        return minidbx_error_set(MINIDBX_ESTATE, "batch_commit: no batch open by this thread");
     int rc = b->error ? minidbx_error_set(b->error, "batch_commit: a call in the batch failed (%s)",
                                           minidbx_strerror(b->error))
                       : 0;
     /* Blob files and their directories first, then the metadata. */
-    for (size_t i = 0; rc == 0 && i < b->files.count; i++)
+    for (size_t i = 0; rc == 0 && s->sync && i < b->files.count; i++)
         rc = fsync_path(b->files.paths[i]);
     for (size_t i = 0; rc == 0 && i < b->dirs.count; i++)
         rc = fsync_dir_checked(b->dirs.paths[i]);
-    if (rc == 0) {
-        int lrc = mdb_txn_commit(b->txn);
-        rc = lrc ? dbx_error_lmdb(lrc, "%s: batch commit", s->root) : 0;
-    } else {
-        mdb_txn_abort(b->txn);
+    if (rc == 0 && (b->bytes_delta || b->inline_delta))
+        rc = write_stats(s, b->txn, b->bytes_delta, b->inline_delta);
+    if (rc < 0) {
+        batch_discard(b);
+        return rc;
     }
+    int lrc = mdb_txn_commit(b->txn);
+    if (lrc) /* the blobs it renamed stay as orphans, for gc */
+        rc = dbx_error_lmdb(lrc, "%s: batch commit", s->root);
+    else if (b->deleted.count)
+        batch_unlink_deleted(s, b);
     batch_free(b);
     return rc;
 }
@@ -1012,11 +1086,10 @@ static int local_batch_commit(minidbx_backend *be)
 static int local_batch_abort(minidbx_backend *be)
 {
     local_store *s = (local_store *)be;
-    if (!local_in_batch(s))
-        return minidbx_error_set(MINIDBX_ESTATE, "batch_abort: no batch open by this thread");
     local_batch *b = batch_of(s);
-    mdb_txn_abort(b->txn);
-    batch_free(b); /* blobs renamed in the batch are orphans now, for gc */
+    if (!b)
+        return minidbx_error_set(MINIDBX_ESTATE, "batch_abort: no batch open by this thread");
+    batch_discard(b);
     return 0;
 }
 
@@ -1188,6 +1261,11 @@ static int local_info(minidbx_backend *be, minidbx_store_info *out)
         return rc;
     out->objects = objects.ms_entries;
     out->names = names.ms_entries;
+    local_batch *b = batch_of(s); /* a batch sees its own puts */
+    if (b) {
+        st.bytes += (uint64_t)b->bytes_delta;
+        st.inline_objects += (uint64_t)b->inline_delta;
+    }
     out->bytes = st.bytes;
     out->inline_objects = st.inline_objects;
     out->file_objects = objects.ms_entries - st.inline_objects;
@@ -1202,10 +1280,8 @@ static void local_free(minidbx_backend *be)
 {
     local_store *s = (local_store *)be;
     local_batch *b = batch_of(s);
-    if (b) {
-        mdb_txn_abort(b->txn);
-        batch_free(b);
-    }
+    if (b)
+        batch_discard(b);
     for (int i = 0; i < s->pool_count; i++)
         mdb_txn_abort(s->pool[i]);
     if (s->env)

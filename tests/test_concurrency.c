@@ -455,6 +455,80 @@ START_TEST(gc_races_put_and_name)
 }
 END_TEST
 
+/* ---- batches from several threads on one handle ---- */
+
+#define BATCH_ROUNDS 60
+#define BATCH_PUTS 3
+
+/* Each thread runs its own batches on the shared handle. A second thread's
+ * batch_begin may wait for the first batch or be refused with ESTATE; it
+ * must never take over or free the other thread's batch. */
+static void run_batcher(worker_state *ws)
+{
+    test_rng rng;
+    rng_seed(&rng, 4000 + (uint64_t)ws->worker);
+    for (unsigned round = 0; round < BATCH_ROUNDS && ws->error[0] == '\0'; round++) {
+        int rc = minidbx_batch_begin(ws->db);
+        if (rc == MINIDBX_ESTATE) {
+            ws->benign_misses++;
+            continue;
+        }
+        if (rc != 0) {
+            worker_fail(ws, "batch_begin", rc);
+            break;
+        }
+        minidbx_id ids[BATCH_PUTS];
+        for (int i = 0; i < BATCH_PUTS && rc == 0; i++) {
+            size_t size = i == 0 ? 2 * MINIDBX_DEFAULT_INLINE_THRESHOLD : 100;
+            unsigned char *data = rng_alloc(&rng, size);
+            memcpy(data, &ws->worker, sizeof ws->worker);
+            rc = minidbx_put(ws->db, data, size, &ids[i]);
+            free(data);
+        }
+        if (rc != 0) {
+            minidbx_batch_abort(ws->db);
+            worker_fail(ws, "put in batch", rc);
+            break;
+        }
+        if ((rc = minidbx_batch_commit(ws->db)) != 0) {
+            worker_fail(ws, "batch_commit", rc);
+            break;
+        }
+        for (int i = 0; i < BATCH_PUTS; i++)
+            ws->live[ws->live_count++] = ids[i];
+    }
+}
+
+static void *batcher_thread(void *arg)
+{
+    run_batcher(arg);
+    return NULL;
+}
+
+START_TEST(batches_from_two_threads)
+{
+    static worker_state workers[2];
+    memset(workers, 0, sizeof workers);
+    pthread_t threads[2];
+    for (int t = 0; t < 2; t++) {
+        workers[t].worker = t;
+        workers[t].db = fx_db;
+        ck_assert_int_eq(pthread_create(&threads[t], NULL, batcher_thread, &workers[t]), 0);
+    }
+    for (int t = 0; t < 2; t++)
+        pthread_join(threads[t], NULL);
+    printf("batches from two threads: %zu + %zu objects, %u + %u begins refused\n",
+           workers[0].live_count, workers[1].live_count, workers[0].benign_misses,
+           workers[1].benign_misses);
+    for (int t = 0; t < 2; t++)
+        check_outcome(fx_db, &workers[t]);
+    ck_assert_uint_eq(store_object_count(fx_db), workers[0].live_count + workers[1].live_count);
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+}
+END_TEST
+
 /* ---- readers never wait for a writer ---- */
 
 typedef struct {
@@ -618,6 +692,10 @@ static Suite *concurrency_suite(void)
     tcase_add_test(tc, gc_races_put_and_name);
     tcase_add_test(tc, readers_do_not_wait_for_batch);
     suite_add_tcase(s, tc);
+    /* its own case with a short timeout: the bug it looks for deadlocks */
+    TCase *batches = tcase_with_store("batches", 30);
+    tcase_add_test(batches, batches_from_two_threads);
+    suite_add_tcase(s, batches);
     return s;
 }
 

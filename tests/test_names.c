@@ -10,7 +10,7 @@
 
 static const char *const BAD_NAMES[] = {
     "", "/abs", "/", "a/../b", "..", "../a", "a/..", ".", "./a", "a/./b", "a/.",
-    "a//b", "a/", "//", "a\x01" "b", "tab\there", "new\nline", "del\x7f", "\x1f",
+    "a//b", "a/", "//", "a\001b", "tab\there", "new\nline", "del\x7f", "\x1f",
 };
 
 START_TEST(name_valid_rules)

@@ -398,6 +398,38 @@ START_TEST(refuses_foreign_directory)
 }
 END_TEST
 
+/* Batches clean up their own blob files: an aborted put and a committed
+ * delete of file objects leave no orphan for verify to find, without any
+ * repair or gc. */
+START_TEST(batch_leaves_no_orphans)
+{
+    test_rng rng;
+    rng_seed(&rng, 11);
+    char blobs[PATH_MAX];
+    store_path(fx_dir, "blobs", blobs);
+    minidbx_id doomed = store_put_random(fx_db, &rng, THRESHOLD * 2);
+    ck_assert_int_eq(tree_count_files(blobs), 1);
+
+    ck_assert_ok(minidbx_batch_begin(fx_db));
+    minidbx_id aborted = store_put_random(fx_db, &rng, THRESHOLD * 3);
+    ck_assert_int_eq(tree_count_files(blobs), 2); /* renamed into place inside the batch */
+    ck_assert_ok(minidbx_batch_abort(fx_db));
+    ck_assert_int_eq(minidbx_exists(fx_db, &aborted), 0);
+    ck_assert_int_eq(tree_count_files(blobs), 1);
+
+    ck_assert_ok(minidbx_batch_begin(fx_db));
+    ck_assert_ok(minidbx_delete(fx_db, &doomed));
+    ck_assert_int_eq(minidbx_exists(fx_db, &doomed), 0);
+    ck_assert_ok(minidbx_batch_commit(fx_db));
+    ck_assert_int_eq(tree_count_files(blobs), 0);
+
+    minidbx_verify_report report;
+    problem_log log = {0};
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.problems, 0);
+}
+END_TEST
+
 START_TEST(batch_commit_and_abort)
 {
     test_rng rng;
@@ -556,6 +588,7 @@ static Suite *objects_suite(void)
     tcase_add_test(tc, refuses_regular_file);
     tcase_add_test(tc, refuses_foreign_directory);
     tcase_add_test(tc, batch_commit_and_abort);
+    tcase_add_test(tc, batch_leaves_no_orphans);
     tcase_add_test(tc, close_aborts_batch);
     tcase_add_test(tc, max_object_size);
     tcase_add_test(tc, inline_threshold_is_the_stores);

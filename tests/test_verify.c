@@ -271,6 +271,29 @@ START_TEST(missing_blob_file)
 }
 END_TEST
 
+/* A blob file cut short: never handed out as the object. */
+START_TEST(truncated_blob_file)
+{
+    test_rng rng;
+    rng_seed(&rng, 46);
+    minidbx_id id = store_put_random(fx_db, &rng, THRESHOLD * 4);
+    char blob[PATH_MAX];
+    store_blob_path(fx_dir, &id, blob);
+    ck_assert_int_eq(truncate(blob, THRESHOLD), 0);
+    void *data = NULL;
+    size_t size = 0;
+    int rc = minidbx_get(fx_db, &id, &data, &size);
+    ck_assert_msg(rc == MINIDBX_ECORRUPT || rc == MINIDBX_EIO, "get of a truncated blob: %d (%s)", rc,
+                  minidbx_strerror(rc));
+    expect_reader_corrupt(&id, 1 << 20);
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.problems, 1);
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &id) || problem_log_has(&log, MINIDBX_PROBLEM_MISSING, &id));
+}
+END_TEST
+
 START_TEST(orphan_blob_file)
 {
     test_rng rng;
@@ -438,6 +461,7 @@ static Suite *verify_suite(void)
     tcase_add_test(tc, verify_reports_repairs_then_clean);
     tcase_add_test(tc, no_verify_skips_hash);
     tcase_add_test(tc, missing_blob_file);
+    tcase_add_test(tc, truncated_blob_file);
     tcase_add_test(tc, orphan_blob_file);
     tcase_add_test(tc, dangling_name);
     tcase_add_test(tc, temp_file_of_dead_writer_swept);

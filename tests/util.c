@@ -421,11 +421,38 @@ TCase *tcase_with_store(const char *name, double timeout_s)
     return tc;
 }
 
+/* Every temp dir of the run goes under one root made here and removed at
+ * the end, also when a test failed (check's forked children skip their
+ * teardown then). MINIDBX_KEEP_TMP=1 keeps it for a post-mortem. */
+static char *make_run_root(void)
+{
+    const char *base = getenv("TMPDIR");
+    char *root = malloc(PATH_MAX);
+    if (root == NULL)
+        return NULL;
+    snprintf(root, PATH_MAX, "%s/minidbx-tests-XXXXXX", base && base[0] ? base : "/tmp");
+    if (mkdtemp(root) == NULL) {
+        free(root);
+        return NULL;
+    }
+    setenv("TMPDIR", root, 1);
+    return root;
+}
+
 int run_suite(Suite *suite)
 {
+    char *root = make_run_root();
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);
     int failed = srunner_ntests_failed(runner);
     srunner_free(runner);
+    if (root != NULL) {
+        const char *keep = getenv("MINIDBX_KEEP_TMP");
+        if (keep != NULL && strcmp(keep, "1") == 0)
+            printf("temp files kept in %s\n", root);
+        else
+            rm_rf(root);
+        free(root);
+    }
     return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
 }
