@@ -9,6 +9,7 @@
 #include <netdb.h>
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -312,6 +313,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->replied)
         return MHD_YES;
+    /* the end of the body: the post processor hands over what it held */
+    if (req->post && MHD_destroy_post_processor(req->post) != MHD_YES)
+        body_fail(req, MHD_HTTP_BAD_REQUEST, "truncated multipart/form-data body");
+    req->post = NULL;
     if (req->body_status)
         return serve_reply_error(req, req->body_status, "%s", req->body_error);
     return req->spec->handler(req);
@@ -599,11 +604,22 @@ static int load_tls(struct cli *cli, const struct serve_config *cfg, struct tls_
     return 0;
 }
 
+/* libmicrohttpd's messages (a client that went away mid-request, ...). */
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    fputs("mdbx serve: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
 static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct sockaddr_storage *addr,
                                        const struct tls_pem *pem)
 {
     const struct serve_config *cfg = srv->cfg;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ITC |
+    /* poll, not epoll: libmicrohttpd 0.9.75's edge-triggered epoll misses
+     * a client that sends a partial body and closes in one go, and keeps
+     * the request until the idle timeout (tests/http/lifecycle.sh). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_TURBO |
                      MHD_USE_ERROR_LOG;
     struct MHD_OptionItem tls_options[] = {
         { MHD_OPTION_HTTPS_MEM_CERT, 0, pem->cert },
@@ -613,7 +629,10 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct so
 
     if (pem->cert)
         flags |= MHD_USE_TLS;
+    if (addr->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
     return MHD_start_daemon(flags, 0, NULL, NULL, on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, to catch every message */
         MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,

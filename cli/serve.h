@@ -52,8 +52,9 @@
     "Routes: PUT /v1/objects[/ID], GET|HEAD|DELETE /v1/objects/ID, GET\n"        \
     "/v1/objects?after=ID&limit=N, POST /v1/missing, PUT|GET|HEAD|DELETE\n"      \
     "/v1/names/NAME, GET /v1/names?prefix=P&after=N&limit=N, GET /v1/info,\n"    \
-    "GET /health, GET /metrics, and the Go system's POST /upload, GET /retrieve?hash=ID,\n"  \
-    "POST /register, GET /get?hash=ID, GET /list. See mdbx(1).\n"
+    "GET /health, GET /metrics, and the Go system's POST /upload, GET\n"         \
+    "/retrieve?hash=ID, POST /register, GET /get?hash=ID, GET /list.\n"          \
+    "Stops on SIGTERM or SIGINT after the requests in flight. See mdbx(1).\n"
 
 int cmd_serve(struct cli *cli, int argc, char **argv);
 
@@ -132,7 +133,7 @@ enum serve_body {
     BODY_MULTIPART  /* multipart/form-data: field "file" streamed into a writer */
 };
 
-#define SERVE_SMALL_BODY_MAX (8u << 20)
+#define SERVE_SMALL_BODY_MAX (1u << 20) /* 10,000 ids for /v1/missing fit */
 
 /* Who may call a route. */
 enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE };

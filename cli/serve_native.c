@@ -8,7 +8,7 @@
 
 #define LIST_DEFAULT 1000
 #define LIST_MAX 10000
-#define MISSING_MAX 100000
+#define MISSING_MAX 10000 /* as the http:// client batches them */
 
 /* ---- objects ------------------------------------------------------------- */
 

@@ -52,9 +52,25 @@ else
     echo "sanitizer build failed"; status=1
 fi
 
-python3 - "$top/build-ci" "$top/build-ci-asan" <<'PY'
+# -Wall -Wextra -Werror must hold for clang too: a compile-only build.
+clang_result=skipped
+if command -v clang >/dev/null 2>&1; then
+    echo "== clang build (-Werror)"
+    if CC=clang build "$top/build-ci-clang"; then clang_result=passed; else clang_result=failed; status=1; fi
+fi
+
+CLANG_RESULT=$clang_result python3 - "$top/build-ci" "$top/build-ci-asan" <<'PY'
 import json, os, sys
 passed = failed = skipped = 0
+extra = os.environ.get("CLANG_RESULT", "skipped")
+if extra == "passed":
+    passed += 1
+elif extra == "failed":
+    failed += 1
+    print("FAILED: clang build")
+else:
+    skipped += 1
+    print("skipped: clang build (clang not found)")
 for d in sys.argv[1:]:
     log = os.path.join(d, "meson-logs", "testlog.json")
     if not os.path.exists(log):

@@ -38,6 +38,16 @@ stop_server()
     wait "$SERVER_PID"
     server_status=$?
     SERVER_PID=""
+    check_server_log
+}
+
+# Under ASan/UBSan, what the sanitizers said is a failure.
+check_server_log()
+{
+    if grep -q "Sanitizer\|runtime error:" "$T/server.err"; then
+        not_ok "the server ran clean under the sanitizers"
+        head -c 3000 "$T/server.err" | diag
+    fi
 }
 
 cleanup_server()
@@ -67,6 +77,19 @@ expect_code()
         not_ok "$desc: HTTP $code, expected $want"
         echo "# body: $(head -c 500 "$T/body")"
     fi
+}
+
+# in_flight: the node's requests in flight (counting this one).
+in_flight() { curl -s "$URL/metrics" | sed -n 's/^minidbx_http_requests_in_flight //p'; }
+
+# wait_in_flight N: until N requests are in flight, this one included (5 s at most).
+wait_in_flight()
+{
+    for _ in $(seq 100); do
+        [ "$(in_flight)" -ge "$1" ] 2>/dev/null && return 0
+        sleep 0.05
+    done
+    return 1
 }
 
 body_has() { grep -qF -- "$1" "$T/body"; }

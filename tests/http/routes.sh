@@ -155,4 +155,12 @@ check "  ... open connections" body_has 'minidbx_http_connections_open'
 
 stop_server
 check "SIGTERM: the server exits 0" test "$server_status" = 0
+
+# --- IPv6, where the machine has ::1 ----------------------------------------------
+if start_server "$T/store" --listen '[::1]:0' 2>/dev/null; then
+    expect_code 200 "listening on [::1]" -g "$URL/health"
+    stop_server
+else
+    skip "listening on [::1]" "no IPv6 loopback here"
+fi
 finish
