@@ -148,7 +148,9 @@ typedef struct {
     uint64_t max_object_size;
     /** Bearer token for remote stores (NULL: $MINIDBX_TOKEN, if set). */
     const char *token;
-    /** Timeout for one remote request, in milliseconds (0: the default). */
+    /** Remote stores: the connect timeout, and how long a transfer may
+     *  stall without progress before it fails, in milliseconds (0: 30 s).
+     *  A large transfer that keeps moving is never cut off. */
     unsigned timeout_ms;
 } minidbx_options;
 
@@ -158,9 +160,12 @@ typedef struct {
 
 /** Open the store at location and return a handle in *out.
  *
- *  location is a directory path (the local store) or a URL whose scheme was
- *  registered (http://, s3://, ... where built in, or your own with
- *  minidbx_register_scheme). opts may be NULL for the defaults.
+ *  location is a directory path (the local store, also as file://PATH),
+ *  "http://host:port" or "https://host:port" (a node running `mdbx serve`,
+ *  in builds with the http client; every call works except batches, verify
+ *  and gc, which give EUNSUPPORTED), or "scheme://..." for a scheme you
+ *  registered with minidbx_register_scheme (http and file cannot be
+ *  replaced). opts may be NULL for the defaults.
  *
  *  A local store is created if location does not exist or is an empty
  *  directory, unless MINIDBX_OPEN_NO_CREATE (then MINIDBX_ENOTFOUND). A
