@@ -443,7 +443,11 @@ int local_gc(minidbx_backend *be, minidbx_gc_report *report)
         memcpy(id.bytes, k.mv_data, MINIDBX_ID_SIZE);
         if ((rc = local_record_parse(&v, &id, &h)) < 0 || (rc = local_count_refs(s, txn, &id, &refs)) < 0)
             break;
-        if (refs == 0 && (rc = add_problem(&doomed, (h.flags & RECORD_INLINE) ? 0 : 1, &id, "")) == 0) {
+        char path[PATH_MAX] = "";
+        if (!(h.flags & RECORD_INLINE))
+            local_blob_path(s, &id, path);
+        /* the doomed list reuses problem_list: detail is the blob to unlink, if any */
+        if (refs == 0 && (rc = add_problem(&doomed, MINIDBX_PROBLEM_ORPHAN, &id, path)) == 0) {
             report->objects_removed++;
             report->bytes_removed += h.size;
         }
@@ -465,13 +469,9 @@ int local_gc(minidbx_backend *be, minidbx_gc_report *report)
         mdb_txn_abort(txn);
     /* Files after the commit; then blobs no record wants (left by deletes
      * inside batches or by crashes), safe to judge under the exclusive lock. */
-    for (size_t i = 0; rc == 0 && i < doomed.count; i++) {
-        char path[PATH_MAX];
-        if (doomed.items[i].kind == 0)
-            continue;
-        local_blob_path(s, &doomed.items[i].id, path);
-        unlink(path);
-    }
+    for (size_t i = 0; rc == 0 && i < doomed.count; i++)
+        if (doomed.items[i].detail[0])
+            unlink(doomed.items[i].detail);
     if (rc == 0) {
         read_txn rt;
         uint64_t orphans = 0;
