@@ -36,6 +36,8 @@ static const struct serve_route_spec routes[] = {
     { "GET", "/v1/names/", ROUTE_NAME_GET, BODY_NONE, ACCESS_READ, serve_name_get },
     { "DELETE", "/v1/names/", ROUTE_NAME_DELETE, BODY_NONE, ACCESS_WRITE, serve_name_delete },
     { "GET", "/v1/info", ROUTE_INFO, BODY_NONE, ACCESS_READ, serve_info },
+    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_READ_REPAIR, serve_verify },
+    { "POST", "/v1/gc", ROUTE_GC, BODY_NONE, ACCESS_WRITE, serve_gc },
     { "GET", "/health", ROUTE_HEALTH, BODY_NONE, ACCESS_OPEN, serve_health },
     { "GET", "/metrics", ROUTE_METRICS, BODY_NONE, ACCESS_READ, serve_metrics_page },
     { "POST", "/upload", ROUTE_GO_UPLOAD, BODY_MULTIPART, ACCESS_WRITE, serve_go_upload },
@@ -237,13 +239,16 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
 {
     const struct serve_config *cfg = req->srv->cfg;
     const char *want = NULL, *also = NULL;
+    enum serve_access access = req->spec->access;
 
     *replied = true;
     if (!serve_rate_allow(req->srv, req->conn))
         return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
-    if (req->spec->access == ACCESS_WRITE)
+    if (access == ACCESS_READ_REPAIR)
+        access = serve_query_flag(req, "repair") ? ACCESS_WRITE : ACCESS_READ;
+    if (access == ACCESS_WRITE)
         want = cfg->write_token ? cfg->write_token : cfg->read_token;
-    else if (req->spec->access == ACCESS_READ && cfg->read_token)
+    else if (access == ACCESS_READ && cfg->read_token)
         want = cfg->read_token, also = cfg->write_token;
     if (want) {
         unsigned status = serve_token_status(req->conn, want, also);

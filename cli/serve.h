@@ -52,6 +52,7 @@
     "Routes: PUT /v1/objects[/ID], GET|HEAD|DELETE /v1/objects/ID, GET\n"        \
     "/v1/objects?after=ID&limit=N, POST /v1/missing, PUT|GET|HEAD|DELETE\n"      \
     "/v1/names/NAME, GET /v1/names?prefix=P&after=N&limit=N, GET /v1/info,\n"    \
+    "POST /v1/verify?id=ID&repair=1 (both optional), POST /v1/gc,\n"             \
     "GET /health, GET /metrics, and the Go system's POST /upload, GET\n"         \
     "/retrieve?hash=ID, POST /register, GET /get?hash=ID, GET /list.\n"          \
     "Stops on SIGTERM or SIGINT after the requests in flight. See mdbx(1).\n"
@@ -98,6 +99,8 @@ enum serve_route {
     ROUTE_GO_REGISTER,
     ROUTE_GO_GET,
     ROUTE_GO_LIST,
+    ROUTE_VERIFY,
+    ROUTE_GC,
     ROUTE_COUNT
 };
 
@@ -135,8 +138,9 @@ enum serve_body {
 
 #define SERVE_SMALL_BODY_MAX (1u << 20) /* 10,000 ids for /v1/missing fit */
 
-/* Who may call a route. */
-enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE };
+/* Who may call a route. ACCESS_READ_REPAIR: a read, but a write with
+ * ?repair=1 (POST /v1/verify). */
+enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE, ACCESS_READ_REPAIR };
 
 typedef enum MHD_Result (*serve_handler_fn)(struct serve_request *req);
 
@@ -231,6 +235,8 @@ bool serve_parse_id(struct serve_request *req, const char *hex, minidbx_id *id,
                     enum MHD_Result *result);
 /* A query argument, or NULL. */
 const char *serve_query(struct serve_request *req, const char *key);
+/* A flag in the query (?key=1): given, and not "0". */
+bool serve_query_flag(struct serve_request *req, const char *key);
 /* Parse the ?limit= argument: default when absent, 1..max; false after a 400. */
 bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t *out,
                        enum MHD_Result *result);
@@ -263,6 +269,8 @@ enum MHD_Result serve_name_get(struct serve_request *req);
 enum MHD_Result serve_name_delete(struct serve_request *req);
 enum MHD_Result serve_name_list(struct serve_request *req);
 enum MHD_Result serve_info(struct serve_request *req);
+enum MHD_Result serve_verify(struct serve_request *req);
+enum MHD_Result serve_gc(struct serve_request *req);
 enum MHD_Result serve_health(struct serve_request *req);
 enum MHD_Result serve_metrics_page(struct serve_request *req);
 

@@ -24,6 +24,8 @@ static const char *const route_names[ROUTE_COUNT] = {
     [ROUTE_GO_REGISTER] = "go_register",
     [ROUTE_GO_GET] = "go_get",
     [ROUTE_GO_LIST] = "go_list",
+    [ROUTE_VERIFY] = "verify",
+    [ROUTE_GC] = "gc",
 };
 
 /* The statuses counted one by one; the last slot takes any other. 499:

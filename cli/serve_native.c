@@ -1,6 +1,6 @@
 /* serve_native.c - the /v1 API: objects, the batch missing query, names,
- * and /health. Each handler parses its arguments, makes one or two calls of
- * the public API and replies. */
+ * info, verify and gc, and /health. Each handler parses its arguments,
+ * makes one or two calls of the public API and replies. */
 #include "serve.h"
 
 #include <stdlib.h>
@@ -43,8 +43,7 @@ enum MHD_Result serve_object_delete(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_id id;
-    const char *cascade = serve_query(req, "cascade");
-    unsigned flags = cascade && strcmp(cascade, "0") != 0 ? MINIDBX_DELETE_CASCADE : 0;
+    unsigned flags = serve_query_flag(req, "cascade") ? MINIDBX_DELETE_CASCADE : 0;
 
     if (!serve_parse_id(req, req->path_arg, &id, &result))
         return result;
@@ -236,6 +235,89 @@ enum MHD_Result serve_info(struct serve_request *req)
         serve_json_add_u64(json, "names", info.names);
         serve_json_add_u64(json, "inline_threshold", info.inline_threshold);
         cJSON_AddStringToObject(json, "backend", info.backend);
+    }
+    return serve_reply_json(req, MHD_HTTP_OK, json);
+}
+
+/* ---- verify and gc ------------------------------------------------------------ */
+
+/* The problems a verify reply lists; the report still counts them all. */
+#define VERIFY_PROBLEMS_MAX 10000
+
+struct problem_list {
+    cJSON *array;
+    size_t listed;
+    bool truncated;
+};
+
+static void add_problem(void *ctx, minidbx_problem kind, const minidbx_id *id, const char *detail,
+                        int repaired)
+{
+    struct problem_list *list = ctx;
+    cJSON *obj;
+
+    if (list->listed >= VERIFY_PROBLEMS_MAX) {
+        list->truncated = true;
+        return;
+    }
+    if (!list->array || !(obj = cJSON_CreateObject()))
+        return;
+    serve_json_add_u64(obj, "kind", (uint64_t)kind);
+    if (id)
+        serve_json_add_id(obj, "id", id);
+    else
+        cJSON_AddNullToObject(obj, "id");
+    cJSON_AddStringToObject(obj, "detail", detail ? detail : "");
+    cJSON_AddBoolToObject(obj, "repaired", repaired);
+    cJSON_AddItemToArray(list->array, obj);
+    list->listed++;
+}
+
+/* ?id=ID (else the whole store) &repair=1 -> {"objects_checked", "bytes_checked",
+ * "problems", "repaired", "problem_list": [{"kind", "id", "detail", "repaired"}],
+ * "truncated"}: kind is a minidbx_problem value; at most VERIFY_PROBLEMS_MAX
+ * are listed. */
+enum MHD_Result serve_verify(struct serve_request *req)
+{
+    const char *id_text = serve_query(req, "id");
+    unsigned flags = serve_query_flag(req, "repair") ? MINIDBX_VERIFY_REPAIR : 0;
+    cJSON *json = cJSON_CreateObject();
+    struct problem_list list = { json ? cJSON_AddArrayToObject(json, "problem_list") : NULL, 0, false };
+    minidbx_verify_report report;
+    enum MHD_Result result;
+    minidbx_id id;
+
+    if (id_text && !serve_parse_id(req, id_text, &id, &result)) {
+        cJSON_Delete(json);
+        return result;
+    }
+    int rc = minidbx_verify(req->srv->db, id_text ? &id : NULL, flags, &report, add_problem, &list);
+    if (rc < 0) {
+        cJSON_Delete(json);
+        return serve_reply_failure(req, rc, "verify");
+    }
+    if (json) {
+        serve_json_add_u64(json, "objects_checked", report.objects_checked);
+        serve_json_add_u64(json, "bytes_checked", report.bytes_checked);
+        serve_json_add_u64(json, "problems", report.problems);
+        serve_json_add_u64(json, "repaired", report.repaired);
+        cJSON_AddBoolToObject(json, "truncated", list.truncated);
+    }
+    return serve_reply_json(req, MHD_HTTP_OK, json);
+}
+
+/* -> {"objects_removed", "bytes_removed"} */
+enum MHD_Result serve_gc(struct serve_request *req)
+{
+    minidbx_gc_report report;
+    int rc = minidbx_gc(req->srv->db, &report);
+
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "gc");
+    cJSON *json = cJSON_CreateObject();
+    if (json) {
+        serve_json_add_u64(json, "objects_removed", report.objects_removed);
+        serve_json_add_u64(json, "bytes_removed", report.bytes_removed);
     }
     return serve_reply_json(req, MHD_HTTP_OK, json);
 }

@@ -118,6 +118,12 @@ const char *serve_query(struct serve_request *req, const char *key)
     return MHD_lookup_connection_value(req->conn, MHD_GET_ARGUMENT_KIND, key);
 }
 
+bool serve_query_flag(struct serve_request *req, const char *key)
+{
+    const char *text = serve_query(req, key);
+    return text && strcmp(text, "0") != 0;
+}
+
 bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t *out,
                        enum MHD_Result *result)
 {

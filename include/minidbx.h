@@ -162,8 +162,8 @@ typedef struct {
  *
  *  location is a directory path (the local store, also as file://PATH),
  *  "http://host:port" or "https://host:port" (a node running `mdbx serve`,
- *  in builds with the http client; every call works except batches, verify
- *  and gc, which give EUNSUPPORTED), or "scheme://..." for a scheme you
+ *  in builds with the http client; every call works, batches as described
+ *  at minidbx_batch_begin), or "scheme://..." for a scheme you
  *  registered with minidbx_register_scheme (http and file cannot be
  *  replaced). opts may be NULL for the defaults.
  *
@@ -303,6 +303,12 @@ MINIDBX_EXTERN int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd);
  *  minidbx_batch_commit they are visible only to this thread and not
  *  durable; other writers to the store wait until the batch ends, readers
  *  never do. Keep batches short (e.g. 1,000 puts).
+ *  On a remote store (http://) a batch cannot share a transaction with the
+ *  node: each call in it reaches the node at once, visible to all and
+ *  durable when it returns; commit only ends the batch, and abort deletes
+ *  the objects the batch's puts created (not those that were there before,
+ *  nor one a name points at by then) but undoes no name change or delete,
+ *  and may also fail with EIO.
  *  Errors: ESTATE (a batch is already open on db), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_batch_begin(minidbx *db);
 
@@ -385,7 +391,9 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
  *  the names that point at them), orphans and temp files deleted and
  *  reference counts fixed. report and cb may be NULL. Returns 0 when it
  *  ran (problems are in the report), or an error: ENOTFOUND (one id),
- *  EREADONLY (repair on a read-only store), EIO. */
+ *  EREADONLY (repair on a read-only store), EIO. On a remote store the
+ *  node runs it and cb is called once it has answered, for at most the
+ *  first 10,000 problems (the report counts them all). */
 MINIDBX_EXTERN int minidbx_verify(minidbx *db, const minidbx_id *id, unsigned flags,
                                   minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
 

@@ -9,6 +9,10 @@
  * The library core verifies what get and readers hand out against the id,
  * so a lying node gives MINIDBX_ECORRUPT; this file only moves bytes.
  *
+ * Verify and gc run on the node (POST /v1/verify, POST /v1/gc), which
+ * answers with the report and the problems as JSON. Batches cannot share a
+ * transaction with the node: see "batches" below.
+ *
  * Streams move in bounded memory: a writer is a PUT whose chunked body
  * curl pulls, in a thread, from one end of a socketpair that
  * minidbx_writer_write pushes into; a reader is a GET whose body a thread
@@ -61,6 +65,7 @@ struct http_call {
     size_t body_sent;
     int body_fd;
     volatile int *body_aborted;
+    bool long_running;        /* no stall timeout: the node is silent until done */
     /* response body: into buf, or pushed into sink_fd */
     char *buf;
     size_t buf_len, buf_cap;
@@ -274,9 +279,14 @@ static void set_options(struct http_backend *hb, CURL *curl, struct http_call *c
     curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, call->curl_error);
     curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, hb->timeout_ms);
-    /* Streams may be long: what times out is a transfer that stalls. */
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, timeout_s);
+    if (call->long_running) {
+        /* a dead peer is still noticed, if not a hung one */
+        curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    } else {
+        /* Streams may be long: what times out is a transfer that stalls. */
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, timeout_s);
+    }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, call);
@@ -408,9 +418,62 @@ static cJSON *reply_json(struct http_call *call, int *rc)
     return json;
 }
 
+/* Perform, accept only a 2xx reply, and parse it; NULL with *rc set if not. */
+static cJSON *http_expect_json(struct http_backend *hb, struct http_call *call, int *rc)
+{
+    if ((*rc = http_expect_ok(hb, call)) < 0)
+        return NULL;
+    return reply_json(call, rc);
+}
+
 static struct http_backend *http_of(minidbx_backend *be)
 {
     return (struct http_backend *)be;
+}
+
+/* ---- batches: what a put in one must remember ------------------------------------ */
+
+/* A batch cannot share a transaction with the node: every call in it
+ * reaches the node at once and is durable there when it returns. What the
+ * batch keeps is the ids of the objects its puts created (the node said
+ * 201), so that abort can delete them again. A put retried after its reply
+ * was lost hears 200 and is not remembered: abort leaves that object. One
+ * batch per thread, as for the local store. */
+struct http_batch {
+    struct http_backend *hb;
+    minidbx_id *created;
+    size_t count, cap;
+};
+
+static _Thread_local struct http_batch *thread_batch;
+
+static struct http_batch *batch_of(struct http_backend *hb)
+{
+    return thread_batch && thread_batch->hb == hb ? thread_batch : NULL;
+}
+
+/* Before a put in a batch: room for its id, so that noting it after the
+ * put cannot fail. */
+static int batch_reserve(struct http_backend *hb)
+{
+    struct http_batch *b = batch_of(hb);
+    if (!b || b->count < b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap * 2 : 64;
+    minidbx_id *grown = realloc(b->created, cap * sizeof *grown);
+    if (!grown)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    b->created = grown;
+    b->cap = cap;
+    return 0;
+}
+
+/* After a put the node took: remember the object if it is new. */
+static void batch_note(struct http_backend *hb, const struct http_call *call, const minidbx_id *id)
+{
+    struct http_batch *b = batch_of(hb);
+    if (b && call->status == 201)
+        b->created[b->count++] = *id;
 }
 
 /* ---- objects ------------------------------------------------------------------ */
@@ -424,8 +487,10 @@ static int http_put(minidbx_backend *be, const minidbx_id *id, const void *data,
     call.body = data ? data : "";
     call.body_size = size;
     call.content_type = "application/octet-stream";
-    if ((rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0)
-        rc = http_expect_ok(http_of(be), &call);
+    if ((rc = batch_reserve(http_of(be))) == 0 &&
+        (rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0 &&
+        (rc = http_expect_ok(http_of(be), &call)) == 0)
+        batch_note(http_of(be), &call, id);
     free(call.buf);
     return rc;
 }
@@ -528,8 +593,8 @@ static int missing_batch(struct http_backend *hb, const minidbx_id *ids, size_t 
     call.body = body;
     call.body_size = strlen(body);
     call.content_type = "application/json";
-    if ((rc = call_url(hb, &call, "/v1/missing", NULL)) < 0 || (rc = http_expect_ok(hb, &call)) < 0 ||
-        !(reply = reply_json(&call, &rc)))
+    if ((rc = call_url(hb, &call, "/v1/missing", NULL)) < 0 ||
+        !(reply = http_expect_json(hb, &call, &rc)))
         goto out;
     const cJSON *missing = cJSON_GetObjectItemCaseSensitive(reply, "missing"), *item;
     if ((size_t)cJSON_GetArraySize(missing) > count) {
@@ -607,7 +672,7 @@ static int fetch_page(struct http_backend *hb, struct http_call *call, const cha
     int rc;
     size_t got = 0;
 
-    if ((rc = http_expect_ok(hb, call)) < 0 || !(reply = reply_json(call, &rc)))
+    if (!(reply = http_expect_json(hb, call, &rc)))
         goto out;
     const cJSON *array = cJSON_GetObjectItemCaseSensitive(reply, key);
     if (!cJSON_IsArray(array) || (size_t)cJSON_GetArraySize(array) > page) {
@@ -775,19 +840,28 @@ static int writer_write(minidbx_backend_writer *bw, const void *data, size_t siz
     return 0;
 }
 
+static void writer_abort(minidbx_backend_writer *bw);
+
 static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
 {
     struct http_writer *w = (struct http_writer *)bw;
     minidbx_id got;
     cJSON *reply = NULL;
+    int rc = batch_reserve(w->stream.hb);
 
+    if (rc < 0) {
+        writer_abort(bw);
+        return rc;
+    }
     shutdown(w->stream.local_fd, SHUT_WR); /* the end of the body */
-    int rc = stream_finish(&w->stream);
+    rc = stream_finish(&w->stream);
     if (rc == 0 && (reply = reply_json(&w->stream.call, &rc)) != NULL &&
         (rc = parse_id_item(cJSON_GetObjectItemCaseSensitive(reply, "id"), &got)) == 0 &&
         !minidbx_id_equal(&got, id))
         rc = minidbx_error_set(MINIDBX_ECORRUPT, "PUT %s: the node stored the bytes under another id",
                                w->stream.call.url);
+    if (rc == 0)
+        batch_note(w->stream.hb, &w->stream.call, id);
     cJSON_Delete(reply);
     stream_free(&w->stream);
     free(w);
@@ -934,7 +1008,7 @@ static int http_name_get(minidbx_backend *be, const char *name, minidbx_name_inf
 
     call_init(&call, "GET");
     if ((rc = name_url(http_of(be), &call, name)) == 0 &&
-        (rc = http_expect_ok(http_of(be), &call)) == 0 && (reply = reply_json(&call, &rc)))
+        (reply = http_expect_json(http_of(be), &call, &rc)) != NULL)
         rc = name_item(reply, out);
     cJSON_Delete(reply);
     free(call.buf);
@@ -983,6 +1057,151 @@ static int http_name_list(minidbx_backend *be, const char *prefix, const char *a
     return rc;
 }
 
+/* ---- batches ---------------------------------------------------------------------- */
+
+static int http_batch_begin(minidbx_backend *be)
+{
+    struct http_batch *b;
+
+    if (thread_batch)
+        return minidbx_error_set(MINIDBX_ESTATE, "batch: this thread has a batch open already");
+    if (!(b = calloc(1, sizeof *b)))
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    b->hb = http_of(be);
+    thread_batch = b;
+    return 0;
+}
+
+/* The calling thread's batch on hb, no longer open; NULL (and *rc) if none. */
+static struct http_batch *batch_end(struct http_backend *hb, const char *what, int *rc)
+{
+    struct http_batch *b = batch_of(hb);
+    if (!b)
+        *rc = minidbx_error_set(MINIDBX_ESTATE, "%s: no batch open by this thread", what);
+    else
+        thread_batch = NULL;
+    return b;
+}
+
+static void batch_free(struct http_batch *b)
+{
+    if (b)
+        free(b->created);
+    free(b);
+}
+
+/* Everything is on the node already: the batch just ends. */
+static int http_batch_commit(minidbx_backend *be)
+{
+    int rc = 0;
+    batch_free(batch_end(http_of(be), "batch commit", &rc));
+    return rc;
+}
+
+/* Delete, newest first, the objects the batch's puts created. One that a
+ * name points at by now stays: someone uses it (deleting names is not
+ * ours to do). The first other failure is returned once all were tried. */
+static int http_batch_abort(minidbx_backend *be)
+{
+    int rc = 0;
+    struct http_batch *b = batch_end(http_of(be), "batch abort", &rc);
+
+    while (b && b->count) {
+        int one = http_del(be, &b->created[--b->count], 0);
+        if (one < 0 && one != MINIDBX_ENOTFOUND && one != MINIDBX_EREFERENCED && rc == 0)
+            rc = one;
+    }
+    batch_free(b);
+    return rc;
+}
+
+/* ---- verify and gc --------------------------------------------------------------- */
+
+/* A POST of no body whose answer may take long: the node says nothing
+ * until it has gone through the store. */
+static void call_init_admin(struct http_call *call)
+{
+    call_init(call, "POST");
+    call->body = "";
+    call->long_running = true;
+}
+
+static int verify_report_items(const cJSON *reply, minidbx_verify_report *out)
+{
+    int rc = u64_item(reply, "objects_checked", &out->objects_checked);
+    if (rc == 0)
+        rc = u64_item(reply, "bytes_checked", &out->bytes_checked);
+    if (rc == 0)
+        rc = u64_item(reply, "problems", &out->problems);
+    if (rc == 0)
+        rc = u64_item(reply, "repaired", &out->repaired);
+    return rc;
+}
+
+/* {"kind": N, "id": ID or null, "detail": "...", "repaired": bool} -> cb */
+static int problem_item(const cJSON *obj, minidbx_problem_cb cb, void *ctx)
+{
+    const cJSON *id_item = cJSON_GetObjectItemCaseSensitive(obj, "id");
+    const char *detail = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "detail"));
+    bool has_id = !cJSON_IsNull(id_item);
+    uint64_t kind = 0;
+    minidbx_id id;
+
+    int rc = u64_item(obj, "kind", &kind);
+    if (rc == 0 && has_id)
+        rc = parse_id_item(id_item, &id);
+    if (rc == 0 && cb)
+        cb(ctx, (minidbx_problem)kind, has_id ? &id : NULL, detail ? detail : "",
+           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "repaired")));
+    return rc;
+}
+
+static int http_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
+                       minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx)
+{
+    struct http_backend *hb = http_of(be);
+    struct http_call call;
+    char hex[MINIDBX_ID_HEX_SIZE];
+    cJSON *reply = NULL;
+    const cJSON *item;
+    int rc;
+
+    if (id)
+        minidbx_id_format(id, hex);
+    call_init_admin(&call);
+    if ((rc = call_url(hb, &call, "/v1/verify", NULL)) == 0 &&
+        (rc = call_query(&call, "id", id ? hex : NULL)) == 0 &&
+        (rc = call_query(&call, "repair", flags & MINIDBX_VERIFY_REPAIR ? "1" : NULL)) == 0 &&
+        (reply = http_expect_json(hb, &call, &rc)) != NULL &&
+        (rc = verify_report_items(reply, report)) == 0) {
+        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(reply, "problem_list"))
+        {
+            if ((rc = problem_item(item, cb, ctx)) < 0)
+                break;
+        }
+    }
+    cJSON_Delete(reply);
+    free(call.buf);
+    return rc;
+}
+
+static int http_gc(minidbx_backend *be, minidbx_gc_report *report)
+{
+    struct http_backend *hb = http_of(be);
+    struct http_call call;
+    cJSON *reply = NULL;
+    int rc;
+
+    call_init_admin(&call);
+    if ((rc = call_url(hb, &call, "/v1/gc", NULL)) == 0 &&
+        (reply = http_expect_json(hb, &call, &rc)) != NULL &&
+        (rc = u64_item(reply, "objects_removed", &report->objects_removed)) == 0)
+        rc = u64_item(reply, "bytes_removed", &report->bytes_removed);
+    cJSON_Delete(reply);
+    free(call.buf);
+    return rc;
+}
+
 /* ---- info and lifecycle ---------------------------------------------------------- */
 
 static int http_info(minidbx_backend *be, minidbx_store_info *out)
@@ -993,8 +1212,8 @@ static int http_info(minidbx_backend *be, minidbx_store_info *out)
     int rc;
 
     call_init(&call, "GET");
-    if ((rc = call_url(hb, &call, "/v1/info", NULL)) == 0 && (rc = http_expect_ok(hb, &call)) == 0 &&
-        (reply = reply_json(&call, &rc)) != NULL) {
+    if ((rc = call_url(hb, &call, "/v1/info", NULL)) == 0 &&
+        (reply = http_expect_json(hb, &call, &rc)) != NULL) {
         if ((rc = u64_item(reply, "objects", &out->objects)) == 0 &&
             (rc = u64_item(reply, "bytes", &out->bytes)) == 0 &&
             (rc = u64_item(reply, "inline_objects", &out->inline_objects)) == 0 &&
@@ -1011,6 +1230,9 @@ static int http_info(minidbx_backend *be, minidbx_store_info *out)
 static void http_free(minidbx_backend *be)
 {
     struct http_backend *hb = http_of(be);
+
+    if (batch_of(hb)) /* closing a handle aborts the thread's batch on it */
+        http_batch_abort(be);
     while (hb->pool_count)
         curl_easy_cleanup(hb->pool[--hb->pool_count]);
     pthread_mutex_destroy(&hb->pool_lock);
@@ -1052,10 +1274,15 @@ static const minidbx_backend http_table = {
     .list = http_list,
     .writer_open = http_writer_open,
     .reader_open = http_reader_open,
+    .batch_begin = http_batch_begin,
+    .batch_commit = http_batch_commit,
+    .batch_abort = http_batch_abort,
     .name_set = http_name_set,
     .name_get = http_name_get,
     .name_delete = http_name_delete,
     .name_list = http_name_list,
+    .verify = http_verify,
+    .gc = http_gc,
     .info = http_info,
 };
 

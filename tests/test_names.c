@@ -1,5 +1,7 @@
 /* test_names.c - names: validation, set/get/delete, listing by prefix with
- * paging, reference counts, and gc removing only unnamed objects. */
+ * paging, reference counts, and gc removing only unnamed objects. Runs on a
+ * local store, and again (MINIDBX_TEST_BACKEND=http) on one served by
+ * `mdbx serve`, whose store is fx_dir. */
 #include "util.h"
 
 #include <stdlib.h>

@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -393,24 +394,150 @@ double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
+/* ---- the backend under test ---- */
+
+int test_backend_is_http(void)
+{
+    const char *backend = getenv("MINIDBX_TEST_BACKEND");
+    return backend != NULL && strcmp(backend, "http") == 0;
+}
+
+const char *test_backend_name(void)
+{
+    return test_backend_is_http() ? "http" : "local";
+}
+
+int test_skip_on_http(const char *why)
+{
+    if (!test_backend_is_http())
+        return 0;
+    printf("skipped over http: %s\n", why);
+    fflush(stdout);
+    return 1;
+}
+
+/* ---- a real `mdbx serve` ---- */
+
+#define SERVE_EXTRA_MAX 8
+
+static void serve_exec(const char *mdbx, const char *store, const char *const *extra, pid_t parent,
+                       int out_fd)
+{
+    const char *argv[7 + SERVE_EXTRA_MAX] = { "mdbx", "-s", store, "serve", "--listen", "127.0.0.1:0" };
+    size_t argc = 6;
+
+    for (; extra && *extra && argc < 6 + SERVE_EXTRA_MAX; extra++)
+        argv[argc++] = *extra;
+    argv[argc] = NULL;
+    /* A failed test skips its teardown: the node must not outlive it. */
+    if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != parent)
+        _exit(126);
+    dup2(out_fd, STDOUT_FILENO);
+    execv(mdbx, (char *const *)argv);
+    _exit(127);
+}
+
+int serve_start(const char *mdbx, const char *store, const char *const *extra, pid_t *out_pid,
+                char *url, size_t url_size)
+{
+    pid_t parent = getpid();
+    char line[300], format[32];
+    int fds[2];
+
+    if (pipe(fds) != 0)
+        return -1;
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        serve_exec(mdbx, store, extra, parent, fds[1]);
+    }
+    close(fds[1]);
+    FILE *out = pid > 0 ? fdopen(fds[0], "r") : NULL;
+    /* its first line on stdout: "listening on http://127.0.0.1:PORT" */
+    snprintf(format, sizeof format, "listening on %%%zus", url_size - 1);
+    int started = out != NULL && fgets(line, sizeof line, out) != NULL && sscanf(line, format, url) == 1;
+    if (out != NULL)
+        fclose(out);
+    else
+        close(fds[0]);
+    if (!started && pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    *out_pid = started ? pid : 0;
+    return started ? 0 : -1;
+}
+
+int serve_stop(pid_t pid)
+{
+    int status = 0;
+    pid_t got;
+
+    if (pid <= 0)
+        return -1;
+    kill(pid, SIGTERM);
+    do {
+        got = waitpid(pid, &status, 0);
+    } while (got < 0 && errno == EINTR);
+    if (got == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        return 0;
+    fprintf(stderr, "mdbx serve did not exit cleanly (status 0x%x)\n", status);
+    return -1;
+}
+
 /* ---- fixture ---- */
 
 char *fx_dir;
 minidbx *fx_db;
+const char *fx_location;
+
+static pid_t fx_server_pid;
+static char fx_server_url[256];
 
 void fixture_store_setup(void)
 {
     fx_dir = tmpdir_make("fx");
-    fx_db = store_open(fx_dir, 0);
+    fx_location = fx_dir;
+    if (test_backend_is_http()) {
+        const char *mdbx = getenv("MDBX");
+        ck_assert_msg(mdbx != NULL && mdbx[0] != '\0', "MINIDBX_TEST_BACKEND=http needs MDBX=<mdbx binary>");
+        ck_assert_msg(serve_start(mdbx, fx_dir, NULL, &fx_server_pid, fx_server_url,
+                                  sizeof fx_server_url) == 0,
+                      "%s serve did not start", mdbx);
+        fx_location = fx_server_url;
+    }
+    fx_db = store_open(fx_location, 0);
 }
 
 void fixture_store_teardown(void)
 {
     minidbx_close(fx_db);
     fx_db = NULL;
+    if (fx_server_pid > 0) {
+        pid_t pid = fx_server_pid;
+        fx_server_pid = 0;
+        /* under ASan, a report of the node's fails the test */
+        ck_assert_msg(serve_stop(pid) == 0, "mdbx serve on %s did not exit cleanly", fx_dir);
+    }
     rm_rf(fx_dir);
     free(fx_dir);
     fx_dir = NULL;
+    fx_location = NULL;
+}
+
+minidbx *fixture_reopen_opts(const minidbx_options *opts)
+{
+    minidbx_close(fx_db);
+    fx_db = store_open_opts(fx_location, opts);
+    return fx_db;
+}
+
+minidbx *fixture_reopen(unsigned flags)
+{
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    opts.flags = flags;
+    return fixture_reopen_opts(&opts);
 }
 
 TCase *tcase_with_store(const char *name, double timeout_s)

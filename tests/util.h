@@ -1,7 +1,8 @@
 /*
  * util.h - helpers shared by the minidbx check tests: temp stores, a fast
  * seeded PRNG, raw SHA-256 (OpenSSL, independent of the library), peak RSS,
- * the on-disk layout of a local store, and a verify problem collector.
+ * the on-disk layout of a local store, a verify problem collector, and
+ * `mdbx serve` processes for the runs on an http:// store.
  *
  * Nothing here is part of the library; it only uses the public header.
  */
@@ -147,14 +148,44 @@ int run_in_child(int (*fn)(void *arg), void *arg, long *max_rss_kib);
 /* Monotonic clock in ms. */
 double now_ms(void);
 
+/* ---- a real `mdbx serve` ---- */
+
+/* Start `MDBX -s store serve --listen 127.0.0.1:0 [extra...]` (extra: NULL-
+ * terminated, at most 8, or NULL) and read the URL it announces into url.
+ * The node gets SIGTERM when the calling process dies. 0 and *out_pid, or
+ * -1 (nothing left running). No check asserts: usable outside a test. */
+int serve_start(const char *mdbx, const char *store, const char *const *extra, pid_t *out_pid,
+                char *url, size_t url_size);
+/* SIGTERM and wait: 0 when the node exited 0 (under ASan: without a
+ * report), else -1 after saying so on stderr. */
+int serve_stop(pid_t pid);
+
+/* ---- the backend under test ---- */
+
+/* 1 when MINIDBX_TEST_BACKEND=http: the fixture's store is then served by a
+ * real `mdbx serve` process ($MDBX) and opened as http://127.0.0.1:PORT. */
+int test_backend_is_http(void);
+/* "http" or "local": what minidbx_info says the fixture's backend is. */
+const char *test_backend_name(void);
+/* For a case that looks at what only a local store has (its files, local
+ * paths, open flags of a directory): over http, print why it is skipped
+ * and return 1, so the case can `return`. 0 on a local store. */
+int test_skip_on_http(const char *why);
+
 /* ---- a fixture: a fresh store per test ---- */
 
 /* Set up by fixture_store_setup (checked fixture, so per test in the forked
- * child): a new temp dir and a store opened on it with default options. */
+ * child): a new temp dir and a store opened on it with default options.
+ * Over http, fx_dir is the node's store and fx_location its URL; locally
+ * both are the directory. */
 extern char *fx_dir;
 extern minidbx *fx_db;
+extern const char *fx_location;
 void fixture_store_setup(void);
 void fixture_store_teardown(void);
+/* Close fx_db and open fx_location again, with flags or options. */
+minidbx *fixture_reopen(unsigned flags);
+minidbx *fixture_reopen_opts(const minidbx_options *opts);
 /* A TCase named name with the fixture above and timeout_s. */
 TCase *tcase_with_store(const char *name, double timeout_s);
 

@@ -134,6 +134,17 @@ if [ "${HTTP_CLIENT:-1}" = 1 ]; then
 else
     skip "the library with \$MINIDBX_TOKEN" "the http:// client is not built"
 fi
+expect_code 401 "verify without a token" -X POST "$URL/v1/verify"
+expect_code 200 "verify with the read token" -H "Authorization: Bearer r3ad" -X POST "$URL/v1/verify"
+expect_code 403 "verify ?repair=1 with the read token" -H "Authorization: Bearer r3ad" -X POST \
+    "$URL/v1/verify?repair=1"
+expect_code 200 "verify ?repair=1 with the write token" -H "Authorization: Bearer wr1te" -X POST \
+    "$URL/v1/verify?repair=1"
+# a name keeps the object through gc: the TLS checks below read it
+req -H "Authorization: Bearer wr1te" -X PUT --data "{\"id\":\"$OBJ\"}" "$URL/v1/names/keep"
+expect_code 401 "gc without a token" -X POST "$URL/v1/gc"
+expect_code 403 "gc with the read token" -H "Authorization: Bearer r3ad" -X POST "$URL/v1/gc"
+expect_code 200 "gc with the write token" -H "Authorization: Bearer wr1te" -X POST "$URL/v1/gc"
 stop_server
 
 # --- TLS -------------------------------------------------------------------

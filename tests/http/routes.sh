@@ -95,6 +95,20 @@ expect_code 404 "  ... the name is gone" "$URL/v1/names/docs/caf%C3%A9.txt"
 expect_code 200 "GET /v1/info" "$URL/v1/info"
 check "  ... counts the objects" body_has '"objects":1'
 
+# --- verify and gc ---------------------------------------------------------
+expect_code 200 "POST /v1/verify" -X POST "$URL/v1/verify"
+check "  ... reports what it checked" body_has '"objects_checked":1'
+check "  ... and lists the problems (none)" body_has '"problem_list":[]'
+CHUNKED=$(sha "$T/chunked")
+expect_code 200 "POST /v1/verify?id=ID" -X POST "$URL/v1/verify?id=$CHUNKED"
+expect_code 404 "POST /v1/verify of a missing id" -X POST "$URL/v1/verify?id=$MISSING"
+expect_code 400 "POST /v1/verify with a bad id" -X POST "$URL/v1/verify?id=../meta"
+expect_code 405 "GET /v1/verify" "$URL/v1/verify"
+expect_code 200 "POST /v1/gc" -X POST "$URL/v1/gc"
+check "  ... removed the unnamed object" body_has '"objects_removed":1'
+expect_code 404 "  ... which is gone" "$URL/v1/objects/$CHUNKED"
+expect_code 201 "  ... and can be put again" -X PUT --data-binary @"$T/chunked" "$URL/v1/objects"
+
 # --- limits --------------------------------------------------------------
 before=$(listed_ids | sort)
 expect_code 413 "a body over --max-object-size" -X PUT --data-binary @"$T/huge" "$URL/v1/objects"

@@ -5,18 +5,19 @@
  * The round-trip cases run twice with the same assertions: on a local
  * store and on an http:// store. The rest is what only a remote store can
  * do wrong: a lying node (a blob corrupted on the node's disk), a node that
- * is down, limits, aborted writers, many threads on one handle.
+ * is down, limits, aborted writers, many threads on one handle, verify and
+ * gc run by the node, and batches that cannot share the node's transaction.
+ * (The library's own check tests run on an http:// store too: objects-http
+ * and the others in tests/http/meson.build.)
  *
  * argv[1] is the mdbx binary.
  */
 #include "../util.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #define SERVER_MAX_OBJECT "64M"
@@ -28,48 +29,6 @@ static const char *mdbx_path;
 static char *server_store;   /* the node's local store */
 static char server_url[256];
 static pid_t server_pid;
-
-/* ---- the server --------------------------------------------------------------- */
-
-static int start_server(void)
-{
-    int fds[2];
-    if (pipe(fds) < 0)
-        return -1;
-    server_pid = fork();
-    if (server_pid < 0)
-        return -1;
-    if (server_pid == 0) {
-        dup2(fds[1], STDOUT_FILENO);
-        close(fds[0]);
-        close(fds[1]);
-        execl(mdbx_path, "mdbx", "-s", server_store, "serve", "--listen", "127.0.0.1:0",
-              "--max-object-size", SERVER_MAX_OBJECT, (char *)NULL);
-        _exit(127);
-    }
-    close(fds[1]);
-    FILE *out = fdopen(fds[0], "r");
-    char line[300];
-    int rc = out && fgets(line, sizeof line, out) && sscanf(line, "listening on %255s", server_url) == 1
-                 ? 0 : -1;
-    if (out)
-        fclose(out);
-    return rc;
-}
-
-/* SIGTERM; 0 if the server then exited 0 (under ASan: without a report). */
-static int stop_server(void)
-{
-    int status = 0;
-    if (server_pid <= 0)
-        return -1;
-    kill(server_pid, SIGTERM);
-    if (waitpid(server_pid, &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        fprintf(stderr, "the server did not exit cleanly (status 0x%x)\n", status);
-        return -1;
-    }
-    return 0;
-}
 
 /* ---- the same round trip on both kinds of store ----------------------------------- */
 
@@ -359,12 +318,149 @@ START_TEST(missing_in_batches)
 }
 END_TEST
 
-START_TEST(unsupported_calls_say_so)
+/* Verify runs on the node; its problems reach the callback one by one. */
+START_TEST(verify_over_http)
+{
+    test_rng rng;
+    minidbx *db = open_http();
+    minidbx_verify_report report;
+    problem_log log = { .quiet = 1 };
+    char blob[PATH_MAX];
+    minidbx_id missing;
+
+    clear_store(db);
+    rng_seed(&rng, 6);
+    minidbx_id good = store_put_random(db, &rng, 1000);
+    minidbx_id bad = store_put_random(db, &rng, 100000);
+    ck_assert_ok(minidbx_verify(db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.objects_checked, 2);
+    ck_assert_uint_eq(report.bytes_checked, 101000);
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_uint_eq(log.total, 0);
+
+    store_blob_path(server_store, &bad, blob);
+    ck_assert_int_eq(file_flip_byte(blob, 50), 0);
+    ck_assert_ok(minidbx_verify(db, &good, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.objects_checked, 1);
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_ok(minidbx_verify(db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.problems, 1);
+    ck_assert_uint_eq(report.repaired, 0);
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &bad));
+    ck_assert_int_eq(minidbx_exists(db, &bad), 1);
+
+    ck_assert_ok(minidbx_verify(db, &bad, MINIDBX_VERIFY_REPAIR, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.problems, 1);
+    ck_assert_uint_eq(report.repaired, 1);
+    ck_assert_uint_eq(log.repaired[MINIDBX_PROBLEM_CORRUPT], 1);
+    ck_assert_int_eq(minidbx_exists(db, &bad), 0);
+    ck_assert_ok(minidbx_verify(db, NULL, 0, NULL, NULL, NULL));
+
+    sha256_raw("nope", 4, &missing);
+    ck_assert_rc(minidbx_verify(db, &missing, 0, &report, NULL, NULL), MINIDBX_ENOTFOUND);
+    minidbx_close(db);
+}
+END_TEST
+
+START_TEST(gc_over_http)
+{
+    test_rng rng;
+    minidbx *db = open_http();
+    minidbx_gc_report report;
+
+    clear_store(db);
+    rng_seed(&rng, 7);
+    minidbx_id named = store_put_random(db, &rng, 500);
+    minidbx_id loose = store_put_random(db, &rng, 70000);
+    ck_assert_ok(minidbx_name_set(db, "keep", &named));
+    ck_assert_ok(minidbx_gc(db, &report));
+    ck_assert_uint_eq(report.objects_removed, 1);
+    ck_assert_uint_eq(report.bytes_removed, 70000);
+    ck_assert_int_eq(minidbx_exists(db, &named), 1);
+    ck_assert_int_eq(minidbx_exists(db, &loose), 0);
+    ck_assert_ok(minidbx_gc(db, NULL));
+    minidbx_close(db);
+}
+END_TEST
+
+/* A remote batch: its puts reach the node at once; abort deletes the
+ * objects they created, and only those. */
+START_TEST(batch_over_http)
+{
+    test_rng rng;
+    minidbx *db = open_http();
+    minidbx_writer *w;
+    minidbx_id before, created, streamed, kept, named;
+
+    clear_store(db);
+    rng_seed(&rng, 8);
+    unsigned char *old_bytes = rng_alloc(&rng, 3000);
+    ck_assert_ok(minidbx_put(db, old_bytes, 3000, &before));
+    ck_assert_rc(minidbx_batch_commit(db), MINIDBX_ESTATE);
+    ck_assert_rc(minidbx_batch_abort(db), MINIDBX_ESTATE);
+
+    ck_assert_ok(minidbx_batch_begin(db));
+    ck_assert_rc(minidbx_batch_begin(db), MINIDBX_ESTATE);
+    created = store_put_random(db, &rng, 40000);
+    ck_assert_ok(minidbx_writer_open(db, &w));
+    ck_assert_ok(minidbx_writer_write(w, "through a writer", 16));
+    ck_assert_ok(minidbx_writer_commit(w, &streamed));
+    ck_assert_ok(minidbx_put(db, old_bytes, 3000, NULL)); /* it was there: abort keeps it */
+    ck_assert_int_eq(minidbx_exists(db, &created), 1);
+    ck_assert_ok(minidbx_batch_abort(db));
+    ck_assert_int_eq(minidbx_exists(db, &created), 0);
+    ck_assert_int_eq(minidbx_exists(db, &streamed), 0);
+    ck_assert_int_eq(minidbx_exists(db, &before), 1);
+
+    ck_assert_ok(minidbx_batch_begin(db));
+    kept = store_put_random(db, &rng, 20000);
+    ck_assert_ok(minidbx_batch_commit(db));
+    ck_assert_rc(minidbx_batch_commit(db), MINIDBX_ESTATE);
+    ck_assert_int_eq(minidbx_exists(db, &kept), 1);
+
+    /* names are not undone: an object a name points at stays */
+    ck_assert_ok(minidbx_batch_begin(db));
+    named = store_put_random(db, &rng, 100);
+    ck_assert_ok(minidbx_name_set(db, "set/in/a/batch", &named));
+    ck_assert_ok(minidbx_batch_abort(db));
+    ck_assert_int_eq(minidbx_exists(db, &named), 1);
+
+    /* closing the handle aborts its batch */
+    ck_assert_ok(minidbx_batch_begin(db));
+    created = store_put_random(db, &rng, 200);
+    minidbx_close(db);
+    db = open_http();
+    ck_assert_int_eq(minidbx_exists(db, &created), 0);
+    ck_assert_int_eq(store_object_count(db), 3);
+    free(old_bytes);
+    minidbx_close(db);
+}
+END_TEST
+
+static void *abort_own_batch(void *cls)
+{
+    minidbx *db = cls;
+    minidbx_id id;
+    int ok = minidbx_batch_begin(db) == 0 && minidbx_put(db, "other thread", 12, &id) == 0 &&
+             minidbx_batch_abort(db) == 0 && minidbx_exists(db, &id) == 0;
+    return ok ? db : NULL;
+}
+
+/* A batch belongs to its thread: another thread on the same handle has its own. */
+START_TEST(batches_are_per_thread)
 {
     minidbx *db = open_http();
-    ck_assert_rc(minidbx_verify(db, NULL, 0, NULL, NULL, NULL), MINIDBX_EUNSUPPORTED);
-    ck_assert_rc(minidbx_gc(db, NULL), MINIDBX_EUNSUPPORTED);
-    ck_assert_rc(minidbx_batch_begin(db), MINIDBX_EUNSUPPORTED);
+    pthread_t thread;
+    void *result = NULL;
+    minidbx_id id;
+
+    ck_assert_ok(minidbx_batch_begin(db));
+    ck_assert_ok(minidbx_put(db, "this thread", 11, &id));
+    ck_assert_int_eq(pthread_create(&thread, NULL, abort_own_batch, db), 0);
+    pthread_join(thread, &result);
+    ck_assert_ptr_eq(result, db);
+    ck_assert_ok(minidbx_batch_commit(db));
+    ck_assert_int_eq(minidbx_exists(db, &id), 1);
     minidbx_close(db);
 }
 END_TEST
@@ -472,7 +568,10 @@ static Suite *http_suite(void)
     tcase_add_test(remote, lying_node_gives_ecorrupt);
     tcase_add_test(remote, node_down_gives_eio);
     tcase_add_test(remote, limits_over_http);
-    tcase_add_test(remote, unsupported_calls_say_so);
+    tcase_add_test(remote, verify_over_http);
+    tcase_add_test(remote, gc_over_http);
+    tcase_add_test(remote, batch_over_http);
+    tcase_add_test(remote, batches_are_per_thread);
     tcase_add_test(remote, missing_in_batches);
     tcase_add_test(remote, threads_share_a_handle);
     tcase_add_test(remote, streams_use_bounded_memory);
@@ -496,13 +595,15 @@ int main(int argc, char **argv)
         perror("mkdtemp");
         return 1;
     }
-    if (start_server() < 0) {
+    static const char *const limits[] = { "--max-object-size", SERVER_MAX_OBJECT, NULL };
+    if (serve_start(mdbx_path, server_store, limits, &server_pid, server_url, sizeof server_url) < 0) {
         fprintf(stderr, "cannot start %s serve\n", mdbx_path);
-        stop_server();
+        rm_rf(server_store);
+        free(server_store);
         return 1;
     }
     status = run_suite(http_suite());
-    if (stop_server() < 0)
+    if (serve_stop(server_pid) < 0)
         status = EXIT_FAILURE;
     rm_rf(server_store);
     free(server_store);
