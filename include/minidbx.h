@@ -260,6 +260,22 @@ MINIDBX_EXTERN int minidbx_writer_write(minidbx_writer *w, const void *data, siz
  *  *out_id (may be NULL) and free the writer, whatever the result. */
 MINIDBX_EXTERN int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id);
 
+/** minidbx_writer_commit, and more:
+ *  - expect (may be NULL): the id the bytes must have. When they hash to
+ *    another id nothing is stored and MINIDBX_ECORRUPT is returned (an
+ *    upload under a claimed id, e.g. PUT /v1/objects/ID).
+ *  - *out_created (may be NULL) gets 1 when this commit stored a new
+ *    object and 0 when the store had it already. The answer comes from the
+ *    store's own commit, so of any number of writers (threads, processes,
+ *    clients of one node) committing the same bytes at once, exactly one
+ *    hears 1. Inside a batch, 1 means new to the batch, which may still be
+ *    aborted. It is -1 when the backend cannot tell (a backend table older
+ *    than MINIDBX_BACKEND_VERSION 2, or one without commit_created).
+ *  Frees the writer whatever the result. Errors: as minidbx_writer_commit,
+ *  plus ECORRUPT (expect differs). */
+MINIDBX_EXTERN int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect,
+                                            minidbx_id *out_id, int *out_created);
+
 /** Throw away what was written and free the writer. NULL is a no-op. */
 MINIDBX_EXTERN void minidbx_writer_abort(minidbx_writer *w);
 
@@ -305,10 +321,11 @@ MINIDBX_EXTERN int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd);
  *  never do. Keep batches short (e.g. 1,000 puts).
  *  On a remote store (http://) a batch cannot share a transaction with the
  *  node: each call in it reaches the node at once, visible to all and
- *  durable when it returns; commit only ends the batch, and abort deletes
- *  the objects the batch's puts created (not those that were there before,
- *  nor one a name points at by then) but undoes no name change or delete,
- *  and may also fail with EIO.
+ *  durable when it returns; commit only ends the batch, and abort ends it
+ *  too and removes nothing. An object the batch put may be one another
+ *  client has been told is stored since, so abort never deletes it: what
+ *  the batch left without a name is removed by the next minidbx_gc (after
+ *  its grace period). Name changes and deletes are not undone either.
  *  Errors: ESTATE (a batch is already open on db), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_batch_begin(minidbx *db);
 

@@ -431,51 +431,6 @@ static struct http_backend *http_of(minidbx_backend *be)
     return (struct http_backend *)be;
 }
 
-/* ---- batches: what a put in one must remember ------------------------------------ */
-
-/* A batch cannot share a transaction with the node: every call in it
- * reaches the node at once and is durable there when it returns. What the
- * batch keeps is the ids of the objects its puts created (the node said
- * 201), so that abort can delete them again. A put retried after its reply
- * was lost hears 200 and is not remembered: abort leaves that object. One
- * batch per thread, as for the local store. */
-struct http_batch {
-    struct http_backend *hb;
-    minidbx_id *created;
-    size_t count, cap;
-};
-
-static _Thread_local struct http_batch *thread_batch;
-
-static struct http_batch *batch_of(struct http_backend *hb)
-{
-    return thread_batch && thread_batch->hb == hb ? thread_batch : NULL;
-}
-
-/* Before a put in a batch: room for its id, so that noting it after the
- * put cannot fail. */
-static int batch_reserve(struct http_backend *hb)
-{
-    struct http_batch *b = batch_of(hb);
-    if (!b || b->count < b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap * 2 : 64;
-    minidbx_id *grown = realloc(b->created, cap * sizeof *grown);
-    if (!grown)
-        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    b->created = grown;
-    b->cap = cap;
-    return 0;
-}
-
-/* After a put the node took: remember the object if it is new. */
-static void batch_note(struct http_backend *hb, const struct http_call *call, const minidbx_id *id)
-{
-    struct http_batch *b = batch_of(hb);
-    if (b && call->status == 201)
-        b->created[b->count++] = *id;
-}
-
 /* ---- objects ------------------------------------------------------------------ */
 
 static int http_put(minidbx_backend *be, const minidbx_id *id, const void *data, size_t size)
@@ -487,10 +442,8 @@ static int http_put(minidbx_backend *be, const minidbx_id *id, const void *data,
     call.body = data ? data : "";
     call.body_size = size;
     call.content_type = "application/octet-stream";
-    if ((rc = batch_reserve(http_of(be))) == 0 &&
-        (rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0 &&
-        (rc = http_expect_ok(http_of(be), &call)) == 0)
-        batch_note(http_of(be), &call, id);
+    if ((rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0)
+        rc = http_expect_ok(http_of(be), &call);
     free(call.buf);
     return rc;
 }
@@ -842,17 +795,15 @@ static int writer_write(minidbx_backend_writer *bw, const void *data, size_t siz
 
 static void writer_abort(minidbx_backend_writer *bw);
 
-static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
+/* The node answers 201 when its store's commit created the object, 200
+ * when it had it. */
+static int writer_commit_created(minidbx_backend_writer *bw, const minidbx_id *id, int *created)
 {
     struct http_writer *w = (struct http_writer *)bw;
     minidbx_id got;
     cJSON *reply = NULL;
-    int rc = batch_reserve(w->stream.hb);
+    int rc;
 
-    if (rc < 0) {
-        writer_abort(bw);
-        return rc;
-    }
     shutdown(w->stream.local_fd, SHUT_WR); /* the end of the body */
     rc = stream_finish(&w->stream);
     if (rc == 0 && (reply = reply_json(&w->stream.call, &rc)) != NULL &&
@@ -861,11 +812,17 @@ static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
         rc = minidbx_error_set(MINIDBX_ECORRUPT, "PUT %s: the node stored the bytes under another id",
                                w->stream.call.url);
     if (rc == 0)
-        batch_note(w->stream.hb, &w->stream.call, id);
+        *created = w->stream.call.status == 201;
     cJSON_Delete(reply);
     stream_free(&w->stream);
     free(w);
     return rc;
+}
+
+static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
+{
+    int created;
+    return writer_commit_created(bw, id, &created);
 }
 
 static void writer_abort(minidbx_backend_writer *bw)
@@ -886,6 +843,7 @@ static int http_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
     w->base.write = writer_write;
     w->base.commit = writer_commit;
     w->base.abort = writer_abort;
+    w->base.commit_created = writer_commit_created;
     if ((rc = stream_start(http_of(be), &w->stream, "PUT", "/v1/objects", NULL, true)) < 0) {
         writer_abort(&w->base);
         return rc;
@@ -1057,7 +1015,25 @@ static int http_name_list(minidbx_backend *be, const char *prefix, const char *a
     return rc;
 }
 
-/* ---- batches ---------------------------------------------------------------------- */
+/* ---- batches ---------------------------------------------------------------- */
+
+/* A batch cannot share a transaction with the node: every call in it
+ * reaches the node at once and is durable there when it returns. So the
+ * batch only keeps the thread's state (one batch per thread, as for the
+ * local store), and abort removes nothing: an object a put of ours sent
+ * may be one that another client was told is stored in the meantime, and
+ * deleting it would lose what the node acknowledged to them. What the
+ * batch left unnamed is gc's to remove. */
+struct http_batch {
+    struct http_backend *hb;
+};
+
+static _Thread_local struct http_batch *thread_batch;
+
+static struct http_batch *batch_of(struct http_backend *hb)
+{
+    return thread_batch && thread_batch->hb == hb ? thread_batch : NULL;
+}
 
 static int http_batch_begin(minidbx_backend *be)
 {
@@ -1083,35 +1059,19 @@ static struct http_batch *batch_end(struct http_backend *hb, const char *what, i
     return b;
 }
 
-static void batch_free(struct http_batch *b)
-{
-    if (b)
-        free(b->created);
-    free(b);
-}
-
 /* Everything is on the node already: the batch just ends. */
 static int http_batch_commit(minidbx_backend *be)
 {
     int rc = 0;
-    batch_free(batch_end(http_of(be), "batch commit", &rc));
+    free(batch_end(http_of(be), "batch commit", &rc));
     return rc;
 }
 
-/* Delete, newest first, the objects the batch's puts created. One that a
- * name points at by now stays: someone uses it (deleting names is not
- * ours to do). The first other failure is returned once all were tried. */
+/* Ends the batch and removes nothing (see "batches" above). */
 static int http_batch_abort(minidbx_backend *be)
 {
     int rc = 0;
-    struct http_batch *b = batch_end(http_of(be), "batch abort", &rc);
-
-    while (b && b->count) {
-        int one = http_del(be, &b->created[--b->count], 0);
-        if (one < 0 && one != MINIDBX_ENOTFOUND && one != MINIDBX_EREFERENCED && rc == 0)
-            rc = one;
-    }
-    batch_free(b);
+    free(batch_end(http_of(be), "batch abort", &rc));
     return rc;
 }
 

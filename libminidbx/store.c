@@ -527,10 +527,30 @@ static void writer_free(minidbx_writer *w)
     free(w);
 }
 
-int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+/* The backend's commit, with "created" when it can tell (table version 2). */
+static int backend_commit(minidbx_writer *w, const minidbx_id *id, int *created)
+{
+    minidbx_backend_writer *bw = w->bw;
+    *created = -1;
+    if (w->db->be->version >= 2 && bw->commit_created)
+        return bw->commit_created(bw, id, created);
+    return bw->commit(bw, id);
+}
+
+static int id_mismatch(const char *what, const minidbx_id *want, const minidbx_id *got)
+{
+    char want_hex[16], got_hex[16];
+    dbx_id_short(want, want_hex);
+    dbx_id_short(got, got_hex);
+    return minidbx_error_set(MINIDBX_ECORRUPT, "%s %s failed verification: got %s", what,
+                             want_hex, got_hex);
+}
+
+int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect, minidbx_id *out_id,
+                             int *out_created)
 {
     minidbx_id id;
-    int rc;
+    int rc, created = -1;
 
     dbx_error_clear();
     if (!w)
@@ -541,13 +561,23 @@ int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
         w->bw->abort(w->bw);
     } else if ((rc = dbx_hasher_final(w->hasher, &id)) < 0) {
         w->bw->abort(w->bw);
+    } else if (expect && !minidbx_id_equal(expect, &id)) {
+        rc = id_mismatch("object", expect, &id);
+        w->bw->abort(w->bw);
     } else {
-        rc = w->bw->commit(w->bw, &id);
+        rc = backend_commit(w, &id, &created);
     }
     writer_free(w);
     if (rc == 0 && out_id)
         *out_id = id;
+    if (rc == 0 && out_created)
+        *out_created = created;
     return rc;
+}
+
+int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+{
+    return minidbx_writer_commit_ex(w, NULL, out_id, NULL);
 }
 
 void minidbx_writer_abort(minidbx_writer *w)

@@ -33,7 +33,8 @@
 extern "C" {
 #endif
 
-#define MINIDBX_BACKEND_VERSION 1
+/* Version 2 appended minidbx_backend_writer.commit_created. */
+#define MINIDBX_BACKEND_VERSION 2
 
 typedef struct minidbx_backend minidbx_backend;
 typedef struct minidbx_backend_writer minidbx_backend_writer;
@@ -46,6 +47,15 @@ struct minidbx_backend_writer {
     int (*commit)(minidbx_backend_writer *w, const minidbx_id *id);
     /** Throw away what was written; frees w. */
     void (*abort)(minidbx_backend_writer *w);
+    /** Since version 2 (read only when the backend's table says version >= 2;
+     *  may be NULL): commit, and set *out_created to 1 when this commit
+     *  stored a new object or 0 when the store had it already. The answer
+     *  must come from the store's own commit (e.g. an insert that fails when
+     *  the key exists), never from an exists() asked before: two writers
+     *  committing the same bytes at once must not both hear 1. Frees w
+     *  whatever happens. An expected id (minidbx_writer_commit_ex) is
+     *  checked by the library before this is called. */
+    int (*commit_created)(minidbx_backend_writer *w, const minidbx_id *id, int *out_created);
 };
 
 /** A read stream. Embed it first in your own struct. */
