@@ -160,12 +160,28 @@ typedef struct {
 
 /** Open the store at location and return a handle in *out.
  *
- *  location is a directory path (the local store, also as file://PATH),
- *  "http://host:port" or "https://host:port" (a node running `mdbx serve`,
- *  in builds with the http client; every call works, batches as described
- *  at minidbx_batch_begin), or "scheme://..." for a scheme you
- *  registered with minidbx_register_scheme (http and file cannot be
- *  replaced). opts may be NULL for the defaults.
+ *  The location grammar, strictly:
+ *    SCHEME      a letter, then one or more letters, digits, '+', '.', '-'
+ *                (case does not matter), followed by ':'. A location that
+ *                starts with SCHEME ':' is never a directory.
+ *    file://PATH       the local store at PATH.
+ *    http://HOST:PORT, https://HOST:PORT
+ *                      a node running `mdbx serve`, in builds with the http
+ *                      client (else EUNSUPPORTED); every call works, batches
+ *                      as described at minidbx_batch_begin.
+ *    SCHEME://... or SCHEME:...
+ *                      a scheme registered with minidbx_register_scheme
+ *                      (the whole location is handed to it; http, https
+ *                      and file cannot be replaced).
+ *    s3://..., cluster:FILE
+ *                      known store types that this version does not have:
+ *                      EUNSUPPORTED (unless registered).
+ *    any other SCHEME: EUNSUPPORTED when written SCHEME://..., else EINVAL.
+ *    anything else     a directory path: the local store. A relative path
+ *                      whose first segment has a colon is written with a
+ *                      leading "./" ("./foo:bar"); "C:" (one letter) and
+ *                      "a/b:c" are paths as they are.
+ *  opts may be NULL for the defaults.
  *
  *  A local store is created if location does not exist or is an empty
  *  directory, unless MINIDBX_OPEN_NO_CREATE (then MINIDBX_ENOTFOUND). A

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct minidbx {
@@ -154,11 +155,19 @@ static struct {
 } schemes[MAX_SCHEMES];
 static pthread_mutex_t schemes_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static size_t scheme_length(const char *location);
+
 int minidbx_register_scheme(const char *scheme, minidbx_backend_open_fn open_fn)
 {
+    char with_colon[SCHEME_MAX + 2];
+
     dbx_error_clear();
-    if (!scheme || !open_fn || !scheme[0] || strlen(scheme) > SCHEME_MAX)
-        return minidbx_error_set(MINIDBX_EINVAL, "register_scheme: bad scheme or NULL function");
+    if (!scheme || !open_fn || !scheme[0] || strlen(scheme) > SCHEME_MAX ||
+        (snprintf(with_colon, sizeof with_colon, "%s:", scheme),
+         scheme_length(with_colon) != strlen(scheme)))
+        return minidbx_error_set(MINIDBX_EINVAL, "register_scheme: bad scheme or NULL function "
+                                 "(a scheme is a letter and 1..%d letters, digits, '+', '.' or '-')",
+                                 SCHEME_MAX - 1);
     int rc = minidbx_error_set(MINIDBX_ENOMEM, "register_scheme: table of %d schemes is full",
                                MAX_SCHEMES);
     pthread_mutex_lock(&schemes_lock);
@@ -181,7 +190,7 @@ static minidbx_backend_open_fn find_scheme(const char *scheme, size_t len)
     minidbx_backend_open_fn fn = NULL;
     pthread_mutex_lock(&schemes_lock);
     for (int i = 0; i < MAX_SCHEMES && schemes[i].open_fn; i++)
-        if (strlen(schemes[i].scheme) == len && memcmp(schemes[i].scheme, scheme, len) == 0)
+        if (strlen(schemes[i].scheme) == len && strncasecmp(schemes[i].scheme, scheme, len) == 0)
             fn = schemes[i].open_fn;
     pthread_mutex_unlock(&schemes_lock);
     return fn;
@@ -204,33 +213,86 @@ static int normalize_options(minidbx_options *out, const minidbx_options *in)
     return 0;
 }
 
-static int open_location(minidbx_backend **be, const char *location, const minidbx_options *opts)
+/* The location grammar (see minidbx_open in the header). A location "looks
+ * like a URL" when it starts with a scheme and a colon: a letter, then at
+ * least one more letter, digit, '+', '.' or '-' (RFC 3986; two characters
+ * at least, so "C:" is no scheme). Such a location is never a directory. */
+static size_t scheme_length(const char *location)
 {
-    const char *sep = strstr(location, "://");
-    if (!sep)
-        return dbx_local_open(be, location, opts);
-    size_t len = (size_t)(sep - location);
-    if (len == 4 && memcmp(location, "file", 4) == 0)
-        return dbx_local_open(be, sep + 3, opts);
-    if ((len == 4 && memcmp(location, "http", 4) == 0) ||
-        (len == 5 && memcmp(location, "https", 5) == 0)) {
+    const char *p = location;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        return 0;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '+' || *p == '.' || *p == '-')
+        p++;
+    size_t len = (size_t)(p - location);
+    return *p == ':' && len >= 2 ? len : 0;
+}
+
+static int open_file_url(minidbx_backend **out, const char *location, const minidbx_options *opts)
+{
+    return dbx_local_open(out, location + strlen("file://"), opts);
+}
+
+/* Schemes the library knows. open NULL: known, not in this build. A
+ * scheme marked with_slashes is only written "scheme://...". */
+static const struct {
+    const char *scheme;
+    minidbx_backend_open_fn open;
+    bool with_slashes;
+    const char *missing; /* why a known scheme is not there */
+} builtin_schemes[] = {
+    { "file", open_file_url, true, NULL },
 #if MINIDBX_HAVE_HTTP_CLIENT
-        return dbx_http_open(be, location, opts);
+    { "http", dbx_http_open, true, NULL },
+    { "https", dbx_http_open, true, NULL },
 #else
-        return minidbx_error_set(MINIDBX_EUNSUPPORTED,
-                                 "%s: this build has no http:// client (libcurl was not found)", location);
+    { "http", NULL, true, "this build has no http:// client (libcurl was not found)" },
+    { "https", NULL, true, "this build has no http:// client (libcurl was not found)" },
 #endif
+    { "s3", NULL, true, "s3:// stores are not in this version" },
+    { "cluster", NULL, false, "cluster: stores are not in this version" },
+};
+
+static int open_url(minidbx_backend **be, const char *location, size_t len,
+                    const minidbx_options *opts)
+{
+    bool slashes = strncmp(location + len, "://", 3) == 0;
+    minidbx_backend_open_fn fn = NULL;
+    size_t i = 0, count = sizeof builtin_schemes / sizeof builtin_schemes[0];
+
+    while (i < count && (strlen(builtin_schemes[i].scheme) != len ||
+                         strncasecmp(builtin_schemes[i].scheme, location, len) != 0))
+        i++;
+    /* built in first (http and file cannot be replaced), then registered */
+    if (i < count && builtin_schemes[i].open) {
+        if (builtin_schemes[i].with_slashes && !slashes)
+            return minidbx_error_set(MINIDBX_EINVAL, "%s: write %s://...", location,
+                                     builtin_schemes[i].scheme);
+        fn = builtin_schemes[i].open;
+    } else if (!(fn = find_scheme(location, len))) {
+        if (i < count)
+            return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%s: %s", location,
+                                     builtin_schemes[i].missing);
+        if (slashes)
+            return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%.*s://: no such store type in this build",
+                                     (int)len, location);
+        return minidbx_error_set(MINIDBX_EINVAL,
+                                 "%s: unknown scheme '%.*s:' (a directory whose name has a colon "
+                                 "is written ./%s)", location, (int)len, location, location);
     }
-    minidbx_backend_open_fn fn = find_scheme(location, len);
-    if (!fn)
-        return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%.*s://: no such store type in this build",
-                                 (int)len, location);
     *be = NULL;
     int rc = fn(be, location, opts);
     if (rc == 0 && (!*be || (*be)->version < 1))
-        rc = minidbx_error_set(MINIDBX_EINVAL, "%.*s:// backend returned no valid table",
+        rc = minidbx_error_set(MINIDBX_EINVAL, "%.*s: backend returned no valid table",
                                (int)len, location);
     return rc;
+}
+
+static int open_location(minidbx_backend **be, const char *location, const minidbx_options *opts)
+{
+    size_t len = scheme_length(location);
+    return len ? open_url(be, location, len, opts) : dbx_local_open(be, location, opts);
 }
 
 static int wrap_backend(minidbx **out, minidbx_backend *be, const minidbx_options *opts)

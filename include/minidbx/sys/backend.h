@@ -116,9 +116,12 @@ MINIDBX_EXTERN int minidbx_open_backend(minidbx **out, minidbx_backend *be, cons
 typedef int (*minidbx_backend_open_fn)(minidbx_backend **out, const char *location,
                                        const minidbx_options *opts);
 
-/** Make minidbx_open hand locations that start with "scheme://" to open_fn.
- *  Registering a scheme again replaces it. Thread-safe. Up to 16 schemes.
- *  Errors: EINVAL (empty or over-long scheme), ENOMEM (table full). */
+/** Make minidbx_open hand locations that start with "scheme:" (as
+ *  "scheme://..." or "scheme:...") to open_fn, whole. A scheme is a letter
+ *  and 1..30 letters, digits, '+', '.' or '-', matched without regard to
+ *  case; http, https and file stay built in. Registering a scheme again
+ *  replaces it. Thread-safe. Up to 16 schemes.
+ *  Errors: EINVAL (not a scheme, or NULL), ENOMEM (table full). */
 MINIDBX_EXTERN int minidbx_register_scheme(const char *scheme, minidbx_backend_open_fn open_fn);
 
 /** Set the calling thread's error message (printf format) and return code,
