@@ -20,6 +20,7 @@
  * buffers are the only buffers.
  */
 #include "internal.h"
+#include "wire.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -76,6 +77,7 @@ struct http_call {
     int64_t created_ns;
     uint64_t refs;
     bool is_inline;
+    int error_code;           /* X-Minidbx-Error, 0 if none came */
     char curl_error[CURL_ERROR_SIZE];
 };
 
@@ -206,6 +208,7 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
     if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* a new response (after 100 Continue): forget the last one's headers */
         call->content_length = 0;
+        call->error_code = 0;
         call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
     } else if (header_is(line, len, "Content-Length", &value)) {
         call->content_length = strtoull(value, NULL, 10);
@@ -215,6 +218,12 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
         call->refs = strtoull(value, NULL, 10);
     } else if (header_is(line, len, "X-Minidbx-Storage", &value)) {
         call->is_inline = strncmp(value, "inline", 6) == 0;
+    } else if (header_is(line, len, DBX_WIRE_ERROR_HEADER, &value)) {
+        size_t value_len = len - (size_t)(value - line);
+        while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||
+                             value[value_len - 1] == ' '))
+            value_len--;
+        call->error_code = dbx_wire_error_code(value, value_len);
     }
     return len;
 }
@@ -377,26 +386,16 @@ static int http_perform(struct http_backend *hb, struct http_call *call)
     return 0;
 }
 
-/* The code for an HTTP status that is not a success, with the node's
- * message ({"error": ...}) when it sent one. */
+/* The code of a reply that is not a success: the one the node named in
+ * X-Minidbx-Error, else the status's (wire.c), with the node's message
+ * ({"error": ...}) when it sent one. */
 static int status_error(const struct http_call *call)
 {
-    int code;
-    switch (call->status) {
-    case 400: code = MINIDBX_EINVAL; break;
-    case 401: case 403: code = MINIDBX_EPERM; break;
-    case 404: code = MINIDBX_ENOTFOUND; break;
-    case 409: code = MINIDBX_EREFERENCED; break;
-    case 413: code = MINIDBX_ETOOBIG; break;
-    case 422: code = MINIDBX_ECORRUPT; break;
-    case 501: code = MINIDBX_EUNSUPPORTED; break;
-    case 507: code = MINIDBX_ENOSPC; break;
-    default: code = MINIDBX_EIO; break;
-    }
+    int code = call->error_code ? call->error_code : dbx_wire_code_for_status(call->status);
     cJSON *json = call->buf ? cJSON_ParseWithLength(call->buf, call->buf_len) : NULL;
     const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "error"));
-    code = minidbx_error_set(code, "%s %s: HTTP %ld%s%s", call->method, call->url, call->status,
-                             message ? ": " : "", message ? message : "");
+    code = minidbx_error_set(code, "%s %s: HTTP %ld: %s", call->method, call->url, call->status,
+                             message ? message : minidbx_strerror(code));
     cJSON_Delete(json);
     return code;
 }
