@@ -296,15 +296,23 @@ MINIDBX_EXTERN int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id 
 MINIDBX_EXTERN void minidbx_writer_abort(minidbx_writer *w);
 
 /** Open an object for reading in chunks. *out_size (may be NULL) gets its
- *  size. Errors: ENOTFOUND, EIO, ENOMEM. */
+ *  size. A local blob file that is not a regular file (a FIFO, a symlink)
+ *  or has the wrong size is refused here. Errors: ENOTFOUND, ECORRUPT,
+ *  EIO, ENOMEM. */
 MINIDBX_EXTERN int minidbx_reader_open(minidbx *db, const minidbx_id *id,
                                        minidbx_reader **out, uint64_t *out_size);
 
 /** Read up to capacity bytes into buf; *out_read gets how many (0 at the
- *  end). The bytes are hashed as they pass: when the end is reached and
- *  they do not match the id, this returns MINIDBX_ECORRUPT instead of the
- *  end, so a caller that only trusts a stream which ended with 0 is never
- *  fooled. Errors: ECORRUPT, EIO. */
+ *  end). The bytes are hashed as they pass, and the read that would deliver
+ *  the object's last byte (the size reader_open gave) checks the hash
+ *  first: if it does not match the id, that read returns MINIDBX_ECORRUPT
+ *  with *out_read 0 (buf then holds nothing of use) instead of the final
+ *  chunk. So a caller that reads exactly size bytes and stops, and one that
+ *  reads until 0, are both protected: no corrupt object is ever delivered
+ *  whole. Earlier chunks are handed out before the end is known: write them
+ *  somewhere provisional until the last read succeeds. A backend that sends
+ *  more bytes than the size, or fewer, gives ECORRUPT too. Not checked
+ *  with MINIDBX_OPEN_NO_VERIFY. Errors: ECORRUPT, EIO. */
 MINIDBX_EXTERN int minidbx_reader_read(minidbx_reader *r, void *buf, size_t capacity, size_t *out_read);
 
 /** For zero-copy serving: if the object is a file, hand out a read-only fd

@@ -33,6 +33,9 @@ struct minidbx_reader {
     minidbx_backend_reader *br;
     dbx_hasher *hasher; /* NULL when the handle does not verify */
     minidbx_id id;
+    uint64_t size;      /* what reader_open said */
+    uint64_t delivered; /* bytes handed to the caller so far */
+    bool verified;      /* all size bytes hashed and found right */
     bool at_end;
 };
 
@@ -302,6 +305,7 @@ static int wrap_backend(minidbx **out, minidbx_backend *be, const minidbx_option
         be->free(be);
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     }
+    dbx_test_pause_init();
     db->be = be;
     db->opts = *opts;
     db->verify = !(opts->flags & MINIDBX_OPEN_NO_VERIFY);
@@ -652,6 +656,24 @@ void minidbx_writer_abort(minidbx_writer *w)
 
 /* --- readers ------------------------------------------------------------------ */
 
+static int reader_check_end(minidbx_reader *r)
+{
+    minidbx_id got;
+    int rc;
+    if (!r->hasher)
+        return 0;
+    if ((rc = dbx_hasher_final(r->hasher, &got)) < 0)
+        return rc;
+    if (!minidbx_id_equal(&got, &r->id)) {
+        char want_hex[16], got_hex[16];
+        dbx_id_short(&r->id, want_hex);
+        dbx_id_short(&got, got_hex);
+        return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s",
+                                 want_hex, got_hex);
+    }
+    return 0;
+}
+
 int minidbx_reader_open(minidbx *db, const minidbx_id *id, minidbx_reader **out, uint64_t *out_size)
 {
     uint64_t size = 0;
@@ -675,27 +697,16 @@ int minidbx_reader_open(minidbx *db, const minidbx_id *id, minidbx_reader **out,
         free(r);
         return rc;
     }
+    r->size = size;
+    /* An empty object has no last byte to check at: check it now. */
+    if (size == 0 && r->hasher && (rc = reader_check_end(r)) < 0) {
+        minidbx_reader_close(r);
+        return rc;
+    }
+    r->verified = size == 0;
     if (out_size)
         *out_size = size;
     *out = r;
-    return 0;
-}
-
-static int reader_check_end(minidbx_reader *r)
-{
-    minidbx_id got;
-    int rc;
-    if (!r->hasher)
-        return 0;
-    if ((rc = dbx_hasher_final(r->hasher, &got)) < 0)
-        return rc;
-    if (!minidbx_id_equal(&got, &r->id)) {
-        char want_hex[16], got_hex[16];
-        dbx_id_short(&r->id, want_hex);
-        dbx_id_short(&got, got_hex);
-        return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s",
-                                 want_hex, got_hex);
-    }
     return 0;
 }
 
@@ -715,14 +726,30 @@ int minidbx_reader_read(minidbx_reader *r, void *buf, size_t capacity, size_t *o
     if ((rc = r->br->read(r->br, buf, capacity, &n)) < 0)
         return rc;
     if (n == 0) {
-        /* The end: only now do we know whether every byte was right. */
-        if ((rc = reader_check_end(r)) < 0)
+        /* The end before size bytes: the hash says whether that is right. */
+        if (r->hasher && !r->verified && (rc = reader_check_end(r)) < 0)
             return rc;
         r->at_end = true;
         return 0;
     }
+    if (r->hasher && r->verified) {
+        memset(buf, 0, n);
+        return minidbx_error_set(MINIDBX_ECORRUPT, "reader: the object goes on past its size of %llu bytes",
+                                 (unsigned long long)r->size);
+    }
     if (r->hasher && (rc = dbx_hasher_update(r->hasher, buf, n)) < 0)
         return rc;
+    r->delivered += n;
+    /* The read that would deliver the last byte checks the hash first, so a
+     * caller that reads exactly size bytes and stops is never handed a
+     * corrupt object: it gets ECORRUPT instead of the final chunk. */
+    if (r->hasher && r->delivered >= r->size) {
+        if ((rc = reader_check_end(r)) < 0) {
+            memset(buf, 0, n);
+            return rc;
+        }
+        r->verified = true;
+    }
     *out_read = n;
     return 0;
 }
