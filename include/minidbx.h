@@ -168,7 +168,10 @@ typedef struct {
  *    http://HOST:PORT, https://HOST:PORT
  *                      a node running `mdbx serve`, in builds with the http
  *                      client (else EUNSUPPORTED); every call works, batches
- *                      as described at minidbx_batch_begin.
+ *                      as described at minidbx_batch_begin. An error the
+ *                      node's store returns comes back as the same code,
+ *                      with the node's message in minidbx_errmsg; a node
+ *                      that cannot be reached is EIO.
  *    SCHEME://... or SCHEME:...
  *                      a scheme registered with minidbx_register_scheme
  *                      (the whole location is handed to it; http, https

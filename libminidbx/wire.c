@@ -1,10 +1,6 @@
-/* wire.c - the error <-> HTTP status table both ways, and exact integers
- * (see wire.h). */
+/* wire.c - the error <-> HTTP status table, both ways (see wire.h). */
 #include "wire.h"
 
-#include <errno.h>
-#include <inttypes.h>
-#include <stdlib.h>
 #include <string.h>
 
 /* One row per code. Where codes share a status, the first row with that
@@ -63,35 +59,4 @@ int dbx_wire_code_for_status(long status)
         if ((long)errors[i].status == status)
             return errors[i].code;
     return MINIDBX_EIO;
-}
-
-bool dbx_wire_parse_u64(const char *text, size_t len, uint64_t *out)
-{
-    char buf[24], *end;
-    if (len == 0 || len >= sizeof buf || text[0] < '0' || text[0] > '9')
-        return false;
-    memcpy(buf, text, len);
-    buf[len] = '\0';
-    errno = 0;
-    unsigned long long value = strtoull(buf, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = (uint64_t)value;
-    return true;
-}
-
-bool dbx_wire_parse_i64(const char *text, size_t len, int64_t *out)
-{
-    char buf[24], *end;
-    size_t digits = len && text[0] == '-' ? 1 : 0;
-    if (len == 0 || len >= sizeof buf || text[digits] < '0' || text[digits] > '9')
-        return false;
-    memcpy(buf, text, len);
-    buf[len] = '\0';
-    errno = 0;
-    long long value = strtoll(buf, &end, 10);
-    if (errno || *end)
-        return false;
-    *out = (int64_t)value;
-    return true;
 }

@@ -13,7 +13,9 @@
  * (another server, a proxy, a reply from before the header existed).
  *
  * Integers: sizes, counts, times (created_ns, mtime_ns) and other 64-bit
- * values are exact JSON integer literals, never rounded through a double.
+ * values are exact JSON integer literals, never rounded through a double:
+ * the node prints them from the integer, the client reads them with json-c
+ * (a ns time is about 2^61, far past the 2^53 a double holds exactly).
  *
  * Compiled into the library (hidden, like every dbx_ symbol) and into mdbx.
  */
@@ -22,9 +24,7 @@
 
 #include <minidbx.h>
 
-#include <stdbool.h>
 #include <stddef.h>
-#include <stdint.h>
 
 #define DBX_WIRE_ERROR_HEADER "X-Minidbx-Error"
 
@@ -41,11 +41,5 @@ int dbx_wire_error_code(const char *name, size_t len);
 /* The code for an error status that came without the header: the first
  * code the table gives that status, MINIDBX_EPERM for 401, else EIO. */
 int dbx_wire_code_for_status(long status);
-
-/* Read an exact integer literal (JSON number text: an optional '-' for
- * signed, digits, nothing else) from the len bytes at text. false when it
- * is not one or does not fit. */
-bool dbx_wire_parse_u64(const char *text, size_t len, uint64_t *out);
-bool dbx_wire_parse_i64(const char *text, size_t len, int64_t *out);
 
 #endif /* MINIDBX_WIRE_H */

@@ -429,6 +429,43 @@ START_TEST(batch_over_http)
 }
 END_TEST
 
+/* 64-bit integers come through exactly: ns times are about 2^61, past the
+ * 2^53 a double holds, and the client reads what the node's store says to
+ * the last digit (names and listings are JSON; stat is headers). */
+START_TEST(integers_are_exact)
+{
+    minidbx *db = open_http(), *direct = store_open(server_store, MINIDBX_OPEN_READONLY);
+    minidbx_name_info over_http, on_disk, listed[4];
+    minidbx_object_info objects_http[64], objects_disk[64];
+    size_t count, count_disk;
+    minidbx_id id;
+
+    clear_store(db);
+    ck_assert_ok(minidbx_put(db, "exact", 5, &id));
+    ck_assert_ok(minidbx_name_set(db, "exact/time", &id));
+    ck_assert_ok(minidbx_name_get(db, "exact/time", &over_http));
+    ck_assert_ok(minidbx_name_get(direct, "exact/time", &on_disk));
+    ck_assert(on_disk.mtime_ns > ((int64_t)1 << 53));
+    ck_assert_int_eq(over_http.mtime_ns, on_disk.mtime_ns);
+    ck_assert_ok(minidbx_name_list(db, "exact/", NULL, listed, 4, &count));
+    ck_assert_uint_eq(count, 1);
+    ck_assert_int_eq(listed[0].mtime_ns, on_disk.mtime_ns);
+
+    ck_assert_ok(minidbx_list(db, NULL, objects_http, 64, &count));
+    ck_assert_ok(minidbx_list(direct, NULL, objects_disk, 64, &count_disk));
+    ck_assert_uint_eq(count, count_disk);
+    for (size_t i = 0; i < count; i++) {
+        ck_assert(minidbx_id_equal(&objects_http[i].id, &objects_disk[i].id));
+        ck_assert(objects_disk[i].created_ns > ((int64_t)1 << 53));
+        ck_assert_int_eq(objects_http[i].created_ns, objects_disk[i].created_ns);
+        ck_assert_uint_eq(objects_http[i].size, objects_disk[i].size);
+        ck_assert_uint_eq(objects_http[i].refs, objects_disk[i].refs);
+    }
+    minidbx_close(direct);
+    minidbx_close(db);
+}
+END_TEST
+
 static void *abort_own_batch(void *cls)
 {
     minidbx *db = cls;
@@ -563,6 +600,7 @@ static Suite *http_suite(void)
     tcase_add_test(remote, verify_over_http);
     tcase_add_test(remote, gc_over_http);
     tcase_add_test(remote, batch_over_http);
+    tcase_add_test(remote, integers_are_exact);
     tcase_add_test(remote, batches_are_per_thread);
     tcase_add_test(remote, missing_in_batches);
     tcase_add_test(remote, threads_share_a_handle);
