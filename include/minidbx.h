@@ -71,7 +71,6 @@ MINIDBX_EXTERN const char *minidbx_version(void);
 #define MINIDBX_EIO           (-40906) /* an I/O or transport error */
 #define MINIDBX_ETOOBIG       (-40907) /* object larger than max_object_size */
 #define MINIDBX_EREFERENCED   (-40908) /* object is pointed at by a name */
-#define MINIDBX_EBUSY         MINIDBX_EREFERENCED /* alias */
 #define MINIDBX_EREADONLY     (-40909) /* store opened read-only */
 #define MINIDBX_ENOMEM        (-40910) /* out of memory */
 #define MINIDBX_EUNSUPPORTED  (-40911) /* the backend lacks this call */
@@ -239,9 +238,15 @@ MINIDBX_EXTERN int minidbx_missing(minidbx *db, const minidbx_id *ids, size_t co
 #define MINIDBX_DELETE_CASCADE 0x1u /* also delete the names that point at it */
 
 /** Delete an object. An object that names point at is refused with
- *  MINIDBX_EREFERENCED unless flags has MINIDBX_DELETE_CASCADE.
- *  Errors: ENOTFOUND, EREFERENCED, EREADONLY, EIO. */
+ *  MINIDBX_EREFERENCED (use minidbx_delete_ex to delete the names too).
+ *  Thread-safe. Errors: ENOTFOUND, EREFERENCED, EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_delete(minidbx *db, const minidbx_id *id);
+
+/** minidbx_delete with flags: 0 behaves as minidbx_delete;
+ *  MINIDBX_DELETE_CASCADE also deletes every name that points at the object
+ *  (in one transaction on the local store), so it never fails with
+ *  EREFERENCED. Any other bit gives EINVAL. Thread-safe.
+ *  Errors: as minidbx_delete, plus EINVAL. */
 MINIDBX_EXTERN int minidbx_delete_ex(minidbx *db, const minidbx_id *id, unsigned flags);
 
 #define MINIDBX_OBJECT_INLINE 0x1u /* kept inside the metadata database */

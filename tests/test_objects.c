@@ -259,7 +259,8 @@ START_TEST(delete_referenced)
     ck_assert_ok(minidbx_stat(fx_db, &id, &info));
     ck_assert_uint_eq(info.refs, 2);
     ck_assert_rc(minidbx_delete(fx_db, &id), MINIDBX_EREFERENCED);
-    ck_assert_rc(minidbx_delete_ex(fx_db, &id, 0), MINIDBX_EBUSY);
+    ck_assert_rc(minidbx_delete_ex(fx_db, &id, 0), MINIDBX_EREFERENCED);
+    ck_assert_rc(minidbx_delete_ex(fx_db, &id, MINIDBX_DELETE_CASCADE | 0x80u), MINIDBX_EINVAL);
     ck_assert_int_eq(minidbx_exists(fx_db, &id), 1);
     minidbx_name_info name;
     ck_assert_ok(minidbx_name_get(fx_db, "a/one", &name));
