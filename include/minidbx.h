@@ -260,6 +260,19 @@ MINIDBX_EXTERN int minidbx_writer_write(minidbx_writer *w, const void *data, siz
  *  *out_id (may be NULL) and free the writer, whatever the result. */
 MINIDBX_EXTERN int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id);
 
+/** Commit as minidbx_writer_commit and point name at the object (as
+ *  minidbx_name_set) at once: a concurrent minidbx_gc or delete never sees
+ *  the object stored but not yet named, so it is never removed in between
+ *  (put, then name_set, can fail with ENOTFOUND when a gc runs between
+ *  them). On the local store both happen in one metadata transaction (the
+ *  caller's batch, if one is open, else a batch of their own); if the name
+ *  cannot be set nothing is stored. On a remote store (http://) the node
+ *  gets a put and then a name set; a gc on the node between them can
+ *  still remove the object, and the call then fails with ENOTFOUND.
+ *  Frees the writer whatever the result.
+ *  Errors: as minidbx_writer_commit, plus EINVAL (bad name). */
+MINIDBX_EXTERN int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id);
+
 /** Throw away what was written and free the writer. NULL is a no-op. */
 MINIDBX_EXTERN void minidbx_writer_abort(minidbx_writer *w);
 

@@ -531,20 +531,46 @@ static void writer_free(minidbx_writer *w)
     free(w);
 }
 
-int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+/* Commit bw's object and point name at it with nothing in between: on a
+ * backend with batches both go in one batch, which on the local store is
+ * one metadata transaction, so a gc or delete sees the object named or not
+ * at all. Inside the caller's own batch (ESTATE) they simply join it. If
+ * the name cannot be set, the batch is aborted and the put undone. */
+static int commit_and_name(minidbx *db, minidbx_backend_writer *bw, const minidbx_id *id, const char *name)
+{
+    minidbx_backend *be = db->be;
+    int batch = be->batch_begin && be->batch_commit && be->batch_abort ? be->batch_begin(be)
+                                                                        : MINIDBX_EUNSUPPORTED;
+    if (batch < 0 && batch != MINIDBX_ESTATE && batch != MINIDBX_EUNSUPPORTED) {
+        bw->abort(bw);
+        return batch;
+    }
+    dbx_error_clear();
+    int rc = bw->commit(bw, id);
+    if (rc == 0) {
+        DBX_TEST_PAUSE("put-before-name");
+        rc = be->name_set(be, name, id);
+    }
+    if (batch == 0 && rc == 0)
+        rc = be->batch_commit(be);
+    else if (batch == 0)
+        be->batch_abort(be);
+    return rc;
+}
+
+static int writer_finish(minidbx_writer *w, const char *name, minidbx_id *out_id)
 {
     minidbx_id id;
     int rc;
 
-    dbx_error_clear();
-    if (!w)
-        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
     if (w->error) {
         rc = minidbx_error_set(w->error, "writer_commit: the writer failed earlier (%s)",
                                minidbx_strerror(w->error));
         w->bw->abort(w->bw);
     } else if ((rc = dbx_hasher_final(w->hasher, &id)) < 0) {
         w->bw->abort(w->bw);
+    } else if (name) {
+        rc = commit_and_name(w->db, w->bw, &id, name);
     } else {
         rc = w->bw->commit(w->bw, &id);
     }
@@ -552,6 +578,29 @@ int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
     if (rc == 0 && out_id)
         *out_id = id;
     return rc;
+}
+
+int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+{
+    dbx_error_clear();
+    if (!w)
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
+    return writer_finish(w, NULL, out_id);
+}
+
+int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id)
+{
+    int rc;
+    dbx_error_clear();
+    if (!w)
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit_named: NULL writer");
+    if ((rc = check_name(name)) < 0 || (!w->db->be->name_set &&
+        (rc = minidbx_error_set(MINIDBX_EUNSUPPORTED, "name set: not supported by the %s store",
+                                w->db->be->name)) < 0)) {
+        minidbx_writer_abort(w);
+        return rc;
+    }
+    return writer_finish(w, name, out_id);
 }
 
 void minidbx_writer_abort(minidbx_writer *w)
