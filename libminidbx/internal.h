@@ -78,6 +78,8 @@ int64_t dbx_now_ns(void);
  *   verify-scanned   verify, after its unlocked scan, before the re-check
  *   gc-scanned       gc, between its scan and its delete (lock held)
  *   put-renamed      a file put, between the rename and the record commit
+ *   delete-committed a delete of a file object, between its record commit
+ *                    and the unlink of its blob (exclusive lock held)
  *   put-before-name  minidbx_writer_commit_named, after the put and before
  *                    the name is set
  * Disabled (the normal case) it costs one load and one branch. */

@@ -9,6 +9,8 @@
  *     while gc is between its scan and its delete: the name and its object
  *     survive; with put and name_set as two calls gc wins (the control
  *     that shows the pause sits where the window is);
+ *   - a put+name of an object whose delete is between its commit and its
+ *     unlink: the put waits, its blob is not unlinked after its commit;
  *   - a bounded random mix of all of them from several processes: no
  *     acknowledged name is lost and verify never reports a problem.
  * The worker processes are race_worker (argv[1]). */
@@ -335,6 +337,32 @@ START_TEST(put_named_waits_for_gc)
 }
 END_TEST
 
+/* ---- put+name while a delete is between its commit and its unlink ---- */
+
+START_TEST(put_named_waits_for_delete)
+{
+    minidbx_id x = seeded_id(FILE_SIZE, 7);
+    char hex[MINIDBX_ID_HEX_SIZE];
+    minidbx_id_format(&x, hex);
+    put_in_worker(FILE_SIZE, 7, "old/name");
+    const char *rm_args[] = { "rm", hex, NULL };
+    worker rm = spawn("delete-committed", rm_args);
+    wait_paused("delete-committed"); /* the record is gone, the blob not yet */
+    char size_text[32];
+    snprintf(size_text, sizeof size_text, "%u", (unsigned)FILE_SIZE);
+    const char *put_args[] = { "put", size_text, "7", "new/name", NULL };
+    worker p = spawn(NULL, put_args);
+    wait_blocked_on_lock(p.pid); /* it must not rename its blob before the unlink */
+    release("delete-committed");
+    finish_ok(&rm);
+    finish_ok(&p);
+    expect_named("new/name", &x);
+    minidbx_name_info info;
+    ck_assert_rc(minidbx_name_get(fx_db, "old/name", &info), MINIDBX_ENOTFOUND);
+    expect_clean_store();
+}
+END_TEST
+
 /* ---- everything at once, bounded ---- */
 
 typedef struct {
@@ -402,6 +430,7 @@ static Suite *races_suite(void)
     tcase_add_test(tc, gc_waits_for_put_named);
     tcase_add_test(tc, gc_between_separate_put_and_name);
     tcase_add_test(tc, put_named_waits_for_gc);
+    tcase_add_test(tc, put_named_waits_for_delete);
     tcase_add_test(tc, stress_mix_loses_nothing);
     suite_add_tcase(s, tc);
     return s;
