@@ -275,7 +275,10 @@ MINIDBX_EXTERN int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id);
  *  (put, then name_set, can fail with ENOTFOUND when a gc runs between
  *  them). On the local store both happen in one metadata transaction (the
  *  caller's batch, if one is open, else a batch of their own); if the name
- *  cannot be set nothing is stored. On a remote store (http://) the node
+ *  cannot be set nothing is stored. (A thread with a batch open on another
+ *  store gets two transactions here, as with put and name_set.) The temp
+ *  file's last writeback (a few MiB at most: writers flush as they go) is
+ *  fsync'ed at that batch's commit, under the store's writer lock. On a remote store (http://) the node
  *  gets a put and then a name set; a gc on the node between them can
  *  still remove the object, and the call then fails with ENOTFOUND.
  *  Frees the writer whatever the result.
