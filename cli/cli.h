@@ -48,6 +48,7 @@ struct cli {
     const struct cli_command *command; /* the running command */
     const char *command_name;          /* as typed (an alias, maybe) */
     minidbx *db;                       /* open store, or NULL */
+    uint64_t max_object_size;          /* for cli_open_store: 0 = no limit */
     int stop;                          /* stdout is gone or we were interrupted */
 };
 

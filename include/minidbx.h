@@ -160,12 +160,31 @@ typedef struct {
 
 /** Open the store at location and return a handle in *out.
  *
- *  location is a directory path (the local store, also as file://PATH),
- *  "http://host:port" or "https://host:port" (a node running `mdbx serve`,
- *  in builds with the http client; every call works, batches as described
- *  at minidbx_batch_begin), or "scheme://..." for a scheme you
- *  registered with minidbx_register_scheme (http and file cannot be
- *  replaced). opts may be NULL for the defaults.
+ *  The location grammar, strictly:
+ *    SCHEME      a letter, then one or more letters, digits, '+', '.', '-'
+ *                (case does not matter), followed by ':'. A location that
+ *                starts with SCHEME ':' is never a directory.
+ *    file://PATH       the local store at PATH.
+ *    http://HOST:PORT, https://HOST:PORT
+ *                      a node running `mdbx serve`, in builds with the http
+ *                      client (else EUNSUPPORTED); every call works, batches
+ *                      as described at minidbx_batch_begin. An error the
+ *                      node's store returns comes back as the same code,
+ *                      with the node's message in minidbx_errmsg; a node
+ *                      that cannot be reached is EIO.
+ *    SCHEME://... or SCHEME:...
+ *                      a scheme registered with minidbx_register_scheme
+ *                      (the whole location is handed to it; http, https
+ *                      and file cannot be replaced).
+ *    s3://..., cluster:FILE
+ *                      known store types that this version does not have:
+ *                      EUNSUPPORTED (unless registered).
+ *    any other SCHEME: EUNSUPPORTED when written SCHEME://..., else EINVAL.
+ *    anything else     a directory path: the local store. A relative path
+ *                      whose first segment has a colon is written with a
+ *                      leading "./" ("./foo:bar"); "C:" (one letter) and
+ *                      "a/b:c" are paths as they are.
+ *  opts may be NULL for the defaults.
  *
  *  A local store is created if location does not exist or is an empty
  *  directory, unless MINIDBX_OPEN_NO_CREATE (then MINIDBX_ENOTFOUND). A
@@ -269,6 +288,22 @@ MINIDBX_EXTERN int minidbx_writer_write(minidbx_writer *w, const void *data, siz
  *  *out_id (may be NULL) and free the writer, whatever the result. */
 MINIDBX_EXTERN int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id);
 
+/** minidbx_writer_commit, and more:
+ *  - expect (may be NULL): the id the bytes must have. When they hash to
+ *    another id nothing is stored and MINIDBX_ECORRUPT is returned (an
+ *    upload under a claimed id, e.g. PUT /v1/objects/ID).
+ *  - *out_created (may be NULL) gets 1 when this commit stored a new
+ *    object and 0 when the store had it already. The answer comes from the
+ *    store's own commit, so of any number of writers (threads, processes,
+ *    clients of one node) committing the same bytes at once, exactly one
+ *    hears 1. Inside a batch, 1 means new to the batch, which may still be
+ *    aborted. It is -1 when the backend cannot tell (a backend table older
+ *    than MINIDBX_BACKEND_VERSION 2, or one without commit_created).
+ *  Frees the writer whatever the result. Errors: as minidbx_writer_commit,
+ *  plus ECORRUPT (expect differs). */
+MINIDBX_EXTERN int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect,
+                                            minidbx_id *out_id, int *out_created);
+
 /** Commit as minidbx_writer_commit and point name at the object (as
  *  minidbx_name_set) at once: a concurrent minidbx_gc or delete never sees
  *  the object stored but not yet named, so it is never removed in between
@@ -278,9 +313,10 @@ MINIDBX_EXTERN int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id);
  *  cannot be set nothing is stored. (A thread with a batch open on another
  *  store gets two transactions here, as with put and name_set.) The temp
  *  file's last writeback (a few MiB at most: writers flush as they go) is
- *  fsync'ed at that batch's commit, under the store's writer lock. On a remote store (http://) the node
- *  gets a put and then a name set; a gc on the node between them can
- *  still remove the object, and the call then fails with ENOTFOUND.
+ *  fsync'ed at that batch's commit, under the store's writer lock. On a
+ *  remote store (http://) the node gets a put and then a name set; a gc
+ *  on the node between them can still remove the object, and the call
+ *  then fails with ENOTFOUND.
  *  Frees the writer whatever the result.
  *  Errors: as minidbx_writer_commit, plus EINVAL (bad name). */
 MINIDBX_EXTERN int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id);
@@ -338,10 +374,11 @@ MINIDBX_EXTERN int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd);
  *  never do. Keep batches short (e.g. 1,000 puts).
  *  On a remote store (http://) a batch cannot share a transaction with the
  *  node: each call in it reaches the node at once, visible to all and
- *  durable when it returns; commit only ends the batch, and abort deletes
- *  the objects the batch's puts created (not those that were there before,
- *  nor one a name points at by then) but undoes no name change or delete,
- *  and may also fail with EIO.
+ *  durable when it returns; commit only ends the batch, and abort ends it
+ *  too and removes nothing. An object the batch put may be one another
+ *  client has been told is stored since, so abort never deletes it: what
+ *  the batch left without a name is removed by the next minidbx_gc (after
+ *  its grace period). Name changes and deletes are not undone either.
  *  Errors: ESTATE (a batch is already open on db), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_batch_begin(minidbx *db);
 

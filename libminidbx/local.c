@@ -403,7 +403,8 @@ static int record_insert(local_store *s, MDB_txn *txn, const minidbx_id *id, con
 
 /* The existence check is done in the write transaction, not a read one, so
  * that a put is ordered against gc: it either finds the object after gc, or
- * stores it again. */
+ * stores it again. 0 stored, 1 there already (the writer's "created"), or
+ * an error. */
 static int put_inline(local_store *s, const minidbx_id *id, const void *data, size_t size)
 {
     MDB_txn *txn;
@@ -412,7 +413,8 @@ static int put_inline(local_store *s, const minidbx_id *id, const void *data, si
     if (rc < 0)
         return rc;
     rc = record_insert(s, txn, id, data, size, true);
-    return local_write_end(s, txn, in_batch, rc < 0 ? rc : 0);
+    int end = local_write_end(s, txn, in_batch, rc < 0 ? rc : 0);
+    return end < 0 ? end : rc;
 }
 
 static int fsync_dir_checked(const char *path)
@@ -475,7 +477,8 @@ static int blob_wants_replacing(local_store *s, const minidbx_id *id, uint64_t s
 
 /* Move a complete, (if sync) fsync'ed temp file into place and commit its
  * record. The shared store lock keeps delete and gc from unlinking the
- * path between the rename and the commit. */
+ * path between the rename and the commit. 0 stored, 1 there already, or an
+ * error. */
 static int put_file(local_store *s, const minidbx_id *id, const char *temp_path, uint64_t size)
 {
     char blob[PATH_MAX], dir[PATH_MAX], sid[16];
@@ -495,6 +498,8 @@ static int put_file(local_store *s, const minidbx_id *id, const char *temp_path,
     if (stored < 0 || stored == 1) {
         rc = local_write_end(s, txn, in_batch, stored < 0 ? stored : rc);
         unlink(temp_path); /* stored already: deduplicated */
+        if (rc == 0)
+            rc = 1;
         goto out;
     }
     local_blob_path(s, id, blob);
@@ -523,6 +528,8 @@ static int put_file(local_store *s, const minidbx_id *id, const char *temp_path,
         rc = 0; /* stored already, or a damaged record rewritten */
 end:
     rc = local_write_end(s, txn, in_batch, rc);
+    if (rc == 0 && stored == 2)
+        rc = 1; /* a healed copy: stored before, not created now */
     /* On failure the blob may stay as an orphan (no record): harmless, and
      * verify --repair or gc removes it. */
 out:
@@ -682,7 +689,7 @@ static void lw_free(local_writer *w)
     free(w);
 }
 
-static int lw_commit(minidbx_backend_writer *base, const minidbx_id *id)
+static int lw_commit_created(minidbx_backend_writer *base, const minidbx_id *id, int *created)
 {
     local_writer *w = (local_writer *)base;
     int rc;
@@ -695,7 +702,16 @@ static int lw_commit(minidbx_backend_writer *base, const minidbx_id *id)
         unlink(w->path); /* fails harmlessly if it was renamed */
     }
     lw_free(w);
-    return rc;
+    if (rc < 0)
+        return rc;
+    *created = rc == 0;
+    return 0;
+}
+
+static int lw_commit(minidbx_backend_writer *base, const minidbx_id *id)
+{
+    int created;
+    return lw_commit_created(base, id, &created);
 }
 
 static void lw_abort(minidbx_backend_writer *base)
@@ -714,6 +730,7 @@ static int local_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
     w->base.write = lw_write;
     w->base.commit = lw_commit;
     w->base.abort = lw_abort;
+    w->base.commit_created = lw_commit_created;
     w->s = (local_store *)be;
     w->fd = -1;
     *out = &w->base;
@@ -724,12 +741,16 @@ static int local_put(minidbx_backend *be, const minidbx_id *id, const void *data
 {
     local_store *s = (local_store *)be;
     char path[PATH_MAX];
-    if (size <= s->inline_threshold)
-        return put_inline(s, id, data, size);
+    int rc;
+    if (size <= s->inline_threshold) {
+        rc = put_inline(s, id, data, size);
+        return rc < 0 ? rc : 0;
+    }
     int fd = temp_create(s, path);
     if (fd < 0)
         return fd;
-    int rc = 0, err = dbx_write_all(fd, data, size);
+    rc = 0;
+    int err = dbx_write_all(fd, data, size);
     if (err < 0)
         rc = local_io_error(s, -err, "write %s", path);
     else if (s->sync && !local_in_batch(s) && fdatasync(fd) < 0)
@@ -739,7 +760,7 @@ static int local_put(minidbx_backend *be, const minidbx_id *id, const void *data
     if (rc < 0)
         unlink(path);
     close(fd);
-    return rc;
+    return rc < 0 ? rc : 0;
 }
 
 /* --- reading --------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct minidbx {
@@ -157,11 +158,19 @@ static struct {
 } schemes[MAX_SCHEMES];
 static pthread_mutex_t schemes_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static size_t scheme_length(const char *location);
+
 int minidbx_register_scheme(const char *scheme, minidbx_backend_open_fn open_fn)
 {
+    char with_colon[SCHEME_MAX + 2];
+
     dbx_error_clear();
-    if (!scheme || !open_fn || !scheme[0] || strlen(scheme) > SCHEME_MAX)
-        return minidbx_error_set(MINIDBX_EINVAL, "register_scheme: bad scheme or NULL function");
+    if (!scheme || !open_fn || !scheme[0] || strlen(scheme) > SCHEME_MAX ||
+        (snprintf(with_colon, sizeof with_colon, "%s:", scheme),
+         scheme_length(with_colon) != strlen(scheme)))
+        return minidbx_error_set(MINIDBX_EINVAL, "register_scheme: bad scheme or NULL function "
+                                 "(a scheme is a letter and 1..%d letters, digits, '+', '.' or '-')",
+                                 SCHEME_MAX - 1);
     int rc = minidbx_error_set(MINIDBX_ENOMEM, "register_scheme: table of %d schemes is full",
                                MAX_SCHEMES);
     pthread_mutex_lock(&schemes_lock);
@@ -184,7 +193,7 @@ static minidbx_backend_open_fn find_scheme(const char *scheme, size_t len)
     minidbx_backend_open_fn fn = NULL;
     pthread_mutex_lock(&schemes_lock);
     for (int i = 0; i < MAX_SCHEMES && schemes[i].open_fn; i++)
-        if (strlen(schemes[i].scheme) == len && memcmp(schemes[i].scheme, scheme, len) == 0)
+        if (strlen(schemes[i].scheme) == len && strncasecmp(schemes[i].scheme, scheme, len) == 0)
             fn = schemes[i].open_fn;
     pthread_mutex_unlock(&schemes_lock);
     return fn;
@@ -207,33 +216,86 @@ static int normalize_options(minidbx_options *out, const minidbx_options *in)
     return 0;
 }
 
-static int open_location(minidbx_backend **be, const char *location, const minidbx_options *opts)
+/* The location grammar (see minidbx_open in the header). A location "looks
+ * like a URL" when it starts with a scheme and a colon: a letter, then at
+ * least one more letter, digit, '+', '.' or '-' (RFC 3986; two characters
+ * at least, so "C:" is no scheme). Such a location is never a directory. */
+static size_t scheme_length(const char *location)
 {
-    const char *sep = strstr(location, "://");
-    if (!sep)
-        return dbx_local_open(be, location, opts);
-    size_t len = (size_t)(sep - location);
-    if (len == 4 && memcmp(location, "file", 4) == 0)
-        return dbx_local_open(be, sep + 3, opts);
-    if ((len == 4 && memcmp(location, "http", 4) == 0) ||
-        (len == 5 && memcmp(location, "https", 5) == 0)) {
+    const char *p = location;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        return 0;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '+' || *p == '.' || *p == '-')
+        p++;
+    size_t len = (size_t)(p - location);
+    return *p == ':' && len >= 2 ? len : 0;
+}
+
+static int open_file_url(minidbx_backend **out, const char *location, const minidbx_options *opts)
+{
+    return dbx_local_open(out, location + strlen("file://"), opts);
+}
+
+/* Schemes the library knows. open NULL: known, not in this build. A
+ * scheme marked with_slashes is only written "scheme://...". */
+static const struct {
+    const char *scheme;
+    minidbx_backend_open_fn open;
+    bool with_slashes;
+    const char *missing; /* why a known scheme is not there */
+} builtin_schemes[] = {
+    { "file", open_file_url, true, NULL },
 #if MINIDBX_HAVE_HTTP_CLIENT
-        return dbx_http_open(be, location, opts);
+    { "http", dbx_http_open, true, NULL },
+    { "https", dbx_http_open, true, NULL },
 #else
-        return minidbx_error_set(MINIDBX_EUNSUPPORTED,
-                                 "%s: this build has no http:// client (libcurl was not found)", location);
+    { "http", NULL, true, "this build has no http:// client (libcurl was not found)" },
+    { "https", NULL, true, "this build has no http:// client (libcurl was not found)" },
 #endif
+    { "s3", NULL, true, "s3:// stores are not in this version" },
+    { "cluster", NULL, false, "cluster: stores are not in this version" },
+};
+
+static int open_url(minidbx_backend **be, const char *location, size_t len,
+                    const minidbx_options *opts)
+{
+    bool slashes = strncmp(location + len, "://", 3) == 0;
+    minidbx_backend_open_fn fn = NULL;
+    size_t i = 0, count = sizeof builtin_schemes / sizeof builtin_schemes[0];
+
+    while (i < count && (strlen(builtin_schemes[i].scheme) != len ||
+                         strncasecmp(builtin_schemes[i].scheme, location, len) != 0))
+        i++;
+    /* built in first (http and file cannot be replaced), then registered */
+    if (i < count && builtin_schemes[i].open) {
+        if (builtin_schemes[i].with_slashes && !slashes)
+            return minidbx_error_set(MINIDBX_EINVAL, "%s: write %s://...", location,
+                                     builtin_schemes[i].scheme);
+        fn = builtin_schemes[i].open;
+    } else if (!(fn = find_scheme(location, len))) {
+        if (i < count)
+            return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%s: %s", location,
+                                     builtin_schemes[i].missing);
+        if (slashes)
+            return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%.*s://: no such store type in this build",
+                                     (int)len, location);
+        return minidbx_error_set(MINIDBX_EINVAL,
+                                 "%s: unknown scheme '%.*s:' (a directory whose name has a colon "
+                                 "is written ./%s)", location, (int)len, location, location);
     }
-    minidbx_backend_open_fn fn = find_scheme(location, len);
-    if (!fn)
-        return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%.*s://: no such store type in this build",
-                                 (int)len, location);
     *be = NULL;
     int rc = fn(be, location, opts);
     if (rc == 0 && (!*be || (*be)->version < 1))
-        rc = minidbx_error_set(MINIDBX_EINVAL, "%.*s:// backend returned no valid table",
+        rc = minidbx_error_set(MINIDBX_EINVAL, "%.*s: backend returned no valid table",
                                (int)len, location);
     return rc;
+}
+
+static int open_location(minidbx_backend **be, const char *location, const minidbx_options *opts)
+{
+    size_t len = scheme_length(location);
+    return len ? open_url(be, location, len, opts) : dbx_local_open(be, location, opts);
 }
 
 static int wrap_backend(minidbx **out, minidbx_backend *be, const minidbx_options *opts)
@@ -531,22 +593,32 @@ static void writer_free(minidbx_writer *w)
     free(w);
 }
 
-/* Commit bw's object and point name at it with nothing in between: on a
+/* The backend's commit, with "created" when it can tell (table version 2). */
+static int backend_commit(minidbx_writer *w, const minidbx_id *id, int *created)
+{
+    minidbx_backend_writer *bw = w->bw;
+    *created = -1;
+    if (w->db->be->version >= 2 && bw->commit_created)
+        return bw->commit_created(bw, id, created);
+    return bw->commit(bw, id);
+}
+
+/* Commit w's object and point name at it with nothing in between: on a
  * backend with batches both go in one batch, which on the local store is
  * one metadata transaction, so a gc or delete sees the object named or not
  * at all. Inside the caller's own batch (ESTATE) they simply join it. If
  * the name cannot be set, the batch is aborted and the put undone. */
-static int commit_and_name(minidbx *db, minidbx_backend_writer *bw, const minidbx_id *id, const char *name)
+static int commit_and_name(minidbx_writer *w, const minidbx_id *id, const char *name, int *created)
 {
-    minidbx_backend *be = db->be;
+    minidbx_backend *be = w->db->be;
     int batch = be->batch_begin && be->batch_commit && be->batch_abort ? be->batch_begin(be)
                                                                         : MINIDBX_EUNSUPPORTED;
     if (batch < 0 && batch != MINIDBX_ESTATE && batch != MINIDBX_EUNSUPPORTED) {
-        bw->abort(bw);
+        w->bw->abort(w->bw);
         return batch;
     }
     dbx_error_clear();
-    int rc = bw->commit(bw, id);
+    int rc = backend_commit(w, id, created);
     if (rc == 0) {
         DBX_TEST_PAUSE("put-before-name");
         rc = be->name_set(be, name, id);
@@ -558,10 +630,22 @@ static int commit_and_name(minidbx *db, minidbx_backend_writer *bw, const minidb
     return rc;
 }
 
-static int writer_finish(minidbx_writer *w, const char *name, minidbx_id *out_id)
+static int id_mismatch(const char *what, const minidbx_id *want, const minidbx_id *got)
+{
+    char want_hex[16], got_hex[16];
+    dbx_id_short(want, want_hex);
+    dbx_id_short(got, got_hex);
+    return minidbx_error_set(MINIDBX_ECORRUPT, "%s %s failed verification: got %s", what,
+                             want_hex, got_hex);
+}
+
+/* Every commit ends here: check what can be checked, then commit (and
+ * name, if name is not NULL); frees the writer. */
+static int writer_finish(minidbx_writer *w, const minidbx_id *expect, const char *name,
+                         minidbx_id *out_id, int *out_created)
 {
     minidbx_id id;
-    int rc;
+    int rc, created = -1;
 
     if (w->error) {
         rc = minidbx_error_set(w->error, "writer_commit: the writer failed earlier (%s)",
@@ -569,23 +653,34 @@ static int writer_finish(minidbx_writer *w, const char *name, minidbx_id *out_id
         w->bw->abort(w->bw);
     } else if ((rc = dbx_hasher_final(w->hasher, &id)) < 0) {
         w->bw->abort(w->bw);
+    } else if (expect && !minidbx_id_equal(expect, &id)) {
+        rc = id_mismatch("object", expect, &id);
+        w->bw->abort(w->bw);
     } else if (name) {
-        rc = commit_and_name(w->db, w->bw, &id, name);
+        rc = commit_and_name(w, &id, name, &created);
     } else {
-        rc = w->bw->commit(w->bw, &id);
+        rc = backend_commit(w, &id, &created);
     }
     writer_free(w);
     if (rc == 0 && out_id)
         *out_id = id;
+    if (rc == 0 && out_created)
+        *out_created = created;
     return rc;
 }
 
-int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect, minidbx_id *out_id,
+                             int *out_created)
 {
     dbx_error_clear();
     if (!w)
         return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
-    return writer_finish(w, NULL, out_id);
+    return writer_finish(w, expect, NULL, out_id, out_created);
+}
+
+int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+{
+    return minidbx_writer_commit_ex(w, NULL, out_id, NULL);
 }
 
 int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id)
@@ -600,7 +695,7 @@ int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id 
         minidbx_writer_abort(w);
         return rc;
     }
-    return writer_finish(w, name, out_id);
+    return writer_finish(w, NULL, name, out_id, NULL);
 }
 
 void minidbx_writer_abort(minidbx_writer *w)
