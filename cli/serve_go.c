@@ -8,12 +8,28 @@
  * client gave also points at the object when the object is here. */
 #include "serve.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define RECORD_PREFIX "_go/register/"
+#define RECORD_PREFIX SERVE_RESERVED_NAME_PREFIX "register/"
 #define LIST_PAGE 256
+/* Sizes are JSON numbers, i.e. doubles: integers are exact up to 2^53. */
+#define SIZE_MAX_EXACT 9007199254740992.0
+
+bool serve_name_reserved(const char *name)
+{
+    return strncmp(name, SERVE_RESERVED_NAME_PREFIX, sizeof SERVE_RESERVED_NAME_PREFIX - 1) == 0;
+}
+
+/* A size the client may give: an integer in 0..2^53, checked before it is
+ * converted (a double out of range of uint64_t is undefined behaviour). */
+static bool size_valid(const cJSON *size)
+{
+    return cJSON_IsNumber(size) && size->valuedouble >= 0 && size->valuedouble <= SIZE_MAX_EXACT &&
+           size->valuedouble == (double)(uint64_t)size->valuedouble;
+}
 
 static enum MHD_Result go_reply(struct serve_request *req, unsigned status, bool success,
                                 const minidbx_id *hash, const char *message)
@@ -76,8 +92,13 @@ static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD
 
     *result = MHD_YES;
     if (!cJSON_IsObject(in) || !cJSON_IsString(name) || !minidbx_name_valid(name->valuestring) ||
-        !cJSON_IsNumber(size) || size->valuedouble < 0 || (replicas && !cJSON_IsArray(replicas)))
+        !size_valid(size) || (replicas && !cJSON_IsArray(replicas)))
         goto bad;
+    if (serve_name_reserved(name->valuestring)) {
+        *result = go_reply(req, MHD_HTTP_BAD_REQUEST, false, NULL,
+                           "names under " SERVE_RESERVED_NAME_PREFIX " are the node's own");
+        goto out;
+    }
     if (!serve_parse_id(req, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "hash")),
                         hash, result))
         goto out;
@@ -96,8 +117,8 @@ static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD
     goto out;
 bad:
     *result = go_reply(req, MHD_HTTP_BAD_REQUEST, false, NULL,
-                       "expected JSON {\"hash\": ID, \"name\": NAME, \"size\": N, "
-                       "\"replicas\": [ADDR...]}");
+                       "expected JSON {\"hash\": ID, \"name\": NAME, \"size\": N "
+                       "(an integer, 0..2^53), \"replicas\": [ADDR...]}");
 out:
     cJSON_Delete(in);
     return record;
@@ -138,6 +159,9 @@ enum MHD_Result serve_go_register(struct serve_request *req)
     return go_reply(req, MHD_HTTP_OK, true, &hash, "File registered successfully");
 }
 
+/* What load_record says of bytes that are not a JSON object. */
+#define RECORD_UNREADABLE MINIDBX_ECORRUPT
+
 /* The record that key names, parsed; NULL with *rc on failure. */
 static cJSON *load_record(minidbx *db, const char *key, int *rc)
 {
@@ -151,8 +175,19 @@ static cJSON *load_record(minidbx *db, const char *key, int *rc)
         return NULL;
     record = cJSON_ParseWithLength(data, size);
     minidbx_free(data);
-    if (!record)
-        *rc = MINIDBX_ECORRUPT;
+    if (!cJSON_IsObject(record)) {
+        cJSON_Delete(record);
+        record = NULL;
+        *rc = RECORD_UNREADABLE;
+        return NULL;
+    }
+    /* cJSON prints large doubles rounded: give the size back exactly */
+    const cJSON *record_size = cJSON_GetObjectItemCaseSensitive(record, "size");
+    if (size_valid(record_size)) {
+        char exact[24];
+        snprintf(exact, sizeof exact, "%" PRIu64, (uint64_t)record_size->valuedouble);
+        cJSON_ReplaceItemInObjectCaseSensitive(record, "size", cJSON_CreateRaw(exact));
+    }
     return record;
 }
 
@@ -194,6 +229,8 @@ enum MHD_Result serve_go_list(struct serve_request *req)
             cJSON *record = load_record(req->srv->db, page[i].name, &rc);
             if (record)
                 cJSON_AddItemToArray(array, record);
+            if (rc == RECORD_UNREADABLE)
+                rc = 0; /* not a record (written before names were reserved): skipped */
         }
         if (rc == 0 && count)
             snprintf(after, sizeof after, "%s", page[count - 1].name);

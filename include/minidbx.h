@@ -215,8 +215,14 @@ MINIDBX_EXTERN void minidbx_free(void *p);
 /** Store size bytes at data (data may be NULL when size is 0) and write
  *  their id to *out_id (which may be NULL). Storing bytes that are already
  *  there succeeds and stores nothing twice. Thread-safe.
- *  Errors: EREADONLY, ETOOBIG, ENOSPC, EIO, ENOMEM. Nothing partial is
- *  ever visible after a failure. */
+ *  A bad copy heals: on the local store, putting an object whose stored
+ *  copy is damaged replaces it (inline bytes are compared; a blob file
+ *  that is gone, not a regular file or of the wrong size is replaced, and
+ *  with MINIDBX_SYNC_FULL outside a batch any blob is, which also mends a
+ *  same-size corruption). The same holds for writers and put_fd.
+ *  Errors: EREADONLY, ETOOBIG, ENOSPC, EIO (also when the store's own
+ *  files fail: its directory was deleted, tmp/ cannot be written), ENOMEM.
+ *  Nothing partial is ever visible after a failure. */
 MINIDBX_EXTERN int minidbx_put(minidbx *db, const void *data, size_t size, minidbx_id *out_id);
 
 /** Fetch an object into a new buffer (*out_data, free with minidbx_free;
@@ -226,7 +232,10 @@ MINIDBX_EXTERN int minidbx_put(minidbx *db, const void *data, size_t size, minid
  *  Errors: ENOTFOUND, ECORRUPT (never wrong bytes), ENOMEM, EIO. */
 MINIDBX_EXTERN int minidbx_get(minidbx *db, const minidbx_id *id, void **out_data, size_t *out_size);
 
-/** 1 if the object is there, 0 if not, or a negative error. Thread-safe. */
+/** 1 if the object is there, 0 if not, or a negative error. Thread-safe.
+ *  On the local store "there" includes a cheap check of a file object's
+ *  blob (one stat: a regular file of the right size, not hashed), so an
+ *  object whose file is gone is reported missing and a put heals it. */
 MINIDBX_EXTERN int minidbx_exists(minidbx *db, const minidbx_id *id);
 
 /** Which of count ids are missing. The missing ones are written, in input
@@ -305,6 +314,23 @@ MINIDBX_EXTERN int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id);
  *  plus ECORRUPT (expect differs). */
 MINIDBX_EXTERN int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect,
                                             minidbx_id *out_id, int *out_created);
+
+/** Commit as minidbx_writer_commit and point name at the object (as
+ *  minidbx_name_set) at once: a concurrent minidbx_gc or delete never sees
+ *  the object stored but not yet named, so it is never removed in between
+ *  (put, then name_set, can fail with ENOTFOUND when a gc runs between
+ *  them). On the local store both happen in one metadata transaction (the
+ *  caller's batch, if one is open, else a batch of their own); if the name
+ *  cannot be set nothing is stored. (A thread with a batch open on another
+ *  store gets two transactions here, as with put and name_set.) The temp
+ *  file's last writeback (a few MiB at most: writers flush as they go) is
+ *  fsync'ed at that batch's commit, under the store's writer lock. On a
+ *  remote store (http://) the node gets a put and then a name set; a gc
+ *  on the node between them can still remove the object, and the call
+ *  then fails with ENOTFOUND.
+ *  Frees the writer whatever the result.
+ *  Errors: as minidbx_writer_commit, plus EINVAL (bad name). */
+MINIDBX_EXTERN int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id);
 
 /** Throw away what was written and free the writer. NULL is a no-op. */
 MINIDBX_EXTERN void minidbx_writer_abort(minidbx_writer *w);
@@ -441,7 +467,14 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
 
 /** Check one object (id) or the whole store (id NULL): re-hash every
  *  object's bytes, look for records without bytes, blob files without
- *  records, names without objects and stale temp files. With
+ *  records, names without objects and stale temp files (reported, and
+ *  removed only with REPAIR; a read-only handle reports them too). The
+ *  scan takes no lock; on the local store every problem it finds is
+ *  checked again under the store lock, in a fresh transaction (the one
+ *  that repairs), before it is reported or repaired, so writers working
+ *  beside verify (put, delete, gc) never cause a false report and repair
+ *  never removes an object that was deleted and put again meanwhile. A
+ *  blob that is not a regular file (a FIFO, a symlink) is CORRUPT. With
  *  MINIDBX_VERIFY_REPAIR, corrupt and missing objects are removed (with
  *  the names that point at them), orphans and temp files deleted and
  *  reference counts fixed. report and cb may be NULL. Returns 0 when it

@@ -67,17 +67,21 @@ int64_t dbx_now_ns(void);
 
 /* --- test-only pause points (testhook.c) ---------------------------------- */
 
-/* TEST ONLY. With MINIDBX_TEST_PAUSE=POINT:FILE in the environment (read
- * once, when the first store is opened), the library creates FILE when it
- * reaches the named point and waits until a test removes it (at most
- * 10 s), so that race tests can place another process's action exactly in
- * the window they mean to test instead of hoping for it. Points:
- *   verify-object    verify's unlocked scan, before it opens a blob file
+/* TEST ONLY. With MINIDBX_TEST_PAUSE=POINT[,POINT...]:FILE in the
+ * environment (read once, when the first store is opened), the library
+ * creates FILE.POINT when it reaches a listed point and waits until a test
+ * removes it (at most 10 s), so that race tests can place another process's
+ * action exactly in the window they mean to test instead of hoping for it.
+ * Points:
+ *   verify-object    verify's unlocked scan, before it opens each blob file
+ *                    (it has read the record)
  *   verify-scanned   verify, after its unlocked scan, before the re-check
  *   gc-scanned       gc, between its scan and its delete (lock held)
  *   put-renamed      a file put, between the rename and the record commit
- *   put-before-name  minidbx_put_fd_named / writer_commit_named, after the
- *                    put and before the name is set
+ *   delete-committed a delete of a file object, between its record commit
+ *                    and the unlink of its blob (exclusive lock held)
+ *   put-before-name  minidbx_writer_commit_named, after the put and before
+ *                    the name is set
  * Disabled (the normal case) it costs one load and one branch. */
 extern const char *dbx_test_pause_point;
 void dbx_test_pause_init(void);

@@ -1141,6 +1141,7 @@ static int local_delete(minidbx_backend *be, const minidbx_id *id, unsigned flag
     rc = local_write_end(s, txn, in_batch, rc);
     if (rc == 0 && !(h.flags & RECORD_INLINE)) {
         char path[PATH_MAX];
+        DBX_TEST_PAUSE("delete-committed");
         local_blob_path(s, id, path);
         if (in_batch)
             rc = path_list_add(&batch_of(s)->deleted, path);

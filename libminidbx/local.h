@@ -10,7 +10,8 @@
  *   STORE/tmp/<pid>-<n>.tmp writes in flight (flock'ed by their writer)
  *   STORE/lock              flock: shared while a blob is renamed into
  *                           place and committed, exclusive while blobs are
- *                           unlinked (delete, gc, repair)
+ *                           unlinked (delete, gc, repair) and while verify
+ *                           confirms what its unlocked scan suspected
  *
  * The invariant a crash must not break: a record exists only if its bytes
  * are on disk and right. Hence blob file fsync -> rename -> dir fsync ->

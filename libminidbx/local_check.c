@@ -64,15 +64,17 @@ static void free_problems(problem_list *l)
 
 /* --- looking ---------------------------------------------------------------- */
 
-/* Hash a blob file and compare; fills *kind with the problem or 0. */
+/* Hash a blob file and compare; fills *kind with the problem or 0. bytes
+ * is NULL when re-checking (not counted again). */
 static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char *buf,
                       dbx_hasher *h, minidbx_problem *kind, uint64_t *bytes)
 {
+    if (bytes)
+        DBX_TEST_PAUSE("verify-object"); /* the scan has the record, not yet the file */
     char path[PATH_MAX];
     minidbx_id got;
     uint64_t total = 0;
     struct stat st;
-    DBX_TEST_PAUSE("verify-object");
     /* A FIFO or a symlink planted in place of the blob is CORRUPT (and
      * repair removes it), never opened for real or followed. */
     int fd = local_blob_open(s, id, path, &st);
@@ -95,14 +97,20 @@ static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char 
     int rc = dbx_hasher_final(h, &got);
     if (rc < 0)
         return rc;
-    *bytes += total;
+    if (bytes)
+        *bytes += total;
     *kind = (total != size || !minidbx_id_equal(&got, id)) ? MINIDBX_PROBLEM_CORRUPT : 0;
     return 0;
 }
 
+/* report is NULL when re-checking a suspect. */
 static int check_record(local_store *s, const MDB_val *k, const MDB_val *v, char *buf, dbx_hasher *h,
                         problem_list *found, minidbx_verify_report *report)
 {
+    minidbx_verify_report recount = { 0 };
+    bool scanning = report != NULL;
+    if (!scanning)
+        report = &recount;
     minidbx_id id, got;
     record_header rh;
     minidbx_problem kind = 0;
@@ -119,7 +127,7 @@ static int check_record(local_store *s, const MDB_val *k, const MDB_val *v, char
         report->bytes_checked += rh.size;
         if (!minidbx_id_equal(&got, &id))
             kind = MINIDBX_PROBLEM_CORRUPT;
-    } else if ((rc = check_blob(s, &id, rh.size, buf, h, &kind, &report->bytes_checked)) < 0) {
+    } else if ((rc = check_blob(s, &id, rh.size, buf, h, &kind, scanning ? &report->bytes_checked : NULL)) < 0) {
         return rc;
     }
     if (!kind)
@@ -298,7 +306,6 @@ static int recheck(local_store *s, MDB_txn *txn, const problem *p, bool locked, 
                    dbx_hasher *h, problem_list *confirmed)
 {
     MDB_val k = { MINIDBX_ID_SIZE, (void *)p->id.bytes }, v, nk = { strlen(p->detail), p->detail }, nv;
-    minidbx_verify_report ignored = { 0 };
     minidbx_id id;
     struct stat st;
     const char *base;
@@ -310,7 +317,7 @@ static int recheck(local_store *s, MDB_txn *txn, const problem *p, bool locked, 
         lrc = mdb_get(txn, s->objects, &k, &v);
         if (lrc == MDB_NOTFOUND)
             return 0; /* deleted meanwhile */
-        return lrc ? dbx_error_lmdb(lrc, "%s: verify", s->root) : check_record(s, &k, &v, buf, h, confirmed, &ignored);
+        return lrc ? dbx_error_lmdb(lrc, "%s: verify", s->root) : check_record(s, &k, &v, buf, h, confirmed, NULL);
     case MINIDBX_PROBLEM_ORPHAN:
         /* Only under the exclusive lock is no put between rename and commit. */
         base = strrchr(p->detail, '/');

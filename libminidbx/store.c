@@ -603,6 +603,33 @@ static int backend_commit(minidbx_writer *w, const minidbx_id *id, int *created)
     return bw->commit(bw, id);
 }
 
+/* Commit w's object and point name at it with nothing in between: on a
+ * backend with batches both go in one batch, which on the local store is
+ * one metadata transaction, so a gc or delete sees the object named or not
+ * at all. Inside the caller's own batch (ESTATE) they simply join it. If
+ * the name cannot be set, the batch is aborted and the put undone. */
+static int commit_and_name(minidbx_writer *w, const minidbx_id *id, const char *name, int *created)
+{
+    minidbx_backend *be = w->db->be;
+    int batch = be->batch_begin && be->batch_commit && be->batch_abort ? be->batch_begin(be)
+                                                                        : MINIDBX_EUNSUPPORTED;
+    if (batch < 0 && batch != MINIDBX_ESTATE && batch != MINIDBX_EUNSUPPORTED) {
+        w->bw->abort(w->bw);
+        return batch;
+    }
+    dbx_error_clear();
+    int rc = backend_commit(w, id, created);
+    if (rc == 0) {
+        DBX_TEST_PAUSE("put-before-name");
+        rc = be->name_set(be, name, id);
+    }
+    if (batch == 0 && rc == 0)
+        rc = be->batch_commit(be);
+    else if (batch == 0)
+        be->batch_abort(be);
+    return rc;
+}
+
 static int id_mismatch(const char *what, const minidbx_id *want, const minidbx_id *got)
 {
     char want_hex[16], got_hex[16];
@@ -612,15 +639,14 @@ static int id_mismatch(const char *what, const minidbx_id *want, const minidbx_i
                              want_hex, got_hex);
 }
 
-int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect, minidbx_id *out_id,
-                             int *out_created)
+/* Every commit ends here: check what can be checked, then commit (and
+ * name, if name is not NULL); frees the writer. */
+static int writer_finish(minidbx_writer *w, const minidbx_id *expect, const char *name,
+                         minidbx_id *out_id, int *out_created)
 {
     minidbx_id id;
     int rc, created = -1;
 
-    dbx_error_clear();
-    if (!w)
-        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
     if (w->error) {
         rc = minidbx_error_set(w->error, "writer_commit: the writer failed earlier (%s)",
                                minidbx_strerror(w->error));
@@ -630,6 +656,8 @@ int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect, minidb
     } else if (expect && !minidbx_id_equal(expect, &id)) {
         rc = id_mismatch("object", expect, &id);
         w->bw->abort(w->bw);
+    } else if (name) {
+        rc = commit_and_name(w, &id, name, &created);
     } else {
         rc = backend_commit(w, &id, &created);
     }
@@ -641,9 +669,33 @@ int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect, minidb
     return rc;
 }
 
+int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect, minidbx_id *out_id,
+                             int *out_created)
+{
+    dbx_error_clear();
+    if (!w)
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
+    return writer_finish(w, expect, NULL, out_id, out_created);
+}
+
 int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
 {
     return minidbx_writer_commit_ex(w, NULL, out_id, NULL);
+}
+
+int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id)
+{
+    int rc;
+    dbx_error_clear();
+    if (!w)
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit_named: NULL writer");
+    if ((rc = check_name(name)) < 0 || (!w->db->be->name_set &&
+        (rc = minidbx_error_set(MINIDBX_EUNSUPPORTED, "name set: not supported by the %s store",
+                                w->db->be->name)) < 0)) {
+        minidbx_writer_abort(w);
+        return rc;
+    }
+    return writer_finish(w, NULL, name, out_id, NULL);
 }
 
 void minidbx_writer_abort(minidbx_writer *w)

@@ -130,7 +130,7 @@ for path in "/retrieve?hash=../../../../etc/passwd" \
             "/v1/objects/${SMALL}00"; do
     expect_code 400 "traversal attempt $path" --path-as-is "$URL$path"
 done
-expect_code 404 "an id behind a NUL (%00) matches no route" --path-as-is "$URL/v1/objects/%00$SMALL"
+expect_code 400 "an id behind a NUL (%00) is refused" --path-as-is "$URL/v1/objects/%00$SMALL"
 expect_code 400 "DELETE with a traversal id" -X DELETE --path-as-is "$URL/v1/objects/..%2F..%2Fetc"
 expect_code 404 "an unknown route" "$URL/etc/passwd"
 expect_code 405 "a known path with the wrong method" -X POST "$URL/v1/objects/$SMALL"
