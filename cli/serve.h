@@ -191,11 +191,10 @@ struct serve_request {
     /* the body */
     uint64_t body_bytes;
     uint64_t object_bytes;  /* of those, object bytes (BODY_OBJECT, BODY_MULTIPART) */
-    unsigned body_status;   /* an HTTP status that ends the body early */
+    int body_code;          /* the MINIDBX_E* code that ends the body early */
     int64_t body_refused_ns;/* when it was set */
     char body_error[160];   /* and why */
     minidbx_writer *writer; /* BODY_OBJECT, BODY_MULTIPART */
-    void *hasher;           /* EVP_MD_CTX: the id of the object bytes */
     minidbx_id want_id;     /* PUT /v1/objects/ID: the id they must hash to */
     bool has_want;
     bool file_seen;         /* BODY_MULTIPART: the "file" field came */
@@ -358,9 +357,10 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
  * or cut before the last (serve_send.c). */
 enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *id);
 /* Commit the writer of an object body (an empty one when no bytes came);
- * for PUT /v1/objects/ID only when the bytes hash to ID (else 422 and
- * nothing is stored). On success *created says whether the object is new.
- * Replies itself on failure and returns false with *result set. */
+ * for PUT /v1/objects/ID only when the bytes hash to ID (else ECORRUPT,
+ * 422, and nothing is stored). On success *created says whether this
+ * commit stored a new object (the store's own answer). Replies itself on
+ * failure and returns false with *result set. */
 bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *created,
                          enum MHD_Result *result);
 
