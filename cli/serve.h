@@ -19,6 +19,7 @@
 #define MDBX_SERVE_H
 
 #include "cli.h"
+#include "wire_json.h" /* the replies' JSON shapes (dbx_json_*) */
 
 #if MDBX_HAVE_SERVER
 
@@ -363,12 +364,6 @@ enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *i
  * failure and returns false with *result set. */
 bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *created,
                          enum MHD_Result *result);
-
-/* JSON helpers. */
-void serve_json_add_u64(cJSON *obj, const char *key, uint64_t value);
-void serve_json_add_id(cJSON *obj, const char *key, const minidbx_id *id);
-cJSON *serve_json_object_info(const minidbx_object_info *info);
-cJSON *serve_json_name_info(const minidbx_name_info *info);
 
 /* Names under this prefix are the node's own (the Go registry's records):
  * clients may read them but not set them. */

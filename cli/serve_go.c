@@ -38,7 +38,7 @@ static cJSON *go_json(bool success, const minidbx_id *hash, const char *message)
     if (json) {
         cJSON_AddBoolToObject(json, "success", success);
         if (hash)
-            serve_json_add_id(json, "hash", hash);
+            dbx_json_add_id(json, "hash", hash);
         cJSON_AddStringToObject(json, "message", message);
     }
     return json;
@@ -120,9 +120,9 @@ static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD
     }
     if (!(record = cJSON_CreateObject()))
         goto out;
-    serve_json_add_id(record, "hash", hash);
+    dbx_json_add_id(record, "hash", hash);
     cJSON_AddStringToObject(record, "name", name->valuestring);
-    serve_json_add_u64(record, "size", (uint64_t)size->valuedouble);
+    dbx_json_add_u64(record, "size", (uint64_t)size->valuedouble);
     cJSON_AddItemToObject(record, "replicas",
                           replicas ? cJSON_Duplicate(replicas, 1) : cJSON_CreateArray());
     goto out;

@@ -184,55 +184,6 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
     return false;
 }
 
-/* ---- JSON ---------------------------------------------------------------- */
-
-/* Integers go out exactly: cJSON's doubles would round past 2^53. */
-void serve_json_add_u64(cJSON *obj, const char *key, uint64_t value)
-{
-    char text[24];
-    snprintf(text, sizeof text, "%" PRIu64, value);
-    cJSON_AddItemToObject(obj, key, cJSON_CreateRaw(text));
-}
-
-static void json_add_i64(cJSON *obj, const char *key, int64_t value)
-{
-    char text[24];
-    snprintf(text, sizeof text, "%" PRId64, value);
-    cJSON_AddItemToObject(obj, key, cJSON_CreateRaw(text));
-}
-
-void serve_json_add_id(cJSON *obj, const char *key, const minidbx_id *id)
-{
-    char hex[MINIDBX_ID_HEX_SIZE];
-    minidbx_id_format(id, hex);
-    cJSON_AddStringToObject(obj, key, hex);
-}
-
-cJSON *serve_json_object_info(const minidbx_object_info *info)
-{
-    cJSON *obj = cJSON_CreateObject();
-    if (!obj)
-        return NULL;
-    serve_json_add_id(obj, "id", &info->id);
-    serve_json_add_u64(obj, "size", info->size);
-    json_add_i64(obj, "created_ns", info->created_ns);
-    serve_json_add_u64(obj, "refs", info->refs);
-    cJSON_AddBoolToObject(obj, "inline", (info->flags & MINIDBX_OBJECT_INLINE) != 0);
-    return obj;
-}
-
-cJSON *serve_json_name_info(const minidbx_name_info *info)
-{
-    cJSON *obj = cJSON_CreateObject();
-    if (!obj)
-        return NULL;
-    cJSON_AddStringToObject(obj, "name", info->name);
-    serve_json_add_id(obj, "id", &info->id);
-    serve_json_add_u64(obj, "size", info->size);
-    json_add_i64(obj, "mtime_ns", info->mtime_ns);
-    return obj;
-}
-
 /* ---- objects in ------------------------------------------------------------- */
 
 bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *created,

@@ -104,6 +104,16 @@ upload_args()
     esac
 }
 
+# flip FILE OFFSET: change one byte of FILE in place.
+flip()
+{
+    local byte
+    byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    printf "\\$(printf %o $((255 - byte)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+# blob_of ID: the blob file of ID in the store $T/store.
+blob_of() { echo "$T/store/blobs/${1:0:2}/${1:2:2}/$1"; }
+
 body_has() { grep -qF -- "$1" "$T/body"; }
 header_has() { grep -qi -- "$1" "$T/headers"; }
 sha() { sha256sum "$1" | cut -c1-64; }
