@@ -337,8 +337,6 @@ enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const c
 /* {"error": "what: <strerror>: <errmsg>"} for a failed library call, as
  * serve_reply_failure says it; call it on the failing thread. */
 cJSON *serve_json_failure(int code, const char *what);
-/* The HTTP status for a MINIDBX_E* code. */
-unsigned serve_status_for(int code);
 
 /* Parse an id from a URL or query strictly; on failure reply 400 and return
  * false (the caller returns *result). */

@@ -112,11 +112,6 @@ enum MHD_Result serve_reply_code(struct serve_request *req, int code, unsigned s
     return result;
 }
 
-unsigned serve_status_for(int code)
-{
-    return dbx_wire_status_for(code);
-}
-
 static void failure_message(char *out, size_t size, int code, const char *what)
 {
     const char *detail = minidbx_errmsg(NULL);
