@@ -511,14 +511,30 @@ static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
     return MHD_CONTENT_READER_END_WITH_ERROR;
 }
 
+/* The reply for a source_open that failed with rc. */
+static enum MHD_Result reply_source_failure(struct serve_request *req, int rc, const struct object_source *src)
+{
+    if (src->problem)
+        return serve_reply_code(req, rc, 0, "%s", src->problem);
+    return serve_reply_failure(req, rc, "get");
+}
+
+/* HEAD answers as GET would, without the body: an object whose blob file
+ * is gone, short or not a regular file is refused here too, so that the
+ * http:// client's exists, stat and reader_open say what a local store
+ * says. */
 static enum MHD_Result send_object_head(struct serve_request *req, const minidbx_id *id,
                                         const char *etag)
 {
+    struct object_source src;
     minidbx_object_info info;
     char text[24];
-    int rc = minidbx_stat(req->srv->db, id, &info);
+    int rc = source_open(req->srv, id, &src);
 
+    source_close(&src);
     if (rc < 0)
+        return reply_source_failure(req, rc, &src);
+    if ((rc = minidbx_stat(req->srv->db, id, &info)) < 0)
         return serve_reply_failure(req, rc, "stat");
     struct MHD_Response *resp = MHD_create_response_from_callback(info.size, 4096, no_body, NULL, NULL);
     if (!resp)
@@ -581,10 +597,8 @@ enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *i
     if (req->head)
         return send_object_head(req, id, etag);
     int rc = source_open(req->srv, id, &src);
-    if (rc < 0 && src.problem)
-        return serve_reply_code(req, rc, 0, "%s", src.problem);
     if (rc < 0)
-        return serve_reply_failure(req, rc, "get");
+        return reply_source_failure(req, rc, &src);
     serve_parse_range(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE),
                       src.size, &range);
     if (range.status == MHD_HTTP_RANGE_NOT_SATISFIABLE) {

@@ -554,6 +554,10 @@ static int http_exists(minidbx_backend *be, const minidbx_id *id)
 
     if (rc == 0)
         rc = call.status == 200 ? 1 : call.status == 404 ? 0 : status_error(&call);
+    /* a copy the node cannot serve intact (its blob file short, or not a
+     * regular file) is not there, as a local store's exists says */
+    if (rc == MINIDBX_ECORRUPT)
+        rc = 0;
     free(call.buf);
     return rc;
 }
