@@ -270,7 +270,8 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
 /* ---- the request's life ---------------------------------------------------- */
 
 static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connection *conn,
-                                     const char *url, const char *method, void **con_cls)
+                                     const char *url, const char *method, const char *version,
+                                     void **con_cls)
 {
     struct serve_request *req = calloc(1, sizeof *req);
     bool path_known, replied;
@@ -294,7 +295,12 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
      * answered 400 and its connection closed, so that nothing sent after
      * its headers is ever read as a request. */
     const char *framing = serve_request_framing_problem(conn);
-    if (framing || serve_conn_take_nul(srv, conn)) {
+    bool nul = serve_conn_take_nul(srv, conn);
+    /* HTTP/1.0 and 1.1 only: libmicrohttpd passes other versions through. */
+    if (!framing && !nul && strcmp(version, MHD_HTTP_VERSION_1_1) != 0 &&
+        strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        framing = "not an HTTP/1.0 or HTTP/1.1 request line";
+    if (framing || nul) {
         req->spec = &unknown;
         req->close_connection = true;
         return serve_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s",
@@ -323,10 +329,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
     struct serve_request *req = *con_cls;
-    (void)version;
 
     if (!req)
-        return request_begin(cls, conn, url, method, con_cls);
+        return request_begin(cls, conn, url, method, version, con_cls);
     if (*upload_size) {
         size_t size = *upload_size;
         *upload_size = 0;
