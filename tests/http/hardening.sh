@@ -222,4 +222,20 @@ check "a body trickling in below --min-body-rate is dropped" test "$dropped" = y
 req "$URL/metrics"
 check "  ... and counted" body_has 'minidbx_http_slow_bodies_dropped_total 1'
 stop_server
+
+# A reply read slowly: 40 MB must go within 1 s + 40 MB / 10 MB/s = 5 s;
+# read at 1 MB/s it would take 40 s (more than the socket buffers hold).
+start_server "$T/store" --header-timeout 1 --min-body-rate 10M --max-object-size 64M \
+    || { not_ok "server starts"; finish; }
+head -c 40000000 /dev/urandom >"$T/40m"
+req -X PUT --data-binary @"$T/40m" "$URL/v1/objects"
+start=$(date +%s)
+curl -s -m 30 --limit-rate 1M -o "$T/body" "$URL/v1/objects/$(sha "$T/40m")"
+rc=$?
+took=$(($(date +%s) - start))
+check "a reply read below --min-body-rate is cut (curl exit $rc after ${took}s)" \
+    test "$rc" != 0 -a "$took" -lt 20
+req "$URL/metrics"
+check "  ... and counted" body_has 'minidbx_http_slow_readers_dropped_total 1'
+stop_server
 finish
