@@ -259,10 +259,13 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
     if (want) {
         unsigned status = serve_token_status(req->conn, want, also);
         if (status)
-            return serve_reply_error(req, status, status == MHD_HTTP_UNAUTHORIZED
-                                                      ? "a bearer token is needed"
-                                                      : "wrong token");
+            return serve_reply_code(req, MINIDBX_EPERM, status, status == MHD_HTTP_UNAUTHORIZED
+                                                                    ? "a bearer token is needed"
+                                                                    : "wrong token");
     }
+    if (access == ACCESS_WRITE && cfg->read_only)
+        return serve_reply_code(req, MINIDBX_EREADONLY, 0, "%s %s: the store is served read-only",
+                                req->method, req->url);
     *replied = false;
     return MHD_YES;
 }
@@ -391,7 +394,7 @@ enum {
     OPT_LISTEN = 0x200, /* above the global options' codes (util.c) */
     OPT_THREADS, OPT_MAX_OBJECT, OPT_MAX_CONN, OPT_MAX_CONN_IP, OPT_RATE,
     OPT_READ_TOKEN, OPT_WRITE_TOKEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_IDLE, OPT_HEADER,
-    OPT_DRAIN, OPT_CONFIG, OPT_MIN_BODY_RATE, OPT_VERIFIED_CACHE
+    OPT_DRAIN, OPT_CONFIG, OPT_READ_ONLY, OPT_MIN_BODY_RATE, OPT_VERIFIED_CACHE
 };
 
 static const struct option serve_longopts[] = {
@@ -411,6 +414,7 @@ static const struct option serve_longopts[] = {
     { "min-body-rate", required_argument, NULL, OPT_MIN_BODY_RATE },
     { "verified-cache", required_argument, NULL, OPT_VERIFIED_CACHE },
     { "config", required_argument, NULL, OPT_CONFIG },
+    { "read-only", no_argument, NULL, OPT_READ_ONLY },
     { NULL, 0, NULL, 0 },
 };
 
@@ -466,6 +470,11 @@ static int apply_setting(struct cli *cli, struct serve_config *cfg, int opt, con
     case OPT_TLS_CERT: cfg->tls_cert_file = value; return 0;
     case OPT_TLS_KEY: cfg->tls_key_file = value; return 0;
     case OPT_CONFIG: cfg->config_file = value; return 0;
+    case OPT_READ_ONLY:
+        if (value && strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return cli_usage_error(cli, "--read-only takes no value (in a config file: true or false)");
+        cfg->read_only = !value || strcmp(value, "true") == 0;
+        return 0;
     case OPT_MAX_OBJECT:
         if (!parse_size(value, &cfg->max_object_bytes) || cfg->max_object_bytes == 0)
             return cli_usage_error(cli, "bad size '%s' for --max-object-size", value);
@@ -528,6 +537,8 @@ static int load_config_file(struct cli *cli, struct serve_config *cfg, cJSON **o
             snprintf(number, sizeof number, "%.0f", item->valuedouble);
             value = number;
         }
+        if (cJSON_IsBool(item))
+            value = cJSON_IsTrue(item) ? "true" : "false";
         if (!value) {
             rc = cli_usage_error(cli, "%s: '%s' must be a string or a number", cfg->config_file,
                                  item->string);
@@ -773,7 +784,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 
     if (rc != CLI_PARSE_CONTINUE)
         goto out;
-    if ((rc = load_tls(cli, &cfg, &pem)) != 0 || (rc = cli_open_store(cli, CLI_OPEN_CREATE)) != 0)
+    /* One limit: the library enforces it on every write to the store. */
+    cli->max_object_size = cfg.max_object_bytes;
+    if ((rc = load_tls(cli, &cfg, &pem)) != 0 ||
+        (rc = cli_open_store(cli, cfg.read_only ? CLI_OPEN_READ : CLI_OPEN_CREATE)) != 0)
         goto out;
     if (!(srv = calloc(1, sizeof *srv))) {
         rc = cli_fail_errno(cli, "serve", ENOMEM);

@@ -36,8 +36,11 @@
     "  --listen ADDR:PORT          where to listen (default 127.0.0.1:8001;\n"   \
     "                              port 0 picks a free one, printed on start)\n" \
     "  --threads N                 worker threads (default 4)\n"                 \
-    "  --max-object-size SIZE      largest upload, e.g. 512M (default 1G);\n"   \
-    "                              larger bodies get 413 and store nothing\n"    \
+    "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
+    "                              store's limit; larger uploads get 413\n"     \
+    "                              (ETOOBIG) and store nothing\n"               \
+    "  --read-only                 serve the store read-only: writes get 403\n" \
+    "                              (EREADONLY)\n"                               \
     "  --max-connections N         open connections in all (default 1000)\n"     \
     "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
     "  --rate-limit N              requests per second per client IP, with a\n"  \
@@ -90,6 +93,7 @@ struct serve_config {
     uint64_t min_body_rate;         /* bytes/s, 0: no minimum */
     unsigned verified_cache_entries;
     const char *config_file;
+    bool read_only;  /* --read-only: writes get 403 EREADONLY */
 };
 
 /* ---- routes and metrics (serve_metrics.c) ------------------------------ */
@@ -327,6 +331,10 @@ enum MHD_Result serve_reply_json(struct serve_request *req, unsigned status, cJS
 /* {"error": "..."} with status. */
 enum MHD_Result serve_reply_error(struct serve_request *req, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same for a MINIDBX_E* code: its status (or status, if not 0), the
+ * X-Minidbx-Error header naming the code and "code" in the body. */
+enum MHD_Result serve_reply_code(struct serve_request *req, int code, unsigned status,
+                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The reply for a failed library call: the status that fits code, and
  * minidbx_errmsg as the error. Call it right after the failure. */
 enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const char *what);

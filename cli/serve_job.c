@@ -142,5 +142,14 @@ enum MHD_Result serve_job_reply(struct serve_request *req)
 {
     cJSON *json = req->job_json;
     req->job_json = NULL;
-    return serve_reply_json(req, req->job_rc < 0 ? serve_status_for(req->job_rc) : MHD_HTTP_OK, json);
+    if (req->job_rc < 0) {
+        /* The same error reply as any other failure: status, code header. */
+        const cJSON *error = cJSON_GetObjectItemCaseSensitive(json, "error");
+        enum MHD_Result result = serve_reply_code(req, req->job_rc, 0, "%s",
+                                                  cJSON_IsString(error) ? error->valuestring
+                                                                        : minidbx_strerror(req->job_rc));
+        cJSON_Delete(json);
+        return result;
+    }
+    return serve_reply_json(req, MHD_HTTP_OK, json);
 }

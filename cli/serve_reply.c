@@ -3,6 +3,7 @@
  * (ETag, immutable caching, conditional and range requests, zero-copy for
  * objects kept as files). */
 #include "serve.h"
+#include "wire.h"
 
 #include <inttypes.h>
 #include <openssl/evp.h>
@@ -34,21 +35,28 @@ enum MHD_Result serve_queue(struct serve_request *req, unsigned status, struct M
     return result;
 }
 
-static enum MHD_Result reply_owned(struct serve_request *req, unsigned status, char *body,
-                                   size_t size, const char *content_type)
+/* A response that owns body (freed with it, or here on failure). */
+static struct MHD_Response *owned_response(struct serve_request *req, char *body, size_t size,
+                                           const char *content_type)
 {
     struct MHD_Response *resp;
 
     if (!body)
-        return MHD_NO;
+        return NULL;
     resp = MHD_create_response_from_buffer_with_free_callback(size, body, free);
     if (!resp) {
         free(body);
-        return MHD_NO;
+        return NULL;
     }
     MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
     req->reply_bytes = size;
-    return serve_queue(req, status, resp);
+    return resp;
+}
+
+static enum MHD_Result reply_owned(struct serve_request *req, unsigned status, char *body,
+                                   size_t size, const char *content_type)
+{
+    return serve_queue(req, status, owned_response(req, body, size, content_type));
 }
 
 enum MHD_Result serve_reply_text(struct serve_request *req, unsigned status, const char *text)
@@ -65,36 +73,54 @@ enum MHD_Result serve_reply_json(struct serve_request *req, unsigned status, cJS
     return reply_owned(req, status, text, strlen(text), "application/json");
 }
 
-enum MHD_Result serve_reply_error(struct serve_request *req, unsigned status, const char *fmt, ...)
+/* {"error": message, "code": NAME} with status, and the X-Minidbx-Error
+ * header when code names a MINIDBX_E* code (0: none). */
+static enum MHD_Result reply_error_v(struct serve_request *req, unsigned status, int code,
+                                    const char *fmt, va_list ap)
 {
     char message[512];
-    va_list ap;
+    const char *name = dbx_wire_error_name(code);
     cJSON *json = cJSON_CreateObject();
+    char *text;
 
-    va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
+    if (!json)
+        return MHD_NO;
+    cJSON_AddStringToObject(json, "error", message);
+    if (name)
+        cJSON_AddStringToObject(json, "code", name);
+    text = cJSON_PrintUnformatted(json);
+    cJSON_Delete(json);
+    struct MHD_Response *resp = owned_response(req, text, text ? strlen(text) : 0,
+                                               "application/json");
+    if (resp && name)
+        MHD_add_response_header(resp, DBX_WIRE_ERROR_HEADER, name);
+    return serve_queue(req, status, resp);
+}
+
+enum MHD_Result serve_reply_error(struct serve_request *req, unsigned status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result result = reply_error_v(req, status, 0, fmt, ap);
     va_end(ap);
-    if (json)
-        cJSON_AddStringToObject(json, "error", message);
-    return serve_reply_json(req, status, json);
+    return result;
+}
+
+enum MHD_Result serve_reply_code(struct serve_request *req, int code, unsigned status,
+                                 const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    enum MHD_Result result = reply_error_v(req, status ? status : dbx_wire_status_for(code), code,
+                                           fmt, ap);
+    va_end(ap);
+    return result;
 }
 
 unsigned serve_status_for(int code)
 {
-    switch (code) {
-    case MINIDBX_ENOTFOUND: return MHD_HTTP_NOT_FOUND;
-    case MINIDBX_EEXISTS: return MHD_HTTP_CONFLICT;
-    case MINIDBX_EINVAL: return MHD_HTTP_BAD_REQUEST;
-    case MINIDBX_ECORRUPT: return HTTP_UNPROCESSABLE;
-    case MINIDBX_ENOSPC: return MHD_HTTP_INSUFFICIENT_STORAGE;
-    case MINIDBX_ETOOBIG: return MHD_HTTP_CONTENT_TOO_LARGE;
-    case MINIDBX_EREFERENCED: return MHD_HTTP_CONFLICT;
-    case MINIDBX_EREADONLY: return MHD_HTTP_FORBIDDEN;
-    case MINIDBX_EPERM: return MHD_HTTP_FORBIDDEN;
-    case MINIDBX_EUNSUPPORTED: return MHD_HTTP_NOT_IMPLEMENTED;
-    case MINIDBX_ESTATE: return MHD_HTTP_CONFLICT;
-    default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
-    }
+    return dbx_wire_status_for(code);
 }
 
 static void failure_message(char *out, size_t size, int code, const char *what)
@@ -107,7 +133,7 @@ enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const c
 {
     char message[512];
     failure_message(message, sizeof message, code, what);
-    return serve_reply_error(req, serve_status_for(code), "%s", message);
+    return serve_reply_code(req, code, 0, "%s", message);
 }
 
 cJSON *serve_json_failure(int code, const char *what)
@@ -115,8 +141,11 @@ cJSON *serve_json_failure(int code, const char *what)
     char message[512];
     cJSON *json = cJSON_CreateObject();
     failure_message(message, sizeof message, code, what);
+    const char *name = dbx_wire_error_name(code);
     if (json)
         cJSON_AddStringToObject(json, "error", message);
+    if (json && name)
+        cJSON_AddStringToObject(json, "code", name);
     return json;
 }
 
@@ -127,8 +156,8 @@ bool serve_parse_id(struct serve_request *req, const char *hex, minidbx_id *id,
 {
     if (hex && minidbx_id_parse(id, hex) == 0)
         return true;
-    *result = serve_reply_error(req, MHD_HTTP_BAD_REQUEST,
-                                "an id is 64 hex digits (the SHA-256 of the object)");
+    *result = serve_reply_code(req, MINIDBX_EINVAL, 0,
+                               "an id is 64 hex digits (the SHA-256 of the object)");
     return false;
 }
 
@@ -157,7 +186,7 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
         *out = (size_t)value;
         return true;
     }
-    *result = serve_reply_error(req, MHD_HTTP_BAD_REQUEST, "limit must be 1..%zu", max);
+    *result = serve_reply_code(req, MINIDBX_EINVAL, 0, "limit must be 1..%zu", max);
     return false;
 }
 

@@ -220,12 +220,6 @@ static bool digest_is(EVP_MD_CTX *ctx, const minidbx_id *id)
            memcmp(digest, id->bytes, sizeof id->bytes) == 0;
 }
 
-static bool bytes_are(const void *data, size_t size, const minidbx_id *id)
-{
-    minidbx_id got;
-    return minidbx_id_of(&got, data, size) == 0 && minidbx_id_equal(&got, id);
-}
-
 /* pread until size bytes or the end of the file; the count, or -1. */
 static ssize_t pread_full(int fd, void *buf, size_t size, uint64_t offset)
 {
@@ -256,6 +250,7 @@ struct object_source {
     struct stat st;   /* fstat(fd) when it was opened */
     int64_t opened_rt_ns;
     const char *problem; /* why source_open failed, when the library did not say */
+    char detail[96];     /* why reading the blob file failed (the server hashes those) */
 };
 
 static void source_close(struct object_source *src)
@@ -273,7 +268,7 @@ static int source_open(struct serve_server *srv, const minidbx_id *id, struct ob
 {
     int fd, rc;
 
-    *src = (struct object_source){ srv, *id, NULL, 0, -1, 0, { 0 }, realtime_ns(), NULL };
+    *src = (struct object_source){ srv, *id, NULL, 0, -1, 0, { 0 }, realtime_ns(), NULL, "" };
     if ((rc = minidbx_reader_open(srv->db, id, &src->reader, &src->size)) < 0)
         return rc;
     if (minidbx_reader_fd(src->reader, &fd, &src->offset) < 0)
@@ -291,6 +286,21 @@ static int source_open(struct serve_server *srv, const minidbx_id *id, struct ob
     return 0;
 }
 
+/* 0 when size bytes at data hash to src's id, else ECORRUPT with the same
+ * words the library uses ("object 1cf6a9adc377… failed verification: got …"). */
+static int check_bytes(struct object_source *src, const void *data, size_t size)
+{
+    minidbx_id got;
+    char want_hex[MINIDBX_ID_HEX_SIZE], got_hex[MINIDBX_ID_HEX_SIZE];
+    if (minidbx_id_of(&got, data, size) == 0 && minidbx_id_equal(&got, &src->id))
+        return 0;
+    minidbx_id_format(&src->id, want_hex);
+    minidbx_id_format(&got, got_hex);
+    snprintf(src->detail, sizeof src->detail, "object %.12s\u2026 failed verification: got %.12s\u2026",
+             want_hex, got_hex);
+    return MINIDBX_ECORRUPT;
+}
+
 /* Read the whole object (at most BUFFER_MAX bytes) into a new buffer,
  * checked against the id: 0 or a MINIDBX_E* code. */
 static int source_read_all(struct object_source *src, char **out)
@@ -303,16 +313,19 @@ static int source_read_all(struct object_source *src, char **out)
         return MINIDBX_ENOMEM;
     if (src->fd >= 0) {
         bool cached = verified_lookup(src->srv, &src->id, &src->st);
-        if (pread_full(src->fd, buf, (size_t)src->size, src->offset) != (ssize_t)src->size)
+        errno = 0;
+        if (pread_full(src->fd, buf, (size_t)src->size, src->offset) != (ssize_t)src->size) {
+            snprintf(src->detail, sizeof src->detail, "cannot read the blob file (%s)",
+                     errno ? strerror(errno) : "shorter than its record");
             rc = MINIDBX_EIO;
-        else if (!cached && !bytes_are(buf, (size_t)src->size, &src->id))
-            rc = MINIDBX_ECORRUPT;
+        } else if (!cached && (rc = check_bytes(src, buf, (size_t)src->size)) < 0)
+            ;
         else if (!cached)
             verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
         else { /* cached: the bytes just read are the ones hashed if the file did not change */
             struct stat now;
             if (fstat(src->fd, &now) < 0 || !same_file(&now, &src->st))
-                rc = bytes_are(buf, (size_t)src->size, &src->id) ? 0 : MINIDBX_ECORRUPT;
+                rc = check_bytes(src, buf, (size_t)src->size);
         }
     } else {
         /* The library checks the bytes on the read that finds the end (or,
@@ -484,10 +497,9 @@ static struct MHD_Response *object_response(struct serve_request *req, struct ob
     if (rc < 0) {
         if (rc == MINIDBX_ECORRUPT)
             atomic_fetch_add(&req->srv->metrics.corrupt_objects_refused, 1);
-        *result = serve_reply_error(req, serve_status_for(rc), "get: %s: the object's bytes %s",
-                                    minidbx_strerror(rc),
-                                    rc == MINIDBX_ECORRUPT ? "do not match its id"
-                                                           : "cannot be read");
+        *result = src->detail[0]
+                      ? serve_reply_code(req, rc, 0, "get: %s: %s", minidbx_strerror(rc), src->detail)
+                      : serve_reply_failure(req, rc, "get");
     }
     return resp;
 }
@@ -570,7 +582,7 @@ enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *i
         return send_object_head(req, id, etag);
     int rc = source_open(req->srv, id, &src);
     if (rc < 0 && src.problem)
-        return serve_reply_error(req, serve_status_for(rc), "%s", src.problem);
+        return serve_reply_code(req, rc, 0, "%s", src.problem);
     if (rc < 0)
         return serve_reply_failure(req, rc, "get");
     serve_parse_range(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE),

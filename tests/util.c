@@ -416,6 +416,11 @@ int test_skip_on_http(const char *why)
     return 1;
 }
 
+int test_batch_abort_undoes(void)
+{
+    return !test_backend_is_http();
+}
+
 /* ---- a real `mdbx serve` ---- */
 
 #define SERVE_EXTRA_MAX 8

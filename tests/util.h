@@ -171,6 +171,9 @@ const char *test_backend_name(void);
  * paths, open flags of a directory): over http, print why it is skipped
  * and return 1, so the case can `return`. 0 on a local store. */
 int test_skip_on_http(const char *why);
+/* 1 when a batch abort undoes the batch's puts (a local store); 0 over
+ * http, where each put is stored at once and abort removes nothing. */
+int test_batch_abort_undoes(void);
 
 /* ---- a fixture: a fresh store per test ---- */
 

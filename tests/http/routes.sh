@@ -159,6 +159,18 @@ expect_code 200 "GET /list" "$URL/list"
 check "  ... a JSON array of the records" test "$(cat "$T/body")" = "[$record]"
 expect_code 200 "the registered name points at the object" "$URL/v1/names/photo.jpg"
 
+# --- errors on the wire: the exact code in X-Minidbx-Error, a JSON message --
+expect_code 400 "an error reply: a bad id" "$URL/v1/objects/zz"
+check "  ... X-Minidbx-Error: EINVAL" header_has "^X-Minidbx-Error: EINVAL"
+check "  ... a message in the body" body_has '"error":"an id is 64 hex digits'
+check "  ... and the code" body_has '"code":"EINVAL"'
+expect_code 404 "an error reply: a missing object" "$URL/v1/objects/$MISSING"
+check "  ... X-Minidbx-Error: ENOTFOUND" header_has "^X-Minidbx-Error: ENOTFOUND"
+req -I "$URL/v1/objects/$MISSING"
+check "  ... also on HEAD, which has no body" header_has "^X-Minidbx-Error: ENOTFOUND"
+expect_code 409 "an error reply: deleting a named object" -X DELETE "$URL/v1/objects/$PHOTO"
+check "  ... X-Minidbx-Error: EREFERENCED" header_has "^X-Minidbx-Error: EREFERENCED"
+
 # --- metrics -------------------------------------------------------------
 expect_code 200 "GET /metrics" "$URL/metrics"
 check "  ... requests by route and status" body_has 'minidbx_http_requests_total{route="object_put",status="201"}'

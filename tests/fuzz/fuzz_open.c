@@ -1,0 +1,139 @@
+/* fuzz_open.c - store locations: minidbx_open with MINIDBX_OPEN_NO_CREATE.
+ *
+ * The input's first byte picks the other open flags and the durability,
+ * the rest is the location. The process works in a temp directory that
+ * holds a store, an empty directory, a file, a directory that is not a
+ * store, one whose meta.lmdb is garbage, and a registered "fuzz://"
+ * scheme. Locations that could leave that directory (absolute paths, ".."
+ * segments) or reach the network (http://, https://) are not tried.
+ *
+ * Properties: nothing is created (the directory's entries stay the same);
+ * open either succeeds on the one store there, or fails with a documented
+ * code and a NULL handle; an opened store answers minidbx_info. */
+#include "fuzz.h"
+
+#include <dirent.h>
+#include <minidbx.h>
+#include <minidbx/sys/backend.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static const char *const fixture_entries[] = { "badmeta", "empty", "file.txt", "notastore", "store" };
+#define FIXTURE_ENTRIES (sizeof fixture_entries / sizeof fixture_entries[0])
+
+static int scheme_calls;
+
+static int fuzz_scheme_open(minidbx_backend **out, const char *location, const minidbx_options *opts)
+{
+    (void)out, (void)location, (void)opts;
+    scheme_calls++;
+    return MINIDBX_EUNSUPPORTED;
+}
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    const char *dir = fuzz_temp_dir("open");
+    minidbx *db = NULL;
+    (void)argc, (void)argv;
+
+    fuzz_check_setup(chdir(dir) == 0, "chdir");
+    fuzz_check_setup(minidbx_open(&db, "store", NULL) == 0, "create the store");
+    fuzz_check_setup(minidbx_put(db, "x", 1, NULL) == 0, "put");
+    minidbx_close(db);
+    fuzz_check_setup(mkdir("empty", 0700) == 0 && mkdir("notastore", 0700) == 0 &&
+                         mkdir("badmeta", 0700) == 0, "mkdir");
+    fuzz_check_setup(fuzz_write_file("file.txt", "text\n", 5) == 0 &&
+                         fuzz_write_file("notastore/a", "a", 1) == 0 &&
+                         fuzz_write_file("badmeta/meta.lmdb", "not lmdb at all", 15) == 0,
+                     "write files");
+    fuzz_check_setup(minidbx_register_scheme("fuzz", fuzz_scheme_open) == 0, "register_scheme");
+    return 0;
+}
+
+/* Could opening path touch anything outside the temp dir? */
+static int path_escapes(const char *path)
+{
+    if (path[0] == '/')
+        return 1;
+    for (const char *seg = path; seg; seg = strchr(seg, '/')) {
+        if (*seg == '/')
+            seg++;
+        if (strncmp(seg, "..", 2) == 0 && (seg[2] == '/' || seg[2] == '\0'))
+            return 1;
+    }
+    return 0;
+}
+
+static int location_allowed(const char *location)
+{
+    const char *sep = strstr(location, "://");
+    if (!sep)
+        return !path_escapes(location);
+    if (strncmp(location, "http://", 7) == 0 || strncmp(location, "https://", 8) == 0)
+        return 0;
+    if (strncmp(location, "file://", 7) == 0)
+        return !path_escapes(location + 7);
+    return 1;
+}
+
+static void check_entries(void)
+{
+    DIR *dir = opendir(".");
+    struct dirent *e;
+    size_t count = 0;
+
+    fuzz_check_setup(dir != NULL, "opendir");
+    while ((e = readdir(dir)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        int known = 0;
+        for (size_t i = 0; i < FIXTURE_ENTRIES; i++)
+            known |= strcmp(e->d_name, fixture_entries[i]) == 0;
+        if (!known)
+            fuzz_fail("open with NO_CREATE created '%s'", e->d_name);
+        count++;
+    }
+    closedir(dir);
+    if (count != FIXTURE_ENTRIES)
+        fuzz_fail("open with NO_CREATE removed a directory entry");
+    if (access("empty/meta.lmdb", F_OK) == 0)
+        fuzz_fail("open with NO_CREATE made a store in an empty directory");
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    minidbx_store_info info;
+    minidbx *db = (minidbx *)&opts; /* must come back NULL on failure */
+
+    if (size < 1)
+        return 0;
+    opts.flags = MINIDBX_OPEN_NO_CREATE | (data[0] & (MINIDBX_OPEN_READONLY | MINIDBX_OPEN_NO_VERIFY));
+    opts.durability = data[0] & 0x80 ? MINIDBX_SYNC_FULL : MINIDBX_SYNC_NONE;
+    char *location = fuzz_strndup(data + 1, size - 1);
+    if (!location_allowed(location)) {
+        free(location);
+        return 0;
+    }
+    int rc = minidbx_open(&db, location, &opts);
+    switch (rc) {
+    case 0:
+        if (minidbx_info(db, &info) != 0 || strcmp(info.backend, "local") != 0)
+            fuzz_fail("an opened store does not answer info");
+        minidbx_close(db);
+        break;
+    case MINIDBX_EINVAL: case MINIDBX_ENOTFOUND: case MINIDBX_EPERM: case MINIDBX_EIO:
+    case MINIDBX_ENOMEM: case MINIDBX_ECORRUPT: case MINIDBX_EUNSUPPORTED:
+        if (db != NULL)
+            fuzz_fail("a failed open left *out set");
+        break;
+    default:
+        fuzz_fail("open returned %d, not a documented code", rc);
+    }
+    free(location);
+    check_entries();
+    return 0;
+}

@@ -1,0 +1,90 @@
+/* fuzz_util.c - helpers shared by the fuzz targets (see fuzz.h). */
+#include "fuzz.h"
+
+#include <ftw.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+char *fuzz_strndup(const uint8_t *data, size_t size)
+{
+    char *text = malloc(size + 1);
+    fuzz_check_setup(text != NULL, "malloc");
+    if (size)
+        memcpy(text, data, size);
+    text[size] = '\0';
+    return text;
+}
+
+void fuzz_fail(const char *fmt, ...)
+{
+    va_list ap;
+
+    fputs("FUZZ FINDING: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    abort();
+}
+
+void fuzz_check_setup(int ok, const char *what)
+{
+    if (ok)
+        return;
+    fprintf(stderr, "fuzz setup failed: %s\n", what);
+    abort();
+}
+
+/* ---- temp dirs ------------------------------------------------------------ */
+
+#define TEMP_DIRS_MAX 4
+static char *temp_dirs[TEMP_DIRS_MAX];
+static int temp_dir_count;
+static pid_t temp_owner;
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st, (void)flag, (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void remove_temp_dirs(void)
+{
+    if (getpid() != temp_owner)
+        return; /* a forked child (none expected) leaves them to its parent */
+    for (int i = 0; i < temp_dir_count; i++) {
+        nftw(temp_dirs[i], remove_entry, 16, FTW_DEPTH | FTW_PHYS);
+        free(temp_dirs[i]);
+    }
+    temp_dir_count = 0;
+}
+
+const char *fuzz_temp_dir(const char *tag)
+{
+    const char *base = getenv("TMPDIR");
+    char path[4096];
+
+    fuzz_check_setup(temp_dir_count < TEMP_DIRS_MAX, "too many temp dirs");
+    snprintf(path, sizeof path, "%s/minidbx-fuzz-%s-XXXXXX", base && base[0] ? base : "/tmp", tag);
+    fuzz_check_setup(mkdtemp(path) != NULL, "mkdtemp");
+    if (temp_dir_count == 0) {
+        temp_owner = getpid();
+        atexit(remove_temp_dirs);
+    }
+    temp_dirs[temp_dir_count] = strdup(path);
+    fuzz_check_setup(temp_dirs[temp_dir_count] != NULL, "strdup");
+    return temp_dirs[temp_dir_count++];
+}
+
+int fuzz_write_file(const char *path, const void *data, size_t size)
+{
+    FILE *f = fopen(path, "wb");
+    if (!f)
+        return -1;
+    size_t written = size ? fwrite(data, 1, size, f) : 0;
+    return fclose(f) == 0 && written == size ? 0 : -1;
+}
