@@ -194,6 +194,7 @@ struct serve_request {
     uint64_t body_bytes;
     uint64_t object_bytes;  /* of those, object bytes (BODY_OBJECT, BODY_MULTIPART) */
     unsigned body_status;   /* an HTTP status that ends the body early */
+    int body_code;          /* and the MINIDBX_E* code it stands for */
     int64_t body_refused_ns;/* when it was set */
     char body_error[160];   /* and why */
     minidbx_writer *writer; /* BODY_OBJECT, BODY_MULTIPART */
