@@ -699,6 +699,9 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct so
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, serve_on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, serve_unescape, srv,
+        /* HTTP/1.1 without Host, white space in the URL: 400 (the rest of
+         * the framing is checked in serve_framing.c) */
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_ARRAY, pem->cert ? tls_options : tls_options + 2,
         MHD_OPTION_END);
 }
