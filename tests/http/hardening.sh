@@ -174,10 +174,32 @@ for size in 1e300 18446744073709551616 -1 1.5 '"3"'; do
     expect_code 400 "/register with size $size" -X POST \
         --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":$size}" "$URL/register"
 done
+many=$(printf '"n%d",' $(seq 65))
+expect_code 400 "/register with 65 replicas" -X POST \
+    --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":3,\"replicas\":[${many%,}]}" "$URL/register"
+long=$(head -c 256 /dev/zero | tr '\0' a)
+expect_code 400 "/register with a replica of 256 bytes" -X POST \
+    --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":3,\"replicas\":[\"$long\"]}" "$URL/register"
 expect_code 200 "/register with size 2^53" -X POST \
     --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":9007199254740992}" "$URL/register"
 req "$URL/get?hash=$TWO"
 check "  ... kept exactly" body_has '"size":9007199254740992'
+# /list holds at most 8 MiB of records: 600 records of 56 long replicas
+# (15 KiB each, inline) are more. One curl, many requests (a config file).
+replicas=$(for i in $(seq 56); do printf '"%s%02d",' "$(head -c 250 /dev/zero | tr '\0' r)" "$i"; done)
+escaped=$(sed 's/"/\\"/g' <<<"${replicas%,}")
+for i in $(seq 600); do
+    [ "$i" = 1 ] || echo next
+    hash=$(printf 'record %d' "$i" | sha256sum | cut -c1-64)
+    printf 'url = "%s/register"\ndata = "{\\"hash\\":\\"%s\\",\\"name\\":\\"r/%d\\",\\"size\\":1,\\"replicas\\":[%s]}"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"\n' \
+        "$URL" "$hash" "$i" "$escaped"
+done >"$T/register.curl"
+curl -s -K "$T/register.curl" | sort | uniq -c >"$T/register.codes"
+check "600 big records registered" grep -q '^ *600 200$' "$T/register.codes"
+expect_code 200 "/list of more than 8 MiB of records" "$URL/list"
+check "  ... says it is truncated" header_has "^X-Minidbx-Truncated: 1"
+check "  ... and stops near 8 MiB ($(stat -c %s "$T/body") bytes)" \
+    test "$(stat -c %s "$T/body")" -lt $((9 << 20))
 stop_server
 
 # --- verify and gc: one at a time, off the I/O threads ------------------------------
