@@ -8,6 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+bool fuzz_skip_known(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("MINIDBX_FUZZ_SKIP_KNOWN");
+        on = v && v[0] == '1';
+    }
+    return on;
+}
+
 char *fuzz_strndup(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -18,15 +28,24 @@ char *fuzz_strndup(const uint8_t *data, size_t size)
     return text;
 }
 
+/* Where sanitizer reports go: still there when libFuzzer runs with
+ * -close_fd_mask=2 (stderr closed), unlike stderr. Absent without them. */
+__attribute__((weak)) void __sanitizer_report_error_summary(const char *error_summary);
+
 void fuzz_fail(const char *fmt, ...)
 {
+    char message[1024];
     va_list ap;
 
-    fputs("FUZZ FINDING: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    fprintf(stderr, "FUZZ FINDING: %s\n", message);
+    if (__sanitizer_report_error_summary) {
+        char summary[1100];
+        snprintf(summary, sizeof summary, "FUZZ FINDING: %s", message);
+        __sanitizer_report_error_summary(summary);
+    }
     abort();
 }
 

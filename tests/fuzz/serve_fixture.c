@@ -394,6 +394,18 @@ void fixture_check_reply(const struct fixture_reply *reply, bool head, struct ht
         strtoull(text, NULL, 10) != out->body_size)
         fuzz_fail("status %u: Content-Length %s but %zu bytes of body", out->status, text,
                   out->body_size);
+    if (!head && http_response_header(out, "Content-Type", text, sizeof text) &&
+        strcmp(text, "application/json") == 0) {
+        cJSON *json = cJSON_ParseWithLength(out->body, out->body_size);
+        if (!json)
+            fuzz_fail("status %u: a JSON reply that does not parse: %.300s", out->status, out->body);
+        cJSON_Delete(json);
+    }
+}
+
+minidbx *serve_fixture_db(void)
+{
+    return cli.db;
 }
 
 /* ---- building requests ------------------------------------------------------------- */
