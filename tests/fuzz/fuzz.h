@@ -37,8 +37,9 @@ void fuzz_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 
 /* Abort with the reason when a setup step fails (not a finding). */
 void fuzz_check_setup(int ok, const char *what);
 
-/* A new directory under $TMPDIR (or /tmp) named after tag, removed with
- * everything in it at exit. The path stays valid until then. */
+/* A new directory under $TMPDIR (else /dev/shm, else /tmp) named after
+ * tag, removed with everything in it at exit. The path stays valid until
+ * then. */
 const char *fuzz_temp_dir(const char *tag);
 
 /* Write size bytes at data to path (created or truncated). 0 or -1. */
