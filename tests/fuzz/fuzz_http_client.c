@@ -47,7 +47,7 @@ static unsigned short port;
 static pthread_t listener;
 static atomic_bool stopping;
 static char url[64];
-static minidbx *db;
+static minidbx *db; /* opened afresh for each input */
 
 /* The response being served, set before each call (the call waits). */
 static pthread_mutex_t response_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -157,7 +157,6 @@ static void set_response(const char *data, size_t size)
 static void stop_listener(void)
 {
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
-    minidbx_close(db);
     atomic_store(&stopping, true);
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int fd = socket(AF_INET, SOCK_STREAM, 0); /* wakes accept */
@@ -182,7 +181,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     struct sockaddr_in addr = { .sin_family = AF_INET };
     socklen_t addr_len = sizeof addr;
-    static const char health[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
     (void)argc, (void)argv;
 
     signal(SIGPIPE, SIG_IGN);
@@ -195,9 +193,6 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     port = ntohs(addr.sin_port);
     snprintf(url, sizeof url, "http://127.0.0.1:%u", port);
     fuzz_check_setup(pthread_create(&listener, NULL, listener_main, NULL) == 0, "pthread_create");
-    set_response(health, sizeof health - 1);
-    minidbx_options opts = client_options();
-    fuzz_check_setup(minidbx_open(&db, url, &opts) == 0, "open the http:// store");
     atexit(stop_listener);
     return 0;
 }
@@ -354,6 +349,8 @@ static void run_call(unsigned which, const minidbx_id *id, const minidbx_id *oth
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char small[] = "hello world\n";
+    static const char health[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
+    minidbx_options opts = client_options();
     minidbx_id id, other;
     char status_line[32];
 
@@ -365,6 +362,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
      * fixed in 8.1.0); http.c reuses its handles */
     if (fuzz_skip_known() && size > 1 && (data[1] == ' ' || data[1] == '\t'))
         return 0;
+    fuzz_check_setup(minidbx_id_of(&id, small, sizeof small - 1) == 0, "id_of");
+    memset(other.bytes, 0xab, sizeof other.bytes);
+
+    /* a new handle, so that nothing of the last input's transfers (the
+     * pool of curl handles, their connections) plays a part in this one */
+    set_response(health, sizeof health - 1);
+    fuzz_check_setup(minidbx_open(&db, url, &opts) == 0, "open the http:// store");
+
     int n = snprintf(status_line, sizeof status_line, "HTTP/1.1 %u X\r\n", statuses[data[0] & 15]);
     char *raw = malloc((size_t)n + size);
     fuzz_check_setup(raw != NULL, "malloc");
@@ -372,8 +377,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(raw + n, data + 1, size - 1);
     set_response(raw, (size_t)n + size - 1);
     free(raw);
-    fuzz_check_setup(minidbx_id_of(&id, small, sizeof small - 1) == 0, "id_of");
-    memset(other.bytes, 0xab, sizeof other.bytes);
+
     run_call(data[0] >> 4, &id, &other);
+    minidbx_close(db);
+    db = NULL;
     return 0;
 }
