@@ -32,6 +32,17 @@ char *fuzz_strndup(const uint8_t *data, size_t size)
  * -close_fd_mask=2 (stderr closed), unlike stderr. Absent without them. */
 __attribute__((weak)) void __sanitizer_report_error_summary(const char *error_summary);
 
+/* Say why we abort, on stderr and where sanitizer reports go. */
+static void report(const char *what, const char *message)
+{
+    char line[1200];
+
+    snprintf(line, sizeof line, "%s: %s", what, message);
+    fprintf(stderr, "%s\n", line);
+    if (__sanitizer_report_error_summary)
+        __sanitizer_report_error_summary(line);
+}
+
 void fuzz_fail(const char *fmt, ...)
 {
     char message[1024];
@@ -40,12 +51,7 @@ void fuzz_fail(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "FUZZ FINDING: %s\n", message);
-    if (__sanitizer_report_error_summary) {
-        char summary[1100];
-        snprintf(summary, sizeof summary, "FUZZ FINDING: %s", message);
-        __sanitizer_report_error_summary(summary);
-    }
+    report("FUZZ FINDING", message);
     abort();
 }
 
@@ -53,7 +59,7 @@ void fuzz_check_setup(int ok, const char *what)
 {
     if (ok)
         return;
-    fprintf(stderr, "fuzz setup failed: %s\n", what);
+    report("fuzz setup failed (not a finding)", what);
     abort();
 }
 
