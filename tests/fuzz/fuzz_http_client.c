@@ -99,6 +99,8 @@ static void read_request(int fd)
         if (poll(&p, 1, 100) <= 0)
             continue;
         ssize_t n = recv(fd, buf + len, REQUEST_MAX - len, 0);
+        if (n < 0 && errno == EINTR) /* libFuzzer's SIGALRM */
+            continue;
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -131,6 +133,8 @@ static void *listener_main(void *unused)
             pthread_mutex_lock(&response_lock);
             for (size_t sent = 0; sent < response_size;) {
                 ssize_t n = send(fd, response + sent, response_size - sent, MSG_NOSIGNAL);
+                if (n < 0 && errno == EINTR)
+                    continue;
                 if (n <= 0)
                     break;
                 sent += (size_t)n;

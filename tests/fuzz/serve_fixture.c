@@ -77,6 +77,8 @@ static unsigned short wait_for_port(int fd)
         if (poll(&p, 1, 100) <= 0)
             continue;
         ssize_t n = read(fd, line + len, sizeof line - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -198,14 +200,25 @@ static int connect_server(void)
     fuzz_check_setup(fd >= 0, "socket");
     /* the port is picked at connect, for the whole 4-tuple */
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
-    if (bind(fd, (struct sockaddr *)&source, sizeof source) != 0 ||
-        connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0)
-    {
+    /* non-blocking first: libFuzzer's SIGALRM would cut a blocking connect */
+    fuzz_check_setup(fcntl(fd, F_SETFL, O_NONBLOCK) == 0, "O_NONBLOCK");
+    int err = bind(fd, (struct sockaddr *)&source, sizeof source) == 0 ? 0 : errno;
+    if (!err && connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        err = errno;
+        struct pollfd p = { fd, POLLOUT, 0 };
+        socklen_t len = sizeof err;
+        if (err == EINPROGRESS || err == EINTR) {
+            while (poll(&p, 1, EXCHANGE_DEADLINE_MS) < 0 && errno == EINTR)
+                continue;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || (!err && !p.revents))
+                err = err ? err : ETIMEDOUT;
+        }
+    }
+    if (err) {
         char why[128];
-        snprintf(why, sizeof why, "connect to the server: %s", strerror(errno));
+        snprintf(why, sizeof why, "connect to the server: %s", strerror(err));
         fuzz_check_setup(0, why);
     }
-    fuzz_check_setup(fcntl(fd, F_SETFL, O_NONBLOCK) == 0, "O_NONBLOCK");
     return fd;
 }
 
