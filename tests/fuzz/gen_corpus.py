@@ -54,7 +54,11 @@ for name, flags, text in [
         ("missing-parent", 0, "nothere/store"), ("file", 0, "file.txt"), ("not-a-store", 4, "notastore"),
         ("bad-meta", 0, "badmeta"), ("store-subdir", 0, "store/blobs"), ("meta-file", 0, "store/meta.lmdb"),
         ("registered-scheme", 0, "fuzz://anything"), ("unknown-scheme", 0, "s3://bucket/prefix"),
-        ("scheme-only", 0, "://"), ("empty", 0, "")]:
+        ("scheme-only", 0, "://"), ("empty", 0, ""),
+        ("http", 0, "http://127.0.0.1:8001"), ("http-slashes", 0, "http://node.example:8001/prefix///"),
+        ("https", 0, "https://node.example/"), ("http-ipv6", 0, "http://[::1]:8001"),
+        ("http-userinfo", 0, "http://user:pa%20ss@host:1/x?y#z"), ("http-long", 0, "http://h/" + "a" * 1900),
+        ("http-empty-host", 0, "http://"), ("http-bad-port", 0, "http://host:99999")]:
     seed("open", name, bytes([flags]) + text.encode())
 
 # ---- whole requests ----------------------------------------------------------
