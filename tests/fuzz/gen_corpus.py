@@ -54,12 +54,16 @@ for name, flags, text in [
         ("missing-parent", 0, "nothere/store"), ("file", 0, "file.txt"), ("not-a-store", 4, "notastore"),
         ("bad-meta", 0, "badmeta"), ("store-subdir", 0, "store/blobs"), ("meta-file", 0, "store/meta.lmdb"),
         ("registered-scheme", 0, "fuzz://anything"), ("unknown-scheme", 0, "s3://bucket/prefix"),
-        ("scheme-only", 0, "://"), ("empty", 0, ""),
-        ("http", 0, "http://127.0.0.1:8001"), ("http-slashes", 0, "http://node.example:8001/prefix///"),
-        ("https", 0, "https://node.example/"), ("http-ipv6", 0, "http://[::1]:8001"),
-        ("http-userinfo", 0, "http://user:pa%20ss@host:1/x?y#z"), ("http-long", 0, "http://h/" + "a" * 1900),
-        ("http-empty-host", 0, "http://"), ("http-bad-port", 0, "http://host:99999")]:
+        ("scheme-only", 0, "://"), ("empty", 0, ""), ("http-not-tried", 0, "http://127.0.0.1:1")]:
     seed("open", name, bytes([flags]) + text.encode())
+# open_http: bit 3 of byte 0 makes it https://, the rest follows the scheme
+for name, flags, text in [
+        ("node", 0, "127.0.0.1:8001"), ("slashes", 0, "node.example:8001/prefix///"),
+        ("https", 8, "node.example/"), ("ipv6", 0, "[::1]:8001"), ("userinfo", 0, "user:pa%20ss@host:1/x?y#z"),
+        ("long", 0, "h/" + "a" * 1900), ("empty-host", 0, ""), ("bad-port", 0, "host:99999"),
+        ("query", 0, "h/p?x=1&y=%zz"), ("spaces", 0, "h/a b/c"), ("control", 0, "h/\x01\x7f"),
+        ("percent", 8, "h/%2e%2e/%00"), ("scheme-twice", 0, "http://h")]:
+    seed("open_http", name, bytes([flags]) + text.encode())
 
 # ---- whole requests ----------------------------------------------------------
 def req(method, path, headers="", body=b"", auth=False, length=True):
