@@ -16,6 +16,11 @@
  *                       returns a connection (a server: count from its first
  *                       request, not its start-up), or when the program calls
  *                       fault_shim_arm() (found with dlsym).
+ *   MINIDBX_FAULT_SCOPE=files  write, pwrite, fsync and fdatasync count
+ *                       only calls on files and directories, not on sockets, pipes
+ *                       or eventfds (a server's wake-up channel, which no
+ *                       disk error can reach; libmicrohttpd aborts when a
+ *                       write to it fails).
  *   MINIDBX_FAULT_REPORT=FILE  appends "fired OP N" when the fault fires and
  *                       "calls OP C armed A" at exit (C: calls of OP counted).
  *
@@ -55,6 +60,7 @@ static atomic_int armed;
 static atomic_ullong calls; /* calls of target_op since arming */
 static atomic_int fired;
 static atomic_int arm_on_accept;
+static int files_only;
 static char report_path[4096];
 
 void *__libc_malloc(size_t size);
@@ -153,11 +159,29 @@ int fault_shim_fired(void)
     return atomic_load(&fired);
 }
 
+static int count_call(enum fault_op op);
+
 /* 1 if this call of op is the one to fail (errno is then set). */
 static int should_fail(enum fault_op op)
 {
     if (!atomic_load_explicit(&armed, memory_order_acquire) || op != target_op)
         return 0;
+    return count_call(op);
+}
+
+/* The same for a call on fd, which may be out of scope. */
+static int should_fail_fd(enum fault_op op, int fd)
+{
+    struct stat st;
+    if (!atomic_load_explicit(&armed, memory_order_acquire) || op != target_op)
+        return 0;
+    if (files_only && (fstat(fd, &st) != 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))))
+        return 0;
+    return count_call(op);
+}
+
+static int count_call(enum fault_op op)
+{
     if (atomic_fetch_add(&calls, 1) + 1 != target_n)
         return 0;
     atomic_store(&fired, 1);
@@ -181,6 +205,8 @@ static void *resolve(void **slot, const char *name)
 
 __attribute__((constructor)) static void shim_init(void)
 {
+    const char *scope = getenv("MINIDBX_FAULT_SCOPE");
+    files_only = scope != NULL && strcmp(scope, "files") == 0;
     const char *path = getenv("MINIDBX_FAULT_REPORT");
     if (path != NULL)
         snprintf(report_path, sizeof report_path, "%s", path);
@@ -224,42 +250,42 @@ void *realloc(void *p, size_t size)
 
 ssize_t write(int fd, const void *buf, size_t size)
 {
-    return should_fail(OP_WRITE) ? -1 : CALL(write)(fd, buf, size);
+    return should_fail_fd(OP_WRITE, fd) ? -1 : CALL(write)(fd, buf, size);
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int count)
 {
-    return should_fail(OP_WRITE) ? -1 : CALL(writev)(fd, iov, count);
+    return should_fail_fd(OP_WRITE, fd) ? -1 : CALL(writev)(fd, iov, count);
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t size, off_t offset)
 {
-    return should_fail(OP_PWRITE) ? -1 : CALL(pwrite)(fd, buf, size, offset);
+    return should_fail_fd(OP_PWRITE, fd) ? -1 : CALL(pwrite)(fd, buf, size, offset);
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t size, off_t offset)
 {
-    return should_fail(OP_PWRITE) ? -1 : CALL(pwrite64)(fd, buf, size, offset);
+    return should_fail_fd(OP_PWRITE, fd) ? -1 : CALL(pwrite64)(fd, buf, size, offset);
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int count, off_t offset)
 {
-    return should_fail(OP_PWRITE) ? -1 : CALL(pwritev)(fd, iov, count, offset);
+    return should_fail_fd(OP_PWRITE, fd) ? -1 : CALL(pwritev)(fd, iov, count, offset);
 }
 
 ssize_t pwritev64(int fd, const struct iovec *iov, int count, off_t offset)
 {
-    return should_fail(OP_PWRITE) ? -1 : CALL(pwritev64)(fd, iov, count, offset);
+    return should_fail_fd(OP_PWRITE, fd) ? -1 : CALL(pwritev64)(fd, iov, count, offset);
 }
 
 int fsync(int fd)
 {
-    return should_fail(OP_FSYNC) ? -1 : CALL(fsync)(fd);
+    return should_fail_fd(OP_FSYNC, fd) ? -1 : CALL(fsync)(fd);
 }
 
 int fdatasync(int fd)
 {
-    return should_fail(OP_FDATASYNC) ? -1 : CALL(fdatasync)(fd);
+    return should_fail_fd(OP_FDATASYNC, fd) ? -1 : CALL(fdatasync)(fd);
 }
 
 int rename(const char *from, const char *to)

@@ -816,12 +816,14 @@ static void round_serve(const scenario *sc, store_ctx *s, const char *spec, roun
     memset(out, 0, sizeof *out);
     setenv("MINIDBX_FAULT", spec, 1);
     setenv("MINIDBX_FAULT_ARM", "accept", 1);
+    setenv("MINIDBX_FAULT_SCOPE", "files", 1); /* not its sockets and eventfds */
     setenv("MINIDBX_FAULT_REPORT", report_path, 1);
     static const char *const extra[] = { "--threads", "2", NULL };
     pid_t pid;
     int started = serve_start(mdbx_path, s->dir, extra, &pid, url, sizeof url);
     unsetenv("MINIDBX_FAULT");
     unsetenv("MINIDBX_FAULT_ARM");
+    unsetenv("MINIDBX_FAULT_SCOPE");
     unsetenv("MINIDBX_FAULT_REPORT");
     if (started != 0) {
         failure("mdbx serve did not start (the fault is armed only at its first connection)");
