@@ -240,8 +240,11 @@ static void reply_add(struct fixture_reply *reply, size_t *cap, const char *data
 }
 
 /* Write the request while reading what comes back (a server may answer
- * before it has read everything), then read to the end. */
-void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply)
+ * before it has read everything), then read to the end. half_close: shut
+ * the write side once the request is out (a raw input may be incomplete:
+ * the server must see its end). Without it the request must say
+ * "Connection: close". */
+static void exchange(const void *request, size_t size, struct fixture_reply *reply, bool half_close)
 {
     const char *out = request;
     size_t sent = 0, cap = 4096;
@@ -271,7 +274,8 @@ void serve_fixture_exchange(const void *request, size_t size, struct fixture_rep
             if (n > 0)
                 sent += (size_t)n;
             if ((n < 0 && errno != EAGAIN && errno != EINTR) || sent == size) {
-                shutdown(fd, SHUT_WR); /* the server may have closed: fine */
+                if (half_close)
+                    shutdown(fd, SHUT_WR); /* the server may have closed: fine */
                 write_open = false;
             }
         }
@@ -284,6 +288,16 @@ void serve_fixture_exchange(const void *request, size_t size, struct fixture_rep
         }
     }
     close(fd);
+}
+
+void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply)
+{
+    exchange(request, size, reply, true);
+}
+
+void serve_fixture_exchange_whole(const void *request, size_t size, struct fixture_reply *reply)
+{
+    exchange(request, size, reply, false);
 }
 
 /* ---- back to the baseline ------------------------------------------------------------ */

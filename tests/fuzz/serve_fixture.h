@@ -53,6 +53,11 @@ struct fixture_reply {
 
 /* Send size bytes at request; fill *reply (free reply->data). */
 void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply);
+/* The same for a complete request that says "Connection: close", without
+ * the half-close: libmicrohttpd drops a connection whose client half-closed
+ * while its request was suspended (POST /v1/verify and /v1/gc run off the
+ * I/O threads), so such a client gets no reply. */
+void serve_fixture_exchange_whole(const void *request, size_t size, struct fixture_reply *reply);
 
 /* Undo what requests did to the store: back to the baseline. */
 void serve_fixture_reset(void);
