@@ -308,8 +308,8 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
     if (framing || nul) {
         req->spec = &unknown;
         req->close_connection = true;
-        return serve_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s",
-                                 framing ? framing : "a NUL byte (%00) in the URL or query");
+        return serve_reply_code(req, MINIDBX_EINVAL, MHD_HTTP_BAD_REQUEST, "%s",
+                                framing ? framing : "a NUL byte (%00) in the URL or query");
     }
     req->spec = find_route(method, url, &req->path_arg, &path_known);
     if (!req->spec) {

@@ -185,7 +185,7 @@ struct serve_request {
     bool head;              /* a HEAD request */
     bool replied;           /* a response is queued */
     bool close_connection;  /* the reply says Connection: close */
-    const char *extra_header; /* the reply has this header, with the value 1 */
+    const char *extra_header[2]; /* the reply has this header: name, value */
     unsigned status;
     int64_t start_ns;
 

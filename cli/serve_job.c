@@ -104,17 +104,14 @@ enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn)
     }
     pthread_mutex_unlock(&jobs->lock);
     if (busy) {
-        static const char busy_json[] =
-            "{\"error\":\"a verify or gc is already running; try again later\"}";
         free(start);
         atomic_fetch_add(&req->srv->metrics.jobs_refused, 1);
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            sizeof busy_json - 1, (void *)busy_json, MHD_RESPMEM_PERSISTENT);
-        if (!resp)
-            return MHD_NO;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
-        return serve_queue(req, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+        /* ESTATE: the call is not valid now (a client that only read the
+         * status would take 503 for ENOMEM) */
+        req->extra_header[0] = MHD_HTTP_HEADER_RETRY_AFTER;
+        req->extra_header[1] = "5";
+        return serve_reply_code(req, MINIDBX_ESTATE, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                "a verify or gc is already running; try again later");
     }
     *start = (struct job_start){ req, fn };
     req->job_started = true;

@@ -220,6 +220,13 @@ codes=$(cat "$T"/verify.* | sort | uniq -c)
 check "four verifies at once: one runs ($(echo $codes))" grep -q ' 200$' <<<"$codes"
 check "  ... the others get 503" grep -q ' 503$' <<<"$codes"
 check "  ... and nothing else" test -z "$(grep -v ' 200$\| 503$' <<<"$codes")"
+pids=""
+for i in 1 2 3 4; do
+    curl -s -D "$T/verify.h$i" -o /dev/null -X POST "$URL/v1/verify" &
+    pids="$pids $!"
+done
+wait $pids
+check "  ... 503 says ESTATE and Retry-After" sh -c "grep -l 'X-Minidbx-Error: ESTATE' '$T'/verify.h* | xargs grep -l 'Retry-After: 5'"
 expect_code 200 "after it, verify runs again" -X POST "$URL/v1/verify"
 expect_code 200 "gc runs as a job too" -X POST "$URL/v1/gc"
 stop_server
