@@ -160,8 +160,9 @@ enum serve_body {
 
 #define SERVE_SMALL_BODY_MAX (1u << 20) /* 10,000 ids for /v1/missing fit */
 
-/* Who may call a route. */
-enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE };
+/* Who may call a route. ACCESS_ADMIN: the write token, also on a node
+ * serving its store read-only (verify: the library refuses a repair). */
+enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE, ACCESS_ADMIN };
 
 typedef enum MHD_Result (*serve_handler_fn)(struct serve_request *req);
 

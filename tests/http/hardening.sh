@@ -230,6 +230,14 @@ check "  ... 503 says ESTATE and Retry-After" sh -c "grep -l 'X-Minidbx-Error: E
 expect_code 200 "after it, verify runs again" -X POST "$URL/v1/verify"
 expect_code 200 "gc runs as a job too" -X POST "$URL/v1/gc"
 stop_server
+# Verify is an admin call, not a write: a read-only node still runs it.
+start_server "$T/store2" --read-only --read-token r --write-token w || { not_ok "server starts"; finish; }
+expect_code 403 "verify with the read token" -H "Authorization: Bearer r" -X POST "$URL/v1/verify"
+expect_code 200 "verify with the write token on a read-only node" -H "Authorization: Bearer w" \
+    -X POST "$URL/v1/verify"
+expect_code 403 "  ... but not a repair" -H "Authorization: Bearer w" -X POST "$URL/v1/verify?repair=1"
+check "  ... (EREADONLY)" header_has "^X-Minidbx-Error: EREADONLY"
+stop_server
 
 # --- bodies: too slow, too big ----------------------------------------------------------
 start_server "$T/store" --max-object-size 1M || { not_ok "server starts"; finish; }
