@@ -2,17 +2,24 @@
 # Install what is missing, build from scratch, and run the whole suite twice:
 # a normal build and an AddressSanitizer + UndefinedBehaviorSanitizer build.
 # Ends with one summary line ("N passed, M failed, K skipped") and exits
-# non-zero if anything failed. Usage: sh tests/run-all.sh [--torture]
-#   --torture   5,000 SIGKILL rounds in the crash test instead of 200
+# non-zero if anything failed. Usage: sh tests/run-all.sh [--torture] [--fuzz-long]
+#   --torture    5,000 SIGKILL rounds in the crash test instead of 200
+#   --fuzz-long  also build the libFuzzer targets (clang, ASan+UBSan) and run
+#                each to 10,000,000 executions, one at a time, under nice;
+#                prints executions and crashes per target (hours, not
+#                minutes). MINIDBX_FUZZ_SKIP_KNOWN=1 steps around the
+#                findings already in tests/fuzz/crashes/.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 top=$(pwd)
 
 crash_rounds=200
+fuzz_long=0
 for arg in "$@"; do
     case $arg in
     --torture) crash_rounds=5000 ;;
-    *) echo "usage: sh tests/run-all.sh [--torture]" >&2; exit 2 ;;
+    --fuzz-long) fuzz_long=1 ;;
+    *) echo "usage: sh tests/run-all.sh [--torture] [--fuzz-long]" >&2; exit 2 ;;
     esac
 done
 
@@ -59,7 +66,22 @@ if command -v clang >/dev/null 2>&1; then
     if CC=clang build "$top/build-ci-clang"; then clang_result=passed; else clang_result=failed; status=1; fi
 fi
 
-CLANG_RESULT=$clang_result python3 - "$top/build-ci" "$top/build-ci-asan" <<'PY'
+logs="$top/build-ci $top/build-ci-asan"
+if [ $fuzz_long -eq 1 ]; then
+    echo "== fuzz build (clang, libFuzzer, ASan+UBSan): 10,000,000 executions per target"
+    if CC=clang build "$top/build-ci-fuzz" -Dfuzzing=true -Dfuzz_runs=10000000 \
+            -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fno-sanitize-recover=all; then
+        nice -n 10 meson test -C "$top/build-ci-fuzz" --suite fuzz --num-processes 1 ||
+            status=1
+        grep -h '^fuzz fuzz_' "$top/build-ci-fuzz/meson-logs/testlog.txt"
+    else
+        echo "fuzz build failed"; status=1
+    fi
+    logs="$logs $top/build-ci-fuzz"
+fi
+
+# shellcheck disable=SC2086 # $logs is a list of directories
+CLANG_RESULT=$clang_result python3 - $logs <<'PY'
 import json, os, sys
 passed = failed = skipped = 0
 extra = os.environ.get("CLANG_RESULT", "skipped")
