@@ -56,13 +56,13 @@ for name, flags, text in [
         ("registered-scheme", 0, "fuzz://anything"), ("unknown-scheme", 0, "s3://bucket/prefix"),
         ("scheme-only", 0, "://"), ("empty", 0, ""), ("http-not-tried", 0, "http://127.0.0.1:1")]:
     seed("open", name, bytes([flags]) + text.encode())
-# open_http: bit 3 of byte 0 makes it https://, the rest follows the scheme
+# open_http: byte 0 is the flags, the rest follows "http://"
 for name, flags, text in [
         ("node", 0, "127.0.0.1:8001"), ("slashes", 0, "node.example:8001/prefix///"),
-        ("https", 8, "node.example/"), ("ipv6", 0, "[::1]:8001"), ("userinfo", 0, "user:pa%20ss@host:1/x?y#z"),
+        ("prefix", 0, "node.example/store/"), ("ipv6", 0, "[::1]:8001"), ("userinfo", 0, "user:pa%20ss@host:1/x?y#z"),
         ("long", 0, "h/" + "a" * 1900), ("empty-host", 0, ""), ("bad-port", 0, "host:99999"),
         ("query", 0, "h/p?x=1&y=%zz"), ("spaces", 0, "h/a b/c"), ("control", 0, "h/\x01\x7f"),
-        ("percent", 8, "h/%2e%2e/%00"), ("scheme-twice", 0, "http://h")]:
+        ("percent", 0, "h/%2e%2e/%00"), ("scheme-twice", 0, "http://h")]:
     seed("open_http", name, bytes([flags]) + text.encode())
 
 # ---- whole requests ----------------------------------------------------------
