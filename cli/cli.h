@@ -48,6 +48,7 @@ struct cli {
     const struct cli_command *command; /* the running command */
     const char *command_name;          /* as typed (an alias, maybe) */
     minidbx *db;                       /* open store, or NULL */
+    uint64_t max_object_size;          /* for cli_open_store: 0 = no limit */
     int stop;                          /* stdout is gone or we were interrupted */
 };
 
@@ -157,10 +158,12 @@ int cli_resolve(struct cli *cli, const char *arg, minidbx_id *id, minidbx_name_i
 void cli_signals_catch(void);
 void cli_reraise(void);
 
-/* Store everything read from fd. label names the input in messages and in
- * the progress line; size_hint is its size if known (else 0). *out_size
- * gets the number of bytes stored. Returns 0 or an exit status. */
-int cli_put_stream(struct cli *cli, int fd, const char *label, uint64_t size_hint,
+/* Store everything read from fd and, if name is not NULL, point name at it
+ * in the same step (minidbx_writer_commit_named: a concurrent gc cannot
+ * remove it in between). label names the input in messages and in the
+ * progress line; size_hint is its size if known (else 0). *out_size gets
+ * the number of bytes stored. Returns 0 or an exit status. */
+int cli_put_stream(struct cli *cli, int fd, const char *label, const char *name, uint64_t size_hint,
                    minidbx_id *out_id, uint64_t *out_size);
 
 /* Write an object's bytes to stdout. label names the object. */

@@ -85,16 +85,12 @@ static int put_fd(struct cli *cli, const struct object_options *o, int fd, const
 {
     minidbx_id id;
     uint64_t size = 0;
-    int code, rc;
+    /* The object and its name are stored together, or neither is. */
+    int rc = cli_put_stream(cli, fd, strcmp(file, "-") == 0 ? "stdin" : file, name, size_hint, &id, &size);
 
-    rc = cli_put_stream(cli, fd, strcmp(file, "-") == 0 ? "stdin" : file, size_hint, &id, &size);
     if (rc != CLI_EXIT_OK)
         return rc;
-    code = name ? minidbx_name_set(cli->db, name, &id) : MINIDBX_OK;
-    if (code != MINIDBX_OK)
-        rc = cli_fail(cli, name, code, NULL);
-    /* The object is stored even when the name failed: say its id. */
-    print_put(cli, o, file, &id, size, code == MINIDBX_OK ? name : NULL);
+    print_put(cli, o, file, &id, size, name);
     return rc;
 }
 

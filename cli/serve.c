@@ -21,6 +21,11 @@
 #define CONNECTION_MEMORY_BYTES (128u * 1024u)
 /* A multipart body may be this much larger than the file it carries. */
 #define MULTIPART_OVERHEAD_BYTES (64u * 1024u)
+/* After a body is refused (413, ...) the rest of it is read and thrown
+ * away, so that the client, which sends before it reads, sees the status
+ * instead of a reset connection; for this long at most (as nginx's
+ * lingering_time), then the connection is cut. */
+#define DISCARD_BODY_NS (30ll * 1000 * 1000 * 1000)
 
 /* ---- the route table ------------------------------------------------------ */
 
@@ -36,7 +41,7 @@ static const struct serve_route_spec routes[] = {
     { "GET", "/v1/names/", ROUTE_NAME_GET, BODY_NONE, ACCESS_READ, serve_name_get },
     { "DELETE", "/v1/names/", ROUTE_NAME_DELETE, BODY_NONE, ACCESS_WRITE, serve_name_delete },
     { "GET", "/v1/info", ROUTE_INFO, BODY_NONE, ACCESS_READ, serve_info },
-    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_READ_REPAIR, serve_verify },
+    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_WRITE, serve_verify },
     { "POST", "/v1/gc", ROUTE_GC, BODY_NONE, ACCESS_WRITE, serve_gc },
     { "GET", "/health", ROUTE_HEALTH, BODY_NONE, ACCESS_OPEN, serve_health },
     { "GET", "/metrics", ROUTE_METRICS, BODY_NONE, ACCESS_READ, serve_metrics_page },
@@ -83,18 +88,21 @@ static const struct serve_route_spec *find_route(const char *method, const char 
 
 /* ---- request bodies ------------------------------------------------------- */
 
-static void body_fail(struct serve_request *req, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void body_fail(struct serve_request *req, int code, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-/* Stop taking the body: what came is thrown away and the request ends with
- * status once the client has finished sending. */
-static void body_fail(struct serve_request *req, unsigned status, const char *fmt, ...)
+/* Stop taking the body: what came is thrown away and the request ends,
+ * once the client has finished sending, with status, or (status 0) the
+ * status for code, a MINIDBX_E* code that the reply names (0: none). */
+static void body_fail(struct serve_request *req, int code, unsigned status, const char *fmt, ...)
 {
     va_list ap;
 
     if (req->body_status)
         return;
-    req->body_status = status;
+    req->body_code = code;
+    req->body_status = status ? status : serve_status_for(code);
+    req->body_refused_ns = serve_now_ns();
     va_start(ap, fmt);
     vsnprintf(req->body_error, sizeof req->body_error, fmt, ap);
     va_end(ap);
@@ -123,20 +131,20 @@ static void object_bytes(struct serve_request *req, const char *data, size_t siz
         return;
     req->object_bytes += size;
     if (req->object_bytes > req->srv->cfg->max_object_bytes) {
-        body_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "object is over the limit of %llu bytes",
+        body_fail(req, MINIDBX_ETOOBIG, 0, "object is over the limit of %llu bytes",
                   (unsigned long long)req->srv->cfg->max_object_bytes);
         return;
     }
     if (!req->writer && (rc = minidbx_writer_open(req->srv->db, &req->writer)) < 0) {
-        body_fail(req, serve_status_for(rc), "writer: %s", minidbx_errmsg(NULL));
+        body_fail(req, rc, 0, "writer: %s", minidbx_errmsg(NULL));
         return;
     }
     if (EVP_DigestUpdate(req->hasher, data, size) != 1) {
-        body_fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "hashing failed");
+        body_fail(req, MINIDBX_EIO, MHD_HTTP_INTERNAL_SERVER_ERROR, "hashing failed");
         return;
     }
     if ((rc = minidbx_writer_write(req->writer, data, size)) < 0)
-        body_fail(req, serve_status_for(rc), "write: %s", minidbx_errmsg(NULL));
+        body_fail(req, rc, 0, "write: %s", minidbx_errmsg(NULL));
 }
 
 static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -147,10 +155,11 @@ static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const c
     struct serve_request *req = cls;
     (void)kind, (void)filename, (void)content_type, (void)transfer_encoding;
 
-    if (strcmp(key, "file") != 0)
+    /* A part whose Content-Disposition has no name= comes with key NULL. */
+    if (!key || strcmp(key, "file") != 0)
         return MHD_YES;
     if (off == 0 && req->file_seen && req->object_bytes > 0)
-        body_fail(req, MHD_HTTP_BAD_REQUEST, "more than one 'file' field");
+        body_fail(req, MINIDBX_EINVAL, 0, "more than one 'file' field");
     req->file_seen = true;
     if (size)
         object_bytes(req, data, size);
@@ -165,7 +174,7 @@ static void small_bytes(struct serve_request *req, const char *data, size_t size
             cap *= 2;
         char *grown = realloc(req->small, cap);
         if (!grown) {
-            body_fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+            body_fail(req, MINIDBX_ENOMEM, 0, "out of memory");
             return;
         }
         req->small = grown;
@@ -177,17 +186,18 @@ static void small_bytes(struct serve_request *req, const char *data, size_t size
 }
 
 /* One chunk of the body. Returns MHD_NO to drop a client that keeps
- * sending far past a refusal. */
+ * sending long after a refusal. */
 static enum MHD_Result body_chunk(struct serve_request *req, const char *data, size_t size)
 {
     uint64_t limit = body_limit(req);
 
     req->body_bytes += size;
     atomic_fetch_add(&req->srv->metrics.bytes_in, size);
+    serve_conn_body_bytes(req->srv, req->conn, size);
     if (req->body_status)
-        return req->body_bytes > 2 * limit + (1u << 20) ? MHD_NO : MHD_YES;
+        return serve_now_ns() - req->body_refused_ns > DISCARD_BODY_NS ? MHD_NO : MHD_YES;
     if (req->body_bytes > limit) {
-        body_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "body is over the limit of %llu bytes",
+        body_fail(req, MINIDBX_ETOOBIG, 0, "body is over the limit of %llu bytes",
                   (unsigned long long)limit);
         return MHD_YES;
     }
@@ -196,7 +206,7 @@ static enum MHD_Result body_chunk(struct serve_request *req, const char *data, s
     case BODY_SMALL: small_bytes(req, data, size); break;
     case BODY_MULTIPART:
         if (MHD_post_process(req->post, data, size) != MHD_YES)
-            body_fail(req, MHD_HTTP_BAD_REQUEST, "malformed multipart/form-data body");
+            body_fail(req, MINIDBX_EINVAL, 0, "malformed multipart/form-data body");
         break;
     case BODY_NONE: break;
     }
@@ -244,8 +254,6 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
     *replied = true;
     if (!serve_rate_allow(req->srv, req->conn))
         return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
-    if (access == ACCESS_READ_REPAIR)
-        access = serve_query_flag(req, "repair") ? ACCESS_WRITE : ACCESS_READ;
     if (access == ACCESS_WRITE)
         want = cfg->write_token ? cfg->write_token : cfg->read_token;
     else if (access == ACCESS_READ && cfg->read_token)
@@ -253,10 +261,13 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
     if (want) {
         unsigned status = serve_token_status(req->conn, want, also);
         if (status)
-            return serve_reply_error(req, status, status == MHD_HTTP_UNAUTHORIZED
-                                                      ? "a bearer token is needed"
-                                                      : "wrong token");
+            return serve_reply_code(req, MINIDBX_EPERM, status, status == MHD_HTTP_UNAUTHORIZED
+                                                                    ? "a bearer token is needed"
+                                                                    : "wrong token");
     }
+    if (access == ACCESS_WRITE && cfg->read_only)
+        return serve_reply_code(req, MINIDBX_EREADONLY, 0, "%s %s: the store is served read-only",
+                                req->method, req->url);
     *replied = false;
     return MHD_YES;
 }
@@ -264,7 +275,8 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
 /* ---- the request's life ---------------------------------------------------- */
 
 static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connection *conn,
-                                     const char *url, const char *method, void **con_cls)
+                                     const char *url, const char *method, const char *version,
+                                     void **con_cls)
 {
     struct serve_request *req = calloc(1, sizeof *req);
     bool path_known, replied;
@@ -282,10 +294,25 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
     atomic_fetch_add(&srv->metrics.requests_in_flight, 1);
     serve_conn_request_started(srv, conn);
 
+    static const struct serve_route_spec unknown = { "", "", ROUTE_UNKNOWN, BODY_NONE,
+                                                     ACCESS_OPEN, NULL };
+    /* Before anything else: a request whose framing is ambiguous is
+     * answered 400 and its connection closed, so that nothing sent after
+     * its headers is ever read as a request. */
+    const char *framing = serve_request_framing_problem(conn);
+    bool nul = serve_conn_take_nul(srv, conn);
+    /* HTTP/1.0 and 1.1 only: libmicrohttpd passes other versions through. */
+    if (!framing && !nul && strcmp(version, MHD_HTTP_VERSION_1_1) != 0 &&
+        strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        framing = "not an HTTP/1.0 or HTTP/1.1 request line";
+    if (framing || nul) {
+        req->spec = &unknown;
+        req->close_connection = true;
+        return serve_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s",
+                                 framing ? framing : "a NUL byte (%00) in the URL or query");
+    }
     req->spec = find_route(method, url, &req->path_arg, &path_known);
     if (!req->spec) {
-        static const struct serve_route_spec unknown = { "", "", ROUTE_UNKNOWN, BODY_NONE,
-                                                         ACCESS_OPEN, NULL };
         req->spec = &unknown;
         if (!serve_rate_allow(srv, conn))
             return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
@@ -307,10 +334,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
     struct serve_request *req = *con_cls;
-    (void)version;
 
     if (!req)
-        return request_begin(cls, conn, url, method, con_cls);
+        return request_begin(cls, conn, url, method, version, con_cls);
     if (*upload_size) {
         size_t size = *upload_size;
         *upload_size = 0;
@@ -318,12 +344,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     }
     if (req->replied)
         return MHD_YES;
+    if (req->job_started) /* resumed: the job is done */
+        return req->spec->handler(req);
+    serve_conn_body_done(req->srv, conn);
     /* the end of the body: the post processor hands over what it held */
     if (req->post && MHD_destroy_post_processor(req->post) != MHD_YES)
-        body_fail(req, MHD_HTTP_BAD_REQUEST, "truncated multipart/form-data body");
+        body_fail(req, MINIDBX_EINVAL, 0, "truncated multipart/form-data body");
     req->post = NULL;
+    /* cJSON stops at a NUL: "id\u0000junk" would read as "id" */
+    if (req->small && serve_json_has_nul(req->small, req->small_len))
+        body_fail(req, MINIDBX_EINVAL, 0, "a NUL character in the JSON body");
     if (req->body_status)
-        return serve_reply_error(req, req->body_status, "%s", req->body_error);
+        return serve_reply_code(req, req->body_code, req->body_status, "%s", req->body_error);
     return req->spec->handler(req);
 }
 
@@ -336,6 +368,7 @@ static void request_free(struct serve_request *req)
     if (req->post)
         MHD_destroy_post_processor(req->post);
     free(req->small);
+    cJSON_Delete(req->job_json);
     free(req);
 }
 
@@ -363,7 +396,7 @@ enum {
     OPT_LISTEN = 0x200, /* above the global options' codes (util.c) */
     OPT_THREADS, OPT_MAX_OBJECT, OPT_MAX_CONN, OPT_MAX_CONN_IP, OPT_RATE,
     OPT_READ_TOKEN, OPT_WRITE_TOKEN, OPT_TLS_CERT, OPT_TLS_KEY, OPT_IDLE, OPT_HEADER,
-    OPT_DRAIN, OPT_CONFIG
+    OPT_DRAIN, OPT_CONFIG, OPT_READ_ONLY, OPT_MIN_BODY_RATE, OPT_VERIFIED_CACHE
 };
 
 static const struct option serve_longopts[] = {
@@ -380,7 +413,10 @@ static const struct option serve_longopts[] = {
     { "idle-timeout", required_argument, NULL, OPT_IDLE },
     { "header-timeout", required_argument, NULL, OPT_HEADER },
     { "drain-timeout", required_argument, NULL, OPT_DRAIN },
+    { "min-body-rate", required_argument, NULL, OPT_MIN_BODY_RATE },
+    { "verified-cache", required_argument, NULL, OPT_VERIFIED_CACHE },
     { "config", required_argument, NULL, OPT_CONFIG },
+    { "read-only", no_argument, NULL, OPT_READ_ONLY },
     { NULL, 0, NULL, 0 },
 };
 
@@ -436,10 +472,20 @@ static int apply_setting(struct cli *cli, struct serve_config *cfg, int opt, con
     case OPT_TLS_CERT: cfg->tls_cert_file = value; return 0;
     case OPT_TLS_KEY: cfg->tls_key_file = value; return 0;
     case OPT_CONFIG: cfg->config_file = value; return 0;
+    case OPT_READ_ONLY:
+        if (value && strcmp(value, "true") != 0 && strcmp(value, "false") != 0)
+            return cli_usage_error(cli, "--read-only takes no value (in a config file: true or false)");
+        cfg->read_only = !value || strcmp(value, "true") == 0;
+        return 0;
     case OPT_MAX_OBJECT:
         if (!parse_size(value, &cfg->max_object_bytes) || cfg->max_object_bytes == 0)
             return cli_usage_error(cli, "bad size '%s' for --max-object-size", value);
         return 0;
+    case OPT_MIN_BODY_RATE:
+        if (!parse_size(value, &cfg->min_body_rate))
+            return cli_usage_error(cli, "bad rate '%s' for --min-body-rate", value);
+        return 0;
+    case OPT_VERIFIED_CACHE: number = &cfg->verified_cache_entries; break;
     case OPT_THREADS: number = &cfg->threads; break;
     case OPT_MAX_CONN: number = &cfg->max_connections; break;
     case OPT_MAX_CONN_IP: number = &cfg->max_connections_per_ip; break;
@@ -493,6 +539,8 @@ static int load_config_file(struct cli *cli, struct serve_config *cfg, cJSON **o
             snprintf(number, sizeof number, "%.0f", item->valuedouble);
             value = number;
         }
+        if (cJSON_IsBool(item))
+            value = cJSON_IsTrue(item) ? "true" : "false";
         if (!value) {
             rc = cli_usage_error(cli, "%s: '%s' must be a string or a number", cfg->config_file,
                                  item->string);
@@ -516,6 +564,8 @@ static void config_defaults(struct serve_config *cfg)
     cfg->idle_timeout_s = 30;
     cfg->header_timeout_s = 10;
     cfg->drain_timeout_s = 10;
+    cfg->min_body_rate = 1024;
+    cfg->verified_cache_entries = 1024;
 }
 
 static int parse_serve_options(struct cli *cli, int argc, char **argv, struct serve_config *cfg,
@@ -542,6 +592,8 @@ static int parse_serve_options(struct cli *cli, int argc, char **argv, struct se
         return cli_usage_error(cli, "connection limits must be at least 1");
     if (cfg->idle_timeout_s == 0 || cfg->header_timeout_s == 0)
         return cli_usage_error(cli, "timeouts must be at least 1 second");
+    if (cfg->verified_cache_entries > 1000000)
+        return cli_usage_error(cli, "--verified-cache must be 0..1000000");
     if (!cfg->tls_cert_file != !cfg->tls_key_file)
         return cli_usage_error(cli, "--tls-cert and --tls-key go together");
     return CLI_PARSE_CONTINUE;
@@ -625,7 +677,7 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct so
      * a client that sends a partial body and closes in one go, and keeps
      * the request until the idle timeout (tests/http/lifecycle.sh). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     struct MHD_OptionItem tls_options[] = {
         { MHD_OPTION_HTTPS_MEM_CERT, 0, pem->cert },
         { MHD_OPTION_HTTPS_MEM_KEY, 0, pem->key },
@@ -646,6 +698,10 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct so
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_BYTES,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, serve_on_connection, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, serve_unescape, srv,
+        /* HTTP/1.1 without Host, white space in the URL: 400 (the rest of
+         * the framing is checked in serve_framing.c) */
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_ARRAY, pem->cert ? tls_options : tls_options + 2,
         MHD_OPTION_END);
 }
@@ -692,10 +748,17 @@ static int run_server(struct cli *cli, struct serve_server *srv, const struct tl
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
-    if ((rc = serve_limits_start(srv)) != 0)
+    if ((rc = serve_limits_start(srv)) != 0 || (rc = serve_verified_start(srv)) != 0 ||
+        (rc = serve_jobs_start(srv)) != 0) {
+        serve_jobs_free(srv);
+        serve_verified_stop(srv);
+        serve_limits_stop(srv);
         return cli_fail_errno(cli, "serve", rc);
+    }
     struct MHD_Daemon *daemon = start_daemon(srv, &addr, pem);
     if (!daemon) {
+        serve_jobs_free(srv);
+        serve_verified_stop(srv);
         serve_limits_stop(srv);
         fprintf(stderr, "mdbx serve: cannot listen on %s (in use? bad TLS files?)\n",
                 srv->cfg->listen);
@@ -707,7 +770,10 @@ static int run_server(struct cli *cli, struct serve_server *srv, const struct tl
     printf("listening on %s://%s:%u\n", pem->cert ? "https" : "http", host, bound_port(daemon));
     fflush(stdout);
     wait_and_drain(srv, daemon, &set);
+    serve_jobs_stop(srv); /* it resumes its connection: before the daemon goes */
     MHD_stop_daemon(daemon);
+    serve_jobs_free(srv);
+    serve_verified_stop(srv);
     serve_limits_stop(srv);
     fprintf(stderr, "mdbx serve: stopped\n");
     return CLI_EXIT_OK;
@@ -723,7 +789,10 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
 
     if (rc != CLI_PARSE_CONTINUE)
         goto out;
-    if ((rc = load_tls(cli, &cfg, &pem)) != 0 || (rc = cli_open_store(cli, CLI_OPEN_CREATE)) != 0)
+    /* One limit: the library enforces it on every write to the store. */
+    cli->max_object_size = cfg.max_object_bytes;
+    if ((rc = load_tls(cli, &cfg, &pem)) != 0 ||
+        (rc = cli_open_store(cli, cfg.read_only ? CLI_OPEN_READ : CLI_OPEN_CREATE)) != 0)
         goto out;
     if (!(srv = calloc(1, sizeof *srv))) {
         rc = cli_fail_errno(cli, "serve", ENOMEM);

@@ -6,6 +6,10 @@
  * serve_native.c   the /v1 API
  * serve_go.c       the endpoints of the Go system this replaces
  * serve_metrics.c  counters and GET /metrics (Prometheus text format)
+ * serve_limits.c   rate, tokens, header and body deadlines, per-connection state
+ * serve_framing.c  refusing ambiguous requests (smuggling, NUL bytes)
+ * serve_send.c     object bodies out: verified before the last byte leaves
+ * serve_job.c      slow maintenance calls (verify, gc) off the I/O threads
  *
  * Handlers are thin: they parse what the URL and body say, call the public
  * API and turn the result into a reply. Every id that comes from a URL,
@@ -32,8 +36,11 @@
     "  --listen ADDR:PORT          where to listen (default 127.0.0.1:8001;\n"   \
     "                              port 0 picks a free one, printed on start)\n" \
     "  --threads N                 worker threads (default 4)\n"                 \
-    "  --max-object-size SIZE      largest upload, e.g. 512M (default 1G);\n"   \
-    "                              larger bodies get 413 and store nothing\n"    \
+    "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
+    "                              store's limit; larger uploads get 413\n"     \
+    "                              (ETOOBIG) and store nothing\n"               \
+    "  --read-only                 serve the store read-only: writes get 403\n" \
+    "                              (EREADONLY)\n"                               \
     "  --max-connections N         open connections in all (default 1000)\n"     \
     "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
     "  --rate-limit N              requests per second per client IP, with a\n"  \
@@ -44,6 +51,14 @@
     "  --idle-timeout SECONDS      drop a connection silent this long (30)\n"    \
     "  --header-timeout SECONDS    drop a connection whose request headers\n"    \
     "                              take longer than this (slowloris; 10)\n"      \
+    "  --min-body-rate BYTES       once --header-timeout has passed since the\n" \
+    "                              headers, drop a request whose body came\n"   \
+    "                              slower than this per second on average,\n"   \
+    "                              or whose reply is read slower (default\n"    \
+    "                              1K; 0: off)\n"                               \
+    "  --verified-cache N          blob files remembered as verified, so\n"     \
+    "                              repeated GETs skip hashing (default 1024;\n" \
+    "                              0: hash every GET); see mdbx(1)\n"           \
     "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
     "                              flight may take to finish (10)\n"            \
     "  --config FILE.json          the same settings as a JSON object, keys\n"   \
@@ -75,7 +90,10 @@ struct serve_config {
     unsigned idle_timeout_s;
     unsigned header_timeout_s;
     unsigned drain_timeout_s;
+    uint64_t min_body_rate;         /* bytes/s, 0: no minimum */
+    unsigned verified_cache_entries;
     const char *config_file;
+    bool read_only;  /* --read-only: writes get 403 EREADONLY */
 };
 
 /* ---- routes and metrics (serve_metrics.c) ------------------------------ */
@@ -117,6 +135,10 @@ struct serve_metrics {
     atomic_llong requests_in_flight;
     atomic_ullong rate_limited;
     atomic_ullong slow_clients_dropped;
+    atomic_ullong slow_bodies_dropped;
+    atomic_ullong slow_readers_dropped;
+    atomic_ullong corrupt_objects_refused; /* GETs cut or refused: bytes not matching the id */
+    atomic_ullong jobs_refused;            /* verify/gc refused: one was running */
 };
 
 struct serve_server;
@@ -138,9 +160,8 @@ enum serve_body {
 
 #define SERVE_SMALL_BODY_MAX (1u << 20) /* 10,000 ids for /v1/missing fit */
 
-/* Who may call a route. ACCESS_READ_REPAIR: a read, but a write with
- * ?repair=1 (POST /v1/verify). */
-enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE, ACCESS_READ_REPAIR };
+/* Who may call a route. */
+enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE };
 
 typedef enum MHD_Result (*serve_handler_fn)(struct serve_request *req);
 
@@ -163,6 +184,8 @@ struct serve_request {
     const char *path_arg;   /* what follows a prefix route's path */
     bool head;              /* a HEAD request */
     bool replied;           /* a response is queued */
+    bool close_connection;  /* the reply says Connection: close */
+    const char *extra_header; /* the reply has this header, with the value 1 */
     unsigned status;
     int64_t start_ns;
 
@@ -172,6 +195,8 @@ struct serve_request {
     uint64_t body_bytes;
     uint64_t object_bytes;  /* of those, object bytes (BODY_OBJECT, BODY_MULTIPART) */
     unsigned body_status;   /* an HTTP status that ends the body early */
+    int body_code;          /* and the MINIDBX_E* code it stands for */
+    int64_t body_refused_ns;/* when it was set */
     char body_error[160];   /* and why */
     minidbx_writer *writer; /* BODY_OBJECT, BODY_MULTIPART */
     void *hasher;           /* EVP_MD_CTX: the id of the object bytes */
@@ -182,13 +207,22 @@ struct serve_request {
     char *small;            /* BODY_SMALL, NUL-terminated */
     size_t small_len;
     size_t small_cap;
+
+    /* a slow call run by serve_job_run (serve_job.c) */
+    bool job_started;
+    _Atomic bool job_done;  /* set by the job thread before it resumes us */
+    int job_rc;
+    bool job_repair;        /* POST /v1/verify?repair=1 */
+    cJSON *job_json;        /* what the job built for the reply */
 };
 
 struct serve_server {
     minidbx *db;
     const struct serve_config *cfg;
     struct serve_metrics metrics;
-    struct serve_limits *limits;   /* rate limiter, slow-client reaper */
+    struct serve_limits *limits;     /* rate limiter, slow-client reaper */
+    struct serve_verified *verified; /* blob files recently verified (serve_send.c) */
+    struct serve_jobs *jobs;         /* the one maintenance job (serve_job.c) */
 };
 
 /* ---- limits (serve_limits.c) -------------------------------------------- */
@@ -210,6 +244,82 @@ void serve_on_connection(void *cls, struct MHD_Connection *conn, void **socket_c
 /* A request's headers are in / it is over (the connection waits again). */
 void serve_conn_request_started(struct serve_server *srv, struct MHD_Connection *conn);
 void serve_conn_request_done(struct serve_server *srv, struct MHD_Connection *conn);
+/* size more bytes of the request body came / all of it did (from then on
+ * the minimum body rate no longer applies). */
+void serve_conn_body_bytes(struct serve_server *srv, struct MHD_Connection *conn, size_t size);
+void serve_conn_body_done(struct serve_server *srv, struct MHD_Connection *conn);
+/* A reply with a body of size bytes is queued (the deadline for sending it). */
+void serve_conn_reply_queued(struct serve_server *srv, struct MHD_Connection *conn, uint64_t size);
+/* Remember that the URL or a query argument of the connection's current
+ * request unescaped to a NUL byte; serve_conn_take_nul tells it (once). A
+ * connection that could not be tracked counts as having one (fail closed). */
+void serve_conn_mark_nul(struct serve_server *srv, struct MHD_Connection *conn);
+bool serve_conn_take_nul(struct serve_server *srv, struct MHD_Connection *conn);
+
+/* ---- framing (serve_framing.c) ------------------------------------------- */
+
+/* What the headers say about the body, gathered header by header. */
+struct serve_framing {
+    unsigned content_lengths;    /* Content-Length headers */
+    unsigned transfer_encodings; /* Transfer-Encoding headers */
+    bool bad_transfer_encoding;  /* one that is not exactly "chunked" */
+    bool bad_content_length;     /* one that is not all digits */
+    bool bad_name;               /* a name with white space, a control byte or no byte */
+    bool bad_value;              /* a value with a NUL or another control byte */
+};
+
+/* Feed one header (name and value with their lengths) to f. Pure: no I/O,
+ * so fuzzers can call it. */
+void serve_framing_add(struct serve_framing *f, const char *name, size_t name_len,
+                       const char *value, size_t value_len);
+/* NULL when the framing is unambiguous, else why the request is refused. */
+const char *serve_framing_problem(const struct serve_framing *f);
+/* serve_framing_add over every header of the connection's request, then
+ * serve_framing_problem. */
+const char *serve_request_framing_problem(struct MHD_Connection *conn);
+/* True if the JSON text (len bytes) holds a NUL byte, or a \u0000 escape
+ * inside a string (cJSON would cut the string there). Pure. */
+bool serve_json_has_nul(const char *text, size_t len);
+/* The unescaper given to libmicrohttpd (MHD_OPTION_UNESCAPE_CALLBACK):
+ * MHD_http_unescape, and a NUL byte in the result is remembered with
+ * serve_conn_mark_nul. cls: the server. */
+size_t serve_unescape(void *cls, struct MHD_Connection *conn, char *text);
+
+/* ---- jobs (serve_job.c) ------------------------------------------------------- */
+
+/* A slow call: fills req->job_json (may stay NULL) and returns 0 or a
+ * MINIDBX_E* code (then minidbx_errmsg says why, on the job's thread: the
+ * function copies it into job_json as {"error": ...}). */
+typedef int (*serve_job_fn)(struct serve_request *req);
+
+int serve_jobs_start(struct serve_server *srv);
+/* Wait for a job still running (at shutdown, before the daemon stops). */
+void serve_jobs_stop(struct serve_server *srv);
+/* After the daemon has stopped. */
+void serve_jobs_free(struct serve_server *srv);
+/* Run fn(req) on a thread of its own while the connection is suspended;
+ * the route's handler is called again when it is done (req->job_done).
+ * One job at a time in the whole node: while one runs, this replies 503
+ * with Retry-After. Returns what the handler should return. */
+enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn);
+/* Once the job is done: reply with req->job_json, 200 or the status for
+ * req->job_rc. */
+enum MHD_Result serve_job_reply(struct serve_request *req);
+
+/* ---- object responses (serve_send.c) ------------------------------------------ */
+
+/* A single byte range of an object, from a Range header. */
+struct serve_range {
+    uint64_t start;
+    uint64_t length;
+    unsigned status; /* 200 (no usable Range: the whole object), 206 or 416 */
+};
+
+/* Parse a Range header (NULL: none) for an object of size bytes. Pure. */
+void serve_parse_range(const char *header, uint64_t size, struct serve_range *out);
+
+int serve_verified_start(struct serve_server *srv);
+void serve_verified_stop(struct serve_server *srv);
 
 /* ---- replies (serve_reply.c) ----------------------------------------------------- */
 
@@ -223,9 +333,16 @@ enum MHD_Result serve_reply_json(struct serve_request *req, unsigned status, cJS
 /* {"error": "..."} with status. */
 enum MHD_Result serve_reply_error(struct serve_request *req, unsigned status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+/* The same for a MINIDBX_E* code: its status (or status, if not 0), the
+ * X-Minidbx-Error header naming the code and "code" in the body. */
+enum MHD_Result serve_reply_code(struct serve_request *req, int code, unsigned status,
+                                 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 /* The reply for a failed library call: the status that fits code, and
  * minidbx_errmsg as the error. Call it right after the failure. */
 enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const char *what);
+/* {"error": "what: <strerror>: <errmsg>"} for a failed library call, as
+ * serve_reply_failure says it; call it on the failing thread. */
+cJSON *serve_json_failure(int code, const char *what);
 /* The HTTP status for a MINIDBX_E* code. */
 unsigned serve_status_for(int code);
 
@@ -242,7 +359,9 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
                        enum MHD_Result *result);
 
 /* Reply with an object's bytes (GET) or its headers (HEAD): ETag,
- * immutable caching, If-None-Match, a single Range, zero-copy for files. */
+ * immutable caching, If-None-Match, a single Range. A GET never completes
+ * with bytes that do not hash to id: it is refused before the first byte
+ * or cut before the last (serve_send.c). */
 enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *id);
 /* Commit the writer of an object body (an empty one when no bytes came);
  * for PUT /v1/objects/ID only when the bytes hash to ID (else 422 and
@@ -256,6 +375,11 @@ void serve_json_add_u64(cJSON *obj, const char *key, uint64_t value);
 void serve_json_add_id(cJSON *obj, const char *key, const minidbx_id *id);
 cJSON *serve_json_object_info(const minidbx_object_info *info);
 cJSON *serve_json_name_info(const minidbx_name_info *info);
+
+/* Names under this prefix are the node's own (the Go registry's records):
+ * clients may read them but not set them. */
+#define SERVE_RESERVED_NAME_PREFIX "_go/"
+bool serve_name_reserved(const char *name);
 
 /* ---- handlers ------------------------------------------------------------ */
 

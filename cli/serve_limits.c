@@ -1,7 +1,8 @@
 /* serve_limits.c - what keeps one client from hurting the others: a
- * per-IP request rate, bearer tokens compared in constant time, and a
- * deadline for request headers that drops slowloris clients (libmicrohttpd's
- * own timeout only notices silence, not a trickle). */
+ * per-IP request rate, bearer tokens compared in constant time, a deadline
+ * for request headers that drops slowloris clients (libmicrohttpd's own
+ * timeout only notices silence, not a trickle), and a minimum average rate
+ * for request bodies (the same trick, one body byte every few seconds). */
 #include "serve.h"
 
 #include <errno.h>
@@ -27,10 +28,14 @@ struct rate_slot {
     int64_t last_ns;
 };
 
-/* A connection, for the header deadline. */
+/* A connection, for the header and body deadlines. */
 struct tracked_conn {
     int fd;
     int64_t waiting_since_ns; /* 0 while a request is being served */
+    int64_t body_since_ns;    /* when the headers ended; 0: no body in progress */
+    int64_t reply_deadline_ns;/* when the reply must be out; 0: none queued */
+    atomic_ullong body_bytes; /* of the request in progress */
+    atomic_bool nul_escape;   /* the URL or a query argument unescaped to a NUL */
     struct tracked_conn *prev, *next;
 };
 
@@ -194,37 +199,116 @@ void serve_on_connection(void *cls, struct MHD_Connection *conn, void **socket_c
     *socket_context = NULL;
 }
 
-static void set_waiting(struct serve_server *srv, struct MHD_Connection *conn, int64_t since_ns)
+static struct tracked_conn *tracked(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
-    struct tracked_conn *tc = info ? info->socket_context : NULL;
+    return info ? info->socket_context : NULL;
+}
+
+static void set_waiting(struct serve_server *srv, struct MHD_Connection *conn, int64_t since_ns,
+                        int64_t body_since_ns)
+{
+    struct tracked_conn *tc = tracked(conn);
     if (!tc)
         return;
     pthread_mutex_lock(&srv->limits->conn_lock);
     tc->waiting_since_ns = since_ns;
+    tc->body_since_ns = body_since_ns;
+    tc->reply_deadline_ns = 0;
+    atomic_store(&tc->body_bytes, 0);
     pthread_mutex_unlock(&srv->limits->conn_lock);
 }
 
 void serve_conn_request_started(struct serve_server *srv, struct MHD_Connection *conn)
 {
-    set_waiting(srv, conn, 0);
+    set_waiting(srv, conn, 0, serve_now_ns());
 }
 
 void serve_conn_request_done(struct serve_server *srv, struct MHD_Connection *conn)
 {
-    set_waiting(srv, conn, serve_now_ns());
+    set_waiting(srv, conn, serve_now_ns(), 0);
+}
+
+void serve_conn_body_done(struct serve_server *srv, struct MHD_Connection *conn)
+{
+    set_waiting(srv, conn, 0, 0);
+}
+
+/* A reply of size body bytes is queued: it must be sent within the grace
+ * period plus the time it takes at min_body_rate, so that a client that
+ * reads a few bytes now and then (never idle for MHD) cannot keep it. */
+void serve_conn_reply_queued(struct serve_server *srv, struct MHD_Connection *conn, uint64_t size)
+{
+    const struct serve_config *cfg = srv->cfg;
+    struct tracked_conn *tc = tracked(conn);
+    if (!tc || !cfg->min_body_rate)
+        return;
+    double seconds = cfg->header_timeout_s + (double)size / (double)cfg->min_body_rate;
+    pthread_mutex_lock(&srv->limits->conn_lock);
+    tc->reply_deadline_ns = serve_now_ns() + (int64_t)(seconds * 1e9);
+    pthread_mutex_unlock(&srv->limits->conn_lock);
+}
+
+void serve_conn_body_bytes(struct serve_server *srv, struct MHD_Connection *conn, size_t size)
+{
+    struct tracked_conn *tc = tracked(conn);
+    (void)srv;
+    if (tc)
+        atomic_fetch_add(&tc->body_bytes, size);
+}
+
+void serve_conn_mark_nul(struct serve_server *srv, struct MHD_Connection *conn)
+{
+    struct tracked_conn *tc = tracked(conn);
+    (void)srv;
+    if (tc)
+        atomic_store(&tc->nul_escape, true);
+}
+
+bool serve_conn_take_nul(struct serve_server *srv, struct MHD_Connection *conn)
+{
+    struct tracked_conn *tc = tracked(conn);
+    (void)srv;
+    return !tc || atomic_exchange(&tc->nul_escape, false);
+}
+
+/* A body in progress that is too slow: past the grace period (the header
+ * deadline again), it has come at less than min_body_rate bytes/s on
+ * average since the headers ended. */
+static bool body_too_slow(const struct serve_config *cfg, const struct tracked_conn *tc, int64_t now)
+{
+    int64_t grace_ns = (int64_t)cfg->header_timeout_s * 1000000000;
+    int64_t elapsed_ns = now - tc->body_since_ns;
+
+    if (!cfg->min_body_rate || !tc->body_since_ns || elapsed_ns <= grace_ns)
+        return false;
+    double want = (double)cfg->min_body_rate * (double)elapsed_ns / 1e9;
+    return (double)atomic_load(&tc->body_bytes) < want;
 }
 
 /* Shut down (not close: the fd is MHD's) every connection whose request
- * headers have taken longer than the deadline; MHD then cleans it up. The
- * wait for the next request on a kept-alive connection counts too. */
+ * headers have taken longer than the deadline, whose body comes too
+ * slowly, or whose reply is read too slowly; MHD then cleans it up. The wait for the next request on a
+ * kept-alive connection counts as headers too. */
 static void reap_slow_clients(struct serve_server *srv)
 {
     int64_t deadline_ns = (int64_t)srv->cfg->header_timeout_s * 1000000000;
     int64_t now = serve_now_ns();
 
     for (struct tracked_conn *tc = srv->limits->conns; tc; tc = tc->next) {
+        if (tc->reply_deadline_ns && now > tc->reply_deadline_ns) {
+            shutdown(tc->fd, SHUT_RDWR);
+            tc->reply_deadline_ns = 0;
+            atomic_fetch_add(&srv->metrics.slow_readers_dropped, 1);
+            continue;
+        }
+        if (body_too_slow(srv->cfg, tc, now)) {
+            shutdown(tc->fd, SHUT_RDWR);
+            tc->body_since_ns = 0;
+            atomic_fetch_add(&srv->metrics.slow_bodies_dropped, 1);
+            continue;
+        }
         if (!tc->waiting_since_ns || now - tc->waiting_since_ns <= deadline_ns)
             continue;
         shutdown(tc->fd, SHUT_RDWR);

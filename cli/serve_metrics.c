@@ -133,6 +133,18 @@ enum MHD_Result serve_metrics_page(struct serve_request *req)
     print_value(out, "minidbx_http_slow_clients_dropped_total", "counter",
                 "Connections dropped at the header deadline.",
                 (long long)atomic_load(&m->slow_clients_dropped));
+    print_value(out, "minidbx_http_slow_bodies_dropped_total", "counter",
+                "Requests dropped for a body slower than --min-body-rate.",
+                (long long)atomic_load(&m->slow_bodies_dropped));
+    print_value(out, "minidbx_http_slow_readers_dropped_total", "counter",
+                "Replies cut: read slower than --min-body-rate.",
+                (long long)atomic_load(&m->slow_readers_dropped));
+    print_value(out, "minidbx_http_corrupt_objects_refused_total", "counter",
+                "GETs refused or cut short: the bytes did not match the id.",
+                (long long)atomic_load(&m->corrupt_objects_refused));
+    print_value(out, "minidbx_http_jobs_refused_total", "counter",
+                "POST /v1/verify or /v1/gc refused with 503: one was running.",
+                (long long)atomic_load(&m->jobs_refused));
     print_store(out, req->srv->db);
     if (fclose(out) != 0) {
         free(text);

@@ -159,6 +159,11 @@ enum MHD_Result serve_name_put(struct serve_request *req)
 
     if (!name_arg(req, &result))
         goto out;
+    if (serve_name_reserved(req->path_arg)) {
+        result = serve_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                   "names under " SERVE_RESERVED_NAME_PREFIX " are the node's own");
+        goto out;
+    }
     if (!serve_parse_id(req, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "id")), &id,
                         &result))
         goto out;
@@ -273,28 +278,20 @@ static void add_problem(void *ctx, minidbx_problem kind, const minidbx_id *id, c
     list->listed++;
 }
 
-/* ?id=ID (else the whole store) &repair=1 -> {"objects_checked", "bytes_checked",
- * "problems", "repaired", "problem_list": [{"kind", "id", "detail", "repaired"}],
- * "truncated"}: kind is a minidbx_problem value; at most VERIFY_PROBLEMS_MAX
- * are listed. */
-enum MHD_Result serve_verify(struct serve_request *req)
+/* On the job's thread (serve_job.c): the id, if any, is in req->want_id. */
+static int verify_job(struct serve_request *req)
 {
-    const char *id_text = serve_query(req, "id");
-    unsigned flags = serve_query_flag(req, "repair") ? MINIDBX_VERIFY_REPAIR : 0;
+    unsigned flags = req->job_repair ? MINIDBX_VERIFY_REPAIR : 0;
     cJSON *json = cJSON_CreateObject();
     struct problem_list list = { json ? cJSON_AddArrayToObject(json, "problem_list") : NULL, 0, false };
     minidbx_verify_report report;
-    enum MHD_Result result;
-    minidbx_id id;
 
-    if (id_text && !serve_parse_id(req, id_text, &id, &result)) {
-        cJSON_Delete(json);
-        return result;
-    }
-    int rc = minidbx_verify(req->srv->db, id_text ? &id : NULL, flags, &report, add_problem, &list);
+    int rc = minidbx_verify(req->srv->db, req->has_want ? &req->want_id : NULL, flags, &report,
+                            add_problem, &list);
     if (rc < 0) {
         cJSON_Delete(json);
-        return serve_reply_failure(req, rc, "verify");
+        req->job_json = serve_json_failure(rc, "verify");
+        return rc;
     }
     if (json) {
         serve_json_add_u64(json, "objects_checked", report.objects_checked);
@@ -303,23 +300,49 @@ enum MHD_Result serve_verify(struct serve_request *req)
         serve_json_add_u64(json, "repaired", report.repaired);
         cJSON_AddBoolToObject(json, "truncated", list.truncated);
     }
-    return serve_reply_json(req, MHD_HTTP_OK, json);
+    req->job_json = json;
+    return 0;
 }
 
-/* -> {"objects_removed", "bytes_removed"} */
-enum MHD_Result serve_gc(struct serve_request *req)
+/* ?id=ID (else the whole store) &repair=1 -> {"objects_checked", "bytes_checked",
+ * "problems", "repaired", "problem_list": [{"kind", "id", "detail", "repaired"}],
+ * "truncated"}: kind is a minidbx_problem value; at most VERIFY_PROBLEMS_MAX
+ * are listed. Needs the write token, repair or not: it reads the whole
+ * store. Runs as a job (one at a time, off the I/O threads). */
+enum MHD_Result serve_verify(struct serve_request *req)
+{
+    const char *id_text = serve_query(req, "id");
+    enum MHD_Result result;
+
+    if (req->job_started)
+        return serve_job_reply(req);
+    if (id_text && !serve_parse_id(req, id_text, &req->want_id, &result))
+        return result;
+    req->has_want = id_text != NULL;
+    req->job_repair = serve_query_flag(req, "repair");
+    return serve_job_run(req, verify_job);
+}
+
+static int gc_job(struct serve_request *req)
 {
     minidbx_gc_report report;
     int rc = minidbx_gc(req->srv->db, &report);
 
-    if (rc < 0)
-        return serve_reply_failure(req, rc, "gc");
-    cJSON *json = cJSON_CreateObject();
-    if (json) {
-        serve_json_add_u64(json, "objects_removed", report.objects_removed);
-        serve_json_add_u64(json, "bytes_removed", report.bytes_removed);
+    if (rc < 0) {
+        req->job_json = serve_json_failure(rc, "gc");
+        return rc;
     }
-    return serve_reply_json(req, MHD_HTTP_OK, json);
+    if ((req->job_json = cJSON_CreateObject())) {
+        serve_json_add_u64(req->job_json, "objects_removed", report.objects_removed);
+        serve_json_add_u64(req->job_json, "bytes_removed", report.bytes_removed);
+    }
+    return 0;
+}
+
+/* -> {"objects_removed", "bytes_removed"}; a job, as verify. */
+enum MHD_Result serve_gc(struct serve_request *req)
+{
+    return req->job_started ? serve_job_reply(req) : serve_job_run(req, gc_job);
 }
 
 /* "OK", as the Go nodes said it. */

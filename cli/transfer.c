@@ -181,7 +181,7 @@ static int write_chunks(minidbx_writer *w, int fd, char *buf, struct progress *p
     }
 }
 
-int cli_put_stream(struct cli *cli, int fd, const char *label, uint64_t size_hint,
+int cli_put_stream(struct cli *cli, int fd, const char *label, const char *name, uint64_t size_hint,
                    minidbx_id *out_id, uint64_t *out_size)
 {
     minidbx_writer *writer = NULL;
@@ -198,7 +198,8 @@ int cli_put_stream(struct cli *cli, int fd, const char *label, uint64_t size_hin
     if (code == MINIDBX_OK)
         code = write_chunks(writer, fd, buf, &progress, &err);
     if (code == MINIDBX_OK && !err && !cli_interrupted) {
-        code = minidbx_writer_commit(writer, out_id); /* frees the writer */
+        /* both free the writer */
+        code = name ? minidbx_writer_commit_named(writer, name, out_id) : minidbx_writer_commit(writer, out_id);
         writer = NULL;
         committed = code == MINIDBX_OK;
         *out_size = progress.done_bytes;

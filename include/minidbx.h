@@ -14,7 +14,13 @@
  * Conventions
  * -----------
  * - Functions return 0 on success or a negative MINIDBX_E* code. The codes
- *   live in their own band (-30900 .. -30999) and are never renumbered.
+ *   live in their own band (-40900 .. -40999) and are never renumbered: a
+ *   number, once released, keeps its meaning; new codes take the next free
+ *   number. The band is clear of negative errno values, libuv, GnuTLS
+ *   (down to -1250 and -65000 .. -65500), NSPR/NSS, mbed TLS (which fills
+ *   -1 .. -32767), Berkeley DB (-30800 .. -30999), LMDB and libmdbx
+ *   (-30799 .. -30778, -30421 .. -30410) and WiredTiger (-31800 .. -31999),
+ *   so a program that mixes their codes in one int can tell them apart.
  * - minidbx_strerror(code) names a code; minidbx_errmsg() says exactly what
  *   went wrong in the last failing call made by the calling thread.
  * - Memory handed out by the library (minidbx_get) is released with
@@ -57,20 +63,19 @@ MINIDBX_EXTERN const char *minidbx_version(void);
 /* ------------------------------------------------------------------------ */
 
 #define MINIDBX_OK            0
-#define MINIDBX_ENOTFOUND     (-30901) /* no such object or name */
-#define MINIDBX_EEXISTS       (-30902) /* it already exists (e.g. creating a store) */
-#define MINIDBX_EINVAL        (-30903) /* bad argument: id, name, location, option */
-#define MINIDBX_ECORRUPT      (-30904) /* bytes do not match their id, or bad metadata */
-#define MINIDBX_ENOSPC        (-30905) /* no space left on the device or in the map */
-#define MINIDBX_EIO           (-30906) /* an I/O or transport error */
-#define MINIDBX_ETOOBIG       (-30907) /* object larger than max_object_size */
-#define MINIDBX_EREFERENCED   (-30908) /* object is pointed at by a name */
-#define MINIDBX_EBUSY         MINIDBX_EREFERENCED /* alias */
-#define MINIDBX_EREADONLY     (-30909) /* store opened read-only */
-#define MINIDBX_ENOMEM        (-30910) /* out of memory */
-#define MINIDBX_EUNSUPPORTED  (-30911) /* the backend lacks this call */
-#define MINIDBX_EPERM         (-30912) /* permission denied (file mode, token) */
-#define MINIDBX_ESTATE        (-30913) /* call not valid now (e.g. nested batch) */
+#define MINIDBX_ENOTFOUND     (-40901) /* no such object or name */
+#define MINIDBX_EEXISTS       (-40902) /* it already exists (e.g. creating a store) */
+#define MINIDBX_EINVAL        (-40903) /* bad argument: id, name, location, option */
+#define MINIDBX_ECORRUPT      (-40904) /* bytes do not match their id, or bad metadata */
+#define MINIDBX_ENOSPC        (-40905) /* no space left on the device or in the map */
+#define MINIDBX_EIO           (-40906) /* an I/O or transport error */
+#define MINIDBX_ETOOBIG       (-40907) /* object larger than max_object_size */
+#define MINIDBX_EREFERENCED   (-40908) /* object is pointed at by a name */
+#define MINIDBX_EREADONLY     (-40909) /* store opened read-only */
+#define MINIDBX_ENOMEM        (-40910) /* out of memory */
+#define MINIDBX_EUNSUPPORTED  (-40911) /* the backend lacks this call */
+#define MINIDBX_EPERM         (-40912) /* permission denied (file mode, token) */
+#define MINIDBX_ESTATE        (-40913) /* call not valid now (e.g. nested batch) */
 
 /** A static, human-readable name for a code ("object not found"). Never
  *  NULL; unknown codes give "unknown error". Thread-safe. */
@@ -160,12 +165,31 @@ typedef struct {
 
 /** Open the store at location and return a handle in *out.
  *
- *  location is a directory path (the local store, also as file://PATH),
- *  "http://host:port" or "https://host:port" (a node running `mdbx serve`,
- *  in builds with the http client; every call works, batches as described
- *  at minidbx_batch_begin), or "scheme://..." for a scheme you
- *  registered with minidbx_register_scheme (http and file cannot be
- *  replaced). opts may be NULL for the defaults.
+ *  The location grammar, strictly:
+ *    SCHEME      a letter, then one or more letters, digits, '+', '.', '-'
+ *                (case does not matter), followed by ':'. A location that
+ *                starts with SCHEME ':' is never a directory.
+ *    file://PATH       the local store at PATH.
+ *    http://HOST:PORT, https://HOST:PORT
+ *                      a node running `mdbx serve`, in builds with the http
+ *                      client (else EUNSUPPORTED); every call works, batches
+ *                      as described at minidbx_batch_begin. An error the
+ *                      node's store returns comes back as the same code,
+ *                      with the node's message in minidbx_errmsg; a node
+ *                      that cannot be reached is EIO.
+ *    SCHEME://... or SCHEME:...
+ *                      a scheme registered with minidbx_register_scheme
+ *                      (the whole location is handed to it; http, https
+ *                      and file cannot be replaced).
+ *    s3://..., cluster:FILE
+ *                      known store types that this version does not have:
+ *                      EUNSUPPORTED (unless registered).
+ *    any other SCHEME: EUNSUPPORTED when written SCHEME://..., else EINVAL.
+ *    anything else     a directory path: the local store. A relative path
+ *                      whose first segment has a colon is written with a
+ *                      leading "./" ("./foo:bar"); "C:" (one letter) and
+ *                      "a/b:c" are paths as they are.
+ *  opts may be NULL for the defaults.
  *
  *  A local store is created if location does not exist or is an empty
  *  directory, unless MINIDBX_OPEN_NO_CREATE (then MINIDBX_ENOTFOUND). A
@@ -191,8 +215,14 @@ MINIDBX_EXTERN void minidbx_free(void *p);
 /** Store size bytes at data (data may be NULL when size is 0) and write
  *  their id to *out_id (which may be NULL). Storing bytes that are already
  *  there succeeds and stores nothing twice. Thread-safe.
- *  Errors: EREADONLY, ETOOBIG, ENOSPC, EIO, ENOMEM. Nothing partial is
- *  ever visible after a failure. */
+ *  A bad copy heals: on the local store, putting an object whose stored
+ *  copy is damaged replaces it (inline bytes are compared; a blob file
+ *  that is gone, not a regular file or of the wrong size is replaced, and
+ *  with MINIDBX_SYNC_FULL outside a batch any blob is, which also mends a
+ *  same-size corruption). The same holds for writers and put_fd.
+ *  Errors: EREADONLY, ETOOBIG, ENOSPC, EIO (also when the store's own
+ *  files fail: its directory was deleted, tmp/ cannot be written), ENOMEM.
+ *  Nothing partial is ever visible after a failure. */
 MINIDBX_EXTERN int minidbx_put(minidbx *db, const void *data, size_t size, minidbx_id *out_id);
 
 /** Fetch an object into a new buffer (*out_data, free with minidbx_free;
@@ -202,7 +232,10 @@ MINIDBX_EXTERN int minidbx_put(minidbx *db, const void *data, size_t size, minid
  *  Errors: ENOTFOUND, ECORRUPT (never wrong bytes), ENOMEM, EIO. */
 MINIDBX_EXTERN int minidbx_get(minidbx *db, const minidbx_id *id, void **out_data, size_t *out_size);
 
-/** 1 if the object is there, 0 if not, or a negative error. Thread-safe. */
+/** 1 if the object is there, 0 if not, or a negative error. Thread-safe.
+ *  On the local store "there" includes a cheap check of a file object's
+ *  blob (one stat: a regular file of the right size, not hashed), so an
+ *  object whose file is gone is reported missing and a put heals it. */
 MINIDBX_EXTERN int minidbx_exists(minidbx *db, const minidbx_id *id);
 
 /** Which of count ids are missing. The missing ones are written, in input
@@ -214,9 +247,15 @@ MINIDBX_EXTERN int minidbx_missing(minidbx *db, const minidbx_id *ids, size_t co
 #define MINIDBX_DELETE_CASCADE 0x1u /* also delete the names that point at it */
 
 /** Delete an object. An object that names point at is refused with
- *  MINIDBX_EREFERENCED unless flags has MINIDBX_DELETE_CASCADE.
- *  Errors: ENOTFOUND, EREFERENCED, EREADONLY, EIO. */
+ *  MINIDBX_EREFERENCED (use minidbx_delete_ex to delete the names too).
+ *  Thread-safe. Errors: ENOTFOUND, EREFERENCED, EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_delete(minidbx *db, const minidbx_id *id);
+
+/** minidbx_delete with flags: 0 behaves as minidbx_delete;
+ *  MINIDBX_DELETE_CASCADE also deletes every name that points at the object
+ *  (in one transaction on the local store), so it never fails with
+ *  EREFERENCED. Any other bit gives EINVAL. Thread-safe.
+ *  Errors: as minidbx_delete, plus EINVAL. */
 MINIDBX_EXTERN int minidbx_delete_ex(minidbx *db, const minidbx_id *id, unsigned flags);
 
 #define MINIDBX_OBJECT_INLINE 0x1u /* kept inside the metadata database */
@@ -260,19 +299,60 @@ MINIDBX_EXTERN int minidbx_writer_write(minidbx_writer *w, const void *data, siz
  *  *out_id (may be NULL) and free the writer, whatever the result. */
 MINIDBX_EXTERN int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id);
 
+/** minidbx_writer_commit, and more:
+ *  - expect (may be NULL): the id the bytes must have. When they hash to
+ *    another id nothing is stored and MINIDBX_ECORRUPT is returned (an
+ *    upload under a claimed id, e.g. PUT /v1/objects/ID).
+ *  - *out_created (may be NULL) gets 1 when this commit stored a new
+ *    object and 0 when the store had it already. The answer comes from the
+ *    store's own commit, so of any number of writers (threads, processes,
+ *    clients of one node) committing the same bytes at once, exactly one
+ *    hears 1. Inside a batch, 1 means new to the batch, which may still be
+ *    aborted. It is -1 when the backend cannot tell (a backend table older
+ *    than MINIDBX_BACKEND_VERSION 2, or one without commit_created).
+ *  Frees the writer whatever the result. Errors: as minidbx_writer_commit,
+ *  plus ECORRUPT (expect differs). */
+MINIDBX_EXTERN int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect,
+                                            minidbx_id *out_id, int *out_created);
+
+/** Commit as minidbx_writer_commit and point name at the object (as
+ *  minidbx_name_set) at once: a concurrent minidbx_gc or delete never sees
+ *  the object stored but not yet named, so it is never removed in between
+ *  (put, then name_set, can fail with ENOTFOUND when a gc runs between
+ *  them). On the local store both happen in one metadata transaction (the
+ *  caller's batch, if one is open, else a batch of their own); if the name
+ *  cannot be set nothing is stored. (A thread with a batch open on another
+ *  store gets two transactions here, as with put and name_set.) The temp
+ *  file's last writeback (a few MiB at most: writers flush as they go) is
+ *  fsync'ed at that batch's commit, under the store's writer lock. On a
+ *  remote store (http://) the node gets a put and then a name set; a gc
+ *  on the node between them can still remove the object, and the call
+ *  then fails with ENOTFOUND.
+ *  Frees the writer whatever the result.
+ *  Errors: as minidbx_writer_commit, plus EINVAL (bad name). */
+MINIDBX_EXTERN int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id);
+
 /** Throw away what was written and free the writer. NULL is a no-op. */
 MINIDBX_EXTERN void minidbx_writer_abort(minidbx_writer *w);
 
 /** Open an object for reading in chunks. *out_size (may be NULL) gets its
- *  size. Errors: ENOTFOUND, EIO, ENOMEM. */
+ *  size. A local blob file that is not a regular file (a FIFO, a symlink)
+ *  or has the wrong size is refused here. Errors: ENOTFOUND, ECORRUPT,
+ *  EIO, ENOMEM. */
 MINIDBX_EXTERN int minidbx_reader_open(minidbx *db, const minidbx_id *id,
                                        minidbx_reader **out, uint64_t *out_size);
 
 /** Read up to capacity bytes into buf; *out_read gets how many (0 at the
- *  end). The bytes are hashed as they pass: when the end is reached and
- *  they do not match the id, this returns MINIDBX_ECORRUPT instead of the
- *  end, so a caller that only trusts a stream which ended with 0 is never
- *  fooled. Errors: ECORRUPT, EIO. */
+ *  end). The bytes are hashed as they pass, and the read that would deliver
+ *  the object's last byte (the size reader_open gave) checks the hash
+ *  first: if it does not match the id, that read returns MINIDBX_ECORRUPT
+ *  with *out_read 0 (buf then holds nothing of use) instead of the final
+ *  chunk. So a caller that reads exactly size bytes and stops, and one that
+ *  reads until 0, are both protected: no corrupt object is ever delivered
+ *  whole. Earlier chunks are handed out before the end is known: write them
+ *  somewhere provisional until the last read succeeds. A backend that sends
+ *  more bytes than the size, or fewer, gives ECORRUPT too. Not checked
+ *  with MINIDBX_OPEN_NO_VERIFY. Errors: ECORRUPT, EIO. */
 MINIDBX_EXTERN int minidbx_reader_read(minidbx_reader *r, void *buf, size_t capacity, size_t *out_read);
 
 /** For zero-copy serving: if the object is a file, hand out a read-only fd
@@ -305,10 +385,11 @@ MINIDBX_EXTERN int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd);
  *  never do. Keep batches short (e.g. 1,000 puts).
  *  On a remote store (http://) a batch cannot share a transaction with the
  *  node: each call in it reaches the node at once, visible to all and
- *  durable when it returns; commit only ends the batch, and abort deletes
- *  the objects the batch's puts created (not those that were there before,
- *  nor one a name points at by then) but undoes no name change or delete,
- *  and may also fail with EIO.
+ *  durable when it returns; commit only ends the batch, and abort ends it
+ *  too and removes nothing. An object the batch put may be one another
+ *  client has been told is stored since, so abort never deletes it: what
+ *  the batch left without a name is removed by the next minidbx_gc (after
+ *  its grace period). Name changes and deletes are not undone either.
  *  Errors: ESTATE (a batch is already open on db), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_batch_begin(minidbx *db);
 
@@ -386,7 +467,14 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
 
 /** Check one object (id) or the whole store (id NULL): re-hash every
  *  object's bytes, look for records without bytes, blob files without
- *  records, names without objects and stale temp files. With
+ *  records, names without objects and stale temp files (reported, and
+ *  removed only with REPAIR; a read-only handle reports them too). The
+ *  scan takes no lock; on the local store every problem it finds is
+ *  checked again under the store lock, in a fresh transaction (the one
+ *  that repairs), before it is reported or repaired, so writers working
+ *  beside verify (put, delete, gc) never cause a false report and repair
+ *  never removes an object that was deleted and put again meanwhile. A
+ *  blob that is not a regular file (a FIFO, a symlink) is CORRUPT. With
  *  MINIDBX_VERIFY_REPAIR, corrupt and missing objects are removed (with
  *  the names that point at them), orphans and temp files deleted and
  *  reference counts fixed. report and cb may be NULL. Returns 0 when it

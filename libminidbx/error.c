@@ -67,6 +67,18 @@ int dbx_error_errno(int err, const char *fmt, ...)
     return code_for_errno(err);
 }
 
+int dbx_error_io(int err, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vset(fmt, ap, strerror(err));
+    va_end(ap);
+    errno = err;
+    if (err == ENOSPC || err == EDQUOT || err == EFBIG)
+        return MINIDBX_ENOSPC;
+    return err == ENOMEM ? MINIDBX_ENOMEM : MINIDBX_EIO;
+}
+
 int dbx_error_lmdb(int rc, const char *fmt, ...)
 {
     int code;

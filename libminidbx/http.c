@@ -20,6 +20,7 @@
  * buffers are the only buffers.
  */
 #include "internal.h"
+#include "wire.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -33,7 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <cjson/cJSON.h>
+#include <json-c/json.h>
 
 #define POOL_SIZE 8
 #define DEFAULT_TIMEOUT_MS 30000u
@@ -76,6 +77,7 @@ struct http_call {
     int64_t created_ns;
     uint64_t refs;
     bool is_inline;
+    int error_code;           /* X-Minidbx-Error, 0 if none came */
     char curl_error[CURL_ERROR_SIZE];
 };
 
@@ -206,6 +208,7 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
     if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* a new response (after 100 Continue): forget the last one's headers */
         call->content_length = 0;
+        call->error_code = 0;
         call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
     } else if (header_is(line, len, "Content-Length", &value)) {
         call->content_length = strtoull(value, NULL, 10);
@@ -215,6 +218,12 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
         call->refs = strtoull(value, NULL, 10);
     } else if (header_is(line, len, "X-Minidbx-Storage", &value)) {
         call->is_inline = strncmp(value, "inline", 6) == 0;
+    } else if (header_is(line, len, DBX_WIRE_ERROR_HEADER, &value)) {
+        size_t value_len = len - (size_t)(value - line);
+        while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||
+                             value[value_len - 1] == ' '))
+            value_len--;
+        call->error_code = dbx_wire_error_code(value, value_len);
     }
     return len;
 }
@@ -377,27 +386,91 @@ static int http_perform(struct http_backend *hb, struct http_call *call)
     return 0;
 }
 
-/* The code for an HTTP status that is not a success, with the node's
- * message ({"error": ...}) when it sent one. */
+/* ---- JSON replies ---------------------------------------------------------------
+ * json-c, not cJSON: it reads integers as integers, so sizes and ns times
+ * past 2^53 come through exactly (cJSON would round them through a double).
+ */
+
+/* The whole of text as one JSON value, or NULL. */
+static json_object *json_parse(const char *text, size_t len)
+{
+    json_tokener *tok = text && len <= INT32_MAX ? json_tokener_new() : NULL;
+    if (!tok)
+        return NULL;
+    json_object *json = json_tokener_parse_ex(tok, text, (int)len);
+    if (json_tokener_get_error(tok) != json_tokener_success ||
+        json_tokener_get_parse_end(tok) != len) {
+        json_object_put(json);
+        json = NULL;
+    }
+    json_tokener_free(tok);
+    return json;
+}
+
+/* obj[key], or NULL when obj is no object, key is absent or its value null. */
+static json_object *json_get(json_object *obj, const char *key)
+{
+    json_object *item = NULL;
+    if (!json_object_is_type(obj, json_type_object) || !json_object_object_get_ex(obj, key, &item))
+        return NULL;
+    return item;
+}
+
+static const char *json_string(json_object *obj, const char *key)
+{
+    json_object *item = json_get(obj, key);
+    return json_object_is_type(item, json_type_string) ? json_object_get_string(item) : NULL;
+}
+
+static bool json_true(json_object *obj, const char *key)
+{
+    json_object *item = json_get(obj, key);
+    return json_object_is_type(item, json_type_boolean) && json_object_get_boolean(item);
+}
+
+static int json_lacks(const char *key)
+{
+    return minidbx_error_set(MINIDBX_EIO, "http: the node's reply lacks the integer '%s'", key);
+}
+
+/* An integer member, exactly (errno tells json-c's overflow). */
+static int u64_item(json_object *obj, const char *key, uint64_t *out)
+{
+    json_object *item = json_get(obj, key);
+    errno = 0;
+    if (!json_object_is_type(item, json_type_int) || json_object_get_int64(item) < 0)
+        return json_lacks(key);
+    uint64_t value = json_object_get_uint64(item);
+    if (errno)
+        return json_lacks(key);
+    *out = value;
+    return 0;
+}
+
+static int i64_item(json_object *obj, const char *key, int64_t *out)
+{
+    json_object *item = json_get(obj, key);
+    errno = 0;
+    if (!json_object_is_type(item, json_type_int))
+        return json_lacks(key);
+    int64_t value = json_object_get_int64(item);
+    if (errno)
+        return json_lacks(key);
+    *out = value;
+    return 0;
+}
+
+/* The code of a reply that is not a success: the one the node named in
+ * X-Minidbx-Error, else the status's (wire.c), with the node's message
+ * ({"error": ...}) when it sent one. */
 static int status_error(const struct http_call *call)
 {
-    int code;
-    switch (call->status) {
-    case 400: code = MINIDBX_EINVAL; break;
-    case 401: case 403: code = MINIDBX_EPERM; break;
-    case 404: code = MINIDBX_ENOTFOUND; break;
-    case 409: code = MINIDBX_EREFERENCED; break;
-    case 413: code = MINIDBX_ETOOBIG; break;
-    case 422: code = MINIDBX_ECORRUPT; break;
-    case 501: code = MINIDBX_EUNSUPPORTED; break;
-    case 507: code = MINIDBX_ENOSPC; break;
-    default: code = MINIDBX_EIO; break;
-    }
-    cJSON *json = call->buf ? cJSON_ParseWithLength(call->buf, call->buf_len) : NULL;
-    const char *message = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "error"));
-    code = minidbx_error_set(code, "%s %s: HTTP %ld%s%s", call->method, call->url, call->status,
-                             message ? ": " : "", message ? message : "");
-    cJSON_Delete(json);
+    int code = call->error_code ? call->error_code : dbx_wire_code_for_status(call->status);
+    json_object *json = json_parse(call->buf, call->buf_len);
+    const char *message = json_string(json, "error");
+    code = minidbx_error_set(code, "%s %s: HTTP %ld: %s", call->method, call->url, call->status,
+                             message ? message : minidbx_strerror(code));
+    json_object_put(json);
     return code;
 }
 
@@ -410,16 +483,16 @@ static int http_expect_ok(struct http_backend *hb, struct http_call *call)
     return rc;
 }
 
-static cJSON *reply_json(struct http_call *call, int *rc)
+static json_object *reply_json(struct http_call *call, int *rc)
 {
-    cJSON *json = call->buf ? cJSON_ParseWithLength(call->buf, call->buf_len) : NULL;
+    json_object *json = json_parse(call->buf, call->buf_len);
     if (!json)
         *rc = minidbx_error_set(MINIDBX_EIO, "%s %s: the reply is not JSON", call->method, call->url);
     return json;
 }
 
 /* Perform, accept only a 2xx reply, and parse it; NULL with *rc set if not. */
-static cJSON *http_expect_json(struct http_backend *hb, struct http_call *call, int *rc)
+static json_object *http_expect_json(struct http_backend *hb, struct http_call *call, int *rc)
 {
     if ((*rc = http_expect_ok(hb, call)) < 0)
         return NULL;
@@ -429,51 +502,6 @@ static cJSON *http_expect_json(struct http_backend *hb, struct http_call *call, 
 static struct http_backend *http_of(minidbx_backend *be)
 {
     return (struct http_backend *)be;
-}
-
-/* ---- batches: what a put in one must remember ------------------------------------ */
-
-/* A batch cannot share a transaction with the node: every call in it
- * reaches the node at once and is durable there when it returns. What the
- * batch keeps is the ids of the objects its puts created (the node said
- * 201), so that abort can delete them again. A put retried after its reply
- * was lost hears 200 and is not remembered: abort leaves that object. One
- * batch per thread, as for the local store. */
-struct http_batch {
-    struct http_backend *hb;
-    minidbx_id *created;
-    size_t count, cap;
-};
-
-static _Thread_local struct http_batch *thread_batch;
-
-static struct http_batch *batch_of(struct http_backend *hb)
-{
-    return thread_batch && thread_batch->hb == hb ? thread_batch : NULL;
-}
-
-/* Before a put in a batch: room for its id, so that noting it after the
- * put cannot fail. */
-static int batch_reserve(struct http_backend *hb)
-{
-    struct http_batch *b = batch_of(hb);
-    if (!b || b->count < b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap * 2 : 64;
-    minidbx_id *grown = realloc(b->created, cap * sizeof *grown);
-    if (!grown)
-        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    b->created = grown;
-    b->cap = cap;
-    return 0;
-}
-
-/* After a put the node took: remember the object if it is new. */
-static void batch_note(struct http_backend *hb, const struct http_call *call, const minidbx_id *id)
-{
-    struct http_batch *b = batch_of(hb);
-    if (b && call->status == 201)
-        b->created[b->count++] = *id;
 }
 
 /* ---- objects ------------------------------------------------------------------ */
@@ -487,10 +515,8 @@ static int http_put(minidbx_backend *be, const minidbx_id *id, const void *data,
     call.body = data ? data : "";
     call.body_size = size;
     call.content_type = "application/octet-stream";
-    if ((rc = batch_reserve(http_of(be))) == 0 &&
-        (rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0 &&
-        (rc = http_expect_ok(http_of(be), &call)) == 0)
-        batch_note(http_of(be), &call, id);
+    if ((rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0)
+        rc = http_expect_ok(http_of(be), &call);
     free(call.buf);
     return rc;
 }
@@ -564,9 +590,11 @@ static int http_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
     return rc;
 }
 
-static int parse_id_item(const cJSON *item, minidbx_id *out)
+static int parse_id_item(json_object *item, minidbx_id *out)
 {
-    if (minidbx_id_parse(out, cJSON_GetStringValue(item)) < 0)
+    const char *hex = json_object_is_type(item, json_type_string) ? json_object_get_string(item)
+                                                                  : NULL;
+    if (minidbx_id_parse(out, hex) < 0)
         return minidbx_error_set(MINIDBX_EIO, "http: the node sent a bad id");
     return 0;
 }
@@ -576,17 +604,22 @@ static int missing_batch(struct http_backend *hb, const minidbx_id *ids, size_t 
                          minidbx_id *out, size_t *out_count)
 {
     struct http_call call;
-    cJSON *in = cJSON_CreateArray(), *reply = NULL;
-    char *body = NULL;
+    json_object *in = json_object_new_array_ext((int)count), *reply = NULL;
+    const char *body = NULL;
     int rc = 0;
 
     for (size_t i = 0; in && i < count; i++) {
         char hex[MINIDBX_ID_HEX_SIZE];
         minidbx_id_format(&ids[i], hex);
-        cJSON_AddItemToArray(in, cJSON_CreateString(hex));
+        json_object *item = json_object_new_string(hex);
+        if (!item || json_object_array_add(in, item) < 0) {
+            json_object_put(item);
+            json_object_put(in);
+            in = NULL;
+        }
     }
     call_init(&call, "POST");
-    if (!in || !(body = cJSON_PrintUnformatted(in))) {
+    if (!in || !(body = json_object_to_json_string_ext(in, JSON_C_TO_STRING_PLAIN))) {
         rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
         goto out;
     }
@@ -596,20 +629,19 @@ static int missing_batch(struct http_backend *hb, const minidbx_id *ids, size_t 
     if ((rc = call_url(hb, &call, "/v1/missing", NULL)) < 0 ||
         !(reply = http_expect_json(hb, &call, &rc)))
         goto out;
-    const cJSON *missing = cJSON_GetObjectItemCaseSensitive(reply, "missing"), *item;
-    if ((size_t)cJSON_GetArraySize(missing) > count) {
+    json_object *missing = json_get(reply, "missing");
+    size_t listed = json_object_is_type(missing, json_type_array) ? json_object_array_length(missing) : 0;
+    if (listed > count) {
         rc = minidbx_error_set(MINIDBX_EIO, "http: the node listed more missing ids than asked");
         goto out;
     }
-    cJSON_ArrayForEach(item, missing)
-    {
-        if ((rc = parse_id_item(item, &out[(*out_count)++])) < 0)
+    for (size_t i = 0; i < listed; i++) {
+        if ((rc = parse_id_item(json_object_array_get_idx(missing, i), &out[(*out_count)++])) < 0)
             goto out;
     }
 out:
-    cJSON_Delete(in);
-    cJSON_Delete(reply);
-    free(body);
+    json_object_put(in); /* and the body it printed */
+    json_object_put(reply);
     free(call.buf);
     return rc;
 }
@@ -635,66 +667,51 @@ static int http_missing(minidbx_backend *be, const minidbx_id *ids, size_t count
     return rc;
 }
 
-static int u64_item(const cJSON *obj, const char *key, uint64_t *out)
+static int object_item(json_object *obj, minidbx_object_info *out)
 {
-    const cJSON *item = cJSON_GetObjectItemCaseSensitive(obj, key);
-    if (!cJSON_IsNumber(item) || item->valuedouble < 0)
-        return minidbx_error_set(MINIDBX_EIO, "http: the node's reply lacks '%s'", key);
-    /* cJSON keeps numbers as doubles: exact up to 2^53 (sizes, counts);
-     * ns timestamps in listings may be off by a few hundred ns. */
-    *out = (uint64_t)item->valuedouble;
-    return 0;
-}
-
-static int object_item(const cJSON *obj, minidbx_object_info *out)
-{
-    uint64_t created = 0;
-    int rc = parse_id_item(cJSON_GetObjectItemCaseSensitive(obj, "id"), &out->id);
+    int rc = parse_id_item(json_get(obj, "id"), &out->id);
     if (rc == 0)
         rc = u64_item(obj, "size", &out->size);
     if (rc == 0)
         rc = u64_item(obj, "refs", &out->refs);
     if (rc == 0)
-        rc = u64_item(obj, "created_ns", &created);
-    out->created_ns = (int64_t)created;
-    out->flags = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "inline")) ? MINIDBX_OBJECT_INLINE : 0;
+        rc = i64_item(obj, "created_ns", &out->created_ns);
+    out->flags = json_true(obj, "inline") ? MINIDBX_OBJECT_INLINE : 0;
     return rc;
 }
 
 /* Fetch one page of a listing into out[*count...]; *more is false at the end. */
-typedef int (*page_item_fn)(const cJSON *item, void *out, size_t index);
+typedef int (*page_item_fn)(json_object *item, void *out, size_t index);
 
 static int fetch_page(struct http_backend *hb, struct http_call *call, const char *key,
                       page_item_fn fn, void *out, size_t *count, size_t page, bool *more)
 {
-    cJSON *reply = NULL;
-    const cJSON *item;
+    json_object *reply = NULL;
     int rc;
     size_t got = 0;
 
     if (!(reply = http_expect_json(hb, call, &rc)))
         goto out;
-    const cJSON *array = cJSON_GetObjectItemCaseSensitive(reply, key);
-    if (!cJSON_IsArray(array) || (size_t)cJSON_GetArraySize(array) > page) {
+    json_object *array = json_get(reply, key);
+    if (!json_object_is_type(array, json_type_array) || json_object_array_length(array) > page) {
         rc = minidbx_error_set(MINIDBX_EIO, "http: the node's listing is malformed");
         goto out;
     }
-    cJSON_ArrayForEach(item, array)
-    {
-        if ((rc = fn(item, out, *count + got)) < 0)
+    for (size_t i = 0; i < json_object_array_length(array); i++) {
+        if ((rc = fn(json_object_array_get_idx(array, i), out, *count + got)) < 0)
             goto out;
         got++;
     }
     *count += got;
     *more = got == page;
 out:
-    cJSON_Delete(reply);
+    json_object_put(reply);
     free(call->buf);
     call->buf = NULL;
     return rc;
 }
 
-static int list_item(const cJSON *item, void *out, size_t index)
+static int list_item(json_object *item, void *out, size_t index)
 {
     return object_item(item, (minidbx_object_info *)out + index);
 }
@@ -842,30 +859,34 @@ static int writer_write(minidbx_backend_writer *bw, const void *data, size_t siz
 
 static void writer_abort(minidbx_backend_writer *bw);
 
-static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
+/* The node answers 201 when its store's commit created the object, 200
+ * when it had it. */
+static int writer_commit_created(minidbx_backend_writer *bw, const minidbx_id *id, int *created)
 {
     struct http_writer *w = (struct http_writer *)bw;
     minidbx_id got;
-    cJSON *reply = NULL;
-    int rc = batch_reserve(w->stream.hb);
+    json_object *reply = NULL;
+    int rc;
 
-    if (rc < 0) {
-        writer_abort(bw);
-        return rc;
-    }
     shutdown(w->stream.local_fd, SHUT_WR); /* the end of the body */
     rc = stream_finish(&w->stream);
     if (rc == 0 && (reply = reply_json(&w->stream.call, &rc)) != NULL &&
-        (rc = parse_id_item(cJSON_GetObjectItemCaseSensitive(reply, "id"), &got)) == 0 &&
+        (rc = parse_id_item(json_get(reply, "id"), &got)) == 0 &&
         !minidbx_id_equal(&got, id))
         rc = minidbx_error_set(MINIDBX_ECORRUPT, "PUT %s: the node stored the bytes under another id",
                                w->stream.call.url);
     if (rc == 0)
-        batch_note(w->stream.hb, &w->stream.call, id);
-    cJSON_Delete(reply);
+        *created = w->stream.call.status == 201;
+    json_object_put(reply);
     stream_free(&w->stream);
     free(w);
     return rc;
+}
+
+static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
+{
+    int created;
+    return writer_commit_created(bw, id, &created);
 }
 
 static void writer_abort(minidbx_backend_writer *bw)
@@ -886,6 +907,7 @@ static int http_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
     w->base.write = writer_write;
     w->base.commit = writer_commit;
     w->base.abort = writer_abort;
+    w->base.commit_created = writer_commit_created;
     if ((rc = stream_start(http_of(be), &w->stream, "PUT", "/v1/objects", NULL, true)) < 0) {
         writer_abort(&w->base);
         return rc;
@@ -963,21 +985,19 @@ static int name_url(struct http_backend *hb, struct http_call *call, const char 
     return rc < 0 ? rc : url_append(call->url, sizeof call->url, name, true, true);
 }
 
-static int name_item(const cJSON *obj, minidbx_name_info *out)
+static int name_item(json_object *obj, minidbx_name_info *out)
 {
-    const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "name"));
-    uint64_t mtime = 0;
+    const char *name = json_string(obj, "name");
 
     if (!name || strlen(name) > MINIDBX_NAME_MAX)
         return minidbx_error_set(MINIDBX_EIO, "http: the node sent a bad name");
     memset(out, 0, sizeof *out);
     strcpy(out->name, name);
-    int rc = parse_id_item(cJSON_GetObjectItemCaseSensitive(obj, "id"), &out->id);
+    int rc = parse_id_item(json_get(obj, "id"), &out->id);
     if (rc == 0)
         rc = u64_item(obj, "size", &out->size);
     if (rc == 0)
-        rc = u64_item(obj, "mtime_ns", &mtime);
-    out->mtime_ns = (int64_t)mtime;
+        rc = i64_item(obj, "mtime_ns", &out->mtime_ns);
     return rc;
 }
 
@@ -1003,14 +1023,14 @@ static int http_name_set(minidbx_backend *be, const char *name, const minidbx_id
 static int http_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out)
 {
     struct http_call call;
-    cJSON *reply = NULL;
+    json_object *reply = NULL;
     int rc;
 
     call_init(&call, "GET");
     if ((rc = name_url(http_of(be), &call, name)) == 0 &&
         (reply = http_expect_json(http_of(be), &call, &rc)) != NULL)
         rc = name_item(reply, out);
-    cJSON_Delete(reply);
+    json_object_put(reply);
     free(call.buf);
     return rc;
 }
@@ -1027,7 +1047,7 @@ static int http_name_delete(minidbx_backend *be, const char *name)
     return rc;
 }
 
-static int names_item(const cJSON *item, void *out, size_t index)
+static int names_item(json_object *item, void *out, size_t index)
 {
     return name_item(item, (minidbx_name_info *)out + index);
 }
@@ -1057,7 +1077,25 @@ static int http_name_list(minidbx_backend *be, const char *prefix, const char *a
     return rc;
 }
 
-/* ---- batches ---------------------------------------------------------------------- */
+/* ---- batches ---------------------------------------------------------------- */
+
+/* A batch cannot share a transaction with the node: every call in it
+ * reaches the node at once and is durable there when it returns. So the
+ * batch only keeps the thread's state (one batch per thread, as for the
+ * local store), and abort removes nothing: an object a put of ours sent
+ * may be one that another client was told is stored in the meantime, and
+ * deleting it would lose what the node acknowledged to them. What the
+ * batch left unnamed is gc's to remove. */
+struct http_batch {
+    struct http_backend *hb;
+};
+
+static _Thread_local struct http_batch *thread_batch;
+
+static struct http_batch *batch_of(struct http_backend *hb)
+{
+    return thread_batch && thread_batch->hb == hb ? thread_batch : NULL;
+}
 
 static int http_batch_begin(minidbx_backend *be)
 {
@@ -1083,35 +1121,19 @@ static struct http_batch *batch_end(struct http_backend *hb, const char *what, i
     return b;
 }
 
-static void batch_free(struct http_batch *b)
-{
-    if (b)
-        free(b->created);
-    free(b);
-}
-
 /* Everything is on the node already: the batch just ends. */
 static int http_batch_commit(minidbx_backend *be)
 {
     int rc = 0;
-    batch_free(batch_end(http_of(be), "batch commit", &rc));
+    free(batch_end(http_of(be), "batch commit", &rc));
     return rc;
 }
 
-/* Delete, newest first, the objects the batch's puts created. One that a
- * name points at by now stays: someone uses it (deleting names is not
- * ours to do). The first other failure is returned once all were tried. */
+/* Ends the batch and removes nothing (see "batches" above). */
 static int http_batch_abort(minidbx_backend *be)
 {
     int rc = 0;
-    struct http_batch *b = batch_end(http_of(be), "batch abort", &rc);
-
-    while (b && b->count) {
-        int one = http_del(be, &b->created[--b->count], 0);
-        if (one < 0 && one != MINIDBX_ENOTFOUND && one != MINIDBX_EREFERENCED && rc == 0)
-            rc = one;
-    }
-    batch_free(b);
+    free(batch_end(http_of(be), "batch abort", &rc));
     return rc;
 }
 
@@ -1126,7 +1148,7 @@ static void call_init_admin(struct http_call *call)
     call->long_running = true;
 }
 
-static int verify_report_items(const cJSON *reply, minidbx_verify_report *out)
+static int verify_report_items(json_object *reply, minidbx_verify_report *out)
 {
     int rc = u64_item(reply, "objects_checked", &out->objects_checked);
     if (rc == 0)
@@ -1139,11 +1161,11 @@ static int verify_report_items(const cJSON *reply, minidbx_verify_report *out)
 }
 
 /* {"kind": N, "id": ID or null, "detail": "...", "repaired": bool} -> cb */
-static int problem_item(const cJSON *obj, minidbx_problem_cb cb, void *ctx)
+static int problem_item(json_object *obj, minidbx_problem_cb cb, void *ctx)
 {
-    const cJSON *id_item = cJSON_GetObjectItemCaseSensitive(obj, "id");
-    const char *detail = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(obj, "detail"));
-    bool has_id = !cJSON_IsNull(id_item);
+    json_object *id_item = json_get(obj, "id");
+    const char *detail = json_string(obj, "detail");
+    bool has_id = id_item != NULL;
     uint64_t kind = 0;
     minidbx_id id;
 
@@ -1152,7 +1174,7 @@ static int problem_item(const cJSON *obj, minidbx_problem_cb cb, void *ctx)
         rc = parse_id_item(id_item, &id);
     if (rc == 0 && cb)
         cb(ctx, (minidbx_problem)kind, has_id ? &id : NULL, detail ? detail : "",
-           cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(obj, "repaired")));
+           json_true(obj, "repaired"));
     return rc;
 }
 
@@ -1162,8 +1184,7 @@ static int http_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags
     struct http_backend *hb = http_of(be);
     struct http_call call;
     char hex[MINIDBX_ID_HEX_SIZE];
-    cJSON *reply = NULL;
-    const cJSON *item;
+    json_object *reply = NULL;
     int rc;
 
     if (id)
@@ -1174,13 +1195,13 @@ static int http_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags
         (rc = call_query(&call, "repair", flags & MINIDBX_VERIFY_REPAIR ? "1" : NULL)) == 0 &&
         (reply = http_expect_json(hb, &call, &rc)) != NULL &&
         (rc = verify_report_items(reply, report)) == 0) {
-        cJSON_ArrayForEach(item, cJSON_GetObjectItemCaseSensitive(reply, "problem_list"))
-        {
-            if ((rc = problem_item(item, cb, ctx)) < 0)
-                break;
-        }
+        json_object *problems = json_get(reply, "problem_list");
+        size_t count = json_object_is_type(problems, json_type_array)
+                           ? json_object_array_length(problems) : 0;
+        for (size_t i = 0; i < count && rc == 0; i++)
+            rc = problem_item(json_object_array_get_idx(problems, i), cb, ctx);
     }
-    cJSON_Delete(reply);
+    json_object_put(reply);
     free(call.buf);
     return rc;
 }
@@ -1189,7 +1210,7 @@ static int http_gc(minidbx_backend *be, minidbx_gc_report *report)
 {
     struct http_backend *hb = http_of(be);
     struct http_call call;
-    cJSON *reply = NULL;
+    json_object *reply = NULL;
     int rc;
 
     call_init_admin(&call);
@@ -1197,7 +1218,7 @@ static int http_gc(minidbx_backend *be, minidbx_gc_report *report)
         (reply = http_expect_json(hb, &call, &rc)) != NULL &&
         (rc = u64_item(reply, "objects_removed", &report->objects_removed)) == 0)
         rc = u64_item(reply, "bytes_removed", &report->bytes_removed);
-    cJSON_Delete(reply);
+    json_object_put(reply);
     free(call.buf);
     return rc;
 }
@@ -1208,7 +1229,7 @@ static int http_info(minidbx_backend *be, minidbx_store_info *out)
 {
     struct http_backend *hb = http_of(be);
     struct http_call call;
-    cJSON *reply = NULL;
+    json_object *reply = NULL;
     int rc;
 
     call_init(&call, "GET");
@@ -1222,7 +1243,7 @@ static int http_info(minidbx_backend *be, minidbx_store_info *out)
             rc = u64_item(reply, "inline_threshold", &out->inline_threshold);
     }
     snprintf(out->location, sizeof out->location, "%s", hb->url);
-    cJSON_Delete(reply);
+    json_object_put(reply);
     free(call.buf);
     return rc;
 }

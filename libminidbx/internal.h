@@ -24,6 +24,11 @@ void dbx_error_clear(void);
  * "<what>: strerror(err)" and return the code. */
 int dbx_error_errno(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* For a failure on the store's own files (a temp file, a blob, the lock):
+ * no full disk is a ENOTFOUND or EPERM of the caller's, so everything but
+ * ENOSPC (EDQUOT, EFBIG) and ENOMEM is MINIDBX_EIO. */
+int dbx_error_io(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* Same for an LMDB return code (positive ones are errno values). */
 int dbx_error_lmdb(int rc, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -59,6 +64,33 @@ int dbx_mkdir_p(const char *path);
 int dbx_path_join(char *out, size_t out_size, const char *dir, const char *name);
 /* Wall-clock time in ns since the epoch. */
 int64_t dbx_now_ns(void);
+
+/* --- test-only pause points (testhook.c) ---------------------------------- */
+
+/* TEST ONLY. With MINIDBX_TEST_PAUSE=POINT[,POINT...]:FILE in the
+ * environment (read once, when the first store is opened), the library
+ * creates FILE.POINT when it reaches a listed point and waits until a test
+ * removes it (at most 10 s), so that race tests can place another process's
+ * action exactly in the window they mean to test instead of hoping for it.
+ * Points:
+ *   verify-object    verify's unlocked scan, before it opens each blob file
+ *                    (it has read the record)
+ *   verify-scanned   verify, after its unlocked scan, before the re-check
+ *   gc-scanned       gc, between its scan and its delete (lock held)
+ *   put-renamed      a file put, between the rename and the record commit
+ *   delete-committed a delete of a file object, between its record commit
+ *                    and the unlink of its blob (exclusive lock held)
+ *   put-before-name  minidbx_writer_commit_named, after the put and before
+ *                    the name is set
+ * Disabled (the normal case) it costs one load and one branch. */
+extern const char *dbx_test_pause_point;
+void dbx_test_pause_init(void);
+void dbx_test_pause_at(const char *point);
+#define DBX_TEST_PAUSE(point)                                                   \
+    do {                                                                        \
+        if (dbx_test_pause_point)                                               \
+            dbx_test_pause_at(point);                                           \
+    } while (0)
 
 /* --- the local backend (local.c) ----------------------------------------- */
 

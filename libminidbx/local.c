@@ -10,6 +10,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -107,6 +108,60 @@ void local_blob_path(const local_store *s, const minidbx_id *id, char *out)
     snprintf(out, PATH_MAX, "%s/blobs/%.2s/%.2s/%s", s->root, hex, hex + 2, hex);
 }
 
+int local_blob_open(const local_store *s, const minidbx_id *id, char *path, struct stat *st)
+{
+    local_blob_path(s, id, path);
+    /* O_NONBLOCK: opening a FIFO for reading would wait for a writer. */
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+    if (fd < 0)
+        return errno == ELOOP ? BLOB_NOT_REGULAR : errno == ENOTDIR ? -ENOENT : -errno;
+    if (fstat(fd, st) < 0) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    if (!S_ISREG(st->st_mode)) {
+        close(fd);
+        return BLOB_NOT_REGULAR;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+    return fd;
+}
+
+int local_blob_ok(const local_store *s, const minidbx_id *id, uint64_t size)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    local_blob_path(s, id, path);
+    if (fstatat(AT_FDCWD, path, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno == ENOENT || errno == ENOTDIR ? 0 : local_io_error(s, errno, "stat %s", path);
+    return S_ISREG(st.st_mode) && (uint64_t)st.st_size == size;
+}
+
+bool local_store_gone(const local_store *s)
+{
+    struct stat st;
+    int fd;
+    if (stat(s->root, &st) < 0 && errno == ENOENT)
+        return true;
+    return s->env && mdb_env_get_fd(s->env, &fd) == 0 && fstat(fd, &st) == 0 && st.st_nlink == 0;
+}
+
+int local_io_error(const local_store *s, int err, const char *fmt, ...)
+{
+    char what[PATH_MAX + 128];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (local_store_gone(s))
+        return minidbx_error_set(MINIDBX_EIO, "store directory %s is gone (%s: %s)", s->root, what,
+                                 strerror(err));
+    return dbx_error_io(err, "%s", what);
+}
+
 int local_record_parse(const MDB_val *v, const minidbx_id *id, record_header *out)
 {
     char sid[16];
@@ -126,6 +181,17 @@ int local_record_parse(const MDB_val *v, const minidbx_id *id, record_header *ou
 }
 
 /* --- transactions --------------------------------------------------------- */
+
+/* After a commit: a store whose directory was deleted keeps working in the
+ * open LMDB map, so a change would "succeed" into a file nobody can open
+ * again. Say so instead of acknowledging it. One fstat per commit. */
+static int store_still_there(const local_store *s)
+{
+    if (!local_store_gone(s))
+        return 0;
+    return minidbx_error_set(MINIDBX_EIO, "store directory %s is gone: the change was not stored",
+                             s->root);
+}
 
 bool local_in_batch(local_store *s)
 {
@@ -201,20 +267,24 @@ int local_write_end(local_store *s, MDB_txn *txn, bool in_batch, int rc)
         return rc;
     }
     int lrc = mdb_txn_commit(txn);
-    return lrc ? dbx_error_lmdb(lrc, "%s: commit failed", s->root) : 0;
+    if (lrc)
+        return dbx_error_lmdb(lrc, "%s: commit failed", s->root);
+    return store_still_there(s);
 }
 
 int local_lock(local_store *s, bool exclusive)
 {
     int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0 && s->readonly && (errno == EACCES || errno == EROFS))
+        fd = open(s->lock_path, O_RDONLY | O_CLOEXEC); /* flock needs no write access */
     if (fd < 0)
-        return dbx_error_errno(errno, "%s", s->lock_path);
+        return local_io_error(s, errno, "%s", s->lock_path);
     while (flock(fd, exclusive ? LOCK_EX : LOCK_SH) < 0) {
         if (errno == EINTR)
             continue;
         int err = errno;
         close(fd);
-        return dbx_error_errno(err, "%s: flock", s->lock_path);
+        return local_io_error(s, err, "%s: flock", s->lock_path);
     }
     return fd;
 }
@@ -285,29 +355,56 @@ static int record_exists(local_store *s, MDB_txn *txn, const minidbx_id *id)
     return rc ? dbx_error_lmdb(rc, "%s: looking up an object", s->root) : 1;
 }
 
+/* Is the stored record v of id whole: well formed, of size bytes, of the
+ * right kind and, inline, holding exactly data? *old gets its header. */
+static bool record_sound(const MDB_val *v, const minidbx_id *id, const void *data, uint64_t size,
+                         bool is_inline, record_header *old)
+{
+    if (local_record_parse(v, id, old) < 0) {
+        dbx_error_clear(); /* not a failure of this call: the put heals it */
+        memset(old, 0, sizeof *old);
+        return false;
+    }
+    if (old->size != size || !(old->flags & RECORD_INLINE) != !is_inline)
+        return false;
+    return !is_inline || size == 0 || memcmp((const char *)v->mv_data + RECORD_HEADER_BYTES, data, (size_t)size) == 0;
+}
+
 /* Insert the record (and for inline objects the bytes) in txn unless it is
- * there: 0 inserted, 1 already there (nothing changed), or an error. One
- * B-tree descent does both the check and the insert. */
+ * there: 0 inserted, 1 already there and sound (nothing changed), 2 it was
+ * there but damaged and has been rewritten (a bad copy heals when the right
+ * bytes are put again), or an error. One B-tree descent does the check and
+ * the insert; the compare costs a memcmp of at most the inline threshold. */
 static int record_insert(local_store *s, MDB_txn *txn, const minidbx_id *id, const void *data,
                          uint64_t size, bool is_inline)
 {
     record_header h = { .version = RECORD_VERSION, .flags = is_inline ? RECORD_INLINE : 0,
-                        .size = size, .created_ns = dbx_now_ns() };
+                        .size = size, .created_ns = dbx_now_ns() }, old;
     MDB_val k = id_key(id), v = { RECORD_HEADER_BYTES + (is_inline ? (size_t)size : 0), NULL };
     int rc = mdb_put(txn, s->objects, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
-    if (rc == MDB_KEYEXIST)
+    bool heal = rc == MDB_KEYEXIST; /* v is the stored record */
+    if (heal && record_sound(&v, id, data, size, is_inline, &old))
         return 1;
+    if (heal) {
+        if (old.version == RECORD_VERSION)
+            h.created_ns = old.created_ns;
+        v.mv_size = RECORD_HEADER_BYTES + (is_inline ? (size_t)size : 0);
+        rc = mdb_put(txn, s->objects, &k, &v, MDB_RESERVE);
+    }
     if (rc)
         return dbx_error_lmdb(rc, "%s: storing an object record", s->root);
     memcpy(v.mv_data, &h, RECORD_HEADER_BYTES);
     if (is_inline && size)
         memcpy((char *)v.mv_data + RECORD_HEADER_BYTES, data, (size_t)size);
-    return local_stats_add(s, txn, (int64_t)size, is_inline ? 1 : 0);
+    /* A healed record replaces one of the same id, so of the same size and
+     * kind as counted when it was first stored: the counters stand. */
+    return heal ? 2 : local_stats_add(s, txn, (int64_t)size, is_inline ? 1 : 0);
 }
 
 /* The existence check is done in the write transaction, not a read one, so
  * that a put is ordered against gc: it either finds the object after gc, or
- * stores it again. */
+ * stores it again. 0 stored, 1 there already (the writer's "created"), or
+ * an error. */
 static int put_inline(local_store *s, const minidbx_id *id, const void *data, size_t size)
 {
     MDB_txn *txn;
@@ -316,13 +413,14 @@ static int put_inline(local_store *s, const minidbx_id *id, const void *data, si
     if (rc < 0)
         return rc;
     rc = record_insert(s, txn, id, data, size, true);
-    return local_write_end(s, txn, in_batch, rc < 0 ? rc : 0);
+    int end = local_write_end(s, txn, in_batch, rc < 0 ? rc : 0);
+    return end < 0 ? end : rc;
 }
 
 static int fsync_dir_checked(const char *path)
 {
     int err = dbx_fsync_dir(path);
-    return err < 0 ? dbx_error_errno(-err, "fsync %s", path) : 0;
+    return err < 0 ? dbx_error_io(-err, "fsync %s", path) : 0;
 }
 
 /* Make STORE/blobs/ab/cd exist. New directory entries are made durable
@@ -338,7 +436,7 @@ static int ensure_shard_dirs(local_store *s, const char *blob_path, bool in_batc
         bool created;
         int err = dbx_mkdir(dir, &created);
         if (err < 0)
-            return dbx_error_errno(-err, "mkdir %s", dir);
+            return local_io_error(s, -err, "mkdir %s", dir);
         if (!created || !s->sync)
             continue;
         dir[len - 3] = '\0'; /* the parent now has a new entry */
@@ -349,6 +447,8 @@ static int ensure_shard_dirs(local_store *s, const char *blob_path, bool in_batc
     return 0;
 }
 
+static int fsync_path(const char *path);
+
 static void dir_of(const char *path, char *out)
 {
     snprintf(out, PATH_MAX, "%s", path);
@@ -357,44 +457,79 @@ static void dir_of(const char *path, char *out)
         *slash = '\0';
 }
 
+/* When the object is stored already, should this put's temp file replace
+ * its blob? Yes when the blob is gone, not a regular file or of the wrong
+ * size (the cheap check): a bad copy heals. Also when the temp file is
+ * durable already (sync, outside a batch): then the rename costs what the
+ * unlink would and heals a same-size corruption too, and a crash before the
+ * rename is durable leaves the old file, no worse. Never otherwise: an
+ * unsynced temp must not replace a good file that a crash could then lose.
+ * 1 replace (*damaged: the blob failed the cheap check), 0 keep, or an error. */
+static int blob_wants_replacing(local_store *s, const minidbx_id *id, uint64_t size, bool in_batch,
+                                bool *damaged)
+{
+    int ok = local_blob_ok(s, id, size);
+    if (ok < 0)
+        return ok;
+    *damaged = !ok;
+    return *damaged || (s->sync && !in_batch);
+}
+
 /* Move a complete, (if sync) fsync'ed temp file into place and commit its
  * record. The shared store lock keeps delete and gc from unlinking the
- * path between the rename and the commit. */
+ * path between the rename and the commit. 0 stored, 1 there already, or an
+ * error. */
 static int put_file(local_store *s, const minidbx_id *id, const char *temp_path, uint64_t size)
 {
     char blob[PATH_MAX], dir[PATH_MAX], sid[16];
     MDB_txn *txn;
-    bool in_batch = local_in_batch(s);
+    bool in_batch = local_in_batch(s), damaged = false;
     int lock_fd = in_batch ? -1 : local_lock(s, false);
     if (lock_fd < 0 && !in_batch)
         return lock_fd;
     int rc = local_write_begin(s, &txn, &in_batch);
     if (rc < 0)
         goto out;
-    if ((rc = record_exists(s, txn, id)) != 0) {
-        rc = local_write_end(s, txn, in_batch, rc < 0 ? rc : 0);
+    int stored = record_exists(s, txn, id);
+    if (stored > 0)
+        stored = (rc = blob_wants_replacing(s, id, size, in_batch, &damaged)) < 0 ? rc : rc ? 2 : 1;
+    if (stored == 1 && (rc = record_insert(s, txn, id, NULL, size, false)) > 0)
+        rc = 0; /* the record is there (rewritten if it was damaged) */
+    if (stored < 0 || stored == 1) {
+        rc = local_write_end(s, txn, in_batch, stored < 0 ? stored : rc);
         unlink(temp_path); /* stored already: deduplicated */
+        if (rc == 0)
+            rc = 1;
         goto out;
     }
     local_blob_path(s, id, blob);
     dir_of(blob, dir);
+    /* In a batch the temp file is fsync'ed at commit; a replacement for a
+     * damaged blob is made durable first, like a put outside a batch. */
+    if (damaged && in_batch && s->sync && (rc = fsync_path(temp_path)) < 0)
+        goto end;
     if ((rc = ensure_shard_dirs(s, blob, in_batch)) < 0)
         goto end;
     if (rename(temp_path, blob) < 0) {
-        rc = dbx_error_errno(errno, "put %s: rename into %s", short_id(id, sid), blob);
+        rc = local_io_error(s, errno, "put %s: rename into %s", short_id(id, sid), blob);
         goto end;
     }
+    DBX_TEST_PAUSE("put-renamed");
+    /* Only a new blob is the batch's own, to unlink if it aborts. */
     if (in_batch)
-        rc = path_list_add(&batch_of(s)->files, blob) < 0 || (s->sync && path_list_add(&batch_of(s)->dirs, dir) < 0)
+        rc = (stored == 0 && path_list_add(&batch_of(s)->files, blob) < 0) ||
+                     (s->sync && path_list_add(&batch_of(s)->dirs, dir) < 0)
                  ? MINIDBX_ENOMEM : 0;
-    else if (s->sync)
+    else if (s->sync && (stored == 0 || damaged))
         rc = fsync_dir_checked(dir);
     if (rc < 0)
         goto end;
     if ((rc = record_insert(s, txn, id, NULL, size, false)) > 0)
-        rc = 0; /* cannot happen: checked above in this transaction */
+        rc = 0; /* stored already, or a damaged record rewritten */
 end:
     rc = local_write_end(s, txn, in_batch, rc);
+    if (rc == 0 && stored == 2)
+        rc = 1; /* a healed copy: stored before, not created now */
     /* On failure the blob may stay as an orphan (no record): harmless, and
      * verify --repair or gc removes it. */
 out:
@@ -416,12 +551,16 @@ static int temp_create(local_store *s, char *path)
         if (fd < 0 && errno == EEXIST)
             continue;
         if (fd < 0)
-            return dbx_error_errno(errno, "create %s", path);
-        if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+            return local_io_error(s, errno, "create %s", path);
+        /* Blocking: a sweeper may hold the lock for an instant while it
+         * asks whether we are dead (we are not, so it lets go). */
+        while (flock(fd, LOCK_EX) < 0) {
+            if (errno == EINTR)
+                continue;
             int err = errno;
             close(fd);
             unlink(path);
-            return dbx_error_errno(err, "flock %s", path);
+            return local_io_error(s, err, "flock %s", path);
         }
         return fd;
     }
@@ -453,7 +592,7 @@ int local_sweep_tmp(local_store *s, bool remove, minidbx_problem_cb cb, void *ct
             continue;
         if (dbx_path_join(path, sizeof path, dir_path, e->d_name) < 0)
             continue;
-        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK); /* a FIFO must not hang us */
         struct stat st;
         if (fd < 0 || fstat(fd, &st) < 0) {
             if (fd >= 0)
@@ -517,7 +656,7 @@ static int writer_spill(local_writer *w)
     free(w->buf);
     w->buf = NULL;
     w->buf_len = 0;
-    return err < 0 ? dbx_error_errno(-err, "write %s", w->path) : 0;
+    return err < 0 ? local_io_error(w->s, -err, "write %s", w->path) : 0;
 }
 
 static int lw_write(minidbx_backend_writer *base, const void *data, size_t size)
@@ -536,7 +675,7 @@ static int lw_write(minidbx_backend_writer *base, const void *data, size_t size)
         return rc;
     int err = dbx_write_all(w->fd, data, size);
     if (err < 0)
-        return dbx_error_errno(-err, "write %s", w->path);
+        return local_io_error(w->s, -err, "write %s", w->path);
     w->size += size;
     writer_start_writeback(w); /* a hint: its errors surface in fdatasync */
     return 0;
@@ -550,20 +689,29 @@ static void lw_free(local_writer *w)
     free(w);
 }
 
-static int lw_commit(minidbx_backend_writer *base, const minidbx_id *id)
+static int lw_commit_created(minidbx_backend_writer *base, const minidbx_id *id, int *created)
 {
     local_writer *w = (local_writer *)base;
     int rc;
     if (w->fd < 0) {
         rc = put_inline(w->s, id, w->buf, w->buf_len);
     } else if (w->s->sync && !local_in_batch(w->s) && fdatasync(w->fd) < 0) {
-        rc = dbx_error_errno(errno, "fsync %s", w->path);
+        rc = local_io_error(w->s, errno, "fsync %s", w->path);
         unlink(w->path);
     } else if ((rc = put_file(w->s, id, w->path, w->size)) < 0) {
         unlink(w->path); /* fails harmlessly if it was renamed */
     }
     lw_free(w);
-    return rc;
+    if (rc < 0)
+        return rc;
+    *created = rc == 0;
+    return 0;
+}
+
+static int lw_commit(minidbx_backend_writer *base, const minidbx_id *id)
+{
+    int created;
+    return lw_commit_created(base, id, &created);
 }
 
 static void lw_abort(minidbx_backend_writer *base)
@@ -582,6 +730,7 @@ static int local_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
     w->base.write = lw_write;
     w->base.commit = lw_commit;
     w->base.abort = lw_abort;
+    w->base.commit_created = lw_commit_created;
     w->s = (local_store *)be;
     w->fd = -1;
     *out = &w->base;
@@ -592,22 +741,26 @@ static int local_put(minidbx_backend *be, const minidbx_id *id, const void *data
 {
     local_store *s = (local_store *)be;
     char path[PATH_MAX];
-    if (size <= s->inline_threshold)
-        return put_inline(s, id, data, size);
+    int rc;
+    if (size <= s->inline_threshold) {
+        rc = put_inline(s, id, data, size);
+        return rc < 0 ? rc : 0;
+    }
     int fd = temp_create(s, path);
     if (fd < 0)
         return fd;
-    int rc = 0, err = dbx_write_all(fd, data, size);
+    rc = 0;
+    int err = dbx_write_all(fd, data, size);
     if (err < 0)
-        rc = dbx_error_errno(-err, "write %s", path);
+        rc = local_io_error(s, -err, "write %s", path);
     else if (s->sync && !local_in_batch(s) && fdatasync(fd) < 0)
-        rc = dbx_error_errno(errno, "fsync %s", path);
+        rc = local_io_error(s, errno, "fsync %s", path);
     if (rc == 0)
         rc = put_file(s, id, path, size);
     if (rc < 0)
         unlink(path);
     close(fd);
-    return rc;
+    return rc < 0 ? rc : 0;
 }
 
 /* --- reading --------------------------------------------------------------------- */
@@ -641,24 +794,26 @@ static int lookup(local_store *s, const minidbx_id *id, record_header *h, char *
 }
 
 /* Open an object's blob file. A file that is gone while its record is not
- * is a MISSING object (ECORRUPT); gone with its record: deleted meanwhile. */
+ * is a MISSING object (ECORRUPT); gone with its record: deleted meanwhile.
+ * Anything but a regular file (a FIFO, a symlink) is ECORRUPT too. */
 static int open_blob(local_store *s, const minidbx_id *id, const record_header *h)
 {
     char path[PATH_MAX], sid[16];
     record_header again;
-    local_blob_path(s, id, path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    int fd = local_blob_open(s, id, path, &st);
     if (fd < 0) {
-        int err = errno;
-        if (err == ENOENT && lookup(s, id, &again, NULL) == MINIDBX_ENOTFOUND)
+        if (fd == -ENOENT && lookup(s, id, &again, NULL) == MINIDBX_ENOTFOUND)
             return minidbx_error_set(MINIDBX_ENOTFOUND, "object %s: not found", short_id(id, sid));
-        if (err == ENOENT)
+        if (fd == -ENOENT)
             return minidbx_error_set(MINIDBX_ECORRUPT, "object %s: blob file %s is missing",
                                      short_id(id, sid), path);
-        return dbx_error_errno(err, "open %s", path);
+        if (fd == BLOB_NOT_REGULAR)
+            return minidbx_error_set(MINIDBX_ECORRUPT, "object %s: blob file %s is not a regular file",
+                                     short_id(id, sid), path);
+        return local_io_error(s, -fd, "open %s", path);
     }
-    struct stat st;
-    if (fstat(fd, &st) < 0 || (uint64_t)st.st_size != h->size) {
+    if ((uint64_t)st.st_size != h->size) {
         close(fd);
         return minidbx_error_set(MINIDBX_ECORRUPT, "object %s: blob file %s has the wrong size",
                                  short_id(id, sid), path);
@@ -689,7 +844,7 @@ static int local_get(minidbx_backend *be, const minidbx_id *id, void **out_data,
                                      short_id(id, sid), (unsigned long long)h.size);
         if (n < 0 || (uint64_t)n != h.size) {
             free(data);
-            return n < 0 ? dbx_error_errno((int)-n, "read object %s", short_id(id, sid))
+            return n < 0 ? local_io_error(s, (int)-n, "read object %s", short_id(id, sid))
                          : minidbx_error_set(MINIDBX_ECORRUPT, "object %s: blob file is short",
                                              short_id(id, sid));
         }
@@ -716,7 +871,7 @@ static int lr_read(minidbx_backend_reader *base, void *buf, size_t capacity, siz
     } else if (n > 0) {
         ssize_t got = dbx_pread_full(r->fd, buf, n, r->offset);
         if (got < 0)
-            return dbx_error_errno((int)-got, "read blob");
+            return dbx_error_io((int)-got, "read blob");
         if ((size_t)got != n)
             return minidbx_error_set(MINIDBX_ECORRUPT, "blob file is shorter than its record");
     }
@@ -770,6 +925,27 @@ static int local_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_
     return 0;
 }
 
+/* Is the object there to be read: 1, 0 or an error. A record whose blob is
+ * gone, not a regular file or of the wrong size does not count (one
+ * fstatat; the bytes are not hashed), nor does a malformed record: exists
+ * and missing never claim what a get cannot deliver, so that a client
+ * (push, sync) sends the bytes again and the put heals the copy. */
+static int object_present(local_store *s, MDB_txn *txn, const minidbx_id *id)
+{
+    MDB_val k = id_key(id), v;
+    record_header h;
+    int rc = mdb_get(txn, s->objects, &k, &v);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return dbx_error_lmdb(rc, "%s: looking up an object", s->root);
+    if (local_record_parse(&v, id, &h) < 0) {
+        dbx_error_clear();
+        return 0;
+    }
+    return (h.flags & RECORD_INLINE) ? 1 : local_blob_ok(s, id, h.size);
+}
+
 static int local_exists(minidbx_backend *be, const minidbx_id *id)
 {
     local_store *s = (local_store *)be;
@@ -777,7 +953,7 @@ static int local_exists(minidbx_backend *be, const minidbx_id *id)
     int rc = local_read_begin(s, &rt);
     if (rc < 0)
         return rc;
-    rc = record_exists(s, rt.txn, id);
+    rc = object_present(s, rt.txn, id);
     local_read_end(s, &rt);
     return rc;
 }
@@ -791,7 +967,7 @@ static int local_missing(minidbx_backend *be, const minidbx_id *ids, size_t coun
     int rc = local_read_begin(s, &rt);
     for (size_t i = 0; rc == 0 && i < count; i++) {
         minidbx_id id = ids[i]; /* out_missing may alias ids */
-        rc = record_exists(s, rt.txn, &id);
+        rc = object_present(s, rt.txn, &id);
         if (rc == 0)
             out_missing[n++] = id;
         if (rc > 0)
@@ -965,6 +1141,7 @@ static int local_delete(minidbx_backend *be, const minidbx_id *id, unsigned flag
     rc = local_write_end(s, txn, in_batch, rc);
     if (rc == 0 && !(h.flags & RECORD_INLINE)) {
         char path[PATH_MAX];
+        DBX_TEST_PAUSE("delete-committed");
         local_blob_path(s, id, path);
         if (in_batch)
             rc = path_list_add(&batch_of(s)->deleted, path);
@@ -1017,8 +1194,8 @@ static int fsync_path(const char *path)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return dbx_error_errno(errno, "open %s", path);
-    int rc = fsync(fd) < 0 ? dbx_error_errno(errno, "fsync %s", path) : 0;
+        return dbx_error_io(errno, "open %s", path);
+    int rc = fsync(fd) < 0 ? dbx_error_io(errno, "fsync %s", path) : 0;
     close(fd);
     return rc;
 }
@@ -1075,9 +1252,9 @@ static int local_batch_commit(minidbx_backend *be)
         return rc;
     }
     int lrc = mdb_txn_commit(b->txn);
-    if (lrc) /* the blobs it renamed stay as orphans, for gc */
-        rc = dbx_error_lmdb(lrc, "%s: batch commit", s->root);
-    else if (b->deleted.count)
+    /* on failure the blobs it renamed stay as orphans, for gc */
+    rc = lrc ? dbx_error_lmdb(lrc, "%s: batch commit", s->root) : store_still_there(s);
+    if (rc == 0 && b->deleted.count)
         batch_unlink_deleted(s, b);
     batch_free(b);
     return rc;

@@ -10,7 +10,8 @@
  *   STORE/tmp/<pid>-<n>.tmp writes in flight (flock'ed by their writer)
  *   STORE/lock              flock: shared while a blob is renamed into
  *                           place and committed, exclusive while blobs are
- *                           unlinked (delete, gc, repair)
+ *                           unlinked (delete, gc, repair) and while verify
+ *                           confirms what its unlocked scan suspected
  *
  * The invariant a crash must not break: a record exists only if its bytes
  * are on disk and right. Hence blob file fsync -> rename -> dir fsync ->
@@ -23,6 +24,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <sys/stat.h>
 
 #define RECORD_VERSION 1
 #define RECORD_HEADER_BYTES 40
@@ -90,6 +92,22 @@ int local_count_refs(local_store *s, MDB_txn *txn, const minidbx_id *id, uint64_
 int local_record_parse(const MDB_val *v, const minidbx_id *id, record_header *out);
 /* STORE/blobs/ab/cd/<hex>, into out[PATH_MAX]. */
 void local_blob_path(const local_store *s, const minidbx_id *id, char *out);
+/* Open the blob file of id for reading (its path goes to path[PATH_MAX]).
+ * Never follows a symlink, never blocks on a FIFO, accepts regular files
+ * only, so that nothing planted in the store can hang or redirect a read.
+ * Returns the fd (with *st filled), -ENOENT when there is no file,
+ * BLOB_NOT_REGULAR, or another -errno. */
+#define BLOB_NOT_REGULAR (-100000)
+int local_blob_open(const local_store *s, const minidbx_id *id, char *path, struct stat *st);
+/* The cheap check that a file object's bytes are there: 1 if its blob is a
+ * regular file of size bytes, 0 if it is gone, of another type or size, or
+ * an error. One fstatat, no hashing. */
+int local_blob_ok(const local_store *s, const minidbx_id *id, uint64_t size);
+/* 1 if the store's directory or metadata file was removed under us. */
+bool local_store_gone(const local_store *s);
+/* Report a failure on the store's own files (errno err) as MINIDBX_EIO
+ * (ENOSPC, ENOMEM kept), saying "store directory X is gone" when it is. */
+int local_io_error(const local_store *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Remove a record, its names and refs, and adjust the counters. */
 int local_remove_object(local_store *s, MDB_txn *txn, const minidbx_id *id, const record_header *h);
 /* Add to the byte and inline-object counters in "info". */

@@ -3,6 +3,8 @@
  * change afterwards: the look (hashing every byte) runs without locks, the
  * change re-checks each finding under the exclusive store lock and one
  * write transaction, so a concurrent put is never mistaken for an orphan.
+ * Verify, repairing or not, reports only what that re-check confirms: a
+ * live, healthy store gives no problem, whatever runs beside it.
  */
 #include "local.h"
 
@@ -13,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #define HASH_CHUNK_BYTES (1u << 20)
@@ -61,17 +64,22 @@ static void free_problems(problem_list *l)
 
 /* --- looking ---------------------------------------------------------------- */
 
-/* Hash a blob file and compare; fills *kind with the problem or 0. */
+/* Hash a blob file and compare; fills *kind with the problem or 0. bytes
+ * is NULL when re-checking (not counted again). */
 static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char *buf,
                       dbx_hasher *h, minidbx_problem *kind, uint64_t *bytes)
 {
+    if (bytes)
+        DBX_TEST_PAUSE("verify-object"); /* the scan has the record, not yet the file */
     char path[PATH_MAX];
     minidbx_id got;
     uint64_t total = 0;
-    local_blob_path(s, id, path);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    /* A FIFO or a symlink planted in place of the blob is CORRUPT (and
+     * repair removes it), never opened for real or followed. */
+    int fd = local_blob_open(s, id, path, &st);
     if (fd < 0) {
-        *kind = errno == ENOENT ? MINIDBX_PROBLEM_MISSING : MINIDBX_PROBLEM_CORRUPT;
+        *kind = fd == -ENOENT ? MINIDBX_PROBLEM_MISSING : MINIDBX_PROBLEM_CORRUPT;
         return 0;
     }
     for (;;) {
@@ -89,14 +97,20 @@ static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char 
     int rc = dbx_hasher_final(h, &got);
     if (rc < 0)
         return rc;
-    *bytes += total;
+    if (bytes)
+        *bytes += total;
     *kind = (total != size || !minidbx_id_equal(&got, id)) ? MINIDBX_PROBLEM_CORRUPT : 0;
     return 0;
 }
 
+/* report is NULL when re-checking a suspect. */
 static int check_record(local_store *s, const MDB_val *k, const MDB_val *v, char *buf, dbx_hasher *h,
                         problem_list *found, minidbx_verify_report *report)
 {
+    minidbx_verify_report recount = { 0 };
+    bool scanning = report != NULL;
+    if (!scanning)
+        report = &recount;
     minidbx_id id, got;
     record_header rh;
     minidbx_problem kind = 0;
@@ -113,7 +127,7 @@ static int check_record(local_store *s, const MDB_val *k, const MDB_val *v, char
         report->bytes_checked += rh.size;
         if (!minidbx_id_equal(&got, &id))
             kind = MINIDBX_PROBLEM_CORRUPT;
-    } else if ((rc = check_blob(s, &id, rh.size, buf, h, &kind, &report->bytes_checked)) < 0) {
+    } else if ((rc = check_blob(s, &id, rh.size, buf, h, &kind, scanning ? &report->bytes_checked : NULL)) < 0) {
         return rc;
     }
     if (!kind)
@@ -280,11 +294,65 @@ static int unlink_orphan(void *ctx, const char *path, const minidbx_id *id)
     return 0;
 }
 
-/* --- repairing ------------------------------------------------------------------ */
+/* --- confirming and repairing ------------------------------------------------ */
+
+/* Is p still a problem in txn (a fresh snapshot, taken under the lock)?
+ * What the unlocked scan saw may be gone: a missing object deleted, or
+ * deleted and put again; a corrupt one healed by a put; an orphan that was
+ * a put between its rename and its commit. Only what is still wrong is
+ * reported or repaired. Adds the confirmed problem (its kind may change,
+ * e.g. missing -> corrupt) to confirmed. */
+static int recheck(local_store *s, MDB_txn *txn, const problem *p, bool locked, char *buf,
+                   dbx_hasher *h, problem_list *confirmed)
+{
+    MDB_val k = { MINIDBX_ID_SIZE, (void *)p->id.bytes }, v, nk = { strlen(p->detail), p->detail }, nv;
+    minidbx_id id;
+    struct stat st;
+    const char *base;
+    bool named, refd;
+    int lrc;
+    switch (p->kind) {
+    case MINIDBX_PROBLEM_CORRUPT:
+    case MINIDBX_PROBLEM_MISSING:
+        lrc = mdb_get(txn, s->objects, &k, &v);
+        if (lrc == MDB_NOTFOUND)
+            return 0; /* deleted meanwhile */
+        return lrc ? dbx_error_lmdb(lrc, "%s: verify", s->root) : check_record(s, &k, &v, buf, h, confirmed, NULL);
+    case MINIDBX_PROBLEM_ORPHAN:
+        /* Only under the exclusive lock is no put between rename and commit. */
+        base = strrchr(p->detail, '/');
+        if (!locked || lstat(p->detail, &st) < 0 || blob_wanted(s, txn, base ? base + 1 : p->detail, &id))
+            return 0;
+        break;
+    case MINIDBX_PROBLEM_DANGLING:
+    case MINIDBX_PROBLEM_BADREF:
+        named = mdb_get(txn, s->names, &nk, &nv) == 0 && nv.mv_size == sizeof(name_value) &&
+                memcmp(nv.mv_data, p->id.bytes, MINIDBX_ID_SIZE) == 0;
+        if (p->kind == MINIDBX_PROBLEM_DANGLING) {
+            if (!named || mdb_get(txn, s->objects, &k, &v) != MDB_NOTFOUND)
+                return 0;
+            break;
+        }
+        MDB_cursor *c;
+        MDB_val rk = k, rv = nk;
+        if ((lrc = mdb_cursor_open(txn, s->refs, &c)) != 0)
+            return dbx_error_lmdb(lrc, "%s: verify refs", s->root);
+        refd = mdb_cursor_get(c, &rk, &rv, MDB_GET_BOTH) == 0;
+        mdb_cursor_close(c);
+        if (named == refd)
+            return 0; /* the name and its refs entry agree now */
+        break;
+    default:
+        break;
+    }
+    return add_problem(confirmed, p->kind, p->has_id ? &p->id : NULL, p->detail);
+}
 
 static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_after)
 {
     MDB_val k = { MINIDBX_ID_SIZE, p->id.bytes }, v, nk, nv;
+    minidbx_id id;
+    const char *base;
     record_header h;
     int lrc;
     *unlink_after = false;
@@ -300,6 +368,10 @@ static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_aft
             memset(&h, 0, sizeof h);
         *unlink_after = !(h.flags & RECORD_INLINE);
         return local_remove_object(s, txn, &p->id, &h);
+    case MINIDBX_PROBLEM_ORPHAN:
+        base = strrchr(p->detail, '/');
+        *unlink_after = !blob_wanted(s, txn, base ? base + 1 : p->detail, &id);
+        return 0;
     case MINIDBX_PROBLEM_DANGLING:
         nk.mv_size = strlen(p->detail);
         nk.mv_data = p->detail;
@@ -326,40 +398,24 @@ static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_aft
     }
 }
 
-/* Under the exclusive lock: fix records in one transaction, then unlink the
- * files (records first, as delete does). Orphans are re-checked in the
- * transaction: a put may have committed since we looked. */
-static int repair(local_store *s, problem_list *found)
+/* Fix the confirmed problems in txn (a write transaction under the
+ * exclusive lock, the one they were confirmed in), commit, then unlink the
+ * files: records first, as delete does. */
+static int repair(local_store *s, MDB_txn *txn, problem_list *found)
 {
-    MDB_txn *txn;
-    int lock_fd = local_lock(s, true);
-    if (lock_fd < 0)
-        return lock_fd;
-    int rc = 0, lrc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (lrc) {
-        local_unlock(lock_fd);
-        return dbx_error_lmdb(lrc, "%s: repair", s->root);
-    }
+    int rc = 0, lrc;
     bool *unlink_after = calloc(found->count ? found->count : 1, sizeof *unlink_after);
     if (!unlink_after)
         rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < found->count; i++) {
-        problem *p = &found->items[i];
-        if (p->kind == MINIDBX_PROBLEM_ORPHAN) {
-            minidbx_id id;
-            const char *base = strrchr(p->detail, '/');
-            unlink_after[i] = !blob_wanted(s, txn, base ? base + 1 : p->detail, &id);
-        } else {
-            rc = repair_one(s, txn, p, &unlink_after[i]);
-        }
-    }
+    for (size_t i = 0; rc == 0 && i < found->count; i++)
+        rc = repair_one(s, txn, &found->items[i], &unlink_after[i]);
     if (rc == 0 && (lrc = mdb_txn_commit(txn)) != 0)
         rc = dbx_error_lmdb(lrc, "%s: repair commit", s->root);
     else if (rc < 0)
         mdb_txn_abort(txn);
     for (size_t i = 0; rc == 0 && i < found->count; i++) {
         problem *p = &found->items[i];
-        p->repaired = p->kind == MINIDBX_PROBLEM_ORPHAN ? false : true;
+        p->repaired = p->kind != MINIDBX_PROBLEM_ORPHAN;
         if (!unlink_after[i])
             continue;
         char path[PATH_MAX];
@@ -371,6 +427,45 @@ static int repair(local_store *s, problem_list *found)
             p->repaired = true;
     }
     free(unlink_after);
+    return rc;
+}
+
+/* Re-check what the scan suspected, under the exclusive store lock (no
+ * put is then between rename and commit, no delete between commit and
+ * unlink) and in a fresh transaction: a write one when repairing, so what
+ * is confirmed is what is removed. Inside the caller's own batch (no
+ * repair there) the batch's transaction is used unlocked, and orphans,
+ * which cannot then be told from another process's put in flight, are not
+ * reported. A read-only handle that cannot take the lock does the same. */
+static int confirm_and_repair(local_store *s, problem_list *suspects, bool fix, problem_list *confirmed)
+{
+    bool in_batch = local_in_batch(s);
+    int lock_fd = in_batch ? -1 : local_lock(s, true);
+    if (lock_fd < 0 && !in_batch && (fix || !s->readonly))
+        return lock_fd;
+    read_txn rt = { NULL, false };
+    MDB_txn *wtxn = NULL;
+    dbx_hasher *h = NULL;
+    char *buf = malloc(HASH_CHUNK_BYTES);
+    int rc = buf ? dbx_hasher_new(&h) : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    if (rc == 0 && fix) {
+        int lrc = mdb_txn_begin(s->env, NULL, 0, &wtxn);
+        rc = lrc ? dbx_error_lmdb(lrc, "%s: repair", s->root) : 0;
+    } else if (rc == 0) {
+        dbx_error_clear(); /* a lock we could not take is not this call's failure */
+        rc = local_read_begin(s, &rt);
+    }
+    MDB_txn *txn = fix ? wtxn : rt.txn;
+    for (size_t i = 0; rc == 0 && i < suspects->count; i++)
+        rc = recheck(s, txn, &suspects->items[i], lock_fd >= 0, buf, h, confirmed);
+    if (fix && rc == 0)
+        rc = repair(s, wtxn, confirmed); /* commits or aborts wtxn */
+    else if (wtxn)
+        mdb_txn_abort(wtxn);
+    if (rt.txn)
+        local_read_end(s, &rt);
+    dbx_hasher_free(h);
+    free(buf);
     local_unlock(lock_fd);
     return rc;
 }
@@ -379,22 +474,24 @@ int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags, mini
                  minidbx_problem_cb cb, void *ctx)
 {
     local_store *s = (local_store *)be;
-    problem_list found = { 0 };
+    problem_list suspects = { 0 }, found = { 0 };
     read_txn rt;
     bool fix = flags & MINIDBX_VERIFY_REPAIR;
     if (fix && local_in_batch(s))
         return minidbx_error_set(MINIDBX_ESTATE, "verify --repair: not inside a batch");
+    /* The look: every byte hashed, without locks, in one snapshot. */
     int rc = local_read_begin(s, &rt);
     if (rc < 0)
         return rc;
-    rc = check_objects(s, rt.txn, id, &found, report);
+    rc = check_objects(s, rt.txn, id, &suspects, report);
     if (rc == 0 && !id)
-        rc = check_names(s, rt.txn, &found);
+        rc = check_names(s, rt.txn, &suspects);
     if (rc == 0 && !id)
-        rc = walk_orphans(s, rt.txn, collect_orphan, &found);
+        rc = walk_orphans(s, rt.txn, collect_orphan, &suspects);
     local_read_end(s, &rt);
-    if (rc == 0 && fix && found.count)
-        rc = repair(s, &found);
+    DBX_TEST_PAUSE("verify-scanned");
+    if (rc == 0 && suspects.count)
+        rc = confirm_and_repair(s, &suspects, fix, &found);
     for (size_t i = 0; rc == 0 && i < found.count; i++) {
         problem *p = &found.items[i];
         report->problems++;
@@ -402,8 +499,10 @@ int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags, mini
         if (cb)
             cb(ctx, p->kind, p->has_id ? &p->id : NULL, p->detail, p->repaired);
     }
-    if (rc == 0 && !id && !s->readonly)
+    /* A read-only handle reports stale temp files and leaves them. */
+    if (rc == 0 && !id)
         rc = local_sweep_tmp(s, fix, cb, ctx, report);
+    free_problems(&suspects);
     free_problems(&found);
     return rc;
 }
@@ -455,6 +554,7 @@ int local_gc(minidbx_backend *be, minidbx_gc_report *report)
     mdb_cursor_close(c);
     if (rc == 0 && lrc != MDB_NOTFOUND)
         rc = dbx_error_lmdb(lrc, "%s: gc", s->root);
+    DBX_TEST_PAUSE("gc-scanned");
     for (size_t i = 0; rc == 0 && i < doomed.count; i++) {
         MDB_val key = { MINIDBX_ID_SIZE, doomed.items[i].id.bytes }, val;
         record_header h;

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 struct minidbx {
@@ -32,6 +33,9 @@ struct minidbx_reader {
     minidbx_backend_reader *br;
     dbx_hasher *hasher; /* NULL when the handle does not verify */
     minidbx_id id;
+    uint64_t size;      /* what reader_open said */
+    uint64_t delivered; /* bytes handed to the caller so far */
+    bool verified;      /* all size bytes hashed and found right */
     bool at_end;
 };
 
@@ -154,11 +158,19 @@ static struct {
 } schemes[MAX_SCHEMES];
 static pthread_mutex_t schemes_lock = PTHREAD_MUTEX_INITIALIZER;
 
+static size_t scheme_length(const char *location);
+
 int minidbx_register_scheme(const char *scheme, minidbx_backend_open_fn open_fn)
 {
+    char with_colon[SCHEME_MAX + 2];
+
     dbx_error_clear();
-    if (!scheme || !open_fn || !scheme[0] || strlen(scheme) > SCHEME_MAX)
-        return minidbx_error_set(MINIDBX_EINVAL, "register_scheme: bad scheme or NULL function");
+    if (!scheme || !open_fn || !scheme[0] || strlen(scheme) > SCHEME_MAX ||
+        (snprintf(with_colon, sizeof with_colon, "%s:", scheme),
+         scheme_length(with_colon) != strlen(scheme)))
+        return minidbx_error_set(MINIDBX_EINVAL, "register_scheme: bad scheme or NULL function "
+                                 "(a scheme is a letter and 1..%d letters, digits, '+', '.' or '-')",
+                                 SCHEME_MAX - 1);
     int rc = minidbx_error_set(MINIDBX_ENOMEM, "register_scheme: table of %d schemes is full",
                                MAX_SCHEMES);
     pthread_mutex_lock(&schemes_lock);
@@ -181,7 +193,7 @@ static minidbx_backend_open_fn find_scheme(const char *scheme, size_t len)
     minidbx_backend_open_fn fn = NULL;
     pthread_mutex_lock(&schemes_lock);
     for (int i = 0; i < MAX_SCHEMES && schemes[i].open_fn; i++)
-        if (strlen(schemes[i].scheme) == len && memcmp(schemes[i].scheme, scheme, len) == 0)
+        if (strlen(schemes[i].scheme) == len && strncasecmp(schemes[i].scheme, scheme, len) == 0)
             fn = schemes[i].open_fn;
     pthread_mutex_unlock(&schemes_lock);
     return fn;
@@ -204,33 +216,86 @@ static int normalize_options(minidbx_options *out, const minidbx_options *in)
     return 0;
 }
 
-static int open_location(minidbx_backend **be, const char *location, const minidbx_options *opts)
+/* The location grammar (see minidbx_open in the header). A location "looks
+ * like a URL" when it starts with a scheme and a colon: a letter, then at
+ * least one more letter, digit, '+', '.' or '-' (RFC 3986; two characters
+ * at least, so "C:" is no scheme). Such a location is never a directory. */
+static size_t scheme_length(const char *location)
 {
-    const char *sep = strstr(location, "://");
-    if (!sep)
-        return dbx_local_open(be, location, opts);
-    size_t len = (size_t)(sep - location);
-    if (len == 4 && memcmp(location, "file", 4) == 0)
-        return dbx_local_open(be, sep + 3, opts);
-    if ((len == 4 && memcmp(location, "http", 4) == 0) ||
-        (len == 5 && memcmp(location, "https", 5) == 0)) {
+    const char *p = location;
+    if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z')))
+        return 0;
+    while ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
+           *p == '+' || *p == '.' || *p == '-')
+        p++;
+    size_t len = (size_t)(p - location);
+    return *p == ':' && len >= 2 ? len : 0;
+}
+
+static int open_file_url(minidbx_backend **out, const char *location, const minidbx_options *opts)
+{
+    return dbx_local_open(out, location + strlen("file://"), opts);
+}
+
+/* Schemes the library knows. open NULL: known, not in this build. A
+ * scheme marked with_slashes is only written "scheme://...". */
+static const struct {
+    const char *scheme;
+    minidbx_backend_open_fn open;
+    bool with_slashes;
+    const char *missing; /* why a known scheme is not there */
+} builtin_schemes[] = {
+    { "file", open_file_url, true, NULL },
 #if MINIDBX_HAVE_HTTP_CLIENT
-        return dbx_http_open(be, location, opts);
+    { "http", dbx_http_open, true, NULL },
+    { "https", dbx_http_open, true, NULL },
 #else
-        return minidbx_error_set(MINIDBX_EUNSUPPORTED,
-                                 "%s: this build has no http:// client (libcurl was not found)", location);
+    { "http", NULL, true, "this build has no http:// client (libcurl was not found)" },
+    { "https", NULL, true, "this build has no http:// client (libcurl was not found)" },
 #endif
+    { "s3", NULL, true, "s3:// stores are not in this version" },
+    { "cluster", NULL, false, "cluster: stores are not in this version" },
+};
+
+static int open_url(minidbx_backend **be, const char *location, size_t len,
+                    const minidbx_options *opts)
+{
+    bool slashes = strncmp(location + len, "://", 3) == 0;
+    minidbx_backend_open_fn fn = NULL;
+    size_t i = 0, count = sizeof builtin_schemes / sizeof builtin_schemes[0];
+
+    while (i < count && (strlen(builtin_schemes[i].scheme) != len ||
+                         strncasecmp(builtin_schemes[i].scheme, location, len) != 0))
+        i++;
+    /* built in first (http and file cannot be replaced), then registered */
+    if (i < count && builtin_schemes[i].open) {
+        if (builtin_schemes[i].with_slashes && !slashes)
+            return minidbx_error_set(MINIDBX_EINVAL, "%s: write %s://...", location,
+                                     builtin_schemes[i].scheme);
+        fn = builtin_schemes[i].open;
+    } else if (!(fn = find_scheme(location, len))) {
+        if (i < count)
+            return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%s: %s", location,
+                                     builtin_schemes[i].missing);
+        if (slashes)
+            return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%.*s://: no such store type in this build",
+                                     (int)len, location);
+        return minidbx_error_set(MINIDBX_EINVAL,
+                                 "%s: unknown scheme '%.*s:' (a directory whose name has a colon "
+                                 "is written ./%s)", location, (int)len, location, location);
     }
-    minidbx_backend_open_fn fn = find_scheme(location, len);
-    if (!fn)
-        return minidbx_error_set(MINIDBX_EUNSUPPORTED, "%.*s://: no such store type in this build",
-                                 (int)len, location);
     *be = NULL;
     int rc = fn(be, location, opts);
     if (rc == 0 && (!*be || (*be)->version < 1))
-        rc = minidbx_error_set(MINIDBX_EINVAL, "%.*s:// backend returned no valid table",
+        rc = minidbx_error_set(MINIDBX_EINVAL, "%.*s: backend returned no valid table",
                                (int)len, location);
     return rc;
+}
+
+static int open_location(minidbx_backend **be, const char *location, const minidbx_options *opts)
+{
+    size_t len = scheme_length(location);
+    return len ? open_url(be, location, len, opts) : dbx_local_open(be, location, opts);
 }
 
 static int wrap_backend(minidbx **out, minidbx_backend *be, const minidbx_options *opts)
@@ -240,6 +305,7 @@ static int wrap_backend(minidbx **out, minidbx_backend *be, const minidbx_option
         be->free(be);
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     }
+    dbx_test_pause_init();
     db->be = be;
     db->opts = *opts;
     db->verify = !(opts->flags & MINIDBX_OPEN_NO_VERIFY);
@@ -527,27 +593,109 @@ static void writer_free(minidbx_writer *w)
     free(w);
 }
 
-int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+/* The backend's commit, with "created" when it can tell (table version 2). */
+static int backend_commit(minidbx_writer *w, const minidbx_id *id, int *created)
+{
+    minidbx_backend_writer *bw = w->bw;
+    *created = -1;
+    if (w->db->be->version >= 2 && bw->commit_created)
+        return bw->commit_created(bw, id, created);
+    return bw->commit(bw, id);
+}
+
+/* Commit w's object and point name at it with nothing in between: on a
+ * backend with batches both go in one batch, which on the local store is
+ * one metadata transaction, so a gc or delete sees the object named or not
+ * at all. Inside the caller's own batch (ESTATE) they simply join it. If
+ * the name cannot be set, the batch is aborted and the put undone. */
+static int commit_and_name(minidbx_writer *w, const minidbx_id *id, const char *name, int *created)
+{
+    minidbx_backend *be = w->db->be;
+    int batch = be->batch_begin && be->batch_commit && be->batch_abort ? be->batch_begin(be)
+                                                                        : MINIDBX_EUNSUPPORTED;
+    if (batch < 0 && batch != MINIDBX_ESTATE && batch != MINIDBX_EUNSUPPORTED) {
+        w->bw->abort(w->bw);
+        return batch;
+    }
+    dbx_error_clear();
+    int rc = backend_commit(w, id, created);
+    if (rc == 0) {
+        DBX_TEST_PAUSE("put-before-name");
+        rc = be->name_set(be, name, id);
+    }
+    if (batch == 0 && rc == 0)
+        rc = be->batch_commit(be);
+    else if (batch == 0)
+        be->batch_abort(be);
+    return rc;
+}
+
+static int id_mismatch(const char *what, const minidbx_id *want, const minidbx_id *got)
+{
+    char want_hex[16], got_hex[16];
+    dbx_id_short(want, want_hex);
+    dbx_id_short(got, got_hex);
+    return minidbx_error_set(MINIDBX_ECORRUPT, "%s %s failed verification: got %s", what,
+                             want_hex, got_hex);
+}
+
+/* Every commit ends here: check what can be checked, then commit (and
+ * name, if name is not NULL); frees the writer. */
+static int writer_finish(minidbx_writer *w, const minidbx_id *expect, const char *name,
+                         minidbx_id *out_id, int *out_created)
 {
     minidbx_id id;
-    int rc;
+    int rc, created = -1;
 
-    dbx_error_clear();
-    if (!w)
-        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
     if (w->error) {
         rc = minidbx_error_set(w->error, "writer_commit: the writer failed earlier (%s)",
                                minidbx_strerror(w->error));
         w->bw->abort(w->bw);
     } else if ((rc = dbx_hasher_final(w->hasher, &id)) < 0) {
         w->bw->abort(w->bw);
+    } else if (expect && !minidbx_id_equal(expect, &id)) {
+        rc = id_mismatch("object", expect, &id);
+        w->bw->abort(w->bw);
+    } else if (name) {
+        rc = commit_and_name(w, &id, name, &created);
     } else {
-        rc = w->bw->commit(w->bw, &id);
+        rc = backend_commit(w, &id, &created);
     }
     writer_free(w);
     if (rc == 0 && out_id)
         *out_id = id;
+    if (rc == 0 && out_created)
+        *out_created = created;
     return rc;
+}
+
+int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect, minidbx_id *out_id,
+                             int *out_created)
+{
+    dbx_error_clear();
+    if (!w)
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
+    return writer_finish(w, expect, NULL, out_id, out_created);
+}
+
+int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
+{
+    return minidbx_writer_commit_ex(w, NULL, out_id, NULL);
+}
+
+int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id)
+{
+    int rc;
+    dbx_error_clear();
+    if (!w)
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit_named: NULL writer");
+    if ((rc = check_name(name)) < 0 || (!w->db->be->name_set &&
+        (rc = minidbx_error_set(MINIDBX_EUNSUPPORTED, "name set: not supported by the %s store",
+                                w->db->be->name)) < 0)) {
+        minidbx_writer_abort(w);
+        return rc;
+    }
+    return writer_finish(w, NULL, name, out_id, NULL);
 }
 
 void minidbx_writer_abort(minidbx_writer *w)
@@ -559,6 +707,24 @@ void minidbx_writer_abort(minidbx_writer *w)
 }
 
 /* --- readers ------------------------------------------------------------------ */
+
+static int reader_check_end(minidbx_reader *r)
+{
+    minidbx_id got;
+    int rc;
+    if (!r->hasher)
+        return 0;
+    if ((rc = dbx_hasher_final(r->hasher, &got)) < 0)
+        return rc;
+    if (!minidbx_id_equal(&got, &r->id)) {
+        char want_hex[16], got_hex[16];
+        dbx_id_short(&r->id, want_hex);
+        dbx_id_short(&got, got_hex);
+        return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s",
+                                 want_hex, got_hex);
+    }
+    return 0;
+}
 
 int minidbx_reader_open(minidbx *db, const minidbx_id *id, minidbx_reader **out, uint64_t *out_size)
 {
@@ -583,27 +749,16 @@ int minidbx_reader_open(minidbx *db, const minidbx_id *id, minidbx_reader **out,
         free(r);
         return rc;
     }
+    r->size = size;
+    /* An empty object has no last byte to check at: check it now. */
+    if (size == 0 && r->hasher && (rc = reader_check_end(r)) < 0) {
+        minidbx_reader_close(r);
+        return rc;
+    }
+    r->verified = size == 0;
     if (out_size)
         *out_size = size;
     *out = r;
-    return 0;
-}
-
-static int reader_check_end(minidbx_reader *r)
-{
-    minidbx_id got;
-    int rc;
-    if (!r->hasher)
-        return 0;
-    if ((rc = dbx_hasher_final(r->hasher, &got)) < 0)
-        return rc;
-    if (!minidbx_id_equal(&got, &r->id)) {
-        char want_hex[16], got_hex[16];
-        dbx_id_short(&r->id, want_hex);
-        dbx_id_short(&got, got_hex);
-        return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s",
-                                 want_hex, got_hex);
-    }
     return 0;
 }
 
@@ -623,14 +778,30 @@ int minidbx_reader_read(minidbx_reader *r, void *buf, size_t capacity, size_t *o
     if ((rc = r->br->read(r->br, buf, capacity, &n)) < 0)
         return rc;
     if (n == 0) {
-        /* The end: only now do we know whether every byte was right. */
-        if ((rc = reader_check_end(r)) < 0)
+        /* The end before size bytes: the hash says whether that is right. */
+        if (r->hasher && !r->verified && (rc = reader_check_end(r)) < 0)
             return rc;
         r->at_end = true;
         return 0;
     }
+    if (r->hasher && r->verified) {
+        memset(buf, 0, n);
+        return minidbx_error_set(MINIDBX_ECORRUPT, "reader: the object goes on past its size of %llu bytes",
+                                 (unsigned long long)r->size);
+    }
     if (r->hasher && (rc = dbx_hasher_update(r->hasher, buf, n)) < 0)
         return rc;
+    r->delivered += n;
+    /* The read that would deliver the last byte checks the hash first, so a
+     * caller that reads exactly size bytes and stops is never handed a
+     * corrupt object: it gets ECORRUPT instead of the final chunk. */
+    if (r->hasher && r->delivered >= r->size) {
+        if ((rc = reader_check_end(r)) < 0) {
+            memset(buf, 0, n);
+            return rc;
+        }
+        r->verified = true;
+    }
     *out_read = n;
     return 0;
 }

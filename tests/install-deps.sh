@@ -5,7 +5,7 @@ set -u
 # clang and libclang-rt-14-dev (libFuzzer): the clang build, tests/fuzz
 pkgs="gcc libc6-dev meson ninja-build pkg-config python3 binutils git
       liblmdb-dev libssl-dev libcjson-dev check libsqlite3-dev
-      libmicrohttpd-dev libcurl4-openssl-dev curl openssl clang
+      libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev curl openssl clang
       libclang-rt-14-dev"
 missing=""
 for p in $pkgs; do

@@ -7,6 +7,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 static minidbx *mem_open(const char *location)
 {
@@ -263,6 +265,66 @@ START_TEST(scheme_registration)
 }
 END_TEST
 
+/* The location grammar of minidbx_open: what looks like a URL is never
+ * taken for a directory (and no directory appears); a relative path with a
+ * colon in its first segment is written ./foo:bar. */
+static void expect_refused(const char *location, int code)
+{
+    minidbx *db = NULL;
+    ck_assert_rc(minidbx_open(&db, location, NULL), code);
+    ck_assert_ptr_null(db);
+    ck_assert_msg(dir_count_entries(".") == 0, "%s left something in the directory", location);
+}
+
+static void expect_local(const char *location, const char *dir)
+{
+    minidbx *db = NULL;
+    minidbx_store_info info;
+    ck_assert_ok(minidbx_open(&db, location, NULL));
+    ck_assert_ok(minidbx_info(db, &info));
+    ck_assert_str_eq(info.backend, "local");
+    minidbx_close(db);
+    ck_assert(path_exists(dir));
+}
+
+START_TEST(location_grammar)
+{
+    char *dir = tmpdir_make("grammar");
+    char url[PATH_MAX + 16];
+    ck_assert_int_eq(chdir(dir), 0);
+
+    expect_refused("cluster:nodes.json", MINIDBX_EUNSUPPORTED);
+    expect_refused("Cluster:nodes.json", MINIDBX_EUNSUPPORTED);
+    expect_refused("s3://bucket/prefix", MINIDBX_EUNSUPPORTED);
+    expect_refused("nosuch://x", MINIDBX_EUNSUPPORTED);
+    expect_refused("foo:bar", MINIDBX_EINVAL);
+    expect_refused("my+scheme.v2-1:x", MINIDBX_EINVAL);
+    expect_refused("http:host", MINIDBX_EINVAL);
+    expect_refused("file:store", MINIDBX_EINVAL);
+    expect_refused("mem:x", MINIDBX_EINVAL); /* not registered (yet) */
+
+    expect_local("./foo:bar", "foo:bar");
+    expect_local("C:", "C:");
+    ck_assert_int_eq(mkdir("sub", 0755), 0);
+    expect_local("sub/b:c", "sub/b:c");
+    snprintf(url, sizeof url, "file://%s/via-file-url", dir);
+    expect_local(url, "via-file-url");
+    expect_local("plain", "plain");
+
+    /* a registered scheme takes both forms, whole */
+    ck_assert_ok(minidbx_register_scheme("mem", mem_backend_open));
+    minidbx *db = NULL;
+    ck_assert_ok(minidbx_open(&db, "MEM:opaque", NULL));
+    minidbx_close(db);
+    ck_assert_rc(minidbx_register_scheme("1mem", mem_backend_open), MINIDBX_EINVAL);
+    ck_assert_rc(minidbx_register_scheme("m", mem_backend_open), MINIDBX_EINVAL);
+    ck_assert_rc(minidbx_register_scheme("me/m", mem_backend_open), MINIDBX_EINVAL);
+    ck_assert_rc(chdir("/"), 0);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 static Suite *backend_suite(void)
 {
     Suite *s = suite_create("backend");
@@ -273,6 +335,7 @@ static Suite *backend_suite(void)
     tcase_add_test(tc, fallbacks_when_put_get_missing_null);
     tcase_add_test(tc, lying_backend_gives_ecorrupt);
     tcase_add_test(tc, no_verify_trusts_backend);
+    tcase_add_test(tc, location_grammar);
     tcase_add_test(tc, null_methods_unsupported);
     tcase_add_test(tc, readonly_checked_by_library);
     tcase_add_test(tc, open_backend_directly);

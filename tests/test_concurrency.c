@@ -20,6 +20,7 @@
 #define MAX_IDS OPS_PER_WORKER
 #define SHARED_OBJECTS 3
 #define READER_WAIT_LIMIT_MS 1000.0
+#define CREATE_ROUNDS 40
 
 typedef struct worker_state worker_state;
 typedef void (*worker_fn)(worker_state *ws);
@@ -39,6 +40,7 @@ struct worker_state {
     unsigned named_ops[MAX_IDS]; /* gc race: ops whose name_set succeeded */
     size_t named_count;
     unsigned benign_misses;      /* races that were lost legitimately */
+    signed char created[CREATE_ROUNDS]; /* what commit_ex said, per round */
 };
 
 static const char *const OP_NAMES[5] = {"put", "get", "delete", "put-shared", "list"};
@@ -240,9 +242,9 @@ static void run_workers(worker_fn run, worker_state *workers, const char *what)
     int fds[PROCESSES];
     double start = now_ms();
     for (int p = 0; p < PROCESSES; p++)
-        pids[p] = start_process_worker(fx_dir, THREADS + p, run, &fds[p]);
+        pids[p] = start_process_worker(fx_location, THREADS + p, run, &fds[p]);
 
-    fx_db = store_open(fx_dir, 0);
+    fx_db = store_open(fx_location, 0);
     pthread_t threads[THREADS];
     for (int t = 0; t < THREADS; t++) {
         workers[t].run = run;
@@ -641,8 +643,8 @@ START_TEST(readers_do_not_wait_for_batch)
     int to_child[READERS], from_child[READERS];
     pid_t pids[READERS];
     for (int i = 0; i < READERS; i++)
-        pids[i] = start_reader_process(fx_dir, &old_big, reader_flags[i], &to_child[i], &from_child[i]);
-    fx_db = store_open(fx_dir, 0);
+        pids[i] = start_reader_process(fx_location, &old_big, reader_flags[i], &to_child[i], &from_child[i]);
+    fx_db = store_open(fx_location, 0);
 
     batch_holder h = {.db = fx_db, .lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     pthread_t holder;
@@ -683,6 +685,61 @@ START_TEST(readers_do_not_wait_for_batch)
 }
 END_TEST
 
+/* Round r's object: the same bytes for every worker, new each round, inline
+ * in even rounds and a file in odd ones. */
+static void round_bytes(int round, unsigned char *buf, size_t *size)
+{
+    test_rng rng;
+    rng_seed(&rng, 7000 + (uint64_t)round);
+    *size = round % 2 ? 3 * MINIDBX_DEFAULT_INLINE_THRESHOLD : 500;
+    rng_fill(&rng, buf, *size);
+}
+
+static void commit_same_bytes(worker_state *ws)
+{
+    static _Thread_local unsigned char buf[3 * MINIDBX_DEFAULT_INLINE_THRESHOLD];
+    for (int round = 0; round < CREATE_ROUNDS; round++) {
+        minidbx_writer *w;
+        minidbx_id want, got;
+        size_t size;
+        int created = -2, rc;
+        round_bytes(round, buf, &size);
+        sha256_raw(buf, size, &want);
+        if ((rc = minidbx_writer_open(ws->db, &w)) < 0 ||
+            (rc = minidbx_writer_write(w, buf, size)) < 0) {
+            minidbx_writer_abort(w);
+            worker_fail(ws, "writer", rc);
+            return;
+        }
+        if ((rc = minidbx_writer_commit_ex(w, &want, &got, &created)) < 0) {
+            worker_fail(ws, "commit_ex", rc);
+            return;
+        }
+        ws->created[round] = (signed char)created;
+    }
+}
+
+/* Whether a commit created its object comes from the store's own commit:
+ * of all the threads and processes that commit the same bytes at once,
+ * exactly one hears created = 1 (and the others 0), inline or file. */
+START_TEST(one_commit_creates)
+{
+    static worker_state workers[THREADS + PROCESSES];
+    run_workers(commit_same_bytes, workers, "commit the same bytes");
+    for (int round = 0; round < CREATE_ROUNDS; round++) {
+        int creators = 0;
+        for (int w = 0; w < THREADS + PROCESSES; w++) {
+            ck_assert_msg(workers[w].created[round] == 0 || workers[w].created[round] == 1,
+                          "round %d, worker %d: created = %d", round, w, workers[w].created[round]);
+            creators += workers[w].created[round];
+        }
+        ck_assert_msg(creators == 1, "round %d: %d of %d commits said they created the object",
+                      round, creators, THREADS + PROCESSES);
+    }
+    ck_assert_int_eq(store_object_count(fx_db), CREATE_ROUNDS);
+}
+END_TEST
+
 static Suite *concurrency_suite(void)
 {
     Suite *s = suite_create("concurrency");
@@ -690,7 +747,8 @@ static Suite *concurrency_suite(void)
     tcase_add_test(tc, threads_and_processes);
     tcase_add_test(tc, put_and_delete_same_objects);
     tcase_add_test(tc, gc_races_put_and_name);
-    tcase_add_test(tc, readers_do_not_wait_for_batch);
+    tcase_add_test_needs(tc, readers_do_not_wait_for_batch, TEST_CAP_BATCH_TXN);
+    tcase_add_test(tc, one_commit_creates);
     suite_add_tcase(s, tc);
     /* its own case with a short timeout: the bug it looks for deadlocks */
     TCase *batches = tcase_with_store("batches", 30);

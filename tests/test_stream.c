@@ -2,8 +2,7 @@
  * pipes, the reader's zero-copy fd, and (with the big_tests option,
  * MINIDBX_BIG_TESTS=1) a 1 GiB object generated on the fly and moved in
  * bounded memory: peak RSS of the child that does it must stay <= 32 MiB.
- * Runs on a local store, and again (MINIDBX_TEST_BACKEND=http) on one
- * served by `mdbx serve`, whose store is fx_dir. */
+ * Runs on every backend of the matrix in util.c (MINIDBX_TEST_BACKEND). */
 #include "util.h"
 
 #include <errno.h>
@@ -122,6 +121,45 @@ START_TEST(writer_abort_leaves_nothing)
 }
 END_TEST
 
+/* One writer's commit with an expected id and the "created" answer: bytes
+ * that hash to another id store nothing (ECORRUPT); the first commit of
+ * some bytes creates them, the next one finds them. Inline and file sizes. */
+static int commit_sized(size_t size, const minidbx_id *expect, minidbx_id *out_id, int *created)
+{
+    static unsigned char buf[3 * MINIDBX_DEFAULT_INLINE_THRESHOLD];
+    minidbx_writer *w;
+    memset(buf, 'c', size);
+    ck_assert_ok(minidbx_writer_open(fx_db, &w));
+    ck_assert_ok(minidbx_writer_write(w, buf, size));
+    return minidbx_writer_commit_ex(w, expect, out_id, created);
+}
+
+START_TEST(writer_commit_ex_created_and_expect)
+{
+    static const size_t sizes[] = { 0, 700, 3 * MINIDBX_DEFAULT_INLINE_THRESHOLD };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        minidbx_id want, wrong, got;
+        int created = -2;
+        unsigned char *bytes = calloc(1, sizes[i] + 1);
+        memset(bytes, 'c', sizes[i]);
+        sha256_raw(bytes, sizes[i], &want);
+        sha256_raw("other", 5, &wrong);
+        free(bytes);
+
+        ck_assert_rc(commit_sized(sizes[i], &wrong, &got, &created), MINIDBX_ECORRUPT);
+        ck_assert_int_eq(created, -2);
+        ck_assert_int_eq(minidbx_exists(fx_db, &want), 0);
+        ck_assert_ok(commit_sized(sizes[i], &want, &got, &created));
+        ck_assert(minidbx_id_equal(&got, &want));
+        ck_assert_int_eq(created, 1);
+        ck_assert_ok(commit_sized(sizes[i], NULL, NULL, &created));
+        ck_assert_int_eq(created, 0);
+        ck_assert_ok(commit_sized(sizes[i], &want, NULL, NULL));
+    }
+    ck_assert_int_eq(store_object_count(fx_db), 3);
+}
+END_TEST
+
 START_TEST(reader_fd_on_file_object)
 {
     test_rng rng;
@@ -134,7 +172,7 @@ START_TEST(reader_fd_on_file_object)
     ck_assert_ok(minidbx_reader_open(fx_db, &id, &r, NULL));
     int fd = -1;
     uint64_t offset = 99;
-    if (test_backend_is_http()) {
+    if (!test_backend_has(TEST_CAP_READER_FD)) {
         /* a remote object has no local file to hand out */
         ck_assert_rc(minidbx_reader_fd(r, &fd, &offset), MINIDBX_EUNSUPPORTED);
         minidbx_reader_close(r);
@@ -440,8 +478,9 @@ static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
     TCase *tc = tcase_with_store("stream", TEST_TIMEOUT_S);
-    tcase_add_test(tc, writer_reader_round_trip);
-    tcase_add_test(tc, writer_abort_leaves_nothing);
+    tcase_add_test_needs(tc, writer_reader_round_trip, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, writer_abort_leaves_nothing, TEST_CAP_FILES);
+    tcase_add_test(tc, writer_commit_ex_created_and_expect);
     tcase_add_test(tc, reader_fd_on_file_object);
     tcase_add_test(tc, reader_fd_on_inline_object);
     tcase_add_test(tc, put_fd_get_fd_through_pipes);

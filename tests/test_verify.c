@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -93,7 +94,7 @@ static void corrupt_two_objects(corrupted_store *cs)
     store_blob_path(fx_dir, &cs->bad_file, blob);
     ck_assert_msg(file_flip_byte(blob, -1) == 0, "cannot flip a byte of %s", blob);
     corrupt_inline_value(fx_dir, &cs->bad_inline, cs->inline_size);
-    fx_db = store_open(fx_dir, 0);
+    fixture_reopen(0);
 }
 
 static void free_corrupted(corrupted_store *cs)
@@ -227,8 +228,7 @@ START_TEST(no_verify_skips_hash)
 {
     corrupted_store cs;
     corrupt_two_objects(&cs);
-    minidbx_close(fx_db);
-    fx_db = store_open(fx_dir, MINIDBX_OPEN_NO_VERIFY);
+    fixture_reopen(MINIDBX_OPEN_NO_VERIFY);
     void *data = NULL;
     size_t size = 0;
     ck_assert_ok(minidbx_get(fx_db, &cs.bad_file, &data, &size));
@@ -341,7 +341,7 @@ START_TEST(dangling_name)
     minidbx_close(fx_db);
     fx_db = NULL;
     edit_object_record(fx_dir, &id, 10, RECORD_DELETE);
-    fx_db = store_open(fx_dir, 0);
+    fixture_reopen(0);
 
     problem_log log = {0};
     minidbx_verify_report report;
@@ -402,7 +402,7 @@ START_TEST(temp_file_of_dead_writer_swept)
     char c = 0;
     ck_assert_int_eq(read(ready[0], &c, 1), 1);
     close(ready[0]);
-    fx_db = store_open(fx_dir, 0); /* opened while the writer lives */
+    fixture_reopen(0); /* opened while the writer lives */
     kill(pid, SIGKILL);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -416,8 +416,7 @@ START_TEST(temp_file_of_dead_writer_swept)
     ck_assert_uint_ge(log.count[MINIDBX_PROBLEM_TEMP], 1);
     ck_assert_uint_eq(log.total, log.count[MINIDBX_PROBLEM_TEMP]);
 
-    minidbx_close(fx_db);
-    fx_db = store_open(fx_dir, 0);
+    fixture_reopen(0);
     ck_assert_msg(dir_count_entries(tmp) == 0, "open left %ld files in tmp/", dir_count_entries(tmp));
     ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
     ck_assert_uint_eq(report.problems, 0);
@@ -453,19 +452,262 @@ START_TEST(temp_file_of_live_writer_kept)
 }
 END_TEST
 
+
+/* ---- the last byte is checked before it is delivered (issue 8) ---- */
+
+static void expect_clean(void)
+{
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+}
+
+/* Read exactly size bytes in chunks of capacity and stop, as a consumer
+ * that trusts the size would: the read that completes the object must
+ * fail on a corrupt one. Returns the rc of the last read made. */
+static int read_exactly_size(const minidbx_id *id, size_t capacity)
+{
+    minidbx_reader *r = NULL;
+    uint64_t size = 0;
+    int rc = minidbx_reader_open(fx_db, id, &r, &size);
+    if (rc < 0)
+        return rc;
+    unsigned char *buf = malloc(capacity);
+    uint64_t total = 0;
+    while (total < size) {
+        size_t want = size - total < capacity ? (size_t)(size - total) : capacity, got = 0;
+        if ((rc = minidbx_reader_read(r, buf, want, &got)) < 0)
+            break;
+        ck_assert_msg(got > 0, "reader gave 0 bytes at %llu of %llu", (unsigned long long)total,
+                      (unsigned long long)size);
+        total += got;
+    }
+    minidbx_reader_close(r);
+    free(buf);
+    return rc;
+}
+
+START_TEST(reader_checks_the_last_byte)
+{
+    corrupted_store cs;
+    corrupt_two_objects(&cs);
+    const minidbx_id *bad[2] = {&cs.bad_inline, &cs.bad_file};
+    size_t sizes[2] = {cs.inline_size, cs.file_size};
+    for (int i = 0; i < 2; i++) {
+        ck_assert_rc(read_exactly_size(bad[i], sizes[i]), MINIDBX_ECORRUPT);
+        ck_assert_rc(read_exactly_size(bad[i], 100), MINIDBX_ECORRUPT);
+    }
+    ck_assert_ok(read_exactly_size(&cs.good_inline, 500));
+    ck_assert_ok(read_exactly_size(&cs.good_file, 333));
+    free_corrupted(&cs);
+}
+END_TEST
+
+/* ---- a bad copy heals when the right bytes are put again (issue 8) ---- */
+
+START_TEST(put_heals_corrupt_copies)
+{
+    corrupted_store cs;
+    corrupt_two_objects(&cs);
+    minidbx_id id;
+    ck_assert_ok(minidbx_put(fx_db, cs.bad_inline_data, cs.inline_size, &id));
+    ck_assert_ok(minidbx_put(fx_db, cs.bad_file_data, cs.file_size, &id));
+    store_expect_bytes(fx_db, &cs.bad_inline, cs.bad_inline_data, cs.inline_size);
+    store_expect_bytes(fx_db, &cs.bad_file, cs.bad_file_data, cs.file_size);
+    minidbx_name_info name;
+    ck_assert_ok(minidbx_name_get(fx_db, "points/at/bad", &name)); /* the name survived the heal */
+    expect_clean();
+    ck_assert_uint_eq(store_object_count(fx_db), 4);
+    minidbx_store_info info;
+    ck_assert_ok(minidbx_info(fx_db, &info));
+    ck_assert_uint_eq(info.bytes, cs.inline_size + cs.file_size + 500 + THRESHOLD * 2);
+    free_corrupted(&cs);
+}
+END_TEST
+
+/* A blob gone or cut short: exists and missing do not claim the object,
+ * and a put (also one in a batch, also through a writer) brings it back. */
+START_TEST(put_heals_missing_and_short_blobs)
+{
+    test_rng rng;
+    rng_seed(&rng, 47);
+    size_t size = THRESHOLD * 3;
+    unsigned char *data[3];
+    minidbx_id ids[3], out[3];
+    char blob[PATH_MAX];
+    for (int i = 0; i < 3; i++) {
+        data[i] = rng_alloc(&rng, size);
+        ck_assert_ok(minidbx_put(fx_db, data[i], size, &ids[i]));
+        store_blob_path(fx_dir, &ids[i], blob);
+        ck_assert_int_eq(i == 1 ? truncate(blob, 10) : unlink(blob), 0);
+        ck_assert_int_eq(minidbx_exists(fx_db, &ids[i]), 0);
+    }
+    size_t n = 0;
+    ck_assert_ok(minidbx_missing(fx_db, ids, 3, out, &n));
+    ck_assert_uint_eq(n, 3);
+    ck_assert_ok(minidbx_put(fx_db, data[0], size, &out[0]));
+    ck_assert_ok(minidbx_batch_begin(fx_db));
+    ck_assert_ok(minidbx_put(fx_db, data[1], size, &out[1]));
+    ck_assert_ok(minidbx_batch_commit(fx_db));
+    minidbx_writer *w = NULL;
+    ck_assert_ok(minidbx_writer_open(fx_db, &w));
+    ck_assert_ok(minidbx_writer_write(w, data[2], size));
+    ck_assert_ok(minidbx_writer_commit(w, &out[2]));
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(minidbx_exists(fx_db, &ids[i]), 1);
+        store_expect_bytes(fx_db, &ids[i], data[i], size);
+        free(data[i]);
+    }
+    ck_assert_ok(minidbx_missing(fx_db, ids, 3, out, &n));
+    ck_assert_uint_eq(n, 0);
+    expect_clean();
+}
+END_TEST
+
+/* ---- special files in place of a blob (issue 8, defect 10) ---- */
+
+START_TEST(fifo_or_symlink_blob_is_corrupt)
+{
+    test_rng rng;
+    rng_seed(&rng, 48);
+    size_t size = THRESHOLD * 2;
+    unsigned char *data[2];
+    minidbx_id ids[2];
+    char blob[PATH_MAX], copy[PATH_MAX];
+    for (int i = 0; i < 2; i++) {
+        data[i] = rng_alloc(&rng, size);
+        ck_assert_ok(minidbx_put(fx_db, data[i], size, &ids[i]));
+        ck_assert_ok(minidbx_name_set(fx_db, i ? "link" : "fifo", &ids[i]));
+    }
+    store_blob_path(fx_dir, &ids[0], blob);
+    ck_assert_int_eq(unlink(blob), 0);
+    ck_assert_int_eq(mkfifo(blob, 0644), 0);
+    /* a symlink to a file with the right bytes: still not followed */
+    store_blob_path(fx_dir, &ids[1], blob);
+    store_path(fx_dir, "outside", copy);
+    ck_assert_int_eq(rename(blob, copy), 0);
+    ck_assert_int_eq(symlink(copy, blob), 0);
+
+    for (int i = 0; i < 2; i++) {
+        void *got = NULL;
+        size_t got_size = 0;
+        minidbx_reader *r = NULL;
+        ck_assert_rc(minidbx_get(fx_db, &ids[i], &got, &got_size), MINIDBX_ECORRUPT);
+        ck_assert_msg(strstr(minidbx_errmsg(fx_db), "not a regular file"), "errmsg: %s", minidbx_errmsg(fx_db));
+        ck_assert_rc(minidbx_reader_open(fx_db, &ids[i], &r, NULL), MINIDBX_ECORRUPT);
+        expect_get_fd_corrupt(&ids[i]);
+        ck_assert_int_eq(minidbx_exists(fx_db, &ids[i]), 0);
+    }
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &ids[0]));
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &ids[1]));
+    ck_assert_uint_eq(report.problems, 2);
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+    ck_assert_uint_eq(report.repaired, 2);
+    ck_assert(path_exists(copy)); /* the link was removed, not its target */
+    expect_clean();
+    for (int i = 0; i < 2; i++)
+        free(data[i]);
+}
+END_TEST
+
+/* A put over a FIFO or symlink replaces it with the real bytes. */
+START_TEST(put_replaces_a_special_file)
+{
+    test_rng rng;
+    rng_seed(&rng, 49);
+    size_t size = THRESHOLD * 2;
+    unsigned char *data = rng_alloc(&rng, size);
+    minidbx_id id;
+    char blob[PATH_MAX];
+    ck_assert_ok(minidbx_put(fx_db, data, size, &id));
+    store_blob_path(fx_dir, &id, blob);
+    ck_assert_int_eq(unlink(blob), 0);
+    ck_assert_int_eq(mkfifo(blob, 0644), 0);
+    ck_assert_ok(minidbx_put(fx_db, data, size, &id));
+    store_expect_bytes(fx_db, &id, data, size);
+    free(data);
+}
+END_TEST
+
+/* ---- the store itself failing (issue 8, defect 9) ---- */
+
+START_TEST(deleted_store_is_an_io_error)
+{
+    test_rng rng;
+    rng_seed(&rng, 50);
+    minidbx_id id = store_put_random(fx_db, &rng, 100);
+    ck_assert_ok(minidbx_name_set(fx_db, "before", &id));
+    ck_assert_int_eq(rm_rf(fx_dir), 0);
+    unsigned char *big = rng_alloc(&rng, THRESHOLD * 2);
+    ck_assert_rc(minidbx_put(fx_db, "small", 5, NULL), MINIDBX_EIO);
+    ck_assert_msg(strstr(minidbx_errmsg(fx_db), "is gone"), "errmsg: %s", minidbx_errmsg(fx_db));
+    ck_assert_rc(minidbx_put(fx_db, big, THRESHOLD * 2, NULL), MINIDBX_EIO);
+    ck_assert_msg(strstr(minidbx_errmsg(fx_db), "is gone"), "errmsg: %s", minidbx_errmsg(fx_db));
+    ck_assert_rc(minidbx_gc(fx_db, NULL), MINIDBX_EIO);
+    ck_assert_rc(minidbx_name_set(fx_db, "after", &id), MINIDBX_EIO);
+    if (test_backend_has(TEST_CAP_BATCH_TXN)) /* else a batch begins in the client */
+        ck_assert_rc(minidbx_batch_begin(fx_db), MINIDBX_EIO);
+    free(big);
+}
+END_TEST
+
+START_TEST(unwritable_tmp_is_an_io_error)
+{
+    char tmp[PATH_MAX];
+    store_path(fx_dir, "tmp", tmp);
+    ck_assert_int_eq(rm_rf(tmp), 0);
+    ck_assert_int_eq(file_write_all(tmp, "x", 1), 0); /* even root cannot create in a file */
+    test_rng rng;
+    rng_seed(&rng, 51);
+    unsigned char *big = rng_alloc(&rng, THRESHOLD * 2);
+    ck_assert_rc(minidbx_put(fx_db, big, THRESHOLD * 2, NULL), MINIDBX_EIO);
+    ck_assert_msg(strstr(minidbx_errmsg(fx_db), "/tmp/"), "errmsg: %s", minidbx_errmsg(fx_db));
+    free(big);
+}
+END_TEST
+
+/* A read-only handle reports stale temp files (and leaves them). */
+START_TEST(readonly_verify_reports_temp_files)
+{
+    char tmp[PATH_MAX], stale[PATH_MAX + 32];
+    store_path(fx_dir, "tmp", tmp);
+    snprintf(stale, sizeof stale, "%s/999999999-1-1.tmp", tmp); /* no such pid */
+    ck_assert_int_eq(file_write_all(stale, "partial", 7), 0);
+    minidbx *ro = store_open(fx_location, MINIDBX_OPEN_READONLY);
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(ro, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_TEMP], 1);
+    ck_assert_uint_eq(report.problems, 1);
+    ck_assert(path_exists(stale));
+    minidbx_close(ro);
+}
+END_TEST
+
 static Suite *verify_suite(void)
 {
     Suite *s = suite_create("verify");
     TCase *tc = tcase_with_store("verify", TEST_TIMEOUT_S);
-    tcase_add_test(tc, corrupt_reads_fail);
-    tcase_add_test(tc, verify_reports_repairs_then_clean);
-    tcase_add_test(tc, no_verify_skips_hash);
-    tcase_add_test(tc, missing_blob_file);
-    tcase_add_test(tc, truncated_blob_file);
-    tcase_add_test(tc, orphan_blob_file);
-    tcase_add_test(tc, dangling_name);
-    tcase_add_test(tc, temp_file_of_dead_writer_swept);
-    tcase_add_test(tc, temp_file_of_live_writer_kept);
+    tcase_add_test_needs(tc, corrupt_reads_fail, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, verify_reports_repairs_then_clean, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, no_verify_skips_hash, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, missing_blob_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, truncated_blob_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, orphan_blob_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, dangling_name, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, temp_file_of_dead_writer_swept, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, temp_file_of_live_writer_kept, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, reader_checks_the_last_byte, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, put_heals_corrupt_copies, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, put_heals_missing_and_short_blobs, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, fifo_or_symlink_blob_is_corrupt, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, put_replaces_a_special_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, deleted_store_is_an_io_error, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, unwritable_tmp_is_an_io_error, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, readonly_verify_reports_temp_files, TEST_CAP_FILES);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -278,6 +278,31 @@ else
     not_ok "find the blob file of a 1 MiB object under $T/store"
 fi
 expect 2 "verify a bad argument" "$M" verify "../x"
+STALE="$T/store/tmp/999999999-1-1.tmp" # no such pid: a writer that died
+echo partial >"$STALE"
+expect 3 "verify (read-only) reports a dead writer's temp file" "$M" verify
+check "  a temp line, the file left alone" eval 'out_has "temp -: $STALE" && [ -e "$STALE" ]'
+expect 0 "verify --repair removes it" "$M" verify --repair
+check "  gone" eval '[ ! -e "$STALE" ]'
+
+echo "# --- put -n while gc runs (held at the library's test-only pause point)"
+# Poll (bounded) for a condition; 1 when it never held.
+await() { for _ in $(seq 1000); do eval "$1" && return 0; sleep 0.01; done; return 1; }
+echo "held $$ $RANDOM" >held.txt
+MINIDBX_TEST_PAUSE="put-before-name:$T/pause" "$M" put -n held/name held.txt >"$T/held.out" 2>&1 &
+PUT_PID=$!
+check "put -n stops between its put and its name" await '[ -e "$T/pause.put-before-name" ]'
+"$M" gc >"$T/gc.out" 2>&1 &
+GC_PID=$!
+check "  a gc started meanwhile waits for it" await 'grep -q -- "-> FLOCK *[A-Z]* *[A-Z]* $GC_PID " /proc/locks'
+rm -f "$T/pause.put-before-name"
+wait $PUT_PID
+PUT_STATUS=$?
+wait $GC_PID
+GC_STATUS=$?
+check "  put -n succeeded, gc too" eval '[ "$PUT_STATUS" = 0 ] && [ "$GC_STATUS" = 0 ]'
+expect 0 "  the name resolves to the bytes" "$M" get held/name
+check "  the same bytes" eval 'cmp -s "$T/out" held.txt'
 
 echo "# --- unreadable input files"
 echo secret >secret.txt

@@ -135,7 +135,9 @@ else
     skip "the library with \$MINIDBX_TOKEN" "the http:// client is not built"
 fi
 expect_code 401 "verify without a token" -X POST "$URL/v1/verify"
-expect_code 200 "verify with the read token" -H "Authorization: Bearer r3ad" -X POST "$URL/v1/verify"
+expect_code 403 "verify with the read token (it is an admin call)" -H "Authorization: Bearer r3ad" \
+    -X POST "$URL/v1/verify"
+expect_code 200 "verify with the write token" -H "Authorization: Bearer wr1te" -X POST "$URL/v1/verify"
 expect_code 403 "verify ?repair=1 with the read token" -H "Authorization: Bearer r3ad" -X POST \
     "$URL/v1/verify?repair=1"
 expect_code 200 "verify ?repair=1 with the write token" -H "Authorization: Bearer wr1te" -X POST \

@@ -130,7 +130,7 @@ for path in "/retrieve?hash=../../../../etc/passwd" \
             "/v1/objects/${SMALL}00"; do
     expect_code 400 "traversal attempt $path" --path-as-is "$URL$path"
 done
-expect_code 404 "an id behind a NUL (%00) matches no route" --path-as-is "$URL/v1/objects/%00$SMALL"
+expect_code 400 "an id behind a NUL (%00) is refused" --path-as-is "$URL/v1/objects/%00$SMALL"
 expect_code 400 "DELETE with a traversal id" -X DELETE --path-as-is "$URL/v1/objects/..%2F..%2Fetc"
 expect_code 404 "an unknown route" "$URL/etc/passwd"
 expect_code 405 "a known path with the wrong method" -X POST "$URL/v1/objects/$SMALL"
@@ -158,6 +158,18 @@ expect_code 404 "GET /get of an unregistered hash" "$URL/get?hash=$MISSING"
 expect_code 200 "GET /list" "$URL/list"
 check "  ... a JSON array of the records" test "$(cat "$T/body")" = "[$record]"
 expect_code 200 "the registered name points at the object" "$URL/v1/names/photo.jpg"
+
+# --- errors on the wire: the exact code in X-Minidbx-Error, a JSON message --
+expect_code 400 "an error reply: a bad id" "$URL/v1/objects/zz"
+check "  ... X-Minidbx-Error: EINVAL" header_has "^X-Minidbx-Error: EINVAL"
+check "  ... a message in the body" body_has '"error":"an id is 64 hex digits'
+check "  ... and the code" body_has '"code":"EINVAL"'
+expect_code 404 "an error reply: a missing object" "$URL/v1/objects/$MISSING"
+check "  ... X-Minidbx-Error: ENOTFOUND" header_has "^X-Minidbx-Error: ENOTFOUND"
+req -I "$URL/v1/objects/$MISSING"
+check "  ... also on HEAD, which has no body" header_has "^X-Minidbx-Error: ENOTFOUND"
+expect_code 409 "an error reply: deleting a named object" -X DELETE "$URL/v1/objects/$PHOTO"
+check "  ... X-Minidbx-Error: EREFERENCED" header_has "^X-Minidbx-Error: EREFERENCED"
 
 # --- metrics -------------------------------------------------------------
 expect_code 200 "GET /metrics" "$URL/metrics"

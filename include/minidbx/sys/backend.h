@@ -3,7 +3,8 @@
  *
  * A minidbx handle wraps one backend: a versioned table of function
  * pointers. The local store is one; http://, s3:// and cluster: stores are
- * others; a program may add its own (see examples/mem_backend.c).
+ * others; a program may add its own (tests/mem_backend.c in the source tree
+ * is a complete in-memory one, registered with minidbx_register_scheme).
  *
  * What the library does before a call reaches a backend, so that no backend
  * repeats it:
@@ -33,7 +34,8 @@
 extern "C" {
 #endif
 
-#define MINIDBX_BACKEND_VERSION 1
+/* Version 2 appended minidbx_backend_writer.commit_created. */
+#define MINIDBX_BACKEND_VERSION 2
 
 typedef struct minidbx_backend minidbx_backend;
 typedef struct minidbx_backend_writer minidbx_backend_writer;
@@ -46,6 +48,15 @@ struct minidbx_backend_writer {
     int (*commit)(minidbx_backend_writer *w, const minidbx_id *id);
     /** Throw away what was written; frees w. */
     void (*abort)(minidbx_backend_writer *w);
+    /** Since version 2 (read only when the backend's table says version >= 2;
+     *  may be NULL): commit, and set *out_created to 1 when this commit
+     *  stored a new object or 0 when the store had it already. The answer
+     *  must come from the store's own commit (e.g. an insert that fails when
+     *  the key exists), never from an exists() asked before: two writers
+     *  committing the same bytes at once must not both hear 1. Frees w
+     *  whatever happens. An expected id (minidbx_writer_commit_ex) is
+     *  checked by the library before this is called. */
+    int (*commit_created)(minidbx_backend_writer *w, const minidbx_id *id, int *out_created);
 };
 
 /** A read stream. Embed it first in your own struct. */
@@ -106,9 +117,12 @@ MINIDBX_EXTERN int minidbx_open_backend(minidbx **out, minidbx_backend *be, cons
 typedef int (*minidbx_backend_open_fn)(minidbx_backend **out, const char *location,
                                        const minidbx_options *opts);
 
-/** Make minidbx_open hand locations that start with "scheme://" to open_fn.
- *  Registering a scheme again replaces it. Thread-safe. Up to 16 schemes.
- *  Errors: EINVAL (empty or over-long scheme), ENOMEM (table full). */
+/** Make minidbx_open hand locations that start with "scheme:" (as
+ *  "scheme://..." or "scheme:...") to open_fn, whole. A scheme is a letter
+ *  and 1..30 letters, digits, '+', '.' or '-', matched without regard to
+ *  case; http, https and file stay built in. Registering a scheme again
+ *  replaces it. Thread-safe. Up to 16 schemes.
+ *  Errors: EINVAL (not a scheme, or NULL), ENOMEM (table full). */
 MINIDBX_EXTERN int minidbx_register_scheme(const char *scheme, minidbx_backend_open_fn open_fn);
 
 /** Set the calling thread's error message (printf format) and return code,

@@ -1,0 +1,607 @@
+/* serve_send.c - object bodies out: ETag, immutable caching, conditional
+ * and range requests, and the promise that a GET never completes with
+ * bytes that do not hash to the id it names.
+ *
+ * How each GET is answered:
+ *
+ *   object up to BUFFER_MAX bytes   read whole into one buffer and checked
+ *                                   before anything is sent; sent with its
+ *                                   headers in one go (faster than an fd
+ *                                   response in libmicrohttpd 0.9.75). A bad
+ *                                   object gets an error status, no bytes.
+ *   a larger blob file, verified    sendfile from the file (zero copy).
+ *   recently (the verified cache)
+ *   a larger object otherwise       streamed through a callback that hashes
+ *                                   every byte of the object (the parts
+ *                                   outside a Range too) and hands over the
+ *                                   last piece only when the whole object
+ *                                   matched its id; else the connection is
+ *                                   cut, and the client sees a short body.
+ *
+ * Reads through minidbx_reader_read are verified by the library (the node
+ * never opens its store with MINIDBX_OPEN_NO_VERIFY); bytes read from a
+ * blob file's fd bypass the library and are hashed here.
+ *
+ * The verified cache. A blob file that was hashed in full and matched its
+ * id is remembered with the identity and times of the file as fstat saw
+ * them before the bytes were read and again after: (id, st_dev, st_ino,
+ * st_size, st_mtim, st_ctim). A later GET skips the hashing only if the fd
+ * it has just opened has exactly those, and the entry is younger than
+ * VERIFIED_TTL_NS. What this trusts: that the bytes of a file cannot change
+ * through the filesystem without its ctime changing. Every write, truncate,
+ * fallocate or copy into a file sets its ctime to the current time, and
+ * nothing in user space can set ctime back (utimensat sets mtime, and
+ * ctime to now); a rename of another file into place changes st_ino. So a
+ * file is only remembered when its ctime is at least CTIME_MARGIN_NS older
+ * than the start of the hashing: a write that came after would have to set
+ * ctime to an older value, which needs a clock stepped back by more than
+ * the margin, or a filesystem with timestamps coarser than the margin. Not
+ * covered (nor by any hashing of bytes that the page cache holds): changes
+ * below the filesystem (a raw write to the disk, silent media errors), and
+ * a write to a blob during the sendfile of a cached file, which only
+ * someone who can write the store's files can make; the next GET after
+ * such a write sees the new ctime and hashes again. The cache is a fixed
+ * table (--verified-cache entries, direct-mapped by id), so memory stays
+ * bounded and a flood of ids only evicts. */
+#include "serve.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CACHE_IMMUTABLE "public, max-age=31536000, immutable"
+/* Objects up to this size are read into one buffer, checked, then sent. */
+#define BUFFER_MAX (64u * 1024u)
+/* The piece a streamed body is read, hashed and handed over in. */
+#define STREAM_BLOCK (64u * 1024u)
+#define VERIFIED_TTL_NS (60ll * 1000 * 1000 * 1000)
+#define CTIME_MARGIN_NS (2ll * 1000 * 1000 * 1000)
+
+/* ---- ranges ---------------------------------------------------------------- */
+
+void serve_parse_range(const char *text, uint64_t size, struct serve_range *out)
+{
+    unsigned long long first, last = UINT64_MAX;
+    char tail;
+
+    *out = (struct serve_range){ 0, size, MHD_HTTP_OK };
+    if (!text || strncmp(text, "bytes=", 6) != 0 || strchr(text, ','))
+        return; /* none, another unit, or several ranges: the whole object */
+    text += 6;
+    if (text[0] == '-') { /* the last N bytes */
+        if (sscanf(text + 1, "%llu%c", &first, &tail) != 1 || text[1] < '0' || text[1] > '9')
+            return;
+        if (first == 0 || size == 0) { /* nothing to send: no range of it exists */
+            out->status = MHD_HTTP_RANGE_NOT_SATISFIABLE;
+            return;
+        }
+        out->start = first >= size ? 0 : size - first;
+    } else {
+        if (text[0] < '0' || text[0] > '9')
+            return;
+        int n = sscanf(text, "%llu-%llu%c", &first, &last, &tail);
+        if (n != 2 && !(n == 1 && text[strlen(text) - 1] == '-'))
+            return;
+        if (last < first)
+            return;
+        if (first >= size) {
+            out->status = MHD_HTTP_RANGE_NOT_SATISFIABLE;
+            return;
+        }
+        out->start = first;
+        if (last < size - 1)
+            size = last + 1;
+    }
+    out->length = size - out->start;
+    out->status = MHD_HTTP_PARTIAL_CONTENT;
+}
+
+/* ---- the verified cache --------------------------------------------------------- */
+
+struct verified_entry {
+    minidbx_id id;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime, ctime;
+    int64_t verified_ns; /* serve_now_ns() when it was hashed; 0: empty */
+};
+
+struct serve_verified {
+    pthread_mutex_t lock;
+    size_t count;
+    struct verified_entry *slots;
+};
+
+int serve_verified_start(struct serve_server *srv)
+{
+    size_t count = srv->cfg->verified_cache_entries;
+    struct serve_verified *v = calloc(1, sizeof *v);
+
+    if (!v || (count && !(v->slots = calloc(count, sizeof *v->slots)))) {
+        free(v);
+        return ENOMEM;
+    }
+    v->count = count;
+    pthread_mutex_init(&v->lock, NULL);
+    srv->verified = v;
+    return 0;
+}
+
+void serve_verified_stop(struct serve_server *srv)
+{
+    struct serve_verified *v = srv->verified;
+    if (!v)
+        return;
+    pthread_mutex_destroy(&v->lock);
+    free(v->slots);
+    free(v);
+    srv->verified = NULL;
+}
+
+static bool same_time(const struct timespec *a, const struct timespec *b)
+{
+    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           same_time(&a->st_mtim, &b->st_mtim) && same_time(&a->st_ctim, &b->st_ctim);
+}
+
+/* Ids are SHA-256 digests: their first bytes are as good as any hash. */
+static struct verified_entry *verified_slot(struct serve_verified *v, const minidbx_id *id)
+{
+    uint64_t h;
+    memcpy(&h, id->bytes, sizeof h);
+    return &v->slots[h % v->count];
+}
+
+static bool verified_lookup(struct serve_server *srv, const minidbx_id *id, const struct stat *st)
+{
+    struct serve_verified *v = srv->verified;
+    bool hit;
+
+    if (!v->count)
+        return false;
+    pthread_mutex_lock(&v->lock);
+    struct verified_entry *e = verified_slot(v, id);
+    hit = e->verified_ns && serve_now_ns() - e->verified_ns < VERIFIED_TTL_NS &&
+          minidbx_id_equal(&e->id, id) && e->dev == st->st_dev && e->ino == st->st_ino &&
+          e->size == st->st_size && same_time(&e->mtime, &st->st_mtim) &&
+          same_time(&e->ctime, &st->st_ctim);
+    pthread_mutex_unlock(&v->lock);
+    return hit;
+}
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* The file (fd) was hashed in full and matched id; before is what fstat
+ * said before the first byte was read, hashed_since_ns (CLOCK_REALTIME)
+ * when that was. Remember it if nothing changed meanwhile and its ctime is
+ * old enough (see the top of the file). */
+static void verified_remember(struct serve_server *srv, const minidbx_id *id, int fd,
+                              const struct stat *before, int64_t hashed_since_ns)
+{
+    struct serve_verified *v = srv->verified;
+    struct stat after;
+    int64_t ctime_ns = (int64_t)before->st_ctim.tv_sec * 1000000000 + before->st_ctim.tv_nsec;
+
+    if (!v->count || fstat(fd, &after) < 0 || !same_file(before, &after) ||
+        hashed_since_ns - ctime_ns < CTIME_MARGIN_NS)
+        return;
+    pthread_mutex_lock(&v->lock);
+    struct verified_entry *e = verified_slot(v, id);
+    *e = (struct verified_entry){ *id, before->st_dev, before->st_ino, before->st_size,
+                                  before->st_mtim, before->st_ctim, serve_now_ns() };
+    pthread_mutex_unlock(&v->lock);
+}
+
+/* ---- hashing ------------------------------------------------------------------ */
+
+static bool digest_is(EVP_MD_CTX *ctx, const minidbx_id *id)
+{
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned len = 0;
+    return EVP_DigestFinal_ex(ctx, digest, &len) == 1 && len == sizeof id->bytes &&
+           memcmp(digest, id->bytes, sizeof id->bytes) == 0;
+}
+
+/* pread until size bytes or the end of the file; the count, or -1. */
+static ssize_t pread_full(int fd, void *buf, size_t size, uint64_t offset)
+{
+    size_t done = 0;
+    while (done < size) {
+        ssize_t n = pread(fd, (char *)buf + done, size - done, (off_t)(offset + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    return (ssize_t)done;
+}
+
+/* ---- what an object is read from ------------------------------------------------- */
+
+/* An open object: its reader, and its blob file if it has one. */
+struct object_source {
+    struct serve_server *srv;
+    minidbx_id id;
+    minidbx_reader *reader;
+    uint64_t size;
+    int fd;           /* a dup of the blob file's fd, or -1 */
+    uint64_t offset;  /* where the object's bytes start in it */
+    struct stat st;   /* fstat(fd) when it was opened */
+    int64_t opened_rt_ns;
+    const char *problem; /* why source_open failed, when the library did not say */
+    char detail[96];     /* why reading the blob file failed (the server hashes those) */
+};
+
+static void source_close(struct object_source *src)
+{
+    minidbx_reader_close(src->reader);
+    src->reader = NULL;
+    if (src->fd >= 0)
+        close(src->fd);
+    src->fd = -1;
+}
+
+/* Open id; 0 or a MINIDBX_E* code (the library's, or ECORRUPT/EIO for a
+ * blob that is not a regular file: nothing is read from a FIFO or a device). */
+static int source_open(struct serve_server *srv, const minidbx_id *id, struct object_source *src)
+{
+    int fd, rc;
+
+    *src = (struct object_source){ srv, *id, NULL, 0, -1, 0, { 0 }, realtime_ns(), NULL, "" };
+    if ((rc = minidbx_reader_open(srv->db, id, &src->reader, &src->size)) < 0)
+        return rc;
+    if (minidbx_reader_fd(src->reader, &fd, &src->offset) < 0)
+        return 0; /* inline, or a store without files: read through the reader */
+    if ((src->fd = dup(fd)) < 0 || fstat(src->fd, &src->st) < 0) {
+        src->problem = "get: cannot duplicate or stat the blob file";
+        source_close(src);
+        return MINIDBX_EIO;
+    }
+    if (!S_ISREG(src->st.st_mode)) {
+        src->problem = "get: the blob file is not a regular file";
+        source_close(src);
+        return MINIDBX_ECORRUPT;
+    }
+    return 0;
+}
+
+/* 0 when size bytes at data hash to src's id, else ECORRUPT with the same
+ * words the library uses ("object 1cf6a9adc377… failed verification: got …"). */
+static int check_bytes(struct object_source *src, const void *data, size_t size)
+{
+    minidbx_id got;
+    char want_hex[MINIDBX_ID_HEX_SIZE], got_hex[MINIDBX_ID_HEX_SIZE];
+    if (minidbx_id_of(&got, data, size) == 0 && minidbx_id_equal(&got, &src->id))
+        return 0;
+    minidbx_id_format(&src->id, want_hex);
+    minidbx_id_format(&got, got_hex);
+    snprintf(src->detail, sizeof src->detail, "object %.12s\u2026 failed verification: got %.12s\u2026",
+             want_hex, got_hex);
+    return MINIDBX_ECORRUPT;
+}
+
+/* Read the whole object (at most BUFFER_MAX bytes) into a new buffer,
+ * checked against the id: 0 or a MINIDBX_E* code. */
+static int source_read_all(struct object_source *src, char **out)
+{
+    char *buf = malloc(src->size ? (size_t)src->size : 1);
+    size_t done = 0, n = 1;
+    int rc = 0;
+
+    if (!buf)
+        return MINIDBX_ENOMEM;
+    if (src->fd >= 0) {
+        bool cached = verified_lookup(src->srv, &src->id, &src->st);
+        errno = 0;
+        if (pread_full(src->fd, buf, (size_t)src->size, src->offset) != (ssize_t)src->size) {
+            snprintf(src->detail, sizeof src->detail, "cannot read the blob file (%s)",
+                     errno ? strerror(errno) : "shorter than its record");
+            rc = MINIDBX_EIO;
+        } else if (!cached && (rc = check_bytes(src, buf, (size_t)src->size)) < 0)
+            ;
+        else if (!cached)
+            verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
+        else { /* cached: the bytes just read are the ones hashed if the file did not change */
+            struct stat now;
+            if (fstat(src->fd, &now) < 0 || !same_file(&now, &src->st))
+                rc = check_bytes(src, buf, (size_t)src->size);
+        }
+    } else {
+        /* The library checks the bytes on the read that finds the end (or,
+         * in later versions, on the one that gives the last byte). */
+        char extra;
+        while (rc == 0 && n > 0 && done < src->size)
+            if ((rc = minidbx_reader_read(src->reader, buf + done, (size_t)src->size - done, &n)) == 0)
+                done += n;
+        if (rc == 0 && (rc = minidbx_reader_read(src->reader, &extra, 1, &n)) == 0 &&
+            (done != src->size || n != 0))
+            rc = MINIDBX_ECORRUPT; /* shorter or longer than its record */
+    }
+    if (rc < 0) {
+        free(buf);
+        return rc;
+    }
+    *out = buf;
+    return 0;
+}
+
+/* ---- streamed bodies ------------------------------------------------------------ */
+
+/* A body sent piece by piece, each piece hashed on the way, the whole
+ * object hashed (outside the range too) before the last piece is handed
+ * over. */
+struct stream_body {
+    struct object_source src;
+    struct serve_range range;
+    uint64_t sent;        /* bytes of the range handed over */
+    uint64_t hashed;      /* bytes of the object read and hashed from its start */
+    EVP_MD_CTX *ctx;      /* blob files: our hash; readers hash for themselves */
+    char *scratch;        /* STREAM_BLOCK bytes for what is outside the range */
+};
+
+/* Read len bytes of the object at hashed (the reads are sequential) into
+ * buf, hashing them: 0, or -1 when the object cannot be read. */
+static int stream_read(struct stream_body *body, char *buf, size_t len)
+{
+    struct object_source *src = &body->src;
+    size_t done = 0, n;
+
+    if (src->fd >= 0) {
+        if (pread_full(src->fd, buf, len, src->offset + body->hashed) != (ssize_t)len ||
+            EVP_DigestUpdate(body->ctx, buf, len) != 1)
+            return -1;
+    } else {
+        for (; done < len; done += n)
+            if (minidbx_reader_read(src->reader, buf + done, len - done, &n) < 0 || n == 0)
+                return -1;
+    }
+    body->hashed += len;
+    return 0;
+}
+
+/* Hash the object up to end (from where it stands), through scratch. */
+static int stream_hash_to(struct stream_body *body, uint64_t end)
+{
+    while (body->hashed < end) {
+        uint64_t left = end - body->hashed;
+        if (stream_read(body, body->scratch, left < STREAM_BLOCK ? (size_t)left : STREAM_BLOCK) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* The whole object is hashed: does it match its id? */
+static bool stream_verified(struct stream_body *body)
+{
+    struct object_source *src = &body->src;
+    size_t n;
+
+    if (src->fd < 0) /* the reader checks on the read that finds the end */
+        return minidbx_reader_read(src->reader, body->scratch, STREAM_BLOCK, &n) == 0 && n == 0;
+    if (!digest_is(body->ctx, &src->id))
+        return false;
+    verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
+    return true;
+}
+
+static ssize_t stream_body_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    struct stream_body *body = cls;
+    uint64_t left = body->range.length - body->sent;
+    size_t len = max < left ? max : (size_t)left;
+
+    if (pos != body->sent || left == 0)
+        return MHD_CONTENT_READER_END_WITH_ERROR;
+    if (stream_hash_to(body, body->range.start + body->sent) < 0 || stream_read(body, buf, len) < 0)
+        goto bad;
+    body->sent += len;
+    /* The last piece leaves only if every byte of the object was right. */
+    if (body->sent == body->range.length &&
+        (stream_hash_to(body, body->src.size) < 0 || !stream_verified(body)))
+        goto bad;
+    return (ssize_t)len;
+bad:
+    atomic_fetch_add(&body->src.srv->metrics.corrupt_objects_refused, 1);
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static void stream_body_free(void *cls)
+{
+    struct stream_body *body = cls;
+    source_close(&body->src);
+    EVP_MD_CTX_free(body->ctx);
+    free(body->scratch);
+    free(body);
+}
+
+/* Takes src. */
+static struct MHD_Response *stream_response(struct object_source *src, const struct serve_range *range)
+{
+    struct stream_body *body = calloc(1, sizeof *body);
+    struct MHD_Response *resp = NULL;
+
+    if (body) {
+        body->src = *src;
+        body->range = *range;
+        src->reader = NULL;
+        src->fd = -1;
+        if ((body->scratch = malloc(STREAM_BLOCK)) &&
+            (body->src.fd < 0 || ((body->ctx = EVP_MD_CTX_new()) &&
+                                  EVP_DigestInit_ex(body->ctx, EVP_sha256(), NULL) == 1)))
+            resp = MHD_create_response_from_callback(range->length, STREAM_BLOCK, stream_body_read,
+                                                     body, stream_body_free);
+        if (!resp)
+            stream_body_free(body);
+    }
+    source_close(src);
+    return resp;
+}
+
+/* ---- the responses ---------------------------------------------------------------- */
+
+void serve_add_object_headers(struct MHD_Response *resp, const char *etag)
+{
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ETAG, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, CACHE_IMMUTABLE);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
+}
+
+/* The body for range of the open object (takes src), or NULL after a
+ * reply (a bad object) or with *result = MHD_NO. */
+static struct MHD_Response *object_response(struct serve_request *req, struct object_source *src,
+                                            const struct serve_range *range, enum MHD_Result *result)
+{
+    struct MHD_Response *resp = NULL;
+    char *buf = NULL;
+    int rc = 0;
+
+    *result = MHD_NO;
+    if (src->size <= BUFFER_MAX) {
+        if ((rc = source_read_all(src, &buf)) == 0) {
+            /* the buffer is freed at its start, the body is a slice of it */
+            resp = MHD_create_response_from_buffer_with_free_callback_cls(
+                (size_t)range->length, buf + range->start, free, buf);
+            if (!resp)
+                free(buf);
+        }
+    } else if (src->fd >= 0 && verified_lookup(req->srv, &src->id, &src->st)) {
+        resp = MHD_create_response_from_fd_at_offset64(range->length, src->fd,
+                                                       src->offset + range->start);
+        if (resp)
+            src->fd = -1; /* the response closes it */
+    } else {
+        return stream_response(src, range);
+    }
+    source_close(src);
+    if (rc < 0) {
+        if (rc == MINIDBX_ECORRUPT)
+            atomic_fetch_add(&req->srv->metrics.corrupt_objects_refused, 1);
+        *result = src->detail[0]
+                      ? serve_reply_code(req, rc, 0, "get: %s: %s", minidbx_strerror(rc), src->detail)
+                      : serve_reply_failure(req, rc, "get");
+    }
+    return resp;
+}
+
+/* Never called: a HEAD response has a size but no body. */
+static ssize_t no_body(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)cls, (void)pos, (void)buf, (void)max;
+    return MHD_CONTENT_READER_END_WITH_ERROR;
+}
+
+static enum MHD_Result send_object_head(struct serve_request *req, const minidbx_id *id,
+                                        const char *etag)
+{
+    minidbx_object_info info;
+    char text[24];
+    int rc = minidbx_stat(req->srv->db, id, &info);
+
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "stat");
+    struct MHD_Response *resp = MHD_create_response_from_callback(info.size, 4096, no_body, NULL, NULL);
+    if (!resp)
+        return MHD_NO;
+    serve_add_object_headers(resp, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    snprintf(text, sizeof text, "%" PRId64, info.created_ns);
+    MHD_add_response_header(resp, "X-Minidbx-Created-Ns", text);
+    snprintf(text, sizeof text, "%" PRIu64, info.refs);
+    MHD_add_response_header(resp, "X-Minidbx-Refs", text);
+    MHD_add_response_header(resp, "X-Minidbx-Storage",
+                            info.flags & MINIDBX_OBJECT_INLINE ? "inline" : "file");
+    return serve_queue(req, MHD_HTTP_OK, resp);
+}
+
+static enum MHD_Result send_not_modified(struct serve_request *req, const char *etag)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    serve_add_object_headers(resp, etag);
+    return serve_queue(req, MHD_HTTP_NOT_MODIFIED, resp);
+}
+
+static enum MHD_Result send_unsatisfiable(struct serve_request *req, uint64_t size)
+{
+    char text[48];
+    struct MHD_Response *resp = MHD_create_response_from_buffer(0, NULL, MHD_RESPMEM_PERSISTENT);
+    if (!resp)
+        return MHD_NO;
+    snprintf(text, sizeof text, "bytes */%" PRIu64, size);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, text);
+    return serve_queue(req, MHD_HTTP_RANGE_NOT_SATISFIABLE, resp);
+}
+
+static bool etag_matches(struct serve_request *req, const char *etag)
+{
+    const char *inm = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                  MHD_HTTP_HEADER_IF_NONE_MATCH);
+    return inm && (strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL);
+}
+
+enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *id)
+{
+    char etag[MINIDBX_ID_HEX_SIZE + 2], text[80];
+    struct object_source src;
+    struct serve_range range;
+    enum MHD_Result result;
+
+    etag[0] = '"';
+    minidbx_id_format(id, etag + 1);
+    strcpy(etag + MINIDBX_ID_HEX_SIZE, "\"");
+    if (etag_matches(req, etag)) {
+        int rc = minidbx_exists(req->srv->db, id);
+        if (rc < 0)
+            return serve_reply_failure(req, rc, "exists");
+        if (rc == 1)
+            return send_not_modified(req, etag);
+    }
+    if (req->head)
+        return send_object_head(req, id, etag);
+    int rc = source_open(req->srv, id, &src);
+    if (rc < 0 && src.problem)
+        return serve_reply_code(req, rc, 0, "%s", src.problem);
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "get");
+    serve_parse_range(MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND, MHD_HTTP_HEADER_RANGE),
+                      src.size, &range);
+    if (range.status == MHD_HTTP_RANGE_NOT_SATISFIABLE) {
+        source_close(&src);
+        return send_unsatisfiable(req, src.size);
+    }
+    uint64_t size = src.size;
+    struct MHD_Response *resp = object_response(req, &src, &range, &result);
+    if (!resp)
+        return result;
+    serve_add_object_headers(resp, etag);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/octet-stream");
+    if (range.status == MHD_HTTP_PARTIAL_CONTENT) {
+        snprintf(text, sizeof text, "bytes %" PRIu64 "-%" PRIu64 "/%" PRIu64, range.start,
+                 range.start + range.length - 1, size);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_RANGE, text);
+    }
+    req->reply_bytes = range.length;
+    return serve_queue(req, range.status, resp);
+}
