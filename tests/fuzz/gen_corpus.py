@@ -2,11 +2,12 @@
 """Write the seed corpora of tests/fuzz (corpus/TARGET/NAME), one file per
 seed. Run it again after changing a target's input format:
     python3 tests/fuzz/gen_corpus.py
-The baseline objects and the write token are those of serve_fixture.c."""
+The baseline objects and the write token are those of serve_fixture.c.
+Files named regress-* in corpus/ are not written here: they are the inputs
+of fixed findings, moved from crashes/, and stay as they are."""
 import hashlib
 import json
 import os
-import shutil
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TOKEN = "fuzz-write-token"
@@ -300,8 +301,7 @@ for name, call, status, text in [
 if __name__ == "__main__":
     for target, seeds in corpora.items():
         d = os.path.join(HERE, "corpus", target)
-        shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(d)
+        os.makedirs(d, exist_ok=True)
         for name, data in seeds.items():
             with open(os.path.join(d, name), "wb") as f:
                 f.write(data)

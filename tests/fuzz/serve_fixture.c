@@ -182,10 +182,11 @@ void serve_fixture_start(void)
 
 /* ---- one exchange ----------------------------------------------------------------- */
 
-/* Each connection comes from another address of 127.0.0.0/8. We close
- * first (the write side, to end the request), so each connection leaves a
- * TIME_WAIT behind for a minute: from one address, a few thousand inputs a
- * second would use up the ephemeral ports in seconds. */
+/* Each connection comes from another address of 127.0.0.0/8. For raw
+ * requests we close first (the write side, to end the request), so each
+ * connection leaves a TIME_WAIT behind for a minute: from one address, a
+ * few thousand inputs a second would use up the ephemeral ports in
+ * seconds. */
 static int connect_server(void)
 {
     static unsigned next_source;
@@ -240,8 +241,10 @@ static void reply_add(struct fixture_reply *reply, size_t *cap, const char *data
 }
 
 /* Write the request while reading what comes back (a server may answer
- * before it has read everything), then read to the end. */
-void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply)
+ * before it has read everything), then read to the end: shut our write
+ * side once all is sent when half_close, else wait for the server to
+ * close (the request says "Connection: close"). */
+static void exchange(const void *request, size_t size, struct fixture_reply *reply, bool half_close)
 {
     const char *out = request;
     size_t sent = 0, cap = 4096;
@@ -256,7 +259,8 @@ void serve_fixture_exchange(const void *request, size_t size, struct fixture_rep
     reply->size = 0;
     reply->truncated = false;
     if (size == 0) {
-        shutdown(fd, SHUT_WR);
+        if (half_close)
+            shutdown(fd, SHUT_WR);
         write_open = false;
     }
     for (;;) {
@@ -271,7 +275,8 @@ void serve_fixture_exchange(const void *request, size_t size, struct fixture_rep
             if (n > 0)
                 sent += (size_t)n;
             if ((n < 0 && errno != EAGAIN && errno != EINTR) || sent == size) {
-                shutdown(fd, SHUT_WR); /* the server may have closed: fine */
+                if (half_close)
+                    shutdown(fd, SHUT_WR); /* the server may have closed: fine */
                 write_open = false;
             }
         }
@@ -284,6 +289,16 @@ void serve_fixture_exchange(const void *request, size_t size, struct fixture_rep
         }
     }
     close(fd);
+}
+
+void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply)
+{
+    exchange(request, size, reply, false);
+}
+
+void serve_fixture_exchange_raw(const void *request, size_t size, struct fixture_reply *reply)
+{
+    exchange(request, size, reply, true);
 }
 
 /* ---- back to the baseline ------------------------------------------------------------ */
