@@ -41,7 +41,7 @@ static const struct serve_route_spec routes[] = {
     { "GET", "/v1/names/", ROUTE_NAME_GET, BODY_NONE, ACCESS_READ, serve_name_get },
     { "DELETE", "/v1/names/", ROUTE_NAME_DELETE, BODY_NONE, ACCESS_WRITE, serve_name_delete },
     { "GET", "/v1/info", ROUTE_INFO, BODY_NONE, ACCESS_READ, serve_info },
-    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_WRITE, serve_verify },
+    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_ADMIN, serve_verify },
     { "POST", "/v1/gc", ROUTE_GC, BODY_NONE, ACCESS_WRITE, serve_gc },
     { "GET", "/health", ROUTE_HEALTH, BODY_NONE, ACCESS_OPEN, serve_health },
     { "GET", "/metrics", ROUTE_METRICS, BODY_NONE, ACCESS_READ, serve_metrics_page },
@@ -254,7 +254,7 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
     *replied = true;
     if (!serve_rate_allow(req->srv, req->conn))
         return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
-    if (access == ACCESS_WRITE)
+    if (access == ACCESS_WRITE || access == ACCESS_ADMIN)
         want = cfg->write_token ? cfg->write_token : cfg->read_token;
     else if (access == ACCESS_READ && cfg->read_token)
         want = cfg->read_token, also = cfg->write_token;
@@ -308,8 +308,8 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
     if (framing || nul) {
         req->spec = &unknown;
         req->close_connection = true;
-        return serve_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s",
-                                 framing ? framing : "a NUL byte (%00) in the URL or query");
+        return serve_reply_code(req, MINIDBX_EINVAL, MHD_HTTP_BAD_REQUEST, "%s",
+                                framing ? framing : "a NUL byte (%00) in the URL or query");
     }
     req->spec = find_route(method, url, &req->path_arg, &path_known);
     if (!req->spec) {

@@ -160,8 +160,9 @@ enum serve_body {
 
 #define SERVE_SMALL_BODY_MAX (1u << 20) /* 10,000 ids for /v1/missing fit */
 
-/* Who may call a route. */
-enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE };
+/* Who may call a route. ACCESS_ADMIN: the write token, also on a node
+ * serving its store read-only (verify: the library refuses a repair). */
+enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE, ACCESS_ADMIN };
 
 typedef enum MHD_Result (*serve_handler_fn)(struct serve_request *req);
 
@@ -185,7 +186,7 @@ struct serve_request {
     bool head;              /* a HEAD request */
     bool replied;           /* a response is queued */
     bool close_connection;  /* the reply says Connection: close */
-    const char *extra_header; /* the reply has this header, with the value 1 */
+    const char *extra_header[2]; /* the reply has this header: name, value */
     unsigned status;
     int64_t start_ns;
 

@@ -254,7 +254,9 @@ enum MHD_Result serve_go_list(struct serve_request *req)
         cJSON_Delete(array);
         return serve_reply_failure(req, rc, "list");
     }
-    if (truncated)
-        req->extra_header = "X-Minidbx-Truncated";
+    if (truncated) {
+        req->extra_header[0] = "X-Minidbx-Truncated";
+        req->extra_header[1] = "1";
+    }
     return serve_reply_json(req, MHD_HTTP_OK, array);
 }

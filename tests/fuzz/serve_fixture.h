@@ -54,7 +54,6 @@ struct fixture_reply {
 /* Send one request of size bytes that says "Connection: close"; fill
  * *reply (free reply->data) with what comes until the server closes. */
 void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply);
-
 /* The same for raw bytes (any number of requests, or none whole): shut
  * the write side once they are sent, so that the server sees their end.
  * (Not for the others: a request the server suspends, such as a verify
