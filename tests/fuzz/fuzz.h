@@ -23,8 +23,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 /* MINIDBX_FUZZ_SKIP_KNOWN=1 is set: step around the findings saved in
- * crashes/ that another area must fix (see known_findings.h), so that a
- * long run can go past them. Off by default and in every meson test. */
+ * crashes/ that another area must fix (the targets that have such
+ * findings say where), so that a long run can go past them. Off by
+ * default and in every meson test. */
 bool fuzz_skip_known(void);
 
 /* A NUL-terminated copy of size bytes at data (free it). A NUL inside the

@@ -73,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fuzz_buf_add_escaped(&req, data + 1, size - 1, "%&=+/:,;*()!$'@");
     fuzz_buf_addf(&req, " HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n%s\r\n",
                   route->write ? "Authorization: Bearer " FIXTURE_WRITE_TOKEN "\r\n" : "");
-    serve_fixture_exchange_whole(req.data, req.size, &reply);
+    serve_fixture_exchange(req.data, req.size, &reply);
     fixture_check_reply(&reply, head, &r);
     if (route->list_key && r.status == 200)
         check_listing(&r, route->list_key);

@@ -182,10 +182,11 @@ void serve_fixture_start(void)
 
 /* ---- one exchange ----------------------------------------------------------------- */
 
-/* Each connection comes from another address of 127.0.0.0/8. We close
- * first (the write side, to end the request), so each connection leaves a
- * TIME_WAIT behind for a minute: from one address, a few thousand inputs a
- * second would use up the ephemeral ports in seconds. */
+/* Each connection comes from another address of 127.0.0.0/8. For raw
+ * requests we close first (the write side, to end the request), so each
+ * connection leaves a TIME_WAIT behind for a minute: from one address, a
+ * few thousand inputs a second would use up the ephemeral ports in
+ * seconds. */
 static int connect_server(void)
 {
     static unsigned next_source;
@@ -240,10 +241,9 @@ static void reply_add(struct fixture_reply *reply, size_t *cap, const char *data
 }
 
 /* Write the request while reading what comes back (a server may answer
- * before it has read everything), then read to the end. half_close: shut
- * the write side once the request is out (a raw input may be incomplete:
- * the server must see its end). Without it the request must say
- * "Connection: close". */
+ * before it has read everything), then read to the end: shut our write
+ * side once all is sent when half_close, else wait for the server to
+ * close (the request says "Connection: close"). */
 static void exchange(const void *request, size_t size, struct fixture_reply *reply, bool half_close)
 {
     const char *out = request;
@@ -259,7 +259,8 @@ static void exchange(const void *request, size_t size, struct fixture_reply *rep
     reply->size = 0;
     reply->truncated = false;
     if (size == 0) {
-        shutdown(fd, SHUT_WR);
+        if (half_close)
+            shutdown(fd, SHUT_WR);
         write_open = false;
     }
     for (;;) {
@@ -292,12 +293,12 @@ static void exchange(const void *request, size_t size, struct fixture_reply *rep
 
 void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply)
 {
-    exchange(request, size, reply, true);
+    exchange(request, size, reply, false);
 }
 
-void serve_fixture_exchange_whole(const void *request, size_t size, struct fixture_reply *reply)
+void serve_fixture_exchange_raw(const void *request, size_t size, struct fixture_reply *reply)
 {
-    exchange(request, size, reply, false);
+    exchange(request, size, reply, true);
 }
 
 /* ---- back to the baseline ------------------------------------------------------------ */

@@ -7,9 +7,9 @@
  * small (inline) object, a large one kept as a file, an empty one, names
  * pointing at them and a record of the Go /register endpoint.
  *
- * serve_fixture_exchange sends one input on a new connection, shuts the
- * write side and reads the answer until the server closes, within a
- * deadline (a server that takes longer is a finding). serve_fixture_reset
+ * serve_fixture_exchange sends one request on a new connection and reads
+ * the answer until the server closes, within a deadline (a server that
+ * takes longer is a finding). serve_fixture_reset
  * then puts the store back to the baseline, so that every input meets the
  * same state and a crash reproduces from its input alone.
  *
@@ -51,13 +51,14 @@ struct fixture_reply {
     bool truncated;
 };
 
-/* Send size bytes at request; fill *reply (free reply->data). */
+/* Send one request of size bytes that says "Connection: close"; fill
+ * *reply (free reply->data) with what comes until the server closes. */
 void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply);
-/* The same for a complete request that says "Connection: close", without
- * the half-close: libmicrohttpd drops a connection whose client half-closed
- * while its request was suspended (POST /v1/verify and /v1/gc run off the
- * I/O threads), so such a client gets no reply. */
-void serve_fixture_exchange_whole(const void *request, size_t size, struct fixture_reply *reply);
+/* The same for raw bytes (any number of requests, or none whole): shut
+ * the write side once they are sent, so that the server sees their end.
+ * (Not for the others: a request the server suspends, such as a verify
+ * or gc job, is dropped by libmicrohttpd when the client half-closes.) */
+void serve_fixture_exchange_raw(const void *request, size_t size, struct fixture_reply *reply);
 
 /* Undo what requests did to the store: back to the baseline. */
 void serve_fixture_reset(void);
