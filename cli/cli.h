@@ -10,6 +10,8 @@
 
 #include <minidbx.h>
 
+#include "wire_json.h" /* --json: the wire format's JSON shapes */
+
 #include <cjson/cJSON.h>
 #include <getopt.h>
 #include <signal.h>
@@ -126,11 +128,6 @@ int cli_write_all(int fd, const void *data, size_t size);
 /* "DIR/LEAF" in new memory (free it), without doubling a trailing '/'. */
 char *cli_join_path(const char *dir, const char *leaf);
 
-/* JSON helpers: integers are written exactly (not as doubles). */
-cJSON *cli_json_object(void);
-void cli_json_add_u64(cJSON *obj, const char *key, uint64_t value);
-void cli_json_add_i64(cJSON *obj, const char *key, int64_t value);
-void cli_json_add_id(cJSON *obj, const char *key, const minidbx_id *id);
 
 /* Format ns since the epoch as an RFC 3339 UTC time. */
 void cli_format_time(int64_t ns, char out[40]);

@@ -1,6 +1,7 @@
 /* cmd_admin.c - commands on the store as a whole: init, verify, gc, info,
  * version. */
 #include "cli.h"
+#include "wire.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -46,7 +47,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
     if (rc != CLI_EXIT_OK)
         return rc;
     if (cli->json) {
-        cJSON *obj = cli_json_object();
+        cJSON *obj = cJSON_CreateObject();
         cJSON_AddStringToObject(obj, "location", cli->location);
         cJSON_AddBoolToObject(obj, "created", cli->store_created);
         cli_print_json(cli, obj);
@@ -65,19 +66,6 @@ struct verify_run {
     minidbx_verify_report total;
 };
 
-static const char *problem_name(minidbx_problem kind)
-{
-    switch (kind) {
-    case MINIDBX_PROBLEM_CORRUPT: return "corrupt";
-    case MINIDBX_PROBLEM_MISSING: return "missing";
-    case MINIDBX_PROBLEM_ORPHAN: return "orphan";
-    case MINIDBX_PROBLEM_TEMP: return "temp";
-    case MINIDBX_PROBLEM_DANGLING: return "dangling";
-    case MINIDBX_PROBLEM_BADREF: return "badref";
-    default: return "unknown";
-    }
-}
-
 static void print_problem(void *ctx, minidbx_problem kind, const minidbx_id *id,
                           const char *detail, int repaired)
 {
@@ -85,20 +73,12 @@ static void print_problem(void *ctx, minidbx_problem kind, const minidbx_id *id,
     char hex[MINIDBX_ID_HEX_SIZE] = "-";
 
     if (run->cli->json) {
-        cJSON *obj = cli_json_object();
-        cJSON_AddStringToObject(obj, "problem", problem_name(kind));
-        if (id)
-            cli_json_add_id(obj, "id", id);
-        else
-            cJSON_AddNullToObject(obj, "id");
-        cJSON_AddStringToObject(obj, "detail", detail ? detail : "");
-        cJSON_AddBoolToObject(obj, "repaired", repaired);
-        cli_print_json(run->cli, obj);
+        cli_print_json(run->cli, dbx_json_problem(kind, id, detail, repaired));
         return;
     }
     if (id)
         minidbx_id_format(id, hex);
-    cli_printf(run->cli, "%s %s: %s%s\n", problem_name(kind), hex, detail ? detail : "",
+    cli_printf(run->cli, "%s %s: %s%s\n", dbx_wire_problem_name(kind), hex, detail ? detail : "",
                repaired ? " (repaired)" : "");
 }
 
@@ -129,11 +109,11 @@ static int verify_one(struct verify_run *run, const char *arg, unsigned flags)
 static void print_verify_summary(struct cli *cli, const minidbx_verify_report *r)
 {
     if (cli->json) {
-        cJSON *obj = cli_json_object();
-        cli_json_add_u64(obj, "objects_checked", r->objects_checked);
-        cli_json_add_u64(obj, "bytes_checked", r->bytes_checked);
-        cli_json_add_u64(obj, "problems", r->problems);
-        cli_json_add_u64(obj, "repaired", r->repaired);
+        cJSON *obj = cJSON_CreateObject();
+        dbx_json_add_u64(obj, "objects_checked", r->objects_checked);
+        dbx_json_add_u64(obj, "bytes_checked", r->bytes_checked);
+        dbx_json_add_u64(obj, "problems", r->problems);
+        dbx_json_add_u64(obj, "repaired", r->repaired);
         cli_print_json(cli, obj);
         return;
     }
@@ -186,9 +166,9 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
     if (code != MINIDBX_OK)
         return cli_fail(cli, NULL, code, NULL);
     if (cli->json) {
-        cJSON *obj = cli_json_object();
-        cli_json_add_u64(obj, "objects_removed", report.objects_removed);
-        cli_json_add_u64(obj, "bytes_removed", report.bytes_removed);
+        cJSON *obj = cJSON_CreateObject();
+        dbx_json_add_u64(obj, "objects_removed", report.objects_removed);
+        dbx_json_add_u64(obj, "bytes_removed", report.bytes_removed);
         cli_print_json(cli, obj);
     } else {
         cli_printf(cli, "removed %" PRIu64 " objects (%" PRIu64 " bytes)\n",
@@ -201,16 +181,16 @@ int cmd_gc(struct cli *cli, int argc, char **argv)
 
 static void print_info_json(struct cli *cli, const minidbx_store_info *info)
 {
-    cJSON *obj = cli_json_object();
+    cJSON *obj = cJSON_CreateObject();
 
     cJSON_AddStringToObject(obj, "location", info->location);
     cJSON_AddStringToObject(obj, "backend", info->backend);
-    cli_json_add_u64(obj, "objects", info->objects);
-    cli_json_add_u64(obj, "bytes", info->bytes);
-    cli_json_add_u64(obj, "inline_objects", info->inline_objects);
-    cli_json_add_u64(obj, "file_objects", info->file_objects);
-    cli_json_add_u64(obj, "names", info->names);
-    cli_json_add_u64(obj, "inline_threshold", info->inline_threshold);
+    dbx_json_add_u64(obj, "objects", info->objects);
+    dbx_json_add_u64(obj, "bytes", info->bytes);
+    dbx_json_add_u64(obj, "inline_objects", info->inline_objects);
+    dbx_json_add_u64(obj, "file_objects", info->file_objects);
+    dbx_json_add_u64(obj, "names", info->names);
+    dbx_json_add_u64(obj, "inline_threshold", info->inline_threshold);
     cJSON_AddStringToObject(obj, "version", minidbx_version());
     cli_print_json(cli, obj);
 }
@@ -253,7 +233,7 @@ int cmd_version(struct cli *cli, int argc, char **argv)
     if (rc != CLI_PARSE_CONTINUE)
         return rc;
     if (cli->json) {
-        cJSON *obj = cli_json_object();
+        cJSON *obj = cJSON_CreateObject();
         cJSON_AddStringToObject(obj, "mdbx", MDBX_VERSION);
         cJSON_AddStringToObject(obj, "libminidbx", minidbx_version());
         cli_print_json(cli, obj);

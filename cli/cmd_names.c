@@ -24,11 +24,7 @@ static int print_name(struct cli *cli, const minidbx_name_info *info, int long_f
 
     cli_format_time(info->mtime_ns, mtime);
     if (cli->json) {
-        cJSON *obj = cli_json_object();
-        cJSON_AddStringToObject(obj, "name", info->name);
-        cli_json_add_id(obj, "id", &info->id);
-        cli_json_add_u64(obj, "size", info->size);
-        cli_json_add_i64(obj, "mtime_ns", info->mtime_ns);
+        cJSON *obj = dbx_json_name_info(info);
         cJSON_AddStringToObject(obj, "mtime", mtime);
         return cli_print_json(cli, obj);
     }
@@ -103,9 +99,9 @@ static int name_set(struct cli *cli, const char *name, const char *target)
     if (code != MINIDBX_OK)
         return cli_fail(cli, name, code, NULL);
     if (cli->json) {
-        cJSON *obj = cli_json_object();
+        cJSON *obj = cJSON_CreateObject();
         cJSON_AddStringToObject(obj, "name", name);
-        cli_json_add_id(obj, "id", &id);
+        dbx_json_add_id(obj, "id", &id);
         cli_print_json(cli, obj);
     }
     return CLI_EXIT_OK;
@@ -122,7 +118,7 @@ static int name_rm_one(struct cli *cli, const char *name)
     if (code != MINIDBX_OK)
         return cli_fail(cli, name, code, code == MINIDBX_ENOTFOUND ? "name not found" : NULL);
     if (cli->json) {
-        cJSON *obj = cli_json_object();
+        cJSON *obj = cJSON_CreateObject();
         cJSON_AddStringToObject(obj, "name", name);
         cJSON_AddBoolToObject(obj, "removed", 1);
         cli_print_json(cli, obj);

@@ -65,10 +65,10 @@ static int print_put(struct cli *cli, const struct object_options *o, const char
     char hex[MINIDBX_ID_HEX_SIZE];
 
     if (cli->json) {
-        cJSON *obj = cli_json_object();
+        cJSON *obj = cJSON_CreateObject();
         cJSON_AddStringToObject(obj, "file", file);
-        cli_json_add_id(obj, "id", id);
-        cli_json_add_u64(obj, "size", size);
+        dbx_json_add_id(obj, "id", id);
+        dbx_json_add_u64(obj, "size", size);
         if (name)
             cJSON_AddStringToObject(obj, "name", name);
         return cli_print_json(cli, obj);
@@ -228,9 +228,9 @@ static int get_one(struct cli *cli, const struct object_options *o, const char *
         return cli_get_to_stdout(cli, &id, arg);
     rc = cli_get_to_file(cli, &id, arg, o->output, &size);
     if (rc == CLI_EXIT_OK && cli->json) {
-        cJSON *obj = cli_json_object();
-        cli_json_add_id(obj, "id", &id);
-        cli_json_add_u64(obj, "size", size);
+        cJSON *obj = cJSON_CreateObject();
+        dbx_json_add_id(obj, "id", &id);
+        dbx_json_add_u64(obj, "size", size);
         cJSON_AddStringToObject(obj, "file", o->output);
         cli_print_json(cli, obj);
     }
@@ -272,10 +272,10 @@ static int print_exists(struct cli *cli, const char *arg, const minidbx_id *id, 
 {
     if (!cli->json)
         return exists ? 0 : cli_printf(cli, "%s\n", arg);
-    cJSON *obj = cli_json_object();
+    cJSON *obj = cJSON_CreateObject();
     cJSON_AddStringToObject(obj, "arg", arg);
     if (id)
-        cli_json_add_id(obj, "id", id);
+        dbx_json_add_id(obj, "id", id);
     else
         cJSON_AddNullToObject(obj, "id");
     cJSON_AddBoolToObject(obj, "exists", exists);
@@ -368,9 +368,9 @@ static int rm_one(struct cli *cli, unsigned flags, const char *arg)
     if (code != MINIDBX_OK)
         return cli_fail(cli, arg, code, NULL);
     if (cli->json) {
-        cJSON *obj = cli_json_object();
+        cJSON *obj = cJSON_CreateObject();
         cJSON_AddStringToObject(obj, "arg", arg);
-        cli_json_add_id(obj, "id", &id);
+        dbx_json_add_id(obj, "id", &id);
         cJSON_AddBoolToObject(obj, "deleted", 1);
         cli_print_json(cli, obj);
     }
@@ -399,18 +399,13 @@ static int print_stat_json(struct cli *cli, const minidbx_object_info *info,
                            const minidbx_name_info *name)
 {
     char time_text[40];
-    cJSON *obj = cli_json_object();
+    cJSON *obj = dbx_json_object_info(info);
 
-    cli_json_add_id(obj, "id", &info->id);
-    cli_json_add_u64(obj, "size", info->size);
-    cJSON_AddBoolToObject(obj, "inline", (info->flags & MINIDBX_OBJECT_INLINE) != 0);
-    cli_json_add_u64(obj, "refs", info->refs);
-    cli_json_add_i64(obj, "created_ns", info->created_ns);
     cli_format_time(info->created_ns, time_text);
     cJSON_AddStringToObject(obj, "created", time_text);
     if (name->name[0]) {
         cJSON_AddStringToObject(obj, "name", name->name);
-        cli_json_add_i64(obj, "name_mtime_ns", name->mtime_ns);
+        dbx_json_add_i64(obj, "name_mtime_ns", name->mtime_ns);
     }
     return cli_print_json(cli, obj);
 }

@@ -7,7 +7,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <netdb.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -88,20 +87,19 @@ static const struct serve_route_spec *find_route(const char *method, const char 
 
 /* ---- request bodies ------------------------------------------------------- */
 
-static void body_fail(struct serve_request *req, int code, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+static void body_fail(struct serve_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
-/* Stop taking the body: what came is thrown away and the request ends,
- * once the client has finished sending, with status, or (status 0) the
- * status for code, a MINIDBX_E* code that the reply names (0: none). */
-static void body_fail(struct serve_request *req, int code, unsigned status, const char *fmt, ...)
+/* Stop taking the body: what came is thrown away and the request ends with
+ * code (its status, and its name in X-Minidbx-Error) once the client has
+ * finished sending. */
+static void body_fail(struct serve_request *req, int code, const char *fmt, ...)
 {
     va_list ap;
 
-    if (req->body_status)
+    if (req->body_code)
         return;
     req->body_code = code;
-    req->body_status = status ? status : serve_status_for(code);
     req->body_refused_ns = serve_now_ns();
     va_start(ap, fmt);
     vsnprintf(req->body_error, sizeof req->body_error, fmt, ap);
@@ -110,6 +108,11 @@ static void body_fail(struct serve_request *req, int code, unsigned status, cons
     req->writer = NULL;
 }
 
+/* What the transport takes before a byte is stored. The object size limit
+ * itself is the library's (the store is opened with max_object_size =
+ * --max-object-size, and a writer refuses a byte over it with ETOOBIG);
+ * these bounds come from the same number: a Content-Length over it is
+ * refused before the body, a multipart body may add its framing. */
 static uint64_t body_limit(const struct serve_request *req)
 {
     uint64_t max = req->srv->cfg->max_object_bytes;
@@ -122,29 +125,20 @@ static uint64_t body_limit(const struct serve_request *req)
 }
 
 /* Object bytes (a PUT body, or the multipart "file" field) go to the
- * writer and, alongside, to a hash that tells the id before the commit. */
+ * writer, which hashes them and enforces the size limit (ETOOBIG). */
 static void object_bytes(struct serve_request *req, const char *data, size_t size)
 {
     int rc;
 
-    if (req->body_status)
+    if (req->body_code)
         return;
     req->object_bytes += size;
-    if (req->object_bytes > req->srv->cfg->max_object_bytes) {
-        body_fail(req, MINIDBX_ETOOBIG, 0, "object is over the limit of %llu bytes",
-                  (unsigned long long)req->srv->cfg->max_object_bytes);
-        return;
-    }
     if (!req->writer && (rc = minidbx_writer_open(req->srv->db, &req->writer)) < 0) {
-        body_fail(req, rc, 0, "writer: %s", minidbx_errmsg(NULL));
-        return;
-    }
-    if (EVP_DigestUpdate(req->hasher, data, size) != 1) {
-        body_fail(req, MINIDBX_EIO, MHD_HTTP_INTERNAL_SERVER_ERROR, "hashing failed");
+        body_fail(req, rc, "writer: %s", minidbx_errmsg(NULL));
         return;
     }
     if ((rc = minidbx_writer_write(req->writer, data, size)) < 0)
-        body_fail(req, rc, 0, "write: %s", minidbx_errmsg(NULL));
+        body_fail(req, rc, "write: %s", minidbx_errmsg(NULL));
 }
 
 static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -159,7 +153,7 @@ static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const c
     if (!key || strcmp(key, "file") != 0)
         return MHD_YES;
     if (off == 0 && req->file_seen && req->object_bytes > 0)
-        body_fail(req, MINIDBX_EINVAL, 0, "more than one 'file' field");
+        body_fail(req, MINIDBX_EINVAL, "more than one 'file' field");
     req->file_seen = true;
     if (size)
         object_bytes(req, data, size);
@@ -174,7 +168,7 @@ static void small_bytes(struct serve_request *req, const char *data, size_t size
             cap *= 2;
         char *grown = realloc(req->small, cap);
         if (!grown) {
-            body_fail(req, MINIDBX_ENOMEM, 0, "out of memory");
+            body_fail(req, MINIDBX_ENOMEM, "out of memory");
             return;
         }
         req->small = grown;
@@ -194,11 +188,11 @@ static enum MHD_Result body_chunk(struct serve_request *req, const char *data, s
     req->body_bytes += size;
     atomic_fetch_add(&req->srv->metrics.bytes_in, size);
     serve_conn_body_bytes(req->srv, req->conn, size);
-    if (req->body_status)
+    if (req->body_code)
         return serve_now_ns() - req->body_refused_ns > DISCARD_BODY_NS ? MHD_NO : MHD_YES;
-    if (req->body_bytes > limit) {
-        body_fail(req, MINIDBX_ETOOBIG, 0, "body is over the limit of %llu bytes",
-                  (unsigned long long)limit);
+    /* a PUT body is the object: the writer bounds it */
+    if (req->spec->body != BODY_OBJECT && req->body_bytes > limit) {
+        body_fail(req, MINIDBX_ETOOBIG, "body is over the limit of %llu bytes", (unsigned long long)limit);
         return MHD_YES;
     }
     switch (req->spec->body) {
@@ -206,7 +200,7 @@ static enum MHD_Result body_chunk(struct serve_request *req, const char *data, s
     case BODY_SMALL: small_bytes(req, data, size); break;
     case BODY_MULTIPART:
         if (MHD_post_process(req->post, data, size) != MHD_YES)
-            body_fail(req, MINIDBX_EINVAL, 0, "malformed multipart/form-data body");
+            body_fail(req, MINIDBX_EINVAL, "malformed multipart/form-data body");
         break;
     case BODY_NONE: break;
     }
@@ -220,20 +214,14 @@ static enum MHD_Result body_begin(struct serve_request *req, bool *replied)
                                                      MHD_HTTP_HEADER_CONTENT_LENGTH);
     *replied = true;
     if (length && strtoull(length, NULL, 10) > body_limit(req))
-        return serve_reply_error(req, MHD_HTTP_CONTENT_TOO_LARGE,
-                                 "body of %s bytes is over the limit of %llu", length,
-                                 (unsigned long long)body_limit(req));
-    /* PUT /v1/objects/ID: the bytes must hash to ID, checked before commit */
+        return serve_reply_code(req, MINIDBX_ETOOBIG, 0, "body of %s bytes is over the limit of %llu",
+                                length, (unsigned long long)body_limit(req));
+    /* PUT /v1/objects/ID: the bytes must hash to ID, checked by the commit */
     if (req->spec->body == BODY_OBJECT && req->path_arg[0]) {
         enum MHD_Result result;
         if (!serve_parse_id(req, req->path_arg, &req->want_id, &result))
             return result;
         req->has_want = true;
-    }
-    if (req->spec->body == BODY_OBJECT || req->spec->body == BODY_MULTIPART) {
-        if (!(req->hasher = EVP_MD_CTX_new()) ||
-            EVP_DigestInit_ex(req->hasher, EVP_sha256(), NULL) != 1)
-            return serve_reply_error(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "cannot hash");
     }
     if (req->spec->body == BODY_MULTIPART &&
         !(req->post = MHD_create_post_processor(req->conn, 64 * 1024, on_post_field, req)))
@@ -349,13 +337,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     serve_conn_body_done(req->srv, conn);
     /* the end of the body: the post processor hands over what it held */
     if (req->post && MHD_destroy_post_processor(req->post) != MHD_YES)
-        body_fail(req, MINIDBX_EINVAL, 0, "truncated multipart/form-data body");
+        body_fail(req, MINIDBX_EINVAL, "truncated multipart/form-data body");
     req->post = NULL;
     /* cJSON stops at a NUL: "id\u0000junk" would read as "id" */
     if (req->small && serve_json_has_nul(req->small, req->small_len))
-        body_fail(req, MINIDBX_EINVAL, 0, "a NUL character in the JSON body");
-    if (req->body_status)
-        return serve_reply_code(req, req->body_code, req->body_status, "%s", req->body_error);
+        body_fail(req, MINIDBX_EINVAL, "a NUL character in the JSON body");
+    if (req->body_code)
+        return serve_reply_code(req, req->body_code, 0, "%s", req->body_error);
     return req->spec->handler(req);
 }
 
@@ -364,7 +352,6 @@ static void request_free(struct serve_request *req)
     /* A writer still open here belongs to a request that did not finish
      * (the client went away, or a timeout): nothing of it is stored. */
     minidbx_writer_abort(req->writer);
-    EVP_MD_CTX_free(req->hasher);
     if (req->post)
         MHD_destroy_post_processor(req->post);
     free(req->small);

@@ -19,6 +19,7 @@
 #define MDBX_SERVE_H
 
 #include "cli.h"
+#include "wire_json.h" /* the replies' JSON shapes (dbx_json_*) */
 
 #if MDBX_HAVE_SERVER
 
@@ -195,12 +196,10 @@ struct serve_request {
     /* the body */
     uint64_t body_bytes;
     uint64_t object_bytes;  /* of those, object bytes (BODY_OBJECT, BODY_MULTIPART) */
-    unsigned body_status;   /* an HTTP status that ends the body early */
-    int body_code;          /* and the MINIDBX_E* code it stands for */
+    int body_code;          /* the MINIDBX_E* code that ends the body early */
     int64_t body_refused_ns;/* when it was set */
     char body_error[160];   /* and why */
     minidbx_writer *writer; /* BODY_OBJECT, BODY_MULTIPART */
-    void *hasher;           /* EVP_MD_CTX: the id of the object bytes */
     minidbx_id want_id;     /* PUT /v1/objects/ID: the id they must hash to */
     bool has_want;
     bool file_seen;         /* BODY_MULTIPART: the "file" field came */
@@ -344,8 +343,6 @@ enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const c
 /* {"error": "what: <strerror>: <errmsg>"} for a failed library call, as
  * serve_reply_failure says it; call it on the failing thread. */
 cJSON *serve_json_failure(int code, const char *what);
-/* The HTTP status for a MINIDBX_E* code. */
-unsigned serve_status_for(int code);
 
 /* Parse an id from a URL or query strictly; on failure reply 400 and return
  * false (the caller returns *result). */
@@ -365,17 +362,12 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
  * or cut before the last (serve_send.c). */
 enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *id);
 /* Commit the writer of an object body (an empty one when no bytes came);
- * for PUT /v1/objects/ID only when the bytes hash to ID (else 422 and
- * nothing is stored). On success *created says whether the object is new.
- * Replies itself on failure and returns false with *result set. */
+ * for PUT /v1/objects/ID only when the bytes hash to ID (else ECORRUPT,
+ * 422, and nothing is stored). On success *created says whether this
+ * commit stored a new object (the store's own answer). Replies itself on
+ * failure and returns false with *result set. */
 bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *created,
                          enum MHD_Result *result);
-
-/* JSON helpers. */
-void serve_json_add_u64(cJSON *obj, const char *key, uint64_t value);
-void serve_json_add_id(cJSON *obj, const char *key, const minidbx_id *id);
-cJSON *serve_json_object_info(const minidbx_object_info *info);
-cJSON *serve_json_name_info(const minidbx_name_info *info);
 
 /* Names under this prefix are the node's own (the Go registry's records):
  * clients may read them but not set them. */

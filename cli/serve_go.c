@@ -38,17 +38,23 @@ static bool size_valid(const cJSON *size)
            size->valuedouble == (double)(uint64_t)size->valuedouble;
 }
 
-static enum MHD_Result go_reply(struct serve_request *req, unsigned status, bool success,
-                                const minidbx_id *hash, const char *message)
+/* {"success", "hash" (when there is one), "message"}: the Go system's reply. */
+static cJSON *go_json(bool success, const minidbx_id *hash, const char *message)
 {
     cJSON *json = cJSON_CreateObject();
     if (json) {
         cJSON_AddBoolToObject(json, "success", success);
         if (hash)
-            serve_json_add_id(json, "hash", hash);
+            dbx_json_add_id(json, "hash", hash);
         cJSON_AddStringToObject(json, "message", message);
     }
-    return serve_reply_json(req, status, json);
+    return json;
+}
+
+static enum MHD_Result go_reply(struct serve_request *req, unsigned status, bool success,
+                                const minidbx_id *hash, const char *message)
+{
+    return serve_reply_json(req, status, go_json(success, hash, message));
 }
 
 enum MHD_Result serve_go_upload(struct serve_request *req)
@@ -62,7 +68,12 @@ enum MHD_Result serve_go_upload(struct serve_request *req)
                         "no 'file' field in the multipart/form-data body");
     if (!serve_commit_object(req, &id, &created, &result))
         return result;
-    return go_reply(req, MHD_HTTP_OK, true, &id, "File uploaded successfully");
+    /* 200 either way, as the Go system answered; "created" (a field its
+     * clients ignore) says whether this upload stored the object. */
+    cJSON *json = go_json(true, &id, "File uploaded successfully");
+    if (json)
+        cJSON_AddBoolToObject(json, "created", created);
+    return serve_reply_json(req, MHD_HTTP_OK, json);
 }
 
 static bool hash_arg(struct serve_request *req, minidbx_id *id, enum MHD_Result *result)
@@ -118,9 +129,9 @@ static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD
     }
     if (!(record = cJSON_CreateObject()))
         goto out;
-    serve_json_add_id(record, "hash", hash);
+    dbx_json_add_id(record, "hash", hash);
     cJSON_AddStringToObject(record, "name", name->valuestring);
-    serve_json_add_u64(record, "size", (uint64_t)size->valuedouble);
+    dbx_json_add_u64(record, "size", (uint64_t)size->valuedouble);
     cJSON_AddItemToObject(record, "replicas",
                           replicas ? cJSON_Duplicate(replicas, 1) : cJSON_CreateArray());
     goto out;

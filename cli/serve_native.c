@@ -22,8 +22,8 @@ enum MHD_Result serve_object_put(struct serve_request *req)
         return result;
     cJSON *json = cJSON_CreateObject();
     if (json) {
-        serve_json_add_id(json, "id", &id);
-        serve_json_add_u64(json, "size", req->object_bytes);
+        dbx_json_add_id(json, "id", &id);
+        dbx_json_add_u64(json, "size", req->object_bytes);
         cJSON_AddBoolToObject(json, "created", created);
     }
     return serve_reply_json(req, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, json);
@@ -75,9 +75,9 @@ enum MHD_Result serve_object_list(struct serve_request *req)
     cJSON *json = cJSON_CreateObject();
     cJSON *array = json ? cJSON_AddArrayToObject(json, "objects") : NULL;
     for (size_t i = 0; array && i < count; i++)
-        cJSON_AddItemToArray(array, serve_json_object_info(&infos[i]));
+        cJSON_AddItemToArray(array, dbx_json_object_info(&infos[i]));
     if (json && count == limit)
-        serve_json_add_id(json, "next", &infos[count - 1].id);
+        dbx_json_add_id(json, "next", &infos[count - 1].id);
     else if (json)
         cJSON_AddNullToObject(json, "next");
     free(infos);
@@ -147,7 +147,7 @@ static enum MHD_Result reply_name(struct serve_request *req, unsigned status)
     int rc = minidbx_name_get(req->srv->db, req->path_arg, &info);
     if (rc < 0)
         return serve_reply_failure(req, rc, "name get");
-    return serve_reply_json(req, status, serve_json_name_info(&info));
+    return serve_reply_json(req, status, dbx_json_name_info(&info));
 }
 
 /* Body: {"id": ID}. */
@@ -213,7 +213,7 @@ enum MHD_Result serve_name_list(struct serve_request *req)
     cJSON *json = cJSON_CreateObject();
     cJSON *array = json ? cJSON_AddArrayToObject(json, "names") : NULL;
     for (size_t i = 0; array && i < count; i++)
-        cJSON_AddItemToArray(array, serve_json_name_info(&infos[i]));
+        cJSON_AddItemToArray(array, dbx_json_name_info(&infos[i]));
     if (json && count == limit)
         cJSON_AddStringToObject(json, "next", infos[count - 1].name);
     else if (json)
@@ -233,12 +233,12 @@ enum MHD_Result serve_info(struct serve_request *req)
         return serve_reply_failure(req, rc, "info");
     cJSON *json = cJSON_CreateObject();
     if (json) {
-        serve_json_add_u64(json, "objects", info.objects);
-        serve_json_add_u64(json, "bytes", info.bytes);
-        serve_json_add_u64(json, "inline_objects", info.inline_objects);
-        serve_json_add_u64(json, "file_objects", info.file_objects);
-        serve_json_add_u64(json, "names", info.names);
-        serve_json_add_u64(json, "inline_threshold", info.inline_threshold);
+        dbx_json_add_u64(json, "objects", info.objects);
+        dbx_json_add_u64(json, "bytes", info.bytes);
+        dbx_json_add_u64(json, "inline_objects", info.inline_objects);
+        dbx_json_add_u64(json, "file_objects", info.file_objects);
+        dbx_json_add_u64(json, "names", info.names);
+        dbx_json_add_u64(json, "inline_threshold", info.inline_threshold);
         cJSON_AddStringToObject(json, "backend", info.backend);
     }
     return serve_reply_json(req, MHD_HTTP_OK, json);
@@ -265,15 +265,8 @@ static void add_problem(void *ctx, minidbx_problem kind, const minidbx_id *id, c
         list->truncated = true;
         return;
     }
-    if (!list->array || !(obj = cJSON_CreateObject()))
+    if (!list->array || !(obj = dbx_json_problem(kind, id, detail, repaired)))
         return;
-    serve_json_add_u64(obj, "kind", (uint64_t)kind);
-    if (id)
-        serve_json_add_id(obj, "id", id);
-    else
-        cJSON_AddNullToObject(obj, "id");
-    cJSON_AddStringToObject(obj, "detail", detail ? detail : "");
-    cJSON_AddBoolToObject(obj, "repaired", repaired);
     cJSON_AddItemToArray(list->array, obj);
     list->listed++;
 }
@@ -294,10 +287,10 @@ static int verify_job(struct serve_request *req)
         return rc;
     }
     if (json) {
-        serve_json_add_u64(json, "objects_checked", report.objects_checked);
-        serve_json_add_u64(json, "bytes_checked", report.bytes_checked);
-        serve_json_add_u64(json, "problems", report.problems);
-        serve_json_add_u64(json, "repaired", report.repaired);
+        dbx_json_add_u64(json, "objects_checked", report.objects_checked);
+        dbx_json_add_u64(json, "bytes_checked", report.bytes_checked);
+        dbx_json_add_u64(json, "problems", report.problems);
+        dbx_json_add_u64(json, "repaired", report.repaired);
         cJSON_AddBoolToObject(json, "truncated", list.truncated);
     }
     req->job_json = json;
@@ -305,9 +298,9 @@ static int verify_job(struct serve_request *req)
 }
 
 /* ?id=ID (else the whole store) &repair=1 -> {"objects_checked", "bytes_checked",
- * "problems", "repaired", "problem_list": [{"kind", "id", "detail", "repaired"}],
- * "truncated"}: kind is a minidbx_problem value; at most VERIFY_PROBLEMS_MAX
- * are listed. Needs the write token, repair or not: it reads the whole
+ * "problems", "repaired", "problem_list": [{"problem", "id", "detail", "repaired"}],
+ * "truncated"}: each problem as `mdbx --json verify` prints it
+ * (dbx_json_problem); at most VERIFY_PROBLEMS_MAX are listed. Needs the write token, repair or not: it reads the whole
  * store. Runs as a job (one at a time, off the I/O threads). */
 enum MHD_Result serve_verify(struct serve_request *req)
 {
@@ -333,8 +326,8 @@ static int gc_job(struct serve_request *req)
         return rc;
     }
     if ((req->job_json = cJSON_CreateObject())) {
-        serve_json_add_u64(req->job_json, "objects_removed", report.objects_removed);
-        serve_json_add_u64(req->job_json, "bytes_removed", report.bytes_removed);
+        dbx_json_add_u64(req->job_json, "objects_removed", report.objects_removed);
+        dbx_json_add_u64(req->job_json, "bytes_removed", report.bytes_removed);
     }
     return 0;
 }

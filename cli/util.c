@@ -239,33 +239,6 @@ char *cli_join_path(const char *dir, const char *leaf)
     return path;
 }
 
-cJSON *cli_json_object(void)
-{
-    return cJSON_CreateObject();
-}
-
-/* Raw numbers: a double would round sizes and ns timestamps above 2^53. */
-void cli_json_add_u64(cJSON *obj, const char *key, uint64_t value)
-{
-    char text[24];
-    snprintf(text, sizeof text, "%" PRIu64, value);
-    cJSON_AddRawToObject(obj, key, text);
-}
-
-void cli_json_add_i64(cJSON *obj, const char *key, int64_t value)
-{
-    char text[24];
-    snprintf(text, sizeof text, "%" PRId64, value);
-    cJSON_AddRawToObject(obj, key, text);
-}
-
-void cli_json_add_id(cJSON *obj, const char *key, const minidbx_id *id)
-{
-    char hex[MINIDBX_ID_HEX_SIZE];
-    minidbx_id_format(id, hex);
-    cJSON_AddStringToObject(obj, key, hex);
-}
-
 void cli_format_time(int64_t ns, char out[40])
 {
     int64_t nsec = ns % 1000000000;

@@ -1160,21 +1160,24 @@ static int verify_report_items(json_object *reply, minidbx_verify_report *out)
     return rc;
 }
 
-/* {"kind": N, "id": ID or null, "detail": "...", "repaired": bool} -> cb */
+/* {"problem": NAME, "id": ID or null, "detail": "...", "repaired": bool}
+ * (wire_json.c) -> cb */
 static int problem_item(json_object *obj, minidbx_problem_cb cb, void *ctx)
 {
     json_object *id_item = json_get(obj, "id");
     const char *detail = json_string(obj, "detail");
-    bool has_id = id_item != NULL;
-    uint64_t kind = 0;
+    const char *name = json_string(obj, "problem");
+    minidbx_problem kind = dbx_wire_problem_kind(name);
+    bool has_id = id_item != NULL && !json_object_is_type(id_item, json_type_null);
     minidbx_id id;
+    int rc = 0;
 
-    int rc = u64_item(obj, "kind", &kind);
+    if (kind == 0)
+        rc = minidbx_error_set(MINIDBX_EIO, "verify: a problem of unknown kind \"%s\"", name ? name : "");
     if (rc == 0 && has_id)
         rc = parse_id_item(id_item, &id);
     if (rc == 0 && cb)
-        cb(ctx, (minidbx_problem)kind, has_id ? &id : NULL, detail ? detail : "",
-           json_true(obj, "repaired"));
+        cb(ctx, kind, has_id ? &id : NULL, detail ? detail : "", json_true(obj, "repaired"));
     return rc;
 }
 

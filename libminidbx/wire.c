@@ -1,4 +1,5 @@
-/* wire.c - the error <-> HTTP status table, both ways (see wire.h). */
+/* wire.c - the error <-> HTTP status table, both ways, and the names of
+ * verify problems (see wire.h). */
 #include "wire.h"
 
 #include <string.h>
@@ -59,4 +60,31 @@ int dbx_wire_code_for_status(long status)
         if ((long)errors[i].status == status)
             return errors[i].code;
     return MINIDBX_EIO;
+}
+
+static const struct {
+    minidbx_problem kind;
+    const char *name;
+} problems[] = {
+    { MINIDBX_PROBLEM_CORRUPT, "corrupt" },   { MINIDBX_PROBLEM_MISSING, "missing" },
+    { MINIDBX_PROBLEM_ORPHAN, "orphan" },     { MINIDBX_PROBLEM_TEMP, "temp" },
+    { MINIDBX_PROBLEM_DANGLING, "dangling" }, { MINIDBX_PROBLEM_BADREF, "badref" },
+};
+
+#define PROBLEM_ROWS (sizeof problems / sizeof problems[0])
+
+const char *dbx_wire_problem_name(minidbx_problem kind)
+{
+    for (size_t i = 0; i < PROBLEM_ROWS; i++)
+        if (problems[i].kind == kind)
+            return problems[i].name;
+    return "unknown";
+}
+
+minidbx_problem dbx_wire_problem_kind(const char *name)
+{
+    for (size_t i = 0; name && i < PROBLEM_ROWS; i++)
+        if (strcmp(problems[i].name, name) == 0)
+            return problems[i].kind;
+    return (minidbx_problem)0;
 }

@@ -42,4 +42,11 @@ int dbx_wire_error_code(const char *name, size_t len);
  * code the table gives that status, MINIDBX_EPERM for 401, else EIO. */
 int dbx_wire_code_for_status(long status);
 
+/* Verify problems go by name ("corrupt", "missing", "orphan", "temp",
+ * "dangling", "badref"), in /v1/verify and in `mdbx --json verify` alike.
+ * The name of kind ("unknown" for none of them), and the kind a name
+ * stands for (0 for none). */
+const char *dbx_wire_problem_name(minidbx_problem kind);
+minidbx_problem dbx_wire_problem_kind(const char *name);
+
 #endif /* MINIDBX_WIRE_H */

@@ -22,15 +22,6 @@ raw()
 raw_has() { grep -qF -- "$1" "$T/raw"; }
 replies() { grep -o 'HTTP/1.1 [0-9][0-9][0-9]' "$T/raw" | wc -l; }
 
-# flip FILE OFFSET: change one byte of FILE in place.
-flip()
-{
-    local byte
-    byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
-    printf "\\$(printf %o $((255 - byte)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
-}
-blob_of() { echo "$T/store/blobs/${1:0:2}/${1:2:2}/$1"; }
-
 # get_fails DESC CURL-ARGS...: the GET must not succeed with a full body:
 # an error status, or a transfer that curl reports as cut short.
 get_fails()

@@ -92,6 +92,28 @@ wait_in_flight()
     return 1
 }
 
+# upload_args MODE FILE: set args to the curl arguments that upload FILE
+# as MODE: length (PUT with a Content-Length), chunked (PUT, chunked) or
+# multipart (POST /upload, field "file").
+upload_args()
+{
+    case $1 in
+    length) args=(-X PUT --data-binary @"$2" "$URL/v1/objects") ;;
+    chunked) args=(-X PUT -H "Transfer-Encoding: chunked" --data-binary @"$2" "$URL/v1/objects") ;;
+    multipart) args=(-F "file=@$2" "$URL/upload") ;;
+    esac
+}
+
+# flip FILE OFFSET: change one byte of FILE in place.
+flip()
+{
+    local byte
+    byte=$(od -An -tu1 -j "$2" -N1 "$1" | tr -d ' ')
+    printf "\\$(printf %o $((255 - byte)))" | dd of="$1" bs=1 seek="$2" conv=notrunc status=none
+}
+# blob_of ID: the blob file of ID in the store $T/store.
+blob_of() { echo "$T/store/blobs/${1:0:2}/${1:2:2}/$1"; }
+
 body_has() { grep -qF -- "$1" "$T/body"; }
 header_has() { grep -qi -- "$1" "$T/headers"; }
 sha() { sha256sum "$1" | cut -c1-64; }

@@ -10,11 +10,7 @@ start_server "$T/store" || { not_ok "server starts"; finish; }
 
 # --- a client killed mid-upload ------------------------------------------------
 for mode in length chunked multipart; do
-    case $mode in
-    length) args=(-X PUT --data-binary @"$T/big" "$URL/v1/objects") ;;
-    chunked) args=(-X PUT -H "Transfer-Encoding: chunked" --data-binary @"$T/big" "$URL/v1/objects") ;;
-    multipart) args=(-F "file=@$T/big" "$URL/upload") ;;
-    esac
+    upload_args "$mode" "$T/big"
     curl -s -o /dev/null --limit-rate 500k "${args[@]}" &
     client=$!
     # the metrics request is in flight too

@@ -104,6 +104,26 @@ expect_code 200 "POST /v1/verify?id=ID" -X POST "$URL/v1/verify?id=$CHUNKED"
 expect_code 404 "POST /v1/verify of a missing id" -X POST "$URL/v1/verify?id=$MISSING"
 expect_code 400 "POST /v1/verify with a bad id" -X POST "$URL/v1/verify?id=../meta"
 expect_code 405 "GET /v1/verify" "$URL/v1/verify"
+# a problem has one shape: in /v1/verify, through the http:// client, and
+# in `mdbx --json verify` on the store itself
+head -c 100000 /dev/urandom >"$T/flipped"
+FLIPPED=$(sha "$T/flipped")
+req -X PUT --data-binary @"$T/flipped" "$URL/v1/objects"
+flip "$(blob_of "$FLIPPED")" 5000
+expect_code 200 "POST /v1/verify with a flipped byte" -X POST "$URL/v1/verify"
+grep -o '{"problem":[^}]*}' "$T/body" >"$T/problem.node"
+check "  ... lists it by name" grep -q "^{\"problem\":\"corrupt\",\"id\":\"$FLIPPED\"" "$T/problem.node"
+run "$MDBX" -s "$T/store" --json verify
+check "  ... as \`mdbx --json verify\` prints it" test "$(grep '"problem"' "$T/out")" = "$(cat "$T/problem.node")"
+if [ "${HTTP_CLIENT:-1}" = 1 ]; then
+    run "$MDBX" -s "$URL" --json verify
+    check "  ... and as the http:// client hands it on" \
+        test "$(grep '"problem"' "$T/out")" = "$(cat "$T/problem.node")"
+else
+    skip "verify through the http:// client" "the http:// client is not built"
+fi
+expect_code 200 "  ... repaired" -X POST "$URL/v1/verify?repair=1"
+check "  ... and gone" body_has '"repaired":true'
 expect_code 200 "POST /v1/gc" -X POST "$URL/v1/gc"
 check "  ... removed the unnamed object" body_has '"objects_removed":1'
 expect_code 404 "  ... which is gone" "$URL/v1/objects/$CHUNKED"
