@@ -15,14 +15,14 @@
  *
  * usage: test_fault lib            library calls; the shim is armed just
  *                                  around the call, in a forked child
- *        test_fault cli MDBX       `mdbx` commands under MINIDBX_FAULT
+ *        test_fault cli MDBX       `mdbx` commands under MINIDBX_FAULT, armed
+ *                                  at their first open or mkdir in the store
  *        test_fault serve MDBX     uploads (PUT /v1/objects) to `mdbx serve`
  *                                  under MINIDBX_FAULT, armed at its first
  *                                  accepted connection
  * MINIDBX_FAULT_STRIDE (default 1): in cli and serve modes, try every
- * STRIDE-th N of malloc only (a command makes thousands of allocations
- * before it reaches the store; lib mode covers those of the operation
- * itself one by one). MINIDBX_FAULT_OPS, MINIDBX_FAULT_SCENARIOS: comma
+ * STRIDE-th N of malloc only (lib mode tries every N of the operation
+ * itself; the commands and the node allocate far more around it). MINIDBX_FAULT_OPS, MINIDBX_FAULT_SCENARIOS: comma
  * lists to run fewer ops or scenarios (put-inline, put-file, delete, gc,
  * verify-repair, batch, name-set). MINIDBX_FAULT_VERBOSE=1: a line per round. */
 #include "util.h"
@@ -744,7 +744,11 @@ static void round_cli(const scenario *sc, store_ctx *s, const char *spec, round_
     const char *argv[12] = { "mdbx", "-s", s->dir };
     sc->cli_args(s, argv + 3);
     int hung;
-    int status = wait_bounded(spawn_with_fault(spec, "start", report_path, argv, out_path, err_path),
+    /* armed at the command's first touch of the store: what comes before
+     * (loading libraries, parsing arguments) is not the operation */
+    char arm[PATH_MAX + 8];
+    snprintf(arm, sizeof arm, "path:%s", s->dir);
+    int status = wait_bounded(spawn_with_fault(spec, arm, report_path, argv, out_path, err_path),
                               ROUND_TIMEOUT_S, &hung);
     memset(out, 0, sizeof *out);
     read_report(report_path, out);
