@@ -11,11 +11,14 @@
  *                       mkdirat), malloc (malloc, calloc, realloc). ERRNO is
  *                       EIO (default for I/O), ENOSPC, EMFILE, EACCES or
  *                       ENOMEM (default for malloc, which returns NULL).
- *   MINIDBX_FAULT_ARM=start|accept|manual   when counting starts: at once
- *                       (default), at the first accept()/accept4() that
- *                       returns a connection (a server: count from its first
- *                       request, not its start-up), or when the program calls
- *                       fault_shim_arm() (found with dlsym).
+ *   MINIDBX_FAULT_ARM=start|accept|path:PREFIX|manual   when counting
+ *                       starts: at once (default); at the first accept() or
+ *                       accept4() that returns a connection (a server: count
+ *                       from its first request, not its start-up); at the
+ *                       first open, openat or mkdir of a path that starts
+ *                       with PREFIX (a command: count from its first touch of
+ *                       the store, not from loading its libraries); or when
+ *                       the program calls fault_shim_arm() (found with dlsym).
  *   MINIDBX_FAULT_SCOPE=files  write, pwrite, fsync and fdatasync count
  *                       only calls on files and directories, not on sockets, pipes
  *                       or eventfds (a server's wake-up channel, which no
@@ -60,6 +63,8 @@ static atomic_int armed;
 static atomic_ullong calls; /* calls of target_op since arming */
 static atomic_int fired;
 static atomic_int arm_on_accept;
+static atomic_int arm_on_path;
+static char arm_path[4096];
 static int files_only;
 static char report_path[4096];
 
@@ -222,6 +227,10 @@ __attribute__((constructor)) static void shim_init(void)
     if (when != NULL && strcmp(when, "start") != 0) {
         atomic_store(&armed, 0);
         atomic_store(&arm_on_accept, strcmp(when, "accept") == 0);
+        if (strncmp(when, "path:", 5) == 0 && when[5] != '\0') {
+            snprintf(arm_path, sizeof arm_path, "%s", when + 5);
+            atomic_store(&arm_on_path, 1);
+        }
     }
 }
 
@@ -303,6 +312,15 @@ int renameat2(int from_dir, const char *from, int to_dir, const char *to, unsign
     return should_fail(OP_RENAME) ? -1 : CALL(renameat2)(from_dir, from, to_dir, to, flags);
 }
 
+/* MINIDBX_FAULT_ARM=path:PREFIX: the first use of a path under PREFIX arms
+ * the fault, before that call is counted. */
+static void arm_at_path(const char *path)
+{
+    if (atomic_load_explicit(&arm_on_path, memory_order_relaxed) && path != NULL &&
+        strncmp(path, arm_path, strlen(arm_path)) == 0 && atomic_exchange(&arm_on_path, 0))
+        atomic_store_explicit(&armed, 1, memory_order_release);
+}
+
 /* The mode argument is there only with O_CREAT or O_TMPFILE. */
 static mode_t mode_arg(int flags, va_list ap)
 {
@@ -315,6 +333,7 @@ int open(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
+    arm_at_path(path);
     return should_fail(OP_OPEN) ? -1 : CALL(open)(path, flags, mode);
 }
 
@@ -324,6 +343,7 @@ int open64(const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
+    arm_at_path(path);
     return should_fail(OP_OPEN) ? -1 : CALL(open64)(path, flags, mode);
 }
 
@@ -333,6 +353,7 @@ int openat(int dir, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
+    arm_at_path(path);
     return should_fail(OP_OPENAT) ? -1 : CALL(openat)(dir, path, flags, mode);
 }
 
@@ -342,16 +363,19 @@ int openat64(int dir, const char *path, int flags, ...)
     va_start(ap, flags);
     mode_t mode = mode_arg(flags, ap);
     va_end(ap);
+    arm_at_path(path);
     return should_fail(OP_OPENAT) ? -1 : CALL(openat64)(dir, path, flags, mode);
 }
 
 int mkdir(const char *path, mode_t mode)
 {
+    arm_at_path(path);
     return should_fail(OP_MKDIR) ? -1 : CALL(mkdir)(path, mode);
 }
 
 int mkdirat(int dir, const char *path, mode_t mode)
 {
+    arm_at_path(path);
     return should_fail(OP_MKDIR) ? -1 : CALL(mkdirat)(dir, path, mode);
 }
 

@@ -15,15 +15,15 @@
  *
  * usage: test_fault lib            library calls; the shim is armed just
  *                                  around the call, in a forked child
- *        test_fault cli MDBX       `mdbx` commands under MINIDBX_FAULT
+ *        test_fault cli MDBX       `mdbx` commands under MINIDBX_FAULT, armed
+ *                                  at their first open or mkdir in the store
  *        test_fault serve MDBX     uploads (PUT /v1/objects) to `mdbx serve`
  *                                  under MINIDBX_FAULT, armed at its first
  *                                  accepted connection
  * MINIDBX_FAULT_STRIDE (default 1): in cli and serve modes, try every
- * STRIDE-th N of malloc only (a command makes thousands of allocations
- * before it reaches the store; lib mode covers those of the operation
- * itself one by one). MINIDBX_FAULT_OPS, MINIDBX_FAULT_SCENARIOS: comma
- * lists to run fewer ops or scenarios (put-inline, put-file, delete, gc,
+ * STRIDE-th N of malloc only (lib mode tries every N of the operation
+ * itself; the commands and the node allocate far more around it). MINIDBX_FAULT_OPS, MINIDBX_FAULT_SCENARIOS: comma
+ * lists to run fewer ops or scenarios (put-inline, put-file, put-stream, delete, gc,
  * verify-repair, batch, name-set). MINIDBX_FAULT_VERBOSE=1: a line per round. */
 #include "util.h"
 
@@ -313,6 +313,24 @@ static int run_put(minidbx *db, store_ctx *s)
     return rc == 0 && !minidbx_id_equal(&id, &s->obj[0].id) ? MINIDBX_ECORRUPT : rc;
 }
 
+/* The streaming writer, in three writes (the CLI's put uses it too). */
+static int run_put_stream(minidbx *db, store_ctx *s)
+{
+    minidbx_writer *w = NULL;
+    minidbx_id id;
+    size_t third = s->obj[0].size / 3;
+    int rc = minidbx_writer_open(db, &w);
+    for (int i = 0; rc == 0 && i < 3; i++)
+        rc = minidbx_writer_write(w, s->obj[0].data + (size_t)i * third,
+                                  i < 2 ? third : s->obj[0].size - 2 * third);
+    if (rc != 0) {
+        minidbx_writer_abort(w);
+        return rc;
+    }
+    rc = minidbx_writer_commit(w, &id);
+    return rc == 0 && !minidbx_id_equal(&id, &s->obj[0].id) ? MINIDBX_ECORRUPT : rc;
+}
+
 static void cli_put(store_ctx *s, const char **argv)
 {
     argv[0] = "put";
@@ -542,6 +560,7 @@ static void check_name(minidbx *db, store_ctx *s, int ok)
 static const scenario SCENARIOS[] = {
     { "put-inline", prepare_put_inline, NULL, run_put, cli_put, check_put, 0 },
     { "put-file", prepare_put_file, NULL, run_put, cli_put, check_put, 0 },
+    { "put-stream", prepare_put_file, NULL, run_put_stream, NULL, check_put, 0 },
     { "delete", prepare_delete, NULL, run_delete, cli_delete, check_delete, 0 },
     { "gc", prepare_gc, NULL, run_gc, cli_gc, check_gc, 0 },
     { "verify-repair", prepare_verify, verify_after_open, run_verify, cli_verify, check_verify, 1 },
@@ -744,7 +763,11 @@ static void round_cli(const scenario *sc, store_ctx *s, const char *spec, round_
     const char *argv[12] = { "mdbx", "-s", s->dir };
     sc->cli_args(s, argv + 3);
     int hung;
-    int status = wait_bounded(spawn_with_fault(spec, "start", report_path, argv, out_path, err_path),
+    /* armed at the command's first touch of the store: what comes before
+     * (loading libraries, parsing arguments) is not the operation */
+    char arm[PATH_MAX + 8];
+    snprintf(arm, sizeof arm, "path:%s", s->dir);
+    int status = wait_bounded(spawn_with_fault(spec, arm, report_path, argv, out_path, err_path),
                               ROUND_TIMEOUT_S, &hung);
     memset(out, 0, sizeof *out);
     read_report(report_path, out);

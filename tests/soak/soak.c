@@ -360,7 +360,11 @@ static int run(pid_t pid, unsigned long long total)
     printf("idle node after warm-up (%llu requests): RssAnon %ld KiB, %ld fds; at the end: RssAnon %ld KiB "
            "(%+ld), %ld fds (%+ld)\n", warm->requests, warm->rss_anon_kib, warm->fds, last->rss_anon_kib,
            last->rss_anon_kib - warm->rss_anon_kib, last->fds, last->fds - warm->fds);
-    if (last->rss_anon_kib > warm->rss_anon_kib + (long)RSS_GROWTH_KIB) {
+    if (TEST_UNDER_ASAN) {
+        /* its quarantine holds freed memory back; LeakSanitizer judges
+         * leaks when the node exits (serve_stop fails on a report) */
+        printf("RssAnon not judged under AddressSanitizer\n");
+    } else if (last->rss_anon_kib > warm->rss_anon_kib + (long)RSS_GROWTH_KIB) {
         printf("FAIL: the node's anonymous memory grew by more than %u KiB\n", RSS_GROWTH_KIB);
         failed = 1;
     }

@@ -5,7 +5,7 @@
 #
 # A test that is a shell script is not run under valgrind (the shell's own
 # leaks are not ours); instead $MDBX, the mdbx the scripts run, is pointed at
-# mdbx.sh, which runs the real one under memcheck through this file.
+# bin/mdbx, which runs the real one under memcheck through this file.
 #   MAPSIZE_SHIM  the preload that fits LMDB's map into valgrind's address
 #                 space (see mapsize_shim.c); meson's setup sets it.
 # check's per-test timeouts scale with CK_TIMEOUT_MULTIPLIER, which a test's
@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 case $1 in
 */bash | */sh | */dash)
     if [ -n "${MDBX:-}" ] && [ -z "${MINIDBX_VALGRIND_MDBX:-}" ]; then
-        export MINIDBX_VALGRIND_MDBX="$MDBX" MDBX="$here/mdbx.sh"
+        export MINIDBX_VALGRIND_MDBX="$MDBX" MDBX="$here/bin/mdbx"
     fi
     exec "$@" ;;
 esac
