@@ -40,7 +40,7 @@ static const struct serve_route_spec routes[] = {
     { "GET", "/v1/names/", ROUTE_NAME_GET, BODY_NONE, ACCESS_READ, serve_name_get },
     { "DELETE", "/v1/names/", ROUTE_NAME_DELETE, BODY_NONE, ACCESS_WRITE, serve_name_delete },
     { "GET", "/v1/info", ROUTE_INFO, BODY_NONE, ACCESS_READ, serve_info },
-    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_WRITE, serve_verify },
+    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_ADMIN, serve_verify },
     { "POST", "/v1/gc", ROUTE_GC, BODY_NONE, ACCESS_WRITE, serve_gc },
     { "GET", "/health", ROUTE_HEALTH, BODY_NONE, ACCESS_OPEN, serve_health },
     { "GET", "/metrics", ROUTE_METRICS, BODY_NONE, ACCESS_READ, serve_metrics_page },
@@ -242,7 +242,7 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
     *replied = true;
     if (!serve_rate_allow(req->srv, req->conn))
         return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
-    if (access == ACCESS_WRITE)
+    if (access == ACCESS_WRITE || access == ACCESS_ADMIN)
         want = cfg->write_token ? cfg->write_token : cfg->read_token;
     else if (access == ACCESS_READ && cfg->read_token)
         want = cfg->read_token, also = cfg->write_token;
@@ -263,7 +263,8 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
 /* ---- the request's life ---------------------------------------------------- */
 
 static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connection *conn,
-                                     const char *url, const char *method, void **con_cls)
+                                     const char *url, const char *method, const char *version,
+                                     void **con_cls)
 {
     struct serve_request *req = calloc(1, sizeof *req);
     bool path_known, replied;
@@ -287,11 +288,16 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
      * answered 400 and its connection closed, so that nothing sent after
      * its headers is ever read as a request. */
     const char *framing = serve_request_framing_problem(conn);
-    if (framing || serve_conn_take_nul(srv, conn)) {
+    bool nul = serve_conn_take_nul(srv, conn);
+    /* HTTP/1.0 and 1.1 only: libmicrohttpd passes other versions through. */
+    if (!framing && !nul && strcmp(version, MHD_HTTP_VERSION_1_1) != 0 &&
+        strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        framing = "not an HTTP/1.0 or HTTP/1.1 request line";
+    if (framing || nul) {
         req->spec = &unknown;
         req->close_connection = true;
-        return serve_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s",
-                                 framing ? framing : "a NUL byte (%00) in the URL or query");
+        return serve_reply_code(req, MINIDBX_EINVAL, MHD_HTTP_BAD_REQUEST, "%s",
+                                framing ? framing : "a NUL byte (%00) in the URL or query");
     }
     req->spec = find_route(method, url, &req->path_arg, &path_known);
     if (!req->spec) {
@@ -316,10 +322,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
     struct serve_request *req = *con_cls;
-    (void)version;
 
     if (!req)
-        return request_begin(cls, conn, url, method, con_cls);
+        return request_begin(cls, conn, url, method, version, con_cls);
     if (*upload_size) {
         size_t size = *upload_size;
         *upload_size = 0;
@@ -681,6 +686,9 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct so
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, serve_on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, serve_unescape, srv,
+        /* HTTP/1.1 without Host, white space in the URL: 400 (the rest of
+         * the framing is checked in serve_framing.c) */
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_ARRAY, pem->cert ? tls_options : tls_options + 2,
         MHD_OPTION_END);
 }

@@ -54,8 +54,9 @@
     "                              take longer than this (slowloris; 10)\n"      \
     "  --min-body-rate BYTES       once --header-timeout has passed since the\n" \
     "                              headers, drop a request whose body came\n"   \
-    "                              slower than this per second on average\n"    \
-    "                              (default 1K; 0: off)\n"                      \
+    "                              slower than this per second on average,\n"   \
+    "                              or whose reply is read slower (default\n"    \
+    "                              1K; 0: off)\n"                               \
     "  --verified-cache N          blob files remembered as verified, so\n"     \
     "                              repeated GETs skip hashing (default 1024;\n" \
     "                              0: hash every GET); see mdbx(1)\n"           \
@@ -136,6 +137,7 @@ struct serve_metrics {
     atomic_ullong rate_limited;
     atomic_ullong slow_clients_dropped;
     atomic_ullong slow_bodies_dropped;
+    atomic_ullong slow_readers_dropped;
     atomic_ullong corrupt_objects_refused; /* GETs cut or refused: bytes not matching the id */
     atomic_ullong jobs_refused;            /* verify/gc refused: one was running */
 };
@@ -159,8 +161,9 @@ enum serve_body {
 
 #define SERVE_SMALL_BODY_MAX (1u << 20) /* 10,000 ids for /v1/missing fit */
 
-/* Who may call a route. */
-enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE };
+/* Who may call a route. ACCESS_ADMIN: the write token, also on a node
+ * serving its store read-only (verify: the library refuses a repair). */
+enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE, ACCESS_ADMIN };
 
 typedef enum MHD_Result (*serve_handler_fn)(struct serve_request *req);
 
@@ -184,6 +187,7 @@ struct serve_request {
     bool head;              /* a HEAD request */
     bool replied;           /* a response is queued */
     bool close_connection;  /* the reply says Connection: close */
+    const char *extra_header[2]; /* the reply has this header: name, value */
     unsigned status;
     int64_t start_ns;
 
@@ -244,6 +248,8 @@ void serve_conn_request_done(struct serve_server *srv, struct MHD_Connection *co
  * the minimum body rate no longer applies). */
 void serve_conn_body_bytes(struct serve_server *srv, struct MHD_Connection *conn, size_t size);
 void serve_conn_body_done(struct serve_server *srv, struct MHD_Connection *conn);
+/* A reply with a body of size bytes is queued (the deadline for sending it). */
+void serve_conn_reply_queued(struct serve_server *srv, struct MHD_Connection *conn, uint64_t size);
 /* Remember that the URL or a query argument of the connection's current
  * request unescaped to a NUL byte; serve_conn_take_nul tells it (once). A
  * connection that could not be tracked counts as having one (fail closed). */

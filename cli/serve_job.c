@@ -4,11 +4,15 @@
  * suspended. Run on an I/O thread, they would stall every other request
  * that libmicrohttpd had given that thread; run several at once, a client
  * with the write token could keep the disks and cores busy. A second one
- * while one runs gets 503 with Retry-After. */
+ * while one runs gets 503 with Retry-After. A client that says
+ * Connection: close (or has half-closed) gets its job run on its I/O
+ * thread instead (see serve_job_run). */
 #include "serve.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <strings.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -61,6 +65,30 @@ void serve_jobs_free(struct serve_server *srv)
     srv->jobs = NULL;
 }
 
+/* The job's slot is free again; with thread_too, so is its thread count. */
+static void jobs_release(struct serve_jobs *jobs, bool thread_too)
+{
+    pthread_mutex_lock(&jobs->lock);
+    jobs->running = false;
+    if (thread_too)
+        jobs->threads--;
+    pthread_cond_broadcast(&jobs->idle);
+    pthread_mutex_unlock(&jobs->lock);
+}
+
+/* The client has shut down its sending side (an end of file is waiting),
+ * or said Connection: close and may do so any moment. */
+static bool client_may_half_close(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const char *connection = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                         MHD_HTTP_HEADER_CONNECTION);
+    char byte;
+    return (connection && strcasecmp(connection, "close") == 0) ||
+           (info && recv(info->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) == 0);
+}
+
 static void *job_main(void *cls)
 {
     struct job_start start = *(struct job_start *)cls;
@@ -73,9 +101,7 @@ static void *job_main(void *cls)
     atomic_store(&req->job_done, true);
     /* The next job may start as soon as this one's client has its reply:
      * free the slot before resuming. */
-    pthread_mutex_lock(&jobs->lock);
-    jobs->running = false;
-    pthread_mutex_unlock(&jobs->lock);
+    jobs_release(jobs, false);
     /* From here on req belongs to the I/O thread again: it may be freed as
      * soon as the connection is resumed. */
     MHD_resume_connection(conn);
@@ -103,18 +129,26 @@ enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn)
         jobs->threads++;
     }
     pthread_mutex_unlock(&jobs->lock);
+    if (!busy && client_may_half_close(req->conn)) {
+        /* libmicrohttpd 0.9.75 closes a resumed connection as soon as it
+         * reads the end of file of a client that has shut down its sending
+         * side, before the handler can answer. Such clients (that, or one
+         * that says Connection: close, as clients that half-close do) get
+         * the job run here, on the I/O thread: still one at a time. */
+        free(start);
+        req->job_rc = fn(req);
+        jobs_release(jobs, true);
+        return serve_job_reply(req);
+    }
     if (busy) {
-        static const char busy_json[] =
-            "{\"error\":\"a verify or gc is already running; try again later\"}";
         free(start);
         atomic_fetch_add(&req->srv->metrics.jobs_refused, 1);
-        struct MHD_Response *resp = MHD_create_response_from_buffer(
-            sizeof busy_json - 1, (void *)busy_json, MHD_RESPMEM_PERSISTENT);
-        if (!resp)
-            return MHD_NO;
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "application/json");
-        MHD_add_response_header(resp, MHD_HTTP_HEADER_RETRY_AFTER, "5");
-        return serve_queue(req, MHD_HTTP_SERVICE_UNAVAILABLE, resp);
+        /* ESTATE: the call is not valid now (a client that only read the
+         * status would take 503 for ENOMEM) */
+        req->extra_header[0] = MHD_HTTP_HEADER_RETRY_AFTER;
+        req->extra_header[1] = "5";
+        return serve_reply_code(req, MINIDBX_ESTATE, MHD_HTTP_SERVICE_UNAVAILABLE,
+                                "a verify or gc is already running; try again later");
     }
     *start = (struct job_start){ req, fn };
     req->job_started = true;
@@ -128,11 +162,7 @@ enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn)
         free(start);
         req->job_started = false;
         MHD_resume_connection(req->conn);
-        pthread_mutex_lock(&jobs->lock);
-        jobs->running = false;
-        jobs->threads--;
-        pthread_cond_broadcast(&jobs->idle);
-        pthread_mutex_unlock(&jobs->lock);
+        jobs_release(jobs, true);
         return serve_reply_error(req, MHD_HTTP_SERVICE_UNAVAILABLE, "cannot start a thread");
     }
     return MHD_YES;

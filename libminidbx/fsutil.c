@@ -118,5 +118,8 @@ int64_t dbx_now_ns(void)
 int dbx_path_join(char *out, size_t out_size, const char *dir, const char *name)
 {
     int n = snprintf(out, out_size, "%s/%s", dir, name);
-    return (n < 0 || (size_t)n >= out_size) ? -ENAMETOOLONG : 0;
+    if (n >= 0 && (size_t)n < out_size)
+        return 0;
+    errno = ENAMETOOLONG; /* for callers that report errno */
+    return -ENAMETOOLONG;
 }

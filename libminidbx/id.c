@@ -68,6 +68,12 @@ static void fetch_sha256(void)
     sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
 }
 
+int dbx_hash_init(void)
+{
+    pthread_once(&sha256_once, fetch_sha256);
+    return sha256_md ? 0 : minidbx_error_set(MINIDBX_ENOMEM, "SHA-256 is not available from OpenSSL");
+}
+
 struct dbx_hasher {
     EVP_MD_CTX *ctx;
 };

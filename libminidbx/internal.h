@@ -37,6 +37,11 @@ int dbx_error_lmdb(int rc, const char *fmt, ...) __attribute__((format(printf, 2
 typedef struct dbx_hasher dbx_hasher;
 
 int dbx_hasher_new(dbx_hasher **out);
+/* Look SHA-256 up in OpenSSL once per process (minidbx_open does it first):
+ * 0 or ENOMEM. OpenSSL 3.0 may crash, not fail, when an allocation fails
+ * inside its own first initialisation; doing it at open puts that moment
+ * before any store is touched (tests/fault arms its faults there). */
+int dbx_hash_init(void);
 int dbx_hasher_update(dbx_hasher *h, const void *data, size_t size);
 /* Finish into *out and reset the hasher so it can be used again. */
 int dbx_hasher_final(dbx_hasher *h, minidbx_id *out);

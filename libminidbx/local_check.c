@@ -241,6 +241,17 @@ static bool blob_wanted(local_store *s, MDB_txn *txn, const char *file_name, min
 
 typedef int (*orphan_fn)(void *ctx, const char *path, const minidbx_id *id_or_null);
 
+/* A shard entry that could not be opened as a directory: a stray file or
+ * one that went away is no orphan of ours (0); anything else (no memory, no
+ * file descriptors, no permission) must fail the walk, or a repair or gc
+ * would report success having looked at only part of the store. */
+static int shard_open_failed(const char *path)
+{
+    if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG)
+        return 0;
+    return dbx_error_errno(errno, "opendir %s", path);
+}
+
 /* Walk STORE/blobs/xx/yy/ * and call fn for each file no record wants. */
 static int walk_orphans(local_store *s, MDB_txn *txn, orphan_fn fn, void *ctx)
 {
@@ -255,12 +266,16 @@ static int walk_orphans(local_store *s, MDB_txn *txn, orphan_fn fn, void *ctx)
         if (e1->d_name[0] == '.')
             continue;
         DIR *d2 = dbx_path_join(mid, sizeof mid, top, e1->d_name) < 0 ? NULL : opendir(mid);
+        if (!d2 && (rc = shard_open_failed(mid)) < 0)
+            break;
         if (!d2)
             continue;
         while (rc == 0 && (e2 = readdir(d2)) != NULL) {
             if (e2->d_name[0] == '.')
                 continue;
             DIR *d3 = dbx_path_join(leaf, sizeof leaf, mid, e2->d_name) < 0 ? NULL : opendir(leaf);
+            if (!d3 && (rc = shard_open_failed(leaf)) < 0)
+                break;
             if (!d3)
                 continue;
             while (rc == 0 && (e3 = readdir(d3)) != NULL) {

@@ -326,7 +326,7 @@ int minidbx_open(minidbx **out, const char *location, const minidbx_options *opt
     *out = NULL;
     if (!location || !location[0])
         return minidbx_error_set(MINIDBX_EINVAL, "open: empty location");
-    if ((rc = normalize_options(&o, opts)) < 0)
+    if ((rc = normalize_options(&o, opts)) < 0 || (rc = dbx_hash_init()) < 0)
         return rc;
     if ((rc = open_location(&be, location, &o)) < 0)
         return rc;

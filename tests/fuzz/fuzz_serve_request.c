@@ -24,7 +24,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct fixture_reply reply;
     struct http_response first;
 
-    serve_fixture_exchange(data, size, &reply);
+    serve_fixture_exchange_raw(data, size, &reply);
     if (getenv("FUZZ_VERBOSE")) { /* to see what the seeds reach */
         const char *eol = memchr(data, '\r', size);
         fprintf(stderr, "%.*s -> %.*s\n", (int)(eol ? (size_t)(eol - (const char *)data) : size),

@@ -7,9 +7,9 @@
  * small (inline) object, a large one kept as a file, an empty one, names
  * pointing at them and a record of the Go /register endpoint.
  *
- * serve_fixture_exchange sends one input on a new connection, shuts the
- * write side and reads the answer until the server closes, within a
- * deadline (a server that takes longer is a finding). serve_fixture_reset
+ * serve_fixture_exchange sends one request on a new connection and reads
+ * the answer until the server closes, within a deadline (a server that
+ * takes longer is a finding). serve_fixture_reset
  * then puts the store back to the baseline, so that every input meets the
  * same state and a crash reproduces from its input alone.
  *
@@ -51,11 +51,21 @@ struct fixture_reply {
     bool truncated;
 };
 
-/* Send size bytes at request; fill *reply (free reply->data). */
+/* Send one request of size bytes that says "Connection: close"; fill
+ * *reply (free reply->data) with what comes until the server closes. */
 void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply);
+/* The same for raw bytes (any number of requests, or none whole): shut
+ * the write side once they are sent, so that the server sees their end.
+ * (Not for the others: a request the server suspends, such as a verify
+ * or gc job, is dropped by libmicrohttpd when the client half-closes.) */
+void serve_fixture_exchange_raw(const void *request, size_t size, struct fixture_reply *reply);
 
 /* Undo what requests did to the store: back to the baseline. */
 void serve_fixture_reset(void);
+
+/* The server's store handle (shared with the server: thread-safe calls
+ * only), to check what a request did. */
+minidbx *serve_fixture_db(void);
 
 /* ---- reading a reply --------------------------------------------------- */
 
@@ -77,8 +87,8 @@ bool http_response_header(const struct http_response *r, const char *name, char 
 
 /* The common properties of a reply to a well-framed request: it is an
  * HTTP response, its status is not 500 (an internal error is not an
- * answer to a bad request), and its Content-Length (when not head) is the
- * size of its body. Returns the parsed response. */
+ * answer to a bad request), its Content-Length (when not head) is the
+ * size of its body, and a JSON body parses. Returns the parsed response. */
 void fixture_check_reply(const struct fixture_reply *reply, bool head, struct http_response *out);
 
 /* Append text to a growing request buffer. */

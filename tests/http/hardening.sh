@@ -138,6 +138,10 @@ expect_code 400 "GET /v1/objects/ID%00junk" "$URL/v1/objects/$ONE%00junk"
 expect_code 400 "DELETE /v1/objects/ID%00junk" -X DELETE "$URL/v1/objects/$TWO%00junk"
 expect_code 200 "  ... removed nothing" "$URL/v1/objects/$TWO"
 expect_code 400 "GET /retrieve?hash=ID%00junk" "$URL/retrieve?hash=$ONE%00junk"
+raw "GET /health HTTP/1.1\r\n\r\n"
+check "HTTP/1.1 without Host: 400" raw_has "HTTP/1.1 400"
+raw "GET /health HTTP/1.7\r\nHost: x\r\n\r\n"
+check "a request line with another HTTP version: 400" raw_has "HTTP/1.1 400"
 expect_code 400 "PUT /v1/names/foo%00bar" -X PUT --data "{\"id\":\"$TWO\"}" "$URL/v1/names/foo%00bar"
 req "$URL/v1/names/foo"
 check "  ... foo still points where it did" body_has "\"id\":\"$ONE\""
@@ -161,10 +165,32 @@ for size in 1e300 18446744073709551616 -1 1.5 '"3"'; do
     expect_code 400 "/register with size $size" -X POST \
         --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":$size}" "$URL/register"
 done
+many=$(printf '"n%d",' $(seq 65))
+expect_code 400 "/register with 65 replicas" -X POST \
+    --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":3,\"replicas\":[${many%,}]}" "$URL/register"
+long=$(head -c 256 /dev/zero | tr '\0' a)
+expect_code 400 "/register with a replica of 256 bytes" -X POST \
+    --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":3,\"replicas\":[\"$long\"]}" "$URL/register"
 expect_code 200 "/register with size 2^53" -X POST \
     --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":9007199254740992}" "$URL/register"
 req "$URL/get?hash=$TWO"
 check "  ... kept exactly" body_has '"size":9007199254740992'
+# /list holds at most 8 MiB of records: 600 records of 56 long replicas
+# (15 KiB each, inline) are more. One curl, many requests (a config file).
+replicas=$(for i in $(seq 56); do printf '"%s%02d",' "$(head -c 250 /dev/zero | tr '\0' r)" "$i"; done)
+escaped=$(sed 's/"/\\"/g' <<<"${replicas%,}")
+for i in $(seq 600); do
+    [ "$i" = 1 ] || echo next
+    hash=$(printf 'record %d' "$i" | sha256sum | cut -c1-64)
+    printf 'url = "%s/register"\ndata = "{\\"hash\\":\\"%s\\",\\"name\\":\\"r/%d\\",\\"size\\":1,\\"replicas\\":[%s]}"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"\n' \
+        "$URL" "$hash" "$i" "$escaped"
+done >"$T/register.curl"
+curl -s -K "$T/register.curl" | sort | uniq -c >"$T/register.codes"
+check "600 big records registered" grep -q '^ *600 200$' "$T/register.codes"
+expect_code 200 "/list of more than 8 MiB of records" "$URL/list"
+check "  ... says it is truncated" header_has "^X-Minidbx-Truncated: 1"
+check "  ... and stops near 8 MiB ($(stat -c %s "$T/body") bytes)" \
+    test "$(stat -c %s "$T/body")" -lt $((9 << 20))
 stop_server
 
 # --- verify and gc: one at a time, off the I/O threads ------------------------------
@@ -185,8 +211,23 @@ codes=$(cat "$T"/verify.* | sort | uniq -c)
 check "four verifies at once: one runs ($(echo $codes))" grep -q ' 200$' <<<"$codes"
 check "  ... the others get 503" grep -q ' 503$' <<<"$codes"
 check "  ... and nothing else" test -z "$(grep -v ' 200$\| 503$' <<<"$codes")"
+pids=""
+for i in 1 2 3 4; do
+    curl -s -D "$T/verify.h$i" -o /dev/null -X POST "$URL/v1/verify" &
+    pids="$pids $!"
+done
+wait $pids
+check "  ... 503 says ESTATE and Retry-After" sh -c "grep -l 'X-Minidbx-Error: ESTATE' '$T'/verify.h* | xargs grep -l 'Retry-After: 5'"
 expect_code 200 "after it, verify runs again" -X POST "$URL/v1/verify"
 expect_code 200 "gc runs as a job too" -X POST "$URL/v1/gc"
+stop_server
+# Verify is an admin call, not a write: a read-only node still runs it.
+start_server "$T/store2" --read-only --read-token r --write-token w || { not_ok "server starts"; finish; }
+expect_code 403 "verify with the read token" -H "Authorization: Bearer r" -X POST "$URL/v1/verify"
+expect_code 200 "verify with the write token on a read-only node" -H "Authorization: Bearer w" \
+    -X POST "$URL/v1/verify"
+expect_code 403 "  ... but not a repair" -H "Authorization: Bearer w" -X POST "$URL/v1/verify?repair=1"
+check "  ... (EREADONLY)" header_has "^X-Minidbx-Error: EREADONLY"
 stop_server
 
 # --- bodies: too slow, too big ----------------------------------------------------------
@@ -210,5 +251,21 @@ exec 3>&-
 check "a body trickling in below --min-body-rate is dropped" test "$dropped" = yes
 req "$URL/metrics"
 check "  ... and counted" body_has 'minidbx_http_slow_bodies_dropped_total 1'
+stop_server
+
+# A reply read slowly: 40 MB must go within 1 s + 40 MB / 10 MB/s = 5 s;
+# read at 1 MB/s it would take 40 s (more than the socket buffers hold).
+start_server "$T/store" --header-timeout 1 --min-body-rate 10M --max-object-size 64M \
+    || { not_ok "server starts"; finish; }
+head -c 40000000 /dev/urandom >"$T/40m"
+req -X PUT --data-binary @"$T/40m" "$URL/v1/objects"
+start=$(date +%s)
+curl -s -m 38 --limit-rate 1M -o "$T/body" "$URL/v1/objects/$(sha "$T/40m")"
+rc=$?
+took=$(($(date +%s) - start))
+check "a reply read below --min-body-rate is cut (curl exit $rc after ${took}s)" \
+    test "$rc" != 0 -a "$took" -lt 30
+req "$URL/metrics"
+check "  ... and counted" body_has 'minidbx_http_slow_readers_dropped_total 1'
 stop_server
 finish
