@@ -3,6 +3,7 @@
 
 #include <openssl/evp.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -59,19 +60,26 @@ void dbx_id_short(const minidbx_id *id, char out[16])
     memcpy(out + 12, "\xe2\x80\xa6", 4); /* "…" and the NUL */
 }
 
-/* OpenSSL 3 looks an algorithm up on every EVP_sha256() use; fetch it once. */
-static EVP_MD *sha256_md;
-static pthread_once_t sha256_once = PTHREAD_ONCE_INIT;
+/* OpenSSL 3 looks an algorithm up on every EVP_sha256() use; fetch it once.
+ * A failed fetch (no memory) is not remembered: the next call tries again. */
+static _Atomic(EVP_MD *) sha256_md;
+static pthread_mutex_t sha256_lock = PTHREAD_MUTEX_INITIALIZER;
 
-static void fetch_sha256(void)
+static const EVP_MD *sha256(void)
 {
-    sha256_md = EVP_MD_fetch(NULL, "SHA256", NULL);
+    EVP_MD *md = atomic_load(&sha256_md);
+    if (md)
+        return md;
+    pthread_mutex_lock(&sha256_lock);
+    if (!(md = atomic_load(&sha256_md)) && (md = EVP_MD_fetch(NULL, "SHA256", NULL)))
+        atomic_store(&sha256_md, md);
+    pthread_mutex_unlock(&sha256_lock);
+    return md;
 }
 
 int dbx_hash_init(void)
 {
-    pthread_once(&sha256_once, fetch_sha256);
-    return sha256_md ? 0 : minidbx_error_set(MINIDBX_ENOMEM, "SHA-256 is not available from OpenSSL");
+    return sha256() ? 0 : minidbx_error_set(MINIDBX_ENOMEM, "SHA-256 is not available from OpenSSL");
 }
 
 struct dbx_hasher {
@@ -80,14 +88,14 @@ struct dbx_hasher {
 
 int dbx_hasher_new(dbx_hasher **out)
 {
-    pthread_once(&sha256_once, fetch_sha256);
-    if (!sha256_md)
+    const EVP_MD *md = sha256();
+    if (!md)
         return minidbx_error_set(MINIDBX_ENOMEM, "SHA-256 is not available from OpenSSL");
     dbx_hasher *h = calloc(1, sizeof *h);
     if (!h)
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     h->ctx = EVP_MD_CTX_new();
-    if (!h->ctx || EVP_DigestInit_ex(h->ctx, sha256_md, NULL) != 1) {
+    if (!h->ctx || EVP_DigestInit_ex(h->ctx, md, NULL) != 1) {
         dbx_hasher_free(h);
         return minidbx_error_set(MINIDBX_ENOMEM, "cannot set up SHA-256");
     }
@@ -106,7 +114,7 @@ int dbx_hasher_final(dbx_hasher *h, minidbx_id *out)
 {
     unsigned int len = 0;
     if (EVP_DigestFinal_ex(h->ctx, out->bytes, &len) != 1 || len != MINIDBX_ID_SIZE ||
-        EVP_DigestInit_ex(h->ctx, sha256_md, NULL) != 1)
+        EVP_DigestInit_ex(h->ctx, sha256(), NULL) != 1)
         return minidbx_error_set(MINIDBX_EIO, "SHA-256 final failed");
     return 0;
 }
@@ -122,12 +130,12 @@ void dbx_hasher_free(dbx_hasher *h)
 int minidbx_id_of(minidbx_id *out, const void *data, size_t size)
 {
     unsigned int len = 0;
-    pthread_once(&sha256_once, fetch_sha256);
     if (!out || (!data && size))
         return minidbx_error_set(MINIDBX_EINVAL, "id_of: NULL argument");
-    if (!sha256_md)
+    const EVP_MD *md = sha256();
+    if (!md)
         return minidbx_error_set(MINIDBX_ENOMEM, "SHA-256 is not available from OpenSSL");
-    if (EVP_Digest(size ? data : "", size, out->bytes, &len, sha256_md, NULL) != 1)
+    if (EVP_Digest(size ? data : "", size, out->bytes, &len, md, NULL) != 1)
         return minidbx_error_set(MINIDBX_ENOMEM, "SHA-256 failed");
     return 0;
 }

@@ -78,10 +78,14 @@ static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char 
     /* A FIFO or a symlink planted in place of the blob is CORRUPT (and
      * repair removes it), never opened for real or followed. */
     int fd = local_blob_open(s, id, path, &st);
-    if (fd < 0) {
+    if (fd == -ENOENT || fd == BLOB_NOT_REGULAR) {
         *kind = fd == -ENOENT ? MINIDBX_PROBLEM_MISSING : MINIDBX_PROBLEM_CORRUPT;
         return 0;
     }
+    /* Any other failure (no fds, no memory, EACCES, EIO) says nothing about
+     * the bytes: fail the verify, or a repair would delete a good object. */
+    if (fd < 0)
+        return local_io_error(s, -fd, "open %s", path);
     for (;;) {
         ssize_t n = dbx_read_full(fd, buf, HASH_CHUNK_BYTES);
         if (n < 0) {
