@@ -9,20 +9,19 @@ CLIENTS=16
 ROUNDS=5
 
 # race_uploads CURL-ARGS...: CLIENTS curl processes send the same request
-# at once (a FIFO holds them until all are started); one status per line
-# in $T/codes, the replies in $T/reply.N.
+# at once (each waits for the file $T/go, made once all are started; a FIFO
+# would leave a client that opens it after the writer closed it waiting for
+# ever); one status per line in $T/codes, the replies in $T/reply.N.
 race_uploads()
 {
     local i pids=()
     rm -f "$T/go" "$T/code".* "$T/reply".*
-    mkfifo "$T/go"
     for i in $(seq "$CLIENTS"); do
-        (read -r _ <"$T/go"
-         curl -s -o "$T/reply.$i" -w '%{http_code}\n' "$@" >"$T/code.$i") &
+        (for _ in $(seq 3000); do [ -e "$T/go" ] && break; sleep 0.01; done
+         curl -s --max-time 60 -o "$T/reply.$i" -w '%{http_code}\n' "$@" >"$T/code.$i") &
         pids+=($!)
     done
-    # opening the FIFO for writing releases every reader at once
-    printf '%*s' "$CLIENTS" "" | tr ' ' '\n' >"$T/go"
+    : >"$T/go"
     wait "${pids[@]}" # not the server, also a child of this shell
     cat "$T/code".* >"$T/codes"
 }
