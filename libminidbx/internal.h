@@ -92,11 +92,11 @@ void dbx_test_pause_at(const char *point);
             dbx_test_pause_at(point);                                           \
     } while (0)
 
-/* --- the local backend (local.c) ----------------------------------------- */
+/* --- the local backend (backend/local*.c) -------------------------------- */
 
 int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts);
 
-/* --- the http:// backend (http.c, when built with libcurl) ---------------- */
+/* --- the http:// backend (backend/http.c, when built with libcurl) ------- */
 
 int dbx_http_open(minidbx_backend **out, const char *url, const minidbx_options *opts);
 

@@ -1,6 +1,6 @@
 /*
  * local.h - the local store's internals, shared by local.c (objects, names,
- * batches) and local_check.c (verify, gc). Not installed.
+ * batches) and local_verify.c (verify, gc). Not installed.
  *
  * On disk:
  *   STORE/meta.lmdb[-lock]  LMDB: "objects" id -> record (+ inline bytes),

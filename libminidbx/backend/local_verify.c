@@ -1,5 +1,5 @@
 /*
- * local_check.c - verify and gc for the local store. Both look first and
+ * local_verify.c - verify and gc for the local store. Both look first and
  * change afterwards: the look (hashing every byte) runs without locks, the
  * change re-checks each finding under the exclusive store lock and one
  * write transaction, so a concurrent put is never mistaken for an orphan.
