@@ -44,6 +44,9 @@ void dbx_hasher_free(dbx_hasher *h);
 
 /* "3fa1c2d4…" : the first 12 hex digits and an ellipsis, for messages. */
 void dbx_id_short(const minidbx_id *id, char out[16]);
+/* The one "failed verification" error: 0 if got is want, else
+ * MINIDBX_ECORRUPT saying "object 3fa1… failed verification: got 9bc2…". */
+int dbx_id_verify(const minidbx_id *want, const minidbx_id *got);
 
 /* --- files (fsutil.c) ----------------------------------------------------- */
 
@@ -64,6 +67,13 @@ int dbx_mkdir_p(const char *path);
 int dbx_path_join(char *out, size_t out_size, const char *dir, const char *name);
 /* Wall-clock time in ns since the epoch. */
 int64_t dbx_now_ns(void);
+
+/* --- arrays (grow.c) ------------------------------------------------------ */
+
+/* Make *items (a T **, of *capacity elements of item_size bytes) hold at
+ * least need elements, doubling from first; updates *capacity. 0, or
+ * MINIDBX_ENOMEM with *items and *capacity unchanged. */
+int dbx_grow(void *items, size_t *capacity, size_t need, size_t item_size, size_t first);
 
 /* --- test-only pause points (testhook.c) ---------------------------------- */
 

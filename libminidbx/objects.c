@@ -13,16 +13,7 @@ static int verify_bytes(const minidbx_id *id, const void *data, size_t size)
 {
     minidbx_id got;
     int rc = minidbx_id_of(&got, data, size);
-    if (rc < 0)
-        return rc;
-    if (!minidbx_id_equal(&got, id)) {
-        char want_hex[16], got_hex[16];
-        dbx_id_short(id, want_hex);
-        dbx_id_short(&got, got_hex);
-        return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s",
-                                 want_hex, got_hex);
-    }
-    return 0;
+    return rc < 0 ? rc : dbx_id_verify(id, &got);
 }
 
 static int put_via_writer(minidbx *db, const void *data, size_t size, minidbx_id *id)

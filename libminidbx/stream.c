@@ -118,15 +118,6 @@ static int commit_and_name(minidbx_writer *w, const minidbx_id *id, const char *
     return rc;
 }
 
-static int id_mismatch(const char *what, const minidbx_id *want, const minidbx_id *got)
-{
-    char want_hex[16], got_hex[16];
-    dbx_id_short(want, want_hex);
-    dbx_id_short(got, got_hex);
-    return minidbx_error_set(MINIDBX_ECORRUPT, "%s %s failed verification: got %s", what,
-                             want_hex, got_hex);
-}
-
 /* Every commit ends here: check what can be checked, then commit (and
  * name, if name is not NULL); frees the writer. */
 static int writer_finish(minidbx_writer *w, const minidbx_id *expect, const char *name,
@@ -141,8 +132,7 @@ static int writer_finish(minidbx_writer *w, const minidbx_id *expect, const char
         w->bw->abort(w->bw);
     } else if ((rc = dbx_hasher_final(w->hasher, &id)) < 0) {
         w->bw->abort(w->bw);
-    } else if (expect && !minidbx_id_equal(expect, &id)) {
-        rc = id_mismatch("object", expect, &id);
+    } else if (expect && (rc = dbx_id_verify(expect, &id)) < 0) {
         w->bw->abort(w->bw);
     } else if (name) {
         rc = commit_and_name(w, &id, name, &created);
@@ -204,14 +194,7 @@ static int reader_check_end(minidbx_reader *r)
         return 0;
     if ((rc = dbx_hasher_final(r->hasher, &got)) < 0)
         return rc;
-    if (!minidbx_id_equal(&got, &r->id)) {
-        char want_hex[16], got_hex[16];
-        dbx_id_short(&r->id, want_hex);
-        dbx_id_short(&got, got_hex);
-        return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s",
-                                 want_hex, got_hex);
-    }
-    return 0;
+    return dbx_id_verify(&r->id, &got);
 }
 
 int minidbx_reader_open(minidbx *db, const minidbx_id *id, minidbx_reader **out, uint64_t *out_size)

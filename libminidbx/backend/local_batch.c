@@ -18,14 +18,9 @@ int local_path_list_add(path_list *l, const char *path)
     for (size_t i = 0; i < l->count; i++)
         if (strcmp(l->paths[i], path) == 0)
             return 0;
-    if (l->count == l->capacity) {
-        size_t cap = l->capacity ? l->capacity * 2 : 16;
-        char **p = realloc(l->paths, cap * sizeof *p);
-        if (!p)
-            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-        l->paths = p;
-        l->capacity = cap;
-    }
+    int rc = dbx_grow(&l->paths, &l->capacity, l->count + 1, sizeof *l->paths, 16);
+    if (rc < 0)
+        return rc;
     if (!(l->paths[l->count] = strdup(path)))
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     l->count++;

@@ -35,14 +35,9 @@ typedef struct {
 
 static int add_problem(problem_list *l, minidbx_problem kind, const minidbx_id *id, const char *detail)
 {
-    if (l->count == l->capacity) {
-        size_t cap = l->capacity ? l->capacity * 2 : 16;
-        problem *p = realloc(l->items, cap * sizeof *p);
-        if (!p)
-            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-        l->items = p;
-        l->capacity = cap;
-    }
+    int rc = dbx_grow(&l->items, &l->capacity, l->count + 1, sizeof *l->items, 16);
+    if (rc < 0)
+        return rc;
     problem *p = &l->items[l->count];
     memset(p, 0, sizeof *p);
     p->kind = kind;

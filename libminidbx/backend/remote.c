@@ -90,17 +90,9 @@ int dbx_remote_call_query(dbx_remote_call *call, const char *key, const char *va
 
 int dbx_remote_buf_reserve(dbx_remote_call *call, size_t more)
 {
-    if (call->buf_len + more + 1 <= call->buf_cap)
-        return 0;
-    size_t cap = call->buf_cap ? call->buf_cap : 4096;
-    while (cap < call->buf_len + more + 1)
-        cap *= 2;
-    char *grown = realloc(call->buf, cap);
-    if (!grown)
+    if (more > SIZE_MAX - call->buf_len - 1)
         return -1;
-    call->buf = grown;
-    call->buf_cap = cap;
-    return 0;
+    return dbx_grow(&call->buf, &call->buf_cap, call->buf_len + more + 1, 1, 4096) < 0 ? -1 : 0;
 }
 
 static size_t on_body(char *data, size_t size, size_t count, void *cls)
