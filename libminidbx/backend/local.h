@@ -1,9 +1,10 @@
 /*
  * local.h - the local store's internals, shared by its files, one per
- * concern: local.c (open, layout, transactions, counters, info),
- * local_objects.c (put, get, writers, readers, exists, stat, list, delete),
- * local_batch.c, local_names.c and local_verify.c (verify, gc). Not
- * installed.
+ * concern: local.c (what the others build on: layout, records, fsyncs,
+ * transactions, the lock, counters), local_objects.c (put, get, writers,
+ * readers, exists, stat, list, delete), local_batch.c, local_names.c,
+ * local_verify.c (verify, gc) and local_open.c (open, close, info, and the
+ * table of methods). Not installed.
  *
  * On disk:
  *   STORE/meta.lmdb[-lock]  LMDB: "objects" id -> record (+ inline bytes),
@@ -101,7 +102,9 @@ static inline local_batch *local_batch_of(const local_store *s)
 
 /* Add path unless it is there already. 0 or ENOMEM. */
 int local_path_list_add(path_list *l, const char *path);
-/* Throw the batch away: unlink its blobs, abort its transaction, free it. */
+void local_path_list_free(path_list *l);
+/* Throw the batch away: unlink its blobs, abort its transaction, free it
+ * (local_batch.c). */
 void local_batch_discard(local_batch *b);
 
 static inline MDB_val local_id_key(const minidbx_id *id)
@@ -163,8 +166,15 @@ bool local_store_gone(const local_store *s);
 int local_io_error(const local_store *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Remove a record, its names and refs, and adjust the counters. */
 int local_remove_object(local_store *s, MDB_txn *txn, const minidbx_id *id, const record_header *h);
-/* Add to the byte and inline-object counters in "info" (in a batch: at
- * its commit); local_stats_write writes them now. */
+/* The byte and inline-object counters in "info". */
+typedef struct {
+    uint64_t bytes;
+    uint64_t inline_objects;
+} store_stats;
+
+int local_stats_read(local_store *s, MDB_txn *txn, store_stats *st);
+/* Add to the counters (in a batch: at its commit); local_stats_write
+ * writes them now. */
 int local_stats_add(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_objects);
 int local_stats_write(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_objects);
 /* Does a record for id exist in txn? 1, 0 or an error. */

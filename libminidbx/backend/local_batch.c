@@ -5,35 +5,9 @@
  */
 #include "local.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-
-_Thread_local local_batch *local_thread_batch;
-
-int local_path_list_add(path_list *l, const char *path)
-{
-    for (size_t i = 0; i < l->count; i++)
-        if (strcmp(l->paths[i], path) == 0)
-            return 0;
-    int rc = dbx_grow(&l->paths, &l->capacity, l->count + 1, sizeof *l->paths, 16);
-    if (rc < 0)
-        return rc;
-    if (!(l->paths[l->count] = strdup(path)))
-        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    l->count++;
-    return 0;
-}
-
-static void path_list_free(path_list *l)
-{
-    for (size_t i = 0; i < l->count; i++)
-        free(l->paths[i]);
-    free(l->paths);
-    memset(l, 0, sizeof *l);
-}
 
 /* --- batches --------------------------------------------------------------------- */
 
@@ -41,9 +15,9 @@ static void batch_free(local_batch *b)
 {
     local_thread_batch = NULL;
     local_unlock(b->lock_fd);
-    path_list_free(&b->files);
-    path_list_free(&b->dirs);
-    path_list_free(&b->deleted);
+    local_path_list_free(&b->files);
+    local_path_list_free(&b->dirs);
+    local_path_list_free(&b->deleted);
     free(b);
 }
 
@@ -70,16 +44,6 @@ int local_batch_begin(minidbx_backend *be)
     b->store = s;
     local_thread_batch = b;
     return 0;
-}
-
-int local_fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return dbx_error_io(errno, "open %s", path);
-    int rc = fsync(fd) < 0 ? dbx_error_io(errno, "fsync %s", path) : 0;
-    close(fd);
-    return rc;
 }
 
 /* Throw a batch away. The blobs it renamed into place are unlinked while

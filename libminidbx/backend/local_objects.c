@@ -25,18 +25,7 @@
 
 static atomic_uint temp_counter;
 
-
 /* --- putting -------------------------------------------------------------------- */
-
-/* Does a record for id exist in txn? 1, 0 or an error. */
-int local_record_exists(local_store *s, MDB_txn *txn, const minidbx_id *id)
-{
-    MDB_val k = local_id_key(id), v;
-    int rc = mdb_get(txn, s->objects, &k, &v);
-    if (rc == MDB_NOTFOUND)
-        return 0;
-    return rc ? dbx_error_lmdb(rc, "%s: looking up an object", s->root) : 1;
-}
 
 /* Is the stored record v of id whole: well formed, of size bytes, of the
  * right kind and, inline, holding exactly data? *old gets its header. */
@@ -100,12 +89,6 @@ static int put_inline(local_store *s, const minidbx_id *id, const void *data, si
     return end < 0 ? end : rc;
 }
 
-int local_fsync_dir(const char *path)
-{
-    int err = dbx_fsync_dir(path);
-    return err < 0 ? dbx_error_io(-err, "fsync %s", path) : 0;
-}
-
 /* Make STORE/blobs/ab/cd exist. New directory entries are made durable
  * (or queued for the batch) before any blob is committed under them. */
 static int ensure_shard_dirs(local_store *s, const char *blob_path, bool in_batch)
@@ -129,8 +112,6 @@ static int ensure_shard_dirs(local_store *s, const char *blob_path, bool in_batc
     }
     return 0;
 }
-
-int local_fsync_path(const char *path);
 
 static void dir_of(const char *path, char *out)
 {
