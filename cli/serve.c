@@ -88,18 +88,20 @@ static const struct serve_route_spec *find_route(const char *method, const char 
 
 /* ---- request bodies ------------------------------------------------------- */
 
-static void body_fail(struct serve_request *req, unsigned status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static void body_fail(struct serve_request *req, int code, unsigned status, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 
-/* Stop taking the body: what came is thrown away and the request ends with
- * status once the client has finished sending. */
-static void body_fail(struct serve_request *req, unsigned status, const char *fmt, ...)
+/* Stop taking the body: what came is thrown away and the request ends,
+ * once the client has finished sending, with status, or (status 0) the
+ * status for code, a MINIDBX_E* code that the reply names (0: none). */
+static void body_fail(struct serve_request *req, int code, unsigned status, const char *fmt, ...)
 {
     va_list ap;
 
     if (req->body_status)
         return;
-    req->body_status = status;
+    req->body_code = code;
+    req->body_status = status ? status : serve_status_for(code);
     req->body_refused_ns = serve_now_ns();
     va_start(ap, fmt);
     vsnprintf(req->body_error, sizeof req->body_error, fmt, ap);
@@ -129,20 +131,20 @@ static void object_bytes(struct serve_request *req, const char *data, size_t siz
         return;
     req->object_bytes += size;
     if (req->object_bytes > req->srv->cfg->max_object_bytes) {
-        body_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "object is over the limit of %llu bytes",
+        body_fail(req, MINIDBX_ETOOBIG, 0, "object is over the limit of %llu bytes",
                   (unsigned long long)req->srv->cfg->max_object_bytes);
         return;
     }
     if (!req->writer && (rc = minidbx_writer_open(req->srv->db, &req->writer)) < 0) {
-        body_fail(req, serve_status_for(rc), "writer: %s", minidbx_errmsg(NULL));
+        body_fail(req, rc, 0, "writer: %s", minidbx_errmsg(NULL));
         return;
     }
     if (EVP_DigestUpdate(req->hasher, data, size) != 1) {
-        body_fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "hashing failed");
+        body_fail(req, MINIDBX_EIO, MHD_HTTP_INTERNAL_SERVER_ERROR, "hashing failed");
         return;
     }
     if ((rc = minidbx_writer_write(req->writer, data, size)) < 0)
-        body_fail(req, serve_status_for(rc), "write: %s", minidbx_errmsg(NULL));
+        body_fail(req, rc, 0, "write: %s", minidbx_errmsg(NULL));
 }
 
 static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -157,7 +159,7 @@ static enum MHD_Result on_post_field(void *cls, enum MHD_ValueKind kind, const c
     if (!key || strcmp(key, "file") != 0)
         return MHD_YES;
     if (off == 0 && req->file_seen && req->object_bytes > 0)
-        body_fail(req, MHD_HTTP_BAD_REQUEST, "more than one 'file' field");
+        body_fail(req, MINIDBX_EINVAL, 0, "more than one 'file' field");
     req->file_seen = true;
     if (size)
         object_bytes(req, data, size);
@@ -172,7 +174,7 @@ static void small_bytes(struct serve_request *req, const char *data, size_t size
             cap *= 2;
         char *grown = realloc(req->small, cap);
         if (!grown) {
-            body_fail(req, MHD_HTTP_INTERNAL_SERVER_ERROR, "out of memory");
+            body_fail(req, MINIDBX_ENOMEM, 0, "out of memory");
             return;
         }
         req->small = grown;
@@ -195,7 +197,7 @@ static enum MHD_Result body_chunk(struct serve_request *req, const char *data, s
     if (req->body_status)
         return serve_now_ns() - req->body_refused_ns > DISCARD_BODY_NS ? MHD_NO : MHD_YES;
     if (req->body_bytes > limit) {
-        body_fail(req, MHD_HTTP_CONTENT_TOO_LARGE, "body is over the limit of %llu bytes",
+        body_fail(req, MINIDBX_ETOOBIG, 0, "body is over the limit of %llu bytes",
                   (unsigned long long)limit);
         return MHD_YES;
     }
@@ -204,7 +206,7 @@ static enum MHD_Result body_chunk(struct serve_request *req, const char *data, s
     case BODY_SMALL: small_bytes(req, data, size); break;
     case BODY_MULTIPART:
         if (MHD_post_process(req->post, data, size) != MHD_YES)
-            body_fail(req, MHD_HTTP_BAD_REQUEST, "malformed multipart/form-data body");
+            body_fail(req, MINIDBX_EINVAL, 0, "malformed multipart/form-data body");
         break;
     case BODY_NONE: break;
     }
@@ -273,7 +275,8 @@ static enum MHD_Result check_access(struct serve_request *req, bool *replied)
 /* ---- the request's life ---------------------------------------------------- */
 
 static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connection *conn,
-                                     const char *url, const char *method, void **con_cls)
+                                     const char *url, const char *method, const char *version,
+                                     void **con_cls)
 {
     struct serve_request *req = calloc(1, sizeof *req);
     bool path_known, replied;
@@ -297,7 +300,12 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
      * answered 400 and its connection closed, so that nothing sent after
      * its headers is ever read as a request. */
     const char *framing = serve_request_framing_problem(conn);
-    if (framing || serve_conn_take_nul(srv, conn)) {
+    bool nul = serve_conn_take_nul(srv, conn);
+    /* HTTP/1.0 and 1.1 only: libmicrohttpd passes other versions through. */
+    if (!framing && !nul && strcmp(version, MHD_HTTP_VERSION_1_1) != 0 &&
+        strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        framing = "not an HTTP/1.0 or HTTP/1.1 request line";
+    if (framing || nul) {
         req->spec = &unknown;
         req->close_connection = true;
         return serve_reply_error(req, MHD_HTTP_BAD_REQUEST, "%s",
@@ -326,10 +334,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   const char *upload_data, size_t *upload_size, void **con_cls)
 {
     struct serve_request *req = *con_cls;
-    (void)version;
 
     if (!req)
-        return request_begin(cls, conn, url, method, con_cls);
+        return request_begin(cls, conn, url, method, version, con_cls);
     if (*upload_size) {
         size_t size = *upload_size;
         *upload_size = 0;
@@ -342,13 +349,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     serve_conn_body_done(req->srv, conn);
     /* the end of the body: the post processor hands over what it held */
     if (req->post && MHD_destroy_post_processor(req->post) != MHD_YES)
-        body_fail(req, MHD_HTTP_BAD_REQUEST, "truncated multipart/form-data body");
+        body_fail(req, MINIDBX_EINVAL, 0, "truncated multipart/form-data body");
     req->post = NULL;
     /* cJSON stops at a NUL: "id\u0000junk" would read as "id" */
     if (req->small && serve_json_has_nul(req->small, req->small_len))
-        body_fail(req, MHD_HTTP_BAD_REQUEST, "a NUL character in the JSON body");
+        body_fail(req, MINIDBX_EINVAL, 0, "a NUL character in the JSON body");
     if (req->body_status)
-        return serve_reply_error(req, req->body_status, "%s", req->body_error);
+        return serve_reply_code(req, req->body_code, req->body_status, "%s", req->body_error);
     return req->spec->handler(req);
 }
 
@@ -692,6 +699,9 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct so
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
         MHD_OPTION_NOTIFY_CONNECTION, serve_on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, serve_unescape, srv,
+        /* HTTP/1.1 without Host, white space in the URL: 400 (the rest of
+         * the framing is checked in serve_framing.c) */
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_ARRAY, pem->cert ? tls_options : tls_options + 2,
         MHD_OPTION_END);
 }

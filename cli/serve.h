@@ -53,8 +53,9 @@
     "                              take longer than this (slowloris; 10)\n"      \
     "  --min-body-rate BYTES       once --header-timeout has passed since the\n" \
     "                              headers, drop a request whose body came\n"   \
-    "                              slower than this per second on average\n"    \
-    "                              (default 1K; 0: off)\n"                      \
+    "                              slower than this per second on average,\n"   \
+    "                              or whose reply is read slower (default\n"    \
+    "                              1K; 0: off)\n"                               \
     "  --verified-cache N          blob files remembered as verified, so\n"     \
     "                              repeated GETs skip hashing (default 1024;\n" \
     "                              0: hash every GET); see mdbx(1)\n"           \
@@ -135,6 +136,7 @@ struct serve_metrics {
     atomic_ullong rate_limited;
     atomic_ullong slow_clients_dropped;
     atomic_ullong slow_bodies_dropped;
+    atomic_ullong slow_readers_dropped;
     atomic_ullong corrupt_objects_refused; /* GETs cut or refused: bytes not matching the id */
     atomic_ullong jobs_refused;            /* verify/gc refused: one was running */
 };
@@ -183,6 +185,7 @@ struct serve_request {
     bool head;              /* a HEAD request */
     bool replied;           /* a response is queued */
     bool close_connection;  /* the reply says Connection: close */
+    const char *extra_header; /* the reply has this header, with the value 1 */
     unsigned status;
     int64_t start_ns;
 
@@ -192,6 +195,7 @@ struct serve_request {
     uint64_t body_bytes;
     uint64_t object_bytes;  /* of those, object bytes (BODY_OBJECT, BODY_MULTIPART) */
     unsigned body_status;   /* an HTTP status that ends the body early */
+    int body_code;          /* and the MINIDBX_E* code it stands for */
     int64_t body_refused_ns;/* when it was set */
     char body_error[160];   /* and why */
     minidbx_writer *writer; /* BODY_OBJECT, BODY_MULTIPART */
@@ -244,6 +248,8 @@ void serve_conn_request_done(struct serve_server *srv, struct MHD_Connection *co
  * the minimum body rate no longer applies). */
 void serve_conn_body_bytes(struct serve_server *srv, struct MHD_Connection *conn, size_t size);
 void serve_conn_body_done(struct serve_server *srv, struct MHD_Connection *conn);
+/* A reply with a body of size bytes is queued (the deadline for sending it). */
+void serve_conn_reply_queued(struct serve_server *srv, struct MHD_Connection *conn, uint64_t size);
 /* Remember that the URL or a query argument of the connection's current
  * request unescaped to a NUL byte; serve_conn_take_nul tells it (once). A
  * connection that could not be tracked counts as having one (fail closed). */

@@ -15,6 +15,13 @@
 
 #define RECORD_PREFIX SERVE_RESERVED_NAME_PREFIX "register/"
 #define LIST_PAGE 256
+/* A record's replicas: addresses of nodes, so few and short. They bound a
+ * record's size, and so what /list holds in memory. */
+#define REPLICAS_MAX 64
+#define REPLICA_MAX_BYTES 255
+/* /list stops after this many bytes of records (the Go API has no paging):
+ * the reply then says X-Minidbx-Truncated: 1. */
+#define LIST_MAX_BYTES (8u << 20)
 /* Sizes are JSON numbers, i.e. doubles: integers are exact up to 2^53. */
 #define SIZE_MAX_EXACT 9007199254740992.0
 
@@ -102,9 +109,11 @@ static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD
     if (!serve_parse_id(req, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "hash")),
                         hash, result))
         goto out;
+    if (cJSON_GetArraySize(replicas) > REPLICAS_MAX)
+        goto bad;
     cJSON_ArrayForEach(item, replicas)
     {
-        if (!cJSON_IsString(item))
+        if (!cJSON_IsString(item) || strlen(item->valuestring) > REPLICA_MAX_BYTES)
             goto bad;
     }
     if (!(record = cJSON_CreateObject()))
@@ -118,7 +127,7 @@ static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD
 bad:
     *result = go_reply(req, MHD_HTTP_BAD_REQUEST, false, NULL,
                        "expected JSON {\"hash\": ID, \"name\": NAME, \"size\": N "
-                       "(an integer, 0..2^53), \"replicas\": [ADDR...]}");
+                       "(an integer, 0..2^53), \"replicas\": [ADDR...] (at most 64, of 255 bytes)}");
 out:
     cJSON_Delete(in);
     return record;
@@ -163,7 +172,7 @@ enum MHD_Result serve_go_register(struct serve_request *req)
 #define RECORD_UNREADABLE MINIDBX_ECORRUPT
 
 /* The record that key names, parsed; NULL with *rc on failure. */
-static cJSON *load_record(minidbx *db, const char *key, int *rc)
+static cJSON *load_record(minidbx *db, const char *key, int *rc, size_t *out_bytes)
 {
     minidbx_name_info info;
     void *data = NULL;
@@ -173,6 +182,7 @@ static cJSON *load_record(minidbx *db, const char *key, int *rc)
     if ((*rc = minidbx_name_get(db, key, &info)) < 0 ||
         (*rc = minidbx_get(db, &info.id, &data, &size)) < 0)
         return NULL;
+    *out_bytes = size;
     record = cJSON_ParseWithLength(data, size);
     minidbx_free(data);
     if (!cJSON_IsObject(record)) {
@@ -201,7 +211,8 @@ enum MHD_Result serve_go_get(struct serve_request *req)
     if (!hash_arg(req, &hash, &result))
         return result;
     record_name(&hash, key);
-    cJSON *record = load_record(req->srv->db, key, &rc);
+    size_t bytes;
+    cJSON *record = load_record(req->srv->db, key, &rc, &bytes);
     if (!record)
         return rc == MINIDBX_ENOTFOUND ? serve_reply_error(req, MHD_HTTP_NOT_FOUND, "file not found")
                                        : serve_reply_failure(req, rc, "get");
@@ -214,7 +225,8 @@ enum MHD_Result serve_go_list(struct serve_request *req)
     minidbx_name_info *page = malloc(LIST_PAGE * sizeof *page);
     cJSON *array = cJSON_CreateArray();
     char after[MINIDBX_NAME_MAX + 1] = "";
-    size_t count = LIST_PAGE;
+    size_t count = LIST_PAGE, bytes = 0, total_bytes = 0;
+    bool truncated = false;
     int rc = 0;
 
     if (!page || !array) {
@@ -222,13 +234,15 @@ enum MHD_Result serve_go_list(struct serve_request *req)
         cJSON_Delete(array);
         return MHD_NO;
     }
-    while (rc == 0 && count == LIST_PAGE) {
+    while (rc == 0 && count == LIST_PAGE && !truncated) {
         rc = minidbx_name_list(req->srv->db, RECORD_PREFIX, after[0] ? after : NULL, page,
                                LIST_PAGE, &count);
-        for (size_t i = 0; rc == 0 && i < count; i++) {
-            cJSON *record = load_record(req->srv->db, page[i].name, &rc);
+        for (size_t i = 0; rc == 0 && i < count && !truncated; i++) {
+            cJSON *record = load_record(req->srv->db, page[i].name, &rc, &bytes);
             if (record)
                 cJSON_AddItemToArray(array, record);
+            total_bytes += record ? bytes : 0;
+            truncated = total_bytes > LIST_MAX_BYTES;
             if (rc == RECORD_UNREADABLE)
                 rc = 0; /* not a record (written before names were reserved): skipped */
         }
@@ -240,5 +254,7 @@ enum MHD_Result serve_go_list(struct serve_request *req)
         cJSON_Delete(array);
         return serve_reply_failure(req, rc, "list");
     }
+    if (truncated)
+        req->extra_header = "X-Minidbx-Truncated";
     return serve_reply_json(req, MHD_HTTP_OK, array);
 }

@@ -33,6 +33,7 @@ struct tracked_conn {
     int fd;
     int64_t waiting_since_ns; /* 0 while a request is being served */
     int64_t body_since_ns;    /* when the headers ended; 0: no body in progress */
+    int64_t reply_deadline_ns;/* when the reply must be out; 0: none queued */
     atomic_ullong body_bytes; /* of the request in progress */
     atomic_bool nul_escape;   /* the URL or a query argument unescaped to a NUL */
     struct tracked_conn *prev, *next;
@@ -214,6 +215,7 @@ static void set_waiting(struct serve_server *srv, struct MHD_Connection *conn, i
     pthread_mutex_lock(&srv->limits->conn_lock);
     tc->waiting_since_ns = since_ns;
     tc->body_since_ns = body_since_ns;
+    tc->reply_deadline_ns = 0;
     atomic_store(&tc->body_bytes, 0);
     pthread_mutex_unlock(&srv->limits->conn_lock);
 }
@@ -231,6 +233,21 @@ void serve_conn_request_done(struct serve_server *srv, struct MHD_Connection *co
 void serve_conn_body_done(struct serve_server *srv, struct MHD_Connection *conn)
 {
     set_waiting(srv, conn, 0, 0);
+}
+
+/* A reply of size body bytes is queued: it must be sent within the grace
+ * period plus the time it takes at min_body_rate, so that a client that
+ * reads a few bytes now and then (never idle for MHD) cannot keep it. */
+void serve_conn_reply_queued(struct serve_server *srv, struct MHD_Connection *conn, uint64_t size)
+{
+    const struct serve_config *cfg = srv->cfg;
+    struct tracked_conn *tc = tracked(conn);
+    if (!tc || !cfg->min_body_rate)
+        return;
+    double seconds = cfg->header_timeout_s + (double)size / (double)cfg->min_body_rate;
+    pthread_mutex_lock(&srv->limits->conn_lock);
+    tc->reply_deadline_ns = serve_now_ns() + (int64_t)(seconds * 1e9);
+    pthread_mutex_unlock(&srv->limits->conn_lock);
 }
 
 void serve_conn_body_bytes(struct serve_server *srv, struct MHD_Connection *conn, size_t size)
@@ -266,15 +283,13 @@ static bool body_too_slow(const struct serve_config *cfg, const struct tracked_c
 
     if (!cfg->min_body_rate || !tc->body_since_ns || elapsed_ns <= grace_ns)
         return false;
-    /* bytes < rate * seconds, in 128-bit-free arithmetic: elapsed is at most
-     * years, the rate at most 2^40 or so */
     double want = (double)cfg->min_body_rate * (double)elapsed_ns / 1e9;
     return (double)atomic_load(&tc->body_bytes) < want;
 }
 
 /* Shut down (not close: the fd is MHD's) every connection whose request
- * headers have taken longer than the deadline, or whose body comes too
- * slowly; MHD then cleans it up. The wait for the next request on a
+ * headers have taken longer than the deadline, whose body comes too
+ * slowly, or whose reply is read too slowly; MHD then cleans it up. The wait for the next request on a
  * kept-alive connection counts as headers too. */
 static void reap_slow_clients(struct serve_server *srv)
 {
@@ -282,6 +297,12 @@ static void reap_slow_clients(struct serve_server *srv)
     int64_t now = serve_now_ns();
 
     for (struct tracked_conn *tc = srv->limits->conns; tc; tc = tc->next) {
+        if (tc->reply_deadline_ns && now > tc->reply_deadline_ns) {
+            shutdown(tc->fd, SHUT_RDWR);
+            tc->reply_deadline_ns = 0;
+            atomic_fetch_add(&srv->metrics.slow_readers_dropped, 1);
+            continue;
+        }
         if (body_too_slow(srv->cfg, tc, now)) {
             shutdown(tc->fd, SHUT_RDWR);
             tc->body_since_ns = 0;

@@ -136,6 +136,9 @@ enum MHD_Result serve_metrics_page(struct serve_request *req)
     print_value(out, "minidbx_http_slow_bodies_dropped_total", "counter",
                 "Requests dropped for a body slower than --min-body-rate.",
                 (long long)atomic_load(&m->slow_bodies_dropped));
+    print_value(out, "minidbx_http_slow_readers_dropped_total", "counter",
+                "Replies cut: read slower than --min-body-rate.",
+                (long long)atomic_load(&m->slow_readers_dropped));
     print_value(out, "minidbx_http_corrupt_objects_refused_total", "counter",
                 "GETs refused or cut short: the bytes did not match the id.",
                 (long long)atomic_load(&m->corrupt_objects_refused));

@@ -29,6 +29,9 @@ enum MHD_Result serve_queue(struct serve_request *req, unsigned status, struct M
     req->replied = true;
     if (req->close_connection)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (req->extra_header)
+        MHD_add_response_header(resp, req->extra_header, "1");
+    serve_conn_reply_queued(req->srv, req->conn, req->head ? 0 : req->reply_bytes);
     result = MHD_queue_response(req->conn, status, resp);
     MHD_destroy_response(resp);
     return result;

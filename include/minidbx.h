@@ -14,7 +14,13 @@
  * Conventions
  * -----------
  * - Functions return 0 on success or a negative MINIDBX_E* code. The codes
- *   live in their own band (-30900 .. -30999) and are never renumbered.
+ *   live in their own band (-40900 .. -40999) and are never renumbered: a
+ *   number, once released, keeps its meaning; new codes take the next free
+ *   number. The band is clear of negative errno values, libuv, GnuTLS
+ *   (down to -1250 and -65000 .. -65500), NSPR/NSS, mbed TLS (which fills
+ *   -1 .. -32767), Berkeley DB (-30800 .. -30999), LMDB and libmdbx
+ *   (-30799 .. -30778, -30421 .. -30410) and WiredTiger (-31800 .. -31999),
+ *   so a program that mixes their codes in one int can tell them apart.
  * - minidbx_strerror(code) names a code; minidbx_errmsg() says exactly what
  *   went wrong in the last failing call made by the calling thread.
  * - Memory handed out by the library (minidbx_get) is released with
@@ -57,20 +63,19 @@ MINIDBX_EXTERN const char *minidbx_version(void);
 /* ------------------------------------------------------------------------ */
 
 #define MINIDBX_OK            0
-#define MINIDBX_ENOTFOUND     (-30901) /* no such object or name */
-#define MINIDBX_EEXISTS       (-30902) /* it already exists (e.g. creating a store) */
-#define MINIDBX_EINVAL        (-30903) /* bad argument: id, name, location, option */
-#define MINIDBX_ECORRUPT      (-30904) /* bytes do not match their id, or bad metadata */
-#define MINIDBX_ENOSPC        (-30905) /* no space left on the device or in the map */
-#define MINIDBX_EIO           (-30906) /* an I/O or transport error */
-#define MINIDBX_ETOOBIG       (-30907) /* object larger than max_object_size */
-#define MINIDBX_EREFERENCED   (-30908) /* object is pointed at by a name */
-#define MINIDBX_EBUSY         MINIDBX_EREFERENCED /* alias */
-#define MINIDBX_EREADONLY     (-30909) /* store opened read-only */
-#define MINIDBX_ENOMEM        (-30910) /* out of memory */
-#define MINIDBX_EUNSUPPORTED  (-30911) /* the backend lacks this call */
-#define MINIDBX_EPERM         (-30912) /* permission denied (file mode, token) */
-#define MINIDBX_ESTATE        (-30913) /* call not valid now (e.g. nested batch) */
+#define MINIDBX_ENOTFOUND     (-40901) /* no such object or name */
+#define MINIDBX_EEXISTS       (-40902) /* it already exists (e.g. creating a store) */
+#define MINIDBX_EINVAL        (-40903) /* bad argument: id, name, location, option */
+#define MINIDBX_ECORRUPT      (-40904) /* bytes do not match their id, or bad metadata */
+#define MINIDBX_ENOSPC        (-40905) /* no space left on the device or in the map */
+#define MINIDBX_EIO           (-40906) /* an I/O or transport error */
+#define MINIDBX_ETOOBIG       (-40907) /* object larger than max_object_size */
+#define MINIDBX_EREFERENCED   (-40908) /* object is pointed at by a name */
+#define MINIDBX_EREADONLY     (-40909) /* store opened read-only */
+#define MINIDBX_ENOMEM        (-40910) /* out of memory */
+#define MINIDBX_EUNSUPPORTED  (-40911) /* the backend lacks this call */
+#define MINIDBX_EPERM         (-40912) /* permission denied (file mode, token) */
+#define MINIDBX_ESTATE        (-40913) /* call not valid now (e.g. nested batch) */
 
 /** A static, human-readable name for a code ("object not found"). Never
  *  NULL; unknown codes give "unknown error". Thread-safe. */
@@ -242,9 +247,15 @@ MINIDBX_EXTERN int minidbx_missing(minidbx *db, const minidbx_id *ids, size_t co
 #define MINIDBX_DELETE_CASCADE 0x1u /* also delete the names that point at it */
 
 /** Delete an object. An object that names point at is refused with
- *  MINIDBX_EREFERENCED unless flags has MINIDBX_DELETE_CASCADE.
- *  Errors: ENOTFOUND, EREFERENCED, EREADONLY, EIO. */
+ *  MINIDBX_EREFERENCED (use minidbx_delete_ex to delete the names too).
+ *  Thread-safe. Errors: ENOTFOUND, EREFERENCED, EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_delete(minidbx *db, const minidbx_id *id);
+
+/** minidbx_delete with flags: 0 behaves as minidbx_delete;
+ *  MINIDBX_DELETE_CASCADE also deletes every name that points at the object
+ *  (in one transaction on the local store), so it never fails with
+ *  EREFERENCED. Any other bit gives EINVAL. Thread-safe.
+ *  Errors: as minidbx_delete, plus EINVAL. */
 MINIDBX_EXTERN int minidbx_delete_ex(minidbx *db, const minidbx_id *id, unsigned flags);
 
 #define MINIDBX_OBJECT_INLINE 0x1u /* kept inside the metadata database */

@@ -2,9 +2,11 @@
 # Install the Debian packages minidbx needs to build and test, if missing.
 # Needs root (or sudo) only when something is missing.
 set -u
+# clang and libclang-rt-14-dev (libFuzzer): the clang build, tests/fuzz
 pkgs="gcc libc6-dev meson ninja-build pkg-config python3 binutils git
       liblmdb-dev libssl-dev libcjson-dev check libsqlite3-dev
-      libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev curl openssl clang"
+      libmicrohttpd-dev libcurl4-openssl-dev libjson-c-dev curl openssl clang
+      libclang-rt-14-dev valgrind"
 missing=""
 for p in $pkgs; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

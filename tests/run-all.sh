@@ -2,17 +2,37 @@
 # Install what is missing, build from scratch, and run the whole suite twice:
 # a normal build and an AddressSanitizer + UndefinedBehaviorSanitizer build.
 # Ends with one summary line ("N passed, M failed, K skipped") and exits
-# non-zero if anything failed. Usage: sh tests/run-all.sh [--torture]
-#   --torture   5,000 SIGKILL rounds in the crash test instead of 200
+# non-zero if anything failed.
+# Usage: sh tests/run-all.sh [--torture] [--soak] [--valgrind] [--fuzz-long]
+#   --torture    5,000 SIGKILL rounds in the crash test instead of 200, 5,000
+#                SIGKILLs of a loaded mdbx serve instead of 20, and fault
+#                sweeps that try every N of malloc in mdbx and mdbx serve
+#   --soak       10,000,000 requests in the soak test instead of 20,000
+#   --valgrind   also run the lib and cli suites under valgrind memcheck
+#                (meson test --setup valgrind) in a build without big tests
+#   --fuzz-long  also build the libFuzzer targets (clang, ASan+UBSan) and run
+#                each to 10,000,000 executions, one at a time, under nice;
+#                prints executions and crashes per target (hours, not
+#                minutes). MINIDBX_FUZZ_SKIP_KNOWN=1 steps around the
+#                findings already in tests/fuzz/crashes/.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 top=$(pwd)
 
+usage="usage: sh tests/run-all.sh [--torture] [--soak] [--valgrind] [--fuzz-long]"
 crash_rounds=200
+server_rounds=20
+fault_full=false
+soak_requests=20000
+valgrind=no
+fuzz_long=0
 for arg in "$@"; do
     case $arg in
-    --torture) crash_rounds=5000 ;;
-    *) echo "usage: sh tests/run-all.sh [--torture]" >&2; exit 2 ;;
+    --torture) crash_rounds=5000 server_rounds=5000 fault_full=true ;;
+    --soak) soak_requests=10000000 ;;
+    --valgrind) valgrind=yes ;;
+    --fuzz-long) fuzz_long=1 ;;
+    *) echo "$usage" >&2; exit 2 ;;
     esac
 done
 
@@ -25,7 +45,8 @@ status=0
 build() {
     dir=$1; shift
     rm -rf "$dir"
-    meson setup "$dir" -Dcrash_iterations="$crash_rounds" "$@" >"$dir.setup.log" 2>&1 ||
+    meson setup "$dir" -Dcrash_iterations="$crash_rounds" -Dserver_torture_rounds="$server_rounds" \
+        -Dfault_full="$fault_full" -Dsoak_requests="$soak_requests" "$@" >"$dir.setup.log" 2>&1 ||
         { cat "$dir.setup.log"; return 1; }
     ninja -C "$dir" >"$dir.build.log" 2>&1 || { tail -n 60 "$dir.build.log"; return 1; }
 }
@@ -52,6 +73,19 @@ else
     echo "sanitizer build failed"; status=1
 fi
 
+# valgrind memcheck over the library and CLI suites (slow: no big tests).
+logs="$top/build-ci $top/build-ci-asan"
+if [ $valgrind = yes ]; then
+    if build "$top/build-ci-valgrind" -Dbig_tests=false; then
+        echo "== valgrind: meson test -C build-ci-valgrind --setup valgrind --suite lib --suite cli"
+        meson test -C "$top/build-ci-valgrind" --setup valgrind --suite lib --suite cli \
+            --print-errorlogs --num-processes "$jobs" || status=1
+    else
+        echo "valgrind build failed"; status=1
+    fi
+    logs="$logs $top/build-ci-valgrind/meson-logs/testlog-valgrind.json"
+fi
+
 # -Wall -Wextra -Werror must hold for clang too: a compile-only build.
 clang_result=skipped
 if command -v clang >/dev/null 2>&1; then
@@ -59,7 +93,21 @@ if command -v clang >/dev/null 2>&1; then
     if CC=clang build "$top/build-ci-clang"; then clang_result=passed; else clang_result=failed; status=1; fi
 fi
 
-CLANG_RESULT=$clang_result python3 - "$top/build-ci" "$top/build-ci-asan" <<'PY'
+if [ $fuzz_long -eq 1 ]; then
+    echo "== fuzz build (clang, libFuzzer, ASan+UBSan): 10,000,000 executions per target"
+    if CC=clang build "$top/build-ci-fuzz" -Dfuzzing=true -Dfuzz_runs=10000000 \
+            -Db_sanitize=address,undefined -Db_lundef=false -Dc_args=-fno-sanitize-recover=all; then
+        nice -n 10 meson test -C "$top/build-ci-fuzz" --suite fuzz --num-processes 1 ||
+            status=1
+        grep -h '^fuzz fuzz_' "$top/build-ci-fuzz/meson-logs/testlog.txt"
+    else
+        echo "fuzz build failed"; status=1
+    fi
+    logs="$logs $top/build-ci-fuzz"
+fi
+
+# shellcheck disable=SC2086 # $logs: build dirs (or JSON logs) without spaces
+CLANG_RESULT=$clang_result python3 - $logs <<'PY'
 import json, os, sys
 passed = failed = skipped = 0
 extra = os.environ.get("CLANG_RESULT", "skipped")
@@ -72,7 +120,8 @@ else:
     skipped += 1
     print("skipped: clang build (clang not found)")
 for d in sys.argv[1:]:
-    log = os.path.join(d, "meson-logs", "testlog.json")
+    log = d if d.endswith(".json") else os.path.join(d, "meson-logs", "testlog.json")
+    label = os.path.basename(d.split("/meson-logs/")[0])
     if not os.path.exists(log):
         failed += 1
         print(f"missing test log: {log}")
@@ -84,10 +133,10 @@ for d in sys.argv[1:]:
             passed += 1
         elif res == "SKIP":
             skipped += 1
-            print(f"skipped: {os.path.basename(d)}: {r['name']}")
+            print(f"skipped: {label}: {r['name']}")
         else:
             failed += 1
-            print(f"FAILED: {os.path.basename(d)}: {r['name']} ({res})")
+            print(f"FAILED: {label}: {r['name']} ({res})")
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
 PY

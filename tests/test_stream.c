@@ -2,8 +2,7 @@
  * pipes, the reader's zero-copy fd, and (with the big_tests option,
  * MINIDBX_BIG_TESTS=1) a 1 GiB object generated on the fly and moved in
  * bounded memory: peak RSS of the child that does it must stay <= 32 MiB.
- * Runs on a local store, and again (MINIDBX_TEST_BACKEND=http) on one
- * served by `mdbx serve`, whose store is fx_dir. */
+ * Runs on every backend of the matrix in util.c (MINIDBX_TEST_BACKEND). */
 #include "util.h"
 
 #include <errno.h>
@@ -173,7 +172,7 @@ START_TEST(reader_fd_on_file_object)
     ck_assert_ok(minidbx_reader_open(fx_db, &id, &r, NULL));
     int fd = -1;
     uint64_t offset = 99;
-    if (test_backend_is_http()) {
+    if (!test_backend_has(TEST_CAP_READER_FD)) {
         /* a remote object has no local file to hand out */
         ck_assert_rc(minidbx_reader_fd(r, &fd, &offset), MINIDBX_EUNSUPPORTED);
         minidbx_reader_close(r);
@@ -479,8 +478,8 @@ static Suite *stream_suite(void)
 {
     Suite *s = suite_create("stream");
     TCase *tc = tcase_with_store("stream", TEST_TIMEOUT_S);
-    tcase_add_test(tc, writer_reader_round_trip);
-    tcase_add_test(tc, writer_abort_leaves_nothing);
+    tcase_add_test_needs(tc, writer_reader_round_trip, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, writer_abort_leaves_nothing, TEST_CAP_FILES);
     tcase_add_test(tc, writer_commit_ex_created_and_expect);
     tcase_add_test(tc, reader_fd_on_file_object);
     tcase_add_test(tc, reader_fd_on_inline_object);

@@ -95,7 +95,7 @@ static void corrupt_two_objects(corrupted_store *cs)
     store_blob_path(fx_dir, &cs->bad_file, blob);
     ck_assert_msg(file_flip_byte(blob, -1) == 0, "cannot flip a byte of %s", blob);
     corrupt_inline_value(fx_dir, &cs->bad_inline, cs->inline_size);
-    fx_db = store_open(fx_dir, 0);
+    fixture_reopen(0);
 }
 
 static void free_corrupted(corrupted_store *cs)
@@ -229,8 +229,7 @@ START_TEST(no_verify_skips_hash)
 {
     corrupted_store cs;
     corrupt_two_objects(&cs);
-    minidbx_close(fx_db);
-    fx_db = store_open(fx_dir, MINIDBX_OPEN_NO_VERIFY);
+    fixture_reopen(MINIDBX_OPEN_NO_VERIFY);
     void *data = NULL;
     size_t size = 0;
     ck_assert_ok(minidbx_get(fx_db, &cs.bad_file, &data, &size));
@@ -343,7 +342,7 @@ START_TEST(dangling_name)
     minidbx_close(fx_db);
     fx_db = NULL;
     edit_object_record(fx_dir, &id, 10, RECORD_DELETE);
-    fx_db = store_open(fx_dir, 0);
+    fixture_reopen(0);
 
     problem_log log = {0};
     minidbx_verify_report report;
@@ -404,7 +403,7 @@ START_TEST(temp_file_of_dead_writer_swept)
     char c = 0;
     ck_assert_int_eq(read(ready[0], &c, 1), 1);
     close(ready[0]);
-    fx_db = store_open(fx_dir, 0); /* opened while the writer lives */
+    fixture_reopen(0); /* opened while the writer lives */
     kill(pid, SIGKILL);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
@@ -418,8 +417,7 @@ START_TEST(temp_file_of_dead_writer_swept)
     ck_assert_uint_ge(log.count[MINIDBX_PROBLEM_TEMP], 1);
     ck_assert_uint_eq(log.total, log.count[MINIDBX_PROBLEM_TEMP]);
 
-    minidbx_close(fx_db);
-    fx_db = store_open(fx_dir, 0);
+    fixture_reopen(0);
     ck_assert_msg(dir_count_entries(tmp) == 0, "open left %ld files in tmp/", dir_count_entries(tmp));
     ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
     ck_assert_uint_eq(report.problems, 0);
@@ -702,7 +700,8 @@ START_TEST(deleted_store_is_an_io_error)
     ck_assert_msg(strstr(minidbx_errmsg(fx_db), "is gone"), "errmsg: %s", minidbx_errmsg(fx_db));
     ck_assert_rc(minidbx_gc(fx_db, NULL), MINIDBX_EIO);
     ck_assert_rc(minidbx_name_set(fx_db, "after", &id), MINIDBX_EIO);
-    ck_assert_rc(minidbx_batch_begin(fx_db), MINIDBX_EIO);
+    if (test_backend_has(TEST_CAP_BATCH_TXN)) /* else a batch begins in the client */
+        ck_assert_rc(minidbx_batch_begin(fx_db), MINIDBX_EIO);
     free(big);
 }
 END_TEST
@@ -729,7 +728,7 @@ START_TEST(readonly_verify_reports_temp_files)
     store_path(fx_dir, "tmp", tmp);
     snprintf(stale, sizeof stale, "%s/999999999-1-1.tmp", tmp); /* no such pid */
     ck_assert_int_eq(file_write_all(stale, "partial", 7), 0);
-    minidbx *ro = store_open(fx_dir, MINIDBX_OPEN_READONLY);
+    minidbx *ro = store_open(fx_location, MINIDBX_OPEN_READONLY);
     problem_log log = {0};
     minidbx_verify_report report;
     ck_assert_ok(minidbx_verify(ro, NULL, 0, &report, problem_log_cb, &log));
@@ -744,24 +743,24 @@ static Suite *verify_suite(void)
 {
     Suite *s = suite_create("verify");
     TCase *tc = tcase_with_store("verify", TEST_TIMEOUT_S);
-    tcase_add_test(tc, corrupt_reads_fail);
-    tcase_add_test(tc, verify_reports_repairs_then_clean);
-    tcase_add_test(tc, no_verify_skips_hash);
-    tcase_add_test(tc, missing_blob_file);
-    tcase_add_test(tc, truncated_blob_file);
-    tcase_add_test(tc, orphan_blob_file);
-    tcase_add_test(tc, dangling_name);
-    tcase_add_test(tc, temp_file_of_dead_writer_swept);
-    tcase_add_test(tc, temp_file_of_live_writer_kept);
-    tcase_add_test(tc, reader_checks_the_last_byte);
-    tcase_add_test(tc, put_heals_corrupt_copies);
-    tcase_add_test(tc, put_heals_missing_and_short_blobs);
-    tcase_add_test(tc, fifo_or_symlink_blob_is_corrupt);
-    tcase_add_test(tc, put_replaces_a_special_file);
-    tcase_add_test(tc, orphan_walk_stays_in_the_store);
-    tcase_add_test(tc, deleted_store_is_an_io_error);
-    tcase_add_test(tc, unwritable_tmp_is_an_io_error);
-    tcase_add_test(tc, readonly_verify_reports_temp_files);
+    tcase_add_test_needs(tc, corrupt_reads_fail, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, verify_reports_repairs_then_clean, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, no_verify_skips_hash, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, missing_blob_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, truncated_blob_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, orphan_blob_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, dangling_name, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, temp_file_of_dead_writer_swept, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, temp_file_of_live_writer_kept, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, reader_checks_the_last_byte, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, put_heals_corrupt_copies, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, put_heals_missing_and_short_blobs, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, fifo_or_symlink_blob_is_corrupt, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, put_replaces_a_special_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, orphan_walk_stays_in_the_store, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, deleted_store_is_an_io_error, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, unwritable_tmp_is_an_io_error, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, readonly_verify_reports_temp_files, TEST_CAP_FILES);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -394,33 +394,6 @@ double now_ms(void)
     return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-/* ---- the backend under test ---- */
-
-int test_backend_is_http(void)
-{
-    const char *backend = getenv("MINIDBX_TEST_BACKEND");
-    return backend != NULL && strcmp(backend, "http") == 0;
-}
-
-const char *test_backend_name(void)
-{
-    return test_backend_is_http() ? "http" : "local";
-}
-
-int test_skip_on_http(const char *why)
-{
-    if (!test_backend_is_http())
-        return 0;
-    printf("skipped over http: %s\n", why);
-    fflush(stdout);
-    return 1;
-}
-
-int test_batch_abort_undoes(void)
-{
-    return !test_backend_is_http();
-}
-
 /* ---- a real `mdbx serve` ---- */
 
 #define SERVE_EXTRA_MAX 8
@@ -491,40 +464,140 @@ int serve_stop(pid_t pid)
     return -1;
 }
 
+/* ---- the backends ---- */
+
+/* A backend in the matrix: its capabilities, and how a store in a local
+ * directory is reached through it. */
+typedef struct {
+    const char *name;
+    unsigned caps;
+    /* Write the location of the store in dir to location; *state is for
+     * release. 0, or -1 after saying why on stderr. */
+    int (*make_location)(const char *dir, char *location, size_t size, void **state);
+    /* Undo make_location (NULL: nothing to undo): 0, or -1 when what
+     * served the store did not end cleanly. */
+    int (*release)(void *state);
+} test_backend;
+
+static int local_location(const char *dir, char *location, size_t size, void **state)
+{
+    *state = NULL;
+    return (size_t)snprintf(location, size, "%s", dir) < size ? 0 : -1;
+}
+
+/* A real `mdbx serve` ($MDBX) on dir, opened as http://127.0.0.1:PORT. */
+static int http_location(const char *dir, char *location, size_t size, void **state)
+{
+    const char *mdbx = getenv("MDBX");
+    pid_t *pid = malloc(sizeof *pid);
+
+    *state = pid;
+    if (pid != NULL)
+        *pid = 0;
+    if (mdbx == NULL || mdbx[0] == '\0') {
+        fprintf(stderr, "MINIDBX_TEST_BACKEND=http needs MDBX=<mdbx binary>\n");
+        return -1;
+    }
+    if (pid == NULL || serve_start(mdbx, dir, NULL, pid, location, size) != 0) {
+        fprintf(stderr, "%s serve on %s did not start\n", mdbx, dir);
+        return -1;
+    }
+    return 0;
+}
+
+static int http_release(void *state)
+{
+    pid_t *pid = state;
+    int rc = pid != NULL && *pid > 0 ? serve_stop(*pid) : 0; /* under ASan: the node's report fails it */
+    free(pid);
+    return rc;
+}
+
+/* One row per backend. */
+static const test_backend BACKENDS[] = {
+    { "local", TEST_CAP_OPEN_DIR | TEST_CAP_FILES | TEST_CAP_BATCH_TXN | TEST_CAP_READER_FD, local_location, NULL },
+    { "http", TEST_CAP_FILES, http_location, http_release },
+};
+
+static const struct {
+    unsigned cap;
+    const char *name;
+} CAP_NAMES[] = {
+    { TEST_CAP_OPEN_DIR, "OPEN_DIR" },
+    { TEST_CAP_FILES, "FILES" },
+    { TEST_CAP_BATCH_TXN, "BATCH_TXN" },
+    { TEST_CAP_READER_FD, "READER_FD" },
+};
+
+static const test_backend *backend_under_test(void)
+{
+    const char *name = getenv("MINIDBX_TEST_BACKEND");
+
+    if (name == NULL || name[0] == '\0')
+        name = "local";
+    for (size_t i = 0; i < sizeof BACKENDS / sizeof BACKENDS[0]; i++)
+        if (strcmp(BACKENDS[i].name, name) == 0)
+            return &BACKENDS[i];
+    fprintf(stderr, "MINIDBX_TEST_BACKEND=%s: no such backend in tests/util.c\n", name);
+    exit(EXIT_FAILURE);
+}
+
+const char *test_backend_name(void)
+{
+    return backend_under_test()->name;
+}
+
+int test_backend_has(unsigned caps)
+{
+    return (backend_under_test()->caps & caps) == caps;
+}
+
+void test_add_needing(TCase *tc, const TTest *test, unsigned caps)
+{
+    unsigned lacking = caps & ~backend_under_test()->caps;
+
+    if (lacking == 0) {
+        tcase_add_test(tc, test);
+        return;
+    }
+    printf("%s: left out on %s, which lacks", test->name, test_backend_name());
+    for (size_t i = 0; i < sizeof CAP_NAMES / sizeof CAP_NAMES[0]; i++)
+        if (lacking & CAP_NAMES[i].cap)
+            printf(" %s", CAP_NAMES[i].name);
+    printf("\n");
+    fflush(stdout);
+}
+
 /* ---- fixture ---- */
 
 char *fx_dir;
 minidbx *fx_db;
 const char *fx_location;
 
-static pid_t fx_server_pid;
-static char fx_server_url[256];
+static char fx_location_buf[PATH_MAX];
+static void *fx_backend_state;
 
 void fixture_store_setup(void)
 {
+    const test_backend *backend = backend_under_test();
+
     fx_dir = tmpdir_make("fx");
-    fx_location = fx_dir;
-    if (test_backend_is_http()) {
-        const char *mdbx = getenv("MDBX");
-        ck_assert_msg(mdbx != NULL && mdbx[0] != '\0', "MINIDBX_TEST_BACKEND=http needs MDBX=<mdbx binary>");
-        ck_assert_msg(serve_start(mdbx, fx_dir, NULL, &fx_server_pid, fx_server_url,
-                                  sizeof fx_server_url) == 0,
-                      "%s serve did not start", mdbx);
-        fx_location = fx_server_url;
-    }
+    ck_assert_msg(backend->make_location(fx_dir, fx_location_buf, sizeof fx_location_buf, &fx_backend_state) == 0,
+                  "no %s store on %s", backend->name, fx_dir);
+    fx_location = fx_location_buf;
     fx_db = store_open(fx_location, 0);
 }
 
 void fixture_store_teardown(void)
 {
+    const test_backend *backend = backend_under_test();
+    void *state = fx_backend_state;
+
     minidbx_close(fx_db);
     fx_db = NULL;
-    if (fx_server_pid > 0) {
-        pid_t pid = fx_server_pid;
-        fx_server_pid = 0;
-        /* under ASan, a report of the node's fails the test */
-        ck_assert_msg(serve_stop(pid) == 0, "mdbx serve on %s did not exit cleanly", fx_dir);
-    }
+    fx_backend_state = NULL;
+    if (backend->release != NULL)
+        ck_assert_msg(backend->release(state) == 0, "the %s store on %s did not end cleanly", backend->name, fx_dir);
     rm_rf(fx_dir);
     free(fx_dir);
     fx_dir = NULL;
@@ -573,6 +646,7 @@ static char *make_run_root(void)
 
 int run_suite(Suite *suite)
 {
+    backend_under_test(); /* an unknown MINIDBX_TEST_BACKEND fails here, before any case */
     char *root = make_run_root();
     SRunner *runner = srunner_create(suite);
     srunner_run_all(runner, CK_NORMAL);

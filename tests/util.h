@@ -1,8 +1,9 @@
 /*
  * util.h - helpers shared by the minidbx check tests: temp stores, a fast
  * seeded PRNG, raw SHA-256 (OpenSSL, independent of the library), peak RSS,
- * the on-disk layout of a local store, a verify problem collector, and
- * `mdbx serve` processes for the runs on an http:// store.
+ * the on-disk layout of a local store, a verify problem collector,
+ * `mdbx serve` processes, and the backends the cases run on (what each can
+ * do, and how a store is reached through it).
  *
  * Nothing here is part of the library; it only uses the public header.
  */
@@ -160,27 +161,38 @@ int serve_start(const char *mdbx, const char *store, const char *const *extra, p
  * report), else -1 after saying so on stderr. */
 int serve_stop(pid_t pid);
 
-/* ---- the backend under test ---- */
+/* ---- the backend under test: one capability matrix ---- */
 
-/* 1 when MINIDBX_TEST_BACKEND=http: the fixture's store is then served by a
- * real `mdbx serve` process ($MDBX) and opened as http://127.0.0.1:PORT. */
-int test_backend_is_http(void);
-/* "http" or "local": what minidbx_info says the fixture's backend is. */
+/* What a backend can do that a case may need. A case states what it needs
+ * when it is added (tcase_add_test_needs); on a backend without it the case
+ * is left out, and the run says so. A backend joins every case that fits
+ * it by adding one row to the table in util.c. */
+#define TEST_CAP_OPEN_DIR  0x1u /* minidbx_open works on the store's directory itself: it
+                                   creates, refuses or configures a store there (NO_CREATE,
+                                   inline threshold), sweeps its tmp/, and its flags
+                                   (NO_VERIFY) govern how the files are read */
+#define TEST_CAP_FILES     0x2u /* the store's files lie under fx_dir in the local layout
+                                   (blobs/, tmp/, meta.lmdb): a case may read, break or remove them */
+#define TEST_CAP_BATCH_TXN 0x4u /* a batch is one store transaction: begin reaches the store,
+                                   abort undoes the batch's puts */
+#define TEST_CAP_READER_FD 0x8u /* minidbx_reader_fd hands out the object's own file */
+
+/* The backend named by MINIDBX_TEST_BACKEND (default "local"): its name is
+ * also what minidbx_info calls it. An unknown name fails the run. */
 const char *test_backend_name(void);
-/* For a case that looks at what only a local store has (its files, local
- * paths, open flags of a directory): over http, print why it is skipped
- * and return 1, so the case can `return`. 0 on a local store. */
-int test_skip_on_http(const char *why);
-/* 1 when a batch abort undoes the batch's puts (a local store); 0 over
- * http, where each put is stored at once and abort removes nothing. */
-int test_batch_abort_undoes(void);
+/* 1 when the backend under test has every capability in caps, else 0. */
+int test_backend_has(unsigned caps);
+/* Add a case that needs caps: when the backend lacks one, the case is left
+ * out and a line says which capability it lacked. */
+void test_add_needing(TCase *tc, const TTest *test, unsigned caps);
+#define tcase_add_test_needs(tc, tf, caps) test_add_needing((tc), (tf), (caps))
 
 /* ---- a fixture: a fresh store per test ---- */
 
 /* Set up by fixture_store_setup (checked fixture, so per test in the forked
- * child): a new temp dir and a store opened on it with default options.
- * Over http, fx_dir is the node's store and fx_location its URL; locally
- * both are the directory. */
+ * child): a new temp dir fx_dir, the backend's location for a store there
+ * (fx_location: the directory itself locally, the URL of a `mdbx serve` on
+ * it over http) and a store opened on it with default options. */
 extern char *fx_dir;
 extern minidbx *fx_db;
 extern const char *fx_location;

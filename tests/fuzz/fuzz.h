@@ -15,11 +15,17 @@
 #ifndef MINIDBX_FUZZ_H
 #define MINIDBX_FUZZ_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+/* MINIDBX_FUZZ_SKIP_KNOWN=1 is set: step around the findings saved in
+ * crashes/ that another area must fix (see known_findings.h), so that a
+ * long run can go past them. Off by default and in every meson test. */
+bool fuzz_skip_known(void);
 
 /* A NUL-terminated copy of size bytes at data (free it). A NUL inside the
  * input ends the string early, as it would for a C caller. */
@@ -31,8 +37,9 @@ void fuzz_fail(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 
 /* Abort with the reason when a setup step fails (not a finding). */
 void fuzz_check_setup(int ok, const char *what);
 
-/* A new directory under $TMPDIR (or /tmp) named after tag, removed with
- * everything in it at exit. The path stays valid until then. */
+/* A new directory under $TMPDIR (else /dev/shm, else /tmp) named after
+ * tag, removed with everything in it at exit. The path stays valid until
+ * then. */
 const char *fuzz_temp_dir(const char *tag);
 
 /* Write size bytes at data to path (created or truncated). 0 or -1. */

@@ -5,12 +5,27 @@
  * holds a store, an empty directory, a file, a directory that is not a
  * store, one whose meta.lmdb is garbage, and a registered "fuzz://"
  * scheme. Locations that could leave that directory (absolute paths, ".."
- * segments) or reach the network (http://, https://) are not tried.
+ * segments) are not tried.
+ *
+ * Built with FUZZ_OPEN_HTTP (the target open_http), the location is
+ * "http://" (or "https://" when bit 3 of the first byte is set) and the
+ * rest of the input, and only those are tried: the proxy variables of
+ * libcurl point at a fake node in this process (fake_node.c, which answers
+ * every request as a healthy node's /health), so no request leaves it and
+ * no name is resolved. They are a target of their own because every try
+ * costs two requests, where a local one costs a few system calls.
  *
  * Properties: nothing is created (the directory's entries stay the same);
- * open either succeeds on the one store there, or fails with a documented
- * code and a NULL handle; an opened store answers minidbx_info. */
+ * open either succeeds on the one local store there or an http(s) URL, or
+ * fails with a documented code and a NULL handle; an opened local store
+ * answers minidbx_info, an opened remote one makes a stat request (its URL
+ * built from the location) and gets a documented code. */
+#include "fake_node.h"
 #include "fuzz.h"
+
+#ifndef FUZZ_OPEN_HTTP
+#define FUZZ_OPEN_HTTP 0
+#endif
 
 #include <dirent.h>
 #include <minidbx.h>
@@ -50,6 +65,16 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
                          fuzz_write_file("badmeta/meta.lmdb", "not lmdb at all", 15) == 0,
                      "write files");
     fuzz_check_setup(minidbx_register_scheme("fuzz", fuzz_scheme_open) == 0, "register_scheme");
+#if FUZZ_OPEN_HTTP
+    static const char health[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK";
+    char proxy[64];
+    snprintf(proxy, sizeof proxy, "http://127.0.0.1:%u", fake_node_start());
+    fake_node_set_response(health, sizeof health - 1);
+    fuzz_check_setup(setenv("http_proxy", proxy, 1) == 0 && setenv("HTTPS_PROXY", proxy, 1) == 0 &&
+                         setenv("ALL_PROXY", proxy, 1) == 0 && unsetenv("NO_PROXY") == 0 &&
+                         unsetenv("no_proxy") == 0,
+                     "proxy variables");
+#endif
     return 0;
 }
 
@@ -70,10 +95,10 @@ static int path_escapes(const char *path)
 static int location_allowed(const char *location)
 {
     const char *sep = strstr(location, "://");
+    if (strncmp(location, "http://", 7) == 0 || strncmp(location, "https://", 8) == 0)
+        return FUZZ_OPEN_HTTP;
     if (!sep)
         return !path_escapes(location);
-    if (strncmp(location, "http://", 7) == 0 || strncmp(location, "https://", 8) == 0)
-        return 0;
     if (strncmp(location, "file://", 7) == 0)
         return !path_escapes(location + 7);
     return 1;
@@ -113,16 +138,36 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     opts.flags = MINIDBX_OPEN_NO_CREATE | (data[0] & (MINIDBX_OPEN_READONLY | MINIDBX_OPEN_NO_VERIFY));
     opts.durability = data[0] & 0x80 ? MINIDBX_SYNC_FULL : MINIDBX_SYNC_NONE;
+#if FUZZ_OPEN_HTTP
+    const char *scheme = data[0] & 0x08 ? "https://" : "http://";
+    char *location = malloc(strlen(scheme) + size);
+    fuzz_check_setup(location != NULL, "malloc");
+    strcpy(location, scheme);
+    char *rest = fuzz_strndup(data + 1, size - 1);
+    strcat(location, rest);
+    free(rest);
+#else
     char *location = fuzz_strndup(data + 1, size - 1);
+#endif
     if (!location_allowed(location)) {
         free(location);
         return 0;
     }
     int rc = minidbx_open(&db, location, &opts);
+    if (getenv("FUZZ_VERBOSE")) /* to see what the seeds reach */
+        fprintf(stderr, "%s -> %d %s\n", location, rc, rc ? minidbx_errmsg(NULL) : "");
     switch (rc) {
     case 0:
-        if (minidbx_info(db, &info) != 0 || strcmp(info.backend, "local") != 0)
+        if (strncmp(location, "http", 4) == 0) {
+            minidbx_object_info object;
+            minidbx_id id;
+            memset(id.bytes, 0x5a, sizeof id.bytes);
+            int stat_rc = minidbx_stat(db, &id, &object);
+            if (stat_rc != 0 && (stat_rc < MINIDBX_ESTATE || stat_rc > MINIDBX_ENOTFOUND))
+                fuzz_fail("stat on an http store returned %d", stat_rc);
+        } else if (minidbx_info(db, &info) != 0 || strcmp(info.backend, "local") != 0) {
             fuzz_fail("an opened store does not answer info");
+        }
         minidbx_close(db);
         break;
     case MINIDBX_EINVAL: case MINIDBX_ENOTFOUND: case MINIDBX_EPERM: case MINIDBX_EIO:

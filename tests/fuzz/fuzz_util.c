@@ -8,6 +8,16 @@
 #include <string.h>
 #include <unistd.h>
 
+bool fuzz_skip_known(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *v = getenv("MINIDBX_FUZZ_SKIP_KNOWN");
+        on = v && v[0] == '1';
+    }
+    return on;
+}
+
 char *fuzz_strndup(const uint8_t *data, size_t size)
 {
     char *text = malloc(size + 1);
@@ -18,15 +28,30 @@ char *fuzz_strndup(const uint8_t *data, size_t size)
     return text;
 }
 
+/* Where sanitizer reports go: still there when libFuzzer runs with
+ * -close_fd_mask=2 (stderr closed), unlike stderr. Absent without them. */
+__attribute__((weak)) void __sanitizer_report_error_summary(const char *error_summary);
+
+/* Say why we abort, on stderr and where sanitizer reports go. */
+static void report(const char *what, const char *message)
+{
+    char line[1200];
+
+    snprintf(line, sizeof line, "%s: %s", what, message);
+    fprintf(stderr, "%s\n", line);
+    if (__sanitizer_report_error_summary)
+        __sanitizer_report_error_summary(line);
+}
+
 void fuzz_fail(const char *fmt, ...)
 {
+    char message[1024];
     va_list ap;
 
-    fputs("FUZZ FINDING: ", stderr);
     va_start(ap, fmt);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
     va_end(ap);
-    fputc('\n', stderr);
+    report("FUZZ FINDING", message);
     abort();
 }
 
@@ -34,7 +59,7 @@ void fuzz_check_setup(int ok, const char *what)
 {
     if (ok)
         return;
-    fprintf(stderr, "fuzz setup failed: %s\n", what);
+    report("fuzz setup failed (not a finding)", what);
     abort();
 }
 
@@ -63,13 +88,22 @@ static void remove_temp_dirs(void)
     temp_dir_count = 0;
 }
 
-const char *fuzz_temp_dir(const char *tag)
+/* $TMPDIR, else /dev/shm (memory: the stores the targets write to take
+ * millions of small fsync'ed commits, which cost nothing there), else /tmp. */
+static const char *temp_base(void)
 {
     const char *base = getenv("TMPDIR");
+    if (base && base[0])
+        return base;
+    return access("/dev/shm", W_OK | X_OK) == 0 ? "/dev/shm" : "/tmp";
+}
+
+const char *fuzz_temp_dir(const char *tag)
+{
     char path[4096];
 
     fuzz_check_setup(temp_dir_count < TEMP_DIRS_MAX, "too many temp dirs");
-    snprintf(path, sizeof path, "%s/minidbx-fuzz-%s-XXXXXX", base && base[0] ? base : "/tmp", tag);
+    snprintf(path, sizeof path, "%s/minidbx-fuzz-%s-XXXXXX", temp_base(), tag);
     fuzz_check_setup(mkdtemp(path) != NULL, "mkdtemp");
     if (temp_dir_count == 0) {
         temp_owner = getpid();

@@ -54,8 +54,16 @@ for name, flags, text in [
         ("missing-parent", 0, "nothere/store"), ("file", 0, "file.txt"), ("not-a-store", 4, "notastore"),
         ("bad-meta", 0, "badmeta"), ("store-subdir", 0, "store/blobs"), ("meta-file", 0, "store/meta.lmdb"),
         ("registered-scheme", 0, "fuzz://anything"), ("unknown-scheme", 0, "s3://bucket/prefix"),
-        ("scheme-only", 0, "://"), ("empty", 0, "")]:
+        ("scheme-only", 0, "://"), ("empty", 0, ""), ("http-not-tried", 0, "http://127.0.0.1:1")]:
     seed("open", name, bytes([flags]) + text.encode())
+# open_http: bit 3 of byte 0 makes it https://, the rest follows the scheme
+for name, flags, text in [
+        ("node", 0, "127.0.0.1:8001"), ("slashes", 0, "node.example:8001/prefix///"),
+        ("https", 8, "node.example/"), ("ipv6", 0, "[::1]:8001"), ("userinfo", 0, "user:pa%20ss@host:1/x?y#z"),
+        ("long", 0, "h/" + "a" * 1900), ("empty-host", 0, ""), ("bad-port", 0, "host:99999"),
+        ("query", 0, "h/p?x=1&y=%zz"), ("spaces", 0, "h/a b/c"), ("control", 0, "h/\x01\x7f"),
+        ("percent", 8, "h/%2e%2e/%00"), ("scheme-twice", 0, "http://h")]:
+    seed("open_http", name, bytes([flags]) + text.encode())
 
 # ---- whole requests ----------------------------------------------------------
 def req(method, path, headers="", body=b"", auth=False, length=True):
@@ -182,7 +190,7 @@ for name, sel, text in [
         ("register-missing-object", 0, json.dumps({"hash": MISSING_ID, "name": "gone", "size": 5, "replicas": []})),
         ("register-bad-name", 0, json.dumps({"hash": SMALL_ID, "name": "../x", "size": 1})),
         ("register-negative-size", 0, json.dumps({"hash": SMALL_ID, "name": "x", "size": -1})),
-        ("register-huge-size", 0, '{"hash":"%s","name":"x","size":1e300}' % SMALL_ID),
+        ("register-big-size", 0, '{"hash":"%s","name":"x","size":1e15}' % SMALL_ID),
         ("register-replica-number", 0, json.dumps({"hash": SMALL_ID, "name": "x", "size": 1, "replicas": [1]})),
         ("register-array", 0, "[]"), ("register-deep", 0, "[" * 100 + "]" * 100),
         ("missing", 1, json.dumps([SMALL_ID, MISSING_ID, LARGE_ID])), ("missing-empty", 1, "[]"),
@@ -208,7 +216,7 @@ for name, ctype, body in [
         ("upload-truncated", "", multipart([("file", "t", b"0123456789")])[:-20]),
         ("upload-urlencoded", "application/x-www-form-urlencoded", b"file=hello%20there&x=1"),
         ("upload-text", "text/plain", b"just text"),
-        ("upload-nested-headers", "", b"--" + BOUNDARY.encode() + b"\r\nContent-Disposition: form-data; name=file; filename=x\r\n"
+        ("upload-nested-headers", "", b"--" + BOUNDARY.encode() + b"\r\nContent-Disposition: form-data; name=\"file\"; filename=x\r\n"
          b"Content-Transfer-Encoding: binary\r\nX: y\r\n\r\nabc\r\n--" + BOUNDARY.encode() + b"--\r\n")]:
     seed("serve_multipart", name, ctype.encode() + b"\n" + body)
 
@@ -227,40 +235,67 @@ for name, text in [("array", "[1,2]"), ("broken", '{"listen": '), ("duplicate", 
                    ("not-json", "listen=1")]:
     seed("serve_config", name, text)
 
-# ---- responses of a node, for the http:// client: byte 0 picks the status
-# (see fuzz_http_client.c: 0 -> 200), the rest follows "HTTP/1.1 STATUS"
+# ---- responses of a node, for the http:// client: byte 0: the low 4 bits
+# pick the status (see fuzz_http_client.c: 0 -> 200), the high 4 bits the
+# call; the rest follows "HTTP/1.1 STATUS X\r\n": headers, blank line, body
 def resp(headers, body=b""):
-    return (" OK\r\n" + headers + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
-for name, sel, text in [
-        ("health", 0, resp("Content-Type: text/plain\r\n", b"OK")),
-        ("object", 0, resp("ETag: \"%s\"\r\nContent-Type: application/octet-stream\r\nX-Minidbx-Created-Ns: 1\r\n"
-                           "X-Minidbx-Refs: 1\r\nX-Minidbx-Storage: inline\r\n" % SMALL_ID, SMALL)),
-        ("object-wrong-bytes", 0, resp("", b"hello world?")),
-        ("list", 0, resp("Content-Type: application/json\r\n", json.dumps(
+    return (headers + "Content-Length: %d\r\n\r\n" % len(body)).encode() + body
+JSON = "Content-Type: application/json\r\n"
+OBJ_HEADERS = ("ETag: \"%s\"\r\nContent-Type: application/octet-stream\r\nX-Minidbx-Created-Ns: 1\r\n"
+               "X-Minidbx-Refs: 1\r\nX-Minidbx-Storage: inline\r\n" % SMALL_ID)
+name_info = {"name": "docs/hello.txt", "id": SMALL_ID, "size": 12, "mtime_ns": 5}
+CALLS = {"open": 0, "get": 1, "stat": 2, "exists": 3, "name-get": 4, "list": 5, "name-list": 6,
+         "missing": 7, "verify": 8, "info": 9, "reader": 10, "put": 11, "delete": 12, "gc": 13,
+         "name-set": 14, "name-delete": 15}
+for name, call, status, text in [
+        ("health", "open", 0, resp("Content-Type: text/plain\r\n", b"OK")),
+        ("health-404", "open", 8, resp(JSON, b'{"error": "no such route"}')),
+        ("get", "get", 0, resp(OBJ_HEADERS, SMALL)),
+        ("get-wrong-bytes", "get", 0, resp("", b"hello world?")),
+        ("get-chunked", "get", 0, b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n world\n\r\n0\r\n\r\n"),
+        ("get-no-length", "get", 0, b"\r\nhello world\n"),
+        ("get-short-body", "get", 0, b"Content-Length: 100\r\n\r\nhello world\n"),
+        ("get-continue", "get", 0, b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello world\n"),
+        ("get-not-found", "get", 8, resp(JSON, b'{"error": "get: object not found"}')),
+        ("get-corrupt", "get", 11, resp(JSON, b'{"error": "corrupt"}')),
+        ("get-redirect", "get", 15, resp("Location: http://127.0.0.1:1/\r\n")),
+        ("stat", "stat", 0, resp(OBJ_HEADERS)),
+        ("stat-huge-numbers", "stat", 0, resp("X-Minidbx-Refs: 99999999999999999999999\r\nX-Minidbx-Created-Ns: -9999999999999999999\r\n")),
+        ("exists", "exists", 0, resp(OBJ_HEADERS)),
+        ("exists-not", "exists", 8, resp("")),
+        ("name-get", "name-get", 0, resp(JSON, json.dumps(name_info).encode())),
+        ("name-get-long-name", "name-get", 0, resp(JSON, json.dumps(dict(name_info, name="n" * 600)).encode())),
+        ("list", "list", 0, resp(JSON, json.dumps(
             {"objects": [{"id": SMALL_ID, "size": 12, "created_ns": 1, "refs": 1, "inline": True}],
              "next": None}).encode())),
-        ("names", 0, resp("Content-Type: application/json\r\n", json.dumps(
-            {"names": [{"name": "docs/hello.txt", "id": SMALL_ID, "size": 12, "mtime_ns": 5}],
-             "next": "docs/hello.txt"}).encode())),
-        ("name", 0, resp("Content-Type: application/json\r\n", json.dumps(
-            {"name": "docs/hello.txt", "id": SMALL_ID, "size": 12, "mtime_ns": 5}).encode())),
-        ("missing", 0, resp("Content-Type: application/json\r\n", json.dumps({"missing": [MISSING_ID]}).encode())),
-        ("verify", 0, resp("Content-Type: application/json\r\n", json.dumps(
+        ("list-too-many", "list", 0, resp(JSON, json.dumps(
+            {"objects": [{"id": SMALL_ID, "size": 1, "created_ns": 1, "refs": 0, "inline": True}] * 12,
+             "next": SMALL_ID}).encode())),
+        ("list-bad-types", "list", 0, resp(JSON, b'{"objects": [{"id": "x", "size": -1}], "next": 5}')),
+        ("name-list", "name-list", 0, resp(JSON, json.dumps({"names": [name_info], "next": None}).encode())),
+        ("name-list-next", "name-list", 0, resp(JSON, json.dumps({"names": [name_info] * 8, "next": "docs/hello.txt"}).encode())),
+        ("missing", "missing", 0, resp(JSON, json.dumps({"missing": [MISSING_ID]}).encode())),
+        ("missing-unasked", "missing", 0, resp(JSON, json.dumps({"missing": [LARGE_ID, SMALL_ID, SMALL_ID, SMALL_ID]}).encode())),
+        ("verify", "verify", 0, resp(JSON, json.dumps(
             {"objects_checked": 3, "bytes_checked": 10, "problems": 1, "repaired": 0, "truncated": False,
-             "problem_list": [{"kind": 1, "id": SMALL_ID, "detail": "bad", "repaired": False}]}).encode())),
-        ("info", 0, resp("Content-Type: application/json\r\n", json.dumps(
+             "problem_list": [{"kind": 1, "id": SMALL_ID, "detail": "bad", "repaired": False},
+                              {"kind": 4, "id": None, "detail": "tmp/x", "repaired": True}]}).encode())),
+        ("info", "info", 0, resp(JSON, json.dumps(
             {"objects": 1, "bytes": 2, "inline_objects": 1, "file_objects": 0, "names": 1,
-             "inline_threshold": 16384, "backend": "local"}).encode())),
-        ("error-json", 6, resp("Content-Type: application/json\r\n", b'{"error": "no such object"}')),
-        ("chunked", 0, b" OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"),
-        ("no-length", 0, b" OK\r\n\r\nuntil the end"),
-        ("short-body", 0, b" OK\r\nContent-Length: 100\r\n\r\nshort"),
-        ("huge-numbers", 0, resp("X-Minidbx-Refs: 99999999999999999999999\r\nX-Minidbx-Created-Ns: -9999999999999999999\r\n"
-                                 "Content-Type: application/json\r\n", b'{"objects": [{"id": "x", "size": -1}], "next": 5}')),
-        ("redirect", 8, resp("Location: http://127.0.0.1:1/\r\n")),
-        ("continue", 0, b" Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nOK"),
-        ("bad-header", 0, b" OK\r\nno colon here\r\n\r\n")]:
-    seed("http_client", name, bytes([sel]) + text)
+             "inline_threshold": 16384, "backend": "local-backend-with-a-long-name"}).encode())),
+        ("reader", "reader", 0, resp(OBJ_HEADERS, SMALL)),
+        ("reader-wrong-bytes", "reader", 0, resp("", b"HELLO WORLD\n")),
+        ("reader-error", "reader", 12, resp(JSON, b'{"error": "boom"}')),
+        ("put", "put", 2, resp(JSON, json.dumps({"id": SMALL_ID, "size": 12, "created": True}).encode())),
+        ("put-other-id", "put", 0, resp(JSON, json.dumps({"id": MISSING_ID, "size": 12, "created": False}).encode())),
+        ("put-full", "put", 14, resp(JSON, b'{"error": "no space"}')),
+        ("delete", "delete", 3, b"\r\n"),
+        ("delete-referenced", "delete", 9, resp(JSON, b'{"error": "referenced"}')),
+        ("gc", "gc", 0, resp(JSON, b'{"objects_removed": 2, "bytes_removed": 30}')),
+        ("name-set", "name-set", 0, resp(JSON, json.dumps(name_info).encode())),
+        ("name-delete", "name-delete", 3, b"\r\n"),
+        ("bad-header", "get", 0, b"no colon here\r\n\r\n")]:
+    seed("http_client", name, bytes([CALLS[call] << 4 | status]) + text)
 
 if __name__ == "__main__":
     for target, seeds in corpora.items():

@@ -12,6 +12,8 @@ shift 3
 name=$(basename "$fuzzer")
 rm -rf "$work/artifacts"
 mkdir -p "$work/corpus" "$work/artifacts" || exit 2
+# absolute: a target may change its working directory (fuzz_open does)
+work=$(cd "$work" && pwd) && seeds=$(cd "$seeds" && pwd) || exit 2
 log=$work/fuzz.log
 # -close_fd_mask=3: the server's and the library's messages go nowhere;
 # libFuzzer's own output and sanitizer reports still come through.

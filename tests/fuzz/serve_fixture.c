@@ -77,6 +77,8 @@ static unsigned short wait_for_port(int fd)
         if (poll(&p, 1, 100) <= 0)
             continue;
         ssize_t n = read(fd, line + len, sizeof line - 1 - len);
+        if (n < 0 && errno == EINTR)
+            continue;
         if (n <= 0)
             break;
         len += (size_t)n;
@@ -180,15 +182,43 @@ void serve_fixture_start(void)
 
 /* ---- one exchange ----------------------------------------------------------------- */
 
+/* Each connection comes from another address of 127.0.0.0/8. We close
+ * first (the write side, to end the request), so each connection leaves a
+ * TIME_WAIT behind for a minute: from one address, a few thousand inputs a
+ * second would use up the ephemeral ports in seconds. */
 static int connect_server(void)
 {
+    static unsigned next_source;
     struct sockaddr_in addr = { .sin_family = AF_INET, .sin_port = htons(port) };
+    struct sockaddr_in source = { .sin_family = AF_INET };
+    unsigned n = next_source++ % 65024 + 256; /* 127.1.1.0 .. 127.1.254.255 */
+    int one = 1;
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    source.sin_addr.s_addr = htonl(0x7f010000u | n);
     fuzz_check_setup(fd >= 0, "socket");
-    fuzz_check_setup(connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0, "connect to the server");
+    /* the port is picked at connect, for the whole 4-tuple */
+    setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
+    /* non-blocking first: libFuzzer's SIGALRM would cut a blocking connect */
     fuzz_check_setup(fcntl(fd, F_SETFL, O_NONBLOCK) == 0, "O_NONBLOCK");
+    int err = bind(fd, (struct sockaddr *)&source, sizeof source) == 0 ? 0 : errno;
+    if (!err && connect(fd, (struct sockaddr *)&addr, sizeof addr) != 0) {
+        err = errno;
+        struct pollfd p = { fd, POLLOUT, 0 };
+        socklen_t len = sizeof err;
+        if (err == EINPROGRESS || err == EINTR) {
+            while (poll(&p, 1, EXCHANGE_DEADLINE_MS) < 0 && errno == EINTR)
+                continue;
+            if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || (!err && !p.revents))
+                err = err ? err : ETIMEDOUT;
+        }
+    }
+    if (err) {
+        char why[128];
+        snprintf(why, sizeof why, "connect to the server: %s", strerror(err));
+        fuzz_check_setup(0, why);
+    }
     return fd;
 }
 
@@ -210,8 +240,11 @@ static void reply_add(struct fixture_reply *reply, size_t *cap, const char *data
 }
 
 /* Write the request while reading what comes back (a server may answer
- * before it has read everything), then read to the end. */
-void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply)
+ * before it has read everything), then read to the end. half_close: shut
+ * the write side once the request is out (a raw input may be incomplete:
+ * the server must see its end). Without it the request must say
+ * "Connection: close". */
+static void exchange(const void *request, size_t size, struct fixture_reply *reply, bool half_close)
 {
     const char *out = request;
     size_t sent = 0, cap = 4096;
@@ -241,7 +274,8 @@ void serve_fixture_exchange(const void *request, size_t size, struct fixture_rep
             if (n > 0)
                 sent += (size_t)n;
             if ((n < 0 && errno != EAGAIN && errno != EINTR) || sent == size) {
-                shutdown(fd, SHUT_WR); /* the server may have closed: fine */
+                if (half_close)
+                    shutdown(fd, SHUT_WR); /* the server may have closed: fine */
                 write_open = false;
             }
         }
@@ -254,6 +288,16 @@ void serve_fixture_exchange(const void *request, size_t size, struct fixture_rep
         }
     }
     close(fd);
+}
+
+void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply)
+{
+    exchange(request, size, reply, true);
+}
+
+void serve_fixture_exchange_whole(const void *request, size_t size, struct fixture_reply *reply)
+{
+    exchange(request, size, reply, false);
 }
 
 /* ---- back to the baseline ------------------------------------------------------------ */
@@ -394,6 +438,18 @@ void fixture_check_reply(const struct fixture_reply *reply, bool head, struct ht
         strtoull(text, NULL, 10) != out->body_size)
         fuzz_fail("status %u: Content-Length %s but %zu bytes of body", out->status, text,
                   out->body_size);
+    if (!head && http_response_header(out, "Content-Type", text, sizeof text) &&
+        strcmp(text, "application/json") == 0) {
+        cJSON *json = cJSON_ParseWithLength(out->body, out->body_size);
+        if (!json)
+            fuzz_fail("status %u: a JSON reply that does not parse: %.300s", out->status, out->body);
+        cJSON_Delete(json);
+    }
+}
+
+minidbx *serve_fixture_db(void)
+{
+    return cli.db;
 }
 
 /* ---- building requests ------------------------------------------------------------- */

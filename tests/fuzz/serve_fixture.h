@@ -53,9 +53,18 @@ struct fixture_reply {
 
 /* Send size bytes at request; fill *reply (free reply->data). */
 void serve_fixture_exchange(const void *request, size_t size, struct fixture_reply *reply);
+/* The same for a complete request that says "Connection: close", without
+ * the half-close: libmicrohttpd drops a connection whose client half-closed
+ * while its request was suspended (POST /v1/verify and /v1/gc run off the
+ * I/O threads), so such a client gets no reply. */
+void serve_fixture_exchange_whole(const void *request, size_t size, struct fixture_reply *reply);
 
 /* Undo what requests did to the store: back to the baseline. */
 void serve_fixture_reset(void);
+
+/* The server's store handle (shared with the server: thread-safe calls
+ * only), to check what a request did. */
+minidbx *serve_fixture_db(void);
 
 /* ---- reading a reply --------------------------------------------------- */
 
@@ -77,8 +86,8 @@ bool http_response_header(const struct http_response *r, const char *name, char 
 
 /* The common properties of a reply to a well-framed request: it is an
  * HTTP response, its status is not 500 (an internal error is not an
- * answer to a bad request), and its Content-Length (when not head) is the
- * size of its body. Returns the parsed response. */
+ * answer to a bad request), its Content-Length (when not head) is the
+ * size of its body, and a JSON body parses. Returns the parsed response. */
 void fixture_check_reply(const struct fixture_reply *reply, bool head, struct http_response *out);
 
 /* Append text to a growing request buffer. */

@@ -147,6 +147,10 @@ expect_code 400 "GET /v1/objects/ID%00junk" "$URL/v1/objects/$ONE%00junk"
 expect_code 400 "DELETE /v1/objects/ID%00junk" -X DELETE "$URL/v1/objects/$TWO%00junk"
 expect_code 200 "  ... removed nothing" "$URL/v1/objects/$TWO"
 expect_code 400 "GET /retrieve?hash=ID%00junk" "$URL/retrieve?hash=$ONE%00junk"
+raw "GET /health HTTP/1.1\r\n\r\n"
+check "HTTP/1.1 without Host: 400" raw_has "HTTP/1.1 400"
+raw "GET /health HTTP/1.7\r\nHost: x\r\n\r\n"
+check "a request line with another HTTP version: 400" raw_has "HTTP/1.1 400"
 expect_code 400 "PUT /v1/names/foo%00bar" -X PUT --data "{\"id\":\"$TWO\"}" "$URL/v1/names/foo%00bar"
 req "$URL/v1/names/foo"
 check "  ... foo still points where it did" body_has "\"id\":\"$ONE\""
@@ -170,10 +174,32 @@ for size in 1e300 18446744073709551616 -1 1.5 '"3"'; do
     expect_code 400 "/register with size $size" -X POST \
         --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":$size}" "$URL/register"
 done
+many=$(printf '"n%d",' $(seq 65))
+expect_code 400 "/register with 65 replicas" -X POST \
+    --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":3,\"replicas\":[${many%,}]}" "$URL/register"
+long=$(head -c 256 /dev/zero | tr '\0' a)
+expect_code 400 "/register with a replica of 256 bytes" -X POST \
+    --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":3,\"replicas\":[\"$long\"]}" "$URL/register"
 expect_code 200 "/register with size 2^53" -X POST \
     --data "{\"hash\":\"$TWO\",\"name\":\"two.txt\",\"size\":9007199254740992}" "$URL/register"
 req "$URL/get?hash=$TWO"
 check "  ... kept exactly" body_has '"size":9007199254740992'
+# /list holds at most 8 MiB of records: 600 records of 56 long replicas
+# (15 KiB each, inline) are more. One curl, many requests (a config file).
+replicas=$(for i in $(seq 56); do printf '"%s%02d",' "$(head -c 250 /dev/zero | tr '\0' r)" "$i"; done)
+escaped=$(sed 's/"/\\"/g' <<<"${replicas%,}")
+for i in $(seq 600); do
+    [ "$i" = 1 ] || echo next
+    hash=$(printf 'record %d' "$i" | sha256sum | cut -c1-64)
+    printf 'url = "%s/register"\ndata = "{\\"hash\\":\\"%s\\",\\"name\\":\\"r/%d\\",\\"size\\":1,\\"replicas\\":[%s]}"\noutput = /dev/null\nwrite-out = "%%{http_code}\\n"\n' \
+        "$URL" "$hash" "$i" "$escaped"
+done >"$T/register.curl"
+curl -s -K "$T/register.curl" | sort | uniq -c >"$T/register.codes"
+check "600 big records registered" grep -q '^ *600 200$' "$T/register.codes"
+expect_code 200 "/list of more than 8 MiB of records" "$URL/list"
+check "  ... says it is truncated" header_has "^X-Minidbx-Truncated: 1"
+check "  ... and stops near 8 MiB ($(stat -c %s "$T/body") bytes)" \
+    test "$(stat -c %s "$T/body")" -lt $((9 << 20))
 stop_server
 
 # --- verify and gc: one at a time, off the I/O threads ------------------------------
@@ -219,5 +245,21 @@ exec 3>&-
 check "a body trickling in below --min-body-rate is dropped" test "$dropped" = yes
 req "$URL/metrics"
 check "  ... and counted" body_has 'minidbx_http_slow_bodies_dropped_total 1'
+stop_server
+
+# A reply read slowly: 40 MB must go within 1 s + 40 MB / 10 MB/s = 5 s;
+# read at 1 MB/s it would take 40 s (more than the socket buffers hold).
+start_server "$T/store" --header-timeout 1 --min-body-rate 10M --max-object-size 64M \
+    || { not_ok "server starts"; finish; }
+head -c 40000000 /dev/urandom >"$T/40m"
+req -X PUT --data-binary @"$T/40m" "$URL/v1/objects"
+start=$(date +%s)
+curl -s -m 30 --limit-rate 1M -o "$T/body" "$URL/v1/objects/$(sha "$T/40m")"
+rc=$?
+took=$(($(date +%s) - start))
+check "a reply read below --min-body-rate is cut (curl exit $rc after ${took}s)" \
+    test "$rc" != 0 -a "$took" -lt 20
+req "$URL/metrics"
+check "  ... and counted" body_has 'minidbx_http_slow_readers_dropped_total 1'
 stop_server
 finish

@@ -3,7 +3,8 @@
  *
  * A minidbx handle wraps one backend: a versioned table of function
  * pointers. The local store is one; http://, s3:// and cluster: stores are
- * others; a program may add its own (see examples/mem_backend.c).
+ * others; a program may add its own (tests/mem_backend.c in the source tree
+ * is a complete in-memory one, registered with minidbx_register_scheme).
  *
  * What the library does before a call reaches a backend, so that no backend
  * repeats it:
