@@ -21,7 +21,6 @@
 
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -453,8 +452,7 @@ static int writer_commit_created(minidbx_backend_writer *bw, const minidbx_id *i
     json_object *reply = NULL;
     int rc;
 
-    shutdown(w->stream.local_fd, SHUT_WR); /* the end of the body */
-    rc = dbx_remote_stream_finish(&w->stream);
+    rc = dbx_remote_stream_finish_upload(&w->stream);
     if (rc == 0 && (reply = reply_json(&w->stream.call, &rc)) != NULL &&
         (rc = parse_id_item(json_get(reply, "id"), &got)) == 0 &&
         !minidbx_id_equal(&got, id))

@@ -393,6 +393,12 @@ int dbx_remote_stream_finish(dbx_remote_stream *s)
     return s->rc;
 }
 
+int dbx_remote_stream_finish_upload(dbx_remote_stream *s)
+{
+    shutdown(s->local_fd, SHUT_WR); /* the end of the body */
+    return dbx_remote_stream_finish(s);
+}
+
 void dbx_remote_stream_free(dbx_remote_stream *s)
 {
     if (s->local_fd >= 0)

@@ -126,9 +126,11 @@ int dbx_remote_stream_send(dbx_remote_stream *s, const void *data, size_t size);
 int dbx_remote_stream_recv(dbx_remote_stream *s, void *buf, size_t capacity, size_t *out_read);
 /* Wait for the transfer; its result, or the status's error. */
 int dbx_remote_stream_finish(dbx_remote_stream *s);
-/* Stop the transfer if it runs (an upload that is stopped before the end
- * of its body is set s->aborted first, so the server never sees a clean
- * end), wait for it and free what s holds. */
+/* End an upload's body, then dbx_remote_stream_finish. */
+int dbx_remote_stream_finish_upload(dbx_remote_stream *s);
+/* Stop the transfer if it runs, wait for it and free what s holds. To
+ * abandon an upload, set s->aborted = 1 first: then the server never sees
+ * a clean end of the body. */
 void dbx_remote_stream_free(dbx_remote_stream *s);
 
 #endif
