@@ -132,7 +132,7 @@ char *cli_join_path(const char *dir, const char *leaf);
 /* Format ns since the epoch as an RFC 3339 UTC time. */
 void cli_format_time(int64_t ns, char out[40]);
 
-/* ---- store.c: the store location, opening it, ids and names ----------- */
+/* ---- location.c: the store location, opening it, ids and names -------- */
 
 /* Resolve the store location and open it; on failure print why (and how
  * to create a missing store) and return the exit status. */

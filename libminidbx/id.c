@@ -139,3 +139,14 @@ int minidbx_id_of(minidbx_id *out, const void *data, size_t size)
         return minidbx_error_set(MINIDBX_ENOMEM, "SHA-256 failed");
     return 0;
 }
+
+int dbx_id_verify(const minidbx_id *want, const minidbx_id *got)
+{
+    char want_hex[16], got_hex[16];
+    if (minidbx_id_equal(want, got))
+        return 0;
+    dbx_id_short(want, want_hex);
+    dbx_id_short(got, got_hex);
+    return minidbx_error_set(MINIDBX_ECORRUPT, "object %s failed verification: got %s", want_hex,
+                             got_hex);
+}

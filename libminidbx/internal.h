@@ -49,6 +49,9 @@ void dbx_hasher_free(dbx_hasher *h);
 
 /* "3fa1c2d4…" : the first 12 hex digits and an ellipsis, for messages. */
 void dbx_id_short(const minidbx_id *id, char out[16]);
+/* The one "failed verification" error: 0 if got is want, else
+ * MINIDBX_ECORRUPT saying "object 3fa1… failed verification: got 9bc2…". */
+int dbx_id_verify(const minidbx_id *want, const minidbx_id *got);
 
 /* --- files (fsutil.c) ----------------------------------------------------- */
 
@@ -69,6 +72,13 @@ int dbx_mkdir_p(const char *path);
 int dbx_path_join(char *out, size_t out_size, const char *dir, const char *name);
 /* Wall-clock time in ns since the epoch. */
 int64_t dbx_now_ns(void);
+
+/* --- arrays (grow.c) ------------------------------------------------------ */
+
+/* Make *items (a T **, of *capacity elements of item_size bytes) hold at
+ * least need elements, doubling from first; updates *capacity. 0, or
+ * MINIDBX_ENOMEM with *items and *capacity unchanged. */
+int dbx_grow(void *items, size_t *capacity, size_t need, size_t item_size, size_t first);
 
 /* --- test-only pause points (testhook.c) ---------------------------------- */
 
@@ -97,11 +107,11 @@ void dbx_test_pause_at(const char *point);
             dbx_test_pause_at(point);                                           \
     } while (0)
 
-/* --- the local backend (local.c) ----------------------------------------- */
+/* --- the local backend (backend/local*.c) -------------------------------- */
 
 int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts);
 
-/* --- the http:// backend (http.c, when built with libcurl) ---------------- */
+/* --- the http:// backend (backend/http.c, when built with libcurl) ------- */
 
 int dbx_http_open(minidbx_backend **out, const char *url, const minidbx_options *opts);
 

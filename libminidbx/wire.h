@@ -1,5 +1,5 @@
 /*
- * wire.h - the HTTP wire format that the http:// client (libminidbx/http.c)
+ * wire.h - the HTTP wire format that the http:// client (libminidbx/backend/http.c)
  * and the node (`mdbx serve`) share, so that they cannot disagree.
  *
  * Errors: a reply that is not a success carries

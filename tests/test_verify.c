@@ -2,7 +2,8 @@
  * byte in a blob file or in an inline value (changed with raw LMDB) gives
  * MINIDBX_ECORRUPT from get, readers and get_fd; verify reports it, repair
  * removes it, a second verify is clean. Also: a missing blob file, a stray
- * blob file (orphan), a temp file left by a writer that died. */
+ * blob file (orphan), a temp file left by a writer that died, an orphan walk
+ * that must not leave the store. */
 #include "util.h"
 
 #include <fcntl.h>
@@ -632,6 +633,57 @@ START_TEST(put_replaces_a_special_file)
 }
 END_TEST
 
+/* The orphan walk stays in the store: a shard directory that is a symlink
+ * is not followed (gc and repair must never unlink files elsewhere), and
+ * an orphan FIFO is reported and removed without being opened. */
+START_TEST(orphan_walk_stays_in_the_store)
+{
+    test_rng rng;
+    rng_seed(&rng, 52);
+    size_t size = THRESHOLD * 2;
+    unsigned char *data = rng_alloc(&rng, size);
+    minidbx_id stray;
+    sha256_raw(data, size, &stray);
+    char blob[PATH_MAX], shard[PATH_MAX], outside[PATH_MAX], fifo[PATH_MAX];
+    char elsewhere[PATH_MAX + 80], cmd[2 * PATH_MAX + 32];
+    /* STORE/blobs/ab -> STORE/outside, holding cd/<hex>: a file no record
+     * wants, reachable only through the link */
+    store_blob_path(fx_dir, &stray, blob);
+    store_path(fx_dir, "outside", outside);
+    snprintf(shard, sizeof shard, "%s", blob);
+    *strrchr(shard, '/') = '\0';
+    *strrchr(shard, '/') = '\0';
+    snprintf(elsewhere, sizeof elsewhere, "%s/%s", outside, blob + strlen(shard) + 1);
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s' && rm -rf '%s'", outside, shard);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(symlink(outside, shard), 0);
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", elsewhere);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(file_write_all(elsewhere, data, size), 0);
+    /* an orphan FIFO in a real shard directory */
+    minidbx_id other = stray;
+    other.bytes[0] ^= 0x80; /* another first byte: another shard */
+    store_blob_path(fx_dir, &other, fifo);
+    snprintf(cmd, sizeof cmd, "mkdir -p \"$(dirname '%s')\"", fifo);
+    ck_assert_int_eq(system(cmd), 0);
+    ck_assert_int_eq(mkfifo(fifo, 0644), 0);
+
+    problem_log log = {0};
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_ORPHAN], 1);
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_ORPHAN, &other));
+    ck_assert_uint_eq(report.problems, 1);
+    minidbx_gc_report gc;
+    ck_assert_ok(minidbx_gc(fx_db, &gc));
+    ck_assert_msg(path_exists(elsewhere), "gc followed the link and removed %s", elsewhere);
+    ck_assert_msg(!path_exists(fifo), "gc left the orphan FIFO %s", fifo);
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+    ck_assert_msg(path_exists(elsewhere), "repair followed the link and removed %s", elsewhere);
+    free(data);
+}
+END_TEST
+
 /* ---- the store itself failing (issue 8, defect 9) ---- */
 
 START_TEST(deleted_store_is_an_io_error)
@@ -705,6 +757,7 @@ static Suite *verify_suite(void)
     tcase_add_test_needs(tc, put_heals_missing_and_short_blobs, TEST_CAP_FILES);
     tcase_add_test_needs(tc, fifo_or_symlink_blob_is_corrupt, TEST_CAP_FILES);
     tcase_add_test_needs(tc, put_replaces_a_special_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, orphan_walk_stays_in_the_store, TEST_CAP_FILES);
     tcase_add_test_needs(tc, deleted_store_is_an_io_error, TEST_CAP_FILES);
     tcase_add_test_needs(tc, unwritable_tmp_is_an_io_error, TEST_CAP_FILES);
     tcase_add_test_needs(tc, readonly_verify_reports_temp_files, TEST_CAP_FILES);

@@ -24,6 +24,13 @@
  *   - methods may be called from several threads at once;
  *   - the table is versioned: new methods are only appended, and a backend
  *     built against an older version keeps working.
+ *
+ * In the source tree, the built-in backends are in libminidbx/backend/:
+ * the local store (local*.c, by concern), the http:// client (http.c), and
+ * remote.c, the libcurl layer that a built-in remote backend (s3://,
+ * cluster:) uses rather than copying http.c. Built-in schemes are rows of
+ * one table in libminidbx/open.c; a program adds its own with
+ * minidbx_register_scheme.
  */
 #ifndef MINIDBX_SYS_BACKEND_H
 #define MINIDBX_SYS_BACKEND_H

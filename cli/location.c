@@ -1,4 +1,4 @@
-/* store.c - where the store is, opening it, and turning arguments into ids. */
+/* location.c - where the store is, opening it, and turning arguments into ids. */
 #include "cli.h"
 
 #include <errno.h>

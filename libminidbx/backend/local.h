@@ -1,6 +1,10 @@
 /*
- * local.h - the local store's internals, shared by local.c (objects, names,
- * batches) and local_check.c (verify, gc). Not installed.
+ * local.h - the local store's internals, shared by its files, one per
+ * concern: local.c (what the others build on: layout, records, fsyncs,
+ * transactions, the lock, counters), local_objects.c (put, get, writers,
+ * readers, exists, stat, list, delete), local_batch.c, local_names.c,
+ * local_verify.c (verify, gc) and local_open.c (open, close, info, and the
+ * table of methods). Not installed.
  *
  * On disk:
  *   STORE/meta.lmdb[-lock]  LMDB: "objects" id -> record (+ inline bytes),
@@ -49,6 +53,12 @@ typedef struct {
 
 typedef struct local_batch local_batch;
 
+/* Files created in one batch are fsync'ed together at commit. */
+typedef struct {
+    char **paths;
+    size_t count, capacity;
+} path_list;
+
 typedef struct local_store {
     minidbx_backend base;
     char *root;
@@ -67,6 +77,49 @@ typedef struct local_store {
     int pool_count;
 } local_store;
 
+/* A batch (local_batch.c): one LMDB write transaction that the thread's
+ * puts, deletes and name changes join until it is committed or aborted. */
+struct local_batch {
+    local_store *store;
+    MDB_txn *txn;
+    int lock_fd;        /* shared store lock, held for the batch */
+    path_list files;    /* blobs renamed into place: fsync'ed at commit, unlinked on abort */
+    path_list deleted;  /* blobs whose records the batch deleted: unlinked after commit */
+    path_list dirs;     /* directories whose entries changed */
+    int64_t bytes_delta, inline_delta; /* counters, written once at commit */
+    int error;          /* first failure: the batch can only be aborted */
+};
+
+/* The batch of the calling thread, whichever store it is on: one batch per
+ * thread at a time. A batch belongs to a thread, not to a store, so that
+ * two threads batching on one handle never see each other's batch. */
+extern _Thread_local local_batch *local_thread_batch;
+
+static inline local_batch *local_batch_of(const local_store *s)
+{
+    return local_thread_batch && local_thread_batch->store == s ? local_thread_batch : NULL;
+}
+
+/* Add path unless it is there already. 0 or ENOMEM. */
+int local_path_list_add(path_list *l, const char *path);
+void local_path_list_free(path_list *l);
+/* Throw the batch away: unlink its blobs, abort its transaction, free it
+ * (local_batch.c). */
+void local_batch_discard(local_batch *b);
+
+static inline MDB_val local_id_key(const minidbx_id *id)
+{
+    MDB_val k = { MINIDBX_ID_SIZE, (void *)id->bytes };
+    return k;
+}
+
+/* dbx_id_short into buf, returning buf: for messages. */
+static inline const char *local_short_id(const minidbx_id *id, char buf[16])
+{
+    dbx_id_short(id, buf);
+    return buf;
+}
+
 /* A read transaction: the thread's own batch transaction if it has one
  * (so a batch sees its own puts), else one from the pool. */
 typedef struct {
@@ -81,6 +134,9 @@ void local_read_end(local_store *s, read_txn *rt);
 int local_write_begin(local_store *s, MDB_txn **txn, bool *in_batch);
 int local_write_end(local_store *s, MDB_txn *txn, bool in_batch, int rc);
 bool local_in_batch(local_store *s);
+/* After a commit: EIO if the store's directory was removed under us (the
+ * open map would take changes nobody can read again), else 0. */
+int local_store_still_there(const local_store *s);
 
 /* The store flock (see above). Returns an fd to pass to unlock, or a code. */
 int local_lock(local_store *s, bool exclusive);
@@ -110,12 +166,51 @@ bool local_store_gone(const local_store *s);
 int local_io_error(const local_store *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* Remove a record, its names and refs, and adjust the counters. */
 int local_remove_object(local_store *s, MDB_txn *txn, const minidbx_id *id, const record_header *h);
-/* Add to the byte and inline-object counters in "info". */
+/* The byte and inline-object counters in "info". */
+typedef struct {
+    uint64_t bytes;
+    uint64_t inline_objects;
+} store_stats;
+
+int local_stats_read(local_store *s, MDB_txn *txn, store_stats *st);
+/* Add to the counters (in a batch: at its commit); local_stats_write
+ * writes them now. */
 int local_stats_add(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_objects);
+int local_stats_write(local_store *s, MDB_txn *txn, int64_t bytes, int64_t inline_objects);
+/* Does a record for id exist in txn? 1, 0 or an error. */
+int local_record_exists(local_store *s, MDB_txn *txn, const minidbx_id *id);
+/* fsync a file or a directory by path; errors as MINIDBX_EIO with the path. */
+int local_fsync_path(const char *path);
+int local_fsync_dir(const char *path);
 /* Remove temp files of writers that died; count what was (or would be) removed. */
 int local_sweep_tmp(local_store *s, bool remove, minidbx_problem_cb cb, void *ctx,
                     minidbx_verify_report *report);
 
+/* The table's methods, by file. */
+/* local_objects.c */
+int local_put(minidbx_backend *be, const minidbx_id *id, const void *data, size_t size);
+int local_get(minidbx_backend *be, const minidbx_id *id, void **out_data, size_t *out_size);
+int local_exists(minidbx_backend *be, const minidbx_id *id);
+int local_missing(minidbx_backend *be, const minidbx_id *ids, size_t count, minidbx_id *out_missing,
+                  size_t *out_count);
+int local_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info *out);
+int local_list(minidbx_backend *be, const minidbx_id *after, minidbx_object_info *out,
+               size_t capacity, size_t *out_count);
+int local_delete(minidbx_backend *be, const minidbx_id *id, unsigned flags);
+int local_writer_open(minidbx_backend *be, minidbx_backend_writer **out);
+int local_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
+                      uint64_t *out_size);
+/* local_batch.c */
+int local_batch_begin(minidbx_backend *be);
+int local_batch_commit(minidbx_backend *be);
+int local_batch_abort(minidbx_backend *be);
+/* local_names.c */
+int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id);
+int local_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out);
+int local_name_delete(minidbx_backend *be, const char *name);
+int local_name_list(minidbx_backend *be, const char *prefix, const char *after,
+                    minidbx_name_info *out, size_t capacity, size_t *out_count);
+/* local_verify.c */
 int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
                  minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
 int local_gc(minidbx_backend *be, minidbx_gc_report *report);

@@ -1,5 +1,5 @@
 /*
- * local_check.c - verify and gc for the local store. Both look first and
+ * local_verify.c - verify and gc for the local store. Both look first and
  * change afterwards: the look (hashing every byte) runs without locks, the
  * change re-checks each finding under the exclusive store lock and one
  * write transaction, so a concurrent put is never mistaken for an orphan.
@@ -8,9 +8,9 @@
  */
 #include "local.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,14 +35,9 @@ typedef struct {
 
 static int add_problem(problem_list *l, minidbx_problem kind, const minidbx_id *id, const char *detail)
 {
-    if (l->count == l->capacity) {
-        size_t cap = l->capacity ? l->capacity * 2 : 16;
-        problem *p = realloc(l->items, cap * sizeof *p);
-        if (!p)
-            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-        l->items = p;
-        l->capacity = cap;
-    }
+    int rc = dbx_grow(&l->items, &l->capacity, l->count + 1, sizeof *l->items, 16);
+    if (rc < 0)
+        return rc;
     problem *p = &l->items[l->count];
     memset(p, 0, sizeof *p);
     p->kind = kind;
@@ -245,59 +240,75 @@ static bool blob_wanted(local_store *s, MDB_txn *txn, const char *file_name, min
 
 typedef int (*orphan_fn)(void *ctx, const char *path, const minidbx_id *id_or_null);
 
-/* A shard entry that could not be opened as a directory: a stray file or
- * one that went away is no orphan of ours (0); anything else (no memory, no
- * file descriptors, no permission) must fail the walk, or a repair or gc
- * would report success having looked at only part of the store. */
-static int shard_open_failed(const char *path)
+/* The walk in progress: nftw passes its callback no context, and one walk
+ * runs per thread at a time. */
+typedef struct {
+    local_store *s;
+    MDB_txn *txn;
+    orphan_fn fn;
+    void *ctx;
+    int rc;
+    const char *top;  /* STORE/blobs, as paths are reported */
+    size_t root_len;  /* of the path walked: top, or where top links to */
+} orphan_walk;
+static _Thread_local orphan_walk *current_walk;
+
+/* Levels under STORE/blobs: 1 "ab", 2 "cd", 3 the blob files. Entries
+ * are lstat'ed (FTW_PHYS), never opened: a symlink is not followed
+ * anywhere (not even a shard directory), a FIFO is just a name. */
+static int visit_blob_entry(const char *path, const struct stat *st, int type, struct FTW *ftw)
 {
-    if (errno == ENOENT || errno == ENOTDIR || errno == ENAMETOOLONG)
-        return 0;
-    return dbx_error_errno(errno, "opendir %s", path);
+    orphan_walk *w = current_walk;
+    const char *name = path + ftw->base;
+    char shown[PATH_MAX];
+    minidbx_id id;
+    (void)st;
+    /* A directory that cannot be read, or an entry that cannot be stat'ed
+     * (no memory, no fds, no permission), must fail the walk: a repair or
+     * gc would otherwise report success having seen part of the store. An
+     * entry that went away meanwhile is no orphan of ours. */
+    if ((type == FTW_DNR || type == FTW_NS) && errno != ENOENT) {
+        w->rc = dbx_error_errno(errno, "%s %s", type == FTW_DNR ? "opendir" : "stat", path);
+        return FTW_STOP;
+    }
+    if (type == FTW_DNR || type == FTW_NS)
+        return FTW_SKIP_SUBTREE;
+    if (ftw->level == 0)
+        return FTW_CONTINUE;
+    if (ftw->level < 3) /* a shard directory: skip dot entries and non-directories */
+        return name[0] == '.' || type != FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
+    /* a blob-level entry, whatever its type, is an orphan unless wanted */
+    if (!blob_wanted(w->s, w->txn, name, &id) &&
+        dbx_path_join(shown, sizeof shown, w->top, path + w->root_len + 1) == 0 &&
+        (w->rc = w->fn(w->ctx, shown, minidbx_id_parse(&id, name) == 0 ? &id : NULL)) < 0)
+        return FTW_STOP;
+    return type == FTW_D ? FTW_SKIP_SUBTREE : FTW_CONTINUE;
 }
 
-/* Walk STORE/blobs/xx/yy/ * and call fn for each file no record wants. */
+/* Walk STORE/blobs/xx/yy/ * and call fn for each entry no record wants. */
 static int walk_orphans(local_store *s, MDB_txn *txn, orphan_fn fn, void *ctx)
 {
-    char top[PATH_MAX], mid[PATH_MAX], leaf[PATH_MAX], path[PATH_MAX];
-    int rc = 0;
-    snprintf(top, sizeof top, "%s/blobs", s->root);
-    DIR *d1 = opendir(top);
-    if (!d1)
-        return errno == ENOENT ? 0 : dbx_error_errno(errno, "opendir %s", top);
-    struct dirent *e1, *e2, *e3;
-    while (rc == 0 && (e1 = readdir(d1)) != NULL) {
-        if (e1->d_name[0] == '.')
-            continue;
-        DIR *d2 = dbx_path_join(mid, sizeof mid, top, e1->d_name) < 0 ? NULL : opendir(mid);
-        if (!d2 && (rc = shard_open_failed(mid)) < 0)
-            break;
-        if (!d2)
-            continue;
-        while (rc == 0 && (e2 = readdir(d2)) != NULL) {
-            if (e2->d_name[0] == '.')
-                continue;
-            DIR *d3 = dbx_path_join(leaf, sizeof leaf, mid, e2->d_name) < 0 ? NULL : opendir(leaf);
-            if (!d3 && (rc = shard_open_failed(leaf)) < 0)
-                break;
-            if (!d3)
-                continue;
-            while (rc == 0 && (e3 = readdir(d3)) != NULL) {
-                minidbx_id id;
-                if (e3->d_name[0] == '.' && (!e3->d_name[1] || (e3->d_name[1] == '.' && !e3->d_name[2])))
-                    continue;
-                if (blob_wanted(s, txn, e3->d_name, &id))
-                    continue;
-                if (dbx_path_join(path, sizeof path, leaf, e3->d_name) < 0)
-                    continue;
-                rc = fn(ctx, path, minidbx_id_parse(&id, e3->d_name) == 0 ? &id : NULL);
-            }
-            closedir(d3);
-        }
-        closedir(d2);
-    }
-    closedir(d1);
-    return rc;
+    char top[PATH_MAX], *linked = NULL;
+    struct stat st;
+    if (dbx_path_join(top, sizeof top, s->root, "blobs") < 0)
+        return dbx_error_errno(ENAMETOOLONG, "%s/blobs", s->root);
+    /* STORE/blobs itself may be a link (to another disk): walk where it
+     * points, report paths under STORE/blobs. Below it, no link is followed. */
+    if (lstat(top, &st) == 0 && S_ISLNK(st.st_mode) && !(linked = realpath(top, NULL)))
+        return errno == ENOENT ? 0 : dbx_error_errno(errno, "%s", top);
+    const char *root = linked ? linked : top;
+    orphan_walk w = { s, txn, fn, ctx, 0, top, strlen(root) };
+    current_walk = &w;
+    /* 4 descriptors: one per level that is open at once */
+    int walked = nftw(root, visit_blob_entry, 4, FTW_PHYS | FTW_ACTIONRETVAL);
+    int err = errno;
+    current_walk = NULL;
+    free(linked);
+    if (w.rc < 0)
+        return w.rc;
+    if (walked == -1 && err != ENOENT)
+        return dbx_error_errno(err, "walking %s", top);
+    return 0;
 }
 
 static int collect_orphan(void *ctx, const char *path, const minidbx_id *id)

@@ -2,10 +2,10 @@
  * http.c - the http:// (and https://) backend: a client of `mdbx serve`
  * over libcurl.
  *
- * Every call is one request of the node's /v1 API. Easy handles are kept
- * in a small pool so that connections are reused. Requests that may be
- * repeated (see retryable) are retried a bounded number of times on
- * transport errors.
+ * Every call is one request of the node's /v1 API, made through the libcurl
+ * layer that the remote backends share (remote.h: connection reuse,
+ * timeouts, retries, streams, error text); this file says what to ask and
+ * reads the JSON answers.
  * The library core verifies what get and readers hand out against the id,
  * so a lying node gives MINIDBX_ECORRUPT; this file only moves bytes.
  *
@@ -14,376 +14,37 @@
  * transaction with the node: see "batches" below.
  *
  * Streams move in bounded memory: a writer is a PUT whose chunked body
- * curl pulls, in a thread, from one end of a socketpair that
- * minidbx_writer_write pushes into; a reader is a GET whose body a thread
- * pushes into a socketpair that minidbx_reader_read pulls from. The socket
- * buffers are the only buffers.
+ * minidbx_writer_write pushes, a reader a GET whose body
+ * minidbx_reader_read pulls, both through a dbx_remote_stream.
  */
-#include "internal.h"
+#include "remote.h"
 #include "wire.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <json-c/json.h>
 
-#define POOL_SIZE 8
-#define DEFAULT_TIMEOUT_MS 30000u
-#define ATTEMPTS 3
-#define RETRY_PAUSE_MS 50
 /* The node answers at most this many entries per list request. */
 #define PAGE_MAX 10000
 #define MISSING_BATCH 10000
-#define URL_MAX 2048
 
 struct http_backend {
     minidbx_backend base;
-    char *url;           /* without a trailing slash */
-    char *auth_header;   /* "Authorization: Bearer ...", or NULL */
-    long timeout_ms;
-    pthread_mutex_t pool_lock;
-    CURL *pool[POOL_SIZE];
-    size_t pool_count;
+    dbx_remote remote; /* the libcurl layer (remote.h) */
 };
 
-/* One request and what came back. */
-struct http_call {
-    const char *method;
-    char url[URL_MAX];
-    /* request body: a buffer, or a stream pulled from fd (chunked) */
-    const char *body;
-    const char *content_type; /* of the body, or NULL */
-    size_t body_size;
-    size_t body_sent;
-    int body_fd;
-    volatile int *body_aborted;
-    bool long_running;        /* no stall timeout: the node is silent until done */
-    /* response body: into buf, or pushed into sink_fd */
-    char *buf;
-    size_t buf_len, buf_cap;
-    int sink_fd;
-    /* response */
-    long status;
-    uint64_t content_length;
-    int64_t created_ns;
-    uint64_t refs;
-    bool is_inline;
-    int error_code;           /* X-Minidbx-Error, 0 if none came */
-    char curl_error[CURL_ERROR_SIZE];
-};
-
-static void call_init(struct http_call *call, const char *method)
-{
-    memset(call, 0, sizeof *call);
-    call->method = method;
-    call->body_fd = -1;
-    call->sink_fd = -1;
-}
-
-/* ---- URLs ---------------------------------------------------------------- */
-
-static bool url_byte_plain(unsigned char c, bool keep_slash)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
-}
-
-/* Append text to out (of out_size), percent-encoding what is not plain. */
-static int url_append(char *out, size_t out_size, const char *text, bool escape, bool keep_slash)
-{
-    size_t len = strlen(out);
-    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
-        bool plain = !escape || url_byte_plain(*p, keep_slash);
-        if (len + (plain ? 1 : 3) >= out_size)
-            return minidbx_error_set(MINIDBX_EINVAL, "http: URL longer than %d bytes", URL_MAX);
-        if (plain)
-            out[len++] = (char)*p;
-        else
-            len += (size_t)snprintf(out + len, 4, "%%%02X", *p);
-    }
-    out[len] = '\0';
-    return 0;
-}
-
-/* call->url = base + path (+ "/" + the id). */
-static int call_url(struct http_backend *hb, struct http_call *call, const char *path,
+/* call->url = the node's URL + path (+ the id, in hex). */
+static int call_url(struct http_backend *hb, dbx_remote_call *call, const char *path,
                     const minidbx_id *id)
 {
     char hex[MINIDBX_ID_HEX_SIZE] = "";
     if (id)
         minidbx_id_format(id, hex);
-    call->url[0] = '\0';
-    int rc = url_append(call->url, sizeof call->url, hb->url, false, false);
-    if (rc == 0)
-        rc = url_append(call->url, sizeof call->url, path, false, false);
-    if (rc == 0 && id)
-        rc = url_append(call->url, sizeof call->url, hex, false, false);
-    return rc;
-}
-
-/* Append "?key=value" or "&key=value", the value escaped; NULL values skip. */
-static int call_query(struct http_call *call, const char *key, const char *value)
-{
-    if (!value)
-        return 0;
-    int rc = url_append(call->url, sizeof call->url, strchr(call->url, '?') ? "&" : "?", false,
-                        false);
-    if (rc == 0)
-        rc = url_append(call->url, sizeof call->url, key, false, false);
-    if (rc == 0)
-        rc = url_append(call->url, sizeof call->url, "=", false, false);
-    if (rc == 0)
-        rc = url_append(call->url, sizeof call->url, value, true, false);
-    return rc;
-}
-
-/* ---- curl callbacks ----------------------------------------------------------- */
-
-static int buf_reserve(struct http_call *call, size_t more)
-{
-    if (call->buf_len + more + 1 <= call->buf_cap)
-        return 0;
-    size_t cap = call->buf_cap ? call->buf_cap : 4096;
-    while (cap < call->buf_len + more + 1)
-        cap *= 2;
-    char *grown = realloc(call->buf, cap);
-    if (!grown)
-        return -1;
-    call->buf = grown;
-    call->buf_cap = cap;
-    return 0;
-}
-
-static size_t on_body(char *data, size_t size, size_t count, void *cls)
-{
-    struct http_call *call = cls;
-    size_t n = size * count;
-
-    /* An error reply's body goes to buf (for its message), never to a sink. */
-    if (call->sink_fd >= 0 && call->status / 100 == 2) {
-        for (size_t done = 0; done < n;) {
-            ssize_t sent = send(call->sink_fd, data + done, n - done, MSG_NOSIGNAL);
-            if (sent < 0 && errno == EINTR)
-                continue;
-            if (sent <= 0)
-                return 0; /* the reader went away: stop the transfer */
-            done += (size_t)sent;
-        }
-        return n;
-    }
-    if (buf_reserve(call, n) < 0)
-        return 0;
-    memcpy(call->buf + call->buf_len, data, n);
-    call->buf_len += n;
-    call->buf[call->buf_len] = '\0';
-    return n;
-}
-
-static bool header_is(const char *line, size_t len, const char *name, const char **value)
-{
-    size_t name_len = strlen(name);
-    if (len <= name_len + 1 || strncasecmp(line, name, name_len) != 0 || line[name_len] != ':')
-        return false;
-    *value = line + name_len + 1;
-    while (**value == ' ')
-        (*value)++;
-    return true;
-}
-
-static size_t on_header(char *line, size_t size, size_t count, void *cls)
-{
-    struct http_call *call = cls;
-    size_t len = size * count;
-    const char *value;
-
-    if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
-        /* a new response (after 100 Continue): forget the last one's headers */
-        call->content_length = 0;
-        call->error_code = 0;
-        call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
-    } else if (header_is(line, len, "Content-Length", &value)) {
-        call->content_length = strtoull(value, NULL, 10);
-    } else if (header_is(line, len, "X-Minidbx-Created-Ns", &value)) {
-        call->created_ns = strtoll(value, NULL, 10);
-    } else if (header_is(line, len, "X-Minidbx-Refs", &value)) {
-        call->refs = strtoull(value, NULL, 10);
-    } else if (header_is(line, len, "X-Minidbx-Storage", &value)) {
-        call->is_inline = strncmp(value, "inline", 6) == 0;
-    } else if (header_is(line, len, DBX_WIRE_ERROR_HEADER, &value)) {
-        size_t value_len = len - (size_t)(value - line);
-        while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||
-                             value[value_len - 1] == ' '))
-            value_len--;
-        call->error_code = dbx_wire_error_code(value, value_len);
-    }
-    return len;
-}
-
-static size_t on_read(char *out, size_t size, size_t count, void *cls)
-{
-    struct http_call *call = cls;
-    size_t n = size * count;
-
-    if (call->body_fd < 0) {
-        size_t left = call->body_size - call->body_sent;
-        if (n > left)
-            n = left;
-        if (n)
-            memcpy(out, call->body + call->body_sent, n);
-        call->body_sent += n;
-        return n;
-    }
-    for (;;) {
-        ssize_t got = recv(call->body_fd, out, n, 0);
-        if (got < 0 && errno == EINTR)
-            continue;
-        if (got < 0 || (got == 0 && *call->body_aborted))
-            return CURL_READFUNC_ABORT; /* the node must not see a clean end */
-        return (size_t)got;
-    }
-}
-
-/* ---- the pool and requests --------------------------------------------------- */
-
-static CURL *pool_take(struct http_backend *hb)
-{
-    CURL *curl = NULL;
-    pthread_mutex_lock(&hb->pool_lock);
-    if (hb->pool_count)
-        curl = hb->pool[--hb->pool_count];
-    pthread_mutex_unlock(&hb->pool_lock);
-    if (curl)
-        curl_easy_reset(curl); /* options go; connections stay for reuse */
-    else
-        curl = curl_easy_init();
-    return curl;
-}
-
-static void pool_give(struct http_backend *hb, CURL *curl)
-{
-    pthread_mutex_lock(&hb->pool_lock);
-    if (hb->pool_count < POOL_SIZE) {
-        hb->pool[hb->pool_count++] = curl;
-        curl = NULL;
-    }
-    pthread_mutex_unlock(&hb->pool_lock);
-    curl_easy_cleanup(curl);
-}
-
-static void set_options(struct http_backend *hb, CURL *curl, struct http_call *call,
-                        struct curl_slist *headers)
-{
-    long timeout_s = (hb->timeout_ms + 999) / 1000;
-
-    curl_easy_setopt(curl, CURLOPT_URL, call->url);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, call->curl_error);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, hb->timeout_ms);
-    if (call->long_running) {
-        /* a dead peer is still noticed, if not a hung one */
-        curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
-    } else {
-        /* Streams may be long: what times out is a transfer that stalls. */
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, timeout_s);
-    }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, call);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, call);
-    if (strcmp(call->method, "HEAD") == 0) {
-        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
-    } else if (strcmp(call->method, "PUT") == 0 || strcmp(call->method, "POST") == 0) {
-        curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, call->method);
-        curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
-        curl_easy_setopt(curl, CURLOPT_READDATA, call);
-        if (call->body_fd < 0)
-            curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)call->body_size);
-    } else if (strcmp(call->method, "GET") != 0) {
-        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, call->method);
-    }
-}
-
-/* What may be sent again after a transport error: reads, and the PUTs and
- * POSTs of this API whose body is in memory (an object PUT under its id,
- * a name set, the missing query: the same request has the same effect). */
-static bool retryable(const struct http_call *call)
-{
-    return strcmp(call->method, "DELETE") != 0 && call->body_fd < 0 && call->sink_fd < 0;
-}
-
-/* Append line to *list; false (and the list freed) when out of memory. */
-static bool header_add(struct curl_slist **list, const char *line)
-{
-    struct curl_slist *grown = curl_slist_append(*list, line);
-    if (!grown)
-        curl_slist_free_all(*list);
-    *list = grown;
-    return grown != NULL;
-}
-
-static struct curl_slist *request_headers(struct http_backend *hb, const struct http_call *call)
-{
-    char content_type[64];
-    struct curl_slist *headers = NULL;
-
-    /* no "Expect: 100-continue": one round trip less per upload */
-    if (!header_add(&headers, "Expect:"))
-        return NULL;
-    if (call->content_type) {
-        snprintf(content_type, sizeof content_type, "Content-Type: %s", call->content_type);
-        if (!header_add(&headers, content_type))
-            return NULL;
-    }
-    if (hb->auth_header && !header_add(&headers, hb->auth_header))
-        return NULL;
-    return headers;
-}
-
-/* Run the request. 0 when an HTTP reply came (call->status says which),
- * or MINIDBX_EIO with the URL and curl's reason. */
-static int http_perform(struct http_backend *hb, struct http_call *call)
-{
-    struct curl_slist *headers = request_headers(hb, call);
-    CURL *curl = pool_take(hb);
-    CURLcode res = CURLE_OUT_OF_MEMORY;
-    int attempts = retryable(call) ? ATTEMPTS : 1;
-
-    for (int i = 0; curl && headers && i < attempts; i++) {
-        if (i > 0) {
-            struct timespec pause = { 0, (long)RETRY_PAUSE_MS * (1L << i) * 1000000L };
-            nanosleep(&pause, NULL);
-        }
-        call->curl_error[0] = '\0';
-        call->buf_len = 0;
-        call->body_sent = 0;
-        call->status = 0;
-        set_options(hb, curl, call, headers);
-        res = curl_easy_perform(curl);
-        /* Retry only what failed before any reply came. */
-        if (res == CURLE_OK || call->status)
-            break;
-    }
-    curl_slist_free_all(headers);
-    if (curl) {
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL); /* call's, on our stack */
-        pool_give(hb, curl);
-    }
-    if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && call->sink_fd >= 0))
-        return minidbx_error_set(MINIDBX_EIO, "%s %s: %s", call->method, call->url,
-                                 call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
-    return 0;
+    return dbx_remote_call_url(&hb->remote, call, path, id ? hex : NULL);
 }
 
 /* ---- JSON replies ---------------------------------------------------------------
@@ -460,30 +121,27 @@ static int i64_item(json_object *obj, const char *key, int64_t *out)
     return 0;
 }
 
-/* The code of a reply that is not a success: the one the node named in
- * X-Minidbx-Error, else the status's (wire.c), with the node's message
- * ({"error": ...}) when it sent one. */
-static int status_error(const struct http_call *call)
+/* The node's message in an error reply ({"error": ...}), for remote.c. */
+static char *error_message(const char *body, size_t len)
 {
-    int code = call->error_code ? call->error_code : dbx_wire_code_for_status(call->status);
-    json_object *json = json_parse(call->buf, call->buf_len);
+    json_object *json = json_parse(body, len);
     const char *message = json_string(json, "error");
-    code = minidbx_error_set(code, "%s %s: HTTP %ld: %s", call->method, call->url, call->status,
-                             message ? message : minidbx_strerror(code));
+    char *copy = message ? strdup(message) : NULL;
     json_object_put(json);
-    return code;
+    return copy;
 }
 
-/* Perform and accept only a 2xx reply. */
-static int http_expect_ok(struct http_backend *hb, struct http_call *call)
+static int status_error(struct http_backend *hb, const dbx_remote_call *call)
 {
-    int rc = http_perform(hb, call);
-    if (rc == 0 && call->status / 100 != 2)
-        rc = status_error(call);
-    return rc;
+    return dbx_remote_status_error(&hb->remote, call);
 }
 
-static json_object *reply_json(struct http_call *call, int *rc)
+static int http_expect_ok(struct http_backend *hb, dbx_remote_call *call)
+{
+    return dbx_remote_expect_ok(&hb->remote, call);
+}
+
+static json_object *reply_json(dbx_remote_call *call, int *rc)
 {
     json_object *json = json_parse(call->buf, call->buf_len);
     if (!json)
@@ -492,7 +150,7 @@ static json_object *reply_json(struct http_call *call, int *rc)
 }
 
 /* Perform, accept only a 2xx reply, and parse it; NULL with *rc set if not. */
-static json_object *http_expect_json(struct http_backend *hb, struct http_call *call, int *rc)
+static json_object *http_expect_json(struct http_backend *hb, dbx_remote_call *call, int *rc)
 {
     if ((*rc = http_expect_ok(hb, call)) < 0)
         return NULL;
@@ -508,10 +166,10 @@ static struct http_backend *http_of(minidbx_backend *be)
 
 static int http_put(minidbx_backend *be, const minidbx_id *id, const void *data, size_t size)
 {
-    struct http_call call;
+    dbx_remote_call call;
     int rc;
 
-    call_init(&call, "PUT");
+    dbx_remote_call_init(&call, "PUT");
     call.body = data ? data : "";
     call.body_size = size;
     call.content_type = "application/octet-stream";
@@ -523,13 +181,13 @@ static int http_put(minidbx_backend *be, const minidbx_id *id, const void *data,
 
 static int http_get(minidbx_backend *be, const minidbx_id *id, void **out_data, size_t *out_size)
 {
-    struct http_call call;
+    dbx_remote_call call;
     int rc;
 
-    call_init(&call, "GET");
+    dbx_remote_call_init(&call, "GET");
     if ((rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0)
         rc = http_expect_ok(http_of(be), &call);
-    if (rc == 0 && buf_reserve(&call, 0) < 0)
+    if (rc == 0 && dbx_remote_buf_reserve(&call, 0) < 0)
         rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     if (rc < 0) {
         free(call.buf);
@@ -540,20 +198,41 @@ static int http_get(minidbx_backend *be, const minidbx_id *id, void **out_data, 
     return 0;
 }
 
-static int http_head(struct http_backend *hb, const minidbx_id *id, struct http_call *call)
+/* The object headers of a HEAD reply, into the minidbx_object_info ctx. */
+static void object_header(void *ctx, const char *line, size_t len)
 {
-    call_init(call, "HEAD");
+    minidbx_object_info *info = ctx;
+    const char *value;
+
+    if (dbx_remote_header_is(line, len, "X-Minidbx-Created-Ns", &value))
+        info->created_ns = strtoll(value, NULL, 10);
+    else if (dbx_remote_header_is(line, len, "X-Minidbx-Refs", &value))
+        info->refs = strtoull(value, NULL, 10);
+    else if (dbx_remote_header_is(line, len, "X-Minidbx-Storage", &value))
+        info->flags = strncmp(value, "inline", 6) == 0 ? MINIDBX_OBJECT_INLINE : 0;
+}
+
+/* HEAD the object; its headers go to *info when info is not NULL. */
+static int http_head(struct http_backend *hb, const minidbx_id *id, dbx_remote_call *call,
+                     minidbx_object_info *info)
+{
+    dbx_remote_call_init(call, "HEAD");
+    if (info) {
+        memset(info, 0, sizeof *info);
+        call->header_fn = object_header;
+        call->header_ctx = info;
+    }
     int rc = call_url(hb, call, "/v1/objects/", id);
-    return rc < 0 ? rc : http_perform(hb, call);
+    return rc < 0 ? rc : dbx_remote_perform(&hb->remote, call);
 }
 
 static int http_exists(minidbx_backend *be, const minidbx_id *id)
 {
-    struct http_call call;
-    int rc = http_head(http_of(be), id, &call);
+    dbx_remote_call call;
+    int rc = http_head(http_of(be), id, &call, NULL);
 
     if (rc == 0)
-        rc = call.status == 200 ? 1 : call.status == 404 ? 0 : status_error(&call);
+        rc = call.status == 200 ? 1 : call.status == 404 ? 0 : status_error(http_of(be), &call);
     /* a copy the node cannot serve intact (its blob file short, or not a
      * regular file) is not there, as a local store's exists says */
     if (rc == MINIDBX_ECORRUPT)
@@ -564,18 +243,16 @@ static int http_exists(minidbx_backend *be, const minidbx_id *id)
 
 static int http_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info *out)
 {
-    struct http_call call;
-    int rc = http_head(http_of(be), id, &call);
+    dbx_remote_call call;
+    minidbx_object_info info;
+    int rc = http_head(http_of(be), id, &call, &info);
 
     if (rc == 0 && call.status != 200)
-        rc = status_error(&call);
+        rc = status_error(http_of(be), &call);
     if (rc == 0) {
-        memset(out, 0, sizeof *out);
-        out->id = *id;
-        out->size = call.content_length;
-        out->created_ns = call.created_ns;
-        out->refs = call.refs;
-        out->flags = call.is_inline ? MINIDBX_OBJECT_INLINE : 0;
+        info.id = *id;
+        info.size = call.content_length;
+        *out = info;
     }
     free(call.buf);
     return rc;
@@ -583,12 +260,12 @@ static int http_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_i
 
 static int http_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
 {
-    struct http_call call;
+    dbx_remote_call call;
     int rc;
 
-    call_init(&call, "DELETE");
+    dbx_remote_call_init(&call, "DELETE");
     if ((rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0 &&
-        (rc = call_query(&call, "cascade", flags & MINIDBX_DELETE_CASCADE ? "1" : NULL)) == 0)
+        (rc = dbx_remote_call_query(&call, "cascade", flags & MINIDBX_DELETE_CASCADE ? "1" : NULL)) == 0)
         rc = http_expect_ok(http_of(be), &call);
     free(call.buf);
     return rc;
@@ -607,7 +284,7 @@ static int parse_id_item(json_object *item, minidbx_id *out)
 static int missing_batch(struct http_backend *hb, const minidbx_id *ids, size_t count,
                          minidbx_id *out, size_t *out_count)
 {
-    struct http_call call;
+    dbx_remote_call call;
     json_object *in = json_object_new_array_ext((int)count), *reply = NULL;
     const char *body = NULL;
     int rc = 0;
@@ -622,7 +299,7 @@ static int missing_batch(struct http_backend *hb, const minidbx_id *ids, size_t 
             in = NULL;
         }
     }
-    call_init(&call, "POST");
+    dbx_remote_call_init(&call, "POST");
     if (!in || !(body = json_object_to_json_string_ext(in, JSON_C_TO_STRING_PLAIN))) {
         rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
         goto out;
@@ -687,7 +364,7 @@ static int object_item(json_object *obj, minidbx_object_info *out)
 /* Fetch one page of a listing into out[*count...]; *more is false at the end. */
 typedef int (*page_item_fn)(json_object *item, void *out, size_t index);
 
-static int fetch_page(struct http_backend *hb, struct http_call *call, const char *key,
+static int fetch_page(struct http_backend *hb, dbx_remote_call *call, const char *key,
                       page_item_fn fn, void *out, size_t *count, size_t page, bool *more)
 {
     json_object *reply = NULL;
@@ -731,7 +408,7 @@ static int http_list(minidbx_backend *be, const minidbx_id *after, minidbx_objec
                      size_t capacity, size_t *out_count)
 {
     struct http_backend *hb = http_of(be);
-    struct http_call call;
+    dbx_remote_call call;
     char hex[MINIDBX_ID_HEX_SIZE], limit[24];
     bool more = true;
     size_t count = 0;
@@ -741,11 +418,11 @@ static int http_list(minidbx_backend *be, const minidbx_id *after, minidbx_objec
         const minidbx_id *cursor = count ? &out[count - 1].id : after;
         if (cursor)
             minidbx_id_format(cursor, hex);
-        call_init(&call, "GET");
+        dbx_remote_call_init(&call, "GET");
         format_limit(limit, capacity, count);
         if ((rc = call_url(hb, &call, "/v1/objects", NULL)) == 0 &&
-            (rc = call_query(&call, "after", cursor ? hex : NULL)) == 0 &&
-            (rc = call_query(&call, "limit", limit)) == 0)
+            (rc = dbx_remote_call_query(&call, "after", cursor ? hex : NULL)) == 0 &&
+            (rc = dbx_remote_call_query(&call, "limit", limit)) == 0)
             rc = fetch_page(hb, &call, "objects", list_item, out, &count, strtoull(limit, NULL, 10),
                             &more);
     }
@@ -753,112 +430,20 @@ static int http_list(minidbx_backend *be, const minidbx_id *after, minidbx_objec
     return rc;
 }
 
-/* ---- streams --------------------------------------------------------------------- */
-
-/* A transfer running in its own thread, fed or drained through a socketpair. */
-struct http_stream {
-    struct http_backend *hb;
-    struct http_call call;
-    int local_fd;        /* our end */
-    int remote_fd;       /* curl's end, closed by the thread when done */
-    pthread_t thread;
-    bool started;
-    int rc;              /* the transfer's result, once joined */
-    char error[512];     /* and its message, set in the thread */
-    volatile int aborted;
-};
-
-static void *stream_main(void *cls)
-{
-    struct http_stream *s = cls;
-    s->rc = http_perform(s->hb, &s->call);
-    /* Messages are per thread: carry this one to the caller's. */
-    if (s->rc < 0)
-        snprintf(s->error, sizeof s->error, "%s", minidbx_errmsg(NULL));
-    /* The other side sees the end (or an error) now. */
-    shutdown(s->remote_fd, SHUT_RDWR);
-    return NULL;
-}
-
-static int stream_start(struct http_backend *hb, struct http_stream *s, const char *method,
-                        const char *path, const minidbx_id *id, bool upload)
-{
-    int fds[2];
-    int rc;
-
-    s->hb = hb;
-    s->local_fd = s->remote_fd = -1;
-    call_init(&s->call, method);
-    if ((rc = call_url(hb, &s->call, path, id)) < 0)
-        return rc;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
-        return dbx_error_errno(errno, "http: socketpair");
-    s->local_fd = fds[0];
-    s->remote_fd = fds[1];
-    if (upload) {
-        s->call.content_type = "application/octet-stream";
-        s->call.body_fd = s->remote_fd;
-        s->call.body_aborted = &s->aborted;
-    } else {
-        s->call.sink_fd = s->remote_fd;
-    }
-    if ((rc = pthread_create(&s->thread, NULL, stream_main, s)) != 0)
-        return dbx_error_errno(rc, "http: starting a transfer thread");
-    s->started = true;
-    return 0;
-}
-
-/* Wait for the transfer; its result, or the HTTP status's error. */
-static int stream_finish(struct http_stream *s)
-{
-    if (s->started) {
-        pthread_join(s->thread, NULL);
-        s->started = false;
-        if (s->rc < 0)
-            s->rc = minidbx_error_set(s->rc, "%s", s->error);
-        else if (s->call.status / 100 != 2)
-            s->rc = status_error(&s->call);
-    }
-    return s->rc;
-}
-
-static void stream_free(struct http_stream *s)
-{
-    if (s->local_fd >= 0)
-        shutdown(s->local_fd, SHUT_RDWR);
-    stream_finish(s);
-    if (s->local_fd >= 0)
-        close(s->local_fd);
-    if (s->remote_fd >= 0)
-        close(s->remote_fd);
-    free(s->call.buf);
-}
+/* ---- streams ---------------------------------------------------------------------
+ * A writer is a PUT whose chunked body it pushes, a reader a GET whose body
+ * it pulls, each a dbx_remote_stream (remote.h).
+ */
 
 struct http_writer {
     minidbx_backend_writer base;
-    struct http_stream stream;
+    dbx_remote_stream stream;
 };
 
 static int writer_write(minidbx_backend_writer *bw, const void *data, size_t size)
 {
     struct http_writer *w = (struct http_writer *)bw;
-    const char *p = data;
-
-    while (size) {
-        ssize_t sent = send(w->stream.local_fd, p, size, MSG_NOSIGNAL);
-        if (sent < 0 && errno == EINTR)
-            continue;
-        if (sent < 0) {
-            /* the transfer ended early: say why */
-            shutdown(w->stream.local_fd, SHUT_RDWR);
-            int rc = stream_finish(&w->stream);
-            return rc < 0 ? rc : minidbx_error_set(MINIDBX_EIO, "PUT %s: the node stopped reading",
-                                                   w->stream.call.url);
-        }
-        p += sent;
-        size -= (size_t)sent;
-    }
-    return 0;
+    return dbx_remote_stream_send(&w->stream, data, size);
 }
 
 static void writer_abort(minidbx_backend_writer *bw);
@@ -872,8 +457,7 @@ static int writer_commit_created(minidbx_backend_writer *bw, const minidbx_id *i
     json_object *reply = NULL;
     int rc;
 
-    shutdown(w->stream.local_fd, SHUT_WR); /* the end of the body */
-    rc = stream_finish(&w->stream);
+    rc = dbx_remote_stream_finish_upload(&w->stream);
     if (rc == 0 && (reply = reply_json(&w->stream.call, &rc)) != NULL &&
         (rc = parse_id_item(json_get(reply, "id"), &got)) == 0 &&
         !minidbx_id_equal(&got, id))
@@ -882,7 +466,7 @@ static int writer_commit_created(minidbx_backend_writer *bw, const minidbx_id *i
     if (rc == 0)
         *created = w->stream.call.status == 201;
     json_object_put(reply);
-    stream_free(&w->stream);
+    dbx_remote_stream_free(&w->stream);
     free(w);
     return rc;
 }
@@ -897,7 +481,7 @@ static void writer_abort(minidbx_backend_writer *bw)
 {
     struct http_writer *w = (struct http_writer *)bw;
     w->stream.aborted = 1; /* before the end of the body is seen */
-    stream_free(&w->stream);
+    dbx_remote_stream_free(&w->stream);
     free(w);
 }
 
@@ -912,7 +496,8 @@ static int http_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
     w->base.commit = writer_commit;
     w->base.abort = writer_abort;
     w->base.commit_created = writer_commit_created;
-    if ((rc = stream_start(http_of(be), &w->stream, "PUT", "/v1/objects", NULL, true)) < 0) {
+    if ((rc = dbx_remote_stream_start(&http_of(be)->remote, &w->stream, "PUT", "/v1/objects", NULL,
+                                      true)) < 0) {
         writer_abort(&w->base);
         return rc;
     }
@@ -922,7 +507,7 @@ static int http_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 
 struct http_reader {
     minidbx_backend_reader base;
-    struct http_stream stream;
+    dbx_remote_stream stream;
     uint64_t size;
     uint64_t received;
 };
@@ -930,21 +515,12 @@ struct http_reader {
 static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, size_t *out_read)
 {
     struct http_reader *r = (struct http_reader *)br;
-    ssize_t got;
+    int rc = dbx_remote_stream_recv(&r->stream, buf, capacity, out_read);
 
-    *out_read = 0;
-    do
-        got = recv(r->stream.local_fd, buf, capacity, 0);
-    while (got < 0 && errno == EINTR);
-    if (got < 0)
-        return dbx_error_errno(errno, "GET %s", r->stream.call.url);
-    if (got > 0) {
-        r->received += (uint64_t)got;
-        *out_read = (size_t)got;
-        return 0;
-    }
-    int rc = stream_finish(&r->stream);
-    if (rc == 0 && r->received != r->size)
+    r->received += *out_read;
+    if (rc < 0 || *out_read > 0)
+        return rc;
+    if (r->received != r->size)
         rc = minidbx_error_set(MINIDBX_EIO, "GET %s: %" PRIu64 " of %" PRIu64 " bytes came",
                                r->stream.call.url, r->received, r->size);
     return rc;
@@ -953,7 +529,7 @@ static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, s
 static void reader_close(minidbx_backend_reader *br)
 {
     struct http_reader *r = (struct http_reader *)br;
-    stream_free(&r->stream);
+    dbx_remote_stream_free(&r->stream);
     free(r);
 }
 
@@ -962,16 +538,19 @@ static int http_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_b
 {
     struct http_reader *r = calloc(1, sizeof *r);
     minidbx_object_info info;
+    char hex[MINIDBX_ID_HEX_SIZE];
     int rc;
 
     if (!r)
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     r->base.read = reader_read;
     r->base.close = reader_close;
-    r->stream.local_fd = r->stream.remote_fd = -1;
+    dbx_remote_stream_init(&r->stream);
+    minidbx_id_format(id, hex);
     /* The size first (HEAD), so that a missing object fails here. */
     if ((rc = http_stat(be, id, &info)) < 0 ||
-        (rc = stream_start(http_of(be), &r->stream, "GET", "/v1/objects/", id, false)) < 0) {
+        (rc = dbx_remote_stream_start(&http_of(be)->remote, &r->stream, "GET", "/v1/objects/", hex,
+                                      false)) < 0) {
         reader_close(&r->base);
         return rc;
     }
@@ -983,10 +562,10 @@ static int http_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_b
 
 /* ---- names ---------------------------------------------------------------------- */
 
-static int name_url(struct http_backend *hb, struct http_call *call, const char *name)
+static int name_url(struct http_backend *hb, dbx_remote_call *call, const char *name)
 {
     int rc = call_url(hb, call, "/v1/names/", NULL);
-    return rc < 0 ? rc : url_append(call->url, sizeof call->url, name, true, true);
+    return rc < 0 ? rc : dbx_remote_call_append_path(call, name);
 }
 
 static int name_item(json_object *obj, minidbx_name_info *out)
@@ -1007,14 +586,14 @@ static int name_item(json_object *obj, minidbx_name_info *out)
 
 static int http_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
 {
-    struct http_call call;
+    dbx_remote_call call;
     char body[MINIDBX_ID_HEX_SIZE + 16];
     char hex[MINIDBX_ID_HEX_SIZE];
     int rc;
 
     minidbx_id_format(id, hex);
     snprintf(body, sizeof body, "{\"id\":\"%s\"}", hex);
-    call_init(&call, "PUT");
+    dbx_remote_call_init(&call, "PUT");
     call.body = body;
     call.body_size = strlen(body);
     call.content_type = "application/json";
@@ -1026,11 +605,11 @@ static int http_name_set(minidbx_backend *be, const char *name, const minidbx_id
 
 static int http_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out)
 {
-    struct http_call call;
+    dbx_remote_call call;
     json_object *reply = NULL;
     int rc;
 
-    call_init(&call, "GET");
+    dbx_remote_call_init(&call, "GET");
     if ((rc = name_url(http_of(be), &call, name)) == 0 &&
         (reply = http_expect_json(http_of(be), &call, &rc)) != NULL)
         rc = name_item(reply, out);
@@ -1041,10 +620,10 @@ static int http_name_get(minidbx_backend *be, const char *name, minidbx_name_inf
 
 static int http_name_delete(minidbx_backend *be, const char *name)
 {
-    struct http_call call;
+    dbx_remote_call call;
     int rc;
 
-    call_init(&call, "DELETE");
+    dbx_remote_call_init(&call, "DELETE");
     if ((rc = name_url(http_of(be), &call, name)) == 0)
         rc = http_expect_ok(http_of(be), &call);
     free(call.buf);
@@ -1060,7 +639,7 @@ static int http_name_list(minidbx_backend *be, const char *prefix, const char *a
                           minidbx_name_info *out, size_t capacity, size_t *out_count)
 {
     struct http_backend *hb = http_of(be);
-    struct http_call call;
+    dbx_remote_call call;
     char limit[24];
     bool more = true;
     size_t count = 0;
@@ -1068,12 +647,12 @@ static int http_name_list(minidbx_backend *be, const char *prefix, const char *a
 
     while (rc == 0 && more && count < capacity) {
         const char *cursor = count ? out[count - 1].name : after;
-        call_init(&call, "GET");
+        dbx_remote_call_init(&call, "GET");
         format_limit(limit, capacity, count);
         if ((rc = call_url(hb, &call, "/v1/names", NULL)) == 0 &&
-            (rc = call_query(&call, "prefix", prefix && prefix[0] ? prefix : NULL)) == 0 &&
-            (rc = call_query(&call, "after", cursor)) == 0 &&
-            (rc = call_query(&call, "limit", limit)) == 0)
+            (rc = dbx_remote_call_query(&call, "prefix", prefix && prefix[0] ? prefix : NULL)) == 0 &&
+            (rc = dbx_remote_call_query(&call, "after", cursor)) == 0 &&
+            (rc = dbx_remote_call_query(&call, "limit", limit)) == 0)
             rc = fetch_page(hb, &call, "names", names_item, out, &count, strtoull(limit, NULL, 10),
                             &more);
     }
@@ -1145,9 +724,9 @@ static int http_batch_abort(minidbx_backend *be)
 
 /* A POST of no body whose answer may take long: the node says nothing
  * until it has gone through the store. */
-static void call_init_admin(struct http_call *call)
+static void call_init_admin(dbx_remote_call *call)
 {
-    call_init(call, "POST");
+    dbx_remote_call_init(call, "POST");
     call->body = "";
     call->long_running = true;
 }
@@ -1189,7 +768,7 @@ static int http_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags
                        minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx)
 {
     struct http_backend *hb = http_of(be);
-    struct http_call call;
+    dbx_remote_call call;
     char hex[MINIDBX_ID_HEX_SIZE];
     json_object *reply = NULL;
     int rc;
@@ -1198,8 +777,8 @@ static int http_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags
         minidbx_id_format(id, hex);
     call_init_admin(&call);
     if ((rc = call_url(hb, &call, "/v1/verify", NULL)) == 0 &&
-        (rc = call_query(&call, "id", id ? hex : NULL)) == 0 &&
-        (rc = call_query(&call, "repair", flags & MINIDBX_VERIFY_REPAIR ? "1" : NULL)) == 0 &&
+        (rc = dbx_remote_call_query(&call, "id", id ? hex : NULL)) == 0 &&
+        (rc = dbx_remote_call_query(&call, "repair", flags & MINIDBX_VERIFY_REPAIR ? "1" : NULL)) == 0 &&
         (reply = http_expect_json(hb, &call, &rc)) != NULL &&
         (rc = verify_report_items(reply, report)) == 0) {
         json_object *problems = json_get(reply, "problem_list");
@@ -1216,7 +795,7 @@ static int http_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags
 static int http_gc(minidbx_backend *be, minidbx_gc_report *report)
 {
     struct http_backend *hb = http_of(be);
-    struct http_call call;
+    dbx_remote_call call;
     json_object *reply = NULL;
     int rc;
 
@@ -1235,11 +814,11 @@ static int http_gc(minidbx_backend *be, minidbx_gc_report *report)
 static int http_info(minidbx_backend *be, minidbx_store_info *out)
 {
     struct http_backend *hb = http_of(be);
-    struct http_call call;
+    dbx_remote_call call;
     json_object *reply = NULL;
     int rc;
 
-    call_init(&call, "GET");
+    dbx_remote_call_init(&call, "GET");
     if ((rc = call_url(hb, &call, "/v1/info", NULL)) == 0 &&
         (reply = http_expect_json(hb, &call, &rc)) != NULL) {
         if ((rc = u64_item(reply, "objects", &out->objects)) == 0 &&
@@ -1249,7 +828,7 @@ static int http_info(minidbx_backend *be, minidbx_store_info *out)
             (rc = u64_item(reply, "names", &out->names)) == 0)
             rc = u64_item(reply, "inline_threshold", &out->inline_threshold);
     }
-    snprintf(out->location, sizeof out->location, "%s", hb->url);
+    snprintf(out->location, sizeof out->location, "%s", hb->remote.url);
     json_object_put(reply);
     free(call.buf);
     return rc;
@@ -1261,32 +840,8 @@ static void http_free(minidbx_backend *be)
 
     if (batch_of(hb)) /* closing a handle aborts the thread's batch on it */
         http_batch_abort(be);
-    while (hb->pool_count)
-        curl_easy_cleanup(hb->pool[--hb->pool_count]);
-    pthread_mutex_destroy(&hb->pool_lock);
-    free(hb->url);
-    free(hb->auth_header);
+    dbx_remote_free(&hb->remote);
     free(hb);
-}
-
-static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
-static CURLcode curl_init_result;
-
-static void curl_init(void)
-{
-    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int set_token(struct http_backend *hb, const minidbx_options *opts)
-{
-    const char *token = opts->token ? opts->token : getenv("MINIDBX_TOKEN");
-    if (!token || !token[0])
-        return 0;
-    size_t size = strlen(token) + sizeof "Authorization: Bearer ";
-    if (!(hb->auth_header = malloc(size)))
-        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    snprintf(hb->auth_header, size, "Authorization: Bearer %s", token);
-    return 0;
 }
 
 static const minidbx_backend http_table = {
@@ -1317,8 +872,8 @@ static const minidbx_backend http_table = {
 /* Is the node there? Its /health, so that a wrong URL fails at open. */
 static int check_health(struct http_backend *hb)
 {
-    struct http_call call;
-    call_init(&call, "GET");
+    dbx_remote_call call;
+    dbx_remote_call_init(&call, "GET");
     int rc = call_url(hb, &call, "/health", NULL);
     if (rc == 0)
         rc = http_expect_ok(hb, &call);
@@ -1328,31 +883,20 @@ static int check_health(struct http_backend *hb)
 
 int dbx_http_open(minidbx_backend **out, const char *url, const minidbx_options *opts)
 {
-    struct http_backend *hb;
+    struct http_backend *hb = calloc(1, sizeof *hb);
     int rc;
 
-    pthread_once(&curl_once, curl_init);
-    if (curl_init_result != CURLE_OK)
-        return minidbx_error_set(MINIDBX_EIO, "http: curl_global_init: %s",
-                                 curl_easy_strerror(curl_init_result));
-    if (strlen(url) >= URL_MAX - 256)
-        return minidbx_error_set(MINIDBX_EINVAL, "%s: URL too long", url);
-    if (!(hb = calloc(1, sizeof *hb)))
+    if (!hb)
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     hb->base = http_table;
-    pthread_mutex_init(&hb->pool_lock, NULL);
-    hb->timeout_ms = opts->timeout_ms ? (long)opts->timeout_ms : (long)DEFAULT_TIMEOUT_MS;
-    if (!(hb->url = strdup(url))) {
-        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-        goto fail;
+    rc = dbx_remote_init(&hb->remote, url, opts);
+    hb->remote.error_message = error_message;
+    if (rc == 0)
+        rc = check_health(hb);
+    if (rc < 0) {
+        http_free(&hb->base);
+        return rc;
     }
-    for (size_t len = strlen(hb->url); len > 0 && hb->url[len - 1] == '/'; len--)
-        hb->url[len - 1] = '\0';
-    if ((rc = set_token(hb, opts)) < 0 || (rc = check_health(hb)) < 0)
-        goto fail;
     *out = &hb->base;
     return 0;
-fail:
-    http_free(&hb->base);
-    return rc;
 }

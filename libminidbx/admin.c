@@ -1,0 +1,56 @@
+/*
+ * admin.c - verify, gc and info: the calls that look at or tidy the store
+ * as a whole.
+ */
+#include "api.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* --- verify, gc, info ------------------------------------------------------------- */
+
+int minidbx_verify(minidbx *db, const minidbx_id *id, unsigned flags, minidbx_verify_report *report,
+                   minidbx_problem_cb cb, void *ctx)
+{
+    minidbx_verify_report local_report;
+    int rc;
+
+    CHECK_DB(db);
+    if (flags & ~MINIDBX_VERIFY_REPAIR)
+        return minidbx_error_set(MINIDBX_EINVAL, "verify: unknown flags 0x%x", flags);
+    if ((flags & MINIDBX_VERIFY_REPAIR) && (rc = check_writable(db, "verify --repair")) < 0)
+        return rc;
+    NEED_METHOD(db, verify, "verify");
+    memset(&local_report, 0, sizeof local_report);
+    rc = db->be->verify(db->be, id, flags, &local_report, cb, ctx);
+    if (report)
+        *report = local_report;
+    return rc;
+}
+
+int minidbx_gc(minidbx *db, minidbx_gc_report *report)
+{
+    minidbx_gc_report local_report;
+    int rc;
+
+    CHECK_DB(db);
+    if ((rc = check_writable(db, "gc")) < 0)
+        return rc;
+    NEED_METHOD(db, gc, "gc");
+    memset(&local_report, 0, sizeof local_report);
+    rc = db->be->gc(db->be, &local_report);
+    if (report)
+        *report = local_report;
+    return rc;
+}
+
+int minidbx_info(minidbx *db, minidbx_store_info *out)
+{
+    CHECK_DB(db);
+    if (!out)
+        return minidbx_error_set(MINIDBX_EINVAL, "info: NULL output");
+    memset(out, 0, sizeof *out);
+    snprintf(out->backend, sizeof out->backend, "%s", db->be->name ? db->be->name : "?");
+    NEED_METHOD(db, info, "info");
+    return db->be->info(db->be, out);
+}

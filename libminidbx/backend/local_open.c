@@ -1,0 +1,301 @@
+/*
+ * local_open.c - opening and closing the local store (checking what is at
+ * the path, creating it, LMDB's environment and databases, the format and
+ * threshold records), its info, and the backend table that points at the
+ * methods of the other local*.c files.
+ */
+#include "local.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define FORMAT_NAME "minidbx-local-1"
+/* LMDB reserves address space, not disk: a sparse 1 TiB map means no user
+ * ever has to guess a size, and no resize dance between processes. */
+#define MAP_BYTES (1ull << 40)
+#define MAX_READERS 1024
+/* A writer holds up to this much in memory before it knows it needs a file. */
+#define MAX_INLINE_THRESHOLD (16u << 20)
+
+/* --- info ----------------------------------------------------------------------------- */
+
+static int local_info(minidbx_backend *be, minidbx_store_info *out)
+{
+    local_store *s = (local_store *)be;
+    read_txn rt;
+    MDB_stat objects, names;
+    store_stats st;
+    int rc = local_read_begin(s, &rt);
+    if (rc < 0)
+        return rc;
+    int lrc = mdb_stat(rt.txn, s->objects, &objects);
+    if (lrc == 0)
+        lrc = mdb_stat(rt.txn, s->names, &names);
+    if (lrc)
+        rc = dbx_error_lmdb(lrc, "%s: info", s->root);
+    else
+        rc = local_stats_read(s, rt.txn, &st);
+    local_read_end(s, &rt);
+    if (rc < 0)
+        return rc;
+    out->objects = objects.ms_entries;
+    out->names = names.ms_entries;
+    local_batch *b = local_batch_of(s); /* a batch sees its own puts */
+    if (b) {
+        st.bytes += (uint64_t)b->bytes_delta;
+        st.inline_objects += (uint64_t)b->inline_delta;
+    }
+    out->bytes = st.bytes;
+    out->inline_objects = st.inline_objects;
+    out->file_objects = objects.ms_entries - st.inline_objects;
+    out->inline_threshold = s->inline_threshold;
+    snprintf(out->location, sizeof out->location, "%s", s->root);
+    return 0;
+}
+
+/* --- open / close ------------------------------------------------------------------------ */
+
+static void local_free(minidbx_backend *be)
+{
+    local_store *s = (local_store *)be;
+    local_batch *b = local_batch_of(s);
+    if (b)
+        local_batch_discard(b);
+    for (int i = 0; i < s->pool_count; i++)
+        mdb_txn_abort(s->pool[i]);
+    if (s->env)
+        mdb_env_close(s->env);
+    pthread_mutex_destroy(&s->pool_lock);
+    free(s->root);
+    free(s->lock_path);
+    free(s);
+}
+
+/* What is at path: 1 a store, 0 nothing or an empty directory (a store may
+ * be created), or an error (EINVAL: something else is there). */
+static int classify_location(const char *path)
+{
+    struct stat st;
+    char meta[PATH_MAX];
+    if (stat(path, &st) < 0)
+        return errno == ENOENT ? 0 : dbx_error_errno(errno, "%s", path);
+    if (!S_ISDIR(st.st_mode))
+        return minidbx_error_set(MINIDBX_EINVAL, "%s: exists and is not a minidbx store (not a directory)", path);
+    snprintf(meta, sizeof meta, "%s/meta.lmdb", path);
+    if (access(meta, F_OK) == 0)
+        return 1;
+    DIR *dir = opendir(path);
+    if (!dir)
+        return dbx_error_errno(errno, "%s", path);
+    struct dirent *e;
+    bool empty = true;
+    while ((e = readdir(dir)) != NULL)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+            empty = false;
+    closedir(dir);
+    if (!empty)
+        return minidbx_error_set(MINIDBX_EINVAL, "%s: exists and is not a minidbx store", path);
+    return 0;
+}
+
+static int open_env(local_store *s, bool create)
+{
+    char meta[PATH_MAX];
+    unsigned flags = MDB_NOSUBDIR | MDB_NOTLS | (s->sync ? 0 : MDB_NOSYNC) | (s->readonly ? MDB_RDONLY : 0);
+    int rc = mdb_env_create(&s->env);
+    if (rc)
+        return dbx_error_lmdb(rc, "%s: cannot create the LMDB environment", s->root);
+    mdb_env_set_mapsize(s->env, MAP_BYTES);
+    mdb_env_set_maxdbs(s->env, 8);
+    mdb_env_set_maxreaders(s->env, MAX_READERS);
+    snprintf(meta, sizeof meta, "%s/meta.lmdb", s->root);
+    rc = mdb_env_open(s->env, meta, flags, 0644);
+    if (rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+        return minidbx_error_set(MINIDBX_EINVAL, "%s: meta.lmdb is not a minidbx store", s->root);
+    if (rc)
+        return dbx_error_lmdb(rc, "%s: cannot open meta.lmdb", s->root);
+    /* A process killed while reading leaves a reader slot that pins old
+     * pages; clear those now. */
+    int dead;
+    mdb_reader_check(s->env, &dead);
+    (void)create;
+    return 0;
+}
+
+static int open_dbis(local_store *s, MDB_txn *txn, unsigned create)
+{
+    int rc;
+    if ((rc = mdb_dbi_open(txn, "objects", create, &s->objects)) ||
+        (rc = mdb_dbi_open(txn, "names", create, &s->names)) ||
+        (rc = mdb_dbi_open(txn, "refs", create | MDB_DUPSORT, &s->refs)) ||
+        (rc = mdb_dbi_open(txn, "info", create, &s->info)))
+        return rc == MDB_NOTFOUND ? minidbx_error_set(MINIDBX_ECORRUPT, "%s: metadata tables are missing", s->root)
+                                  : dbx_error_lmdb(rc, "%s: opening tables", s->root);
+    return 0;
+}
+
+/* Check the format marker and read the inline threshold; on a new store
+ * (no marker yet, or a crash right after creation) write both. */
+static int load_or_init_info(local_store *s, MDB_txn *txn, size_t want_threshold)
+{
+    MDB_val fk = { 6, "format" }, tk = { 16, "inline_threshold" }, v;
+    int rc = mdb_get(txn, s->info, &fk, &v);
+    if (rc == 0) {
+        if (v.mv_size != strlen(FORMAT_NAME) || memcmp(v.mv_data, FORMAT_NAME, v.mv_size) != 0)
+            return minidbx_error_set(MINIDBX_EINVAL, "%s: unknown store format", s->root);
+        uint64_t t;
+        if ((rc = mdb_get(txn, s->info, &tk, &v)) || v.mv_size != sizeof t)
+            return minidbx_error_set(MINIDBX_ECORRUPT, "%s: inline threshold record missing", s->root);
+        memcpy(&t, v.mv_data, sizeof t);
+        s->inline_threshold = (size_t)t;
+        return 0;
+    }
+    if (rc != MDB_NOTFOUND)
+        return dbx_error_lmdb(rc, "%s: reading the format", s->root);
+    if (s->readonly)
+        return minidbx_error_set(MINIDBX_ECORRUPT, "%s: store was never initialised", s->root);
+    uint64_t t = want_threshold;
+    MDB_val fv = { strlen(FORMAT_NAME), FORMAT_NAME }, tv = { sizeof t, &t };
+    if ((rc = mdb_put(txn, s->info, &tk, &tv, 0)) || (rc = mdb_put(txn, s->info, &fk, &fv, 0)))
+        return dbx_error_lmdb(rc, "%s: writing the format", s->root);
+    s->inline_threshold = (size_t)t;
+    return 0;
+}
+
+/* Open the tables of an initialised store in a read transaction, so that
+ * opening never waits for a writer (a batch may hold the write lock for a
+ * while). 1 means the store still needs initialising. */
+static int open_existing(local_store *s)
+{
+    MDB_txn *txn;
+    MDB_val fk = { 6, "format" }, v;
+    int rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return dbx_error_lmdb(rc, "%s: cannot begin a transaction", s->root);
+    rc = mdb_dbi_open(txn, "info", 0, &s->info);
+    if (rc == 0 && mdb_get(txn, s->info, &fk, &v) == MDB_NOTFOUND)
+        rc = MDB_NOTFOUND;
+    if (rc == MDB_NOTFOUND) {
+        mdb_txn_abort(txn);
+        return 1;
+    }
+    if (rc)
+        rc = dbx_error_lmdb(rc, "%s: opening tables", s->root);
+    else if ((rc = open_dbis(s, txn, 0)) == 0)
+        rc = load_or_init_info(s, txn, 0);
+    if (rc == 0 && (rc = mdb_txn_commit(txn)) != 0) /* commit keeps the table handles */
+        return dbx_error_lmdb(rc, "%s: opening tables", s->root);
+    if (rc < 0)
+        mdb_txn_abort(txn);
+    return rc;
+}
+
+static int init_metadata(local_store *s, size_t want_threshold)
+{
+    MDB_txn *txn;
+    int rc = open_existing(s);
+    if (rc <= 0)
+        return rc;
+    if (s->readonly)
+        return minidbx_error_set(MINIDBX_ECORRUPT, "%s: store was never initialised", s->root);
+    if ((rc = mdb_txn_begin(s->env, NULL, 0, &txn)) != 0)
+        return dbx_error_lmdb(rc, "%s: cannot begin a transaction", s->root);
+    if ((rc = open_dbis(s, txn, MDB_CREATE)) == 0)
+        rc = load_or_init_info(s, txn, want_threshold);
+    if (rc < 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    rc = mdb_txn_commit(txn);
+    return rc ? dbx_error_lmdb(rc, "%s: initialising", s->root) : 0;
+}
+
+static int make_dirs(local_store *s)
+{
+    char path[PATH_MAX];
+    bool created;
+    const char *subdirs[] = { "blobs", "tmp" };
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s/%s", s->root, subdirs[i]);
+        int err = dbx_mkdir(path, &created);
+        if (err < 0)
+            return dbx_error_errno(-err, "mkdir %s", path);
+    }
+    return s->sync ? local_fsync_dir(s->root) : 0;
+}
+
+static const minidbx_backend local_table = {
+    .version = MINIDBX_BACKEND_VERSION,
+    .name = "local",
+    .free = local_free,
+    .put = local_put,
+    .get = local_get,
+    .exists = local_exists,
+    .missing = local_missing,
+    .stat = local_stat,
+    .del = local_delete,
+    .list = local_list,
+    .writer_open = local_writer_open,
+    .reader_open = local_reader_open,
+    .batch_begin = local_batch_begin,
+    .batch_commit = local_batch_commit,
+    .batch_abort = local_batch_abort,
+    .name_set = local_name_set,
+    .name_get = local_name_get,
+    .name_delete = local_name_delete,
+    .name_list = local_name_list,
+    .verify = local_verify,
+    .gc = local_gc,
+    .info = local_info,
+};
+
+int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts)
+{
+    bool readonly = opts->flags & MINIDBX_OPEN_READONLY;
+    int kind = classify_location(path);
+    if (kind < 0)
+        return kind;
+    if (kind == 0 && (opts->flags & MINIDBX_OPEN_NO_CREATE))
+        return minidbx_error_set(MINIDBX_ENOTFOUND, "%s: no store here (create it first)", path);
+    if (kind == 0 && readonly)
+        return minidbx_error_set(MINIDBX_ENOTFOUND, "%s: no store here, and read-only cannot create one", path);
+    if (kind == 0) {
+        int err = dbx_mkdir_p(path);
+        if (err < 0)
+            return dbx_error_errno(-err, "create store %s", path);
+    }
+    local_store *s = calloc(1, sizeof *s);
+    if (!s)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    s->base = local_table;
+    pthread_mutex_init(&s->pool_lock, NULL);
+    s->sync = opts->durability == MINIDBX_SYNC_FULL;
+    s->readonly = readonly;
+    s->root = realpath(path, NULL);
+    int rc = 0;
+    if (!s->root || asprintf(&s->lock_path, "%s/lock", s->root) < 0) {
+        s->lock_path = NULL;
+        rc = s->root ? minidbx_error_set(MINIDBX_ENOMEM, "out of memory") : dbx_error_errno(errno, "%s", path);
+        goto fail;
+    }
+    size_t threshold = opts->inline_threshold ? opts->inline_threshold : MINIDBX_DEFAULT_INLINE_THRESHOLD;
+    if (threshold > MAX_INLINE_THRESHOLD) {
+        rc = minidbx_error_set(MINIDBX_EINVAL, "inline threshold %zu is over the maximum of %u bytes",
+                               threshold, MAX_INLINE_THRESHOLD);
+        goto fail;
+    }
+    if ((rc = open_env(s, kind == 0)) < 0 || (rc = init_metadata(s, threshold)) < 0)
+        goto fail;
+    if (!readonly && ((rc = make_dirs(s)) < 0 || (rc = local_sweep_tmp(s, true, NULL, NULL, NULL)) < 0))
+        goto fail;
+    *out = &s->base;
+    return 0;
+fail:
+    local_free(&s->base);
+    return rc;
+}

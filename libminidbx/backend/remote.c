@@ -1,0 +1,500 @@
+/*
+ * remote.c - the libcurl layer of the remote backends (see remote.h): the
+ * pool of easy handles, requests with timeouts and bounded retries, bodies
+ * in memory or streamed through a socketpair, and the error text.
+ */
+#include "remote.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define DEFAULT_TIMEOUT_MS 30000u
+#define ATTEMPTS 3
+#define RETRY_PAUSE_MS 50
+
+void dbx_remote_call_init(dbx_remote_call *call, const char *method)
+{
+    memset(call, 0, sizeof *call);
+    call->method = method;
+    call->body_fd = -1;
+    call->sink_fd = -1;
+}
+
+/* ---- URLs ---------------------------------------------------------------- */
+
+static bool url_byte_plain(unsigned char c, bool keep_slash)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '.' || c == '_' || c == '~' || (keep_slash && c == '/');
+}
+
+/* Append text to out (of out_size), percent-encoding what is not plain. */
+static int url_append(char *out, size_t out_size, const char *text, bool escape, bool keep_slash)
+{
+    size_t len = strlen(out);
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        bool plain = !escape || url_byte_plain(*p, keep_slash);
+        if (len + (plain ? 1 : 3) >= out_size)
+            return minidbx_error_set(MINIDBX_EINVAL, "http: URL longer than %d bytes",
+                                     DBX_REMOTE_URL_MAX);
+        if (plain)
+            out[len++] = (char)*p;
+        else
+            len += (size_t)snprintf(out + len, 4, "%%%02X", *p);
+    }
+    out[len] = '\0';
+    return 0;
+}
+
+int dbx_remote_call_url(const dbx_remote *r, dbx_remote_call *call, const char *path,
+                        const char *suffix)
+{
+    call->url[0] = '\0';
+    int rc = url_append(call->url, sizeof call->url, r->url, false, false);
+    if (rc == 0)
+        rc = url_append(call->url, sizeof call->url, path, false, false);
+    if (rc == 0 && suffix)
+        rc = url_append(call->url, sizeof call->url, suffix, false, false);
+    return rc;
+}
+
+/* Append "?key=value" or "&key=value", the value escaped; NULL values skip. */
+int dbx_remote_call_append_path(dbx_remote_call *call, const char *text)
+{
+    return url_append(call->url, sizeof call->url, text, true, true);
+}
+
+int dbx_remote_call_query(dbx_remote_call *call, const char *key, const char *value)
+{
+    if (!value)
+        return 0;
+    int rc = url_append(call->url, sizeof call->url, strchr(call->url, '?') ? "&" : "?", false,
+                        false);
+    if (rc == 0)
+        rc = url_append(call->url, sizeof call->url, key, false, false);
+    if (rc == 0)
+        rc = url_append(call->url, sizeof call->url, "=", false, false);
+    if (rc == 0)
+        rc = url_append(call->url, sizeof call->url, value, true, false);
+    return rc;
+}
+
+/* ---- curl callbacks ----------------------------------------------------------- */
+
+int dbx_remote_buf_reserve(dbx_remote_call *call, size_t more)
+{
+    if (more > SIZE_MAX - call->buf_len - 1)
+        return -1;
+    return dbx_grow(&call->buf, &call->buf_cap, call->buf_len + more + 1, 1, 4096) < 0 ? -1 : 0;
+}
+
+static size_t on_body(char *data, size_t size, size_t count, void *cls)
+{
+    dbx_remote_call *call = cls;
+    size_t n = size * count;
+
+    /* An error reply's body goes to buf (for its message), never to a sink. */
+    if (call->sink_fd >= 0 && call->status / 100 == 2) {
+        for (size_t done = 0; done < n;) {
+            ssize_t sent = send(call->sink_fd, data + done, n - done, MSG_NOSIGNAL);
+            if (sent < 0 && errno == EINTR)
+                continue;
+            if (sent <= 0)
+                return 0; /* the reader went away: stop the transfer */
+            done += (size_t)sent;
+        }
+        return n;
+    }
+    if (dbx_remote_buf_reserve(call, n) < 0)
+        return 0;
+    memcpy(call->buf + call->buf_len, data, n);
+    call->buf_len += n;
+    call->buf[call->buf_len] = '\0';
+    return n;
+}
+
+bool dbx_remote_header_is(const char *line, size_t len, const char *name, const char **value)
+{
+    size_t name_len = strlen(name);
+    if (len <= name_len + 1 || strncasecmp(line, name, name_len) != 0 || line[name_len] != ':')
+        return false;
+    *value = line + name_len + 1;
+    while (**value == ' ')
+        (*value)++;
+    return true;
+}
+
+static size_t on_header(char *line, size_t size, size_t count, void *cls)
+{
+    dbx_remote_call *call = cls;
+    size_t len = size * count;
+    const char *value;
+
+    if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
+        /* a new response (after 100 Continue): forget the last one's headers */
+        call->content_length = 0;
+        call->error_code = 0;
+        call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
+    } else if (dbx_remote_header_is(line, len, "Content-Length", &value)) {
+        call->content_length = strtoull(value, NULL, 10);
+    } else if (dbx_remote_header_is(line, len, DBX_WIRE_ERROR_HEADER, &value)) {
+        size_t value_len = len - (size_t)(value - line);
+        while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||
+                             value[value_len - 1] == ' '))
+            value_len--;
+        call->error_code = dbx_wire_error_code(value, value_len);
+    } else if (call->header_fn) {
+        call->header_fn(call->header_ctx, line, len);
+    }
+    return len;
+}
+
+static size_t on_read(char *out, size_t size, size_t count, void *cls)
+{
+    dbx_remote_call *call = cls;
+    size_t n = size * count;
+
+    if (call->body_fd < 0) {
+        size_t left = call->body_size - call->body_sent;
+        if (n > left)
+            n = left;
+        if (n)
+            memcpy(out, call->body + call->body_sent, n);
+        call->body_sent += n;
+        return n;
+    }
+    for (;;) {
+        ssize_t got = recv(call->body_fd, out, n, 0);
+        if (got < 0 && errno == EINTR)
+            continue;
+        if (got < 0 || (got == 0 && *call->body_aborted))
+            return CURL_READFUNC_ABORT; /* the node must not see a clean end */
+        return (size_t)got;
+    }
+}
+
+/* ---- the pool and requests --------------------------------------------------- */
+
+static CURL *pool_take(dbx_remote *r)
+{
+    CURL *curl = NULL;
+    pthread_mutex_lock(&r->pool_lock);
+    if (r->pool_count)
+        curl = r->pool[--r->pool_count];
+    pthread_mutex_unlock(&r->pool_lock);
+    if (curl)
+        curl_easy_reset(curl); /* options go; connections stay for reuse */
+    else
+        curl = curl_easy_init();
+    return curl;
+}
+
+static void pool_give(dbx_remote *r, CURL *curl)
+{
+    pthread_mutex_lock(&r->pool_lock);
+    if (r->pool_count < DBX_REMOTE_POOL_SIZE) {
+        r->pool[r->pool_count++] = curl;
+        curl = NULL;
+    }
+    pthread_mutex_unlock(&r->pool_lock);
+    curl_easy_cleanup(curl);
+}
+
+static void set_options(dbx_remote *r, CURL *curl, dbx_remote_call *call,
+                        struct curl_slist *headers)
+{
+    long timeout_s = (r->timeout_ms + 999) / 1000;
+
+    curl_easy_setopt(curl, CURLOPT_URL, call->url);
+    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, call->curl_error);
+    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, r->timeout_ms);
+    if (call->long_running) {
+        /* a dead peer is still noticed, if not a hung one */
+        curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
+    } else {
+        /* Streams may be long: what times out is a transfer that stalls. */
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, timeout_s);
+    }
+    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, on_body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, call);
+    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, on_header);
+    curl_easy_setopt(curl, CURLOPT_HEADERDATA, call);
+    if (strcmp(call->method, "HEAD") == 0) {
+        curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+    } else if (strcmp(call->method, "PUT") == 0 || strcmp(call->method, "POST") == 0) {
+        curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, call->method);
+        curl_easy_setopt(curl, CURLOPT_READFUNCTION, on_read);
+        curl_easy_setopt(curl, CURLOPT_READDATA, call);
+        if (call->body_fd < 0)
+            curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, (curl_off_t)call->body_size);
+    } else if (strcmp(call->method, "GET") != 0) {
+        curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, call->method);
+    }
+}
+
+/* What may be sent again after a transport error: reads, and PUTs and
+ * POSTs whose body is in memory. A backend sends such requests only when
+ * they are idempotent (in the /v1 API: an object PUT under its id, a name
+ * set, the missing query: the same request has the same effect). */
+static bool retryable(const dbx_remote_call *call)
+{
+    return strcmp(call->method, "DELETE") != 0 && call->body_fd < 0 && call->sink_fd < 0;
+}
+
+/* Append line to *list; false (and the list freed) when out of memory. */
+static bool header_add(struct curl_slist **list, const char *line)
+{
+    struct curl_slist *grown = curl_slist_append(*list, line);
+    if (!grown)
+        curl_slist_free_all(*list);
+    *list = grown;
+    return grown != NULL;
+}
+
+static struct curl_slist *request_headers(dbx_remote *r, const dbx_remote_call *call)
+{
+    char content_type[64];
+    struct curl_slist *headers = NULL;
+
+    /* no "Expect: 100-continue": one round trip less per upload */
+    if (!header_add(&headers, "Expect:"))
+        return NULL;
+    if (call->content_type) {
+        snprintf(content_type, sizeof content_type, "Content-Type: %s", call->content_type);
+        if (!header_add(&headers, content_type))
+            return NULL;
+    }
+    if (r->auth_header && !header_add(&headers, r->auth_header))
+        return NULL;
+    return headers;
+}
+
+/* Run the request. 0 when an HTTP reply came (call->status says which),
+ * or MINIDBX_EIO with the URL and curl's reason. */
+int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
+{
+    struct curl_slist *headers = request_headers(r, call);
+    CURL *curl = pool_take(r);
+    CURLcode res = CURLE_OUT_OF_MEMORY;
+    int attempts = retryable(call) ? ATTEMPTS : 1;
+
+    for (int i = 0; curl && headers && i < attempts; i++) {
+        if (i > 0) {
+            struct timespec pause = { 0, (long)RETRY_PAUSE_MS * (1L << i) * 1000000L };
+            nanosleep(&pause, NULL);
+        }
+        call->curl_error[0] = '\0';
+        call->buf_len = 0;
+        call->body_sent = 0;
+        call->status = 0;
+        set_options(r, curl, call, headers);
+        res = curl_easy_perform(curl);
+        /* Retry only what failed before any reply came. */
+        if (res == CURLE_OK || call->status)
+            break;
+    }
+    curl_slist_free_all(headers);
+    if (curl) {
+        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL); /* call's, on our stack */
+        pool_give(r, curl);
+    }
+    if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && call->sink_fd >= 0))
+        return minidbx_error_set(MINIDBX_EIO, "%s %s: %s", call->method, call->url,
+                                 call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
+    return 0;
+}
+
+int dbx_remote_status_error(const dbx_remote *r, const dbx_remote_call *call)
+{
+    int code = call->error_code ? call->error_code : dbx_wire_code_for_status(call->status);
+    char *message = r->error_message ? r->error_message(call->buf, call->buf_len) : NULL;
+    code = minidbx_error_set(code, "%s %s: HTTP %ld: %s", call->method, call->url, call->status,
+                             message ? message : minidbx_strerror(code));
+    free(message);
+    return code;
+}
+
+int dbx_remote_expect_ok(dbx_remote *r, dbx_remote_call *call)
+{
+    int rc = dbx_remote_perform(r, call);
+    if (rc == 0 && call->status / 100 != 2)
+        rc = dbx_remote_status_error(r, call);
+    return rc;
+}
+
+/* ---- streams --------------------------------------------------------------------- */
+
+static void *stream_main(void *cls)
+{
+    dbx_remote_stream *s = cls;
+    s->rc = dbx_remote_perform(s->remote, &s->call);
+    /* Messages are per thread: carry this one to the caller's. */
+    if (s->rc < 0)
+        snprintf(s->error, sizeof s->error, "%s", minidbx_errmsg(NULL));
+    /* The other side sees the end (or an error) now. */
+    shutdown(s->remote_fd, SHUT_RDWR);
+    return NULL;
+}
+
+void dbx_remote_stream_init(dbx_remote_stream *s)
+{
+    s->local_fd = s->remote_fd = -1;
+}
+
+int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *method,
+                            const char *path, const char *suffix, bool upload)
+{
+    int fds[2];
+    int rc;
+
+    s->remote = r;
+    s->local_fd = s->remote_fd = -1;
+    dbx_remote_call_init(&s->call, method);
+    if ((rc = dbx_remote_call_url(r, &s->call, path, suffix)) < 0)
+        return rc;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
+        return dbx_error_errno(errno, "http: socketpair");
+    s->local_fd = fds[0];
+    s->remote_fd = fds[1];
+    if (upload) {
+        s->call.content_type = "application/octet-stream";
+        s->call.body_fd = s->remote_fd;
+        s->call.body_aborted = &s->aborted;
+    } else {
+        s->call.sink_fd = s->remote_fd;
+    }
+    if ((rc = pthread_create(&s->thread, NULL, stream_main, s)) != 0)
+        return dbx_error_errno(rc, "http: starting a transfer thread");
+    s->started = true;
+    return 0;
+}
+
+int dbx_remote_stream_finish(dbx_remote_stream *s)
+{
+    if (s->started) {
+        pthread_join(s->thread, NULL);
+        s->started = false;
+        if (s->rc < 0)
+            s->rc = minidbx_error_set(s->rc, "%s", s->error);
+        else if (s->call.status / 100 != 2)
+            s->rc = dbx_remote_status_error(s->remote, &s->call);
+    }
+    return s->rc;
+}
+
+int dbx_remote_stream_finish_upload(dbx_remote_stream *s)
+{
+    shutdown(s->local_fd, SHUT_WR); /* the end of the body */
+    return dbx_remote_stream_finish(s);
+}
+
+void dbx_remote_stream_free(dbx_remote_stream *s)
+{
+    if (s->local_fd >= 0)
+        shutdown(s->local_fd, SHUT_RDWR);
+    dbx_remote_stream_finish(s);
+    if (s->local_fd >= 0)
+        close(s->local_fd);
+    if (s->remote_fd >= 0)
+        close(s->remote_fd);
+    free(s->call.buf);
+}
+
+int dbx_remote_stream_send(dbx_remote_stream *s, const void *data, size_t size)
+{
+    const char *p = data;
+
+    while (size) {
+        ssize_t sent = send(s->local_fd, p, size, MSG_NOSIGNAL);
+        if (sent < 0 && errno == EINTR)
+            continue;
+        if (sent < 0) {
+            /* the transfer ended early: say why */
+            shutdown(s->local_fd, SHUT_RDWR);
+            int rc = dbx_remote_stream_finish(s);
+            return rc < 0 ? rc : minidbx_error_set(MINIDBX_EIO, "%s %s: the node stopped reading",
+                                                   s->call.method, s->call.url);
+        }
+        p += sent;
+        size -= (size_t)sent;
+    }
+    return 0;
+}
+
+int dbx_remote_stream_recv(dbx_remote_stream *s, void *buf, size_t capacity, size_t *out_read)
+{
+    ssize_t got;
+
+    *out_read = 0;
+    do
+        got = recv(s->local_fd, buf, capacity, 0);
+    while (got < 0 && errno == EINTR);
+    if (got < 0)
+        return dbx_error_errno(errno, "%s %s", s->call.method, s->call.url);
+    if (got > 0) {
+        *out_read = (size_t)got;
+        return 0;
+    }
+    return dbx_remote_stream_finish(s);
+}
+
+/* ---- the client ---------------------------------------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_result;
+
+static void curl_init(void)
+{
+    curl_init_result = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int set_token(dbx_remote *r, const minidbx_options *opts)
+{
+    const char *token = opts->token ? opts->token : getenv("MINIDBX_TOKEN");
+    if (!token || !token[0])
+        return 0;
+    size_t size = strlen(token) + sizeof "Authorization: Bearer ";
+    if (!(r->auth_header = malloc(size)))
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    snprintf(r->auth_header, size, "Authorization: Bearer %s", token);
+    return 0;
+}
+
+int dbx_remote_init(dbx_remote *r, const char *url, const minidbx_options *opts)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->pool_lock, NULL);
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_result != CURLE_OK)
+        return minidbx_error_set(MINIDBX_EIO, "http: curl_global_init: %s",
+                                 curl_easy_strerror(curl_init_result));
+    /* room for the longest path and query a backend appends */
+    if (strlen(url) >= DBX_REMOTE_URL_MAX - 256)
+        return minidbx_error_set(MINIDBX_EINVAL, "%s: URL too long", url);
+    r->timeout_ms = opts->timeout_ms ? (long)opts->timeout_ms : (long)DEFAULT_TIMEOUT_MS;
+    if (!(r->url = strdup(url)))
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    for (size_t len = strlen(r->url); len > 0 && r->url[len - 1] == '/'; len--)
+        r->url[len - 1] = '\0';
+    return set_token(r, opts);
+}
+
+void dbx_remote_free(dbx_remote *r)
+{
+    while (r->pool_count)
+        curl_easy_cleanup(r->pool[--r->pool_count]);
+    pthread_mutex_destroy(&r->pool_lock);
+    free(r->url);
+    free(r->auth_header);
+}

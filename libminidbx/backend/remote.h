@@ -1,0 +1,136 @@
+/*
+ * remote.h - the libcurl layer that the remote backends share: http://
+ * today, s3:// and cluster: next, so that none of them copies it. Not
+ * installed.
+ *
+ * It moves requests and replies; a backend says what to ask and reads the
+ * answer in its own protocol. What it does:
+ *   - connection reuse: a small pool of easy handles per client;
+ *   - timeouts: connect, and a stall timeout (not a total one: a stream may
+ *     be long), none for long_running calls (TCP keepalive instead);
+ *   - bounded retries, with a growing pause, of requests that may be sent
+ *     again (reads, and writes whose body is in memory) and failed before any reply came;
+ *   - bodies from memory, or streamed in bounded memory through a
+ *     socketpair and a thread (dbx_remote_stream);
+ *   - the reply's status, Content-Length and X-Minidbx-Error (the error
+ *     code a minidbx node names), other headers through a hook;
+ *   - error text that names the method and the URL, with curl's reason or
+ *     the protocol's own message (the client's error_message hook).
+ */
+#ifndef MINIDBX_REMOTE_H
+#define MINIDBX_REMOTE_H
+
+#include "internal.h"
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+#define DBX_REMOTE_URL_MAX 2048
+#define DBX_REMOTE_POOL_SIZE 8
+
+/* A client of one server. */
+typedef struct dbx_remote {
+    char *url;         /* the base URL, without a trailing slash */
+    char *auth_header; /* "Authorization: Bearer ...", or NULL */
+    long timeout_ms;
+    /* The protocol's message in the body of a reply that is not a success
+     * (malloc'd), or NULL. NULL hook: curl's or the code's words only. */
+    char *(*error_message)(const char *body, size_t len);
+    pthread_mutex_t pool_lock;
+    CURL *pool[DBX_REMOTE_POOL_SIZE];
+    size_t pool_count;
+} dbx_remote;
+
+/* One request and what came back. */
+typedef struct dbx_remote_call {
+    const char *method;
+    char url[DBX_REMOTE_URL_MAX];
+    /* request body: a buffer, or a stream pulled from fd (chunked) */
+    const char *body;
+    const char *content_type; /* of the body, or NULL */
+    size_t body_size;
+    size_t body_sent;
+    int body_fd;
+    volatile int *body_aborted;
+    bool long_running;        /* no stall timeout: the server is silent until done */
+    /* response body: into buf (NUL-terminated), or pushed into sink_fd */
+    char *buf;
+    size_t buf_len, buf_cap;
+    int sink_fd;
+    /* Called with each header line of the reply that the layer does not
+     * read itself (header_fn NULL: none). */
+    void (*header_fn)(void *ctx, const char *line, size_t len);
+    void *header_ctx;
+    /* response */
+    long status;
+    uint64_t content_length;
+    int error_code;           /* X-Minidbx-Error, 0 if none came */
+    char curl_error[CURL_ERROR_SIZE];
+} dbx_remote_call;
+
+/* Set up r for the server at url: curl's global state (once), the pool,
+ * the timeout (opts->timeout_ms, or 30 s) and a bearer token (opts->token,
+ * or $MINIDBX_TOKEN). On failure r is still safe to dbx_remote_free. */
+int dbx_remote_init(dbx_remote *r, const char *url, const minidbx_options *opts);
+void dbx_remote_free(dbx_remote *r);
+
+void dbx_remote_call_init(dbx_remote_call *call, const char *method);
+/* call->url = the base URL + path + suffix (suffix may be NULL). */
+int dbx_remote_call_url(const dbx_remote *r, dbx_remote_call *call, const char *path,
+                        const char *suffix);
+/* Append text to call->url, percent-encoded but for '/'. */
+int dbx_remote_call_append_path(dbx_remote_call *call, const char *text);
+/* Append "?key=value" or "&key=value", the value escaped; a NULL value adds
+ * nothing. */
+int dbx_remote_call_query(dbx_remote_call *call, const char *key, const char *value);
+
+/* Run the request. 0 when a reply came (call->status says which), or
+ * MINIDBX_EIO with the method, the URL and curl's reason. */
+int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call);
+/* The error of a reply that is not a success: the code the server named in
+ * X-Minidbx-Error, else the status's (wire.c), with the protocol's message. */
+int dbx_remote_status_error(const dbx_remote *r, const dbx_remote_call *call);
+/* Perform and accept only a 2xx reply. */
+int dbx_remote_expect_ok(dbx_remote *r, dbx_remote_call *call);
+/* Room for more bytes (and a NUL) in call->buf. 0 or -1. */
+int dbx_remote_buf_reserve(dbx_remote_call *call, size_t more);
+/* Is line the header name? Then *value points past the colon and blanks. */
+bool dbx_remote_header_is(const char *line, size_t len, const char *name, const char **value);
+
+/* A transfer running in its own thread, fed (upload) or drained through a
+ * socketpair: the socket buffers are the only buffers. */
+typedef struct dbx_remote_stream {
+    dbx_remote *remote;
+    dbx_remote_call call;
+    int local_fd;        /* our end */
+    int remote_fd;       /* curl's end, closed by the thread when done */
+    pthread_t thread;
+    bool started;
+    int rc;              /* the transfer's result, once joined */
+    char error[512];     /* and its message, set in the thread */
+    volatile int aborted;
+} dbx_remote_stream;
+
+/* Set s's fds to -1, so that dbx_remote_stream_free is safe before start. */
+void dbx_remote_stream_init(dbx_remote_stream *s);
+/* Start method base URL + path + suffix in a thread: an upload (a chunked
+ * body pushed with dbx_remote_stream_send) or a download (its body pulled
+ * with dbx_remote_stream_recv). */
+int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *method,
+                            const char *path, const char *suffix, bool upload);
+/* Push size bytes of an upload's body; the transfer's error if it ended. */
+int dbx_remote_stream_send(dbx_remote_stream *s, const void *data, size_t size);
+/* Pull up to capacity bytes of a download; *out_read 0: its end, and the
+ * result is the transfer's (dbx_remote_stream_finish). */
+int dbx_remote_stream_recv(dbx_remote_stream *s, void *buf, size_t capacity, size_t *out_read);
+/* Wait for the transfer; its result, or the status's error. */
+int dbx_remote_stream_finish(dbx_remote_stream *s);
+/* End an upload's body, then dbx_remote_stream_finish. */
+int dbx_remote_stream_finish_upload(dbx_remote_stream *s);
+/* Stop the transfer if it runs, wait for it and free what s holds. To
+ * abandon an upload, set s->aborted = 1 first: then the server never sees
+ * a clean end of the body. */
+void dbx_remote_stream_free(dbx_remote_stream *s);
+
+#endif
