@@ -316,9 +316,20 @@ static int missing_batch(struct http_backend *hb, const minidbx_id *ids, size_t 
         rc = minidbx_error_set(MINIDBX_EIO, "http: the node listed more missing ids than asked");
         goto out;
     }
-    for (size_t i = 0; i < listed; i++) {
-        if ((rc = parse_id_item(json_object_array_get_idx(missing, i), &out[(*out_count)++])) < 0)
+    /* The answer must be a subsequence of the question (input order): a node
+     * that names an id it was not asked about is not believed. */
+    for (size_t i = 0, next = 0; i < listed; i++, next++) {
+        minidbx_id *got = &out[*out_count];
+        if ((rc = parse_id_item(json_object_array_get_idx(missing, i), got)) < 0)
             goto out;
+        while (next < count && !minidbx_id_equal(&ids[next], got))
+            next++;
+        if (next == count) {
+            rc = minidbx_error_set(MINIDBX_EIO, "http: the node listed a missing id it was not asked "
+                                                "about (or out of order)");
+            goto out;
+        }
+        ++*out_count;
     }
 out:
     json_object_put(in); /* and the body it printed */

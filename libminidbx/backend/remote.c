@@ -1,6 +1,6 @@
 /*
  * remote.c - the libcurl layer of the remote backends (see remote.h): the
- * pool of easy handles, requests with timeouts and bounded retries, bodies
+ * share handle for connections, requests with timeouts and bounded retries, bodies
  * in memory or streamed through a socketpair, and the error text.
  */
 #include "remote.h"
@@ -180,31 +180,28 @@ static size_t on_read(char *out, size_t size, size_t count, void *cls)
     }
 }
 
-/* ---- the pool and requests --------------------------------------------------- */
+/* ---- connections and requests -------------------------------------------------- */
 
-static CURL *pool_take(dbx_remote *r)
+static void share_lock(CURL *curl, curl_lock_data data, curl_lock_access access, void *ctx)
 {
-    CURL *curl = NULL;
-    pthread_mutex_lock(&r->pool_lock);
-    if (r->pool_count)
-        curl = r->pool[--r->pool_count];
-    pthread_mutex_unlock(&r->pool_lock);
-    if (curl)
-        curl_easy_reset(curl); /* options go; connections stay for reuse */
-    else
-        curl = curl_easy_init();
-    return curl;
+    (void)curl, (void)access;
+    pthread_mutex_lock(&((dbx_remote *)ctx)->share_locks[data]);
 }
 
-static void pool_give(dbx_remote *r, CURL *curl)
+static void share_unlock(CURL *curl, curl_lock_data data, void *ctx)
 {
-    pthread_mutex_lock(&r->pool_lock);
-    if (r->pool_count < DBX_REMOTE_POOL_SIZE) {
-        r->pool[r->pool_count++] = curl;
+    (void)curl;
+    pthread_mutex_unlock(&((dbx_remote *)ctx)->share_locks[data]);
+}
+
+static CURL *handle_new(dbx_remote *r)
+{
+    CURL *curl = curl_easy_init();
+    if (curl && curl_easy_setopt(curl, CURLOPT_SHARE, r->share) != CURLE_OK) {
+        curl_easy_cleanup(curl);
         curl = NULL;
     }
-    pthread_mutex_unlock(&r->pool_lock);
-    curl_easy_cleanup(curl);
+    return curl;
 }
 
 static void set_options(dbx_remote *r, CURL *curl, dbx_remote_call *call,
@@ -285,7 +282,7 @@ static struct curl_slist *request_headers(dbx_remote *r, const dbx_remote_call *
 int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
 {
     struct curl_slist *headers = request_headers(r, call);
-    CURL *curl = pool_take(r);
+    CURL *curl = handle_new(r);
     CURLcode res = CURLE_OUT_OF_MEMORY;
     int attempts = retryable(call) ? ATTEMPTS : 1;
 
@@ -305,10 +302,7 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
             break;
     }
     curl_slist_free_all(headers);
-    if (curl) {
-        curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, NULL); /* call's, on our stack */
-        pool_give(r, curl);
-    }
+    curl_easy_cleanup(curl); /* its connection stays in the share for reuse */
     if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && call->sink_fd >= 0))
         return minidbx_error_set(MINIDBX_EIO, "%s %s: %s", call->method, call->url,
                                  call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
@@ -474,11 +468,19 @@ static int set_token(dbx_remote *r, const minidbx_options *opts)
 int dbx_remote_init(dbx_remote *r, const char *url, const minidbx_options *opts)
 {
     memset(r, 0, sizeof *r);
-    pthread_mutex_init(&r->pool_lock, NULL);
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_init(&r->share_locks[i], NULL);
     pthread_once(&curl_once, curl_init);
     if (curl_init_result != CURLE_OK)
         return minidbx_error_set(MINIDBX_EIO, "http: curl_global_init: %s",
                                  curl_easy_strerror(curl_init_result));
+    if (!(r->share = curl_share_init()) ||
+        curl_share_setopt(r->share, CURLSHOPT_LOCKFUNC, share_lock) != CURLSHE_OK ||
+        curl_share_setopt(r->share, CURLSHOPT_UNLOCKFUNC, share_unlock) != CURLSHE_OK ||
+        curl_share_setopt(r->share, CURLSHOPT_USERDATA, r) != CURLSHE_OK ||
+        curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK ||
+        curl_share_setopt(r->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK)
+        return minidbx_error_set(MINIDBX_ENOMEM, "http: cannot set up a curl share handle");
     /* room for the longest path and query a backend appends */
     if (strlen(url) >= DBX_REMOTE_URL_MAX - 256)
         return minidbx_error_set(MINIDBX_EINVAL, "%s: URL too long", url);
@@ -492,9 +494,9 @@ int dbx_remote_init(dbx_remote *r, const char *url, const minidbx_options *opts)
 
 void dbx_remote_free(dbx_remote *r)
 {
-    while (r->pool_count)
-        curl_easy_cleanup(r->pool[--r->pool_count]);
-    pthread_mutex_destroy(&r->pool_lock);
+    curl_share_cleanup(r->share); /* NULL is fine; no request is in flight */
+    for (int i = 0; i < CURL_LOCK_DATA_LAST; i++)
+        pthread_mutex_destroy(&r->share_locks[i]);
     free(r->url);
     free(r->auth_header);
 }

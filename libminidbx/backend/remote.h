@@ -5,7 +5,7 @@
  *
  * It moves requests and replies; a backend says what to ask and reads the
  * answer in its own protocol. What it does:
- *   - connection reuse: a small pool of easy handles per client;
+ *   - connection reuse: one share handle per client (connections, DNS);
  *   - timeouts: connect, and a stall timeout (not a total one: a stream may
  *     be long), none for long_running calls (TCP keepalive instead);
  *   - bounded retries, with a growing pause, of requests that may be sent
@@ -27,8 +27,6 @@
 #include <stdbool.h>
 
 #define DBX_REMOTE_URL_MAX 2048
-#define DBX_REMOTE_POOL_SIZE 8
-
 /* A client of one server. */
 typedef struct dbx_remote {
     char *url;         /* the base URL, without a trailing slash */
@@ -37,9 +35,12 @@ typedef struct dbx_remote {
     /* The protocol's message in the body of a reply that is not a success
      * (malloc'd), or NULL. NULL hook: curl's or the code's words only. */
     char *(*error_message)(const char *body, size_t len);
-    pthread_mutex_t pool_lock;
-    CURL *pool[DBX_REMOTE_POOL_SIZE];
-    size_t pool_count;
+    /* Connections (and DNS answers) are shared by every request through
+     * one share handle; each request has a fresh easy handle, so nothing of
+     * one reply (curl 7.88's header store: a folded first header of the
+     * next reply read freed memory, curl #11103) reaches the next. */
+    CURLSH *share;
+    pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 } dbx_remote;
 
 /* One request and what came back. */
@@ -69,7 +70,7 @@ typedef struct dbx_remote_call {
     char curl_error[CURL_ERROR_SIZE];
 } dbx_remote_call;
 
-/* Set up r for the server at url: curl's global state (once), the pool,
+/* Set up r for the server at url: curl's global state (once), the share,
  * the timeout (opts->timeout_ms, or 30 s) and a bearer token (opts->token,
  * or $MINIDBX_TOKEN). On failure r is still safe to dbx_remote_free. */
 int dbx_remote_init(dbx_remote *r, const char *url, const minidbx_options *opts);
