@@ -9,7 +9,7 @@
 #include "fuzz.h"
 
 #include "cli.h"
-#include "serve.h"
+#include "node.h"
 
 #include <stdio.h>
 #include <stdlib.h>

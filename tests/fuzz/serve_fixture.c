@@ -4,7 +4,7 @@
 
 #include "cli.h"
 #include "fuzz.h"
-#include "serve.h"
+#include "node.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -133,7 +133,7 @@ static void make_baseline(void)
     baseline_object(OBJ_LARGE, large, LARGE_OBJECT_BYTES, "big/blob.bin");
     baseline_object(OBJ_EMPTY, "", 0, "empty");
     free(large);
-    /* a record as POST /register leaves it (serve_go.c) */
+    /* a record as POST /register leaves it (proto_go.c) */
     int len = snprintf(record, sizeof record,
                        "{\"hash\":\"%s\",\"name\":\"docs/hello.txt\",\"size\":12,"
                        "\"replicas\":[\"127.0.0.1:8002\"]}",

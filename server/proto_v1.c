@@ -1,7 +1,7 @@
-/* serve_native.c - the /v1 API: objects, the batch missing query, names,
+/* proto_v1.c - the /v1 API: objects, the batch missing query, names,
  * info, verify and gc, and /health. Each handler parses its arguments,
  * makes one or two calls of the public API and replies. */
-#include "serve.h"
+#include "node.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -271,7 +271,7 @@ static void add_problem(void *ctx, minidbx_problem kind, const minidbx_id *id, c
     list->listed++;
 }
 
-/* On the job's thread (serve_job.c): the id, if any, is in req->want_id. */
+/* On the job's thread (job.c): the id, if any, is in req->want_id. */
 static int verify_job(struct serve_request *req)
 {
     unsigned flags = req->job_repair ? MINIDBX_VERIFY_REPAIR : 0;

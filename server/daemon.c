@@ -1,7 +1,7 @@
-/* serve.c - `mdbx serve`: options, the daemon and its signals, routing,
- * access checks and request bodies. Replies are in serve_reply.c, limits in
- * serve_limits.c, the handlers in serve_native.c and serve_go.c. */
-#include "serve.h"
+/* daemon.c - `mdbx serve`: options, the daemon and its signals, routing,
+ * access checks and request bodies. Replies are in reply.c, limits in
+ * limits.c, the handlers in proto_v1.c and proto_go.c. */
+#include "node.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -687,7 +687,7 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct so
         MHD_OPTION_NOTIFY_CONNECTION, serve_on_connection, srv,
         MHD_OPTION_UNESCAPE_CALLBACK, serve_unescape, srv,
         /* HTTP/1.1 without Host, white space in the URL: 400 (the rest of
-         * the framing is checked in serve_framing.c) */
+         * the framing is checked in framing.c) */
         MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
         MHD_OPTION_ARRAY, pem->cert ? tls_options : tls_options + 2,
         MHD_OPTION_END);

@@ -1,6 +1,6 @@
-/* serve_metrics.c - counters kept with atomics (no lock on the request
+/* metrics.c - counters kept with atomics (no lock on the request
  * path) and GET /metrics in the Prometheus text format. */
-#include "serve.h"
+#include "node.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,15 +1,15 @@
 /*
- * serve.h - `mdbx serve`: an HTTP node over any store (libmicrohttpd).
+ * node.h - the HTTP node's insides (`mdbx serve`; libmicrohttpd).
  *
- * serve.c          options, the daemon, routing, limits, tokens, bodies,
- *                  replies and the shared object responses
- * serve_native.c   the /v1 API
- * serve_go.c       the endpoints of the Go system this replaces
- * serve_metrics.c  counters and GET /metrics (Prometheus text format)
- * serve_limits.c   rate, tokens, header and body deadlines, per-connection state
- * serve_framing.c  refusing ambiguous requests (smuggling, NUL bytes)
- * serve_send.c     object bodies out: verified before the last byte leaves
- * serve_job.c      slow maintenance calls (verify, gc) off the I/O threads
+ * daemon.c     options, the daemon, routing, access, request bodies
+ * reply.c      replies, errors, query arguments
+ * proto_v1.c   the /v1 API
+ * proto_go.c   the endpoints of the Go system this replaces
+ * metrics.c    counters and GET /metrics (Prometheus text format)
+ * limits.c     rate, tokens, header and body deadlines, per-connection state
+ * framing.c    refusing ambiguous requests (smuggling, NUL bytes)
+ * send.c       object bodies out: verified before the last byte leaves
+ * job.c        slow maintenance calls (verify, gc) off the I/O threads
  *
  * Handlers are thin: they parse what the URL and body say, call the public
  * API and turn the result into a reply. Every id that comes from a URL,
@@ -97,7 +97,7 @@ struct serve_config {
     bool read_only;  /* --read-only: writes get 403 EREADONLY */
 };
 
-/* ---- routes and metrics (serve_metrics.c) ------------------------------ */
+/* ---- routes and metrics (metrics.c) ------------------------------ */
 
 enum serve_route {
     ROUTE_UNKNOWN,
@@ -208,7 +208,7 @@ struct serve_request {
     size_t small_len;
     size_t small_cap;
 
-    /* a slow call run by serve_job_run (serve_job.c) */
+    /* a slow call run by serve_job_run (job.c) */
     bool job_started;
     _Atomic bool job_done;  /* set by the job thread before it resumes us */
     int job_rc;
@@ -221,11 +221,11 @@ struct serve_server {
     const struct serve_config *cfg;
     struct serve_metrics metrics;
     struct serve_limits *limits;     /* rate limiter, slow-client reaper */
-    struct serve_verified *verified; /* blob files recently verified (serve_send.c) */
-    struct serve_jobs *jobs;         /* the one maintenance job (serve_job.c) */
+    struct serve_verified *verified; /* blob files recently verified (send.c) */
+    struct serve_jobs *jobs;         /* the one maintenance job (job.c) */
 };
 
-/* ---- limits (serve_limits.c) -------------------------------------------- */
+/* ---- limits (limits.c) -------------------------------------------- */
 
 /* Wall-clock time in ns. */
 int64_t serve_now_ns(void);
@@ -256,7 +256,7 @@ void serve_conn_reply_queued(struct serve_server *srv, struct MHD_Connection *co
 void serve_conn_mark_nul(struct serve_server *srv, struct MHD_Connection *conn);
 bool serve_conn_take_nul(struct serve_server *srv, struct MHD_Connection *conn);
 
-/* ---- framing (serve_framing.c) ------------------------------------------- */
+/* ---- framing (framing.c) ------------------------------------------- */
 
 /* What the headers say about the body, gathered header by header. */
 struct serve_framing {
@@ -285,7 +285,7 @@ bool serve_json_has_nul(const char *text, size_t len);
  * serve_conn_mark_nul. cls: the server. */
 size_t serve_unescape(void *cls, struct MHD_Connection *conn, char *text);
 
-/* ---- jobs (serve_job.c) ------------------------------------------------------- */
+/* ---- jobs (job.c) ------------------------------------------------------- */
 
 /* A slow call: fills req->job_json (may stay NULL) and returns 0 or a
  * MINIDBX_E* code (then minidbx_errmsg says why, on the job's thread: the
@@ -306,7 +306,7 @@ enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn);
  * req->job_rc. */
 enum MHD_Result serve_job_reply(struct serve_request *req);
 
-/* ---- object responses (serve_send.c) ------------------------------------------ */
+/* ---- object responses (send.c) ------------------------------------------ */
 
 /* A single byte range of an object, from a Range header. */
 struct serve_range {
@@ -321,7 +321,7 @@ void serve_parse_range(const char *header, uint64_t size, struct serve_range *ou
 int serve_verified_start(struct serve_server *srv);
 void serve_verified_stop(struct serve_server *srv);
 
-/* ---- replies (serve_reply.c) ----------------------------------------------------- */
+/* ---- replies (reply.c) ----------------------------------------------------- */
 
 /* Queue response with status (adding the headers every reply has), count
  * its bytes and destroy our reference. Returns what MHD_queue_response did. */
@@ -359,7 +359,7 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
 /* Reply with an object's bytes (GET) or its headers (HEAD): ETag,
  * immutable caching, If-None-Match, a single Range. A GET never completes
  * with bytes that do not hash to id: it is refused before the first byte
- * or cut before the last (serve_send.c). */
+ * or cut before the last (send.c). */
 enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *id);
 /* Commit the writer of an object body (an empty one when no bytes came);
  * for PUT /v1/objects/ID only when the bytes hash to ID (else ECORRUPT,

@@ -1,9 +1,9 @@
-/* serve_limits.c - what keeps one client from hurting the others: a
+/* limits.c - what keeps one client from hurting the others: a
  * per-IP request rate, bearer tokens compared in constant time, a deadline
  * for request headers that drops slowloris clients (libmicrohttpd's own
  * timeout only notices silence, not a trickle), and a minimum average rate
  * for request bodies (the same trick, one body byte every few seconds). */
-#include "serve.h"
+#include "node.h"
 
 #include <errno.h>
 #include <netinet/in.h>

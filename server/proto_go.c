@@ -1,4 +1,4 @@
-/* serve_go.c - the endpoints of the Go Mini-Dropbox, with the shapes its
+/* proto_go.c - the endpoints of the Go Mini-Dropbox, with the shapes its
  * clients expect: POST /upload (multipart, field "file"), GET /retrieve,
  * POST /register, GET /get, GET /list. Ids are our SHA-256 ids.
  *
@@ -6,7 +6,7 @@
  * small JSON objects in the store, each pointed at by the name
  * "_go/register/<hash>", so they survive restarts and gc; the name the
  * client gave also points at the object when the object is here. */
-#include "serve.h"
+#include "node.h"
 
 #include <inttypes.h>
 #include <stdio.h>
