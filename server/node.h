@@ -1,7 +1,11 @@
 /*
  * node.h - the HTTP node's insides (`mdbx serve`; libmicrohttpd).
  *
- * daemon.c     options, the daemon, routing, access, request bodies
+ * server.h     the entry: settings, then a node that serves one store
+ * config.c     the settings, the --config file
+ * daemon.c     listen, TLS, threads, signals, drain
+ * router.c     a request's life: route, access, body, handler, metrics
+ * body.c       request bodies: objects, small JSON, multipart uploads
  * reply.c      replies, errors, query arguments
  * proto_v1.c   the /v1 API
  * proto_go.c   the endpoints of the Go system this replaces
@@ -15,87 +19,23 @@
  * API and turn the result into a reply. Every id that comes from a URL,
  * query or body goes through minidbx_id_parse before it is used.
  */
-#ifndef MDBX_SERVE_H
-#define MDBX_SERVE_H
+#ifndef MINIDBX_SERVER_NODE_H
+#define MINIDBX_SERVER_NODE_H
 
-#include "cli.h"
+#include "server.h"
 #include "wire_json.h" /* the replies' JSON shapes (dbx_json_*) */
-
-#if MDBX_HAVE_SERVER
 
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
-/* The entry in main.c's command table. */
-#define SERVE_COMMAND_ENTRY                                                      \
-    { "serve", NULL, cmd_serve,                                                  \
-      "[--listen ADDR:PORT] [--threads N] [--max-object-size SIZE] ...",         \
-      "serve the store over HTTP", SERVE_HELP },
+/* ---- settings (config.c) -------------------------------------------------- */
 
-#define SERVE_HELP                                                               \
-    "  --listen ADDR:PORT          where to listen (default 127.0.0.1:8001;\n"   \
-    "                              port 0 picks a free one, printed on start)\n" \
-    "  --threads N                 worker threads (default 4)\n"                 \
-    "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
-    "                              store's limit; larger uploads get 413\n"     \
-    "                              (ETOOBIG) and store nothing\n"               \
-    "  --read-only                 serve the store read-only: writes get 403\n" \
-    "                              (EREADONLY)\n"                               \
-    "  --max-connections N         open connections in all (default 1000)\n"     \
-    "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
-    "  --rate-limit N              requests per second per client IP, with a\n"  \
-    "                              burst of N; over it: 429 (default 0: off)\n"  \
-    "  --read-token T              reads need 'Authorization: Bearer T'\n"       \
-    "  --write-token T             writes need it (the write token reads too)\n" \
-    "  --tls-cert FILE --tls-key FILE  serve HTTPS with this PEM pair\n"         \
-    "  --idle-timeout SECONDS      drop a connection silent this long (30)\n"    \
-    "  --header-timeout SECONDS    drop a connection whose request headers\n"    \
-    "                              take longer than this (slowloris; 10)\n"      \
-    "  --min-body-rate BYTES       once --header-timeout has passed since the\n" \
-    "                              headers, drop a request whose body came\n"   \
-    "                              slower than this per second on average,\n"   \
-    "                              or whose reply is read slower (default\n"    \
-    "                              1K; 0: off)\n"                               \
-    "  --verified-cache N          blob files remembered as verified, so\n"     \
-    "                              repeated GETs skip hashing (default 1024;\n" \
-    "                              0: hash every GET); see mdbx(1)\n"           \
-    "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
-    "                              flight may take to finish (10)\n"            \
-    "  --config FILE.json          the same settings as a JSON object, keys\n"   \
-    "                              named like the options (\"listen\", ...);\n"  \
-    "                              options given on the command line win\n"     \
-    "Routes: PUT /v1/objects[/ID], GET|HEAD|DELETE /v1/objects/ID, GET\n"        \
-    "/v1/objects?after=ID&limit=N, POST /v1/missing, PUT|GET|HEAD|DELETE\n"      \
-    "/v1/names/NAME, GET /v1/names?prefix=P&after=N&limit=N, GET /v1/info,\n"    \
-    "POST /v1/verify?id=ID&repair=1 (both optional), POST /v1/gc,\n"             \
-    "GET /health, GET /metrics, and the Go system's POST /upload, GET\n"         \
-    "/retrieve?hash=ID, POST /register, GET /get?hash=ID, GET /list.\n"          \
-    "Stops on SIGTERM or SIGINT after the requests in flight. See mdbx(1).\n"
-
-int cmd_serve(struct cli *cli, int argc, char **argv);
-
-/* ---- configuration ----------------------------------------------------- */
-
-struct serve_config {
-    const char *listen;
-    unsigned threads;
-    uint64_t max_object_bytes;
-    unsigned max_connections;
-    unsigned max_connections_per_ip;
-    unsigned rate_limit_per_s;
-    const char *read_token;
-    const char *write_token;
-    const char *tls_cert_file;
-    const char *tls_key_file;
-    unsigned idle_timeout_s;
-    unsigned header_timeout_s;
-    unsigned drain_timeout_s;
-    uint64_t min_body_rate;         /* bytes/s, 0: no minimum */
-    unsigned verified_cache_entries;
-    const char *config_file;
-    bool read_only;  /* --read-only: writes get 403 EREADONLY */
-};
+/* Fill *err (code, errno value, message) and return code. */
+int serve_error(struct minidbx_server_error *err, int code, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The whole text of a file (malloc'd, NUL-terminated), or NULL with errno. */
+char *serve_read_file_text(const char *path);
 
 /* ---- routes and metrics (metrics.c) ------------------------------ */
 
@@ -218,7 +158,7 @@ struct serve_request {
 
 struct serve_server {
     minidbx *db;
-    const struct serve_config *cfg;
+    const struct minidbx_server_config *cfg;
     struct serve_metrics metrics;
     struct serve_limits *limits;     /* rate limiter, slow-client reaper */
     struct serve_verified *verified; /* blob files recently verified (send.c) */
@@ -374,6 +314,26 @@ bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *cr
 #define SERVE_RESERVED_NAME_PREFIX "_go/"
 bool serve_name_reserved(const char *name);
 
+/* ---- the request's life (router.c, body.c) --------------------------------- */
+
+/* libmicrohttpd's access handler and its request-completed callback;
+ * cls: the server. */
+enum MHD_Result serve_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_size, void **con_cls);
+void serve_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode code);
+/* Before the body: refuse what is sure to be too big, set up the parsing.
+ * *replied: a reply is queued (return what this returns). */
+enum MHD_Result serve_body_begin(struct serve_request *req, bool *replied);
+/* One chunk of the body. MHD_NO drops a client that keeps sending long
+ * after a refusal. */
+enum MHD_Result serve_body_chunk(struct serve_request *req, const char *data, size_t size);
+/* Stop taking the body: what came is thrown away and the request ends with
+ * code once the client has finished sending. */
+void serve_body_fail(struct serve_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
 /* ---- handlers ------------------------------------------------------------ */
 
 enum MHD_Result serve_object_put(struct serve_request *req);
@@ -397,9 +357,4 @@ enum MHD_Result serve_go_register(struct serve_request *req);
 enum MHD_Result serve_go_get(struct serve_request *req);
 enum MHD_Result serve_go_list(struct serve_request *req);
 
-#else /* !MDBX_HAVE_SERVER */
-
-#define SERVE_COMMAND_ENTRY
-
-#endif
-#endif /* MDBX_SERVE_H */
+#endif /* MINIDBX_SERVER_NODE_H */

@@ -1,0 +1,212 @@
+/* router.c - a request's life: framing checked, its route found in the
+ * protocols' tables, access checked (rate, token, read-only), the body
+ * taken (body.c), the handler called, the metrics counted at the end. */
+#include "node.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- the route table ------------------------------------------------------ */
+
+static const struct serve_route_spec routes[] = {
+    { "PUT", "/v1/objects", ROUTE_OBJECT_PUT, BODY_OBJECT, ACCESS_WRITE, serve_object_put },
+    { "PUT", "/v1/objects/", ROUTE_OBJECT_PUT, BODY_OBJECT, ACCESS_WRITE, serve_object_put },
+    { "GET", "/v1/objects", ROUTE_OBJECT_LIST, BODY_NONE, ACCESS_READ, serve_object_list },
+    { "GET", "/v1/objects/", ROUTE_OBJECT_GET, BODY_NONE, ACCESS_READ, serve_object_get },
+    { "DELETE", "/v1/objects/", ROUTE_OBJECT_DELETE, BODY_NONE, ACCESS_WRITE, serve_object_delete },
+    { "POST", "/v1/missing", ROUTE_MISSING, BODY_SMALL, ACCESS_READ, serve_missing },
+    { "PUT", "/v1/names/", ROUTE_NAME_PUT, BODY_SMALL, ACCESS_WRITE, serve_name_put },
+    { "GET", "/v1/names", ROUTE_NAME_LIST, BODY_NONE, ACCESS_READ, serve_name_list },
+    { "GET", "/v1/names/", ROUTE_NAME_GET, BODY_NONE, ACCESS_READ, serve_name_get },
+    { "DELETE", "/v1/names/", ROUTE_NAME_DELETE, BODY_NONE, ACCESS_WRITE, serve_name_delete },
+    { "GET", "/v1/info", ROUTE_INFO, BODY_NONE, ACCESS_READ, serve_info },
+    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_ADMIN, serve_verify },
+    { "POST", "/v1/gc", ROUTE_GC, BODY_NONE, ACCESS_WRITE, serve_gc },
+    { "GET", "/health", ROUTE_HEALTH, BODY_NONE, ACCESS_OPEN, serve_health },
+    { "GET", "/metrics", ROUTE_METRICS, BODY_NONE, ACCESS_READ, serve_metrics_page },
+    { "POST", "/upload", ROUTE_GO_UPLOAD, BODY_MULTIPART, ACCESS_WRITE, serve_go_upload },
+    { "GET", "/retrieve", ROUTE_GO_RETRIEVE, BODY_NONE, ACCESS_READ, serve_go_retrieve },
+    { "POST", "/register", ROUTE_GO_REGISTER, BODY_SMALL, ACCESS_WRITE, serve_go_register },
+    { "GET", "/get", ROUTE_GO_GET, BODY_NONE, ACCESS_READ, serve_go_get },
+    { "GET", "/list", ROUTE_GO_LIST, BODY_NONE, ACCESS_READ, serve_go_list },
+};
+
+#define ROUTE_SPEC_COUNT (sizeof routes / sizeof routes[0])
+
+static bool path_matches(const struct serve_route_spec *spec, const char *path, const char **arg)
+{
+    size_t len = strlen(spec->path);
+    bool prefix = spec->path[len - 1] == '/';
+
+    if (prefix ? strncmp(path, spec->path, len) != 0 || path[len] == '\0'
+               : strcmp(path, spec->path) != 0)
+        return false;
+    *arg = path + (prefix ? len : strlen(path));
+    return true;
+}
+
+static bool method_matches(const char *want, const char *method)
+{
+    return strcmp(want, method) == 0 || (strcmp(want, "GET") == 0 && strcmp(method, "HEAD") == 0);
+}
+
+/* The route for method and path; *path_known tells 405 from 404. */
+static const struct serve_route_spec *find_route(const char *method, const char *path,
+                                                 const char **arg, bool *path_known)
+{
+    *path_known = false;
+    for (size_t i = 0; i < ROUTE_SPEC_COUNT; i++) {
+        if (!path_matches(&routes[i], path, arg))
+            continue;
+        *path_known = true;
+        if (method_matches(routes[i].method, method))
+            return &routes[i];
+    }
+    return NULL;
+}
+
+/* ---- access: tokens and rates ---------------------------------------------- */
+
+static enum MHD_Result check_access(struct serve_request *req, bool *replied)
+{
+    const struct minidbx_server_config *cfg = req->srv->cfg;
+    const char *want = NULL, *also = NULL;
+    enum serve_access access = req->spec->access;
+
+    *replied = true;
+    if (!serve_rate_allow(req->srv, req->conn))
+        return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
+    if (access == ACCESS_WRITE || access == ACCESS_ADMIN)
+        want = cfg->write_token ? cfg->write_token : cfg->read_token;
+    else if (access == ACCESS_READ && cfg->read_token)
+        want = cfg->read_token, also = cfg->write_token;
+    if (want) {
+        unsigned status = serve_token_status(req->conn, want, also);
+        if (status)
+            return serve_reply_code(req, MINIDBX_EPERM, status, status == MHD_HTTP_UNAUTHORIZED
+                                                                    ? "a bearer token is needed"
+                                                                    : "wrong token");
+    }
+    if (access == ACCESS_WRITE && cfg->read_only)
+        return serve_reply_code(req, MINIDBX_EREADONLY, 0, "%s %s: the store is served read-only",
+                                req->method, req->url);
+    *replied = false;
+    return MHD_YES;
+}
+
+/* ---- the request's life ---------------------------------------------------- */
+
+static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connection *conn,
+                                     const char *url, const char *method, const char *version,
+                                     void **con_cls)
+{
+    struct serve_request *req = calloc(1, sizeof *req);
+    bool path_known, replied;
+    enum MHD_Result result;
+
+    if (!req)
+        return MHD_NO;
+    req->srv = srv;
+    req->conn = conn;
+    req->method = method;
+    req->url = url;
+    req->head = strcmp(method, "HEAD") == 0;
+    req->start_ns = serve_now_ns();
+    *con_cls = req;
+    atomic_fetch_add(&srv->metrics.requests_in_flight, 1);
+    serve_conn_request_started(srv, conn);
+
+    static const struct serve_route_spec unknown = { "", "", ROUTE_UNKNOWN, BODY_NONE,
+                                                     ACCESS_OPEN, NULL };
+    /* Before anything else: a request whose framing is ambiguous is
+     * answered 400 and its connection closed, so that nothing sent after
+     * its headers is ever read as a request. */
+    const char *framing = serve_request_framing_problem(conn);
+    bool nul = serve_conn_take_nul(srv, conn);
+    /* HTTP/1.0 and 1.1 only: libmicrohttpd passes other versions through. */
+    if (!framing && !nul && strcmp(version, MHD_HTTP_VERSION_1_1) != 0 &&
+        strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
+        framing = "not an HTTP/1.0 or HTTP/1.1 request line";
+    if (framing || nul) {
+        req->spec = &unknown;
+        req->close_connection = true;
+        return serve_reply_code(req, MINIDBX_EINVAL, MHD_HTTP_BAD_REQUEST, "%s",
+                                framing ? framing : "a NUL byte (%00) in the URL or query");
+    }
+    req->spec = find_route(method, url, &req->path_arg, &path_known);
+    if (!req->spec) {
+        req->spec = &unknown;
+        if (!serve_rate_allow(srv, conn))
+            return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
+        return serve_reply_error(req, path_known ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND,
+                                 "%s %s: %s", method, url,
+                                 path_known ? "method not allowed" : "no such route");
+    }
+    if ((result = check_access(req, &replied)) != MHD_YES || replied)
+        return result;
+    /* The handler runs on the next call, once MHD knows the request is
+     * complete: a reply queued now would cost the kept-alive connection. */
+    if (req->spec->body == BODY_NONE)
+        return MHD_YES;
+    return serve_body_begin(req, &replied);
+}
+
+enum MHD_Result serve_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_size, void **con_cls)
+{
+    struct serve_request *req = *con_cls;
+
+    if (!req)
+        return request_begin(cls, conn, url, method, version, con_cls);
+    if (*upload_size) {
+        size_t size = *upload_size;
+        *upload_size = 0;
+        return req->replied ? MHD_YES : serve_body_chunk(req, upload_data, size);
+    }
+    if (req->replied)
+        return MHD_YES;
+    if (req->job_started) /* resumed: the job is done */
+        return req->spec->handler(req);
+    serve_conn_body_done(req->srv, conn);
+    /* the end of the body: the post processor hands over what it held */
+    if (req->post && MHD_destroy_post_processor(req->post) != MHD_YES)
+        serve_body_fail(req, MINIDBX_EINVAL, "truncated multipart/form-data body");
+    req->post = NULL;
+    /* cJSON stops at a NUL: "id\u0000junk" would read as "id" */
+    if (req->small && serve_json_has_nul(req->small, req->small_len))
+        serve_body_fail(req, MINIDBX_EINVAL, "a NUL character in the JSON body");
+    if (req->body_code)
+        return serve_reply_code(req, req->body_code, 0, "%s", req->body_error);
+    return req->spec->handler(req);
+}
+
+static void request_free(struct serve_request *req)
+{
+    /* A writer still open here belongs to a request that did not finish
+     * (the client went away, or a timeout): nothing of it is stored. */
+    minidbx_writer_abort(req->writer);
+    if (req->post)
+        MHD_destroy_post_processor(req->post);
+    free(req->small);
+    cJSON_Delete(req->job_json);
+    free(req);
+}
+
+void serve_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode code)
+{
+    struct serve_server *srv = cls;
+    struct serve_request *req = *con_cls;
+
+    if (!req)
+        return;
+    *con_cls = NULL;
+    if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+        atomic_fetch_add(&srv->metrics.bytes_out, req->reply_bytes);
+    serve_metrics_record(&srv->metrics, req->spec ? req->spec->route : ROUTE_UNKNOWN,
+                         req->replied ? req->status : 499, serve_now_ns() - req->start_ns);
+    atomic_fetch_sub(&srv->metrics.requests_in_flight, 1);
+    serve_conn_request_done(srv, conn);
+    request_free(req);
+}
