@@ -178,6 +178,11 @@ int minidbx_server_open(minidbx_server **out, const struct minidbx_server_config
     *out = NULL;
     if (!server)
         return serve_error(err, MINIDBX_ENOMEM, ENOMEM, "serve");
+    if (serve_route_slots() > SERVE_ROUTE_SLOTS) {
+        free(server);
+        return serve_error(err, MINIDBX_EUNSUPPORTED, 0, "%zu routes: the metrics have %d slots",
+                           serve_route_slots(), SERVE_ROUTE_SLOTS);
+    }
     server->cfg = cfg;
     if (cfg->tls_cert_file && !MHD_is_feature_supported(MHD_FEATURE_TLS))
         rc = serve_error(err, MINIDBX_EUNSUPPORTED, 0, "this libmicrohttpd has no TLS support");

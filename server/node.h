@@ -39,35 +39,14 @@ char *serve_read_file_text(const char *path);
 
 /* ---- routes and metrics (metrics.c) ------------------------------ */
 
-enum serve_route {
-    ROUTE_UNKNOWN,
-    ROUTE_OBJECT_PUT,
-    ROUTE_OBJECT_GET,
-    ROUTE_OBJECT_DELETE,
-    ROUTE_OBJECT_LIST,
-    ROUTE_MISSING,
-    ROUTE_NAME_PUT,
-    ROUTE_NAME_GET,
-    ROUTE_NAME_DELETE,
-    ROUTE_NAME_LIST,
-    ROUTE_INFO,
-    ROUTE_HEALTH,
-    ROUTE_METRICS,
-    ROUTE_GO_UPLOAD,
-    ROUTE_GO_RETRIEVE,
-    ROUTE_GO_REGISTER,
-    ROUTE_GO_GET,
-    ROUTE_GO_LIST,
-    ROUTE_VERIFY,
-    ROUTE_GC,
-    ROUTE_COUNT
-};
-
+/* Requests are counted per route: slot 0 for a request that matched none,
+ * then one slot per row of the protocols' tables, in order (router.c). */
+#define SERVE_ROUTE_SLOTS 64
 #define SERVE_STATUS_SLOTS 20
 #define SERVE_LATENCY_BUCKETS 14
 
 struct serve_metrics {
-    atomic_ullong requests[ROUTE_COUNT][SERVE_STATUS_SLOTS];
+    atomic_ullong requests[SERVE_ROUTE_SLOTS][SERVE_STATUS_SLOTS];
     atomic_ullong latency[SERVE_LATENCY_BUCKETS + 1]; /* last: +Inf */
     atomic_ullong latency_sum_us;
     atomic_ullong bytes_in;
@@ -85,8 +64,9 @@ struct serve_metrics {
 struct serve_server;
 struct serve_request;
 
-/* Count a finished request: its route, status and time taken. */
-void serve_metrics_record(struct serve_metrics *m, enum serve_route route, unsigned status,
+/* Count a finished request: its route's slot (serve_route_slot), status
+ * and time taken. */
+void serve_metrics_record(struct serve_metrics *m, size_t route_slot, unsigned status,
                           int64_t elapsed_ns);
 
 /* ---- requests ------------------------------------------------------------ */
@@ -107,14 +87,36 @@ enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE, ACCESS_ADMIN };
 
 typedef enum MHD_Result (*serve_handler_fn)(struct serve_request *req);
 
+/* One route: a row of its protocol's table. Adding a route is one row and
+ * one handler; its metric label is the row's. */
 struct serve_route_spec {
-    const char *method;   /* "GET" also matches HEAD */
-    const char *path;     /* exact path, or a prefix when it ends in '/' */
-    enum serve_route route;
+    const char *method;      /* "GET" also matches HEAD */
+    const char *path;        /* exact path, or a prefix when it ends in '/' */
+    serve_handler_fn handler;
+    const char *metric;      /* the route="..." label of its counters; rows that
+                              * share one are counted together */
     enum serve_body body;
     enum serve_access access;
-    serve_handler_fn handler;
 };
+
+/* A protocol: its routes, one table in its own file (proto_*.c). The
+ * router tries the protocols in the order of its list, then each table's
+ * rows in order: the first whose path and method match wins. */
+struct serve_protocol {
+    const char *name;
+    const struct serve_route_spec *routes;
+    size_t route_count;
+};
+
+extern const struct serve_protocol serve_proto_v1; /* proto_v1.c: /v1, /health, /metrics */
+extern const struct serve_protocol serve_proto_go; /* proto_go.c: the Go system's endpoints */
+
+/* The routes of every protocol, numbered from 1 in the router's order (0:
+ * a request that matched none, label "unknown"): how many slots there are,
+ * the route in slot i, and the slot of a route. */
+size_t serve_route_slots(void);
+const struct serve_route_spec *serve_route_in_slot(size_t slot);
+size_t serve_route_slot(const struct serve_route_spec *spec);
 
 /* The state of one request, from its headers to its completion. */
 struct serve_request {
@@ -334,27 +336,9 @@ enum MHD_Result serve_body_chunk(struct serve_request *req, const char *data, si
 void serve_body_fail(struct serve_request *req, int code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
-/* ---- handlers ------------------------------------------------------------ */
+/* ---- handlers (the rest are static, next to their protocol's table) ---- */
 
-enum MHD_Result serve_object_put(struct serve_request *req);
-enum MHD_Result serve_object_get(struct serve_request *req);
-enum MHD_Result serve_object_delete(struct serve_request *req);
-enum MHD_Result serve_object_list(struct serve_request *req);
-enum MHD_Result serve_missing(struct serve_request *req);
-enum MHD_Result serve_name_put(struct serve_request *req);
-enum MHD_Result serve_name_get(struct serve_request *req);
-enum MHD_Result serve_name_delete(struct serve_request *req);
-enum MHD_Result serve_name_list(struct serve_request *req);
-enum MHD_Result serve_info(struct serve_request *req);
-enum MHD_Result serve_verify(struct serve_request *req);
-enum MHD_Result serve_gc(struct serve_request *req);
-enum MHD_Result serve_health(struct serve_request *req);
+/* GET /metrics (metrics.c). */
 enum MHD_Result serve_metrics_page(struct serve_request *req);
-
-enum MHD_Result serve_go_upload(struct serve_request *req);
-enum MHD_Result serve_go_retrieve(struct serve_request *req);
-enum MHD_Result serve_go_register(struct serve_request *req);
-enum MHD_Result serve_go_get(struct serve_request *req);
-enum MHD_Result serve_go_list(struct serve_request *req);
 
 #endif /* MINIDBX_SERVER_NODE_H */

@@ -6,32 +6,53 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the route table ------------------------------------------------------ */
+/* ---- the routes: the protocols' tables ------------------------------------ */
 
-static const struct serve_route_spec routes[] = {
-    { "PUT", "/v1/objects", ROUTE_OBJECT_PUT, BODY_OBJECT, ACCESS_WRITE, serve_object_put },
-    { "PUT", "/v1/objects/", ROUTE_OBJECT_PUT, BODY_OBJECT, ACCESS_WRITE, serve_object_put },
-    { "GET", "/v1/objects", ROUTE_OBJECT_LIST, BODY_NONE, ACCESS_READ, serve_object_list },
-    { "GET", "/v1/objects/", ROUTE_OBJECT_GET, BODY_NONE, ACCESS_READ, serve_object_get },
-    { "DELETE", "/v1/objects/", ROUTE_OBJECT_DELETE, BODY_NONE, ACCESS_WRITE, serve_object_delete },
-    { "POST", "/v1/missing", ROUTE_MISSING, BODY_SMALL, ACCESS_READ, serve_missing },
-    { "PUT", "/v1/names/", ROUTE_NAME_PUT, BODY_SMALL, ACCESS_WRITE, serve_name_put },
-    { "GET", "/v1/names", ROUTE_NAME_LIST, BODY_NONE, ACCESS_READ, serve_name_list },
-    { "GET", "/v1/names/", ROUTE_NAME_GET, BODY_NONE, ACCESS_READ, serve_name_get },
-    { "DELETE", "/v1/names/", ROUTE_NAME_DELETE, BODY_NONE, ACCESS_WRITE, serve_name_delete },
-    { "GET", "/v1/info", ROUTE_INFO, BODY_NONE, ACCESS_READ, serve_info },
-    { "POST", "/v1/verify", ROUTE_VERIFY, BODY_NONE, ACCESS_ADMIN, serve_verify },
-    { "POST", "/v1/gc", ROUTE_GC, BODY_NONE, ACCESS_WRITE, serve_gc },
-    { "GET", "/health", ROUTE_HEALTH, BODY_NONE, ACCESS_OPEN, serve_health },
-    { "GET", "/metrics", ROUTE_METRICS, BODY_NONE, ACCESS_READ, serve_metrics_page },
-    { "POST", "/upload", ROUTE_GO_UPLOAD, BODY_MULTIPART, ACCESS_WRITE, serve_go_upload },
-    { "GET", "/retrieve", ROUTE_GO_RETRIEVE, BODY_NONE, ACCESS_READ, serve_go_retrieve },
-    { "POST", "/register", ROUTE_GO_REGISTER, BODY_SMALL, ACCESS_WRITE, serve_go_register },
-    { "GET", "/get", ROUTE_GO_GET, BODY_NONE, ACCESS_READ, serve_go_get },
-    { "GET", "/list", ROUTE_GO_LIST, BODY_NONE, ACCESS_READ, serve_go_list },
+/* The protocols, in the order the router tries them. A new protocol is a
+ * proto_*.c file with its table, and a line here. */
+static const struct serve_protocol *const protocols[] = {
+    &serve_proto_v1,
+    &serve_proto_go,
 };
 
-#define ROUTE_SPEC_COUNT (sizeof routes / sizeof routes[0])
+#define PROTOCOL_COUNT (sizeof protocols / sizeof protocols[0])
+
+/* What a request that matched no route counts as (slot 0). */
+static const struct serve_route_spec unknown_route = { "", "", NULL, "unknown", BODY_NONE,
+                                                       ACCESS_OPEN };
+
+size_t serve_route_slots(void)
+{
+    size_t slots = 1;
+    for (size_t p = 0; p < PROTOCOL_COUNT; p++)
+        slots += protocols[p]->route_count;
+    return slots;
+}
+
+const struct serve_route_spec *serve_route_in_slot(size_t slot)
+{
+    if (slot == 0)
+        return &unknown_route;
+    slot--;
+    for (size_t p = 0; p < PROTOCOL_COUNT; p++) {
+        if (slot < protocols[p]->route_count)
+            return &protocols[p]->routes[slot];
+        slot -= protocols[p]->route_count;
+    }
+    return NULL;
+}
+
+size_t serve_route_slot(const struct serve_route_spec *spec)
+{
+    size_t base = 1;
+    for (size_t p = 0; p < PROTOCOL_COUNT; p++) {
+        const struct serve_protocol *proto = protocols[p];
+        if (spec >= proto->routes && spec < proto->routes + proto->route_count)
+            return base + (size_t)(spec - proto->routes);
+        base += proto->route_count;
+    }
+    return 0;
+}
 
 static bool path_matches(const struct serve_route_spec *spec, const char *path, const char **arg)
 {
@@ -55,12 +76,15 @@ static const struct serve_route_spec *find_route(const char *method, const char 
                                                  const char **arg, bool *path_known)
 {
     *path_known = false;
-    for (size_t i = 0; i < ROUTE_SPEC_COUNT; i++) {
-        if (!path_matches(&routes[i], path, arg))
-            continue;
-        *path_known = true;
-        if (method_matches(routes[i].method, method))
-            return &routes[i];
+    for (size_t p = 0; p < PROTOCOL_COUNT; p++) {
+        const struct serve_protocol *proto = protocols[p];
+        for (size_t i = 0; i < proto->route_count; i++) {
+            if (!path_matches(&proto->routes[i], path, arg))
+                continue;
+            *path_known = true;
+            if (method_matches(proto->routes[i].method, method))
+                return &proto->routes[i];
+        }
     }
     return NULL;
 }
@@ -116,8 +140,6 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
     atomic_fetch_add(&srv->metrics.requests_in_flight, 1);
     serve_conn_request_started(srv, conn);
 
-    static const struct serve_route_spec unknown = { "", "", ROUTE_UNKNOWN, BODY_NONE,
-                                                     ACCESS_OPEN, NULL };
     /* Before anything else: a request whose framing is ambiguous is
      * answered 400 and its connection closed, so that nothing sent after
      * its headers is ever read as a request. */
@@ -128,14 +150,14 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
         strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
         framing = "not an HTTP/1.0 or HTTP/1.1 request line";
     if (framing || nul) {
-        req->spec = &unknown;
+        req->spec = &unknown_route;
         req->close_connection = true;
         return serve_reply_code(req, MINIDBX_EINVAL, MHD_HTTP_BAD_REQUEST, "%s",
                                 framing ? framing : "a NUL byte (%00) in the URL or query");
     }
     req->spec = find_route(method, url, &req->path_arg, &path_known);
     if (!req->spec) {
-        req->spec = &unknown;
+        req->spec = &unknown_route;
         if (!serve_rate_allow(srv, conn))
             return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
         return serve_reply_error(req, path_known ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND,
@@ -204,7 +226,7 @@ void serve_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         atomic_fetch_add(&srv->metrics.bytes_out, req->reply_bytes);
-    serve_metrics_record(&srv->metrics, req->spec ? req->spec->route : ROUTE_UNKNOWN,
+    serve_metrics_record(&srv->metrics, req->spec ? serve_route_slot(req->spec) : 0,
                          req->replied ? req->status : 499, serve_now_ns() - req->start_ns);
     atomic_fetch_sub(&srv->metrics.requests_in_flight, 1);
     serve_conn_request_done(srv, conn);
