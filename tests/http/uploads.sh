@@ -16,14 +16,19 @@ race_uploads()
     local i pids=()
     rm -f "$T/go" "$T/code".* "$T/reply".*
     mkfifo "$T/go"
+    # held open (read-write: no wait) until every client has its line, so
+    # that a client that opens the FIFO late still finds a writer and its
+    # line, instead of waiting forever for a writer that has come and gone
+    exec 9<>"$T/go"
     for i in $(seq "$CLIENTS"); do
         (read -r _ <"$T/go"
-         curl -s -o "$T/reply.$i" -w '%{http_code}\n' "$@" >"$T/code.$i") &
+         curl -s -o "$T/reply.$i" -w '%{http_code}\n' "$@" >"$T/code.$i") 9>&- &
         pids+=($!)
     done
-    # opening the FIFO for writing releases every reader at once
-    printf '%*s' "$CLIENTS" "" | tr ' ' '\n' >"$T/go"
+    # one line per client releases them all at once
+    printf '%*s' "$CLIENTS" "" | tr ' ' '\n' >&9
     wait "${pids[@]}" # not the server, also a child of this shell
+    exec 9>&-
     cat "$T/code".* >"$T/codes"
 }
 
