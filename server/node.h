@@ -108,6 +108,9 @@ struct serve_protocol {
     size_t route_count;
 };
 
+/* A protocol's definition from its table: SERVE_PROTOCOL("v1", v1_routes). */
+#define SERVE_PROTOCOL(proto_name, table) { proto_name, table, sizeof table / sizeof table[0] }
+
 extern const struct serve_protocol serve_proto_v1; /* proto_v1.c: /v1, /health, /metrics */
 extern const struct serve_protocol serve_proto_go; /* proto_go.c: the Go system's endpoints */
 

@@ -281,5 +281,4 @@ static const struct serve_route_spec go_routes[] = {
     { "GET", "/list", serve_go_list, "go_list", BODY_NONE, ACCESS_READ },
 };
 
-const struct serve_protocol serve_proto_go = { "go", go_routes,
-                                               sizeof go_routes / sizeof go_routes[0] };
+const struct serve_protocol serve_proto_go = SERVE_PROTOCOL("go", go_routes);

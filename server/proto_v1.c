@@ -363,5 +363,4 @@ static const struct serve_route_spec v1_routes[] = {
     { "GET", "/metrics", serve_metrics_page, "metrics", BODY_NONE, ACCESS_READ },
 };
 
-const struct serve_protocol serve_proto_v1 = { "v1", v1_routes,
-                                               sizeof v1_routes / sizeof v1_routes[0] };
+const struct serve_protocol serve_proto_v1 = SERVE_PROTOCOL("v1", v1_routes);
