@@ -4,6 +4,7 @@
  * server.h     the entry: settings, then a node that serves one store
  * config.c     the settings, the --config file
  * daemon.c     listen, TLS, threads, signals, drain
+ * routes.c     the protocols' route tables: lookup, numbering
  * router.c     a request's life: route, access, body, handler, metrics
  * body.c       request bodies: objects, small JSON, multipart uploads
  * reply.c      replies, errors, query arguments
@@ -100,7 +101,7 @@ struct serve_route_spec {
 };
 
 /* A protocol: its routes, one table in its own file (proto_*.c). The
- * router tries the protocols in the order of its list, then each table's
+ * lookup (routes.c) tries the protocols in the order of its list, then each table's
  * rows in order: the first whose path and method match wins. */
 struct serve_protocol {
     const char *name;
@@ -113,6 +114,14 @@ struct serve_protocol {
 
 extern const struct serve_protocol serve_proto_v1; /* proto_v1.c: /v1, /health, /metrics */
 extern const struct serve_protocol serve_proto_go; /* proto_go.c: the Go system's endpoints */
+
+/* The route for method and path (routes.c), and its argument (what
+ * follows a prefix route's path); NULL: none, and *path_known tells 405
+ * from 404. */
+const struct serve_route_spec *serve_find_route(const char *method, const char *path,
+                                                const char **arg, bool *path_known);
+/* What a request that matched no route counts as (slot 0). */
+extern const struct serve_route_spec serve_unknown_route;
 
 /* The routes of every protocol, numbered from 1 in the router's order (0:
  * a request that matched none, label "unknown"): how many slots there are,

@@ -1,93 +1,10 @@
-/* router.c - a request's life: framing checked, its route found in the
- * protocols' tables, access checked (rate, token, read-only), the body
+/* router.c - a request's life: framing checked, its route found
+ * (routes.c), access checked (rate, token, read-only), the body
  * taken (body.c), the handler called, the metrics counted at the end. */
 #include "node.h"
 
 #include <stdlib.h>
 #include <string.h>
-
-/* ---- the routes: the protocols' tables ------------------------------------ */
-
-/* The protocols, in the order the router tries them. A new protocol is a
- * proto_*.c file with its table, and a line here. */
-static const struct serve_protocol *const protocols[] = {
-    &serve_proto_v1,
-    &serve_proto_go,
-};
-
-#define PROTOCOL_COUNT (sizeof protocols / sizeof protocols[0])
-
-/* What a request that matched no route counts as (slot 0). */
-static const struct serve_route_spec unknown_route = { "", "", NULL, "unknown", BODY_NONE,
-                                                       ACCESS_OPEN };
-
-size_t serve_route_slots(void)
-{
-    size_t slots = 1;
-    for (size_t p = 0; p < PROTOCOL_COUNT; p++)
-        slots += protocols[p]->route_count;
-    return slots;
-}
-
-const struct serve_route_spec *serve_route_in_slot(size_t slot)
-{
-    if (slot == 0)
-        return &unknown_route;
-    slot--;
-    for (size_t p = 0; p < PROTOCOL_COUNT; p++) {
-        if (slot < protocols[p]->route_count)
-            return &protocols[p]->routes[slot];
-        slot -= protocols[p]->route_count;
-    }
-    return NULL;
-}
-
-size_t serve_route_slot(const struct serve_route_spec *spec)
-{
-    size_t base = 1;
-    for (size_t p = 0; p < PROTOCOL_COUNT; p++) {
-        const struct serve_protocol *proto = protocols[p];
-        if (spec >= proto->routes && spec < proto->routes + proto->route_count)
-            return base + (size_t)(spec - proto->routes);
-        base += proto->route_count;
-    }
-    return 0;
-}
-
-static bool path_matches(const struct serve_route_spec *spec, const char *path, const char **arg)
-{
-    size_t len = strlen(spec->path);
-    bool prefix = spec->path[len - 1] == '/';
-
-    if (prefix ? strncmp(path, spec->path, len) != 0 || path[len] == '\0'
-               : strcmp(path, spec->path) != 0)
-        return false;
-    *arg = path + (prefix ? len : strlen(path));
-    return true;
-}
-
-static bool method_matches(const char *want, const char *method)
-{
-    return strcmp(want, method) == 0 || (strcmp(want, "GET") == 0 && strcmp(method, "HEAD") == 0);
-}
-
-/* The route for method and path; *path_known tells 405 from 404. */
-static const struct serve_route_spec *find_route(const char *method, const char *path,
-                                                 const char **arg, bool *path_known)
-{
-    *path_known = false;
-    for (size_t p = 0; p < PROTOCOL_COUNT; p++) {
-        const struct serve_protocol *proto = protocols[p];
-        for (size_t i = 0; i < proto->route_count; i++) {
-            if (!path_matches(&proto->routes[i], path, arg))
-                continue;
-            *path_known = true;
-            if (method_matches(proto->routes[i].method, method))
-                return &proto->routes[i];
-        }
-    }
-    return NULL;
-}
 
 /* ---- access: tokens and rates ---------------------------------------------- */
 
@@ -150,14 +67,14 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
         strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
         framing = "not an HTTP/1.0 or HTTP/1.1 request line";
     if (framing || nul) {
-        req->spec = &unknown_route;
+        req->spec = &serve_unknown_route;
         req->close_connection = true;
         return serve_reply_code(req, MINIDBX_EINVAL, MHD_HTTP_BAD_REQUEST, "%s",
                                 framing ? framing : "a NUL byte (%00) in the URL or query");
     }
-    req->spec = find_route(method, url, &req->path_arg, &path_known);
+    req->spec = serve_find_route(method, url, &req->path_arg, &path_known);
     if (!req->spec) {
-        req->spec = &unknown_route;
+        req->spec = &serve_unknown_route;
         if (!serve_rate_allow(srv, conn))
             return serve_reply_error(req, MHD_HTTP_TOO_MANY_REQUESTS, "over the rate limit");
         return serve_reply_error(req, path_known ? MHD_HTTP_METHOD_NOT_ALLOWED : MHD_HTTP_NOT_FOUND,
