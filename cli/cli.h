@@ -188,4 +188,18 @@ int cmd_info(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);
 int cmd_help(struct cli *cli, int argc, char **argv);
 
+/* ---- cmd_serve.c: the HTTP node (server/), when built with it ---------- */
+
+#if MDBX_HAVE_SERVER
+#include "server.h" /* its usage and help */
+
+int cmd_serve(struct cli *cli, int argc, char **argv);
+
+#define SERVE_COMMAND_ENTRY                                                      \
+    { "serve", NULL, cmd_serve, MINIDBX_SERVER_USAGE, "serve the store over HTTP", \
+      MINIDBX_SERVER_HELP },
+#else
+#define SERVE_COMMAND_ENTRY
+#endif
+
 #endif /* MDBX_CLI_H */

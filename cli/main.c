@@ -1,13 +1,12 @@
 /* main.c - mdbx: global options, the command table, dispatch and help. */
 #include "cli.h"
-#include "serve.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* Order is the order of `mdbx help`. serve.h supplies `serve` when the
+/* Order is the order of `mdbx help`. cli.h supplies `serve` when the
  * build has libmicrohttpd (else SERVE_COMMAND_ENTRY is empty). */
 static const struct cli_command commands[] = {
     { "init", NULL, cmd_init, "",

@@ -1,22 +1,21 @@
 /* fuzz_serve_config.c - the server's config file (mdbx serve --config
- * FILE.json): the input is the file. cmd_serve reads and applies it, then
- * stops at "--threads 0" from the command line (which wins over the file),
- * before it opens a store or listens; the store path given has no parent
- * directory, so even past that check it could not create one.
+ * FILE.json): the input is the file. It is read and applied as `mdbx serve`
+ * does (server/server.h), then "--threads 0" from the command line (which
+ * wins over the file) must fail the check that comes before a store is
+ * opened or a port listened on.
  *
- * Properties: cmd_serve returns a usage error (2) or a plain failure, never
- * starts a server, and leaks nothing of the parsed file. */
+ * Properties: loading returns 0 or a usage error (EINVAL), a file that
+ * loads still fails the check with "--threads 0", and nothing of the
+ * parsed file leaks. */
 #include "fuzz.h"
 
-#include "cli.h"
-#include "serve.h"
+#include "server.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static char config_path[4200];
-static char store_path[4200];
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -24,28 +23,27 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     (void)argc, (void)argv;
 
     snprintf(config_path, sizeof config_path, "%s/config.json", dir);
-    snprintf(store_path, sizeof store_path, "%s/no/such/parent/store", dir);
     return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char arg_serve[] = "serve", arg_config[] = "--config", arg_threads[] = "--threads",
-         arg_zero[] = "0";
-    char *argv[] = { arg_serve, arg_config, config_path, arg_threads, arg_zero, NULL };
-    struct cli cli = { 0 };
+    struct minidbx_server_config cfg;
+    struct minidbx_server_error err = { 0 };
 
-    cli.store_arg = store_path;
-    cli.quiet = 1;
-    cli.command = cli_find_command("serve");
-    cli.command_name = "serve";
-    fuzz_check_setup(cli.command != NULL, "this build has no `mdbx serve`");
     fuzz_check_setup(fuzz_write_file(config_path, data, size) == 0, "write the config file");
-    int rc = cmd_serve(&cli, 5, argv);
-    if (rc != CLI_EXIT_USAGE && rc != CLI_EXIT_FAILURE)
-        fuzz_fail("cmd_serve returned %d for a config that --threads 0 overrides", rc);
-    if (cli.db)
-        fuzz_fail("cmd_serve opened a store despite --threads 0");
-    free(cli.location);
+    minidbx_server_config_init(&cfg);
+    fuzz_check_setup(minidbx_server_config_set(&cfg, "config", config_path, &err) == 0, err.text);
+    int rc = minidbx_server_config_load(&cfg, &err);
+    if (rc != 0 && rc != MINIDBX_EINVAL)
+        fuzz_fail("loading the config file gave %d (%s)", rc, err.text);
+    if (rc == 0) {
+        fuzz_check_setup(minidbx_server_config_set(&cfg, "threads", "0", &err) == 0, err.text);
+        if ((rc = minidbx_server_config_check(&cfg, &err)) != MINIDBX_EINVAL)
+            fuzz_fail("the check passed %d for a config that --threads 0 overrides", rc);
+    }
+    if (rc == MINIDBX_EINVAL && !err.text[0])
+        fuzz_fail("a usage error without words");
+    minidbx_server_config_free(&cfg);
     return 0;
 }

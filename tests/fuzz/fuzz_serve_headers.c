@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     serve_fixture_exchange(req.data, req.size, &reply);
     fixture_check_reply(&reply, head, &r);
 
-    /* the node refuses control bytes in header values (serve_framing.c) */
+    /* the node refuses control bytes in header values (framing.c) */
     if (has_control_byte(range) || has_control_byte(inm) || has_control_byte(auth)) {
         if (r.status != 400)
             fuzz_fail("status %u for a header value with a control byte", r.status);

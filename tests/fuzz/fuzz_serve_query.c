@@ -36,7 +36,7 @@ static const struct query_route routes[] = {
     { "HEAD", "/v1/objects/%s", NULL, false },
 };
 #define ROUTE_COUNT (sizeof routes / sizeof routes[0])
-#define LIST_MAX 10000 /* serve_native.c's bound on ?limit= */
+#define LIST_MAX 10000 /* proto_v1.c's bound on ?limit= */
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {

@@ -2,11 +2,11 @@
  * serve_fixture.h). */
 #include "serve_fixture.h"
 
-#include "cli.h"
 #include "fuzz.h"
-#include "serve.h"
+#include "server.h"
 
 #include <arpa/inet.h>
+#include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -31,7 +31,10 @@
 
 struct fixture_object fixture_objects[OBJ_COUNT];
 
-static struct cli cli;
+static minidbx *db;
+static struct minidbx_server_config cfg;
+static minidbx_server *server;
+static struct minidbx_server_error serve_error;
 static pthread_t serve_thread;
 static atomic_int serve_finished;
 static int serve_status;
@@ -49,21 +52,15 @@ static int64_t now_ms(void)
 
 /* ---- the server thread -------------------------------------------------------- */
 
-static char arg_serve[] = "serve", arg_listen[] = "--listen", arg_addr[] = "127.0.0.1:0",
-            arg_threads[] = "--threads", arg_two[] = "2", arg_max[] = "--max-object-size",
-            arg_1m[] = "1M", arg_token[] = "--write-token", arg_token_value[] = FIXTURE_WRITE_TOKEN;
-static char *serve_argv[] = { arg_serve, arg_listen, arg_addr, arg_threads, arg_two,
-                              arg_max, arg_1m, arg_token, arg_token_value, NULL };
-
 static void *serve_main(void *unused)
 {
     (void)unused;
-    serve_status = cmd_serve(&cli, (int)(sizeof serve_argv / sizeof serve_argv[0]) - 1, serve_argv);
+    serve_status = minidbx_server_run(server, db, &serve_error);
     atomic_store(&serve_finished, 1);
     return NULL;
 }
 
-/* cmd_serve prints "listening on http://127.0.0.1:PORT" once it listens:
+/* The node prints "listening on http://127.0.0.1:PORT" once it listens:
  * read it from a pipe put in place of stdout for the while. */
 static unsigned short wait_for_port(int fd)
 {
@@ -100,8 +97,9 @@ static void stop_server(void)
     pthread_join(serve_thread, NULL);
     for (int i = 0; i < OBJ_COUNT; i++)
         free(fixture_objects[i].bytes);
-    minidbx_close(cli.db);
-    free(cli.location);
+    minidbx_server_free(server);
+    minidbx_close(db);
+    minidbx_server_config_free(&cfg);
     started = false;
 }
 
@@ -133,7 +131,7 @@ static void make_baseline(void)
     baseline_object(OBJ_LARGE, large, LARGE_OBJECT_BYTES, "big/blob.bin");
     baseline_object(OBJ_EMPTY, "", 0, "empty");
     free(large);
-    /* a record as POST /register leaves it (serve_go.c) */
+    /* a record as POST /register leaves it (proto_go.c) */
     int len = snprintf(record, sizeof record,
                        "{\"hash\":\"%s\",\"name\":\"docs/hello.txt\",\"size\":12,"
                        "\"replicas\":[\"127.0.0.1:8002\"]}",
@@ -153,11 +151,21 @@ void serve_fixture_start(void)
         return;
     signal(SIGPIPE, SIG_IGN); /* as mdbx's main does */
     snprintf(store_path, sizeof store_path, "%s/store", fuzz_temp_dir("serve"));
-    cli.store_arg = store_path;
-    cli.quiet = 1;
-    cli.command = cli_find_command("serve");
-    cli.command_name = "serve";
-    fuzz_check_setup(cli.command != NULL, "this build has no `mdbx serve`");
+    /* as `mdbx serve --listen 127.0.0.1:0 --threads 2 --max-object-size 1M
+     * --write-token T` sets it up */
+    minidbx_server_config_init(&cfg);
+    static const char *const settings[][2] = {
+        { "listen", "127.0.0.1:0" }, { "threads", "2" }, { "max-object-size", "1M" },
+        { "write-token", FIXTURE_WRITE_TOKEN },
+    };
+    for (size_t i = 0; i < sizeof settings / sizeof settings[0]; i++)
+        fuzz_check_setup(minidbx_server_config_set(&cfg, settings[i][0], settings[i][1],
+                                                   &serve_error) == 0, serve_error.text);
+    fuzz_check_setup(minidbx_server_config_check(&cfg, &serve_error) == 0, serve_error.text);
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    opts.max_object_size = cfg.max_object_bytes; /* one limit: the store's */
+    fuzz_check_setup(minidbx_open(&db, store_path, &opts) == 0, "open the store");
+    fuzz_check_setup(minidbx_server_open(&server, &cfg, &serve_error) == 0, serve_error.text);
 
     fflush(stdout);
     int saved_stdout = dup(STDOUT_FILENO);
@@ -171,7 +179,7 @@ void serve_fixture_start(void)
     close(saved_stdout);
     close(pipe_fds[0]);
     if (!port) {
-        fprintf(stderr, "mdbx serve did not start (status %d)\n", serve_status);
+        fprintf(stderr, "mdbx serve did not start (%d: %s)\n", serve_status, serve_error.text);
         abort();
     }
     started = true;
@@ -366,7 +374,6 @@ static void reset_objects(minidbx *db)
 
 void serve_fixture_reset(void)
 {
-    minidbx *db = cli.db;
     minidbx_name_info info;
 
     reset_names(db);
@@ -450,7 +457,7 @@ void fixture_check_reply(const struct fixture_reply *reply, bool head, struct ht
 
 minidbx *serve_fixture_db(void)
 {
-    return cli.db;
+    return db;
 }
 
 /* ---- building requests ------------------------------------------------------------- */

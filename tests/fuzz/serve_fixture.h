@@ -1,8 +1,8 @@
 /*
  * serve_fixture.h - a real `mdbx serve` inside the fuzzer's process.
  *
- * serve_fixture_start runs cmd_serve (the code of `mdbx serve`, linked from
- * cli/) in a thread, on 127.0.0.1 and a free port, over a local store in a
+ * serve_fixture_start runs the node of `mdbx serve` (server/server.h, the
+ * library mdbx links) in a thread, on 127.0.0.1 and a free port, over a local store in a
  * temp dir with a write token, and fills the store with a baseline: a
  * small (inline) object, a large one kept as a file, an empty one, names
  * pointing at them and a record of the Go /register endpoint.

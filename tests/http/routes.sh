@@ -194,6 +194,11 @@ check "  ... X-Minidbx-Error: EREFERENCED" header_has "^X-Minidbx-Error: EREFERE
 # --- metrics -------------------------------------------------------------
 expect_code 200 "GET /metrics" "$URL/metrics"
 check "  ... requests by route and status" body_has 'minidbx_http_requests_total{route="object_put",status="201"}'
+# PUT /v1/objects and PUT /v1/objects/ID are two rows of one label: one
+# series, counting both (three new objects above: two by one, one by the other)
+object_put_201=$(grep -F 'minidbx_http_requests_total{route="object_put",status="201"}' "$T/body")
+check "  ... the rows of one route label make one series" test "$(printf '%s\n' "$object_put_201" | wc -l)" = 1
+check "  ... that counts the requests of both (${object_put_201##* })" test "${object_put_201##* }" -ge 3
 check "  ... a latency histogram" body_has 'minidbx_http_request_duration_seconds_bucket{le="+Inf"}'
 check "  ... bytes in and out" body_has 'minidbx_http_received_bytes_total'
 check "  ... the store's objects" body_has 'minidbx_store_objects'

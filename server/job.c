@@ -1,4 +1,4 @@
-/* serve_job.c - maintenance calls that may take long (POST /v1/verify
+/* job.c - maintenance calls that may take long (POST /v1/verify
  * hashes the whole store, POST /v1/gc walks it) run on a thread of their
  * own, one at a time in the whole node, while their connection waits
  * suspended. Run on an I/O thread, they would stall every other request
@@ -7,7 +7,7 @@
  * while one runs gets 503 with Retry-After. A client that says
  * Connection: close (or has half-closed) gets its job run on its I/O
  * thread instead (see serve_job_run). */
-#include "serve.h"
+#include "node.h"
 
 #include <errno.h>
 #include <pthread.h>

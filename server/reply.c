@@ -1,8 +1,8 @@
-/* serve_reply.c - how the node answers: JSON and text replies, errors
+/* reply.c - how the node answers: JSON and text replies, errors
  * mapped from MINIDBX_E* codes, strict ids from URLs, and object bodies
  * (ETag, immutable caching, conditional and range requests, zero-copy for
  * objects kept as files). */
-#include "serve.h"
+#include "node.h"
 #include "wire.h"
 
 #include <inttypes.h>

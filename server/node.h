@@ -1,133 +1,53 @@
 /*
- * serve.h - `mdbx serve`: an HTTP node over any store (libmicrohttpd).
+ * node.h - the HTTP node's insides (`mdbx serve`; libmicrohttpd).
  *
- * serve.c          options, the daemon, routing, limits, tokens, bodies,
- *                  replies and the shared object responses
- * serve_native.c   the /v1 API
- * serve_go.c       the endpoints of the Go system this replaces
- * serve_metrics.c  counters and GET /metrics (Prometheus text format)
- * serve_limits.c   rate, tokens, header and body deadlines, per-connection state
- * serve_framing.c  refusing ambiguous requests (smuggling, NUL bytes)
- * serve_send.c     object bodies out: verified before the last byte leaves
- * serve_job.c      slow maintenance calls (verify, gc) off the I/O threads
+ * server.h     the entry: settings, then a node that serves one store
+ * config.c     the settings, the --config file
+ * daemon.c     listen, TLS, threads, signals, drain
+ * routes.c     the protocols' route tables: lookup, numbering
+ * router.c     a request's life: route, access, body, handler, metrics
+ * body.c       request bodies: objects, small JSON, multipart uploads
+ * reply.c      replies, errors, query arguments
+ * proto_v1.c   the /v1 API
+ * proto_go.c   the endpoints of the Go system this replaces
+ * metrics.c    counters and GET /metrics (Prometheus text format)
+ * limits.c     rate, tokens, header and body deadlines, per-connection state
+ * framing.c    refusing ambiguous requests (smuggling, NUL bytes)
+ * send.c       object bodies out: verified before the last byte leaves
+ * job.c        slow maintenance calls (verify, gc) off the I/O threads
  *
  * Handlers are thin: they parse what the URL and body say, call the public
  * API and turn the result into a reply. Every id that comes from a URL,
  * query or body goes through minidbx_id_parse before it is used.
  */
-#ifndef MDBX_SERVE_H
-#define MDBX_SERVE_H
+#ifndef MINIDBX_SERVER_NODE_H
+#define MINIDBX_SERVER_NODE_H
 
-#include "cli.h"
+#include "server.h"
 #include "wire_json.h" /* the replies' JSON shapes (dbx_json_*) */
-
-#if MDBX_HAVE_SERVER
 
 #include <microhttpd.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
-/* The entry in main.c's command table. */
-#define SERVE_COMMAND_ENTRY                                                      \
-    { "serve", NULL, cmd_serve,                                                  \
-      "[--listen ADDR:PORT] [--threads N] [--max-object-size SIZE] ...",         \
-      "serve the store over HTTP", SERVE_HELP },
+/* ---- settings (config.c) -------------------------------------------------- */
 
-#define SERVE_HELP                                                               \
-    "  --listen ADDR:PORT          where to listen (default 127.0.0.1:8001;\n"   \
-    "                              port 0 picks a free one, printed on start)\n" \
-    "  --threads N                 worker threads (default 4)\n"                 \
-    "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
-    "                              store's limit; larger uploads get 413\n"     \
-    "                              (ETOOBIG) and store nothing\n"               \
-    "  --read-only                 serve the store read-only: writes get 403\n" \
-    "                              (EREADONLY)\n"                               \
-    "  --max-connections N         open connections in all (default 1000)\n"     \
-    "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
-    "  --rate-limit N              requests per second per client IP, with a\n"  \
-    "                              burst of N; over it: 429 (default 0: off)\n"  \
-    "  --read-token T              reads need 'Authorization: Bearer T'\n"       \
-    "  --write-token T             writes need it (the write token reads too)\n" \
-    "  --tls-cert FILE --tls-key FILE  serve HTTPS with this PEM pair\n"         \
-    "  --idle-timeout SECONDS      drop a connection silent this long (30)\n"    \
-    "  --header-timeout SECONDS    drop a connection whose request headers\n"    \
-    "                              take longer than this (slowloris; 10)\n"      \
-    "  --min-body-rate BYTES       once --header-timeout has passed since the\n" \
-    "                              headers, drop a request whose body came\n"   \
-    "                              slower than this per second on average,\n"   \
-    "                              or whose reply is read slower (default\n"    \
-    "                              1K; 0: off)\n"                               \
-    "  --verified-cache N          blob files remembered as verified, so\n"     \
-    "                              repeated GETs skip hashing (default 1024;\n" \
-    "                              0: hash every GET); see mdbx(1)\n"           \
-    "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
-    "                              flight may take to finish (10)\n"            \
-    "  --config FILE.json          the same settings as a JSON object, keys\n"   \
-    "                              named like the options (\"listen\", ...);\n"  \
-    "                              options given on the command line win\n"     \
-    "Routes: PUT /v1/objects[/ID], GET|HEAD|DELETE /v1/objects/ID, GET\n"        \
-    "/v1/objects?after=ID&limit=N, POST /v1/missing, PUT|GET|HEAD|DELETE\n"      \
-    "/v1/names/NAME, GET /v1/names?prefix=P&after=N&limit=N, GET /v1/info,\n"    \
-    "POST /v1/verify?id=ID&repair=1 (both optional), POST /v1/gc,\n"             \
-    "GET /health, GET /metrics, and the Go system's POST /upload, GET\n"         \
-    "/retrieve?hash=ID, POST /register, GET /get?hash=ID, GET /list.\n"          \
-    "Stops on SIGTERM or SIGINT after the requests in flight. See mdbx(1).\n"
+/* Fill *err (code, errno value, message) and return code. */
+int serve_error(struct minidbx_server_error *err, int code, int errnum, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* The whole text of a file (malloc'd, NUL-terminated), or NULL with errno. */
+char *serve_read_file_text(const char *path);
 
-int cmd_serve(struct cli *cli, int argc, char **argv);
+/* ---- routes and metrics (metrics.c) ------------------------------ */
 
-/* ---- configuration ----------------------------------------------------- */
-
-struct serve_config {
-    const char *listen;
-    unsigned threads;
-    uint64_t max_object_bytes;
-    unsigned max_connections;
-    unsigned max_connections_per_ip;
-    unsigned rate_limit_per_s;
-    const char *read_token;
-    const char *write_token;
-    const char *tls_cert_file;
-    const char *tls_key_file;
-    unsigned idle_timeout_s;
-    unsigned header_timeout_s;
-    unsigned drain_timeout_s;
-    uint64_t min_body_rate;         /* bytes/s, 0: no minimum */
-    unsigned verified_cache_entries;
-    const char *config_file;
-    bool read_only;  /* --read-only: writes get 403 EREADONLY */
-};
-
-/* ---- routes and metrics (serve_metrics.c) ------------------------------ */
-
-enum serve_route {
-    ROUTE_UNKNOWN,
-    ROUTE_OBJECT_PUT,
-    ROUTE_OBJECT_GET,
-    ROUTE_OBJECT_DELETE,
-    ROUTE_OBJECT_LIST,
-    ROUTE_MISSING,
-    ROUTE_NAME_PUT,
-    ROUTE_NAME_GET,
-    ROUTE_NAME_DELETE,
-    ROUTE_NAME_LIST,
-    ROUTE_INFO,
-    ROUTE_HEALTH,
-    ROUTE_METRICS,
-    ROUTE_GO_UPLOAD,
-    ROUTE_GO_RETRIEVE,
-    ROUTE_GO_REGISTER,
-    ROUTE_GO_GET,
-    ROUTE_GO_LIST,
-    ROUTE_VERIFY,
-    ROUTE_GC,
-    ROUTE_COUNT
-};
-
+/* Requests are counted per route: slot 0 for a request that matched none,
+ * then one slot per row of the protocols' tables, in order (router.c). */
+#define SERVE_ROUTE_SLOTS 64
 #define SERVE_STATUS_SLOTS 20
 #define SERVE_LATENCY_BUCKETS 14
 
 struct serve_metrics {
-    atomic_ullong requests[ROUTE_COUNT][SERVE_STATUS_SLOTS];
+    atomic_ullong requests[SERVE_ROUTE_SLOTS][SERVE_STATUS_SLOTS];
     atomic_ullong latency[SERVE_LATENCY_BUCKETS + 1]; /* last: +Inf */
     atomic_ullong latency_sum_us;
     atomic_ullong bytes_in;
@@ -145,8 +65,9 @@ struct serve_metrics {
 struct serve_server;
 struct serve_request;
 
-/* Count a finished request: its route, status and time taken. */
-void serve_metrics_record(struct serve_metrics *m, enum serve_route route, unsigned status,
+/* Count a finished request: its route's slot (serve_route_slot), status
+ * and time taken. */
+void serve_metrics_record(struct serve_metrics *m, size_t route_slot, unsigned status,
                           int64_t elapsed_ns);
 
 /* ---- requests ------------------------------------------------------------ */
@@ -167,14 +88,47 @@ enum serve_access { ACCESS_OPEN, ACCESS_READ, ACCESS_WRITE, ACCESS_ADMIN };
 
 typedef enum MHD_Result (*serve_handler_fn)(struct serve_request *req);
 
+/* One route: a row of its protocol's table. Adding a route is one row and
+ * one handler; its metric label is the row's. */
 struct serve_route_spec {
-    const char *method;   /* "GET" also matches HEAD */
-    const char *path;     /* exact path, or a prefix when it ends in '/' */
-    enum serve_route route;
+    const char *method;      /* "GET" also matches HEAD */
+    const char *path;        /* exact path, or a prefix when it ends in '/' */
+    serve_handler_fn handler;
+    const char *metric;      /* the route="..." label of its counters; rows that
+                              * share one are counted together */
     enum serve_body body;
     enum serve_access access;
-    serve_handler_fn handler;
 };
+
+/* A protocol: its routes, one table in its own file (proto_*.c). The
+ * lookup (routes.c) tries the protocols in the order of its list, then each table's
+ * rows in order: the first whose path and method match wins. */
+struct serve_protocol {
+    const char *name;
+    const struct serve_route_spec *routes;
+    size_t route_count;
+};
+
+/* A protocol's definition from its table: SERVE_PROTOCOL("v1", v1_routes). */
+#define SERVE_PROTOCOL(proto_name, table) { proto_name, table, sizeof table / sizeof table[0] }
+
+extern const struct serve_protocol serve_proto_v1; /* proto_v1.c: /v1, /health, /metrics */
+extern const struct serve_protocol serve_proto_go; /* proto_go.c: the Go system's endpoints */
+
+/* The route for method and path (routes.c), and its argument (what
+ * follows a prefix route's path); NULL: none, and *path_known tells 405
+ * from 404. */
+const struct serve_route_spec *serve_find_route(const char *method, const char *path,
+                                                const char **arg, bool *path_known);
+/* What a request that matched no route counts as (slot 0). */
+extern const struct serve_route_spec serve_unknown_route;
+
+/* The routes of every protocol, numbered from 1 in the router's order (0:
+ * a request that matched none, label "unknown"): how many slots there are,
+ * the route in slot i, and the slot of a route. */
+size_t serve_route_slots(void);
+const struct serve_route_spec *serve_route_in_slot(size_t slot);
+size_t serve_route_slot(const struct serve_route_spec *spec);
 
 /* The state of one request, from its headers to its completion. */
 struct serve_request {
@@ -208,7 +162,7 @@ struct serve_request {
     size_t small_len;
     size_t small_cap;
 
-    /* a slow call run by serve_job_run (serve_job.c) */
+    /* a slow call run by serve_job_run (job.c) */
     bool job_started;
     _Atomic bool job_done;  /* set by the job thread before it resumes us */
     int job_rc;
@@ -218,14 +172,14 @@ struct serve_request {
 
 struct serve_server {
     minidbx *db;
-    const struct serve_config *cfg;
+    const struct minidbx_server_config *cfg;
     struct serve_metrics metrics;
     struct serve_limits *limits;     /* rate limiter, slow-client reaper */
-    struct serve_verified *verified; /* blob files recently verified (serve_send.c) */
-    struct serve_jobs *jobs;         /* the one maintenance job (serve_job.c) */
+    struct serve_verified *verified; /* blob files recently verified (send.c) */
+    struct serve_jobs *jobs;         /* the one maintenance job (job.c) */
 };
 
-/* ---- limits (serve_limits.c) -------------------------------------------- */
+/* ---- limits (limits.c) -------------------------------------------- */
 
 /* Wall-clock time in ns. */
 int64_t serve_now_ns(void);
@@ -256,7 +210,7 @@ void serve_conn_reply_queued(struct serve_server *srv, struct MHD_Connection *co
 void serve_conn_mark_nul(struct serve_server *srv, struct MHD_Connection *conn);
 bool serve_conn_take_nul(struct serve_server *srv, struct MHD_Connection *conn);
 
-/* ---- framing (serve_framing.c) ------------------------------------------- */
+/* ---- framing (framing.c) ------------------------------------------- */
 
 /* What the headers say about the body, gathered header by header. */
 struct serve_framing {
@@ -285,7 +239,7 @@ bool serve_json_has_nul(const char *text, size_t len);
  * serve_conn_mark_nul. cls: the server. */
 size_t serve_unescape(void *cls, struct MHD_Connection *conn, char *text);
 
-/* ---- jobs (serve_job.c) ------------------------------------------------------- */
+/* ---- jobs (job.c) ------------------------------------------------------- */
 
 /* A slow call: fills req->job_json (may stay NULL) and returns 0 or a
  * MINIDBX_E* code (then minidbx_errmsg says why, on the job's thread: the
@@ -306,7 +260,7 @@ enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn);
  * req->job_rc. */
 enum MHD_Result serve_job_reply(struct serve_request *req);
 
-/* ---- object responses (serve_send.c) ------------------------------------------ */
+/* ---- object responses (send.c) ------------------------------------------ */
 
 /* A single byte range of an object, from a Range header. */
 struct serve_range {
@@ -321,7 +275,7 @@ void serve_parse_range(const char *header, uint64_t size, struct serve_range *ou
 int serve_verified_start(struct serve_server *srv);
 void serve_verified_stop(struct serve_server *srv);
 
-/* ---- replies (serve_reply.c) ----------------------------------------------------- */
+/* ---- replies (reply.c) ----------------------------------------------------- */
 
 /* Queue response with status (adding the headers every reply has), count
  * its bytes and destroy our reference. Returns what MHD_queue_response did. */
@@ -359,7 +313,7 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
 /* Reply with an object's bytes (GET) or its headers (HEAD): ETag,
  * immutable caching, If-None-Match, a single Range. A GET never completes
  * with bytes that do not hash to id: it is refused before the first byte
- * or cut before the last (serve_send.c). */
+ * or cut before the last (send.c). */
 enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *id);
 /* Commit the writer of an object body (an empty one when no bytes came);
  * for PUT /v1/objects/ID only when the bytes hash to ID (else ECORRUPT,
@@ -374,32 +328,29 @@ bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *cr
 #define SERVE_RESERVED_NAME_PREFIX "_go/"
 bool serve_name_reserved(const char *name);
 
-/* ---- handlers ------------------------------------------------------------ */
+/* ---- the request's life (router.c, body.c) --------------------------------- */
 
-enum MHD_Result serve_object_put(struct serve_request *req);
-enum MHD_Result serve_object_get(struct serve_request *req);
-enum MHD_Result serve_object_delete(struct serve_request *req);
-enum MHD_Result serve_object_list(struct serve_request *req);
-enum MHD_Result serve_missing(struct serve_request *req);
-enum MHD_Result serve_name_put(struct serve_request *req);
-enum MHD_Result serve_name_get(struct serve_request *req);
-enum MHD_Result serve_name_delete(struct serve_request *req);
-enum MHD_Result serve_name_list(struct serve_request *req);
-enum MHD_Result serve_info(struct serve_request *req);
-enum MHD_Result serve_verify(struct serve_request *req);
-enum MHD_Result serve_gc(struct serve_request *req);
-enum MHD_Result serve_health(struct serve_request *req);
+/* libmicrohttpd's access handler and its request-completed callback;
+ * cls: the server. */
+enum MHD_Result serve_on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                 const char *method, const char *version,
+                                 const char *upload_data, size_t *upload_size, void **con_cls);
+void serve_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                        enum MHD_RequestTerminationCode code);
+/* Before the body: refuse what is sure to be too big, set up the parsing.
+ * *replied: a reply is queued (return what this returns). */
+enum MHD_Result serve_body_begin(struct serve_request *req, bool *replied);
+/* One chunk of the body. MHD_NO drops a client that keeps sending long
+ * after a refusal. */
+enum MHD_Result serve_body_chunk(struct serve_request *req, const char *data, size_t size);
+/* Stop taking the body: what came is thrown away and the request ends with
+ * code once the client has finished sending. */
+void serve_body_fail(struct serve_request *req, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* ---- handlers (the rest are static, next to their protocol's table) ---- */
+
+/* GET /metrics (metrics.c). */
 enum MHD_Result serve_metrics_page(struct serve_request *req);
 
-enum MHD_Result serve_go_upload(struct serve_request *req);
-enum MHD_Result serve_go_retrieve(struct serve_request *req);
-enum MHD_Result serve_go_register(struct serve_request *req);
-enum MHD_Result serve_go_get(struct serve_request *req);
-enum MHD_Result serve_go_list(struct serve_request *req);
-
-#else /* !MDBX_HAVE_SERVER */
-
-#define SERVE_COMMAND_ENTRY
-
-#endif
-#endif /* MDBX_SERVE_H */
+#endif /* MINIDBX_SERVER_NODE_H */

@@ -1,4 +1,4 @@
-/* serve_send.c - object bodies out: ETag, immutable caching, conditional
+/* send.c - object bodies out: ETag, immutable caching, conditional
  * and range requests, and the promise that a GET never completes with
  * bytes that do not hash to the id it names.
  *
@@ -43,7 +43,7 @@
  * such a write sees the new ctime and hashes again. The cache is a fixed
  * table (--verified-cache entries, direct-mapped by id), so memory stays
  * bounded and a flood of ids only evicts. */
-#include "serve.h"
+#include "node.h"
 
 #include <errno.h>
 #include <inttypes.h>

@@ -1,4 +1,4 @@
-/* serve_go.c - the endpoints of the Go Mini-Dropbox, with the shapes its
+/* proto_go.c - the endpoints of the Go Mini-Dropbox, with the shapes its
  * clients expect: POST /upload (multipart, field "file"), GET /retrieve,
  * POST /register, GET /get, GET /list. Ids are our SHA-256 ids.
  *
@@ -6,7 +6,7 @@
  * small JSON objects in the store, each pointed at by the name
  * "_go/register/<hash>", so they survive restarts and gc; the name the
  * client gave also points at the object when the object is here. */
-#include "serve.h"
+#include "node.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -57,7 +57,7 @@ static enum MHD_Result go_reply(struct serve_request *req, unsigned status, bool
     return serve_reply_json(req, status, go_json(success, hash, message));
 }
 
-enum MHD_Result serve_go_upload(struct serve_request *req)
+static enum MHD_Result serve_go_upload(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_id id;
@@ -81,7 +81,7 @@ static bool hash_arg(struct serve_request *req, minidbx_id *id, enum MHD_Result 
     return serve_parse_id(req, serve_query(req, "hash"), id, result);
 }
 
-enum MHD_Result serve_go_retrieve(struct serve_request *req)
+static enum MHD_Result serve_go_retrieve(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_id id;
@@ -164,7 +164,7 @@ static int store_record(minidbx *db, const minidbx_id *hash, const cJSON *record
     return rc;
 }
 
-enum MHD_Result serve_go_register(struct serve_request *req)
+static enum MHD_Result serve_go_register(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_id hash;
@@ -212,7 +212,7 @@ static cJSON *load_record(minidbx *db, const char *key, int *rc, size_t *out_byt
     return record;
 }
 
-enum MHD_Result serve_go_get(struct serve_request *req)
+static enum MHD_Result serve_go_get(struct serve_request *req)
 {
     char key[sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE];
     enum MHD_Result result;
@@ -231,7 +231,7 @@ enum MHD_Result serve_go_get(struct serve_request *req)
 }
 
 /* Every record, as a JSON array, read a page of names at a time. */
-enum MHD_Result serve_go_list(struct serve_request *req)
+static enum MHD_Result serve_go_list(struct serve_request *req)
 {
     minidbx_name_info *page = malloc(LIST_PAGE * sizeof *page);
     cJSON *array = cJSON_CreateArray();
@@ -271,3 +271,14 @@ enum MHD_Result serve_go_list(struct serve_request *req)
     }
     return serve_reply_json(req, MHD_HTTP_OK, array);
 }
+
+/* The endpoints of the Go system this replaces. */
+static const struct serve_route_spec go_routes[] = {
+    { "POST", "/upload", serve_go_upload, "go_upload", BODY_MULTIPART, ACCESS_WRITE },
+    { "GET", "/retrieve", serve_go_retrieve, "go_retrieve", BODY_NONE, ACCESS_READ },
+    { "POST", "/register", serve_go_register, "go_register", BODY_SMALL, ACCESS_WRITE },
+    { "GET", "/get", serve_go_get, "go_get", BODY_NONE, ACCESS_READ },
+    { "GET", "/list", serve_go_list, "go_list", BODY_NONE, ACCESS_READ },
+};
+
+const struct serve_protocol serve_proto_go = SERVE_PROTOCOL("go", go_routes);

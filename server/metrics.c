@@ -1,32 +1,10 @@
-/* serve_metrics.c - counters kept with atomics (no lock on the request
+/* metrics.c - counters kept with atomics (no lock on the request
  * path) and GET /metrics in the Prometheus text format. */
-#include "serve.h"
+#include "node.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-
-static const char *const route_names[ROUTE_COUNT] = {
-    [ROUTE_UNKNOWN] = "unknown",
-    [ROUTE_OBJECT_PUT] = "object_put",
-    [ROUTE_OBJECT_GET] = "object_get",
-    [ROUTE_OBJECT_DELETE] = "object_delete",
-    [ROUTE_OBJECT_LIST] = "object_list",
-    [ROUTE_MISSING] = "missing",
-    [ROUTE_NAME_PUT] = "name_put",
-    [ROUTE_NAME_GET] = "name_get",
-    [ROUTE_NAME_DELETE] = "name_delete",
-    [ROUTE_NAME_LIST] = "name_list",
-    [ROUTE_INFO] = "info",
-    [ROUTE_HEALTH] = "health",
-    [ROUTE_METRICS] = "metrics",
-    [ROUTE_GO_UPLOAD] = "go_upload",
-    [ROUTE_GO_RETRIEVE] = "go_retrieve",
-    [ROUTE_GO_REGISTER] = "go_register",
-    [ROUTE_GO_GET] = "go_get",
-    [ROUTE_GO_LIST] = "go_list",
-    [ROUTE_VERIFY] = "verify",
-    [ROUTE_GC] = "gc",
-};
+#include <string.h>
 
 /* The statuses counted one by one; the last slot takes any other. 499:
  * the client went away before a reply. */
@@ -40,7 +18,7 @@ static const unsigned latency_bounds_us[SERVE_LATENCY_BUCKETS] = {
     100, 250, 500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 1000000, 5000000, 30000000,
 };
 
-void serve_metrics_record(struct serve_metrics *m, enum serve_route route, unsigned status,
+void serve_metrics_record(struct serve_metrics *m, size_t route_slot, unsigned status,
                           int64_t elapsed_ns)
 {
     size_t slot = 0, bucket = 0;
@@ -50,26 +28,46 @@ void serve_metrics_record(struct serve_metrics *m, enum serve_route route, unsig
         slot++;
     while (bucket < SERVE_LATENCY_BUCKETS && elapsed_us > latency_bounds_us[bucket])
         bucket++;
-    atomic_fetch_add(&m->requests[route][slot], 1);
+    if (route_slot >= SERVE_ROUTE_SLOTS) /* refused at start (daemon.c) */
+        route_slot = 0;
+    atomic_fetch_add(&m->requests[route_slot][slot], 1);
     atomic_fetch_add(&m->latency[bucket], 1);
     atomic_fetch_add(&m->latency_sum_us, elapsed_us);
 }
 
+/* True if a slot before slot has a route with this label: its counters
+ * were printed with that one's. */
+static bool label_seen_before(size_t slot, const char *label)
+{
+    for (size_t earlier = 0; earlier < slot; earlier++)
+        if (strcmp(serve_route_in_slot(earlier)->metric, label) == 0)
+            return true;
+    return false;
+}
+
 static void print_requests(FILE *out, struct serve_metrics *m)
 {
+    size_t slots = serve_route_slots();
+
     fprintf(out, "# HELP minidbx_http_requests_total Requests by route and status.\n"
                  "# TYPE minidbx_http_requests_total counter\n");
-    for (int r = 0; r < ROUTE_COUNT; r++) {
+    for (size_t r = 0; r < slots; r++) {
+        const char *label = serve_route_in_slot(r)->metric;
+        if (label_seen_before(r, label))
+            continue;
         for (int s = 0; s < SERVE_STATUS_SLOTS; s++) {
-            unsigned long long n = atomic_load(&m->requests[r][s]);
+            unsigned long long n = 0;
+            for (size_t same = r; same < slots; same++) /* rows that share the label */
+                if (strcmp(serve_route_in_slot(same)->metric, label) == 0)
+                    n += atomic_load(&m->requests[same][s]);
             if (!n)
                 continue;
             if (status_slots[s])
                 fprintf(out, "minidbx_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
-                        route_names[r], status_slots[s], n);
+                        label, status_slots[s], n);
             else
                 fprintf(out, "minidbx_http_requests_total{route=\"%s\",status=\"other\"} %llu\n",
-                        route_names[r], n);
+                        label, n);
         }
     }
 }

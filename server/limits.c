@@ -1,9 +1,9 @@
-/* serve_limits.c - what keeps one client from hurting the others: a
+/* limits.c - what keeps one client from hurting the others: a
  * per-IP request rate, bearer tokens compared in constant time, a deadline
  * for request headers that drops slowloris clients (libmicrohttpd's own
  * timeout only notices silence, not a trickle), and a minimum average rate
  * for request bodies (the same trick, one body byte every few seconds). */
-#include "serve.h"
+#include "node.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -240,7 +240,7 @@ void serve_conn_body_done(struct serve_server *srv, struct MHD_Connection *conn)
  * reads a few bytes now and then (never idle for MHD) cannot keep it. */
 void serve_conn_reply_queued(struct serve_server *srv, struct MHD_Connection *conn, uint64_t size)
 {
-    const struct serve_config *cfg = srv->cfg;
+    const struct minidbx_server_config *cfg = srv->cfg;
     struct tracked_conn *tc = tracked(conn);
     if (!tc || !cfg->min_body_rate)
         return;
@@ -276,7 +276,7 @@ bool serve_conn_take_nul(struct serve_server *srv, struct MHD_Connection *conn)
 /* A body in progress that is too slow: past the grace period (the header
  * deadline again), it has come at less than min_body_rate bytes/s on
  * average since the headers ended. */
-static bool body_too_slow(const struct serve_config *cfg, const struct tracked_conn *tc, int64_t now)
+static bool body_too_slow(const struct minidbx_server_config *cfg, const struct tracked_conn *tc, int64_t now)
 {
     int64_t grace_ns = (int64_t)cfg->header_timeout_s * 1000000000;
     int64_t elapsed_ns = now - tc->body_since_ns;

@@ -1,4 +1,4 @@
-/* serve_framing.c - requests that two HTTP parsers could read in two ways
+/* framing.c - requests that two HTTP parsers could read in two ways
  * are refused, whatever libmicrohttpd lets through.
  *
  * libmicrohttpd 0.9.75 takes the first of two Content-Length headers,
@@ -10,7 +10,7 @@
  * request is checked here before anything else happens. Likewise a %00 in
  * a URL or query, or \u0000 in a JSON string, would cut an id or a name
  * short: C strings stop at the NUL. */
-#include "serve.h"
+#include "node.h"
 
 #include <string.h>
 #include <strings.h>

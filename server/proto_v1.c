@@ -1,7 +1,7 @@
-/* serve_native.c - the /v1 API: objects, the batch missing query, names,
+/* proto_v1.c - the /v1 API: objects, the batch missing query, names,
  * info, verify and gc, and /health. Each handler parses its arguments,
  * makes one or two calls of the public API and replies. */
-#include "serve.h"
+#include "node.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +12,7 @@
 
 /* ---- objects ------------------------------------------------------------- */
 
-enum MHD_Result serve_object_put(struct serve_request *req)
+static enum MHD_Result serve_object_put(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_id id;
@@ -29,7 +29,7 @@ enum MHD_Result serve_object_put(struct serve_request *req)
     return serve_reply_json(req, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, json);
 }
 
-enum MHD_Result serve_object_get(struct serve_request *req)
+static enum MHD_Result serve_object_get(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_id id;
@@ -39,7 +39,7 @@ enum MHD_Result serve_object_get(struct serve_request *req)
     return serve_send_object(req, &id);
 }
 
-enum MHD_Result serve_object_delete(struct serve_request *req)
+static enum MHD_Result serve_object_delete(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_id id;
@@ -54,7 +54,7 @@ enum MHD_Result serve_object_delete(struct serve_request *req)
 }
 
 /* {"objects": [...], "next": ID or null}: pass next as ?after= to go on. */
-enum MHD_Result serve_object_list(struct serve_request *req)
+static enum MHD_Result serve_object_list(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_object_info *infos = NULL;
@@ -85,7 +85,7 @@ enum MHD_Result serve_object_list(struct serve_request *req)
 }
 
 /* A JSON array of ids in, {"missing": [the ones not here]} out. */
-enum MHD_Result serve_missing(struct serve_request *req)
+static enum MHD_Result serve_missing(struct serve_request *req)
 {
     cJSON *in = req->small ? cJSON_Parse(req->small) : NULL;
     int count = cJSON_GetArraySize(in);
@@ -151,7 +151,7 @@ static enum MHD_Result reply_name(struct serve_request *req, unsigned status)
 }
 
 /* Body: {"id": ID}. */
-enum MHD_Result serve_name_put(struct serve_request *req)
+static enum MHD_Result serve_name_put(struct serve_request *req)
 {
     cJSON *in = req->small ? cJSON_Parse(req->small) : NULL;
     enum MHD_Result result;
@@ -174,7 +174,7 @@ out:
     return result;
 }
 
-enum MHD_Result serve_name_get(struct serve_request *req)
+static enum MHD_Result serve_name_get(struct serve_request *req)
 {
     enum MHD_Result result;
     if (!name_arg(req, &result))
@@ -182,7 +182,7 @@ enum MHD_Result serve_name_get(struct serve_request *req)
     return reply_name(req, MHD_HTTP_OK);
 }
 
-enum MHD_Result serve_name_delete(struct serve_request *req)
+static enum MHD_Result serve_name_delete(struct serve_request *req)
 {
     enum MHD_Result result;
     if (!name_arg(req, &result))
@@ -194,7 +194,7 @@ enum MHD_Result serve_name_delete(struct serve_request *req)
 }
 
 /* ?prefix=P&after=NAME&limit=N -> {"names": [...], "next": NAME or null}. */
-enum MHD_Result serve_name_list(struct serve_request *req)
+static enum MHD_Result serve_name_list(struct serve_request *req)
 {
     enum MHD_Result result;
     minidbx_name_info *infos = NULL;
@@ -224,7 +224,7 @@ enum MHD_Result serve_name_list(struct serve_request *req)
 
 /* ---- info and health --------------------------------------------------------- */
 
-enum MHD_Result serve_info(struct serve_request *req)
+static enum MHD_Result serve_info(struct serve_request *req)
 {
     minidbx_store_info info;
     int rc = minidbx_info(req->srv->db, &info);
@@ -271,7 +271,7 @@ static void add_problem(void *ctx, minidbx_problem kind, const minidbx_id *id, c
     list->listed++;
 }
 
-/* On the job's thread (serve_job.c): the id, if any, is in req->want_id. */
+/* On the job's thread (job.c): the id, if any, is in req->want_id. */
 static int verify_job(struct serve_request *req)
 {
     unsigned flags = req->job_repair ? MINIDBX_VERIFY_REPAIR : 0;
@@ -302,7 +302,7 @@ static int verify_job(struct serve_request *req)
  * "truncated"}: each problem as `mdbx --json verify` prints it
  * (dbx_json_problem); at most VERIFY_PROBLEMS_MAX are listed. Needs the write token, repair or not: it reads the whole
  * store. Runs as a job (one at a time, off the I/O threads). */
-enum MHD_Result serve_verify(struct serve_request *req)
+static enum MHD_Result serve_verify(struct serve_request *req)
 {
     const char *id_text = serve_query(req, "id");
     enum MHD_Result result;
@@ -333,13 +333,34 @@ static int gc_job(struct serve_request *req)
 }
 
 /* -> {"objects_removed", "bytes_removed"}; a job, as verify. */
-enum MHD_Result serve_gc(struct serve_request *req)
+static enum MHD_Result serve_gc(struct serve_request *req)
 {
     return req->job_started ? serve_job_reply(req) : serve_job_run(req, gc_job);
 }
 
 /* "OK", as the Go nodes said it. */
-enum MHD_Result serve_health(struct serve_request *req)
+static enum MHD_Result serve_health(struct serve_request *req)
 {
     return serve_reply_text(req, MHD_HTTP_OK, "OK");
 }
+
+/* The /v1 API, and the node's /health and /metrics. */
+static const struct serve_route_spec v1_routes[] = {
+    { "PUT", "/v1/objects", serve_object_put, "object_put", BODY_OBJECT, ACCESS_WRITE },
+    { "PUT", "/v1/objects/", serve_object_put, "object_put", BODY_OBJECT, ACCESS_WRITE },
+    { "GET", "/v1/objects", serve_object_list, "object_list", BODY_NONE, ACCESS_READ },
+    { "GET", "/v1/objects/", serve_object_get, "object_get", BODY_NONE, ACCESS_READ },
+    { "DELETE", "/v1/objects/", serve_object_delete, "object_delete", BODY_NONE, ACCESS_WRITE },
+    { "POST", "/v1/missing", serve_missing, "missing", BODY_SMALL, ACCESS_READ },
+    { "PUT", "/v1/names/", serve_name_put, "name_put", BODY_SMALL, ACCESS_WRITE },
+    { "GET", "/v1/names", serve_name_list, "name_list", BODY_NONE, ACCESS_READ },
+    { "GET", "/v1/names/", serve_name_get, "name_get", BODY_NONE, ACCESS_READ },
+    { "DELETE", "/v1/names/", serve_name_delete, "name_delete", BODY_NONE, ACCESS_WRITE },
+    { "GET", "/v1/info", serve_info, "info", BODY_NONE, ACCESS_READ },
+    { "POST", "/v1/verify", serve_verify, "verify", BODY_NONE, ACCESS_ADMIN },
+    { "POST", "/v1/gc", serve_gc, "gc", BODY_NONE, ACCESS_WRITE },
+    { "GET", "/health", serve_health, "health", BODY_NONE, ACCESS_OPEN },
+    { "GET", "/metrics", serve_metrics_page, "metrics", BODY_NONE, ACCESS_READ },
+};
+
+const struct serve_protocol serve_proto_v1 = SERVE_PROTOCOL("v1", v1_routes);

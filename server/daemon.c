@@ -1,0 +1,222 @@
+/* daemon.c - the node's life: read the TLS files, listen, run the
+ * libmicrohttpd daemon and its threads, wait for SIGTERM or SIGINT, drain
+ * the requests in flight, stop. Requests go to router.c. */
+#include "node.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Requests a connection's memory pool must hold: the headers, and the
+ * buffer that upload chunks arrive in. Larger headers get 431. */
+#define CONNECTION_MEMORY_BYTES (128u * 1024u)
+
+/* ---- the daemon ------------------------------------------------------------- */
+
+struct minidbx_server {
+    const struct minidbx_server_config *cfg;
+    char *tls_cert; /* PEM text, or NULL: plain HTTP */
+    char *tls_key;
+};
+
+static int parse_listen(const char *listen, struct sockaddr_storage *out,
+                        struct minidbx_server_error *err)
+{
+    char host[256];
+    const char *colon = strrchr(listen, ':');
+    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL;
+
+    if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host)
+        return serve_error(err, MINIDBX_EINVAL, 0,
+                           "--listen wants ADDR:PORT, e.g. 127.0.0.1:8001 or [::1]:8001");
+    size_t len = (size_t)(colon - listen);
+    if (listen[0] == '[' && listen[len - 1] == ']')
+        memcpy(host, listen + 1, len - 2), host[len - 2] = '\0';
+    else
+        memcpy(host, listen, len), host[len] = '\0';
+    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
+        return serve_error(err, MINIDBX_EINVAL, 0, "--listen: '%s' is not a numeric ADDR:PORT",
+                           listen);
+    memcpy(out, res->ai_addr, res->ai_addrlen);
+    freeaddrinfo(res);
+    return 0;
+}
+
+/* libmicrohttpd's messages (a client that went away mid-request, ...). */
+static void log_mhd(void *cls, const char *fmt, va_list ap)
+{
+    (void)cls;
+    fputs("mdbx serve: ", stderr);
+    vfprintf(stderr, fmt, ap);
+}
+
+static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct sockaddr_storage *addr,
+                                       const struct minidbx_server *tls)
+{
+    const struct minidbx_server_config *cfg = srv->cfg;
+    /* poll, not epoll: libmicrohttpd 0.9.75's edge-triggered epoll misses
+     * a client that sends a partial body and closes in one go, and keeps
+     * the request until the idle timeout (tests/http/lifecycle.sh). */
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_TURBO |
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+    struct MHD_OptionItem tls_options[] = {
+        { MHD_OPTION_HTTPS_MEM_CERT, 0, tls->tls_cert },
+        { MHD_OPTION_HTTPS_MEM_KEY, 0, tls->tls_key },
+        { MHD_OPTION_END, 0, NULL },
+    };
+
+    if (tls->tls_cert)
+        flags |= MHD_USE_TLS;
+    if (addr->ss_family == AF_INET6)
+        flags |= MHD_USE_IPv6;
+    return MHD_start_daemon(flags, 0, NULL, NULL, serve_on_request, srv,
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, to catch every message */
+        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
+        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
+        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
+        MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_BYTES,
+        MHD_OPTION_NOTIFY_COMPLETED, serve_on_completed, srv,
+        MHD_OPTION_NOTIFY_CONNECTION, serve_on_connection, srv,
+        MHD_OPTION_UNESCAPE_CALLBACK, serve_unescape, srv,
+        /* HTTP/1.1 without Host, white space in the URL: 400 (the rest of
+         * the framing is checked in framing.c) */
+        MHD_OPTION_STRICT_FOR_CLIENT, (int)1,
+        MHD_OPTION_ARRAY, tls->tls_cert ? tls_options : tls_options + 2,
+        MHD_OPTION_END);
+}
+
+/* Wait for SIGTERM or SIGINT (blocked in every thread since before the
+ * daemon started), then drain: stop accepting, give requests in flight up
+ * to drain_timeout_s to finish, stop. */
+static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, const sigset_t *set)
+{
+    int sig = 0;
+
+    while (sigwait(set, &sig) != 0)
+        continue;
+    fprintf(stderr, "mdbx serve: %s: draining\n", strsignal(sig));
+    MHD_socket listen_fd = MHD_quiesce_daemon(daemon);
+    if (listen_fd != MHD_INVALID_SOCKET)
+        close(listen_fd);
+    int64_t deadline = serve_now_ns() + (int64_t)srv->cfg->drain_timeout_s * 1000000000;
+    while (atomic_load(&srv->metrics.requests_in_flight) > 0 && serve_now_ns() < deadline) {
+        struct timespec pause = { 0, 20 * 1000 * 1000 };
+        nanosleep(&pause, NULL);
+    }
+    long long left = atomic_load(&srv->metrics.requests_in_flight);
+    if (left > 0)
+        fprintf(stderr, "mdbx serve: %lld requests still running after %us; stopping\n", left,
+                srv->cfg->drain_timeout_s);
+}
+
+static unsigned bound_port(struct MHD_Daemon *daemon)
+{
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : 0;
+}
+
+static int run_server(struct serve_server *srv, const struct minidbx_server *tls,
+                      struct minidbx_server_error *err)
+{
+    struct sockaddr_storage addr;
+    sigset_t set;
+    int rc;
+
+    if ((rc = parse_listen(srv->cfg->listen, &addr, err)) != 0)
+        return rc;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    if ((rc = serve_limits_start(srv)) != 0 || (rc = serve_verified_start(srv)) != 0 ||
+        (rc = serve_jobs_start(srv)) != 0) {
+        serve_jobs_free(srv);
+        serve_verified_stop(srv);
+        serve_limits_stop(srv);
+        return serve_error(err, MINIDBX_EIO, rc, "serve");
+    }
+    struct MHD_Daemon *daemon = start_daemon(srv, &addr, tls);
+    if (!daemon) {
+        serve_jobs_free(srv);
+        serve_verified_stop(srv);
+        serve_limits_stop(srv);
+        return serve_error(err, MINIDBX_EIO, 0, "cannot listen on %s (in use? bad TLS files?)",
+                           srv->cfg->listen);
+    }
+    char host[256];
+    snprintf(host, sizeof host, "%.*s", (int)(strrchr(srv->cfg->listen, ':') - srv->cfg->listen),
+             srv->cfg->listen);
+    printf("listening on %s://%s:%u\n", tls->tls_cert ? "https" : "http", host, bound_port(daemon));
+    fflush(stdout);
+    wait_and_drain(srv, daemon, &set);
+    serve_jobs_stop(srv); /* it resumes its connection: before the daemon goes */
+    MHD_stop_daemon(daemon);
+    serve_jobs_free(srv);
+    serve_verified_stop(srv);
+    serve_limits_stop(srv);
+    fprintf(stderr, "mdbx serve: stopped\n");
+    return 0;
+}
+
+int minidbx_server_open(minidbx_server **out, const struct minidbx_server_config *cfg,
+                        struct minidbx_server_error *err)
+{
+    minidbx_server *server = calloc(1, sizeof *server);
+    int rc = 0;
+
+    *out = NULL;
+    if (!server)
+        return serve_error(err, MINIDBX_ENOMEM, ENOMEM, "serve");
+    if (serve_route_slots() > SERVE_ROUTE_SLOTS) {
+        free(server);
+        return serve_error(err, MINIDBX_EUNSUPPORTED, 0, "%zu routes: the metrics have %d slots",
+                           serve_route_slots(), SERVE_ROUTE_SLOTS);
+    }
+    server->cfg = cfg;
+    if (cfg->tls_cert_file && !MHD_is_feature_supported(MHD_FEATURE_TLS))
+        rc = serve_error(err, MINIDBX_EUNSUPPORTED, 0, "this libmicrohttpd has no TLS support");
+    else if (cfg->tls_cert_file && !(server->tls_cert = serve_read_file_text(cfg->tls_cert_file)))
+        rc = serve_error(err, MINIDBX_EIO, errno, "%s", cfg->tls_cert_file);
+    else if (cfg->tls_cert_file && !(server->tls_key = serve_read_file_text(cfg->tls_key_file)))
+        rc = serve_error(err, MINIDBX_EIO, errno, "%s", cfg->tls_key_file);
+    if (rc) {
+        minidbx_server_free(server);
+        return rc;
+    }
+    *out = server;
+    return 0;
+}
+
+int minidbx_server_run(minidbx_server *server, minidbx *db, struct minidbx_server_error *err)
+{
+    struct serve_server *srv = calloc(1, sizeof *srv);
+    int rc;
+
+    if (!srv)
+        return serve_error(err, MINIDBX_ENOMEM, ENOMEM, "serve");
+    srv->db = db;
+    srv->cfg = server->cfg;
+    rc = run_server(srv, server, err);
+    free(srv);
+    return rc;
+}
+
+void minidbx_server_free(minidbx_server *server)
+{
+    if (!server)
+        return;
+    free(server->tls_cert);
+    free(server->tls_key);
+    free(server);
+}

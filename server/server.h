@@ -1,0 +1,140 @@
+/*
+ * server.h - the HTTP node behind `mdbx serve`, as its callers see it: a
+ * configuration built setting by setting, then a node that serves one open
+ * store until SIGTERM or SIGINT. cli/cmd_serve.c parses the command line
+ * into it; the fuzzers of tests/fuzz start a node in their own process.
+ *
+ * The node uses only <minidbx.h> and the wire format (libminidbx/wire*.h);
+ * how it works inside is in node.h.
+ *
+ * Every call here is for one thread (the one that configures and runs the
+ * node). Errors come back as a MINIDBX_E* code with the words filled into a
+ * struct minidbx_server_error; nothing here prints them.
+ */
+#ifndef MINIDBX_SERVER_H
+#define MINIDBX_SERVER_H
+
+#include <minidbx.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* What `mdbx help serve` says about the settings and the routes. */
+#define MINIDBX_SERVER_USAGE "[--listen ADDR:PORT] [--threads N] [--max-object-size SIZE] ..."
+#define MINIDBX_SERVER_HELP                                                      \
+    "  --listen ADDR:PORT          where to listen (default 127.0.0.1:8001;\n"   \
+    "                              port 0 picks a free one, printed on start)\n" \
+    "  --threads N                 worker threads (default 4)\n"                 \
+    "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
+    "                              store's limit; larger uploads get 413\n"     \
+    "                              (ETOOBIG) and store nothing\n"               \
+    "  --read-only                 serve the store read-only: writes get 403\n" \
+    "                              (EREADONLY)\n"                               \
+    "  --max-connections N         open connections in all (default 1000)\n"     \
+    "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
+    "  --rate-limit N              requests per second per client IP, with a\n"  \
+    "                              burst of N; over it: 429 (default 0: off)\n"  \
+    "  --read-token T              reads need 'Authorization: Bearer T'\n"       \
+    "  --write-token T             writes need it (the write token reads too)\n" \
+    "  --tls-cert FILE --tls-key FILE  serve HTTPS with this PEM pair\n"         \
+    "  --idle-timeout SECONDS      drop a connection silent this long (30)\n"    \
+    "  --header-timeout SECONDS    drop a connection whose request headers\n"    \
+    "                              take longer than this (slowloris; 10)\n"      \
+    "  --min-body-rate BYTES       once --header-timeout has passed since the\n" \
+    "                              headers, drop a request whose body came\n"   \
+    "                              slower than this per second on average,\n"   \
+    "                              or whose reply is read slower (default\n"    \
+    "                              1K; 0: off)\n"                               \
+    "  --verified-cache N          blob files remembered as verified, so\n"     \
+    "                              repeated GETs skip hashing (default 1024;\n" \
+    "                              0: hash every GET); see mdbx(1)\n"           \
+    "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
+    "                              flight may take to finish (10)\n"            \
+    "  --config FILE.json          the same settings as a JSON object, keys\n"   \
+    "                              named like the options (\"listen\", ...);\n"  \
+    "                              options given on the command line win\n"     \
+    "Routes: PUT /v1/objects[/ID], GET|HEAD|DELETE /v1/objects/ID, GET\n"        \
+    "/v1/objects?after=ID&limit=N, POST /v1/missing, PUT|GET|HEAD|DELETE\n"      \
+    "/v1/names/NAME, GET /v1/names?prefix=P&after=N&limit=N, GET /v1/info,\n"    \
+    "POST /v1/verify?id=ID&repair=1 (both optional), POST /v1/gc,\n"             \
+    "GET /health, GET /metrics, and the Go system's POST /upload, GET\n"         \
+    "/retrieve?hash=ID, POST /register, GET /get?hash=ID, GET /list.\n"          \
+    "Stops on SIGTERM or SIGINT after the requests in flight. See mdbx(1).\n"
+
+struct minidbx_server_config {
+    const char *listen;
+    unsigned threads;
+    uint64_t max_object_bytes;      /* the store must be opened with it as max_object_size */
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned rate_limit_per_s;
+    const char *read_token;
+    const char *write_token;
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    unsigned idle_timeout_s;
+    unsigned header_timeout_s;
+    unsigned drain_timeout_s;
+    uint64_t min_body_rate;         /* bytes/s, 0: no minimum */
+    unsigned verified_cache_entries;
+    const char *config_file;
+    bool read_only;                 /* writes get 403 EREADONLY */
+    void *file_settings;            /* owned: the parsed config file, which strings point into */
+};
+
+/* One setting: its name is the command-line option's (--NAME) and the
+ * config file's key. minidbx_server_settings ends with a NULL name. */
+struct minidbx_server_setting {
+    const char *name;
+    bool takes_value;  /* false: a flag (read-only) */
+};
+extern const struct minidbx_server_setting minidbx_server_settings[];
+
+/* Why a call failed. code MINIDBX_EINVAL: a setting cannot be used (text
+ * says which and why: a usage error). Otherwise errnum, when not 0, is the
+ * errno value of a failed system call on text (a file name, or "serve");
+ * else text is the whole message. */
+struct minidbx_server_error {
+    int code;
+    int errnum;
+    char text[512];
+};
+
+/* The defaults (listen on 127.0.0.1:8001, 4 threads, 1 GiB objects, ...). */
+void minidbx_server_config_init(struct minidbx_server_config *cfg);
+/* Set the setting called name to value (NULL: a flag given without one).
+ * cfg keeps the pointer: value must live as long as cfg. Returns 0 or
+ * MINIDBX_EINVAL (unknown name, a value that does not parse). */
+int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *name,
+                              const char *value, struct minidbx_server_error *err);
+/* Read cfg->config_file (a JSON object of settings) and set what it says.
+ * Returns 0, MINIDBX_EINVAL (not an object, an unknown or bad setting) or
+ * MINIDBX_EIO (the file cannot be read: err->errnum). */
+int minidbx_server_config_load(struct minidbx_server_config *cfg, struct minidbx_server_error *err);
+/* Settings that are each valid but not together, or out of range: 0 or
+ * MINIDBX_EINVAL. */
+int minidbx_server_config_check(const struct minidbx_server_config *cfg,
+                                struct minidbx_server_error *err);
+/* Free what minidbx_server_config_load kept. */
+void minidbx_server_config_free(struct minidbx_server_config *cfg);
+
+/* A node, ready to run. */
+typedef struct minidbx_server minidbx_server;
+
+/* Read what the node needs before it runs (the TLS files). cfg must stay
+ * valid and unchanged until minidbx_server_free. Returns 0, MINIDBX_EIO
+ * (a file cannot be read), MINIDBX_EUNSUPPORTED (TLS without TLS support)
+ * or MINIDBX_ENOMEM. */
+int minidbx_server_open(minidbx_server **out, const struct minidbx_server_config *cfg,
+                        struct minidbx_server_error *err);
+/* Listen and serve db until SIGTERM or SIGINT, then drain (the requests
+ * in flight get drain_timeout_s) and return 0. Prints "listening on
+ * URL" on stdout once it listens, and what happens (drain, stop) on
+ * stderr. SIGTERM and SIGINT are blocked in the calling thread (and so in
+ * every thread the node starts): send them to that thread or the process.
+ * Errors: MINIDBX_EINVAL (--listen is no numeric ADDR:PORT), MINIDBX_EIO
+ * (cannot listen, cannot start a thread). */
+int minidbx_server_run(minidbx_server *srv, minidbx *db, struct minidbx_server_error *err);
+/* NULL is a no-op. */
+void minidbx_server_free(minidbx_server *srv);
+
+#endif /* MINIDBX_SERVER_H */
