@@ -591,8 +591,8 @@ int local_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend
 
 /* Is the object there to be read: 1, 0 or an error. A record whose blob is
  * gone, not a regular file or of the wrong size does not count (one
- * fstatat; the bytes are not hashed), nor does a malformed record: exists
- * and missing never claim what a get cannot deliver, so that a client
+ * fstatat; the bytes are not hashed), nor does a malformed file record:
+ * exists and missing do not claim what a get cannot deliver, so that a client
  * (push, sync) sends the bytes again and the put heals the copy. */
 static int object_present(local_store *s, MDB_txn *txn, const minidbx_id *id)
 {
@@ -603,6 +603,13 @@ static int object_present(local_store *s, MDB_txn *txn, const minidbx_id *id)
         return 0;
     if (rc)
         return dbx_error_lmdb(rc, "%s: looking up an object", s->root);
+    /* Longer than a header: an inline record, its bytes in the value. Do
+     * not read the header to make sure: on a random lookup that touches a
+     * cold page of the map for every object and halves exists/missing
+     * (minidbx-bench small); a damaged record is found by get and verify,
+     * and a put of the right bytes heals it. */
+    if (v.mv_size > RECORD_HEADER_BYTES)
+        return 1;
     if (local_record_parse(&v, id, &h) < 0) {
         dbx_error_clear();
         return 0;
