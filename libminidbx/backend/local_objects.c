@@ -429,23 +429,30 @@ int local_put(minidbx_backend *be, const minidbx_id *id, const void *data, size_
 
 /* --- reading --------------------------------------------------------------------- */
 
+/* Read and parse id's record in txn (v points into the map until the
+ * transaction ends): 0, ENOTFOUND, ECORRUPT or an LMDB error. */
+static int record_get(local_store *s, MDB_txn *txn, const minidbx_id *id, MDB_val *v, record_header *h)
+{
+    MDB_val k = local_id_key(id);
+    char sid[16];
+    int lrc = mdb_get(txn, s->objects, &k, v);
+    if (lrc == MDB_NOTFOUND)
+        return minidbx_error_set(MINIDBX_ENOTFOUND, "object %s: not found", local_short_id(id, sid));
+    if (lrc)
+        return dbx_error_lmdb(lrc, "%s: looking up %s", s->root, local_short_id(id, sid));
+    return local_record_parse(v, id, h);
+}
+
 /* Look a record up; for inline objects copy the bytes out (into *inline_copy,
  * malloc'd) before the transaction ends. */
 static int lookup(local_store *s, const minidbx_id *id, record_header *h, char **inline_copy)
 {
     read_txn rt;
-    MDB_val k = local_id_key(id), v;
-    char sid[16];
+    MDB_val v;
     int rc = local_read_begin(s, &rt);
     if (rc < 0)
         return rc;
-    int lrc = mdb_get(rt.txn, s->objects, &k, &v);
-    if (lrc == MDB_NOTFOUND)
-        rc = minidbx_error_set(MINIDBX_ENOTFOUND, "object %s: not found", local_short_id(id, sid));
-    else if (lrc)
-        rc = dbx_error_lmdb(lrc, "%s: looking up %s", s->root, local_short_id(id, sid));
-    else
-        rc = local_record_parse(&v, id, h);
+    rc = record_get(s, rt.txn, id, &v, h);
     if (rc == 0 && inline_copy && (h->flags & RECORD_INLINE)) {
         *inline_copy = malloc(h->size ? (size_t)h->size : 1);
         if (!*inline_copy)
@@ -686,17 +693,11 @@ int local_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info *o
     local_store *s = (local_store *)be;
     read_txn rt;
     record_header h;
-    MDB_val k = local_id_key(id), v;
-    char sid[16];
+    MDB_val v;
     int rc = local_read_begin(s, &rt);
     if (rc < 0)
         return rc;
-    int lrc = mdb_get(rt.txn, s->objects, &k, &v);
-    if (lrc == MDB_NOTFOUND)
-        rc = minidbx_error_set(MINIDBX_ENOTFOUND, "object %s: not found", local_short_id(id, sid));
-    else if (lrc)
-        rc = dbx_error_lmdb(lrc, "%s: stat", s->root);
-    else if ((rc = local_record_parse(&v, id, &h)) == 0)
+    if ((rc = record_get(s, rt.txn, id, &v, &h)) == 0)
         rc = fill_info(s, rt.txn, id, &h, out);
     local_read_end(s, &rt);
     return rc;
