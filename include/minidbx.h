@@ -244,8 +244,11 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * (stat adds a listing of P refs/<id>/), missing HEADs 16 ids at a time,
  * list is ListObjectsV2 over P objects/ (continuation tokens; id order).
  * created_ns is the engine's Last-Modified: a put of bytes that are
- * already there writes them again and moves it. writer commit_ex cannot
- * tell created from not (*out_created is -1).
+ * already there writes them again and moves it. minidbx_writer_commit_ex
+ * of at most 5 MiB asks the engine to create the key only if it is new
+ * (If-None-Match: *), so *out_created is exact (bytes that were there are
+ * then PUT again, plainly); over 5 MiB the copy to the key cannot be
+ * conditional and *out_created is -1 (cannot tell).
  * Names: a set is a HEAD of the object, then its ref, then the name (a
  * crash between them leaves a ref too many: the object is kept, verify
  * reports BADREF). name_list is one listing and a GET per name.

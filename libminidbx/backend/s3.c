@@ -349,9 +349,9 @@ int s3_each(size_t count, unsigned threads, int (*fn)(void *ctx, size_t i), void
 
 /* ---- objects ------------------------------------------------------------------- */
 
-static int s3_put(minidbx_backend *be, const minidbx_id *id, const void *data, size_t size)
+int s3_put_object(struct s3_backend *sb, const minidbx_id *id, const void *data, size_t size,
+                  int *created)
 {
-    struct s3_backend *sb = s3_of(be);
     dbx_remote_call call;
     char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
     char hash_header[sizeof "x-amz-content-sha256: " + MINIDBX_ID_HEX_SIZE];
@@ -365,10 +365,28 @@ static int s3_put(minidbx_backend *be, const minidbx_id *id, const void *data, s
     call.body_size = size;
     call.content_type = "application/octet-stream";
     call.extra_headers[0] = hash_header;
-    if (rc == 0)
-        rc = s3_expect_ok(sb, &call);
+    /* only if the key is new: the engine's own answer to "created?" */
+    call.extra_headers[1] = created ? "If-None-Match: *" : NULL;
+    if (rc == 0 && (rc = dbx_remote_perform(&sb->remote, &call)) == 0) {
+        if (created && call.status == 412) {
+            /* there already: written again all the same, which moves its
+             * Last-Modified past a gc that began before (and mends it) */
+            *created = 0;
+            free(call.buf);
+            return s3_put_object(sb, id, data, size, NULL);
+        }
+        if (call.status / 100 != 2)
+            rc = dbx_remote_status_error(&sb->remote, &call);
+        else if (created)
+            *created = 1;
+    }
     free(call.buf);
     return rc;
+}
+
+static int s3_put(minidbx_backend *be, const minidbx_id *id, const void *data, size_t size)
+{
+    return s3_put_object(s3_of(be), id, data, size, NULL);
 }
 
 static int s3_get(minidbx_backend *be, const minidbx_id *id, void **out_data, size_t *out_size)

@@ -58,6 +58,11 @@ int s3_body_error(struct s3_backend *sb, const dbx_remote_call *call);
 /* HEAD an object: 1 (and its size and mtime), 0 if it is not there, or an
  * error. */
 int s3_head(struct s3_backend *sb, const char *key, uint64_t *size, int64_t *mtime_ns);
+/* PUT an object's bytes to its key. created NULL: whatever is there;
+ * else only if the key is new (If-None-Match), *created 1, or 0 when it was
+ * there (then it is PUT again, plainly). */
+int s3_put_object(struct s3_backend *sb, const minidbx_id *id, const void *data, size_t size,
+                  int *created);
 /* DELETE a key (deleting one that is not there succeeds, as in S3). */
 int s3_delete_key(struct s3_backend *sb, const char *key);
 /* A random hex string of 2 * bytes digits (bytes <= 32). */

@@ -296,7 +296,9 @@ static int writer_write(minidbx_backend_writer *bw, const void *data, size_t siz
     return rc;
 }
 
-static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
+/* *created: exact for one PUT (If-None-Match); -1 (cannot tell) for a
+ * multipart upload, whose copy to its key is not conditional. */
+static int writer_commit_created(minidbx_backend_writer *bw, const minidbx_id *id, int *created)
 {
     struct s3_writer *w = (struct s3_writer *)bw;
     char key[S3_ID_KEY_SIZE];
@@ -304,8 +306,10 @@ static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
 
     if (rc == 0 && !w->upload_id) {
         /* one part or less: one PUT, hashed and checked by the engine */
-        rc = w->sb->base.put(&w->sb->base, id, w->buf, w->len);
+        rc = s3_put_object(w->sb, id, w->buf, w->len, created);
     } else if (rc == 0) {
+        if (created)
+            *created = -1;
         s3_object_key(id, key);
         if ((rc = send_part(w)) == 0 && (rc = join_all(w)) == 0 && (rc = complete_upload(w)) == 0) {
             free(w->upload_id); /* complete: nothing to abort now */
@@ -320,6 +324,11 @@ static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
         writer_stop(w);
     writer_free(w);
     return rc;
+}
+
+static int writer_commit(minidbx_backend_writer *bw, const minidbx_id *id)
+{
+    return writer_commit_created(bw, id, NULL);
 }
 
 static void writer_abort(minidbx_backend_writer *bw)
@@ -347,6 +356,7 @@ int s3_be_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
     w->base.write = writer_write;
     w->base.commit = writer_commit;
     w->base.abort = writer_abort;
+    w->base.commit_created = writer_commit_created;
     *out = &w->base;
     return 0;
 }
