@@ -41,6 +41,8 @@ for t in ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool curl; 
     command -v "$t" >/dev/null 2>&1 || skip "$t is not installed"
 done
 
+# room for every s3 test of a run-all.sh run (two builds) in the OSD's RAM
+export RGW_MEMSTORE_BYTES=${RGW_MEMSTORE_BYTES:-$((4 << 30))}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/minidbx-rgw.XXXXXX")
 trap '"$here/rgw-down" --rm "$dir" >/dev/null 2>&1' EXIT
 env=
