@@ -12,8 +12,9 @@
 #            one curl process per stream, all its requests from one config
 #            file (one connection each), x-amz-content-sha256: UNSIGNED-PAYLOAD
 # Each figure is the median of RUNS (3) runs; ratio = minidbx / curl in
-# requests per second (goal >= 0.9). Environment: RUNS, KEEP=1 keeps the
-# temp directory. Needs ceph-mon ceph-osd radosgw and curl.
+# requests per second (goal >= 0.9). Environment: RUNS, SPECS (default
+# "4096:1:1000 4096:16:4000 1048576:1:100 1048576:16:320": SIZE:STREAMS:COUNT
+# per row), KEEP=1 keeps the temp directory. Needs ceph-mon ceph-osd radosgw and curl.
 set -u
 BUILD=${1:-build}
 LOAD=$BUILD/bench/s3/s3load
@@ -58,6 +59,7 @@ curl_run() {
         : >"$T/curl.$s.conf"
         for ((i = s; i < count; i += streams)); do
             {
+                if [ "$i" != "$s" ]; then echo "next"; fi
                 echo "aws-sigv4 = \"aws:amz:us-east-1:s3\""
                 echo "user = \"$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY\""
                 echo "header = \"x-amz-content-sha256: UNSIGNED-PAYLOAD\""
@@ -65,7 +67,6 @@ curl_run() {
                 if [ "$method" = PUT ]; then echo "upload-file = \"$dir/o$i\""; fi
                 echo "output = \"/dev/null\""
                 echo "write-out = \"%{http_code}\\n\""
-                echo "next"
             } >>"$T/curl.$s.conf"
         done
     done
@@ -86,24 +87,38 @@ curl_run() {
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-printf '%-6s %-7s %-4s %12s %12s %7s %10s %10s\n' size streams op "minidbx/s" "curl/s" ratio "mdbx MiB/s" "curl MiB/s"
-for spec in "4096 1 1000" "4096 16 4000" "1048576 1 100" "1048576 16 320"; do
+# row OP OURS_SECONDS CURL_SECONDS (size, streams, count from the loop)
+row() {
+    local label
+    label=$([ "$size" = 4096 ] && echo 4KiB || echo 1MiB)
+    awk -v s="$label" -v st="$streams" -v op="$1" -v n="$count" -v b="$size" -v o="$2" -v p="$3" 'BEGIN {
+        mo = n / o; pc = n / p; r = mo / pc
+        printf "%-6s %-7s %-6s %12.0f %12.0f %6.2fx %10.1f %10.1f  %s\n", s, st, op, mo, pc, r,
+            mo * b / 1048576, pc * b / 1048576, (r >= 0.9 ? "ok" : "MISS (goal 0.9x)") }'
+}
+
+printf '%-6s %-7s %-6s %12s %12s %7s %10s %10s\n' size streams op "minidbx/s" "curl/s" ratio "mdbx MiB/s" "curl MiB/s"
+SPECS=${SPECS:-"4096:1:1000 4096:16:4000 1048576:1:100 1048576:16:320"}
+for spec in $SPECS; do
+    spec=${spec//:/ }
     read -r size streams count <<<"$spec"
     dir=$T/data-$size-$streams
     mkdir -p "$dir"
     "$LOAD" gen "$dir" "$size" "$count" || exit 1
     loc="s3://$BUCKET/mdbx-$size-$streams"
     for op in put get; do
-        : >"$T/ours" && : >"$T/peer"
+        : >"$T/ours" && : >"$T/ours-nv" && : >"$T/peer"
         for ((r = 0; r < RUNS; r++)); do
             "$LOAD" "$op" "$loc" "$dir" "$count" "$streams" >>"$T/ours" || exit 1
             curl_run "$(tr a-z A-Z <<<"$op")" "$dir" "$count" "$streams" "curl-$size-$streams" >>"$T/peer" || exit 1
+            if [ "$op" = get ]; then
+                S3LOAD_NO_VERIFY=1 "$LOAD" get "$loc" "$dir" "$count" "$streams" >>"$T/ours-nv" || exit 1
+            fi
         done
-        ours=$(median <"$T/ours") peer=$(median <"$T/peer")
-        label=$([ "$size" = 4096 ] && echo 4KiB || echo 1MiB)
-        awk -v s="$label" -v st="$streams" -v op="$op" -v n="$count" -v b="$size" -v o="$ours" -v p="$peer" 'BEGIN {
-            mo = n / o; pc = n / p; r = mo / pc
-            printf "%-6s %-7s %-4s %12.0f %12.0f %6.2fx %10.1f %10.1f  %s\n", s, st, op, mo, pc, r,
-                mo * b / 1048576, pc * b / 1048576, r >= 0.9 ? "ok" : "MISS (goal 0.9x)" }'
+        row "$op" "$(median <"$T/ours")" "$(median <"$T/peer")"
+        if [ "$op" = get ]; then
+            row "get-nv" "$(median <"$T/ours-nv")" "$(median <"$T/peer")"
+        fi
     done
 done
+echo "get-nv: minidbx opened MINIDBX_OPEN_NO_VERIFY (gets not hashed), for the share of verification"

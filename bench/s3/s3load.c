@@ -9,6 +9,9 @@
  *                                             DIR/ids
  *   s3load get LOCATION DIR COUNT THREADS     minidbx_get each id of DIR/ids
  *
+ * With S3LOAD_NO_VERIFY=1 in the environment the store is opened with
+ * MINIDBX_OPEN_NO_VERIFY (gets are not hashed): the share of verification.
+ *
  * put and get print "SECONDS" (wall time of the timed part) on stdout and
  * fail (exit 1) if any call fails or a get returns other bytes than put.
  */
@@ -138,7 +141,10 @@ int main(int argc, char **argv)
 
     if (threads < 1 || threads > 64 || load(&j, argv[3], j.get) != 0)
         return 2;
-    if (minidbx_open(&j.db, argv[2], NULL) != 0)
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    if (getenv("S3LOAD_NO_VERIFY"))
+        opts.flags |= MINIDBX_OPEN_NO_VERIFY;
+    if (minidbx_open(&j.db, argv[2], &opts) != 0)
         return die(argv[2]);
     pthread_mutex_init(&j.lock, NULL);
     double start = now_s();

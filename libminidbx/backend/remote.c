@@ -19,6 +19,10 @@
 #define DEFAULT_TIMEOUT_MS 30000u
 #define ATTEMPTS 3
 #define RETRY_PAUSE_MS 50
+#define PREALLOC_MAX (256u << 20)
+/* Idle connections kept per client (curl's default, 5, closes one at every
+ * request's end once more threads than that share a client). */
+#define MAX_CONNECTIONS 64L
 
 void dbx_remote_call_init(dbx_remote_call *call, const char *method)
 {
@@ -145,6 +149,11 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
         call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
     } else if (dbx_remote_header_is(line, len, "Content-Length", &value)) {
         call->content_length = strtoull(value, NULL, 10);
+        /* a body that comes to buf: room for all of it at once (not a HEAD's
+         * length, and not more than PREALLOC_MAX on the server's word) */
+        if (call->status / 100 == 2 && call->sink_fd < 0 && strcmp(call->method, "HEAD") != 0 &&
+            call->content_length <= PREALLOC_MAX && call->buf_len == 0)
+            dbx_remote_buf_reserve(call, (size_t)call->content_length);
     } else if (dbx_remote_header_is(line, len, DBX_WIRE_ERROR_HEADER, &value)) {
         size_t value_len = len - (size_t)(value - line);
         while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||
@@ -198,7 +207,8 @@ static void share_unlock(CURL *curl, curl_lock_data data, void *ctx)
 static CURL *handle_new(dbx_remote *r)
 {
     CURL *curl = curl_easy_init();
-    if (curl && curl_easy_setopt(curl, CURLOPT_SHARE, r->share) != CURLE_OK) {
+    if (curl && (curl_easy_setopt(curl, CURLOPT_SHARE, r->share) != CURLE_OK ||
+                 curl_easy_setopt(curl, CURLOPT_MAXCONNECTS, MAX_CONNECTIONS) != CURLE_OK)) {
         curl_easy_cleanup(curl);
         curl = NULL;
     }
