@@ -78,7 +78,8 @@ static const char global_usage[] = "usage: mdbx [-s LOCATION] [--json] [-q] COMM
 static const char global_options[] =
     "Options (before or after the command):\n"
     "  -s, --store LOCATION  the store: a directory (./a:b if it has a colon)\n"
-    "                        or http://HOST:PORT\n"
+    "                        or http://HOST:PORT or s3://BUCKET[/PREFIX]\n"
+    "                        (s3: AWS_* and MINIDBX_S3_ENDPOINT; see mdbx(1))\n"
     "                        (default: $MINIDBX_STORE,\n"
     "                        else $XDG_DATA_HOME/minidbx, else\n"
     "                        ~/.local/share/minidbx)\n"

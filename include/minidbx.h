@@ -181,9 +181,14 @@ typedef struct {
  *                      a scheme registered with minidbx_register_scheme
  *                      (the whole location is handed to it; http, https
  *                      and file cannot be replaced).
- *    s3://..., cluster:FILE
- *                      known store types that this version does not have:
- *                      EUNSUPPORTED (unless registered).
+ *    s3://BUCKET[/PREFIX]
+ *                      a store in an S3 bucket (any S3-compatible engine:
+ *                      AWS S3, Ceph RGW, MinIO...), in builds with libcurl
+ *                      and libxml2 (else EUNSUPPORTED). See "s3:// stores"
+ *                      below. The bucket must exist (ENOTFOUND, naming it,
+ *                      if not); the prefix needs no creating.
+ *    cluster:FILE      a known store type that this version does not
+ *                      have: EUNSUPPORTED (unless registered).
  *    any other SCHEME: EUNSUPPORTED when written SCHEME://..., else EINVAL.
  *    anything else     a directory path: the local store. A relative path
  *                      whose first segment has a colon is written with a
@@ -200,6 +205,76 @@ typedef struct {
  *  metadata is not a minidbx store of a known format), EUNSUPPORTED (a
  *  scheme this build does not have). On error *out is set to NULL. */
 MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minidbx_options *opts);
+
+/* s3:// stores
+ * ------------
+ * Configuration, from the environment S3 tools share:
+ *   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   required (else EPERM)
+ *   AWS_SESSION_TOKEN                          sent as x-amz-security-token
+ *   AWS_REGION, else AWS_DEFAULT_REGION        else us-east-1
+ *   MINIDBX_S3_ENDPOINT  e.g. http://127.0.0.1:7480 for a self-hosted
+ *                        engine; else https://s3.REGION.amazonaws.com.
+ *                        Requests are path style (ENDPOINT/BUCKET/KEY).
+ *   timeout_ms (minidbx_options) as for http://.
+ * Requests are signed with SigV4 by libcurl. Credentials never appear in
+ * an error message, a log line or minidbx_info (whose location is
+ * "s3://BUCKET[/PREFIX]", without the endpoint).
+ *
+ * Layout, under P = "PREFIX/" (nothing without a prefix), readable by any
+ * S3 tool:
+ *   P objects/ab/<64 hex id>   an object: exactly its bytes ("ab": the
+ *                              id's first two hex digits)
+ *   P names/<name>             a name: JSON {"id":...,"size":...,
+ *                              "mtime_ns":...}
+ *   P refs/<64 hex id>/<name>  empty: says <name> points at that id (read
+ *                              by delete, stat's refs and gc)
+ *   P tmp/<random>             a large writer's multipart upload, until
+ *                              its commit
+ * Objects: put and a writer of at most 5 MiB are one PUT to the object's
+ * key (its x-amz-content-sha256 is the id, so the engine checks the
+ * bytes). A larger writer is a multipart upload to P tmp/ in 5 MiB parts,
+ * 4 sent at once (memory: 5 parts at most), completed at commit, copied
+ * on the engine to the object's key and removed; objects over 5 GiB
+ * cannot be copied so (ETOOBIG). A failing or aborted writer aborts its
+ * upload, so no parts stay behind. A process killed mid-upload leaves no
+ * object, only an incomplete upload under P tmp/ (the engine keeps its
+ * parts): verify reports it as TEMP once older than an hour, and REPAIR
+ * aborts it (as would any S3 tool, or a lifecycle rule on the bucket).
+ * Readers are a HEAD and one streamed GET. exists and stat are HEADs
+ * (stat adds a listing of P refs/<id>/), missing HEADs 16 ids at a time,
+ * list is ListObjectsV2 over P objects/ (continuation tokens; id order).
+ * created_ns is the engine's Last-Modified: a put of bytes that are
+ * already there writes them again and moves it. minidbx_writer_commit_ex
+ * of at most 5 MiB asks the engine to create the key only if it is new
+ * (If-None-Match: *), so *out_created is exact (bytes that were there are
+ * then PUT again, plainly); over 5 MiB the copy to the key cannot be
+ * conditional and *out_created is -1 (cannot tell).
+ * Names: a set is a HEAD of the object, then its ref, then the name (a
+ * crash between them leaves a ref too many: the object is kept, verify
+ * reports BADREF). name_list is one listing and a GET per name.
+ * Batches: S3 has no transactions. A batch is a plain sequence, as on
+ * http:// (see minidbx_batch_begin): every call reaches the engine at
+ * once; abort removes nothing, gc removes what it left unnamed.
+ * verify reads back and hashes every object (4 at a time); a mismatch is
+ * read and hashed again before it is reported, and only then removed by
+ * REPAIR (with its names). It also reports names whose object is gone
+ * (DANGLING), names and refs that disagree (BADREF) and old P tmp/ keys
+ * and uploads (TEMP).
+ * gc removes the objects that no ref names and whose Last-Modified is
+ * before the engine's clock when gc began; each is checked again (its
+ * refs listed, a HEAD) just before its DELETE, so a put of the same bytes
+ * or a name set racing gc keeps it, except in the moment between that
+ * check and the DELETE (S3 has no conditional delete): do not run gc
+ * while another client writes what may be unnamed bytes it relies on.
+ * Errors: the engine's code and message are in minidbx_errmsg with the
+ * method and URL. A wrong secret is EPERM ("SignatureDoesNotMatch"), a
+ * missing bucket ENOTFOUND ("NoSuchBucket", naming it), an engine that
+ * cannot be reached EIO (with the URL). Idempotent requests (all but
+ * streamed ones) are retried up to 5 times, with pauses of 0.1 to 0.8 s,
+ * on a transport error before any reply or a 5xx (503 SlowDown).
+ * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
+ * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS and
+ * MINIDBX_S3_STALE_SECONDS (the TEMP age, 3600) change the above. */
 
 /** Close the handle and free everything it owns. NULL is a no-op. Writers
  *  and readers must be closed first; an open batch is aborted. */
@@ -390,6 +465,7 @@ MINIDBX_EXTERN int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd);
  *  client has been told is stored since, so abort never deletes it: what
  *  the batch left without a name is removed by the next minidbx_gc (after
  *  its grace period). Name changes and deletes are not undone either.
+ *  s3:// stores batch the same way.
  *  Errors: ESTATE (a batch is already open on db), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_batch_begin(minidbx *db);
 
