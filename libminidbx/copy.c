@@ -124,6 +124,11 @@ static void object_failed(struct copy_run *run, const minidbx_id *id, int code,
     minidbx_copy_event event = { MINIDBX_COPY_OBJECT_FAILED, id, NULL, NULL, 0, code, message,
                                  from_source };
     pthread_mutex_lock(&run->lock);
+    if (run->stop != 0) {
+        /* a copy in flight when the copy stopped: the stop says why */
+        pthread_mutex_unlock(&run->lock);
+        return;
+    }
     run->report.objects_failed++;
     if (dbx_grow(&run->failed, &run->failed_capacity, run->failed_count + 1, sizeof *run->failed,
                  16) == 0)
@@ -138,6 +143,10 @@ static void name_failed(struct copy_run *run, const char *name, const minidbx_id
     minidbx_copy_event event = { MINIDBX_COPY_NAME_FAILED, id, name, NULL, 0, code, message,
                                  from_source };
     pthread_mutex_lock(&run->lock);
+    if (run->stop != 0) {
+        pthread_mutex_unlock(&run->lock);
+        return;
+    }
     run->report.names_failed++;
     record_failure(run, &event);
     pthread_mutex_unlock(&run->lock);

@@ -4,7 +4,7 @@
 
 ZERO_ID=0000000000000000000000000000000000000000000000000000000000000000
 
-sha() { sha256sum "$1" | cut -c1-64; }
+declare -F sha >/dev/null || sha() { sha256sum "$1" | cut -c1-64; }
 
 # The files of the source store, in the current directory: inline objects
 # (small1, small2, readme, empty), file objects (big1: 2 MiB, big2), and
