@@ -153,7 +153,8 @@ static int on_event(void *ctx, const minidbx_copy_event *e, const minidbx_copy_r
 {
     struct copy_cli *run = ctx;
     int quiet_event = e->kind == MINIDBX_COPY_BYTES ||
-                      (e->kind == MINIDBX_COPY_OBJECT && !run->verbose && !run->dry_run);
+                      (e->kind == MINIDBX_COPY_OBJECT && !run->verbose && !run->dry_run) ||
+                      (e->kind == MINIDBX_COPY_NAME && run->cli->quiet && !run->cli->json);
     double now;
 
     if (!quiet_event)
@@ -163,7 +164,10 @@ static int on_event(void *ctx, const minidbx_copy_event *e, const minidbx_copy_r
         if (run->verbose || run->dry_run)
             print_object(run, e);
         break;
-    case MINIDBX_COPY_NAME: print_name(run, e); break;
+    case MINIDBX_COPY_NAME:
+        if (!run->cli->quiet || run->cli->json)
+            print_name(run, e);
+        break;
     case MINIDBX_COPY_OBJECT_FAILED:
     case MINIDBX_COPY_NAME_FAILED: print_failure(run, e); break;
     case MINIDBX_COPY_BYTES: break;

@@ -21,10 +21,11 @@
     "destination lacks is set; one that points elsewhere there is set to the\n"         \
     "source's object (the source wins) and printed with what it pointed at;\n"          \
     "nothing is deleted on the destination. Prints each name it sets and a\n"           \
-    "summary; progress on stderr when it is a terminal. An object that fails\n"         \
-    "(corrupt in the source) is reported and the others go on, unless the\n"            \
-    "destination is unusable (read-only, full, gone). Exit status as for the\n"         \
-    "first failure (3: corrupt, 1: not in the source), 130 interrupted.\n"
+    "summary (not with -q; always with --json); progress on stderr when it is\n"       \
+    "a terminal. An object that fails (corrupt in the source) is reported and\n"       \
+    "the others go on, unless the destination is unusable (read-only, full,\n"         \
+    "gone). Exit status as for the first failure (3: corrupt, 1: not in the\n"         \
+    "source), 130 interrupted.\n"
 
 /* Order is the order of `mdbx help`. cli.h supplies `serve` when the
  * build has libmicrohttpd (else SERVE_COMMAND_ENTRY is empty). */

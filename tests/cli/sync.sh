@@ -32,6 +32,9 @@ check "  the summary is the only line" out_lines 1
 expect 0 "text summary of a run that copies nothing" "$M" sync A B
 check "  says 0 objects" out_has "copied 0 objects (0 B), 6 already there; set 0 names, 4 unchanged; 0 errors"
 
+expect 0 "-q: nothing on stdout or stderr" "$M" -q sync A Q1
+check "  silent, and copied" eval 'out_empty && err_empty && same_stores A Q1'
+
 echo "# --- push and pull (-s is the local side)"
 expect 0 "push to a new store" "$M" -s A --json push P
 check "  JSON: 6 objects, their bytes, 4 names" \
