@@ -35,6 +35,15 @@
  * failing every object that is left one by one. */
 #define DST_EIO_IN_A_ROW_MAX 4
 
+/* Objects over LARGE_OBJECT_BYTES are copied at most LARGE_COPIES_MAX at
+ * a time, whatever the number of threads: a writer to a remote store may
+ * hold several MiB of a large object (s3:// keeps up to 5 parts of 5 MiB in
+ * memory, sending 4 at once), and a large copy is a long stream (or
+ * several parts at once) already, so more of them at once would add
+ * memory more than speed. Small objects keep the other threads busy. */
+#define LARGE_OBJECT_BYTES ((uint64_t)8 << 20)
+#define LARGE_COPIES_MAX 2
+
 #define MESSAGE_BYTES 512
 
 enum task_kind { TASK_OBJECT, TASK_NAME };
@@ -59,6 +68,7 @@ struct copy_run {
     struct task *queue;    /* ring of QUEUE_CAPACITY */
     size_t head, count;
     size_t busy;           /* tasks being worked on */
+    size_t large_copies;   /* of those, copies of objects over LARGE_OBJECT_BYTES */
     bool closed;           /* nothing more will be queued */
     int stop;              /* non-zero: stop, and return this */
     char stop_message[MESSAGE_BYTES];
@@ -263,6 +273,23 @@ static void set_name(struct copy_run *run, struct task *task, char *buf)
         name_failed(run, task->name, &task->id, rc, minidbx_errmsg(NULL), 0);
 }
 
+/* With no room for another large copy: put the first queued task that
+ * is not one at the head of the queue (the order of copies does not
+ * matter). false when every queued task is a large copy. Lock held. */
+static bool small_task_first(struct copy_run *run)
+{
+    for (size_t i = 0; i < run->count; i++) {
+        struct task *task = &run->queue[(run->head + i) % QUEUE_CAPACITY];
+        if (task->size <= LARGE_OBJECT_BYTES) {
+            struct task head = run->queue[run->head];
+            run->queue[run->head] = *task;
+            *task = head;
+            return true;
+        }
+    }
+    return false;
+}
+
 struct worker {
     struct copy_run *run;
     pthread_t thread;
@@ -280,7 +307,12 @@ static void *worker_main(void *arg)
             pthread_cond_wait(&run->changed, &run->lock);
         if (run->stop != 0 || run->count == 0)
             break;
+        if (run->large_copies >= LARGE_COPIES_MAX && !small_task_first(run)) {
+            pthread_cond_wait(&run->changed, &run->lock);
+            continue;
+        }
         struct task task = run->queue[run->head];
+        run->large_copies += task.size > LARGE_OBJECT_BYTES;
         run->head = (run->head + 1) % QUEUE_CAPACITY;
         run->count--;
         run->busy++;
@@ -295,6 +327,7 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&run->lock);
         run->busy--;
+        run->large_copies -= task.size > LARGE_OBJECT_BYTES;
         pthread_cond_broadcast(&run->changed);
     }
     pthread_mutex_unlock(&run->lock);

@@ -278,6 +278,53 @@ START_TEST(name_whose_object_came_after_the_listing)
 }
 END_TEST
 
+/* Large objects in flight: those that sent bytes and are not done yet. */
+struct in_flight {
+    minidbx_id ids[16];
+    unsigned count, most;
+};
+
+static int track_large(void *ctx, const minidbx_copy_event *e, const minidbx_copy_report *r)
+{
+    struct in_flight *f = ctx;
+    unsigned i = 0;
+
+    (void)r;
+    while (i < f->count && !minidbx_id_equal(&f->ids[i], e->id))
+        i++;
+    if (e->kind == MINIDBX_COPY_BYTES && i == f->count) {
+        ck_assert_uint_lt(f->count, 16);
+        f->ids[f->count++] = *e->id;
+        f->most = f->count > f->most ? f->count : f->most;
+    } else if (e->kind == MINIDBX_COPY_OBJECT && i < f->count) {
+        f->ids[i] = f->ids[--f->count];
+    }
+    return 0;
+}
+
+START_TEST(large_objects_two_at_a_time)
+{
+    minidbx *dst = open_dst("dst");
+    minidbx_copy_options opts = MINIDBX_COPY_OPTIONS_INIT;
+    minidbx_copy_report report;
+    struct in_flight flight = { .count = 0 };
+    test_rng rng;
+
+    rng_seed(&rng, 9);
+    for (int i = 0; i < 6; i++)
+        store_put_random(fx_db, &rng, (9u << 20) + (unsigned)i); /* over 8 MiB */
+    for (int i = 0; i < 50; i++)
+        store_put_random(fx_db, &rng, 1000);
+    opts.threads = 8;
+    ck_assert_ok(minidbx_copy(fx_db, dst, &opts, &report, track_large, &flight));
+    ck_assert_uint_eq(report.objects_copied, 56);
+    ck_assert_uint_eq(flight.count, 0);
+    ck_assert_uint_ge(flight.most, 1);
+    ck_assert_uint_le(flight.most, 2);
+    minidbx_close(dst);
+}
+END_TEST
+
 START_TEST(bad_arguments)
 {
     minidbx *dst = open_dst("dst");
@@ -318,6 +365,7 @@ static Suite *copy_suite(void)
     tcase_add_test(tc, only_what_is_given);
     tcase_add_test(tc, callback_stops_the_copy);
     tcase_add_test(tc, name_whose_object_came_after_the_listing);
+    tcase_add_test(tc, large_objects_two_at_a_time);
     tcase_add_test(tc, bad_arguments);
     suite_add_tcase(s, tc);
     return s;

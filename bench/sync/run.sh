@@ -116,6 +116,9 @@ if [[ " $DESTS " == *" s3 "* ]]; then
     export RCLONE_S3_PROVIDER=Ceph RCLONE_S3_ENDPOINT=$MINIDBX_S3_ENDPOINT
     export RCLONE_S3_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_S3_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
     export RCLONE_S3_REGION=${AWS_REGION:-us-east-1} RCLONE_S3_FORCE_PATH_STYLE=true
+    # rclone's AWS SDK fails on a custom CA bundle with its own transport
+    # ("LoadCustomCABundleError"); the endpoint says whether TLS is used.
+    unset AWS_CA_BUNDLE
     rclone mkdir ":s3:$S3_BUCKET" || exit 1
 fi
 
