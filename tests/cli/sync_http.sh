@@ -112,8 +112,11 @@ echo "# --- a read-only node"
 "$M" -s RO init >/dev/null
 start_node "$T/RO" --read-only || { not_ok "a read-only node starts"; finish; }
 expect 4 "push to a read-only node" "$M" -s A push -j 2 "$URL"
+# A streamed upload the node refuses before reading its body may end in
+# "connection reset" (EIO) rather than its 403: up to 3 of those, then the
+# 403 or a 4th EIO stops the copy, before all 6 objects.
 check "  says the destination is read-only, and stops" \
-    eval 'err_has "the destination is unusable" && err_has "read-only" && [ "$(grep -c "object not copied" "$T/err")" -le 2 ]'
+    eval 'err_has "the destination is unusable" && err_has "read-only" && [ "$(grep -c "object not copied" "$T/err")" -le 4 ]'
 check "  nothing was stored" eval '[ -z "$("$M" -s "$URL" ls)" ]'
 
 echo "# --- the destination node killed in the middle of a sync"
