@@ -117,7 +117,11 @@ static const struct {
     { "https", NULL, true, "this build has no http:// client (libcurl was not found)" },
 #endif
     { "s3", NULL, true, "s3:// stores are not in this version" },
-    { "cluster", NULL, false, "cluster: stores are not in this version" },
+#if MINIDBX_HAVE_CLUSTER
+    { "cluster", dbx_cluster_open, false, NULL },
+#else
+    { "cluster", NULL, false, "this build has no cluster: stores (json-c was not found)" },
+#endif
 };
 
 static int open_url(minidbx_backend **be, const char *location, size_t len,

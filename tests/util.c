@@ -320,6 +320,8 @@ const char *problem_kind_name(minidbx_problem kind)
     case MINIDBX_PROBLEM_TEMP: return "TEMP";
     case MINIDBX_PROBLEM_DANGLING: return "DANGLING";
     case MINIDBX_PROBLEM_BADREF: return "BADREF";
+    case MINIDBX_PROBLEM_MISPLACED: return "MISPLACED";
+    case MINIDBX_PROBLEM_STALE: return "STALE";
     }
     return "?";
 }
