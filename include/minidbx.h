@@ -513,7 +513,7 @@ typedef enum {
     MINIDBX_PROBLEM_BADREF = 6,    /* a reference count that is wrong */
     /* cluster: stores only (see minidbx_open): */
     MINIDBX_PROBLEM_MISPLACED = 7, /* a copy on a node that is not one of its homes */
-    MINIDBX_PROBLEM_STALE = 8      /* a name's copy that differs from its newest copy */
+    MINIDBX_PROBLEM_STALE = 8      /* a node that should hold a name lacks its newest copy */
 } minidbx_problem;
 
 typedef struct {

@@ -182,7 +182,10 @@ static enum MHD_Result serve_name_put(struct serve_request *req)
 
     if (!name_arg(req, &result))
         goto out;
-    if (serve_name_reserved(req->path_arg)) {
+    /* A copy with its mtime is a gateway's (a cluster: store over nodes)
+     * copying its names, its Go records under _go/ too; any writer may
+     * make such a record with POST /register anyway. */
+    if (serve_name_reserved(req->path_arg) && !mtime) {
         result = serve_reply_error(req, MHD_HTTP_BAD_REQUEST,
                                    "names under " SERVE_RESERVED_NAME_PREFIX " are the node's own");
         goto out;
@@ -269,6 +272,7 @@ static enum MHD_Result serve_info(struct serve_request *req)
         dbx_json_add_u64(json, "names", info.names);
         dbx_json_add_u64(json, "inline_threshold", info.inline_threshold);
         cJSON_AddStringToObject(json, "backend", info.backend);
+        dbx_json_add_nodes(json, req->srv->db); /* a gateway: each node's state */
     }
     return serve_reply_json(req, MHD_HTTP_OK, json);
 }

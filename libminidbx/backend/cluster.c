@@ -574,7 +574,8 @@ static int open_nodes(struct cluster *c)
         if (rc == 0) {
             atomic_store(&node->up, true);
             up++;
-        } else if (cluster_node_failed(rc)) {
+        } else if (cluster_node_failed(rc) || rc == MINIDBX_ENOTFOUND) {
+            /* ENOTFOUND: a read-only open of a node whose store is gone */
             snprintf(node->last_error, sizeof node->last_error, "%s", minidbx_errmsg(NULL));
             node->down_since_ns = dbx_now_ns();
             node->backoff_ms = BACKOFF_FIRST_MS;
@@ -620,8 +621,9 @@ int dbx_cluster_open(minidbx_backend **out, const char *location, const minidbx_
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     c->base = cluster_table;
     c->node_opts = *opts;
-    /* nodes verify what they hand out: a copy that fails is one to skip */
-    c->node_opts.flags &= ~MINIDBX_OPEN_NO_VERIFY;
+    /* nodes verify what they hand out: a copy that fails is one to skip;
+     * a node's directory that is gone (a replaced disk) is made again */
+    c->node_opts.flags &= ~(MINIDBX_OPEN_NO_VERIFY | MINIDBX_OPEN_NO_CREATE);
     init_prober_sync(c);
     rc = 0;
     if (!path[0])

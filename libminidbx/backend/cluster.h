@@ -136,6 +136,10 @@ int cluster_name_get(minidbx_backend *be, const char *name, minidbx_name_info *o
 int cluster_name_delete(minidbx_backend *be, const char *name);
 int cluster_name_list(minidbx_backend *be, const char *prefix, const char *after,
                       minidbx_name_info *out, size_t capacity, size_t *out_count);
+/* Set name -> id with mtime_ns on one node, copying the object there first
+ * when it lacks it. ENOTFOUND: no node has the object. */
+int cluster_name_copy(struct cluster *c, struct cluster_node *node, const char *name,
+                      const minidbx_id *id, int64_t mtime_ns);
 /* The rule for copies of one name that differ: 1 if a wins over b (the
  * later mtime; the same mtime: the larger id). */
 bool cluster_name_newer(const minidbx_name_info *a, const minidbx_name_info *b);

@@ -24,8 +24,8 @@ bool cluster_name_newer(const minidbx_name_info *a, const minidbx_name_info *b)
 
 /* On one node: the object first (copied from another node when missing),
  * then the name. ENOTFOUND: no node has the object. */
-static int set_on_node(struct cluster *c, struct cluster_node *node, const char *name,
-                       const minidbx_id *id, int64_t mtime_ns)
+int cluster_name_copy(struct cluster *c, struct cluster_node *node, const char *name,
+                      const minidbx_id *id, int64_t mtime_ns)
 {
     minidbx *db = cluster_node_db(node);
     int64_t start = cluster_call_start();
@@ -55,7 +55,7 @@ int cluster_name_set_at(minidbx_backend *be, const char *name, const minidbx_id 
         struct cluster_node *node = &c->nodes[order[k]];
         if (!cluster_node_db(node))
             continue;
-        int rc = set_on_node(c, node, name, id, mtime_ns);
+        int rc = cluster_name_copy(c, node, name, id, mtime_ns);
         if (rc == MINIDBX_ENOTFOUND)
             return rc; /* the object is nowhere: nothing to point at */
         if (rc == 0) {

@@ -363,6 +363,139 @@ START_TEST(names_last_writer_wins)
 }
 END_TEST
 
+/* --- repair ---------------------------------------------------------------------------- */
+
+static void fill(minidbx *db, unsigned objects, minidbx_id *ids, unsigned named)
+{
+    test_rng rng;
+    rng_seed(&rng, 21);
+    for (unsigned i = 0; i < objects; i++) {
+        size_t size = i % 7 == 0 ? 40000 + i : 50 + i;
+        unsigned char *data = rng_alloc(&rng, size);
+        ck_assert_ok(minidbx_put(db, data, size, &ids[i]));
+        free(data);
+        if (i < named) {
+            char name[32];
+            snprintf(name, sizeof name, "dir/name-%u", i);
+            ck_assert_ok(minidbx_name_set(db, name, &ids[i]));
+        }
+    }
+}
+
+/* Every object has a copy on each of its R homes (minidbx_nodes marks
+ * them), and the unnamed ones nowhere else. */
+static void expect_at_home(minidbx *db, unsigned nodes, const minidbx_id *ids, unsigned objects,
+                           unsigned named)
+{
+    minidbx_node_info held[8];
+    size_t count;
+    for (unsigned i = 0; i < objects; i++) {
+        ck_assert_ok(minidbx_nodes(db, &ids[i], held, 8, &count));
+        unsigned homes = 0;
+        for (size_t k = 0; k < count; k++)
+            homes += (unsigned)held[k].home;
+        ck_assert_msg(homes == 2, "object %u: %u home copies", i, homes);
+        if (i >= named)
+            ck_assert_msg(count == 2 && bits(holders(nodes, &ids[i])) == 2, "object %u: %zu copies", i,
+                          count);
+    }
+}
+
+static minidbx_verify_report verify_cluster(minidbx *db, unsigned flags, problem_log *log)
+{
+    minidbx_verify_report report;
+    memset(log, 0, sizeof *log);
+    log->quiet = 1;
+    ck_assert_ok(minidbx_verify(db, NULL, flags, &report, problem_log_cb, log));
+    return report;
+}
+
+START_TEST(repair_after_a_node_is_replaced_or_added)
+{
+    enum { OBJECTS = 80, NAMED = 30 };
+    minidbx_id ids[OBJECTS];
+    problem_log log;
+    minidbx_verify_report report;
+    minidbx_name_info info;
+
+    write_cluster(NODES, "");
+    minidbx *db = open_cluster();
+    fill(db, OBJECTS, ids, NAMED);
+    report = verify_cluster(db, 0, &log);
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_uint_eq(report.objects_checked, OBJECTS);
+    minidbx_close(db);
+
+    /* n1 is replaced by an empty node */
+    ck_assert_int_eq(rm_rf(node_dir[1]), 0);
+    db = open_cluster();
+    report = verify_cluster(db, 0, &log); /* a dry run: reports, changes nothing */
+    ck_assert_uint_gt(log.count[MINIDBX_PROBLEM_MISSING], OBJECTS / 3);
+    ck_assert_uint_gt(log.count[MINIDBX_PROBLEM_STALE], 0); /* names that lived on n1 */
+    ck_assert_uint_eq(report.repaired, 0);
+    ck_assert_uint_eq(verify_cluster(db, 0, &log).problems, report.problems);
+    report = verify_cluster(db, MINIDBX_VERIFY_REPAIR, &log);
+    ck_assert_uint_eq(report.repaired, report.problems);
+    ck_assert_uint_eq(verify_cluster(db, 0, &log).problems, 0);
+    expect_at_home(db, NODES, ids, OBJECTS, NAMED);
+    for (unsigned i = 0; i < NAMED; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "dir/name-%u", i);
+        ck_assert_ok(minidbx_name_get(db, name, &info));
+        ck_assert(minidbx_id_equal(&info.id, &ids[i]));
+    }
+    minidbx_close(db);
+
+    /* a fourth node: what it now wins moves to it, the old copies go */
+    write_cluster(NODES + 1, "");
+    db = open_cluster();
+    report = verify_cluster(db, MINIDBX_VERIFY_REPAIR, &log);
+    ck_assert_uint_gt(log.count[MINIDBX_PROBLEM_MISSING], 0);
+    ck_assert_uint_gt(log.repaired[MINIDBX_PROBLEM_MISPLACED], 0);
+    ck_assert_uint_eq(report.repaired, report.problems);
+    ck_assert_uint_eq(verify_cluster(db, 0, &log).problems, 0);
+    expect_at_home(db, NODES + 1, ids, OBJECTS, NAMED);
+    minidbx_close(db);
+}
+END_TEST
+
+START_TEST(repair_replaces_a_corrupt_copy)
+{
+    minidbx_id id;
+    minidbx_node_info held[NODES];
+    size_t count;
+    problem_log log;
+    test_rng rng;
+    rng_seed(&rng, 31);
+    unsigned char *data = rng_alloc(&rng, 200000);
+    char blob[PATH_MAX];
+
+    write_cluster(NODES, "");
+    minidbx *db = open_cluster();
+    ck_assert_ok(minidbx_put(db, data, 200000, &id));
+    ck_assert_ok(minidbx_nodes(db, &id, held, NODES, &count));
+    store_blob_path(held[1].location, &id, blob);
+    ck_assert_int_eq(file_flip_byte(blob, 5), 0);
+    store_expect_bytes(db, &id, data, 200000);
+    minidbx_verify_report report = verify_cluster(db, MINIDBX_VERIFY_REPAIR, &log);
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_CORRUPT], 1);
+    ck_assert_uint_eq(log.repaired[MINIDBX_PROBLEM_CORRUPT], 1);
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &id));
+    ck_assert_uint_eq(report.problems, 1);
+    /* the node's own copy is sound again */
+    minidbx *node = store_open(held[1].location, 0);
+    store_expect_bytes(node, &id, data, 200000);
+    minidbx_close(node);
+    ck_assert_uint_eq(verify_cluster(db, 0, &log).problems, 0);
+    /* one id */
+    ck_assert_ok(minidbx_verify(db, &id, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_rc(minidbx_verify(db, &(minidbx_id){ { 9 } }, 0, &report, NULL, NULL), MINIDBX_ENOTFOUND);
+    minidbx_close(db);
+    free(data);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -375,6 +508,8 @@ int main(void)
     tcase_add_test(tc, get_falls_back_on_a_corrupt_copy);
     tcase_add_test(tc, adding_or_removing_a_node_moves_about_1_in_n);
     tcase_add_test(tc, names_last_writer_wins);
+    tcase_add_test(tc, repair_after_a_node_is_replaced_or_added);
+    tcase_add_test(tc, repair_replaces_a_corrupt_copy);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
