@@ -515,10 +515,26 @@ static int http_release(void *state)
     return rc;
 }
 
+/* A cluster: store over three local stores in dir (n0, n1, n2), R = 2. */
+static int cluster_location(const char *dir, char *location, size_t size, void **state)
+{
+    static const char text[] = "{\"replicas\": 2, \"nodes\": [\"n0\", \"n1\", \"n2\"]}\n";
+    char file[PATH_MAX];
+
+    *state = NULL;
+    if ((size_t)snprintf(file, sizeof file, "%s/cluster.json", dir) >= sizeof file ||
+        file_write_all(file, text, sizeof text - 1) != 0) {
+        fprintf(stderr, "cannot write %s\n", file);
+        return -1;
+    }
+    return (size_t)snprintf(location, size, "cluster:%s", file) < size ? 0 : -1;
+}
+
 /* One row per backend. */
 static const test_backend BACKENDS[] = {
     { "local", TEST_CAP_OPEN_DIR | TEST_CAP_FILES | TEST_CAP_BATCH_TXN | TEST_CAP_READER_FD, local_location, NULL },
     { "http", TEST_CAP_FILES, http_location, http_release },
+    { "cluster", 0, cluster_location, NULL },
 };
 
 static const struct {

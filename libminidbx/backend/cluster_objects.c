@@ -321,14 +321,22 @@ int cluster_missing(minidbx_backend *be, const minidbx_id *ids, size_t count, mi
     return 0;
 }
 
-/* The copies' records, merged: the most names any node counts, the
- * earliest creation. */
+/* The copies' records, merged: the names every node counts (each name
+ * is counted by the R nodes that hold it: see refs_of), the earliest
+ * creation. */
 static void merge_info(minidbx_object_info *into, const minidbx_object_info *from)
 {
-    if (from->refs > into->refs)
-        into->refs = from->refs;
+    into->refs += from->refs;
     if (from->created_ns < into->created_ns)
         into->created_ns = from->created_ns;
+}
+
+/* Names pointing at an object: each is on R nodes that all hold the object
+ * and count it, so the sum over the nodes is R times the names (exact while
+ * every name has its R copies; rounded up otherwise). */
+static uint64_t refs_of(const struct cluster *c, uint64_t counted)
+{
+    return (counted + c->replicas - 1) / c->replicas;
 }
 
 int cluster_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info *out)
@@ -357,8 +365,10 @@ int cluster_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info 
             *out = info;
         }
     }
-    if (found)
+    if (found) {
+        out->refs = refs_of(c, out->refs);
         return 0;
+    }
     return minidbx_error_set(error ? error : MINIDBX_EIO, "%s", error ? message : "stat: no node is up");
 }
 
@@ -431,9 +441,11 @@ int cluster_list(minidbx_backend *be, const minidbx_id *after, minidbx_object_in
         if (!least)
             break;
         out[n] = *least;
+        out[n].refs = 0; /* least is merged below with the others */
         for (size_t i = 0; i < c->count; i++)
             if (pos[i] < got[i] && minidbx_id_equal(&pages[i][pos[i]].id, &out[n].id))
                 merge_info(&out[n], &pages[i][pos[i]++]);
+        out[n].refs = refs_of(c, out[n].refs);
         n++;
     }
     for (size_t i = 0; i < c->count; i++)
