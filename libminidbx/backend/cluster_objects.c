@@ -194,38 +194,138 @@ int cluster_get(minidbx_backend *be, const minidbx_id *id, void **out_data, size
     return rc;
 }
 
+/* A new temp file, unlinked (O_TMPFILE where the filesystem has it), in
+ * $TMPDIR or /tmp: -1 and the error set. */
+static int temp_file(void)
+{
+    const char *dir = getenv("TMPDIR");
+    char path[4096];
+    int fd;
+
+    if (!dir || !dir[0])
+        dir = "/tmp";
+    fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0 && snprintf(path, sizeof path, "%s/minidbx-cluster-XXXXXX", dir) < (int)sizeof path &&
+        (fd = mkostemp(path, O_CLOEXEC)) >= 0)
+        unlink(path);
+    if (fd < 0)
+        dbx_error_io(errno, "cluster: temp file in %s", dir);
+    return fd;
+}
+
+/* A reader hands out no byte of a copy before the whole copy is known to
+ * be right, so that a bad one falls back on the next node: a small object
+ * is read whole into memory; a large one's blob file (a local node) is
+ * hashed through its fd first; a large one on a remote node is spooled to
+ * a temp file, checked on the way by the node's reader. */
 struct cluster_reader {
     minidbx_backend_reader base;
-    minidbx_reader *node_reader; /* a large object, streamed from one node */
-    char *data;                  /* or a small one, whole */
-    size_t size, pos;
+    char *data;            /* a small object, whole */
+    int fd;                /* or the bytes in a file: a node's blob, or a spool */
+    uint64_t fd_offset;
+    minidbx_reader *node_reader; /* holds a node's blob fd open */
+    bool own_fd;           /* a spool, closed with the reader */
+    uint64_t size, pos;
 };
 
-/* A small object is read whole here (the node checks it), so that a bad
- * copy falls back on the next node; a large one streams from the first
- * node that has it. */
+/* Hash size bytes of fd at offset: ECORRUPT unless they are id. */
+static int hash_fd(int fd, uint64_t offset, uint64_t size, const minidbx_id *id)
+{
+    dbx_hasher *h = NULL;
+    char *chunk = malloc(COPY_CHUNK);
+    uint64_t done = 0;
+    minidbx_id got;
+    int rc = chunk ? dbx_hasher_new(&h) : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+
+    while (rc == 0 && done < size) {
+        size_t want = size - done < COPY_CHUNK ? (size_t)(size - done) : COPY_CHUNK;
+        ssize_t n = dbx_pread_full(fd, chunk, want, offset + done);
+        if (n != (ssize_t)want)
+            rc = minidbx_error_set(MINIDBX_ECORRUPT, "cluster: a blob file is shorter than its record");
+        else if ((rc = dbx_hasher_update(h, chunk, want)) == 0)
+            done += want;
+    }
+    if (rc == 0 && (rc = dbx_hasher_final(h, &got)) == 0)
+        rc = dbx_id_verify(id, &got);
+    dbx_hasher_free(h);
+    free(chunk);
+    return rc;
+}
+
+/* The node reader's bytes into a temp file; the node's reader checks them
+ * at their end. */
+static int spool_reader(struct cluster_reader *r, minidbx_reader *node_reader)
+{
+    char *chunk = malloc(COPY_CHUNK);
+    size_t n = 1;
+    int rc = chunk ? 0 : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+
+    if (rc == 0 && (r->fd = temp_file()) < 0)
+        rc = MINIDBX_EIO;
+    r->own_fd = r->fd >= 0;
+    while (rc == 0 && n > 0) {
+        if ((rc = minidbx_reader_read(node_reader, chunk, COPY_CHUNK, &n)) == 0 && n > 0) {
+            int err = dbx_write_all(r->fd, chunk, n);
+            if (err < 0)
+                rc = dbx_error_io(-err, "cluster: spool an object to a temp file");
+        }
+    }
+    free(chunk);
+    return rc;
+}
+
+static void reader_release(struct cluster_reader *r)
+{
+    minidbx_reader_close(r->node_reader);
+    r->node_reader = NULL;
+    if (r->own_fd)
+        close(r->fd);
+    r->fd = -1;
+    r->own_fd = false;
+    minidbx_free(r->data);
+    r->data = NULL;
+}
+
 static int node_reader_open(minidbx *db, const minidbx_id *id, void *ctx)
 {
     struct cluster_reader *r = ctx;
+    minidbx_reader *nr;
     uint64_t size;
-    int rc = minidbx_reader_open(db, id, &r->node_reader, &size);
+    int fd, rc;
 
-    if (rc < 0 || size > READER_WHOLE_MAX)
-        return rc < 0 ? rc : (r->size = (size_t)size, 0);
-    minidbx_reader_close(r->node_reader);
-    r->node_reader = NULL;
-    r->pos = 0;
-    return minidbx_get(db, id, (void **)&r->data, &r->size);
+    reader_release(r); /* what a node before this one left */
+    if ((rc = minidbx_reader_open(db, id, &nr, &size)) < 0)
+        return rc;
+    r->size = size;
+    if (size <= READER_WHOLE_MAX) {
+        size_t got;
+        minidbx_reader_close(nr);
+        rc = minidbx_get(db, id, (void **)&r->data, &got);
+        return rc == 0 && got != size ? minidbx_error_set(MINIDBX_ECORRUPT, "cluster: size changed") : rc;
+    }
+    if (minidbx_reader_fd(nr, &fd, &r->fd_offset) == 0) {
+        r->node_reader = nr;
+        r->fd = fd;
+        return hash_fd(fd, r->fd_offset, size, id);
+    }
+    r->fd_offset = 0;
+    rc = spool_reader(r, nr);
+    minidbx_reader_close(nr);
+    return rc;
 }
 
 static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, size_t *out_read)
 {
     struct cluster_reader *r = (struct cluster_reader *)br;
+    size_t n = r->size - r->pos < capacity ? (size_t)(r->size - r->pos) : capacity;
 
-    if (r->node_reader)
-        return minidbx_reader_read(r->node_reader, buf, capacity, out_read);
-    size_t n = r->size - r->pos < capacity ? r->size - r->pos : capacity;
-    memcpy(buf, r->data + r->pos, n);
+    if (r->data) {
+        memcpy(buf, r->data + r->pos, n);
+    } else if (n > 0) {
+        ssize_t got = dbx_pread_full(r->fd, buf, n, r->fd_offset + r->pos);
+        if (got != (ssize_t)n)
+            return dbx_error_io(got < 0 ? (int)-got : EIO, "cluster: read a checked copy back");
+    }
     r->pos += n;
     *out_read = n;
     return 0;
@@ -234,16 +334,17 @@ static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, s
 static int reader_fd(minidbx_backend_reader *br, int *out_fd, uint64_t *out_offset)
 {
     struct cluster_reader *r = (struct cluster_reader *)br;
-    if (!r->node_reader)
+    if (r->fd < 0)
         return minidbx_error_set(MINIDBX_EUNSUPPORTED, "a small object read whole has no fd");
-    return minidbx_reader_fd(r->node_reader, out_fd, out_offset);
+    *out_fd = r->fd;
+    *out_offset = r->fd_offset;
+    return 0;
 }
 
 static void reader_close(minidbx_backend_reader *br)
 {
     struct cluster_reader *r = (struct cluster_reader *)br;
-    minidbx_reader_close(r->node_reader);
-    minidbx_free(r->data);
+    reader_release(r);
     free(r);
 }
 
@@ -258,6 +359,7 @@ int cluster_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backe
     r->base.read = reader_read;
     r->base.fd = reader_fd;
     r->base.close = reader_close;
+    r->fd = -1;
     if ((rc = read_in_order(cluster_of(be), id, node_reader_open, r)) < 0) {
         reader_close(&r->base);
         return rc;
@@ -467,17 +569,8 @@ struct cluster_writer {
 
 static int spool_file(struct cluster_writer *w)
 {
-    const char *dir = getenv("TMPDIR");
-    char path[4096];
-
-    if (!dir || !dir[0])
-        dir = "/tmp";
-    w->fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
-    if (w->fd < 0 && snprintf(path, sizeof path, "%s/minidbx-cluster-XXXXXX", dir) < (int)sizeof path &&
-        (w->fd = mkostemp(path, O_CLOEXEC)) >= 0)
-        unlink(path);
-    if (w->fd < 0)
-        return dbx_error_io(errno, "cluster writer: temp file in %s", dir);
+    if ((w->fd = temp_file()) < 0)
+        return MINIDBX_EIO;
     int err = dbx_write_all(w->fd, w->mem, w->mem_len);
     return err < 0 ? dbx_error_io(-err, "cluster writer: temp file") : 0;
 }

@@ -297,8 +297,10 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
         call->status = 0;
         set_options(r, curl, call, headers);
         res = curl_easy_perform(curl);
-        /* Retry only what failed before any reply came. */
-        if (res == CURLE_OK || call->status)
+        /* Retry only what failed before any reply came, and not what timed
+         * out: the timeout is the caller's deadline (a cluster: node that
+         * hangs costs it once), not a third of it. */
+        if (res == CURLE_OK || call->status || res == CURLE_OPERATION_TIMEDOUT)
             break;
     }
     curl_slist_free_all(headers);

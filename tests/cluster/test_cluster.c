@@ -205,9 +205,9 @@ START_TEST(get_falls_back_on_a_corrupt_copy)
     minidbx *db = open_cluster();
     test_rng rng;
     rng_seed(&rng, 12);
-    size_t sizes[2] = { 1000, 300000 }; /* inline, and a blob file */
+    size_t sizes[3] = { 1000, 300000, 3u << 20 }; /* inline, a blob read whole, one hashed first */
 
-    for (unsigned k = 0; k < 2; k++) {
+    for (unsigned k = 0; k < 3; k++) {
         unsigned char *data = rng_alloc(&rng, sizes[k]);
         minidbx_id id;
         minidbx_node_info held[NODES];
