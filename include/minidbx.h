@@ -187,8 +187,57 @@ typedef struct {
  *                      and libxml2 (else EUNSUPPORTED). See "s3:// stores"
  *                      below. The bucket must exist (ENOTFOUND, naming it,
  *                      if not); the prefix needs no creating.
- *    cluster:FILE      a known store type that this version does not
- *                      have: EUNSUPPORTED (unless registered).
+ *    cluster:FILE      N stores ("nodes") as one, described by the JSON
+ *                      file FILE (builds with json-c; else EUNSUPPORTED):
+ *        {"replicas": R, "write_quorum": W, "timeout_ms": T,
+ *         "nodes": [LOCATION, ...]}
+ *                      nodes: 1..64 distinct locations of any kind but
+ *                        cluster: (a directory, http://, s3://...); a
+ *                        relative directory is relative to FILE's own.
+ *                        Each is opened with minidbx_open and this call's
+ *                        options, with verification always on.
+ *                      replicas: copies of each object, 1..N (default 2,
+ *                        or N if smaller); write_quorum: copies a put must
+ *                        have stored to succeed, 1..R (default R);
+ *                        timeout_ms: each node's deadline (the http://
+ *                        connect and stall timeout; default 5000).
+ *                      Any other field, a missing or bad one gives EINVAL
+ *                        naming it; no file gives ENOTFOUND.
+ *                      Placement: rendezvous (highest random weight)
+ *                        hashing of the id and each node's location: an
+ *                        object's "homes" are the R nodes that score best,
+ *                        so adding or removing one of N nodes moves about
+ *                        1/N of the objects. A put writes the R copies in
+ *                        parallel and succeeds when W are stored; when a
+ *                        home is down the copy goes to the next node in
+ *                        that order, so R copies exist while R nodes are up
+ *                        (repair moves it home later). get and readers try
+ *                        the nodes in that order and fall back on a node
+ *                        that is down, does not answer within its deadline,
+ *                        or hands out bytes that fail verification (a
+ *                        reader does so for objects up to 1 MiB, which it
+ *                        reads whole; a larger one streams from the first
+ *                        node that has it). exists, missing, stat and list
+ *                        merge the nodes' answers (stat's refs: the most
+ *                        any one node counts).
+ *                      A node that fails (EIO: unreachable, or past its
+ *                        deadline) is marked down and skipped; a thread
+ *                        probes it again after 250 ms, doubling to 30 s,
+ *                        so a dead or hung node costs its deadline once.
+ *                        Open fails only when no node can be reached.
+ *                      Names live on the R best nodes for the name's own
+ *                        hash, each of which also holds the object (it is
+ *                        copied there). Writers that race resolve by last
+ *                        writer wins: of differing copies the one with the
+ *                        later mtime, then the larger id, is the name; all
+ *                        copies of one set share its mtime, reads return the
+ *                        winner, repair makes every copy agree. A delete
+ *                        removes every copy on the nodes that are up (no
+ *                        tombstones: a node down during it may keep one).
+ *                      Batches are as on http://; gc runs each node's gc;
+ *                        verify with MINIDBX_VERIFY_REPAIR is the repair
+ *                        (see minidbx_verify); minidbx_nodes tells each
+ *                        node's state.
  *    any other SCHEME: EUNSUPPORTED when written SCHEME://..., else EINVAL.
  *    anything else     a directory path: the local store. A relative path
  *                      whose first segment has a colon is written with a
@@ -500,6 +549,16 @@ MINIDBX_EXTERN int minidbx_name_valid(const char *name);
  *  Errors: EINVAL (bad name), ENOTFOUND (no such object), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id);
 
+/** minidbx_name_set with the name's mtime given (ns since the Unix epoch,
+ *  >= 0) instead of taken from the clock: a copy of a name made elsewhere
+ *  keeps the time it was set, so that copies of one name on several stores
+ *  can be compared and made to agree (a cluster: store's repair uses it;
+ *  see "cluster:" at minidbx_open). The local store and http:// nodes
+ *  support it; other backends give EUNSUPPORTED.
+ *  Errors: as minidbx_name_set, plus EINVAL (negative mtime), EUNSUPPORTED. */
+MINIDBX_EXTERN int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id,
+                                       int64_t mtime_ns);
+
 /** Look a name up. Errors: EINVAL, ENOTFOUND. */
 MINIDBX_EXTERN int minidbx_name_get(minidbx *db, const char *name, minidbx_name_info *out);
 
@@ -517,7 +576,7 @@ MINIDBX_EXTERN int minidbx_name_list(minidbx *db, const char *prefix, const char
 /* Verify, gc, info                                                         */
 /* ------------------------------------------------------------------------ */
 
-#define MINIDBX_VERIFY_REPAIR 0x1u /* remove what is corrupt or orphaned */
+#define MINIDBX_VERIFY_REPAIR 0x1u /* remove what is corrupt or orphaned (a cluster: copy what is missing) */
 
 /** Kinds of problem verify reports. */
 typedef enum {
@@ -526,7 +585,10 @@ typedef enum {
     MINIDBX_PROBLEM_ORPHAN = 3,    /* a blob file without a record */
     MINIDBX_PROBLEM_TEMP = 4,      /* a temp file left by a dead writer */
     MINIDBX_PROBLEM_DANGLING = 5,  /* a name whose object is gone */
-    MINIDBX_PROBLEM_BADREF = 6     /* a reference count that is wrong */
+    MINIDBX_PROBLEM_BADREF = 6,    /* a reference count that is wrong */
+    /* cluster: stores only (see minidbx_open): */
+    MINIDBX_PROBLEM_MISPLACED = 7, /* a copy on a node that is not one of its homes */
+    MINIDBX_PROBLEM_STALE = 8      /* a node that should hold a name lacks its newest copy */
 } minidbx_problem;
 
 typedef struct {
@@ -723,6 +785,28 @@ typedef int (*minidbx_copy_cb)(void *ctx, const minidbx_copy_event *event,
  *  meanwhile. */
 MINIDBX_EXTERN int minidbx_copy(minidbx *src, minidbx *dst, const minidbx_copy_options *opts,
                                 minidbx_copy_report *report, minidbx_copy_cb cb, void *ctx);
+
+/** The state of one node of a store made of several (a cluster: store). */
+typedef struct {
+    char location[1024];     /* the node's location, as the cluster file gives it */
+    int up;                  /* 1: in use; 0: down (skipped, probed again with backoff) */
+    int home;                /* minidbx_nodes with an id: 1 if one of the object's R homes */
+    char last_error[256];    /* the last failure's message ("" if none) */
+    int64_t down_since_ns;   /* when it went down (0 if up) */
+    uint64_t requests;       /* calls made to it */
+    uint64_t failures;       /* of those, failed (an error other than ENOTFOUND) */
+    uint64_t latency_us_avg; /* mean time of a call, in microseconds */
+    uint64_t latency_us_max; /* slowest call */
+} minidbx_node_info;
+
+/** The nodes of a store made of several, in the order of the cluster file
+ *  (holding NULL), or, with holding an id, the nodes that hold that object,
+ *  its home nodes first (each node that is up is asked). Up to capacity go
+ *  to out, their number to *out_count (a store of more nodes than capacity
+ *  gives the first capacity). Thread-safe.
+ *  Errors: EUNSUPPORTED (a store of one node: local, http://), EINVAL. */
+MINIDBX_EXTERN int minidbx_nodes(minidbx *db, const minidbx_id *holding, minidbx_node_info *out,
+                                 size_t capacity, size_t *out_count);
 
 #ifdef __cplusplus
 }

@@ -321,10 +321,12 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
         set_options(r, curl, call, headers);
         res = curl_easy_perform(curl);
         /* Retry only what failed before any reply came, or (when asked)
-         * what the server could not do for now. */
+         * what the server could not do for now; never what timed out: the
+         * timeout is the caller's deadline (a cluster: node that hangs
+         * costs it once), not a third of it. */
         if (res == CURLE_OK && call->status >= 500 && r->retry_server_errors)
             continue;
-        if (res == CURLE_OK || call->status)
+        if (res == CURLE_OK || call->status || res == CURLE_OPERATION_TIMEDOUT)
             break;
     }
     curl_slist_free_all(headers);
