@@ -33,7 +33,8 @@
 
 #define DEFAULT_REGION "us-east-1"
 #define PART_SIZE_MIN (5u << 20)
-#define PART_THREADS 4
+#define PART_THREADS 2
+#define COPY_MAX (5ull << 30)
 #define LIST_PAGE 1000
 #define ATTEMPTS 5
 #define STALE_S 3600
@@ -668,6 +669,11 @@ static int configure(struct s3_backend *sb, const char *location, const minidbx_
     sb->remote.attempts = ATTEMPTS;
     sb->part_size = env_number("MINIDBX_S3_PART_SIZE", PART_SIZE_MIN, PART_SIZE_MIN);
     sb->part_threads = (unsigned)env_number("MINIDBX_S3_PART_THREADS", PART_THREADS, 1);
+    sb->copy_max = env_number("MINIDBX_S3_COPY_MAX", COPY_MAX, PART_SIZE_MIN);
+    if (sb->copy_max > COPY_MAX)
+        sb->copy_max = COPY_MAX;
+    if (sb->copy_max < sb->part_size)
+        sb->copy_max = sb->part_size;
     sb->list_page = (unsigned)env_number("MINIDBX_S3_LIST_PAGE", LIST_PAGE, 1);
     if (sb->list_page > LIST_PAGE)
         sb->list_page = LIST_PAGE;

@@ -32,6 +32,7 @@ struct s3_backend {
     char *token_header;       /* "x-amz-security-token: ..." or NULL */
     size_t part_size;         /* multipart part size (>= 5 MiB) */
     unsigned part_threads;    /* parts uploaded at once by one writer */
+    uint64_t copy_max;        /* most bytes one CopyObject copies (5 GiB) */
     unsigned list_page;       /* max-keys per ListObjectsV2 page */
     int64_t stale_ns;         /* tmp/ uploads older than this are verify's TEMP */
 };

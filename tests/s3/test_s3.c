@@ -244,6 +244,16 @@ START_TEST(roundtrip_sizes)
 }
 END_TEST
 
+/* Over what one CopyObject copies (5 GiB; here 5 MiB), the copy from
+ * tmp/ to the object's key goes in parts (UploadPartCopy). */
+START_TEST(roundtrip_copied_in_parts)
+{
+    setenv("MINIDBX_S3_COPY_MAX", "5242880", 1);
+    fresh_location();
+    roundtrip(12ull * MIB + 3);
+}
+END_TEST
+
 START_TEST(roundtrip_100mib)
 {
     fresh_location();
@@ -593,6 +603,7 @@ static Suite *s3_suite(void)
     TCase *tc = tcase_create("s3");
     tcase_set_timeout(tc, TEST_TIMEOUT_S);
     tcase_add_test(tc, roundtrip_sizes);
+    tcase_add_test(tc, roundtrip_copied_in_parts);
     tcase_add_test(tc, listing_pages);
     tcase_add_test(tc, writer_abort_leaves_no_upload);
     tcase_add_test(tc, kill_mid_multipart);
