@@ -403,32 +403,50 @@ static int name_listed(void *cls, const char *key, uint64_t size, int64_t mtime_
     return ++p->count == p->capacity ? 1 : 0;
 }
 
+/* A name removed since it was listed is dropped (name[0] = 0), not an
+ * error. */
 static int name_fetch(void *cls, size_t i)
 {
     struct names_page *p = cls;
     char name[MINIDBX_NAME_MAX + 1];
     memcpy(name, p->out[i].name, sizeof name);
-    return name_read(p->sb, name, &p->out[i]);
+    int rc = name_read(p->sb, name, &p->out[i]);
+    if (rc == MINIDBX_ENOTFOUND) {
+        p->out[i].name[0] = '\0';
+        rc = 0;
+    }
+    return rc;
 }
 
-/* The names' keys come from one listing; their records from a GET each,
- * 16 at a time. */
+/* The names' keys come from a listing; their records from a GET each, 16
+ * at a time. A page that lost names to deletes meanwhile is topped up from
+ * the listing, so fewer than capacity still means the end. */
 int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
                     minidbx_name_info *out, size_t capacity, size_t *out_count)
 {
     struct s3_backend *sb = s3_of(be);
-    struct names_page p = { sb, out, capacity, 0, 0 };
     char under[S3_KEY_MAX], start[S3_KEY_MAX];
+    size_t count = 0;
+    bool full = capacity > 0;
     int rc = 0;
 
     name_key(prefix ? prefix : "", under);
     if (after)
         name_key(after, start);
-    if (capacity > 0)
-        rc = s3_list(sb, under, after ? start : NULL, name_listed, &p, NULL);
-    if (rc == 0)
-        rc = s3_each(p.count, NAME_THREADS, name_fetch, &p);
-    *out_count = rc == 0 ? p.count : 0;
+    while (rc == 0 && full && count < capacity) {
+        struct names_page p = { sb, out + count, capacity - count, 0, 0 };
+        const char *cursor = count ? out[count - 1].name : after;
+        if (count)
+            name_key(cursor, start);
+        if ((rc = s3_list(sb, under, cursor ? start : NULL, name_listed, &p, NULL)) == 0)
+            rc = s3_each(p.count, NAME_THREADS, name_fetch, &p);
+        full = p.count == p.capacity;
+        /* compact: every name kept sorts before the next listing's cursor */
+        for (size_t i = 0; rc == 0 && i < p.count; i++)
+            if (p.out[i].name[0])
+                out[count++] = p.out[i];
+    }
+    *out_count = rc == 0 ? count : 0;
     return rc;
 }
 
