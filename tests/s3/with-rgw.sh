@@ -10,6 +10,8 @@
 # stopped when CMD ends (rgw-down, in a trap). Without the Ceph packages it
 # says so loudly and exits 77, which meson counts as SKIPPED, never passed.
 #
+# with-rgw.sh --own CMD [ARGS...] always starts a throw-away RGW (rgw-up reads
+# RGW_EXTRA_CONF: more radosgw configuration).
 # with-rgw.sh --env-file CMD [ARGS...] starts an RGW and runs CMD with only
 # MINIDBX_TEST_RGW_ENV set (a file of export lines), so that the
 # credentials reach the s3 tests (through this script) and nothing else
@@ -39,7 +41,11 @@ make_bucket() {
 }
 
 env_file=
-if [ "${1:-}" = --env-file ]; then
+if [ "${1:-}" = --own ]; then
+    # a throw-away RGW of its own (e.g. configured by RGW_EXTRA_CONF)
+    shift
+    unset MINIDBX_S3_ENDPOINT MINIDBX_TEST_RGW_ENV
+elif [ "${1:-}" = --env-file ]; then
     env_file=1
     shift
 elif [ -z "${MINIDBX_S3_ENDPOINT:-}" ] && [ -n "${MINIDBX_TEST_RGW_ENV:-}" ]; then
