@@ -359,13 +359,15 @@ int s3_put_object(struct s3_backend *sb, const minidbx_id *id, const void *data,
 
     s3_object_key(id, key);
     minidbx_id_format(id, hex);
-    /* The id is the body's SHA-256: the engine checks the bytes it got. */
+    /* The id is the body's SHA-256: over http:// the engine checks the
+     * bytes it got against it (over https://, TLS guards them, and the
+     * engine's hashing is saved: UNSIGNED-PAYLOAD, as boto3 does). */
     snprintf(hash_header, sizeof hash_header, "x-amz-content-sha256: %s", hex);
     int rc = s3_call(sb, &call, "PUT", key);
     call.body = data ? data : "";
     call.body_size = size;
     call.content_type = "application/octet-stream";
-    call.extra_headers[0] = hash_header;
+    call.extra_headers[0] = sb->sign_payload ? hash_header : NULL;
     /* only if the key is new: the engine's own answer to "created?" */
     call.extra_headers[1] = created ? "If-None-Match: *" : NULL;
     if (rc == 0 && (rc = dbx_remote_perform(&sb->remote, &call)) == 0) {
@@ -667,6 +669,7 @@ static int configure(struct s3_backend *sb, const char *location, const minidbx_
     sb->remote.signed_headers = true;
     sb->remote.delete_idempotent = true;
     sb->remote.attempts = ATTEMPTS;
+    sb->sign_payload = strncmp(endpoint, "http://", 7) == 0;
     sb->part_size = env_number("MINIDBX_S3_PART_SIZE", PART_SIZE_MIN, PART_SIZE_MIN);
     sb->part_threads = (unsigned)env_number("MINIDBX_S3_PART_THREADS", PART_THREADS, 1);
     sb->copy_max = env_number("MINIDBX_S3_COPY_MAX", COPY_MAX, PART_SIZE_MIN);

@@ -30,6 +30,7 @@ struct s3_backend {
     char *sigv4;              /* "aws:amz:REGION:s3" */
     char *access_key, *secret_key;
     char *token_header;       /* "x-amz-security-token: ..." or NULL */
+    bool sign_payload;        /* an object PUT's x-amz-content-sha256 is its id (http://) */
     size_t part_size;         /* multipart part size (>= 5 MiB) */
     unsigned part_threads;    /* parts uploaded at once by one writer */
     uint64_t copy_max;        /* most bytes one CopyObject copies (5 GiB) */
