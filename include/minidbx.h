@@ -236,7 +236,8 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * guards them, it is UNSIGNED-PAYLOAD (as boto3 does), which saves the
  * engine hashing every body (10-15% of a 1 MiB PUT on a local RGW).
  * (Multipart parts are UNSIGNED-PAYLOAD: their hashes are not known; the
- * object is verified on every read.) A larger writer is a multipart upload to P tmp/ in 5 MiB parts,
+ * object is verified on every read.) A larger writer is a multipart
+ * upload to P tmp/ in 5 MiB parts,
  * 2 sent at once (memory: 3 parts, 15 MiB, at most), completed at commit,
  * copied on the engine to the object's key (no bytes come back) and
  * removed. (One copy moves at most 5 GiB: a larger object is uploaded in
