@@ -249,8 +249,11 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * than an hour, and REPAIR aborts it (as would any S3 tool, or a lifecycle
  * rule on the bucket).
  * Readers are a HEAD and one streamed GET. exists and stat are HEADs
- * (stat adds a listing of P refs/<id>/), missing HEADs 16 ids at a time,
- * list is ListObjectsV2 over P objects/ (continuation tokens; id order).
+ * (stat adds a listing of P refs/<id>/). missing asks about 1,000 ids or
+ * more with one listing of P objects/ from the lowest to the highest (1,000
+ * keys a request) while that reads at most 20 keys per id, else with a HEAD
+ * per id, 16 at a time. list is ListObjectsV2 over P objects/
+ * (continuation tokens; id order).
  * created_ns is the engine's Last-Modified: a put of bytes that are
  * already there writes them again and moves it. minidbx_writer_commit_ex
  * of at most 5 MiB asks the engine to create the key only if it is new
@@ -282,7 +285,8 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * on a transport error before any reply or a 5xx (503 SlowDown).
  * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
  * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS (2),
- * MINIDBX_S3_COPY_MAX (bytes one copy request moves, 5 MiB..5 GiB) and
+ * MINIDBX_S3_COPY_MAX (bytes one copy request moves, 5 MiB..5 GiB),
+ * MINIDBX_S3_MISSING_LIST_MIN (ids from which missing lists, 1000) and
  * MINIDBX_S3_STALE_SECONDS (the TEMP age, 3600) change the above. */
 
 /** Close the handle and free everything it owns. NULL is a no-op. Writers

@@ -38,6 +38,8 @@
 #define LIST_PAGE 1000
 #define ATTEMPTS 5
 #define STALE_S 3600
+#define MISSING_LIST_MIN 1000 /* ids: from this many on, missing tries a listing */
+#define MISSING_KEYS_PER_ID 20
 #define UNSIGNED_PAYLOAD "x-amz-content-sha256: UNSIGNED-PAYLOAD"
 
 /* ---- XML (libxml2) ----------------------------------------------------------- */
@@ -437,17 +439,24 @@ static int missing_one(void *cls, size_t i)
     return rc < 0 ? rc : 0;
 }
 
-/* A HEAD per id, 16 at a time. */
+/* Many ids: one listing of objects/ (1,000 keys a request) while it
+ * reads at most MISSING_KEYS_PER_ID keys per id asked about, else (and for
+ * a few ids) a HEAD per id, 16 at a time. */
 static int s3_missing(minidbx_backend *be, const minidbx_id *ids, size_t count,
                       minidbx_id *out_missing, size_t *out_count)
 {
     struct missing_ctx m = { s3_of(be), ids, calloc(count ? count : 1, 1) };
     size_t found = 0;
-    int rc;
+    int rc = 0;
 
     if (!m.absent)
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    if ((rc = s3_each(count, 16, missing_one, &m)) == 0) {
+    if (count >= m.sb->missing_list_min)
+        rc = s3_missing_by_listing(m.sb, ids, count, m.absent, (uint64_t)count * MISSING_KEYS_PER_ID);
+    if (rc == 0)
+        rc = s3_each(count, 16, missing_one, &m);
+    if (rc >= 0) {
+        rc = 0;
         /* out_missing may alias ids: found <= i, in order */
         for (size_t i = 0; i < count; i++)
             if (m.absent[i])
@@ -677,6 +686,7 @@ static int configure(struct s3_backend *sb, const char *location, const minidbx_
         sb->copy_max = COPY_MAX;
     if (sb->copy_max < sb->part_size)
         sb->copy_max = sb->part_size;
+    sb->missing_list_min = env_number("MINIDBX_S3_MISSING_LIST_MIN", MISSING_LIST_MIN, 1);
     sb->list_page = (unsigned)env_number("MINIDBX_S3_LIST_PAGE", LIST_PAGE, 1);
     if (sb->list_page > LIST_PAGE)
         sb->list_page = LIST_PAGE;
