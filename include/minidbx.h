@@ -280,18 +280,29 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  *   P tmp/<random>             a large writer's multipart upload, until
  *                              its commit
  * Objects: put and a writer of at most 5 MiB are one PUT to the object's
- * key (its x-amz-content-sha256 is the id, so the engine checks the
- * bytes). A larger writer is a multipart upload to P tmp/ in 5 MiB parts,
- * 4 sent at once (memory: 5 parts at most), completed at commit, copied
- * on the engine to the object's key and removed; objects over 5 GiB
- * cannot be copied so (ETOOBIG). A failing or aborted writer aborts its
- * upload, so no parts stay behind. A process killed mid-upload leaves no
- * object, only an incomplete upload under P tmp/ (the engine keeps its
- * parts): verify reports it as TEMP once older than an hour, and REPAIR
- * aborts it (as would any S3 tool, or a lifecycle rule on the bucket).
+ * key. Over http:// its x-amz-content-sha256 is the id, so the engine
+ * checks the bytes it got (and refuses others); over https://, where TLS
+ * guards them, it is UNSIGNED-PAYLOAD (as boto3 does), which saves the
+ * engine hashing every body (10-15% of a 1 MiB PUT on a local RGW).
+ * (Multipart parts are UNSIGNED-PAYLOAD: their hashes are not known; the
+ * object is verified on every read.) A larger writer is a multipart
+ * upload to P tmp/ in 5 MiB parts,
+ * 2 sent at once (memory: 3 parts, 15 MiB, at most), completed at commit,
+ * copied on the engine to the object's key (no bytes come back) and
+ * removed. (One copy moves at most 5 GiB: a larger object is uploaded in
+ * segments of 5 GiB, tmp/<random>.0, .1, ..., each copied whole as a part
+ * of a multipart upload to its key.) A failing or aborted writer aborts
+ * its upload and removes its segments, so no parts stay behind. A process
+ * killed mid-upload leaves no object, only an incomplete upload under
+ * P tmp/ (the engine keeps its parts): verify reports it as TEMP once older
+ * than an hour, and REPAIR aborts it (as would any S3 tool, or a lifecycle
+ * rule on the bucket).
  * Readers are a HEAD and one streamed GET. exists and stat are HEADs
- * (stat adds a listing of P refs/<id>/), missing HEADs 16 ids at a time,
- * list is ListObjectsV2 over P objects/ (continuation tokens; id order).
+ * (stat adds a listing of P refs/<id>/). missing asks about 1,000 ids or
+ * more with one listing of P objects/ from the lowest to the highest (1,000
+ * keys a request) while that reads at most 20 keys per id, else with a HEAD
+ * per id, 16 at a time. list is ListObjectsV2 over P objects/
+ * (continuation tokens; id order).
  * created_ns is the engine's Last-Modified: a put of bytes that are
  * already there writes them again and moves it. minidbx_writer_commit_ex
  * of at most 5 MiB asks the engine to create the key only if it is new
@@ -322,7 +333,9 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * streamed ones) are retried up to 5 times, with pauses of 0.1 to 0.8 s,
  * on a transport error before any reply or a 5xx (503 SlowDown).
  * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
- * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS and
+ * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS (2),
+ * MINIDBX_S3_COPY_MAX (bytes one copy request moves, 5 MiB..5 GiB),
+ * MINIDBX_S3_MISSING_LIST_MIN (ids from which missing lists, 1000) and
  * MINIDBX_S3_STALE_SECONDS (the TEMP age, 3600) change the above. */
 
 /** Close the handle and free everything it owns. NULL is a no-op. Writers
