@@ -46,15 +46,26 @@
 
 #define MESSAGE_BYTES 512
 
-enum task_kind { TASK_OBJECT, TASK_NAME };
+/* Names set on dst per task, in one batch: on the local store one
+ * metadata commit (one fsync) for all of them instead of one each. */
+#define NAMES_PER_TASK 64
+
+enum task_kind { TASK_OBJECT, TASK_NAMES };
+
+/* One name to set on dst. */
+struct name_entry {
+    char *name;          /* owned */
+    minidbx_id id;
+    bool has_previous;   /* dst had the name, pointing at previous */
+    minidbx_id previous;
+};
 
 struct task {
     enum task_kind kind;
-    minidbx_id id;
-    uint64_t size;       /* TASK_OBJECT, as src's listing said (0: unknown) */
-    char *name;          /* TASK_NAME: owned by the task */
-    bool has_previous;   /* TASK_NAME: dst had the name, pointing at previous */
-    minidbx_id previous;
+    minidbx_id id;              /* TASK_OBJECT */
+    uint64_t size;              /* TASK_OBJECT, as src's listing said (0: unknown) */
+    struct name_entry *names;   /* TASK_NAMES: owned, name_count of them */
+    size_t name_count;
 };
 
 struct copy_run {
@@ -78,6 +89,7 @@ struct copy_run {
     minidbx_id *failed;    /* objects that failed, so names need not retry them */
     size_t failed_count, failed_capacity;
     minidbx_copy_report report;
+    struct task pending;   /* names planned, not yet queued (the calling thread's) */
 };
 
 /* --- events and the stop flag (lock held) -------------------------------------- */
@@ -172,24 +184,43 @@ static bool object_failed_before(struct copy_run *run, const minidbx_id *id)
     return found;
 }
 
-/* An object or a name is done (copied or set; in a dry run, planned). */
-static void task_done(struct copy_run *run, const struct task *task, uint64_t size)
+/* An object or a name is done (copied or set; in a dry run, planned):
+ * count it and tell cb. */
+static void report_done(struct copy_run *run, minidbx_copy_event *event)
 {
-    minidbx_copy_event event = { MINIDBX_COPY_OBJECT, &task->id, NULL, NULL, size, 0, "", 0 };
     pthread_mutex_lock(&run->lock);
     if (!run->dry_run)
         run->dst_eio_in_a_row = 0;
-    if (task->kind == TASK_OBJECT) {
+    if (event->kind == MINIDBX_COPY_OBJECT) {
         run->report.objects_copied++;
-        run->report.bytes_copied += size;
+        run->report.bytes_copied += event->size;
     } else {
-        event.kind = MINIDBX_COPY_NAME;
-        event.name = task->name;
-        event.previous = task->has_previous ? &task->previous : NULL;
         run->report.names_set++;
     }
-    emit(run, &event);
+    emit(run, event);
     pthread_mutex_unlock(&run->lock);
+}
+
+static void object_done(struct copy_run *run, const minidbx_id *id, uint64_t size)
+{
+    minidbx_copy_event event = { MINIDBX_COPY_OBJECT, id, NULL, NULL, size, 0, "", 0 };
+    report_done(run, &event);
+}
+
+static void name_done(struct copy_run *run, const struct name_entry *entry)
+{
+    minidbx_copy_event event = { MINIDBX_COPY_NAME, &entry->id, entry->name,
+                                 entry->has_previous ? &entry->previous : NULL, 0, 0, "", 0 };
+    report_done(run, &event);
+}
+
+static void task_free(struct task *task)
+{
+    for (size_t i = 0; i < task->name_count; i++)
+        free(task->names[i].name);
+    free(task->names);
+    task->names = NULL;
+    task->name_count = 0;
 }
 
 /* Bytes of an object went to dst. Returns the stop value (0: go on). */
@@ -243,34 +274,80 @@ static int copy_object(struct copy_run *run, const minidbx_id *id, char *buf)
     minidbx_writer_abort(writer);
     minidbx_reader_close(reader);
     if (rc == 0) {
-        struct task done = { .kind = TASK_OBJECT, .id = *id };
-        task_done(run, &done, size);
+        object_done(run, id, size);
     } else if (!stopped) {
         object_failed(run, id, rc, message[0] ? message : minidbx_strerror(rc), from_source);
     }
     return rc;
 }
 
-static void set_name(struct copy_run *run, struct task *task, char *buf)
+/* A name whose object dst lacks: its object came to src after src's
+ * listing (copy it, then set the name), or its copy failed. */
+static void set_name_late(struct copy_run *run, const struct name_entry *entry, char *buf)
 {
-    int rc = minidbx_name_set(run->dst, task->name, &task->id);
+    int rc = MINIDBX_ENOTFOUND;
 
-    if (rc == MINIDBX_ENOTFOUND && !object_failed_before(run, &task->id)) {
-        /* Its object came to src after src's listing: copy it first. */
-        if (copy_object(run, &task->id, buf) != 0) {
-            name_failed(run, task->name, &task->id, MINIDBX_ENOTFOUND,
-                        "its object could not be copied", 1);
-            return;
-        }
-        rc = minidbx_name_set(run->dst, task->name, &task->id);
-    } else if (rc == MINIDBX_ENOTFOUND) {
-        name_failed(run, task->name, &task->id, rc, "its object could not be copied", 1);
+    if (!object_failed_before(run, &entry->id) && copy_object(run, &entry->id, buf) == 0)
+        rc = minidbx_name_set(run->dst, entry->name, &entry->id);
+    if (rc == 0)
+        name_done(run, entry);
+    else if (rc == MINIDBX_ENOTFOUND)
+        name_failed(run, entry->name, &entry->id, rc, "its object could not be copied", 1);
+    else
+        name_failed(run, entry->name, &entry->id, rc, minidbx_errmsg(NULL), 0);
+}
+
+/* Set names on dst one by one (a store without batches). */
+static void set_names_one_by_one(struct copy_run *run, struct task *task, char *buf)
+{
+    for (size_t i = 0; i < task->name_count; i++) {
+        struct name_entry *entry = &task->names[i];
+        int rc = minidbx_name_set(run->dst, entry->name, &entry->id);
+        if (rc == 0)
+            name_done(run, entry);
+        else if (rc == MINIDBX_ENOTFOUND)
+            set_name_late(run, entry, buf);
+        else
+            name_failed(run, entry->name, &entry->id, rc, minidbx_errmsg(NULL), 0);
+    }
+}
+
+/* Set a task's names on dst in one batch, then report them: a name is set
+ * only once its batch is committed. A name whose object dst lacks does not
+ * spoil the batch; it is set on its own afterwards. */
+static void set_names(struct copy_run *run, struct task *task, char *buf)
+{
+    char message[MESSAGE_BYTES] = "";
+    int late[NAMES_PER_TASK];
+    size_t late_count = 0;
+    int rc = 0;
+
+    if (minidbx_batch_begin(run->dst) < 0) {
+        set_names_one_by_one(run, task, buf);
         return;
     }
+    for (size_t i = 0; i < task->name_count && rc == 0; i++) {
+        rc = minidbx_name_set(run->dst, task->names[i].name, &task->names[i].id);
+        if (rc == MINIDBX_ENOTFOUND) {
+            late[late_count++] = (int)i;
+            rc = 0;
+        }
+    }
     if (rc == 0)
-        task_done(run, task, 0);
-    else
-        name_failed(run, task->name, &task->id, rc, minidbx_errmsg(NULL), 0);
+        rc = minidbx_batch_commit(run->dst);
+    if (rc < 0)
+        snprintf(message, sizeof message, "%s", minidbx_errmsg(NULL));
+    minidbx_batch_abort(run->dst); /* after a failed call; ESTATE after a commit */
+    for (size_t i = 0, next_late = 0; i < task->name_count; i++) {
+        bool is_late = next_late < late_count && late[next_late] == (int)i;
+        next_late += is_late;
+        if (rc < 0)
+            name_failed(run, task->names[i].name, &task->names[i].id, rc, message, 0);
+        else if (!is_late)
+            name_done(run, &task->names[i]);
+    }
+    for (size_t i = 0; i < late_count && rc == 0; i++)
+        set_name_late(run, &task->names[late[i]], buf);
 }
 
 /* With no room for another large copy: put the first queued task that
@@ -322,8 +399,8 @@ static void *worker_main(void *arg)
         if (task.kind == TASK_OBJECT)
             copy_object(run, &task.id, worker->buf);
         else
-            set_name(run, &task, worker->buf);
-        free(task.name);
+            set_names(run, &task, worker->buf);
+        task_free(&task);
 
         pthread_mutex_lock(&run->lock);
         run->busy--;
@@ -336,22 +413,27 @@ static void *worker_main(void *arg)
 
 /* --- planning (the calling thread) ------------------------------------------- */
 
-/* Hand a task to the threads (a dry run only reports it). Takes task's
- * name. Returns 0, or the stop value. */
+/* Hand a task to the threads (a dry run only reports it). Takes what the
+ * task owns. Returns 0, or the stop value. Name tasks queue up to
+ * QUEUE_CAPACITY names, not tasks, so that memory stays bounded. */
 static int submit(struct copy_run *run, struct task *task)
 {
+    size_t limit = task->kind == TASK_NAMES ? QUEUE_CAPACITY / NAMES_PER_TASK : QUEUE_CAPACITY;
     int stop;
 
     if (run->dry_run) {
-        task_done(run, task, task->size);
-        free(task->name);
+        if (task->kind == TASK_OBJECT)
+            object_done(run, &task->id, task->size);
+        for (size_t i = 0; i < task->name_count; i++)
+            name_done(run, &task->names[i]);
+        task_free(task);
         pthread_mutex_lock(&run->lock);
         stop = run->stop;
         pthread_mutex_unlock(&run->lock);
         return stop;
     }
     pthread_mutex_lock(&run->lock);
-    while (run->count == QUEUE_CAPACITY && run->stop == 0)
+    while (run->count >= limit && run->stop == 0)
         pthread_cond_wait(&run->changed, &run->lock);
     stop = run->stop;
     if (stop == 0) {
@@ -359,10 +441,19 @@ static int submit(struct copy_run *run, struct task *task)
         run->count++;
         pthread_cond_broadcast(&run->changed);
     } else {
-        free(task->name);
+        task_free(task);
     }
     pthread_mutex_unlock(&run->lock);
     return stop;
+}
+
+/* Queue the names planned so far. */
+static int submit_names(struct copy_run *run)
+{
+    struct task task = run->pending;
+
+    memset(&run->pending, 0, sizeof run->pending);
+    return task.name_count ? submit(run, &task) : 0;
 }
 
 /* Until every task queued so far is done (or the copy stops). */
@@ -482,11 +573,13 @@ static int plan_given_objects(struct copy_run *run, minidbx_id *given, size_t co
     return rc;
 }
 
-/* One name of src against what dst has under it (dst_id NULL: nothing). */
+/* One name of src against what dst has under it (dst_id NULL: nothing):
+ * unchanged, or one more for the pending name task. */
 static int plan_name(struct copy_run *run, const minidbx_name_info *src_name,
                      const minidbx_id *dst_id)
 {
-    struct task task = { .kind = TASK_NAME, .id = src_name->id };
+    struct task *pending = &run->pending;
+    struct name_entry *entry;
 
     if (dst_id && minidbx_id_equal(dst_id, &src_name->id)) {
         pthread_mutex_lock(&run->lock);
@@ -494,15 +587,22 @@ static int plan_name(struct copy_run *run, const minidbx_name_info *src_name,
         pthread_mutex_unlock(&run->lock);
         return 0;
     }
-    if (dst_id) {
-        task.has_previous = true;
-        task.previous = *dst_id;
-    }
-    if (!(task.name = strdup(src_name->name))) {
+    pending->kind = TASK_NAMES;
+    if (!pending->names && !(pending->names = calloc(NAMES_PER_TASK, sizeof *pending->names))) {
         minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
         return stop_on(run, MINIDBX_ENOMEM, "copying names");
     }
-    return submit(run, &task);
+    entry = &pending->names[pending->name_count];
+    if (!(entry->name = strdup(src_name->name))) {
+        minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        return stop_on(run, MINIDBX_ENOMEM, "copying names");
+    }
+    pending->name_count++;
+    entry->id = src_name->id;
+    entry->has_previous = dst_id != NULL;
+    if (dst_id)
+        entry->previous = *dst_id;
+    return pending->name_count == NAMES_PER_TASK ? submit_names(run) : 0;
 }
 
 /* A page of names of db after after (NULL: from the first), which may be
@@ -630,7 +730,9 @@ static int plan(struct copy_run *run, const minidbx_copy_options *opts, struct p
         pthread_mutex_unlock(&run->lock);
         if (rc == 0)
             rc = wait_idle(run);
-        return rc == 0 ? plan_all_names(run, b->src_names, b->dst_names) : rc;
+        if (rc == 0)
+        rc = plan_all_names(run, b->src_names, b->dst_names);
+    return rc == 0 ? submit_names(run) : rc;
     }
     memcpy(b->given, opts->ids, opts->id_count * sizeof *opts->ids);
     for (size_t i = 0; i < opts->name_count; i++) {
@@ -651,7 +753,9 @@ static int plan(struct copy_run *run, const minidbx_copy_options *opts, struct p
     pthread_mutex_unlock(&run->lock);
     if (rc == 0)
         rc = wait_idle(run);
-    return rc == 0 ? plan_given_names(run, b->names, opts->name_count, b->found) : rc;
+    if (rc == 0)
+        rc = plan_given_names(run, b->names, opts->name_count, b->found);
+    return rc == 0 ? submit_names(run) : rc;
 }
 
 static int check_arguments(minidbx *src, minidbx *dst, const minidbx_copy_options *opts)
@@ -705,7 +809,7 @@ static void stop_workers(struct copy_run *run, struct worker *workers, size_t co
     }
     /* after a stop, what was still queued */
     for (; run->count; run->count--, run->head = (run->head + 1) % QUEUE_CAPACITY)
-        free(run->queue[run->head].name);
+        task_free(&run->queue[run->head]);
 }
 
 /* What minidbx_copy returns, with its message in the calling thread. */
@@ -765,6 +869,7 @@ int minidbx_copy(minidbx *src, minidbx *dst, const minidbx_copy_options *opts,
     }
     plan(&run, opts, &buffers);
     stop_workers(&run, workers, threads);
+    task_free(&run.pending); /* names planned when the copy stopped */
     rc = outcome(&run);
     if (report)
         *report = run.report;

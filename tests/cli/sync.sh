@@ -11,8 +11,9 @@
 
 M=$MDBX
 : "${JSONQ:?}" "${GEN_BYTES:?}"
+HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$T" || exit 99
-. "$(dirname "$0")/sync_lib.sh"
+. "$HERE/sync_lib.sh"
 
 echo "# --- a source store: inline, file and empty objects, names"
 make_source "$T/A"

@@ -10,8 +10,9 @@
 
 M=$MDBX
 : "${JSONQ:?}" "${GEN_BYTES:?}" "${RSS_RUN:?}"
+HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$T" || exit 99
-. "$(dirname "$0")/sync_lib.sh"
+. "$HERE/sync_lib.sh"
 
 # Sanitizers' shadow memory is no part of what a copy holds.
 RSS_LIMIT_KIB=$((24 * 1024))
