@@ -520,6 +520,10 @@ MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
  * batches of 1,000 (minidbx_missing), and copies those in parallel, each
  * in its own thread as a reader on src streamed into a writer on dst, in
  * bounded memory (one 1 MiB buffer per thread), then copies the names.
+ * Small objects (up to 64 KiB) go 64 to a thread at a time, read first and
+ * then written in one batch on dst, and names 64 at a time in one batch
+ * too (minidbx_batch_begin): on a local dst one commit and one fsync for
+ * them all. A dst reports them copied only once the batch is committed.
  *
  * Every copy is checked: the writer's commit expects the id
  * (minidbx_writer_commit_ex), so bytes that do not hash to their id are

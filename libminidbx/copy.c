@@ -46,11 +46,24 @@
 
 #define MESSAGE_BYTES 512
 
+/* Objects of at most SMALL_OBJECT_BYTES are copied up to OBJECTS_PER_TASK
+ * to a task, all read first into the thread's buffer (CHUNK_BYTES holds
+ * them), then written in one batch on dst: on the local store one commit
+ * and one fsync for all of them instead of one each. */
+#define SMALL_OBJECT_BYTES ((uint64_t)64 << 10)
+#define OBJECTS_PER_TASK 64
+
 /* Names set on dst per task, in one batch: on the local store one
  * metadata commit (one fsync) for all of them instead of one each. */
 #define NAMES_PER_TASK 64
 
-enum task_kind { TASK_OBJECT, TASK_NAMES };
+enum task_kind { TASK_OBJECT, TASK_SMALL_OBJECTS, TASK_NAMES };
+
+/* One small object to copy. */
+struct object_entry {
+    minidbx_id id;
+    uint64_t size;
+};
 
 /* One name to set on dst. */
 struct name_entry {
@@ -64,7 +77,10 @@ struct task {
     enum task_kind kind;
     minidbx_id id;              /* TASK_OBJECT */
     uint64_t size;              /* TASK_OBJECT, as src's listing said (0: unknown) */
-    struct name_entry *names;   /* TASK_NAMES: owned, name_count of them */
+    struct object_entry *objects; /* TASK_SMALL_OBJECTS: owned, object_count of them */
+    size_t object_count;
+    uint64_t object_bytes;        /* their sizes' sum, at most CHUNK_BYTES */
+    struct name_entry *names;     /* TASK_NAMES: owned, name_count of them */
     size_t name_count;
 };
 
@@ -90,6 +106,7 @@ struct copy_run {
     size_t failed_count, failed_capacity;
     minidbx_copy_report report;
     struct task pending;   /* names planned, not yet queued (the calling thread's) */
+    struct task pending_objects; /* small objects planned, not yet queued (likewise) */
 };
 
 /* --- events and the stop flag (lock held) -------------------------------------- */
@@ -115,6 +132,18 @@ static void stop_with(struct copy_run *run, int code, const char *prefix, const 
         snprintf(run->stop_message, sizeof run->stop_message, "%.100s: %.400s", prefix, detail);
     }
     pthread_cond_broadcast(&run->changed);
+}
+
+/* A failure that stops the whole copy (src's listing, dst's missing
+ * query): the message is the calling thread's last one. */
+static int stop_on(struct copy_run *run, int code, const char *what)
+{
+    char detail[MESSAGE_BYTES];
+    snprintf(detail, sizeof detail, "%s", minidbx_errmsg(NULL));
+    pthread_mutex_lock(&run->lock);
+    stop_with(run, code, what, detail);
+    pthread_mutex_unlock(&run->lock);
+    return code;
 }
 
 /* Whether a dst failure means dst is unusable for every copy left. */
@@ -219,8 +248,8 @@ static void task_free(struct task *task)
     for (size_t i = 0; i < task->name_count; i++)
         free(task->names[i].name);
     free(task->names);
-    task->names = NULL;
-    task->name_count = 0;
+    free(task->objects);
+    memset(task, 0, sizeof *task);
 }
 
 /* Bytes of an object went to dst. Returns the stop value (0: go on). */
@@ -279,6 +308,83 @@ static int copy_object(struct copy_run *run, const minidbx_id *id, char *buf)
         object_failed(run, id, rc, message[0] ? message : minidbx_strerror(rc), from_source);
     }
     return rc;
+}
+
+/* Read a whole object into buf (capacity bytes): 0 with *size, 1 when it
+ * does not fit, or a code (reported). */
+static int read_whole(struct copy_run *run, const minidbx_id *id, char *buf, size_t capacity,
+                      uint64_t *size)
+{
+    minidbx_reader *reader = NULL;
+    size_t got = 0, n = 0;
+    int rc = minidbx_reader_open(run->src, id, &reader, size);
+
+    if (rc == 0 && *size > capacity)
+        rc = 1;
+    while (rc == 0 && (rc = minidbx_reader_read(reader, buf + got, capacity - got, &n)) == 0 && n)
+        got += n;
+    if (rc < 0)
+        object_failed(run, id, rc, minidbx_errmsg(NULL), 1);
+    minidbx_reader_close(reader);
+    return rc;
+}
+
+/* Store size bytes at data on dst as id (the writer checks that they are). */
+static int write_whole(struct copy_run *run, const minidbx_id *id, const char *data, size_t size)
+{
+    minidbx_writer *writer = NULL;
+    int rc = minidbx_writer_open(run->dst, &writer);
+
+    if (rc == 0 && (rc = minidbx_writer_write(writer, data, size)) < 0)
+        minidbx_writer_abort(writer);
+    else if (rc == 0)
+        rc = minidbx_writer_commit_ex(writer, id, NULL, NULL);
+    return rc;
+}
+
+/* Copy a task's small objects: read them all, then write them in one
+ * batch on dst; an object is copied only once its batch is committed. One
+ * that did not fit (src said another size) is streamed on its own. */
+static void copy_small_objects(struct copy_run *run, struct task *task, char *buf)
+{
+    bool written[OBJECTS_PER_TASK] = { false };
+    int read_rc[OBJECTS_PER_TASK]; /* read_whole's: 0 read, 1 too big, < 0 failed */
+    uint64_t size[OBJECTS_PER_TASK];
+    size_t offset[OBJECTS_PER_TASK], used = 0;
+    char message[MESSAGE_BYTES] = "";
+    int rc, batch, stop = 0;
+
+    for (size_t i = 0; i < task->object_count; i++) {
+        offset[i] = used;
+        read_rc[i] = read_whole(run, &task->objects[i].id, buf + used, CHUNK_BYTES - used, &size[i]);
+        used += read_rc[i] == 0 ? size[i] : 0;
+    }
+    batch = minidbx_batch_begin(run->dst);
+    for (size_t i = 0; i < task->object_count && stop == 0; i++) {
+        if (read_rc[i] != 0)
+            continue;
+        rc = write_whole(run, &task->objects[i].id, buf + offset[i], size[i]);
+        written[i] = rc == 0;
+        if (rc < 0)
+            object_failed(run, &task->objects[i].id, rc, minidbx_errmsg(NULL),
+                          rc == MINIDBX_ECORRUPT);
+        else
+            stop = bytes_sent(run, &task->objects[i].id, size[i], false);
+    }
+    rc = batch < 0 || stop != 0 ? 0 : minidbx_batch_commit(run->dst);
+    if (rc < 0)
+        snprintf(message, sizeof message, "%s", minidbx_errmsg(NULL));
+    if (batch == 0)
+        minidbx_batch_abort(run->dst); /* when stopped; ESTATE after a commit */
+    for (size_t i = 0; i < task->object_count && stop == 0; i++) {
+        if (written[i] && rc == 0)
+            object_done(run, &task->objects[i].id, size[i]);
+        else if (written[i])
+            object_failed(run, &task->objects[i].id, rc, message, 0);
+    }
+    for (size_t i = 0; i < task->object_count && stop == 0; i++)
+        if (read_rc[i] == 1)
+            copy_object(run, &task->objects[i].id, buf);
 }
 
 /* A name whose object dst lacks: its object came to src after src's
@@ -357,7 +463,7 @@ static bool small_task_first(struct copy_run *run)
 {
     for (size_t i = 0; i < run->count; i++) {
         struct task *task = &run->queue[(run->head + i) % QUEUE_CAPACITY];
-        if (task->size <= LARGE_OBJECT_BYTES) {
+        if (task->kind != TASK_OBJECT || task->size <= LARGE_OBJECT_BYTES) {
             struct task head = run->queue[run->head];
             run->queue[run->head] = *task;
             *task = head;
@@ -389,7 +495,8 @@ static void *worker_main(void *arg)
             continue;
         }
         struct task task = run->queue[run->head];
-        run->large_copies += task.size > LARGE_OBJECT_BYTES;
+        bool large = task.kind == TASK_OBJECT && task.size > LARGE_OBJECT_BYTES;
+        run->large_copies += large;
         run->head = (run->head + 1) % QUEUE_CAPACITY;
         run->count--;
         run->busy++;
@@ -398,13 +505,15 @@ static void *worker_main(void *arg)
 
         if (task.kind == TASK_OBJECT)
             copy_object(run, &task.id, worker->buf);
+        else if (task.kind == TASK_SMALL_OBJECTS)
+            copy_small_objects(run, &task, worker->buf);
         else
             set_names(run, &task, worker->buf);
         task_free(&task);
 
         pthread_mutex_lock(&run->lock);
         run->busy--;
-        run->large_copies -= task.size > LARGE_OBJECT_BYTES;
+        run->large_copies -= large;
         pthread_cond_broadcast(&run->changed);
     }
     pthread_mutex_unlock(&run->lock);
@@ -418,12 +527,16 @@ static void *worker_main(void *arg)
  * QUEUE_CAPACITY names, not tasks, so that memory stays bounded. */
 static int submit(struct copy_run *run, struct task *task)
 {
-    size_t limit = task->kind == TASK_NAMES ? QUEUE_CAPACITY / NAMES_PER_TASK : QUEUE_CAPACITY;
+    size_t limit = task->kind == TASK_NAMES          ? QUEUE_CAPACITY / NAMES_PER_TASK
+                   : task->kind == TASK_SMALL_OBJECTS ? QUEUE_CAPACITY / OBJECTS_PER_TASK
+                                                      : QUEUE_CAPACITY;
     int stop;
 
     if (run->dry_run) {
         if (task->kind == TASK_OBJECT)
             object_done(run, &task->id, task->size);
+        for (size_t i = 0; i < task->object_count; i++)
+            object_done(run, &task->objects[i].id, task->objects[i].size);
         for (size_t i = 0; i < task->name_count; i++)
             name_done(run, &task->names[i]);
         task_free(task);
@@ -447,13 +560,40 @@ static int submit(struct copy_run *run, struct task *task)
     return stop;
 }
 
-/* Queue the names planned so far. */
+/* Queue what *pending holds (the names or small objects planned so far). */
+static int submit_pending(struct copy_run *run, struct task *pending)
+{
+    struct task task = *pending;
+
+    memset(pending, 0, sizeof *pending);
+    return task.name_count || task.object_count ? submit(run, &task) : 0;
+}
+
 static int submit_names(struct copy_run *run)
 {
-    struct task task = run->pending;
+    return submit_pending(run, &run->pending);
+}
 
-    memset(&run->pending, 0, sizeof run->pending);
-    return task.name_count ? submit(run, &task) : 0;
+/* One more small object for the pending task; queue it when full. */
+static int plan_small_object(struct copy_run *run, const minidbx_id *id, uint64_t size)
+{
+    struct task *pending = &run->pending_objects;
+    int rc = 0;
+
+    if (pending->object_count == OBJECTS_PER_TASK || pending->object_bytes + size > CHUNK_BYTES)
+        rc = submit_pending(run, pending);
+    pending->kind = TASK_SMALL_OBJECTS;
+    if (rc == 0 && !pending->objects &&
+        !(pending->objects = calloc(OBJECTS_PER_TASK, sizeof *pending->objects))) {
+        minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        return stop_on(run, MINIDBX_ENOMEM, "copying objects");
+    }
+    if (rc == 0) {
+        pending->objects[pending->object_count].id = *id;
+        pending->objects[pending->object_count++].size = size;
+        pending->object_bytes += size;
+    }
+    return rc;
 }
 
 /* Until every task queued so far is done (or the copy stops). */
@@ -467,17 +607,6 @@ static int wait_idle(struct copy_run *run)
     return stop;
 }
 
-/* A failure that stops the whole copy (src's listing, dst's missing
- * query): the message is the calling thread's last one. */
-static int stop_on(struct copy_run *run, int code, const char *what)
-{
-    char detail[MESSAGE_BYTES];
-    snprintf(detail, sizeof detail, "%s", minidbx_errmsg(NULL));
-    pthread_mutex_lock(&run->lock);
-    stop_with(run, code, what, detail);
-    pthread_mutex_unlock(&run->lock);
-    return code;
-}
 
 /* Look count objects up on dst and queue those it lacks. sizes_known:
  * the infos' sizes came from src's listing; else each missing object is
@@ -523,7 +652,8 @@ static int plan_objects(struct copy_run *run, const minidbx_object_info *infos, 
             run->report.bytes_missing += info.size;
             pthread_mutex_unlock(&run->lock);
         }
-        rc = submit(run, &task);
+        rc = task.size <= SMALL_OBJECT_BYTES ? plan_small_object(run, &task.id, task.size)
+                                             : submit(run, &task);
     }
     return rc;
 }
@@ -716,24 +846,13 @@ static int plan_buffers_alloc(struct plan_buffers *b, const minidbx_copy_options
     return 0;
 }
 
-/* Objects, then names, everything or what opts selects. */
-static int plan(struct copy_run *run, const minidbx_copy_options *opts, struct plan_buffers *b)
+/* The objects and names given (a name through src) to copy: the names
+ * found go to b->names (b->found says which), all their ids to b->given. */
+static int plan_given_objects_and_names(struct copy_run *run, const minidbx_copy_options *opts,
+                                        struct plan_buffers *b)
 {
-    bool everything = opts->id_count == 0 && opts->name_count == 0;
     size_t given = opts->id_count;
-    int rc;
 
-    if (everything) {
-        rc = plan_all_objects(run, b->page, b->ids);
-        pthread_mutex_lock(&run->lock);
-        run->report.listing_done = rc == 0;
-        pthread_mutex_unlock(&run->lock);
-        if (rc == 0)
-            rc = wait_idle(run);
-        if (rc == 0)
-        rc = plan_all_names(run, b->src_names, b->dst_names);
-    return rc == 0 ? submit_names(run) : rc;
-    }
     memcpy(b->given, opts->ids, opts->id_count * sizeof *opts->ids);
     for (size_t i = 0; i < opts->name_count; i++) {
         int code = minidbx_name_get(run->src, opts->names[i], &b->names[i]);
@@ -747,14 +866,27 @@ static int plan(struct copy_run *run, const minidbx_copy_options *opts, struct p
                         1);
         }
     }
-    rc = plan_given_objects(run, b->given, given, b->page, b->ids);
+    return plan_given_objects(run, b->given, given, b->page, b->ids);
+}
+
+/* Objects, then names, everything or what opts selects. */
+static int plan(struct copy_run *run, const minidbx_copy_options *opts, struct plan_buffers *b)
+{
+    bool everything = opts->id_count == 0 && opts->name_count == 0;
+    int rc = everything ? plan_all_objects(run, b->page, b->ids)
+                        : plan_given_objects_and_names(run, opts, b);
+
+    if (rc == 0)
+        rc = submit_pending(run, &run->pending_objects);
     pthread_mutex_lock(&run->lock);
     run->report.listing_done = rc == 0;
     pthread_mutex_unlock(&run->lock);
+    /* dst must have every object before the names that point at them */
     if (rc == 0)
         rc = wait_idle(run);
     if (rc == 0)
-        rc = plan_given_names(run, b->names, opts->name_count, b->found);
+        rc = everything ? plan_all_names(run, b->src_names, b->dst_names)
+                        : plan_given_names(run, b->names, opts->name_count, b->found);
     return rc == 0 ? submit_names(run) : rc;
 }
 
@@ -869,7 +1001,8 @@ int minidbx_copy(minidbx *src, minidbx *dst, const minidbx_copy_options *opts,
     }
     plan(&run, opts, &buffers);
     stop_workers(&run, workers, threads);
-    task_free(&run.pending); /* names planned when the copy stopped */
+    task_free(&run.pending); /* what was planned when the copy stopped */
+    task_free(&run.pending_objects);
     rc = outcome(&run);
     if (report)
         *report = run.report;

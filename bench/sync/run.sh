@@ -140,27 +140,44 @@ if [[ " $DESTS " == *" s3 "* ]]; then
 fi
 
 # --- timing -----------------------------------------------------------------------------
-# timed CMD...: run it; sets SECS and RSS_MIB (its peak RSS); a failure ends the bench.
+# timed CMD...: run it; sets SECS, RSS_MIB (its peak RSS, as /usr/bin/time
+# sees it) and ANON_MIB (the largest RssAnon seen, sampled every 20 ms:
+# RSS also counts the pages of files it maps, such as a local store's
+# LMDB map, which are page cache, not memory of its own). A failure ends
+# the bench.
 timed()
 {
-    if ! /usr/bin/time -f "TIME %e %M" -o "$B/time.out" "$@" >/dev/null 2>"$B/cmd.err"; then
+    local tpid child="" anon_kib=0 key value _
+    /usr/bin/time -f "TIME %e %M" -o "$B/time.out" "$@" >/dev/null 2>"$B/cmd.err" &
+    tpid=$!
+    while kill -0 "$tpid" 2>/dev/null; do
+        [ -n "$child" ] || child=$(pgrep -P "$tpid" | head -n1)
+        if [ -n "$child" ]; then
+            while read -r key value _; do
+                [ "$key" = RssAnon: ] && [ "$value" -gt "$anon_kib" ] && anon_kib=$value
+            done <"/proc/$child/status" 2>/dev/null
+        fi
+        sleep 0.02
+    done
+    if ! wait "$tpid"; then
         echo "bench/sync: failed: $*" >&2
         tail -n 5 "$B/cmd.err" >&2
         exit 1
     fi
     read -r _ SECS RSS_KIB <"$B/time.out"
     RSS_MIB=$(awk -v k="$RSS_KIB" 'BEGIN { printf "%.1f", k / 1024 }')
+    ANON_MIB=$(awk -v k="$anon_kib" 'BEGIN { printf "%.1f", k / 1024 }')
 }
 
-row() # row WORKLOAD DEST TOOL OBJECTS BYTES SECS RESECS RSS_MIB
+row() # row WORKLOAD DEST TOOL OBJECTS BYTES SECS RESECS RSS_MIB ANON_MIB
 {
-    awk -v w="$1" -v d="$2" -v t="$3" -v n="$4" -v b="$5" -v s="$6" -v r="$7" -v m="$8" 'BEGIN {
+    awk -v w="$1" -v d="$2" -v t="$3" -v n="$4" -v b="$5" -v s="$6" -v r="$7" -v m="$8" -v a="$9" 'BEGIN {
         if (s < 0.001) s = 0.001
-        printf "%-20s %-6s %-7s %9.2f %9.0f %9.1f %9.2f %9s\n", w, d, t, s, n / s, b / s / 1048576, r, m
+        printf "%-20s %-6s %-7s %9.2f %9.0f %9.1f %9.2f %9s %9s\n", w, d, t, s, n / s, b / s / 1048576, r, m, a
     }'
 }
 
-printf "%-20s %-6s %-7s %9s %9s %9s %9s %9s\n" workload dest tool seconds objects/s MiB/s rerun_s rss_MiB
+printf "%-20s %-6s %-7s %9s %9s %9s %9s %9s %9s\n" workload dest tool seconds objects/s MiB/s rerun_s rss_MiB anon_MiB
 summary=""
 for workload in $WORKLOADS; do
     make_data "$workload"
@@ -172,9 +189,9 @@ for workload in $WORKLOADS; do
         mkdir -p "$B/dest"
         where=$(mdbx_dest "$dest" "$workload")
         timed "$MDBX" -q sync -j "$JOBS" "$B/src-$workload" "$where"
-        mdbx_secs=$SECS mdbx_rss=$RSS_MIB
+        mdbx_secs=$SECS mdbx_rss=$RSS_MIB mdbx_anon=$ANON_MIB
         timed "$MDBX" -q sync -j "$JOBS" "$B/src-$workload" "$where"
-        row "$label" "$dest" mdbx "$count" "$bytes" "$mdbx_secs" "$SECS" "$mdbx_rss"
+        row "$label" "$dest" mdbx "$count" "$bytes" "$mdbx_secs" "$SECS" "$mdbx_rss" "$mdbx_anon"
         # the re-run copies nothing: check it, do not only time it
         copied=$("$MDBX" --json sync "$B/src-$workload" "$where" | tail -n1 | grep -o '"objects":[0-9]*')
         [ "$copied" = '"objects":0' ] || { echo "bench/sync: a re-run copied something ($copied)" >&2; exit 1; }
@@ -183,12 +200,12 @@ for workload in $WORKLOADS; do
         [ "$dest" = http ] && continue
         where=$(rclone_dest "$dest" "$workload")
         timed rclone copy --transfers "$JOBS" "$files" "$where"
-        rclone_secs=$SECS rclone_rss=$RSS_MIB
+        rclone_secs=$SECS rclone_rss=$RSS_MIB rclone_anon=$ANON_MIB
         timed rclone copy --transfers "$JOBS" "$files" "$where"
-        row "$label" "$dest" rclone "$count" "$bytes" "$rclone_secs" "$SECS" "$rclone_rss"
+        row "$label" "$dest" rclone "$count" "$bytes" "$rclone_secs" "$SECS" "$rclone_rss" "$rclone_anon"
         [ "$dest" = s3 ] && s3_clear "rclone-$workload"
         ratio=$(awk -v m="$mdbx_secs" -v r="$rclone_secs" 'BEGIN { if (m < 0.001) m = 0.001; printf "%.2f", r / m }')
-        summary+="$(printf '%-20s %-6s mdbx sync vs rclone copy: %sx (goal >= 1.0x), mdbx peak RSS %s MiB (goal <= 64)' "$label" "$dest" "$ratio" "$mdbx_rss")"$'\n'
+        summary+="$(printf '%-20s %-6s mdbx sync vs rclone copy: %sx (goal >= 1.0x), mdbx peak RSS %s MiB (goal <= 64; anon %s MiB)' "$label" "$dest" "$ratio" "$mdbx_rss" "$mdbx_anon")"$'\n'
     done
 done
 echo
