@@ -87,7 +87,18 @@ static const struct cli_command commands[] = {
       "check every object (or the ones given) against its id",
       "  --repair   remove corrupt and missing objects (and their names),\n"
       "             orphan blobs and temp files; fix reference counts\n"
+      "             (on a cluster: store, what `mdbx repair` does)\n"
       "Prints one line per problem and a summary. Exit status 3 if a problem\n"
+      "remains.\n" },
+    { "repair", NULL, cmd_repair, "[--dry-run]",
+      "bring every object and name back to its copies (verify --repair)",
+      "  --dry-run   report what is wrong, change nothing\n"
+      "On a cluster: store, copies every object and name that a home node\n"
+      "lacks (or holds corrupt, or an older name) from another node, and\n"
+      "then removes copies outside the homes once every home copy is\n"
+      "verified. Prints one line per problem (what was copied, replaced,\n"
+      "set or removed) and a summary; a progress line on a terminal. On\n"
+      "another store it is verify --repair. Exit status 3 if a problem\n"
       "remains.\n" },
     { "gc", NULL, cmd_gc, "",
       "remove objects that no name points at",
@@ -108,7 +119,9 @@ static const char global_usage[] = "usage: mdbx [-s LOCATION] [--json] [-q] COMM
 static const char global_options[] =
     "Options (before or after the command):\n"
     "  -s, --store LOCATION  the store: a directory (./a:b if it has a colon)\n"
-    "                        or http://HOST:PORT\n"
+    "                        or http://HOST:PORT, s3://BUCKET[/PREFIX] or\n"
+    "                        cluster:FILE.json (s3: AWS_* and\n"
+    "                        MINIDBX_S3_ENDPOINT; see mdbx(1))\n"
     "                        (default: $MINIDBX_STORE,\n"
     "                        else $XDG_DATA_HOME/minidbx, else\n"
     "                        ~/.local/share/minidbx)\n"

@@ -181,9 +181,63 @@ typedef struct {
  *                      a scheme registered with minidbx_register_scheme
  *                      (the whole location is handed to it; http, https
  *                      and file cannot be replaced).
- *    s3://..., cluster:FILE
- *                      known store types that this version does not have:
- *                      EUNSUPPORTED (unless registered).
+ *    s3://BUCKET[/PREFIX]
+ *                      a store in an S3 bucket (any S3-compatible engine:
+ *                      AWS S3, Ceph RGW, MinIO...), in builds with libcurl
+ *                      and libxml2 (else EUNSUPPORTED). See "s3:// stores"
+ *                      below. The bucket must exist (ENOTFOUND, naming it,
+ *                      if not); the prefix needs no creating.
+ *    cluster:FILE      N stores ("nodes") as one, described by the JSON
+ *                      file FILE (builds with json-c; else EUNSUPPORTED):
+ *        {"replicas": R, "write_quorum": W, "timeout_ms": T,
+ *         "nodes": [LOCATION, ...]}
+ *                      nodes: 1..64 distinct locations of any kind but
+ *                        cluster: (a directory, http://, s3://...); a
+ *                        relative directory is relative to FILE's own.
+ *                        Each is opened with minidbx_open and this call's
+ *                        options, with verification always on.
+ *                      replicas: copies of each object, 1..N (default 2,
+ *                        or N if smaller); write_quorum: copies a put must
+ *                        have stored to succeed, 1..R (default R);
+ *                        timeout_ms: each node's deadline (the http://
+ *                        connect and stall timeout; default 5000).
+ *                      Any other field, a missing or bad one gives EINVAL
+ *                        naming it; no file gives ENOTFOUND.
+ *                      Placement: rendezvous (highest random weight)
+ *                        hashing of the id and each node's location: an
+ *                        object's "homes" are the R nodes that score best,
+ *                        so adding or removing one of N nodes moves about
+ *                        1/N of the objects. A put writes the R copies in
+ *                        parallel and succeeds when W are stored; when a
+ *                        home is down the copy goes to the next node in
+ *                        that order, so R copies exist while R nodes are up
+ *                        (repair moves it home later). get and readers try
+ *                        the nodes in that order and fall back on a node
+ *                        that is down, does not answer within its deadline,
+ *                        or hands out bytes that fail verification (a
+ *                        reader does so for objects up to 1 MiB, which it
+ *                        reads whole; a larger one streams from the first
+ *                        node that has it). exists, missing, stat and list
+ *                        merge the nodes' answers (stat's refs: the most
+ *                        any one node counts).
+ *                      A node that fails (EIO: unreachable, or past its
+ *                        deadline) is marked down and skipped; a thread
+ *                        probes it again after 250 ms, doubling to 30 s,
+ *                        so a dead or hung node costs its deadline once.
+ *                        Open fails only when no node can be reached.
+ *                      Names live on the R best nodes for the name's own
+ *                        hash, each of which also holds the object (it is
+ *                        copied there). Writers that race resolve by last
+ *                        writer wins: of differing copies the one with the
+ *                        later mtime, then the larger id, is the name; all
+ *                        copies of one set share its mtime, reads return the
+ *                        winner, repair makes every copy agree. A delete
+ *                        removes every copy on the nodes that are up (no
+ *                        tombstones: a node down during it may keep one).
+ *                      Batches are as on http://; gc runs each node's gc;
+ *                        verify with MINIDBX_VERIFY_REPAIR is the repair
+ *                        (see minidbx_verify); minidbx_nodes tells each
+ *                        node's state.
  *    any other SCHEME: EUNSUPPORTED when written SCHEME://..., else EINVAL.
  *    anything else     a directory path: the local store. A relative path
  *                      whose first segment has a colon is written with a
@@ -200,6 +254,76 @@ typedef struct {
  *  metadata is not a minidbx store of a known format), EUNSUPPORTED (a
  *  scheme this build does not have). On error *out is set to NULL. */
 MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minidbx_options *opts);
+
+/* s3:// stores
+ * ------------
+ * Configuration, from the environment S3 tools share:
+ *   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   required (else EPERM)
+ *   AWS_SESSION_TOKEN                          sent as x-amz-security-token
+ *   AWS_REGION, else AWS_DEFAULT_REGION        else us-east-1
+ *   MINIDBX_S3_ENDPOINT  e.g. http://127.0.0.1:7480 for a self-hosted
+ *                        engine; else https://s3.REGION.amazonaws.com.
+ *                        Requests are path style (ENDPOINT/BUCKET/KEY).
+ *   timeout_ms (minidbx_options) as for http://.
+ * Requests are signed with SigV4 by libcurl. Credentials never appear in
+ * an error message, a log line or minidbx_info (whose location is
+ * "s3://BUCKET[/PREFIX]", without the endpoint).
+ *
+ * Layout, under P = "PREFIX/" (nothing without a prefix), readable by any
+ * S3 tool:
+ *   P objects/ab/<64 hex id>   an object: exactly its bytes ("ab": the
+ *                              id's first two hex digits)
+ *   P names/<name>             a name: JSON {"id":...,"size":...,
+ *                              "mtime_ns":...}
+ *   P refs/<64 hex id>/<name>  empty: says <name> points at that id (read
+ *                              by delete, stat's refs and gc)
+ *   P tmp/<random>             a large writer's multipart upload, until
+ *                              its commit
+ * Objects: put and a writer of at most 5 MiB are one PUT to the object's
+ * key (its x-amz-content-sha256 is the id, so the engine checks the
+ * bytes). A larger writer is a multipart upload to P tmp/ in 5 MiB parts,
+ * 4 sent at once (memory: 5 parts at most), completed at commit, copied
+ * on the engine to the object's key and removed; objects over 5 GiB
+ * cannot be copied so (ETOOBIG). A failing or aborted writer aborts its
+ * upload, so no parts stay behind. A process killed mid-upload leaves no
+ * object, only an incomplete upload under P tmp/ (the engine keeps its
+ * parts): verify reports it as TEMP once older than an hour, and REPAIR
+ * aborts it (as would any S3 tool, or a lifecycle rule on the bucket).
+ * Readers are a HEAD and one streamed GET. exists and stat are HEADs
+ * (stat adds a listing of P refs/<id>/), missing HEADs 16 ids at a time,
+ * list is ListObjectsV2 over P objects/ (continuation tokens; id order).
+ * created_ns is the engine's Last-Modified: a put of bytes that are
+ * already there writes them again and moves it. minidbx_writer_commit_ex
+ * of at most 5 MiB asks the engine to create the key only if it is new
+ * (If-None-Match: *), so *out_created is exact (bytes that were there are
+ * then PUT again, plainly); over 5 MiB the copy to the key cannot be
+ * conditional and *out_created is -1 (cannot tell).
+ * Names: a set is a HEAD of the object, then its ref, then the name (a
+ * crash between them leaves a ref too many: the object is kept, verify
+ * reports BADREF). name_list is one listing and a GET per name.
+ * Batches: S3 has no transactions. A batch is a plain sequence, as on
+ * http:// (see minidbx_batch_begin): every call reaches the engine at
+ * once; abort removes nothing, gc removes what it left unnamed.
+ * verify reads back and hashes every object (4 at a time); a mismatch is
+ * read and hashed again before it is reported, and only then removed by
+ * REPAIR (with its names). It also reports names whose object is gone
+ * (DANGLING), names and refs that disagree (BADREF) and old P tmp/ keys
+ * and uploads (TEMP).
+ * gc removes the objects that no ref names and whose Last-Modified is
+ * before the engine's clock when gc began; each is checked again (its
+ * refs listed, a HEAD) just before its DELETE, so a put of the same bytes
+ * or a name set racing gc keeps it, except in the moment between that
+ * check and the DELETE (S3 has no conditional delete): do not run gc
+ * while another client writes what may be unnamed bytes it relies on.
+ * Errors: the engine's code and message are in minidbx_errmsg with the
+ * method and URL. A wrong secret is EPERM ("SignatureDoesNotMatch"), a
+ * missing bucket ENOTFOUND ("NoSuchBucket", naming it), an engine that
+ * cannot be reached EIO (with the URL). Idempotent requests (all but
+ * streamed ones) are retried up to 5 times, with pauses of 0.1 to 0.8 s,
+ * on a transport error before any reply or a 5xx (503 SlowDown).
+ * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
+ * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS and
+ * MINIDBX_S3_STALE_SECONDS (the TEMP age, 3600) change the above. */
 
 /** Close the handle and free everything it owns. NULL is a no-op. Writers
  *  and readers must be closed first; an open batch is aborted. */
@@ -390,6 +514,7 @@ MINIDBX_EXTERN int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd);
  *  client has been told is stored since, so abort never deletes it: what
  *  the batch left without a name is removed by the next minidbx_gc (after
  *  its grace period). Name changes and deletes are not undone either.
+ *  s3:// stores batch the same way.
  *  Errors: ESTATE (a batch is already open on db), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_batch_begin(minidbx *db);
 
@@ -424,6 +549,16 @@ MINIDBX_EXTERN int minidbx_name_valid(const char *name);
  *  Errors: EINVAL (bad name), ENOTFOUND (no such object), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id);
 
+/** minidbx_name_set with the name's mtime given (ns since the Unix epoch,
+ *  >= 0) instead of taken from the clock: a copy of a name made elsewhere
+ *  keeps the time it was set, so that copies of one name on several stores
+ *  can be compared and made to agree (a cluster: store's repair uses it;
+ *  see "cluster:" at minidbx_open). The local store and http:// nodes
+ *  support it; other backends give EUNSUPPORTED.
+ *  Errors: as minidbx_name_set, plus EINVAL (negative mtime), EUNSUPPORTED. */
+MINIDBX_EXTERN int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id,
+                                       int64_t mtime_ns);
+
 /** Look a name up. Errors: EINVAL, ENOTFOUND. */
 MINIDBX_EXTERN int minidbx_name_get(minidbx *db, const char *name, minidbx_name_info *out);
 
@@ -441,7 +576,7 @@ MINIDBX_EXTERN int minidbx_name_list(minidbx *db, const char *prefix, const char
 /* Verify, gc, info                                                         */
 /* ------------------------------------------------------------------------ */
 
-#define MINIDBX_VERIFY_REPAIR 0x1u /* remove what is corrupt or orphaned */
+#define MINIDBX_VERIFY_REPAIR 0x1u /* remove what is corrupt or orphaned (a cluster: copy what is missing) */
 
 /** Kinds of problem verify reports. */
 typedef enum {
@@ -450,7 +585,10 @@ typedef enum {
     MINIDBX_PROBLEM_ORPHAN = 3,    /* a blob file without a record */
     MINIDBX_PROBLEM_TEMP = 4,      /* a temp file left by a dead writer */
     MINIDBX_PROBLEM_DANGLING = 5,  /* a name whose object is gone */
-    MINIDBX_PROBLEM_BADREF = 6     /* a reference count that is wrong */
+    MINIDBX_PROBLEM_BADREF = 6,    /* a reference count that is wrong */
+    /* cluster: stores only (see minidbx_open): */
+    MINIDBX_PROBLEM_MISPLACED = 7, /* a copy on a node that is not one of its homes */
+    MINIDBX_PROBLEM_STALE = 8      /* a node that should hold a name lacks its newest copy */
 } minidbx_problem;
 
 typedef struct {
@@ -651,6 +789,28 @@ typedef int (*minidbx_copy_cb)(void *ctx, const minidbx_copy_event *event,
  *  meanwhile. */
 MINIDBX_EXTERN int minidbx_copy(minidbx *src, minidbx *dst, const minidbx_copy_options *opts,
                                 minidbx_copy_report *report, minidbx_copy_cb cb, void *ctx);
+
+/** The state of one node of a store made of several (a cluster: store). */
+typedef struct {
+    char location[1024];     /* the node's location, as the cluster file gives it */
+    int up;                  /* 1: in use; 0: down (skipped, probed again with backoff) */
+    int home;                /* minidbx_nodes with an id: 1 if one of the object's R homes */
+    char last_error[256];    /* the last failure's message ("" if none) */
+    int64_t down_since_ns;   /* when it went down (0 if up) */
+    uint64_t requests;       /* calls made to it */
+    uint64_t failures;       /* of those, failed (an error other than ENOTFOUND) */
+    uint64_t latency_us_avg; /* mean time of a call, in microseconds */
+    uint64_t latency_us_max; /* slowest call */
+} minidbx_node_info;
+
+/** The nodes of a store made of several, in the order of the cluster file
+ *  (holding NULL), or, with holding an id, the nodes that hold that object,
+ *  its home nodes first (each node that is up is asked). Up to capacity go
+ *  to out, their number to *out_count (a store of more nodes than capacity
+ *  gives the first capacity). Thread-safe.
+ *  Errors: EUNSUPPORTED (a store of one node: local, http://), EINVAL. */
+MINIDBX_EXTERN int minidbx_nodes(minidbx *db, const minidbx_id *holding, minidbx_node_info *out,
+                                 size_t capacity, size_t *out_count);
 
 #ifdef __cplusplus
 }

@@ -254,6 +254,7 @@ static const minidbx_backend local_table = {
     .verify = local_verify,
     .gc = local_gc,
     .info = local_info,
+    .name_set_at = local_name_set_at,
 };
 
 int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts)
