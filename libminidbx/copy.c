@@ -69,6 +69,7 @@ struct object_entry {
 struct name_entry {
     char *name;          /* owned */
     minidbx_id id;
+    int64_t mtime_ns;    /* when it was set on src */
     bool has_previous;   /* dst had the name, pointing at previous */
     minidbx_id previous;
 };
@@ -102,6 +103,7 @@ struct copy_run {
     int first_error;       /* of a failed object or name */
     char first_message[MESSAGE_BYTES];
     unsigned dst_eio_in_a_row;
+    bool dst_lacks_set_at; /* dst said EUNSUPPORTED to minidbx_name_set_at */
     minidbx_id *failed;    /* objects that failed, so names need not retry them */
     size_t failed_count, failed_capacity;
     minidbx_copy_report report;
@@ -387,6 +389,27 @@ static void copy_small_objects(struct copy_run *run, struct task *task, char *bu
             copy_object(run, &task->objects[i].id, buf);
 }
 
+/* Set a name on dst with the time it was set on src, where dst can keep
+ * it (minidbx_name_set_at), else at dst's own time. */
+static int set_name_on_dst(struct copy_run *run, const struct name_entry *entry)
+{
+    bool lacks_set_at;
+    int rc;
+
+    pthread_mutex_lock(&run->lock);
+    lacks_set_at = run->dst_lacks_set_at;
+    pthread_mutex_unlock(&run->lock);
+    if (lacks_set_at)
+        return minidbx_name_set(run->dst, entry->name, &entry->id);
+    rc = minidbx_name_set_at(run->dst, entry->name, &entry->id, entry->mtime_ns);
+    if (rc != MINIDBX_EUNSUPPORTED)
+        return rc;
+    pthread_mutex_lock(&run->lock);
+    run->dst_lacks_set_at = true;
+    pthread_mutex_unlock(&run->lock);
+    return minidbx_name_set(run->dst, entry->name, &entry->id);
+}
+
 /* A name whose object dst lacks: its object came to src after src's
  * listing (copy it, then set the name), or its copy failed. */
 static void set_name_late(struct copy_run *run, const struct name_entry *entry, char *buf)
@@ -394,7 +417,7 @@ static void set_name_late(struct copy_run *run, const struct name_entry *entry, 
     int rc = MINIDBX_ENOTFOUND;
 
     if (!object_failed_before(run, &entry->id) && copy_object(run, &entry->id, buf) == 0)
-        rc = minidbx_name_set(run->dst, entry->name, &entry->id);
+        rc = set_name_on_dst(run, entry);
     if (rc == 0)
         name_done(run, entry);
     else if (rc == MINIDBX_ENOTFOUND)
@@ -408,7 +431,7 @@ static void set_names_one_by_one(struct copy_run *run, struct task *task, char *
 {
     for (size_t i = 0; i < task->name_count; i++) {
         struct name_entry *entry = &task->names[i];
-        int rc = minidbx_name_set(run->dst, entry->name, &entry->id);
+        int rc = set_name_on_dst(run, entry);
         if (rc == 0)
             name_done(run, entry);
         else if (rc == MINIDBX_ENOTFOUND)
@@ -433,7 +456,7 @@ static void set_names(struct copy_run *run, struct task *task, char *buf)
         return;
     }
     for (size_t i = 0; i < task->name_count && rc == 0; i++) {
-        rc = minidbx_name_set(run->dst, task->names[i].name, &task->names[i].id);
+        rc = set_name_on_dst(run, &task->names[i]);
         if (rc == MINIDBX_ENOTFOUND) {
             late[late_count++] = (int)i;
             rc = 0;
@@ -729,6 +752,7 @@ static int plan_name(struct copy_run *run, const minidbx_name_info *src_name,
     }
     pending->name_count++;
     entry->id = src_name->id;
+    entry->mtime_ns = src_name->mtime_ns;
     entry->has_previous = dst_id != NULL;
     if (dst_id)
         entry->previous = *dst_id;
