@@ -671,6 +671,10 @@ MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
  * batches of 1,000 (minidbx_missing), and copies those in parallel, each
  * in its own thread as a reader on src streamed into a writer on dst, in
  * bounded memory (one 1 MiB buffer per thread), then copies the names.
+ * Small objects (up to 64 KiB) go 64 to a thread at a time, read first and
+ * then written in one batch on dst, and names 64 at a time in one batch
+ * too (minidbx_batch_begin): on a local dst one commit and one fsync for
+ * them all. A dst reports them copied only once the batch is committed.
  *
  * Every copy is checked: the writer's commit expects the id
  * (minidbx_writer_commit_ex), so bytes that do not hash to their id are
@@ -681,12 +685,13 @@ MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
  * Names. A name that src has and dst lacks is set on dst. A name that
  * both have, pointing at different objects, is set to src's object on dst:
  * the source wins, as in a mirror or a backup, whatever the names' times
- * (a name's time is when it was set on that store, so times on two stores
- * cannot be compared). It is never silent: every name set is reported
+ * (times need not be comparable: a store without minidbx_name_set_at
+ * keeps the time a name was set there). It is never silent: every name set is reported
  * (MINIDBX_COPY_NAME, with the object it pointed at before on dst). Names
  * that only dst has are left alone: a copy never deletes anything on dst.
  * A name's object is copied first, so that dst never has a name without
- * its object.
+ * its object. A name is set with the time it was set on src where dst can
+ * keep it (minidbx_name_set_at), else at dst's clock.
  *
  * Re-running a copy that succeeded copies nothing and sets no name.
  */

@@ -46,15 +46,43 @@
 
 #define MESSAGE_BYTES 512
 
-enum task_kind { TASK_OBJECT, TASK_NAME };
+/* Objects of at most SMALL_OBJECT_BYTES are copied up to OBJECTS_PER_TASK
+ * to a task, all read first into the thread's buffer (CHUNK_BYTES holds
+ * them), then written in one batch on dst: on the local store one commit
+ * and one fsync for all of them instead of one each. */
+#define SMALL_OBJECT_BYTES ((uint64_t)64 << 10)
+#define OBJECTS_PER_TASK 64
+
+/* Names set on dst per task, in one batch: on the local store one
+ * metadata commit (one fsync) for all of them instead of one each. */
+#define NAMES_PER_TASK 64
+
+enum task_kind { TASK_OBJECT, TASK_SMALL_OBJECTS, TASK_NAMES };
+
+/* One small object to copy. */
+struct object_entry {
+    minidbx_id id;
+    uint64_t size;
+};
+
+/* One name to set on dst. */
+struct name_entry {
+    char *name;          /* owned */
+    minidbx_id id;
+    int64_t mtime_ns;    /* when it was set on src */
+    bool has_previous;   /* dst had the name, pointing at previous */
+    minidbx_id previous;
+};
 
 struct task {
     enum task_kind kind;
-    minidbx_id id;
-    uint64_t size;       /* TASK_OBJECT, as src's listing said (0: unknown) */
-    char *name;          /* TASK_NAME: owned by the task */
-    bool has_previous;   /* TASK_NAME: dst had the name, pointing at previous */
-    minidbx_id previous;
+    minidbx_id id;              /* TASK_OBJECT */
+    uint64_t size;              /* TASK_OBJECT, as src's listing said (0: unknown) */
+    struct object_entry *objects; /* TASK_SMALL_OBJECTS: owned, object_count of them */
+    size_t object_count;
+    uint64_t object_bytes;        /* their sizes' sum, at most CHUNK_BYTES */
+    struct name_entry *names;     /* TASK_NAMES: owned, name_count of them */
+    size_t name_count;
 };
 
 struct copy_run {
@@ -75,9 +103,12 @@ struct copy_run {
     int first_error;       /* of a failed object or name */
     char first_message[MESSAGE_BYTES];
     unsigned dst_eio_in_a_row;
+    bool dst_lacks_set_at; /* dst said EUNSUPPORTED to minidbx_name_set_at */
     minidbx_id *failed;    /* objects that failed, so names need not retry them */
     size_t failed_count, failed_capacity;
     minidbx_copy_report report;
+    struct task pending;   /* names planned, not yet queued (the calling thread's) */
+    struct task pending_objects; /* small objects planned, not yet queued (likewise) */
 };
 
 /* --- events and the stop flag (lock held) -------------------------------------- */
@@ -103,6 +134,18 @@ static void stop_with(struct copy_run *run, int code, const char *prefix, const 
         snprintf(run->stop_message, sizeof run->stop_message, "%.100s: %.400s", prefix, detail);
     }
     pthread_cond_broadcast(&run->changed);
+}
+
+/* A failure that stops the whole copy (src's listing, dst's missing
+ * query): the message is the calling thread's last one. */
+static int stop_on(struct copy_run *run, int code, const char *what)
+{
+    char detail[MESSAGE_BYTES];
+    snprintf(detail, sizeof detail, "%s", minidbx_errmsg(NULL));
+    pthread_mutex_lock(&run->lock);
+    stop_with(run, code, what, detail);
+    pthread_mutex_unlock(&run->lock);
+    return code;
 }
 
 /* Whether a dst failure means dst is unusable for every copy left. */
@@ -172,24 +215,43 @@ static bool object_failed_before(struct copy_run *run, const minidbx_id *id)
     return found;
 }
 
-/* An object or a name is done (copied or set; in a dry run, planned). */
-static void task_done(struct copy_run *run, const struct task *task, uint64_t size)
+/* An object or a name is done (copied or set; in a dry run, planned):
+ * count it and tell cb. */
+static void report_done(struct copy_run *run, minidbx_copy_event *event)
 {
-    minidbx_copy_event event = { MINIDBX_COPY_OBJECT, &task->id, NULL, NULL, size, 0, "", 0 };
     pthread_mutex_lock(&run->lock);
     if (!run->dry_run)
         run->dst_eio_in_a_row = 0;
-    if (task->kind == TASK_OBJECT) {
+    if (event->kind == MINIDBX_COPY_OBJECT) {
         run->report.objects_copied++;
-        run->report.bytes_copied += size;
+        run->report.bytes_copied += event->size;
     } else {
-        event.kind = MINIDBX_COPY_NAME;
-        event.name = task->name;
-        event.previous = task->has_previous ? &task->previous : NULL;
         run->report.names_set++;
     }
-    emit(run, &event);
+    emit(run, event);
     pthread_mutex_unlock(&run->lock);
+}
+
+static void object_done(struct copy_run *run, const minidbx_id *id, uint64_t size)
+{
+    minidbx_copy_event event = { MINIDBX_COPY_OBJECT, id, NULL, NULL, size, 0, "", 0 };
+    report_done(run, &event);
+}
+
+static void name_done(struct copy_run *run, const struct name_entry *entry)
+{
+    minidbx_copy_event event = { MINIDBX_COPY_NAME, &entry->id, entry->name,
+                                 entry->has_previous ? &entry->previous : NULL, 0, 0, "", 0 };
+    report_done(run, &event);
+}
+
+static void task_free(struct task *task)
+{
+    for (size_t i = 0; i < task->name_count; i++)
+        free(task->names[i].name);
+    free(task->names);
+    free(task->objects);
+    memset(task, 0, sizeof *task);
 }
 
 /* Bytes of an object went to dst. Returns the stop value (0: go on). */
@@ -243,34 +305,178 @@ static int copy_object(struct copy_run *run, const minidbx_id *id, char *buf)
     minidbx_writer_abort(writer);
     minidbx_reader_close(reader);
     if (rc == 0) {
-        struct task done = { .kind = TASK_OBJECT, .id = *id };
-        task_done(run, &done, size);
+        object_done(run, id, size);
     } else if (!stopped) {
         object_failed(run, id, rc, message[0] ? message : minidbx_strerror(rc), from_source);
     }
     return rc;
 }
 
-static void set_name(struct copy_run *run, struct task *task, char *buf)
+/* Read a whole object into buf (capacity bytes): 0 with *size, 1 when it
+ * does not fit, or a code (reported). */
+static int read_whole(struct copy_run *run, const minidbx_id *id, char *buf, size_t capacity,
+                      uint64_t *size)
 {
-    int rc = minidbx_name_set(run->dst, task->name, &task->id);
+    minidbx_reader *reader = NULL;
+    size_t got = 0, n = 0;
+    int rc = minidbx_reader_open(run->src, id, &reader, size);
 
-    if (rc == MINIDBX_ENOTFOUND && !object_failed_before(run, &task->id)) {
-        /* Its object came to src after src's listing: copy it first. */
-        if (copy_object(run, &task->id, buf) != 0) {
-            name_failed(run, task->name, &task->id, MINIDBX_ENOTFOUND,
-                        "its object could not be copied", 1);
-            return;
-        }
-        rc = minidbx_name_set(run->dst, task->name, &task->id);
-    } else if (rc == MINIDBX_ENOTFOUND) {
-        name_failed(run, task->name, &task->id, rc, "its object could not be copied", 1);
+    if (rc == 0 && *size > capacity)
+        rc = 1;
+    while (rc == 0 && (rc = minidbx_reader_read(reader, buf + got, capacity - got, &n)) == 0 && n)
+        got += n;
+    if (rc < 0)
+        object_failed(run, id, rc, minidbx_errmsg(NULL), 1);
+    minidbx_reader_close(reader);
+    return rc;
+}
+
+/* Store size bytes at data on dst as id (the writer checks that they are). */
+static int write_whole(struct copy_run *run, const minidbx_id *id, const char *data, size_t size)
+{
+    minidbx_writer *writer = NULL;
+    int rc = minidbx_writer_open(run->dst, &writer);
+
+    if (rc == 0 && (rc = minidbx_writer_write(writer, data, size)) < 0)
+        minidbx_writer_abort(writer);
+    else if (rc == 0)
+        rc = minidbx_writer_commit_ex(writer, id, NULL, NULL);
+    return rc;
+}
+
+/* Copy a task's small objects: read them all, then write them in one
+ * batch on dst; an object is copied only once its batch is committed. One
+ * that did not fit (src said another size) is streamed on its own. */
+static void copy_small_objects(struct copy_run *run, struct task *task, char *buf)
+{
+    bool written[OBJECTS_PER_TASK] = { false };
+    int read_rc[OBJECTS_PER_TASK]; /* read_whole's: 0 read, 1 too big, < 0 failed */
+    uint64_t size[OBJECTS_PER_TASK];
+    size_t offset[OBJECTS_PER_TASK], used = 0;
+    char message[MESSAGE_BYTES] = "";
+    int rc, batch, stop = 0;
+
+    for (size_t i = 0; i < task->object_count; i++) {
+        offset[i] = used;
+        read_rc[i] = read_whole(run, &task->objects[i].id, buf + used, CHUNK_BYTES - used, &size[i]);
+        used += read_rc[i] == 0 ? size[i] : 0;
+    }
+    batch = minidbx_batch_begin(run->dst);
+    for (size_t i = 0; i < task->object_count && stop == 0; i++) {
+        if (read_rc[i] != 0)
+            continue;
+        rc = write_whole(run, &task->objects[i].id, buf + offset[i], size[i]);
+        written[i] = rc == 0;
+        if (rc < 0)
+            object_failed(run, &task->objects[i].id, rc, minidbx_errmsg(NULL),
+                          rc == MINIDBX_ECORRUPT);
+        else
+            stop = bytes_sent(run, &task->objects[i].id, size[i], false);
+    }
+    rc = batch < 0 || stop != 0 ? 0 : minidbx_batch_commit(run->dst);
+    if (rc < 0)
+        snprintf(message, sizeof message, "%s", minidbx_errmsg(NULL));
+    if (batch == 0)
+        minidbx_batch_abort(run->dst); /* when stopped; ESTATE after a commit */
+    for (size_t i = 0; i < task->object_count && stop == 0; i++) {
+        if (written[i] && rc == 0)
+            object_done(run, &task->objects[i].id, size[i]);
+        else if (written[i])
+            object_failed(run, &task->objects[i].id, rc, message, 0);
+    }
+    for (size_t i = 0; i < task->object_count && stop == 0; i++)
+        if (read_rc[i] == 1)
+            copy_object(run, &task->objects[i].id, buf);
+}
+
+/* Set a name on dst with the time it was set on src, where dst can keep
+ * it (minidbx_name_set_at), else at dst's own time. */
+static int set_name_on_dst(struct copy_run *run, const struct name_entry *entry)
+{
+    bool lacks_set_at;
+    int rc;
+
+    pthread_mutex_lock(&run->lock);
+    lacks_set_at = run->dst_lacks_set_at;
+    pthread_mutex_unlock(&run->lock);
+    if (lacks_set_at)
+        return minidbx_name_set(run->dst, entry->name, &entry->id);
+    rc = minidbx_name_set_at(run->dst, entry->name, &entry->id, entry->mtime_ns);
+    if (rc != MINIDBX_EUNSUPPORTED)
+        return rc;
+    pthread_mutex_lock(&run->lock);
+    run->dst_lacks_set_at = true;
+    pthread_mutex_unlock(&run->lock);
+    return minidbx_name_set(run->dst, entry->name, &entry->id);
+}
+
+/* A name whose object dst lacks: its object came to src after src's
+ * listing (copy it, then set the name), or its copy failed. */
+static void set_name_late(struct copy_run *run, const struct name_entry *entry, char *buf)
+{
+    int rc = MINIDBX_ENOTFOUND;
+
+    if (!object_failed_before(run, &entry->id) && copy_object(run, &entry->id, buf) == 0)
+        rc = set_name_on_dst(run, entry);
+    if (rc == 0)
+        name_done(run, entry);
+    else if (rc == MINIDBX_ENOTFOUND)
+        name_failed(run, entry->name, &entry->id, rc, "its object could not be copied", 1);
+    else
+        name_failed(run, entry->name, &entry->id, rc, minidbx_errmsg(NULL), 0);
+}
+
+/* Set names on dst one by one (a store without batches). */
+static void set_names_one_by_one(struct copy_run *run, struct task *task, char *buf)
+{
+    for (size_t i = 0; i < task->name_count; i++) {
+        struct name_entry *entry = &task->names[i];
+        int rc = set_name_on_dst(run, entry);
+        if (rc == 0)
+            name_done(run, entry);
+        else if (rc == MINIDBX_ENOTFOUND)
+            set_name_late(run, entry, buf);
+        else
+            name_failed(run, entry->name, &entry->id, rc, minidbx_errmsg(NULL), 0);
+    }
+}
+
+/* Set a task's names on dst in one batch, then report them: a name is set
+ * only once its batch is committed. A name whose object dst lacks does not
+ * spoil the batch; it is set on its own afterwards. */
+static void set_names(struct copy_run *run, struct task *task, char *buf)
+{
+    char message[MESSAGE_BYTES] = "";
+    int late[NAMES_PER_TASK];
+    size_t late_count = 0;
+    int rc = 0;
+
+    if (minidbx_batch_begin(run->dst) < 0) {
+        set_names_one_by_one(run, task, buf);
         return;
     }
+    for (size_t i = 0; i < task->name_count && rc == 0; i++) {
+        rc = set_name_on_dst(run, &task->names[i]);
+        if (rc == MINIDBX_ENOTFOUND) {
+            late[late_count++] = (int)i;
+            rc = 0;
+        }
+    }
     if (rc == 0)
-        task_done(run, task, 0);
-    else
-        name_failed(run, task->name, &task->id, rc, minidbx_errmsg(NULL), 0);
+        rc = minidbx_batch_commit(run->dst);
+    if (rc < 0)
+        snprintf(message, sizeof message, "%s", minidbx_errmsg(NULL));
+    minidbx_batch_abort(run->dst); /* after a failed call; ESTATE after a commit */
+    for (size_t i = 0, next_late = 0; i < task->name_count; i++) {
+        bool is_late = next_late < late_count && late[next_late] == (int)i;
+        next_late += is_late;
+        if (rc < 0)
+            name_failed(run, task->names[i].name, &task->names[i].id, rc, message, 0);
+        else if (!is_late)
+            name_done(run, &task->names[i]);
+    }
+    for (size_t i = 0; i < late_count && rc == 0; i++)
+        set_name_late(run, &task->names[late[i]], buf);
 }
 
 /* With no room for another large copy: put the first queued task that
@@ -280,7 +486,7 @@ static bool small_task_first(struct copy_run *run)
 {
     for (size_t i = 0; i < run->count; i++) {
         struct task *task = &run->queue[(run->head + i) % QUEUE_CAPACITY];
-        if (task->size <= LARGE_OBJECT_BYTES) {
+        if (task->kind != TASK_OBJECT || task->size <= LARGE_OBJECT_BYTES) {
             struct task head = run->queue[run->head];
             run->queue[run->head] = *task;
             *task = head;
@@ -312,7 +518,8 @@ static void *worker_main(void *arg)
             continue;
         }
         struct task task = run->queue[run->head];
-        run->large_copies += task.size > LARGE_OBJECT_BYTES;
+        bool large = task.kind == TASK_OBJECT && task.size > LARGE_OBJECT_BYTES;
+        run->large_copies += large;
         run->head = (run->head + 1) % QUEUE_CAPACITY;
         run->count--;
         run->busy++;
@@ -321,13 +528,15 @@ static void *worker_main(void *arg)
 
         if (task.kind == TASK_OBJECT)
             copy_object(run, &task.id, worker->buf);
+        else if (task.kind == TASK_SMALL_OBJECTS)
+            copy_small_objects(run, &task, worker->buf);
         else
-            set_name(run, &task, worker->buf);
-        free(task.name);
+            set_names(run, &task, worker->buf);
+        task_free(&task);
 
         pthread_mutex_lock(&run->lock);
         run->busy--;
-        run->large_copies -= task.size > LARGE_OBJECT_BYTES;
+        run->large_copies -= large;
         pthread_cond_broadcast(&run->changed);
     }
     pthread_mutex_unlock(&run->lock);
@@ -336,22 +545,31 @@ static void *worker_main(void *arg)
 
 /* --- planning (the calling thread) ------------------------------------------- */
 
-/* Hand a task to the threads (a dry run only reports it). Takes task's
- * name. Returns 0, or the stop value. */
+/* Hand a task to the threads (a dry run only reports it). Takes what the
+ * task owns. Returns 0, or the stop value. Name tasks queue up to
+ * QUEUE_CAPACITY names, not tasks, so that memory stays bounded. */
 static int submit(struct copy_run *run, struct task *task)
 {
+    size_t limit = task->kind == TASK_NAMES          ? QUEUE_CAPACITY / NAMES_PER_TASK
+                   : task->kind == TASK_SMALL_OBJECTS ? QUEUE_CAPACITY / OBJECTS_PER_TASK
+                                                      : QUEUE_CAPACITY;
     int stop;
 
     if (run->dry_run) {
-        task_done(run, task, task->size);
-        free(task->name);
+        if (task->kind == TASK_OBJECT)
+            object_done(run, &task->id, task->size);
+        for (size_t i = 0; i < task->object_count; i++)
+            object_done(run, &task->objects[i].id, task->objects[i].size);
+        for (size_t i = 0; i < task->name_count; i++)
+            name_done(run, &task->names[i]);
+        task_free(task);
         pthread_mutex_lock(&run->lock);
         stop = run->stop;
         pthread_mutex_unlock(&run->lock);
         return stop;
     }
     pthread_mutex_lock(&run->lock);
-    while (run->count == QUEUE_CAPACITY && run->stop == 0)
+    while (run->count >= limit && run->stop == 0)
         pthread_cond_wait(&run->changed, &run->lock);
     stop = run->stop;
     if (stop == 0) {
@@ -359,10 +577,46 @@ static int submit(struct copy_run *run, struct task *task)
         run->count++;
         pthread_cond_broadcast(&run->changed);
     } else {
-        free(task->name);
+        task_free(task);
     }
     pthread_mutex_unlock(&run->lock);
     return stop;
+}
+
+/* Queue what *pending holds (the names or small objects planned so far). */
+static int submit_pending(struct copy_run *run, struct task *pending)
+{
+    struct task task = *pending;
+
+    memset(pending, 0, sizeof *pending);
+    return task.name_count || task.object_count ? submit(run, &task) : 0;
+}
+
+static int submit_names(struct copy_run *run)
+{
+    return submit_pending(run, &run->pending);
+}
+
+/* One more small object for the pending task; queue it when full. */
+static int plan_small_object(struct copy_run *run, const minidbx_id *id, uint64_t size)
+{
+    struct task *pending = &run->pending_objects;
+    int rc = 0;
+
+    if (pending->object_count == OBJECTS_PER_TASK || pending->object_bytes + size > CHUNK_BYTES)
+        rc = submit_pending(run, pending);
+    pending->kind = TASK_SMALL_OBJECTS;
+    if (rc == 0 && !pending->objects &&
+        !(pending->objects = calloc(OBJECTS_PER_TASK, sizeof *pending->objects))) {
+        minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        return stop_on(run, MINIDBX_ENOMEM, "copying objects");
+    }
+    if (rc == 0) {
+        pending->objects[pending->object_count].id = *id;
+        pending->objects[pending->object_count++].size = size;
+        pending->object_bytes += size;
+    }
+    return rc;
 }
 
 /* Until every task queued so far is done (or the copy stops). */
@@ -376,17 +630,6 @@ static int wait_idle(struct copy_run *run)
     return stop;
 }
 
-/* A failure that stops the whole copy (src's listing, dst's missing
- * query): the message is the calling thread's last one. */
-static int stop_on(struct copy_run *run, int code, const char *what)
-{
-    char detail[MESSAGE_BYTES];
-    snprintf(detail, sizeof detail, "%s", minidbx_errmsg(NULL));
-    pthread_mutex_lock(&run->lock);
-    stop_with(run, code, what, detail);
-    pthread_mutex_unlock(&run->lock);
-    return code;
-}
 
 /* Look count objects up on dst and queue those it lacks. sizes_known:
  * the infos' sizes came from src's listing; else each missing object is
@@ -432,7 +675,8 @@ static int plan_objects(struct copy_run *run, const minidbx_object_info *infos, 
             run->report.bytes_missing += info.size;
             pthread_mutex_unlock(&run->lock);
         }
-        rc = submit(run, &task);
+        rc = task.size <= SMALL_OBJECT_BYTES ? plan_small_object(run, &task.id, task.size)
+                                             : submit(run, &task);
     }
     return rc;
 }
@@ -482,11 +726,13 @@ static int plan_given_objects(struct copy_run *run, minidbx_id *given, size_t co
     return rc;
 }
 
-/* One name of src against what dst has under it (dst_id NULL: nothing). */
+/* One name of src against what dst has under it (dst_id NULL: nothing):
+ * unchanged, or one more for the pending name task. */
 static int plan_name(struct copy_run *run, const minidbx_name_info *src_name,
                      const minidbx_id *dst_id)
 {
-    struct task task = { .kind = TASK_NAME, .id = src_name->id };
+    struct task *pending = &run->pending;
+    struct name_entry *entry;
 
     if (dst_id && minidbx_id_equal(dst_id, &src_name->id)) {
         pthread_mutex_lock(&run->lock);
@@ -494,15 +740,23 @@ static int plan_name(struct copy_run *run, const minidbx_name_info *src_name,
         pthread_mutex_unlock(&run->lock);
         return 0;
     }
-    if (dst_id) {
-        task.has_previous = true;
-        task.previous = *dst_id;
-    }
-    if (!(task.name = strdup(src_name->name))) {
+    pending->kind = TASK_NAMES;
+    if (!pending->names && !(pending->names = calloc(NAMES_PER_TASK, sizeof *pending->names))) {
         minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
         return stop_on(run, MINIDBX_ENOMEM, "copying names");
     }
-    return submit(run, &task);
+    entry = &pending->names[pending->name_count];
+    if (!(entry->name = strdup(src_name->name))) {
+        minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        return stop_on(run, MINIDBX_ENOMEM, "copying names");
+    }
+    pending->name_count++;
+    entry->id = src_name->id;
+    entry->mtime_ns = src_name->mtime_ns;
+    entry->has_previous = dst_id != NULL;
+    if (dst_id)
+        entry->previous = *dst_id;
+    return pending->name_count == NAMES_PER_TASK ? submit_names(run) : 0;
 }
 
 /* A page of names of db after after (NULL: from the first), which may be
@@ -616,22 +870,13 @@ static int plan_buffers_alloc(struct plan_buffers *b, const minidbx_copy_options
     return 0;
 }
 
-/* Objects, then names, everything or what opts selects. */
-static int plan(struct copy_run *run, const minidbx_copy_options *opts, struct plan_buffers *b)
+/* The objects and names given (a name through src) to copy: the names
+ * found go to b->names (b->found says which), all their ids to b->given. */
+static int plan_given_objects_and_names(struct copy_run *run, const minidbx_copy_options *opts,
+                                        struct plan_buffers *b)
 {
-    bool everything = opts->id_count == 0 && opts->name_count == 0;
     size_t given = opts->id_count;
-    int rc;
 
-    if (everything) {
-        rc = plan_all_objects(run, b->page, b->ids);
-        pthread_mutex_lock(&run->lock);
-        run->report.listing_done = rc == 0;
-        pthread_mutex_unlock(&run->lock);
-        if (rc == 0)
-            rc = wait_idle(run);
-        return rc == 0 ? plan_all_names(run, b->src_names, b->dst_names) : rc;
-    }
     memcpy(b->given, opts->ids, opts->id_count * sizeof *opts->ids);
     for (size_t i = 0; i < opts->name_count; i++) {
         int code = minidbx_name_get(run->src, opts->names[i], &b->names[i]);
@@ -645,13 +890,28 @@ static int plan(struct copy_run *run, const minidbx_copy_options *opts, struct p
                         1);
         }
     }
-    rc = plan_given_objects(run, b->given, given, b->page, b->ids);
+    return plan_given_objects(run, b->given, given, b->page, b->ids);
+}
+
+/* Objects, then names, everything or what opts selects. */
+static int plan(struct copy_run *run, const minidbx_copy_options *opts, struct plan_buffers *b)
+{
+    bool everything = opts->id_count == 0 && opts->name_count == 0;
+    int rc = everything ? plan_all_objects(run, b->page, b->ids)
+                        : plan_given_objects_and_names(run, opts, b);
+
+    if (rc == 0)
+        rc = submit_pending(run, &run->pending_objects);
     pthread_mutex_lock(&run->lock);
     run->report.listing_done = rc == 0;
     pthread_mutex_unlock(&run->lock);
+    /* dst must have every object before the names that point at them */
     if (rc == 0)
         rc = wait_idle(run);
-    return rc == 0 ? plan_given_names(run, b->names, opts->name_count, b->found) : rc;
+    if (rc == 0)
+        rc = everything ? plan_all_names(run, b->src_names, b->dst_names)
+                        : plan_given_names(run, b->names, opts->name_count, b->found);
+    return rc == 0 ? submit_names(run) : rc;
 }
 
 static int check_arguments(minidbx *src, minidbx *dst, const minidbx_copy_options *opts)
@@ -705,7 +965,7 @@ static void stop_workers(struct copy_run *run, struct worker *workers, size_t co
     }
     /* after a stop, what was still queued */
     for (; run->count; run->count--, run->head = (run->head + 1) % QUEUE_CAPACITY)
-        free(run->queue[run->head].name);
+        task_free(&run->queue[run->head]);
 }
 
 /* What minidbx_copy returns, with its message in the calling thread. */
@@ -765,6 +1025,8 @@ int minidbx_copy(minidbx *src, minidbx *dst, const minidbx_copy_options *opts,
     }
     plan(&run, opts, &buffers);
     stop_workers(&run, workers, threads);
+    task_free(&run.pending); /* what was planned when the copy stopped */
+    task_free(&run.pending_objects);
     rc = outcome(&run);
     if (report)
         *report = run.report;

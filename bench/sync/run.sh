@@ -14,8 +14,11 @@
 #           tests/s3), rclone through its s3 backend (provider Ceph) to
 #           another prefix of the same bucket
 #
-# Workloads: SMALL_COUNT x 4 KiB (default 10,000) and BIG_COUNT x BIG_MIB
-# MiB (default 20 x 100), each file named, each object with a name. JOBS
+# Workloads (WORKLOADS, default "small small-named big"): small is
+# SMALL_COUNT x 4 KiB (default 10,000) as objects without names, the same
+# bytes rclone copies as files; small-named the same objects, each with a
+# name (its file's name), as a backup of files would have; big is BIG_COUNT
+# x BIG_MIB MiB (default 20 x 100), named. JOBS
 # (default 4) is both mdbx's -j and rclone's --transfers. BENCH_DIR
 # (default /var/tmp/mdbx-bench-sync) keeps the generated files and source
 # stores between runs (delete it to start over); destinations are made
@@ -32,11 +35,13 @@ SMALL_COUNT=${SMALL_COUNT:-10000}
 BIG_COUNT=${BIG_COUNT:-20}
 BIG_MIB=${BIG_MIB:-100}
 JOBS=${JOBS:-4}
+WORKLOADS=${WORKLOADS:-small small-named big}
 B=${BENCH_DIR:-/var/tmp/mdbx-bench-sync}
 S3_BUCKET=${S3_BUCKET:-mdbx-bench-sync}
 
 [ -x "$MDBX" ] || { echo "bench/sync: no mdbx at $MDBX (give the build directory)" >&2; exit 2; }
 [ -x "$GEN_BYTES" ] || { echo "bench/sync: no gen_bytes at $GEN_BYTES" >&2; exit 2; }
+MDBX=$(realpath "$MDBX") GEN_BYTES=$(realpath "$GEN_BYTES")
 command -v rclone >/dev/null || { echo "bench/sync: rclone is missing (apt-get install rclone)" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "bench/sync: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
 export RCLONE_CONFIG=/dev/null # remotes come from the environment below
@@ -50,20 +55,32 @@ cleanup()
 trap cleanup EXIT
 
 # --- the data: files for rclone, the same bytes in named objects for mdbx --------
+# files_of WORKLOAD: the directory of its files (small-named shares small's).
+files_of() { echo "$B/${1%-named}"; }
+
 make_data()
 {
-    local name=$1
-    [ -e "$B/$name.ready" ] && return 0
-    rm -rf "${B:?}/$name" "$B/src-$name"
-    mkdir -p "$B/$name"
-    if [ "$name" = small ]; then
-        "$GEN_BYTES" $((SMALL_COUNT * 4))K 1 | (cd "$B/small" && split -a 6 -d -b 4096 - f)
-    else
-        for i in $(seq "$BIG_COUNT"); do "$GEN_BYTES" "${BIG_MIB}M" "$((100 + i))" >"$B/big/f$i"; done
+    local workload=$1 files
+    files=$(files_of "$1")
+    [ -e "$B/$workload.ready" ] && return 0
+    if [ ! -e "$files.ready" ]; then
+        rm -rf "$files"
+        mkdir -p "$files"
+        if [ "$workload" = big ]; then
+            for i in $(seq "$BIG_COUNT"); do "$GEN_BYTES" "${BIG_MIB}M" "$((100 + i))" >"$files/f$i"; done
+        else
+            "$GEN_BYTES" $((SMALL_COUNT * 4))K 1 | (cd "$files" && split -a 6 -d -b 4096 - f)
+        fi
+        touch "$files.ready"
     fi
-    echo "bench/sync: storing $name in $B/src-$name (once)" >&2
-    "$MDBX" -q -s "$B/src-$name" put -r "$B/$name" >/dev/null || exit 1
-    touch "$B/$name.ready"
+    echo "bench/sync: storing $workload in $B/src-$workload (once)" >&2
+    rm -rf "$B/src-$workload"
+    if [ "$workload" = small ]; then
+        (cd "$files" && find . -type f -print0 | xargs -0 "$MDBX" -q -s "$B/src-$workload" put) >/dev/null
+    else
+        "$MDBX" -q -s "$B/src-$workload" put -r "$files" >/dev/null
+    fi || exit 1
+    touch "$B/$workload.ready"
 }
 
 # --- destinations ---------------------------------------------------------------------
@@ -123,40 +140,58 @@ if [[ " $DESTS " == *" s3 "* ]]; then
 fi
 
 # --- timing -----------------------------------------------------------------------------
-# timed CMD...: run it; sets SECS and RSS_MIB (its peak RSS); a failure ends the bench.
+# timed CMD...: run it; sets SECS, RSS_MIB (its peak RSS, as /usr/bin/time
+# sees it) and ANON_MIB (the largest RssAnon seen, sampled every 20 ms:
+# RSS also counts the pages of files it maps, such as a local store's
+# LMDB map, which are page cache, not memory of its own). A failure ends
+# the bench.
 timed()
 {
-    if ! /usr/bin/time -f "TIME %e %M" -o "$B/time.out" "$@" >/dev/null 2>"$B/cmd.err"; then
+    local tpid child="" anon_kib=0 key value _
+    /usr/bin/time -f "TIME %e %M" -o "$B/time.out" "$@" >/dev/null 2>"$B/cmd.err" &
+    tpid=$!
+    while kill -0 "$tpid" 2>/dev/null; do
+        [ -n "$child" ] || child=$(pgrep -P "$tpid" | head -n1)
+        if [ -n "$child" ]; then
+            while read -r key value _; do
+                [ "$key" = RssAnon: ] && [ "$value" -gt "$anon_kib" ] && anon_kib=$value
+            done <"/proc/$child/status" 2>/dev/null
+        fi
+        sleep 0.02
+    done
+    if ! wait "$tpid"; then
         echo "bench/sync: failed: $*" >&2
         tail -n 5 "$B/cmd.err" >&2
         exit 1
     fi
     read -r _ SECS RSS_KIB <"$B/time.out"
     RSS_MIB=$(awk -v k="$RSS_KIB" 'BEGIN { printf "%.1f", k / 1024 }')
+    ANON_MIB=$(awk -v k="$anon_kib" 'BEGIN { printf "%.1f", k / 1024 }')
 }
 
-row() # row WORKLOAD DEST TOOL OBJECTS BYTES SECS RESECS RSS_MIB
+row() # row WORKLOAD DEST TOOL OBJECTS BYTES SECS RESECS RSS_MIB ANON_MIB
 {
-    awk -v w="$1" -v d="$2" -v t="$3" -v n="$4" -v b="$5" -v s="$6" -v r="$7" -v m="$8" 'BEGIN {
+    awk -v w="$1" -v d="$2" -v t="$3" -v n="$4" -v b="$5" -v s="$6" -v r="$7" -v m="$8" -v a="$9" 'BEGIN {
         if (s < 0.001) s = 0.001
-        printf "%-14s %-6s %-7s %9.2f %9.0f %9.1f %9.2f %9s\n", w, d, t, s, n / s, b / s / 1048576, r, m
+        printf "%-20s %-6s %-7s %9.2f %9.0f %9.1f %9.2f %9s %9s\n", w, d, t, s, n / s, b / s / 1048576, r, m, a
     }'
 }
 
-printf "%-14s %-6s %-7s %9s %9s %9s %9s %9s\n" workload dest tool seconds objects/s MiB/s rerun_s rss_MiB
+printf "%-20s %-6s %-7s %9s %9s %9s %9s %9s %9s\n" workload dest tool seconds objects/s MiB/s rerun_s rss_MiB anon_MiB
 summary=""
-for workload in small big; do
+for workload in $WORKLOADS; do
     make_data "$workload"
-    count=$(find "$B/$workload" -type f | wc -l)
-    bytes=$(find "$B/$workload" -type f -printf '%s\n' | awk '{ n += $1 } END { print n }')
+    files=$(files_of "$workload")
+    count=$(find "$files" -type f | wc -l)
+    bytes=$(find "$files" -type f -printf '%s\n' | awk '{ n += $1 } END { print n }')
     label="$workload ${count}x$((bytes / count / 1024))K"
     for dest in $DESTS; do
         mkdir -p "$B/dest"
         where=$(mdbx_dest "$dest" "$workload")
         timed "$MDBX" -q sync -j "$JOBS" "$B/src-$workload" "$where"
-        mdbx_secs=$SECS mdbx_rss=$RSS_MIB
+        mdbx_secs=$SECS mdbx_rss=$RSS_MIB mdbx_anon=$ANON_MIB
         timed "$MDBX" -q sync -j "$JOBS" "$B/src-$workload" "$where"
-        row "$label" "$dest" mdbx "$count" "$bytes" "$mdbx_secs" "$SECS" "$mdbx_rss"
+        row "$label" "$dest" mdbx "$count" "$bytes" "$mdbx_secs" "$SECS" "$mdbx_rss" "$mdbx_anon"
         # the re-run copies nothing: check it, do not only time it
         copied=$("$MDBX" --json sync "$B/src-$workload" "$where" | tail -n1 | grep -o '"objects":[0-9]*')
         [ "$copied" = '"objects":0' ] || { echo "bench/sync: a re-run copied something ($copied)" >&2; exit 1; }
@@ -164,13 +199,13 @@ for workload in small big; do
         [ "$dest" = s3 ] && s3_clear "mdbx-$workload"
         [ "$dest" = http ] && continue
         where=$(rclone_dest "$dest" "$workload")
-        timed rclone copy --transfers "$JOBS" "$B/$workload" "$where"
-        rclone_secs=$SECS rclone_rss=$RSS_MIB
-        timed rclone copy --transfers "$JOBS" "$B/$workload" "$where"
-        row "$label" "$dest" rclone "$count" "$bytes" "$rclone_secs" "$SECS" "$rclone_rss"
+        timed rclone copy --transfers "$JOBS" "$files" "$where"
+        rclone_secs=$SECS rclone_rss=$RSS_MIB rclone_anon=$ANON_MIB
+        timed rclone copy --transfers "$JOBS" "$files" "$where"
+        row "$label" "$dest" rclone "$count" "$bytes" "$rclone_secs" "$SECS" "$rclone_rss" "$rclone_anon"
         [ "$dest" = s3 ] && s3_clear "rclone-$workload"
         ratio=$(awk -v m="$mdbx_secs" -v r="$rclone_secs" 'BEGIN { if (m < 0.001) m = 0.001; printf "%.2f", r / m }')
-        summary+="$(printf '%-14s %-6s mdbx sync vs rclone copy: %sx (goal >= 1.0x), mdbx peak RSS %s MiB (goal <= 64)' "$label" "$dest" "$ratio" "$mdbx_rss")"$'\n'
+        summary+="$(printf '%-20s %-6s mdbx sync vs rclone copy: %sx (goal >= 1.0x), mdbx peak RSS %s MiB (goal <= 64; anon %s MiB)' "$label" "$dest" "$ratio" "$mdbx_rss" "$mdbx_anon")"$'\n'
     done
 done
 echo

@@ -11,8 +11,9 @@
 
 M=$MDBX
 : "${JSONQ:?}" "${GEN_BYTES:?}"
+HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$T" || exit 99
-. "$(dirname "$0")/sync_lib.sh"
+. "$HERE/sync_lib.sh"
 
 echo "# --- a source store: inline, file and empty objects, names"
 make_source "$T/A"
@@ -25,6 +26,7 @@ check "  and a summary: 6 objects, 4 names" out_has "copied 6 objects"
 check "  nothing on stderr (not a terminal: no progress)" err_empty
 check "  B has the objects and names of A" same_stores A B
 check "  B's objects are whole (verify)" "$M" -s B verify
+check "  B's names keep the times they were set in A" eval '[ "$("$M" -s A names -l)" = "$("$M" -s B names -l)" ]'
 expect 0 "sync A B again" "$M" --json sync A B
 check "  copies nothing: 0 objects, 0 bytes, 0 names set, 6 skipped, 4 unchanged" \
     eval '[ "$(json objects bytes names_set skipped names_unchanged errors)" = "0	0	0	6	4	0" ]'

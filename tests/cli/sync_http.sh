@@ -10,8 +10,9 @@
 
 M=$MDBX
 : "${JSONQ:?}" "${GEN_BYTES:?}" "${RSS_RUN:?}"
+HERE=$(cd "$(dirname "$0")" && pwd)
 cd "$T" || exit 99
-. "$(dirname "$0")/sync_lib.sh"
+. "$HERE/sync_lib.sh"
 
 # Sanitizers' shadow memory is no part of what a copy holds.
 RSS_LIMIT_KIB=$((24 * 1024))
@@ -45,6 +46,7 @@ expect 0 "push to a node" "$M" -s A --json push "$H1"
 check "  6 objects, 4 names" eval '[ "$(summary objects bytes names_set errors)" = "6	$(total_bytes A)	4	0" ]'
 check "  the node has the objects and names of A" same_stores A "$H1"
 check "  the node's store is sound" "$M" -s "$H1" verify
+check "  its names keep the times they were set in A" eval '[ "$("$M" -s A names -l)" = "$("$M" -s "$H1" names -l)" ]'
 expect 0 "push again" "$M" -s A --json push "$H1"
 check "  copies nothing" eval '[ "$(summary objects bytes names_set skipped names_unchanged)" = "0	0	0	6	4" ]'
 
