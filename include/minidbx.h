@@ -181,6 +181,12 @@ typedef struct {
  *                      a scheme registered with minidbx_register_scheme
  *                      (the whole location is handed to it; http, https
  *                      and file cannot be replaced).
+ *    s3://BUCKET[/PREFIX]
+ *                      a store in an S3 bucket (any S3-compatible engine:
+ *                      AWS S3, Ceph RGW, MinIO...), in builds with libcurl
+ *                      and libxml2 (else EUNSUPPORTED). See "s3:// stores"
+ *                      below. The bucket must exist (ENOTFOUND, naming it,
+ *                      if not); the prefix needs no creating.
  *    cluster:FILE      N stores ("nodes") as one, described by the JSON
  *                      file FILE (builds with json-c; else EUNSUPPORTED):
  *        {"replicas": R, "write_quorum": W, "timeout_ms": T,
@@ -232,8 +238,6 @@ typedef struct {
  *                        verify with MINIDBX_VERIFY_REPAIR is the repair
  *                        (see minidbx_verify); minidbx_nodes tells each
  *                        node's state.
- *    s3://...          a known store type that this version does not have:
- *                      EUNSUPPORTED (unless registered).
  *    any other SCHEME: EUNSUPPORTED when written SCHEME://..., else EINVAL.
  *    anything else     a directory path: the local store. A relative path
  *                      whose first segment has a colon is written with a
@@ -250,6 +254,76 @@ typedef struct {
  *  metadata is not a minidbx store of a known format), EUNSUPPORTED (a
  *  scheme this build does not have). On error *out is set to NULL. */
 MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minidbx_options *opts);
+
+/* s3:// stores
+ * ------------
+ * Configuration, from the environment S3 tools share:
+ *   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY   required (else EPERM)
+ *   AWS_SESSION_TOKEN                          sent as x-amz-security-token
+ *   AWS_REGION, else AWS_DEFAULT_REGION        else us-east-1
+ *   MINIDBX_S3_ENDPOINT  e.g. http://127.0.0.1:7480 for a self-hosted
+ *                        engine; else https://s3.REGION.amazonaws.com.
+ *                        Requests are path style (ENDPOINT/BUCKET/KEY).
+ *   timeout_ms (minidbx_options) as for http://.
+ * Requests are signed with SigV4 by libcurl. Credentials never appear in
+ * an error message, a log line or minidbx_info (whose location is
+ * "s3://BUCKET[/PREFIX]", without the endpoint).
+ *
+ * Layout, under P = "PREFIX/" (nothing without a prefix), readable by any
+ * S3 tool:
+ *   P objects/ab/<64 hex id>   an object: exactly its bytes ("ab": the
+ *                              id's first two hex digits)
+ *   P names/<name>             a name: JSON {"id":...,"size":...,
+ *                              "mtime_ns":...}
+ *   P refs/<64 hex id>/<name>  empty: says <name> points at that id (read
+ *                              by delete, stat's refs and gc)
+ *   P tmp/<random>             a large writer's multipart upload, until
+ *                              its commit
+ * Objects: put and a writer of at most 5 MiB are one PUT to the object's
+ * key (its x-amz-content-sha256 is the id, so the engine checks the
+ * bytes). A larger writer is a multipart upload to P tmp/ in 5 MiB parts,
+ * 4 sent at once (memory: 5 parts at most), completed at commit, copied
+ * on the engine to the object's key and removed; objects over 5 GiB
+ * cannot be copied so (ETOOBIG). A failing or aborted writer aborts its
+ * upload, so no parts stay behind. A process killed mid-upload leaves no
+ * object, only an incomplete upload under P tmp/ (the engine keeps its
+ * parts): verify reports it as TEMP once older than an hour, and REPAIR
+ * aborts it (as would any S3 tool, or a lifecycle rule on the bucket).
+ * Readers are a HEAD and one streamed GET. exists and stat are HEADs
+ * (stat adds a listing of P refs/<id>/), missing HEADs 16 ids at a time,
+ * list is ListObjectsV2 over P objects/ (continuation tokens; id order).
+ * created_ns is the engine's Last-Modified: a put of bytes that are
+ * already there writes them again and moves it. minidbx_writer_commit_ex
+ * of at most 5 MiB asks the engine to create the key only if it is new
+ * (If-None-Match: *), so *out_created is exact (bytes that were there are
+ * then PUT again, plainly); over 5 MiB the copy to the key cannot be
+ * conditional and *out_created is -1 (cannot tell).
+ * Names: a set is a HEAD of the object, then its ref, then the name (a
+ * crash between them leaves a ref too many: the object is kept, verify
+ * reports BADREF). name_list is one listing and a GET per name.
+ * Batches: S3 has no transactions. A batch is a plain sequence, as on
+ * http:// (see minidbx_batch_begin): every call reaches the engine at
+ * once; abort removes nothing, gc removes what it left unnamed.
+ * verify reads back and hashes every object (4 at a time); a mismatch is
+ * read and hashed again before it is reported, and only then removed by
+ * REPAIR (with its names). It also reports names whose object is gone
+ * (DANGLING), names and refs that disagree (BADREF) and old P tmp/ keys
+ * and uploads (TEMP).
+ * gc removes the objects that no ref names and whose Last-Modified is
+ * before the engine's clock when gc began; each is checked again (its
+ * refs listed, a HEAD) just before its DELETE, so a put of the same bytes
+ * or a name set racing gc keeps it, except in the moment between that
+ * check and the DELETE (S3 has no conditional delete): do not run gc
+ * while another client writes what may be unnamed bytes it relies on.
+ * Errors: the engine's code and message are in minidbx_errmsg with the
+ * method and URL. A wrong secret is EPERM ("SignatureDoesNotMatch"), a
+ * missing bucket ENOTFOUND ("NoSuchBucket", naming it), an engine that
+ * cannot be reached EIO (with the URL). Idempotent requests (all but
+ * streamed ones) are retried up to 5 times, with pauses of 0.1 to 0.8 s,
+ * on a transport error before any reply or a 5xx (503 SlowDown).
+ * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
+ * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS and
+ * MINIDBX_S3_STALE_SECONDS (the TEMP age, 3600) change the above. */
 
 /** Close the handle and free everything it owns. NULL is a no-op. Writers
  *  and readers must be closed first; an open batch is aborted. */
@@ -440,6 +514,7 @@ MINIDBX_EXTERN int minidbx_get_fd(minidbx *db, const minidbx_id *id, int fd);
  *  client has been told is stored since, so abort never deletes it: what
  *  the batch left without a name is removed by the next minidbx_gc (after
  *  its grace period). Name changes and deletes are not undone either.
+ *  s3:// stores batch the same way.
  *  Errors: ESTATE (a batch is already open on db), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_batch_begin(minidbx *db);
 
@@ -572,6 +647,144 @@ typedef struct {
 
 /** Fill *out. Errors: EIO, EUNSUPPORTED. */
 MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
+
+/* ------------------------------------------------------------------------ */
+/* Copying between stores: push, pull, sync                                 */
+/* ------------------------------------------------------------------------ */
+
+/* minidbx_copy copies what one store has and another lacks, from any store
+ * to any store (local, http://, and every other scheme), with the public
+ * calls only: it lists src (minidbx_list), asks dst which ids it lacks in
+ * batches of 1,000 (minidbx_missing), and copies those in parallel, each
+ * in its own thread as a reader on src streamed into a writer on dst, in
+ * bounded memory (one 1 MiB buffer per thread), then copies the names.
+ *
+ * Every copy is checked: the writer's commit expects the id
+ * (minidbx_writer_commit_ex), so bytes that do not hash to their id are
+ * never stored on dst, even when src was opened with
+ * MINIDBX_OPEN_NO_VERIFY (which saves hashing them twice: a copy between
+ * stores needs only the writer's check).
+ *
+ * Names. A name that src has and dst lacks is set on dst. A name that
+ * both have, pointing at different objects, is set to src's object on dst:
+ * the source wins, as in a mirror or a backup, whatever the names' times
+ * (a name's time is when it was set on that store, so times on two stores
+ * cannot be compared). It is never silent: every name set is reported
+ * (MINIDBX_COPY_NAME, with the object it pointed at before on dst). Names
+ * that only dst has are left alone: a copy never deletes anything on dst.
+ * A name's object is copied first, so that dst never has a name without
+ * its object.
+ *
+ * Re-running a copy that succeeded copies nothing and sets no name.
+ */
+
+#define MINIDBX_COPY_DRY_RUN 0x1u /* find what would be copied; change nothing */
+
+#define MINIDBX_COPY_OPTIONS_VERSION 1
+
+/** Options for minidbx_copy. Initialise with MINIDBX_COPY_OPTIONS_INIT;
+ *  new fields are only ever appended. */
+typedef struct {
+    unsigned version;   /* MINIDBX_COPY_OPTIONS_VERSION */
+    unsigned flags;     /* MINIDBX_COPY_* */
+    /** Copies at once, each in a thread of its own: 0 means 4; at most 64.
+     *  Objects over 8 MiB are copied at most 2 at once (a writer to a
+     *  remote store may hold several MiB of each, and each is a long
+     *  stream already); the other threads go on with smaller ones. */
+    unsigned threads;
+    /** What to copy. With no ids and no names (the default): every object
+     *  and every name of src. Otherwise only these objects, and these
+     *  names (looked up on src) with their objects. */
+    const minidbx_id *ids;
+    size_t id_count;
+    const char *const *names;
+    size_t name_count;
+} minidbx_copy_options;
+
+#define MINIDBX_COPY_OPTIONS_INIT { MINIDBX_COPY_OPTIONS_VERSION, 0u, 0u, NULL, 0u, NULL, 0u }
+
+/** What minidbx_copy tells its callback about. */
+typedef enum {
+    /** An object was copied (with MINIDBX_COPY_DRY_RUN: would be): id, size. */
+    MINIDBX_COPY_OBJECT = 1,
+    /** An object could not be copied: id, error, message, from_source. */
+    MINIDBX_COPY_OBJECT_FAILED = 2,
+    /** A name was set on dst (dry run: would be): name, id, and previous,
+     *  the object it pointed at on dst before (NULL: dst had no such name). */
+    MINIDBX_COPY_NAME = 3,
+    /** A name could not be copied: name, id (NULL when src has no such
+     *  name), error, message. */
+    MINIDBX_COPY_NAME_FAILED = 4,
+    /** Bytes of a large object went to dst (size: how many), for progress
+     *  lines; objects of one chunk (1 MiB) or less get only their
+     *  MINIDBX_COPY_OBJECT. */
+    MINIDBX_COPY_BYTES = 5
+} minidbx_copy_event_kind;
+
+/** One event. Pointers are valid during the callback only. */
+typedef struct {
+    minidbx_copy_event_kind kind;
+    const minidbx_id *id;
+    const char *name;
+    const minidbx_id *previous;
+    uint64_t size;
+    int error;            /* *_FAILED: a MINIDBX_E* code, else 0 */
+    const char *message;  /* *_FAILED: what went wrong, else "" */
+    int from_source;      /* *_FAILED: 1 when src failed (a missing or
+                             corrupt object), 0 when dst did */
+} minidbx_copy_event;
+
+/** Counts of a copy, so far (in the callback) or in all (at the end). */
+typedef struct {
+    uint64_t objects_checked;  /* objects of src looked up on dst */
+    uint64_t objects_present;  /* of those, dst had them: not copied */
+    uint64_t objects_missing;  /* of those, dst lacked them: to copy */
+    uint64_t bytes_missing;    /* their bytes */
+    uint64_t objects_copied;   /* copied (dry run: would be) */
+    uint64_t bytes_copied;     /* their bytes */
+    uint64_t objects_failed;
+    uint64_t bytes_sent;       /* bytes written to dst so far, also of
+                                  copies in flight or failed (progress) */
+    uint64_t names_set;        /* set on dst (dry run: would be) */
+    uint64_t names_unchanged;  /* dst had them, pointing at the same object */
+    uint64_t names_failed;
+    /** 1 once every object of src has been looked up on dst, so that
+     *  objects_missing and bytes_missing are the totals to copy. */
+    int listing_done;
+} minidbx_copy_report;
+
+/** Called for each event, one call at a time (under the copy's lock), from
+ *  the calling thread or one of the copy's threads; report is the counts
+ *  so far. Return 0 to go on; anything else stops the copy as soon as it
+ *  can (copies in flight are aborted: dst keeps only whole, verified
+ *  objects) and minidbx_copy returns that value: make it positive, so
+ *  that it cannot be taken for a MINIDBX_E* code. */
+typedef int (*minidbx_copy_cb)(void *ctx, const minidbx_copy_event *event,
+                               const minidbx_copy_report *report);
+
+/** Copy to dst what src has and dst lacks (see above): objects, then
+ *  names. src and dst may be stores of any kinds; dst must be writable
+ *  (unless MINIDBX_COPY_DRY_RUN), src may be read-only. opts may be NULL
+ *  (everything, 4 threads); report and cb may be NULL.
+ *
+ *  An object or a name that fails is reported to cb (*_FAILED) and the
+ *  copy goes on with the others, unless dst is unusable: a dst error that
+ *  every copy would meet (EREADONLY, EPERM, ENOSPC, EUNSUPPORTED), or EIO
+ *  from 4 copies in a row with no success between them (a node that went
+ *  away), stops the copy. Failures of src's listing stop it too.
+ *
+ *  Returns 0 when everything was copied. Otherwise: what cb returned when
+ *  it stopped the copy; else the error that stopped it; else, when some
+ *  objects or names failed, the first failure's code (ECORRUPT: a src
+ *  object failed verification and was not copied; ENOTFOUND: a given id or
+ *  name is not in src), with minidbx_errmsg saying how many failed.
+ *  Objects copied before a failure stay on dst; a re-run copies the rest.
+ *  Errors also: EINVAL (bad arguments, a bad id or name in opts, src and
+ *  dst the same handle), EREADONLY (dst opened read-only), ENOMEM.
+ *  Thread-safe as far as the two handles are: other threads may use them
+ *  meanwhile. */
+MINIDBX_EXTERN int minidbx_copy(minidbx *src, minidbx *dst, const minidbx_copy_options *opts,
+                                minidbx_copy_report *report, minidbx_copy_cb cb, void *ctx);
 
 /** The state of one node of a store made of several (a cluster: store). */
 typedef struct {

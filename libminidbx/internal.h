@@ -115,6 +115,10 @@ int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_option
 
 int dbx_http_open(minidbx_backend **out, const char *url, const minidbx_options *opts);
 
+/* --- the s3:// backend (backend/s3*.c, with libcurl and libxml2) --------- */
+
+int dbx_s3_open(minidbx_backend **out, const char *location, const minidbx_options *opts);
+
 /* --- the cluster: backend (backend/cluster*.c, when built with json-c) ----- */
 
 int dbx_cluster_open(minidbx_backend **out, const char *location, const minidbx_options *opts);

@@ -116,7 +116,11 @@ static const struct {
     { "http", NULL, true, "this build has no http:// client (libcurl was not found)" },
     { "https", NULL, true, "this build has no http:// client (libcurl was not found)" },
 #endif
-    { "s3", NULL, true, "s3:// stores are not in this version" },
+#if MINIDBX_HAVE_S3
+    { "s3", dbx_s3_open, true, NULL },
+#else
+    { "s3", NULL, true, "this build has no s3:// client (libcurl or libxml2 was not found)" },
+#endif
 #if MINIDBX_HAVE_CLUSTER
     { "cluster", dbx_cluster_open, false, NULL },
 #else

@@ -1,6 +1,8 @@
 #!/bin/sh
 # Install what is missing, build from scratch, and run the whole suite twice:
 # a normal build and an AddressSanitizer + UndefinedBehaviorSanitizer build.
+# The s3 suite (and the library suite on s3://) runs on one Ceph RGW that
+# this script starts on 127.0.0.1 first and stops at the end (tests/s3).
 # Ends with one summary line ("N passed, M failed, K skipped") and exits
 # non-zero if anything failed.
 # Usage: sh tests/run-all.sh [--torture] [--soak] [--valgrind] [--fuzz-long]
@@ -37,6 +39,13 @@ for arg in "$@"; do
 done
 
 sh tests/install-deps.sh || { echo "0 passed, 1 failed (dependencies could not be installed)"; exit 1; }
+
+# One Ceph RGW (S3) on 127.0.0.1 for the whole run, stopped in a trap when
+# it ends: the s3 suite and the library suite on s3:// (tests/s3) use it.
+# Without Ceph each s3 test says so and counts as skipped.
+if [ -z "${MINIDBX_S3_ENDPOINT:-}" ] && command -v radosgw >/dev/null 2>&1; then
+    exec bash tests/s3/with-rgw.sh sh tests/run-all.sh "$@"
+fi
 
 jobs=$(nproc 2>/dev/null || echo 2)
 status=0

@@ -296,7 +296,14 @@ START_TEST(location_grammar)
     expect_refused("cluster:nodes.json", MINIDBX_ENOTFOUND); /* no such cluster file */
     expect_refused("Cluster:nodes.json", MINIDBX_ENOTFOUND);
     expect_refused("cluster:", MINIDBX_EINVAL);
-    expect_refused("s3://bucket/prefix", MINIDBX_EUNSUPPORTED);
+    /* s3:// is built in: only as s3://, with a valid bucket, and with
+     * credentials (checked before any request is made) */
+    expect_refused("s3:bucket", MINIDBX_EINVAL);
+    expect_refused("s3://Not_A!Bucket/prefix", MINIDBX_EINVAL);
+    expect_refused("s3://bucket//prefix", MINIDBX_EINVAL);
+    unsetenv("AWS_ACCESS_KEY_ID");
+    expect_refused("s3://bucket/prefix", MINIDBX_EPERM);
+    ck_assert_msg(strstr(minidbx_errmsg(NULL), "AWS_ACCESS_KEY_ID") != NULL, "%s", minidbx_errmsg(NULL));
     expect_refused("nosuch://x", MINIDBX_EUNSUPPORTED);
     expect_refused("foo:bar", MINIDBX_EINVAL);
     expect_refused("my+scheme.v2-1:x", MINIDBX_EINVAL);

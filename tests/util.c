@@ -515,6 +515,23 @@ static int http_release(void *state)
     return rc;
 }
 
+/* A fresh prefix in the test bucket of the RGW that tests/s3/with-rgw.sh
+ * started (MINIDBX_S3_ENDPOINT, AWS_*, MINIDBX_TEST_S3_BUCKET): s3://BUCKET/
+ * <dir's name>, unique per test. Nothing to release: the bucket goes with
+ * the RGW. */
+static int s3_location(const char *dir, char *location, size_t size, void **state)
+{
+    const char *bucket = getenv("MINIDBX_TEST_S3_BUCKET");
+    const char *leaf = strrchr(dir, '/');
+
+    *state = NULL;
+    if (getenv("MINIDBX_S3_ENDPOINT") == NULL || bucket == NULL || bucket[0] == '\0') {
+        fprintf(stderr, "MINIDBX_TEST_BACKEND=s3 needs an RGW: run the test under tests/s3/with-rgw.sh\n");
+        return -1;
+    }
+    return (size_t)snprintf(location, size, "s3://%s/%s", bucket, leaf ? leaf + 1 : dir) < size ? 0 : -1;
+}
+
 /* A cluster: store over three local stores in dir (n0, n1, n2), R = 2. */
 static int cluster_location(const char *dir, char *location, size_t size, void **state)
 {
@@ -532,8 +549,10 @@ static int cluster_location(const char *dir, char *location, size_t size, void *
 
 /* One row per backend. */
 static const test_backend BACKENDS[] = {
-    { "local", TEST_CAP_OPEN_DIR | TEST_CAP_FILES | TEST_CAP_BATCH_TXN | TEST_CAP_READER_FD, local_location, NULL },
-    { "http", TEST_CAP_FILES, http_location, http_release },
+    { "local", TEST_CAP_OPEN_DIR | TEST_CAP_FILES | TEST_CAP_BATCH_TXN | TEST_CAP_READER_FD | TEST_CAP_INLINE,
+      local_location, NULL },
+    { "http", TEST_CAP_FILES | TEST_CAP_INLINE, http_location, http_release },
+    { "s3", 0, s3_location, NULL },
     { "cluster", 0, cluster_location, NULL },
 };
 
@@ -545,6 +564,7 @@ static const struct {
     { TEST_CAP_FILES, "FILES" },
     { TEST_CAP_BATCH_TXN, "BATCH_TXN" },
     { TEST_CAP_READER_FD, "READER_FD" },
+    { TEST_CAP_INLINE, "INLINE" },
 };
 
 static const test_backend *backend_under_test(void)

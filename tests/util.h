@@ -176,6 +176,8 @@ int serve_stop(pid_t pid);
 #define TEST_CAP_BATCH_TXN 0x4u /* a batch is one store transaction: begin reaches the store,
                                    abort undoes the batch's puts */
 #define TEST_CAP_READER_FD 0x8u /* minidbx_reader_fd hands out the object's own file */
+#define TEST_CAP_INLINE    0x10u /* objects up to the inline threshold are kept inline, and
+                                    stat's flags say so (s3:// keeps every object as one) */
 
 /* The backend named by MINIDBX_TEST_BACKEND (default "local"): its name is
  * also what minidbx_info calls it. An unknown name fails the run. */

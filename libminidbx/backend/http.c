@@ -516,58 +516,19 @@ static int http_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
     return 0;
 }
 
-struct http_reader {
-    minidbx_backend_reader base;
-    dbx_remote_stream stream;
-    uint64_t size;
-    uint64_t received;
-};
-
-static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, size_t *out_read)
-{
-    struct http_reader *r = (struct http_reader *)br;
-    int rc = dbx_remote_stream_recv(&r->stream, buf, capacity, out_read);
-
-    r->received += *out_read;
-    if (rc < 0 || *out_read > 0)
-        return rc;
-    if (r->received != r->size)
-        rc = minidbx_error_set(MINIDBX_EIO, "GET %s: %" PRIu64 " of %" PRIu64 " bytes came",
-                               r->stream.call.url, r->received, r->size);
-    return rc;
-}
-
-static void reader_close(minidbx_backend_reader *br)
-{
-    struct http_reader *r = (struct http_reader *)br;
-    dbx_remote_stream_free(&r->stream);
-    free(r);
-}
-
 static int http_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
                             uint64_t *out_size)
 {
-    struct http_reader *r = calloc(1, sizeof *r);
     minidbx_object_info info;
     char hex[MINIDBX_ID_HEX_SIZE];
     int rc;
 
-    if (!r)
-        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    r->base.read = reader_read;
-    r->base.close = reader_close;
-    dbx_remote_stream_init(&r->stream);
     minidbx_id_format(id, hex);
     /* The size first (HEAD), so that a missing object fails here. */
     if ((rc = http_stat(be, id, &info)) < 0 ||
-        (rc = dbx_remote_stream_start(&http_of(be)->remote, &r->stream, "GET", "/v1/objects/", hex,
-                                      false)) < 0) {
-        reader_close(&r->base);
+        (rc = dbx_remote_reader_open(&http_of(be)->remote, "/v1/objects/", hex, info.size, out)) < 0)
         return rc;
-    }
-    r->size = info.size;
     *out_size = info.size;
-    *out = &r->base;
     return 0;
 }
 

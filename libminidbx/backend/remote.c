@@ -7,6 +7,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +19,10 @@
 #define DEFAULT_TIMEOUT_MS 30000u
 #define ATTEMPTS 3
 #define RETRY_PAUSE_MS 50
+#define PREALLOC_MAX (256u << 20)
+/* Idle connections kept per client (curl's default, 5, closes one at every
+ * request's end once more threads than that share a client). */
+#define MAX_CONNECTIONS 64L
 
 void dbx_remote_call_init(dbx_remote_call *call, const char *method)
 {
@@ -144,6 +149,11 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
         call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
     } else if (dbx_remote_header_is(line, len, "Content-Length", &value)) {
         call->content_length = strtoull(value, NULL, 10);
+        /* a body that comes to buf: room for all of it at once (not a HEAD's
+         * length, and not more than PREALLOC_MAX on the server's word) */
+        if (call->status / 100 == 2 && call->sink_fd < 0 && strcmp(call->method, "HEAD") != 0 &&
+            call->content_length <= PREALLOC_MAX && call->buf_len == 0)
+            dbx_remote_buf_reserve(call, (size_t)call->content_length);
     } else if (dbx_remote_header_is(line, len, DBX_WIRE_ERROR_HEADER, &value)) {
         size_t value_len = len - (size_t)(value - line);
         while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||
@@ -197,7 +207,8 @@ static void share_unlock(CURL *curl, curl_lock_data data, void *ctx)
 static CURL *handle_new(dbx_remote *r)
 {
     CURL *curl = curl_easy_init();
-    if (curl && curl_easy_setopt(curl, CURLOPT_SHARE, r->share) != CURLE_OK) {
+    if (curl && (curl_easy_setopt(curl, CURLOPT_SHARE, r->share) != CURLE_OK ||
+                 curl_easy_setopt(curl, CURLOPT_MAXCONNECTS, MAX_CONNECTIONS) != CURLE_OK)) {
         curl_easy_cleanup(curl);
         curl = NULL;
     }
@@ -244,9 +255,10 @@ static void set_options(dbx_remote *r, CURL *curl, dbx_remote_call *call,
  * POSTs whose body is in memory. A backend sends such requests only when
  * they are idempotent (in the /v1 API: an object PUT under its id, a name
  * set, the missing query: the same request has the same effect). */
-static bool retryable(const dbx_remote_call *call)
+static bool retryable(const dbx_remote *r, const dbx_remote_call *call)
 {
-    return strcmp(call->method, "DELETE") != 0 && call->body_fd < 0 && call->sink_fd < 0;
+    return (r->delete_idempotent || strcmp(call->method, "DELETE") != 0) && call->body_fd < 0 &&
+           call->sink_fd < 0;
 }
 
 /* Append line to *list; false (and the list freed) when out of memory. */
@@ -265,7 +277,7 @@ static struct curl_slist *request_headers(dbx_remote *r, const dbx_remote_call *
     struct curl_slist *headers = NULL;
 
     /* no "Expect: 100-continue": one round trip less per upload */
-    if (!header_add(&headers, "Expect:"))
+    if (!header_add(&headers, r->signed_headers ? "Accept: */*" : "Expect:"))
         return NULL;
     if (call->content_type) {
         snprintf(content_type, sizeof content_type, "Content-Type: %s", call->content_type);
@@ -274,6 +286,9 @@ static struct curl_slist *request_headers(dbx_remote *r, const dbx_remote_call *
     }
     if (r->auth_header && !header_add(&headers, r->auth_header))
         return NULL;
+    for (int i = 0; i < DBX_REMOTE_EXTRA_HEADERS; i++)
+        if (call->extra_headers[i] && !header_add(&headers, call->extra_headers[i]))
+            return NULL;
     return headers;
 }
 
@@ -284,8 +299,16 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
     struct curl_slist *headers = request_headers(r, call);
     CURL *curl = handle_new(r);
     CURLcode res = CURLE_OUT_OF_MEMORY;
-    int attempts = retryable(call) ? ATTEMPTS : 1;
+    int attempts = retryable(r, call) ? (r->attempts > 0 ? r->attempts : ATTEMPTS) : 1;
 
+    if (curl && headers && r->prepare) {
+        int rc = r->prepare(r, curl, call, &headers);
+        if (rc < 0) {
+            curl_slist_free_all(headers);
+            curl_easy_cleanup(curl);
+            return rc;
+        }
+    }
     for (int i = 0; curl && headers && i < attempts; i++) {
         if (i > 0) {
             struct timespec pause = { 0, (long)RETRY_PAUSE_MS * (1L << i) * 1000000L };
@@ -297,9 +320,12 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
         call->status = 0;
         set_options(r, curl, call, headers);
         res = curl_easy_perform(curl);
-        /* Retry only what failed before any reply came, and not what timed
-         * out: the timeout is the caller's deadline (a cluster: node that
-         * hangs costs it once), not a third of it. */
+        /* Retry only what failed before any reply came, or (when asked)
+         * what the server could not do for now; never what timed out: the
+         * timeout is the caller's deadline (a cluster: node that hangs
+         * costs it once), not a third of it. */
+        if (res == CURLE_OK && call->status >= 500 && r->retry_server_errors)
+            continue;
         if (res == CURLE_OK || call->status || res == CURLE_OPERATION_TIMEDOUT)
             break;
     }
@@ -320,7 +346,9 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
 
 int dbx_remote_status_error(const dbx_remote *r, const dbx_remote_call *call)
 {
-    int code = call->error_code ? call->error_code : dbx_wire_code_for_status(call->status);
+    int code = call->error_code ? call->error_code
+               : r->status_code ? r->status_code(call->status, call->buf, call->buf_len)
+                                : dbx_wire_code_for_status(call->status);
     char *message = r->error_message ? r->error_message(call->buf, call->buf_len) : NULL;
     code = minidbx_error_set(code, "%s %s: HTTP %ld: %s", call->method, call->url, call->status,
                              message ? message : minidbx_strerror(code));
@@ -450,6 +478,56 @@ int dbx_remote_stream_recv(dbx_remote_stream *s, void *buf, size_t capacity, siz
         return 0;
     }
     return dbx_remote_stream_finish(s);
+}
+
+/* ---- readers ---------------------------------------------------------------------- */
+
+struct remote_reader {
+    minidbx_backend_reader base;
+    dbx_remote_stream stream;
+    uint64_t size;
+    uint64_t received;
+};
+
+static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, size_t *out_read)
+{
+    struct remote_reader *r = (struct remote_reader *)br;
+    int rc = dbx_remote_stream_recv(&r->stream, buf, capacity, out_read);
+
+    r->received += *out_read;
+    if (rc < 0 || *out_read > 0)
+        return rc;
+    if (r->received != r->size)
+        rc = minidbx_error_set(MINIDBX_EIO, "GET %s: %" PRIu64 " of %" PRIu64 " bytes came",
+                               r->stream.call.url, r->received, r->size);
+    return rc;
+}
+
+static void reader_close(minidbx_backend_reader *br)
+{
+    struct remote_reader *r = (struct remote_reader *)br;
+    dbx_remote_stream_free(&r->stream);
+    free(r);
+}
+
+int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suffix, uint64_t size,
+                           minidbx_backend_reader **out)
+{
+    struct remote_reader *r = calloc(1, sizeof *r);
+    int rc;
+
+    if (!r)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    r->base.read = reader_read;
+    r->base.close = reader_close;
+    r->size = size;
+    dbx_remote_stream_init(&r->stream);
+    if ((rc = dbx_remote_stream_start(remote, &r->stream, "GET", path, suffix, false)) < 0) {
+        reader_close(&r->base);
+        return rc;
+    }
+    *out = &r->base;
+    return 0;
 }
 
 /* ---- the client ---------------------------------------------------------------- */

@@ -27,6 +27,11 @@
 #include <stdbool.h>
 
 #define DBX_REMOTE_URL_MAX 2048
+#define DBX_REMOTE_EXTRA_HEADERS 4
+
+struct dbx_remote;
+struct dbx_remote_call;
+
 /* A client of one server. */
 typedef struct dbx_remote {
     char *url;         /* the base URL, without a trailing slash */
@@ -35,6 +40,26 @@ typedef struct dbx_remote {
     /* The protocol's message in the body of a reply that is not a success
      * (malloc'd), or NULL. NULL hook: curl's or the code's words only. */
     char *(*error_message)(const char *body, size_t len);
+    /* The MINIDBX_E* code of a reply that is not a success and names no
+     * X-Minidbx-Error (NULL hook: wire.c's table of statuses). */
+    int (*status_code)(long status, const char *body, size_t len);
+    /* Called once per request with its fresh easy handle and header list,
+     * for a protocol that signs requests or adds headers to each (s3://:
+     * SigV4). It may set options and append to *headers. 0 or an error. */
+    int (*prepare)(struct dbx_remote *r, CURL *curl, const struct dbx_remote_call *call,
+                   struct curl_slist **headers);
+    void *prepare_ctx;
+    /* Also retry, with the same growing pause, requests that may be sent
+     * again (see retryable in remote.c) when the reply is a 5xx (an
+     * overloaded engine's 503 SlowDown); and DELETE, when the protocol's
+     * DELETE is idempotent. attempts: 0 for the default (3). */
+    bool retry_server_errors;
+    /* Headers are signed (SigV4): curl would sign the empty "Expect:" line
+     * that turns 100-continue off, and send no such header, so it is left
+     * out (curl then asks for 100-continue on large uploads). */
+    bool signed_headers;
+    bool delete_idempotent;
+    int attempts;
     /* Connections (and DNS answers) are shared by every request through
      * one share handle; each request has a fresh easy handle, so nothing of
      * one reply (curl 7.88's header store: a folded first header of the
@@ -50,6 +75,8 @@ typedef struct dbx_remote_call {
     /* request body: a buffer, or a stream pulled from fd (chunked) */
     const char *body;
     const char *content_type; /* of the body, or NULL */
+    /* more request header lines ("Name: value"); NULLs are skipped */
+    const char *extra_headers[DBX_REMOTE_EXTRA_HEADERS];
     size_t body_size;
     size_t body_sent;
     int body_fd;
@@ -133,5 +160,11 @@ int dbx_remote_stream_finish_upload(dbx_remote_stream *s);
  * abandon an upload, set s->aborted = 1 first: then the server never sees
  * a clean end of the body. */
 void dbx_remote_stream_free(dbx_remote_stream *s);
+
+/* A backend reader (minidbx/sys/backend.h) over a streamed GET of the base
+ * URL + path + suffix, whose body must be size bytes: a body that ends
+ * short is EIO. */
+int dbx_remote_reader_open(dbx_remote *r, const char *path, const char *suffix, uint64_t size,
+                           minidbx_backend_reader **out);
 
 #endif

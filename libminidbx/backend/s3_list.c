@@ -1,0 +1,807 @@
+/*
+ * s3_list.c - the s3:// calls that go through listings (ListObjectsV2,
+ * with continuation tokens, parsed with libxml2): objects in id order,
+ * deletes (which read the object's refs/), names, verify, gc and info.
+ * The layout is in s3.h.
+ */
+#include "s3.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <json-c/json.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+
+#define NAME_THREADS 16
+#define VERIFY_THREADS 4
+
+/* ---- ListObjectsV2 --------------------------------------------------------------- */
+
+static xmlNodePtr child(xmlNodePtr node, const char *tag)
+{
+    for (xmlNodePtr c = node ? node->children : NULL; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && strcmp((const char *)c->name, tag) == 0)
+            return c;
+    return NULL;
+}
+
+/* The text of node's child tag (libxml2's, xmlFree it), or NULL. */
+static xmlChar *child_text(xmlNodePtr node, const char *tag)
+{
+    xmlNodePtr c = child(node, tag);
+    return c ? xmlNodeGetContent(c) : NULL;
+}
+
+struct page {
+    char *token;     /* NextContinuationToken, malloc'd, or NULL at the end */
+    bool stopped;    /* fn asked to stop */
+};
+
+/* Hand each <Contents> of one ListBucketResult to fn. */
+static int read_page(struct s3_backend *sb, const dbx_remote_call *call, s3_key_fn fn, void *ctx,
+                     struct page *page)
+{
+    size_t prefix_len = strlen(sb->prefix);
+    xmlDocPtr doc = call->buf && call->buf_len < INT32_MAX
+                        ? xmlReadMemory(call->buf, (int)call->buf_len, NULL, NULL,
+                                        XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING)
+                        : NULL;
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    int rc = 0;
+
+    if (!root || strcmp((const char *)root->name, "ListBucketResult") != 0) {
+        xmlFreeDoc(doc);
+        return minidbx_error_set(MINIDBX_EIO, "%s %s: the reply is not a ListBucketResult",
+                                 call->method, call->url);
+    }
+    for (xmlNodePtr c = root->children; c && rc == 0 && !page->stopped; c = c->next) {
+        if (c->type != XML_ELEMENT_NODE || strcmp((const char *)c->name, "Contents") != 0)
+            continue;
+        xmlChar *key = child_text(c, "Key"), *size = child_text(c, "Size");
+        xmlChar *mtime = child_text(c, "LastModified");
+        if (!key || !size || strncmp((const char *)key, sb->prefix, prefix_len) != 0)
+            rc = minidbx_error_set(MINIDBX_EIO, "%s %s: a listed key is malformed or outside "
+                                   "the prefix", call->method, call->url);
+        else
+            rc = fn(ctx, (const char *)key + prefix_len, strtoull((const char *)size, NULL, 10),
+                    s3_parse_time((const char *)mtime));
+        if (rc == 1) {
+            page->stopped = true;
+            rc = 0;
+        }
+        xmlFree(key);
+        xmlFree(size);
+        xmlFree(mtime);
+    }
+    xmlChar *truncated = child_text(root, "IsTruncated");
+    xmlChar *token = child_text(root, "NextContinuationToken");
+    free(page->token);
+    page->token = NULL;
+    if (rc == 0 && truncated && strcmp((const char *)truncated, "true") == 0) {
+        if (!token || !token[0])
+            rc = minidbx_error_set(MINIDBX_EIO, "%s %s: a truncated listing without a "
+                                   "continuation token", call->method, call->url);
+        else if (!(page->token = strdup((const char *)token)))
+            rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    }
+    xmlFree(truncated);
+    xmlFree(token);
+    xmlFreeDoc(doc);
+    return rc;
+}
+
+static void date_header(void *ctx, const char *line, size_t len)
+{
+    int64_t *server_ns = ctx;
+    const char *value;
+    char text[64];
+
+    if (*server_ns < 0 && dbx_remote_header_is(line, len, "Date", &value)) {
+        size_t n = len - (size_t)(value - line);
+        snprintf(text, sizeof text, "%.*s", (int)(n < sizeof text ? n : sizeof text - 1), value);
+        *server_ns = s3_parse_time(text);
+    }
+}
+
+int s3_list(struct s3_backend *sb, const char *under, const char *after, s3_key_fn fn, void *ctx,
+            int64_t *server_ns)
+{
+    char prefix[S3_KEY_MAX], start[S3_KEY_MAX], max_keys[16];
+    struct page page = { NULL, false };
+    int64_t date = -1;
+    int rc = 0;
+
+    snprintf(prefix, sizeof prefix, "%s%s", sb->prefix, under);
+    if (after)
+        snprintf(start, sizeof start, "%s%s", sb->prefix, after);
+    snprintf(max_keys, sizeof max_keys, "%u", sb->list_page);
+    do {
+        dbx_remote_call call;
+        /* parameters in name order: the query is signed as written */
+        if ((rc = s3_call(sb, &call, "GET", NULL)) == 0 &&
+            (rc = dbx_remote_call_query(&call, "continuation-token", page.token)) == 0 &&
+            (rc = dbx_remote_call_query(&call, "list-type", "2")) == 0 &&
+            (rc = dbx_remote_call_query(&call, "max-keys", max_keys)) == 0 &&
+            (rc = dbx_remote_call_query(&call, "prefix", prefix)) == 0 &&
+            (rc = dbx_remote_call_query(&call, "start-after", after && !page.token ? start : NULL)) == 0) {
+            call.header_fn = date_header;
+            call.header_ctx = &date;
+            if ((rc = s3_expect_ok(sb, &call)) == 0)
+                rc = read_page(sb, &call, fn, ctx, &page);
+        }
+        free(call.buf);
+    } while (rc == 0 && page.token && !page.stopped);
+    free(page.token);
+    if (server_ns)
+        *server_ns = date;
+    return rc;
+}
+
+/* "objects/ab/<hex>" -> the id; false for any other key. */
+static bool key_id(const char *key, minidbx_id *id)
+{
+    return strncmp(key, "objects/", 8) == 0 && strlen(key) == 8 + 3 + 64 && key[10] == '/' &&
+           strncmp(key + 8, key + 11, 2) == 0 && minidbx_id_parse(id, key + 11) == 0;
+}
+
+/* "refs/<hex>/<name>" -> the id and the name; false for any other key. */
+static bool ref_key(const char *key, minidbx_id *id, const char **name)
+{
+    char hex[MINIDBX_ID_HEX_SIZE];
+    if (strncmp(key, "refs/", 5) != 0 || strlen(key) < 5 + 64 + 2 || key[5 + 64] != '/')
+        return false;
+    memcpy(hex, key + 5, 64);
+    hex[64] = '\0';
+    *name = key + 5 + 65;
+    return minidbx_id_parse(id, hex) == 0 && minidbx_name_valid(*name);
+}
+
+static void ref_key_of(const minidbx_id *id, const char *name, char out[S3_KEY_MAX])
+{
+    char hex[MINIDBX_ID_HEX_SIZE];
+    minidbx_id_format(id, hex);
+    snprintf(out, S3_KEY_MAX, "refs/%s/%s", hex, name ? name : "");
+}
+
+/* ---- objects ------------------------------------------------------------------------ */
+
+struct objects_page {
+    minidbx_object_info *out;
+    size_t capacity, count;
+};
+
+static int object_listed(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct objects_page *p = cls;
+    minidbx_object_info *info = &p->out[p->count];
+
+    if (!key_id(key, &info->id))
+        return 0; /* not an object of ours */
+    info->size = size;
+    info->created_ns = mtime_ns;
+    info->refs = 0;
+    info->flags = 0;
+    return ++p->count == p->capacity ? 1 : 0;
+}
+
+/* Count refs/ keys for the listed ids: one listing of refs/ from the first
+ * id on, merged (both are in hex order). */
+struct refs_merge {
+    minidbx_object_info *out;
+    size_t count, at;
+};
+
+static int ref_listed(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct refs_merge *m = cls;
+    minidbx_id id;
+    const char *name;
+    (void)size, (void)mtime_ns;
+
+    if (!ref_key(key, &id, &name))
+        return 0;
+    while (m->at < m->count && memcmp(m->out[m->at].id.bytes, id.bytes, MINIDBX_ID_SIZE) < 0)
+        m->at++;
+    if (m->at == m->count)
+        return 1;
+    if (minidbx_id_equal(&m->out[m->at].id, &id))
+        m->out[m->at].refs++;
+    return 0;
+}
+
+int s3_be_list(minidbx_backend *be, const minidbx_id *after, minidbx_object_info *out,
+               size_t capacity, size_t *out_count)
+{
+    struct s3_backend *sb = s3_of(be);
+    struct objects_page p = { out, capacity, 0 };
+    char start[S3_ID_KEY_SIZE];
+    int rc = 0;
+
+    if (after)
+        s3_object_key(after, start);
+    if (capacity > 0)
+        rc = s3_list(sb, "objects/", after ? start : NULL, object_listed, &p, NULL);
+    if (rc == 0 && p.count > 0) {
+        struct refs_merge m = { out, p.count, 0 };
+        char first[S3_KEY_MAX];
+        ref_key_of(&out[0].id, NULL, first);
+        first[strlen(first) - 1] = '\0'; /* "refs/<hex>": before "refs/<hex>/..." */
+        rc = s3_list(sb, "refs/", first, ref_listed, &m, NULL);
+    }
+    *out_count = rc == 0 ? p.count : 0;
+    return rc;
+}
+
+/* The names that point at id, by its refs/ keys (at most max). */
+struct ref_names {
+    char (*names)[MINIDBX_NAME_MAX + 1];
+    size_t count, max;
+    uint64_t total;
+};
+
+static int ref_name_listed(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct ref_names *r = cls;
+    minidbx_id id;
+    const char *name;
+    (void)size, (void)mtime_ns;
+
+    if (!ref_key(key, &id, &name))
+        return 0;
+    if (r->count < r->max)
+        snprintf(r->names[r->count++], MINIDBX_NAME_MAX + 1, "%s", name);
+    r->total++;
+    return 0;
+}
+
+static int list_refs(struct s3_backend *sb, const minidbx_id *id, struct ref_names *r)
+{
+    char under[S3_KEY_MAX];
+    ref_key_of(id, NULL, under);
+    return s3_list(sb, under, NULL, ref_name_listed, r, NULL);
+}
+
+int s3_refs_count(struct s3_backend *sb, const minidbx_id *id, uint64_t *out)
+{
+    struct ref_names r = { NULL, 0, 0, 0 };
+    int rc = list_refs(sb, id, &r);
+    if (rc == 0)
+        *out = r.total;
+    return rc;
+}
+
+/* ---- names ----------------------------------------------------------------------- */
+
+static void name_key(const char *name, char out[S3_KEY_MAX])
+{
+    snprintf(out, S3_KEY_MAX, "names/%s", name);
+}
+
+/* GET names/<name>: 0 and *out, ENOTFOUND, or another error. */
+static int name_read(struct s3_backend *sb, const char *name, minidbx_name_info *out)
+{
+    dbx_remote_call call;
+    char key[S3_KEY_MAX];
+    json_object *json = NULL, *item;
+    int rc;
+
+    name_key(name, key);
+    if ((rc = s3_call(sb, &call, "GET", key)) == 0)
+        rc = s3_expect_ok(sb, &call);
+    if (rc == 0) {
+        json = call.buf ? json_tokener_parse(call.buf) : NULL;
+        const char *hex = json_object_object_get_ex(json, "id", &item) ? json_object_get_string(item) : NULL;
+        memset(out, 0, sizeof *out);
+        snprintf(out->name, sizeof out->name, "%s", name);
+        if (!hex || minidbx_id_parse(&out->id, hex) < 0)
+            rc = minidbx_error_set(MINIDBX_ECORRUPT, "GET %s: not a name record", call.url);
+        if (json_object_object_get_ex(json, "size", &item))
+            out->size = (uint64_t)json_object_get_int64(item);
+        if (json_object_object_get_ex(json, "mtime_ns", &item))
+            out->mtime_ns = json_object_get_int64(item);
+    }
+    json_object_put(json);
+    free(call.buf);
+    return rc;
+}
+
+static int put_small(struct s3_backend *sb, const char *key, const char *body, const char *type)
+{
+    dbx_remote_call call;
+    int rc = s3_call(sb, &call, "PUT", key);
+    call.body = body;
+    call.body_size = strlen(body);
+    call.content_type = type;
+    if (rc == 0)
+        rc = s3_expect_ok(sb, &call);
+    free(call.buf);
+    return rc;
+}
+
+static int put_ref(struct s3_backend *sb, const minidbx_id *id, const char *name)
+{
+    char key[S3_KEY_MAX];
+    ref_key_of(id, name, key);
+    return put_small(sb, key, "", "application/octet-stream");
+}
+
+static int delete_ref(struct s3_backend *sb, const minidbx_id *id, const char *name)
+{
+    char key[S3_KEY_MAX];
+    ref_key_of(id, name, key);
+    return s3_delete_key(sb, key);
+}
+
+/* The ref first, then the name: a crash between them leaves a ref too many
+ * (the object is kept; verify reports and removes it), never a name that
+ * delete and gc cannot see. */
+int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
+{
+    struct s3_backend *sb = s3_of(be);
+    char key[S3_KEY_MAX], body[160], hex[MINIDBX_ID_HEX_SIZE];
+    minidbx_name_info old;
+    uint64_t size = 0;
+    int rc, had;
+
+    s3_object_key(id, key);
+    minidbx_id_format(id, hex);
+    if ((rc = s3_head(sb, key, &size, NULL)) == 0)
+        return minidbx_error_set(MINIDBX_ENOTFOUND, "name set %s: no object %s in %s", name, hex,
+                                 sb->location);
+    if (rc < 0)
+        return rc;
+    had = name_read(sb, name, &old);
+    if (had < 0 && had != MINIDBX_ENOTFOUND && had != MINIDBX_ECORRUPT)
+        return had;
+    snprintf(body, sizeof body, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 "}", hex,
+             size, dbx_now_ns());
+    name_key(name, key);
+    if ((rc = put_ref(sb, id, name)) == 0 && (rc = put_small(sb, key, body, "application/json")) == 0 &&
+        had == 0 && !minidbx_id_equal(&old.id, id))
+        rc = delete_ref(sb, &old.id, name);
+    return rc;
+}
+
+int s3_be_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out)
+{
+    return name_read(s3_of(be), name, out);
+}
+
+/* The name, then its ref (the order that never hides a name). */
+int s3_be_name_delete(minidbx_backend *be, const char *name)
+{
+    struct s3_backend *sb = s3_of(be);
+    minidbx_name_info old;
+    char key[S3_KEY_MAX];
+    int rc = name_read(sb, name, &old);
+
+    name_key(name, key);
+    if (rc == 0 && (rc = s3_delete_key(sb, key)) == 0)
+        rc = delete_ref(sb, &old.id, name);
+    return rc;
+}
+
+struct names_page {
+    struct s3_backend *sb;
+    minidbx_name_info *out;
+    size_t capacity, count;
+    size_t prefix_len;
+};
+
+static int name_listed(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct names_page *p = cls;
+    const char *name = key + strlen("names/");
+    (void)size, (void)mtime_ns;
+
+    if (strncmp(key, "names/", 6) != 0 || !minidbx_name_valid(name))
+        return 0;
+    snprintf(p->out[p->count].name, sizeof p->out[p->count].name, "%s", name);
+    return ++p->count == p->capacity ? 1 : 0;
+}
+
+static int name_fetch(void *cls, size_t i)
+{
+    struct names_page *p = cls;
+    char name[MINIDBX_NAME_MAX + 1];
+    memcpy(name, p->out[i].name, sizeof name);
+    return name_read(p->sb, name, &p->out[i]);
+}
+
+/* The names' keys come from one listing; their records from a GET each,
+ * 16 at a time. */
+int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
+                    minidbx_name_info *out, size_t capacity, size_t *out_count)
+{
+    struct s3_backend *sb = s3_of(be);
+    struct names_page p = { sb, out, capacity, 0, 0 };
+    char under[S3_KEY_MAX], start[S3_KEY_MAX];
+    int rc = 0;
+
+    name_key(prefix ? prefix : "", under);
+    if (after)
+        name_key(after, start);
+    if (capacity > 0)
+        rc = s3_list(sb, under, after ? start : NULL, name_listed, &p, NULL);
+    if (rc == 0)
+        rc = s3_each(p.count, NAME_THREADS, name_fetch, &p);
+    *out_count = rc == 0 ? p.count : 0;
+    return rc;
+}
+
+/* ---- delete ---------------------------------------------------------------------- */
+
+#define CASCADE_MAX 1000
+
+int s3_be_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
+{
+    struct s3_backend *sb = s3_of(be);
+    char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
+    struct ref_names r = { NULL, 0, 0, 0 };
+    int rc;
+
+    s3_object_key(id, key);
+    minidbx_id_format(id, hex);
+    if ((rc = s3_head(sb, key, NULL, NULL)) <= 0)
+        return rc < 0 ? rc : minidbx_error_set(MINIDBX_ENOTFOUND, "delete %s: no such object in %s",
+                                                hex, sb->location);
+    if (flags & MINIDBX_DELETE_CASCADE) {
+        r.max = CASCADE_MAX;
+        if (!(r.names = malloc(CASCADE_MAX * sizeof *r.names)))
+            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    }
+    if ((rc = list_refs(sb, id, &r)) == 0 && r.total > 0 && !(flags & MINIDBX_DELETE_CASCADE))
+        rc = minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: %" PRIu64 " name(s) point at it",
+                               hex, r.total);
+    if (rc == 0 && r.total > r.count)
+        rc = minidbx_error_set(MINIDBX_EIO, "delete %s: more than %d names point at it; delete "
+                               "some first", hex, CASCADE_MAX);
+    for (size_t i = 0; rc == 0 && i < r.count; i++) {
+        minidbx_name_info info;
+        char name_k[S3_KEY_MAX];
+        int got = name_read(sb, r.names[i], &info);
+        name_key(r.names[i], name_k);
+        if (got == 0 && minidbx_id_equal(&info.id, id))
+            rc = s3_delete_key(sb, name_k);
+        else if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT)
+            rc = got;
+        if (rc == 0)
+            rc = delete_ref(sb, id, r.names[i]);
+    }
+    free(r.names);
+    if (rc == 0)
+        rc = s3_delete_key(sb, key);
+    return rc;
+}
+
+/* ---- verify ------------------------------------------------------------------------ */
+
+struct verify_run {
+    struct s3_backend *sb;
+    unsigned flags;
+    minidbx_verify_report *report;
+    minidbx_problem_cb cb;
+    void *ctx;
+    pthread_mutex_t lock;
+    minidbx_id *ids;   /* objects to check */
+    size_t count, cap;
+};
+
+static void problem(struct verify_run *v, minidbx_problem kind, const minidbx_id *id,
+                    const char *detail, bool repaired)
+{
+    pthread_mutex_lock(&v->lock);
+    v->report->problems++;
+    if (repaired)
+        v->report->repaired++;
+    if (v->cb)
+        v->cb(v->ctx, kind, id, detail, repaired);
+    pthread_mutex_unlock(&v->lock);
+}
+
+static int object_to_check(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct verify_run *v = cls;
+    minidbx_id id;
+    (void)size, (void)mtime_ns;
+
+    if (!key_id(key, &id))
+        return 0;
+    if (dbx_grow(&v->ids, &v->cap, v->count + 1, sizeof *v->ids, 1024) < 0)
+        return MINIDBX_ENOMEM;
+    v->ids[v->count++] = id;
+    return 0;
+}
+
+/* Hash one object; a mismatch is checked again (a second read) before it
+ * is reported, and removed (with its names) only then. */
+static int verify_one(void *cls, size_t i)
+{
+    struct verify_run *v = cls;
+    const minidbx_id *id = &v->ids[i];
+    char key[S3_ID_KEY_SIZE], detail[S3_KEY_MAX + 64];
+    minidbx_id got;
+    uint64_t size = 0;
+    int rc;
+
+    s3_object_key(id, key);
+    rc = s3_hash_object(v->sb, key, &got, &size);
+    if (rc == MINIDBX_ENOTFOUND)
+        return 0; /* deleted meanwhile */
+    if (rc < 0)
+        return rc;
+    pthread_mutex_lock(&v->lock);
+    v->report->objects_checked++;
+    v->report->bytes_checked += size;
+    pthread_mutex_unlock(&v->lock);
+    if (minidbx_id_equal(&got, id))
+        return 0;
+    if ((rc = s3_hash_object(v->sb, key, &got, &size)) < 0 || minidbx_id_equal(&got, id))
+        return rc == MINIDBX_ENOTFOUND ? 0 : rc;
+    bool repaired = false;
+    if (v->flags & MINIDBX_VERIFY_REPAIR) {
+        if ((rc = s3_be_del(&v->sb->base, id, MINIDBX_DELETE_CASCADE)) < 0 && rc != MINIDBX_ENOTFOUND)
+            return rc;
+        repaired = true;
+    }
+    snprintf(detail, sizeof detail, "%s%s: bytes do not hash to the id", v->sb->prefix, key);
+    problem(v, MINIDBX_PROBLEM_CORRUPT, id, detail, repaired);
+    return 0;
+}
+
+/* Names whose object is gone (DANGLING), names without their ref and refs
+ * without their name (BADREF). */
+struct name_check {
+    struct verify_run *v;
+    int rc;
+};
+
+static int name_checked(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct name_check *n = cls;
+    struct verify_run *v = n->v;
+    const char *name = key + 6;
+    minidbx_name_info info;
+    char detail[S3_KEY_MAX + 64], object[S3_ID_KEY_SIZE], ref[S3_KEY_MAX];
+    bool repair = v->flags & MINIDBX_VERIFY_REPAIR;
+    int rc;
+    (void)size, (void)mtime_ns;
+
+    if (strncmp(key, "names/", 6) != 0 || !minidbx_name_valid(name))
+        return 0;
+    if ((rc = name_read(v->sb, name, &info)) == MINIDBX_ENOTFOUND)
+        return 0;
+    if (rc < 0)
+        return rc;
+    s3_object_key(&info.id, object);
+    if ((rc = s3_head(v->sb, object, NULL, NULL)) < 0)
+        return rc;
+    if (rc == 0) {
+        snprintf(detail, sizeof detail, "name %s: its object is gone", name);
+        if (repair && ((rc = s3_be_name_delete(&v->sb->base, name)) < 0 && rc != MINIDBX_ENOTFOUND))
+            return rc;
+        problem(v, MINIDBX_PROBLEM_DANGLING, &info.id, detail, repair);
+        return 0;
+    }
+    ref_key_of(&info.id, name, ref);
+    if ((rc = s3_head(v->sb, ref, NULL, NULL)) != 0)
+        return rc < 0 ? rc : 0;
+    snprintf(detail, sizeof detail, "name %s: its ref %s%s is missing", name, v->sb->prefix, ref);
+    if (repair && (rc = put_ref(v->sb, &info.id, name)) < 0)
+        return rc;
+    problem(v, MINIDBX_PROBLEM_BADREF, &info.id, detail, repair);
+    return 0;
+}
+
+static int ref_checked(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct name_check *n = cls;
+    struct verify_run *v = n->v;
+    minidbx_id id;
+    minidbx_name_info info;
+    const char *name;
+    char detail[S3_KEY_MAX + 64];
+    bool repair = v->flags & MINIDBX_VERIFY_REPAIR;
+    int rc;
+    (void)size, (void)mtime_ns;
+
+    if (!ref_key(key, &id, &name))
+        return 0;
+    rc = name_read(v->sb, name, &info);
+    if (rc == 0 && minidbx_id_equal(&info.id, &id))
+        return 0;
+    if (rc < 0 && rc != MINIDBX_ENOTFOUND && rc != MINIDBX_ECORRUPT)
+        return rc;
+    /* checked again: a name_set puts the ref before the name */
+    if ((rc = name_read(v->sb, name, &info)) == 0 && minidbx_id_equal(&info.id, &id))
+        return 0;
+    snprintf(detail, sizeof detail, "%s%s: the name does not point at this id", v->sb->prefix, key);
+    if (repair && (rc = delete_ref(v->sb, &id, name)) < 0)
+        return rc;
+    problem(v, MINIDBX_PROBLEM_BADREF, &id, detail, repair);
+    return 0;
+}
+
+/* tmp/ keys older than the stale age (a writer that died between its
+ * upload and its copy): TEMP, removed with REPAIR. */
+static int tmp_checked(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct name_check *n = cls;
+    struct verify_run *v = n->v;
+    char detail[S3_KEY_MAX + 64];
+    bool repair = v->flags & MINIDBX_VERIFY_REPAIR;
+    int rc;
+    (void)size;
+
+    if (mtime_ns < 0 || dbx_now_ns() - mtime_ns < v->sb->stale_ns)
+        return 0;
+    snprintf(detail, sizeof detail, "%s%s: a temporary upload left behind", v->sb->prefix, key);
+    if (repair && (rc = s3_delete_key(v->sb, key)) < 0)
+        return rc;
+    problem(v, MINIDBX_PROBLEM_TEMP, NULL, detail, repair);
+    return 0;
+}
+
+int s3_be_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
+                 minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx)
+{
+    struct s3_backend *sb = s3_of(be);
+    struct verify_run v = { .sb = sb, .flags = flags, .report = report, .cb = cb, .ctx = ctx };
+    struct name_check n = { &v, 0 };
+    int rc = 0;
+
+    pthread_mutex_init(&v.lock, NULL);
+    if (id) {
+        char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
+        s3_object_key(id, key);
+        minidbx_id_format(id, hex);
+        if ((rc = s3_head(sb, key, NULL, NULL)) == 0)
+            rc = minidbx_error_set(MINIDBX_ENOTFOUND, "verify %s: no such object in %s", hex,
+                                   sb->location);
+        if (rc > 0 && !(v.ids = malloc(sizeof *v.ids)))
+            rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        if (rc > 0) {
+            v.ids[0] = *id;
+            v.count = 1;
+            rc = 0;
+        }
+    } else {
+        rc = s3_list(sb, "objects/", NULL, object_to_check, &v, NULL);
+        if (rc == MINIDBX_ENOMEM)
+            rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    }
+    if (rc == 0)
+        rc = s3_each(v.count, VERIFY_THREADS, verify_one, &v);
+    if (rc == 0 && !id) {
+        if ((rc = s3_list(sb, "names/", NULL, name_checked, &n, NULL)) == 0 &&
+            (rc = s3_list(sb, "refs/", NULL, ref_checked, &n, NULL)) == 0 &&
+            (rc = s3_list(sb, "tmp/", NULL, tmp_checked, &n, NULL)) == 0) {
+            uint64_t uploads = 0;
+            rc = s3_abort_uploads(sb, dbx_now_ns() - sb->stale_ns, flags & MINIDBX_VERIFY_REPAIR,
+                                  &uploads, cb, ctx);
+            report->problems += uploads;
+            if (flags & MINIDBX_VERIFY_REPAIR)
+                report->repaired += uploads;
+        }
+    }
+    free(v.ids);
+    pthread_mutex_destroy(&v.lock);
+    return rc;
+}
+
+/* ---- gc ------------------------------------------------------------------------------ */
+
+/* Every id a ref points at, in hex order (refs/ is listed in that order). */
+struct id_set {
+    minidbx_id *ids;
+    size_t count, cap;
+};
+
+static int ref_collected(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct id_set *set = cls;
+    minidbx_id id;
+    const char *name;
+    (void)size, (void)mtime_ns;
+
+    if (!ref_key(key, &id, &name) || (set->count && minidbx_id_equal(&set->ids[set->count - 1], &id)))
+        return 0;
+    if (dbx_grow(&set->ids, &set->cap, set->count + 1, sizeof *set->ids, 1024) < 0)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    set->ids[set->count++] = id;
+    return 0;
+}
+
+struct gc_run {
+    struct s3_backend *sb;
+    struct id_set named;
+    size_t at;         /* merge position in named */
+    int64_t began_ns;  /* the engine's clock when gc began */
+    minidbx_gc_report *report;
+};
+
+/* An unnamed object that was last put before gc began is removed, after
+ * a second look: no ref now, and not put again meanwhile. */
+static int gc_object(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct gc_run *g = cls;
+    minidbx_id id;
+    uint64_t refs = 0;
+    int64_t mtime_now = -1;
+    int rc;
+
+    if (!key_id(key, &id))
+        return 0;
+    while (g->at < g->named.count && memcmp(g->named.ids[g->at].bytes, id.bytes, MINIDBX_ID_SIZE) < 0)
+        g->at++;
+    if ((g->at < g->named.count && minidbx_id_equal(&g->named.ids[g->at], &id)) ||
+        mtime_ns < 0 || mtime_ns / 1000000000 >= g->began_ns / 1000000000)
+        return 0;
+    if ((rc = s3_refs_count(g->sb, &id, &refs)) < 0 || refs > 0)
+        return rc;
+    if ((rc = s3_head(g->sb, key, NULL, &mtime_now)) <= 0)
+        return rc;
+    if (mtime_now < 0 || mtime_now / 1000000000 >= g->began_ns / 1000000000)
+        return 0;
+    if ((rc = s3_delete_key(g->sb, key)) < 0)
+        return rc;
+    g->report->objects_removed++;
+    g->report->bytes_removed += size;
+    return 0;
+}
+
+int s3_be_gc(minidbx_backend *be, minidbx_gc_report *report)
+{
+    struct gc_run g = { .sb = s3_of(be), .report = report };
+    int rc;
+
+    memset(report, 0, sizeof *report);
+    if ((rc = s3_list(g.sb, "refs/", NULL, ref_collected, &g.named, &g.began_ns)) == 0) {
+        if (g.began_ns < 0)
+            rc = minidbx_error_set(MINIDBX_EIO, "gc: %s sent no Date header", g.sb->location);
+        else
+            rc = s3_list(g.sb, "objects/", NULL, gc_object, &g, NULL);
+    }
+    free(g.named.ids);
+    return rc;
+}
+
+/* ---- info ------------------------------------------------------------------------------- */
+
+static int object_counted(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    minidbx_store_info *out = cls;
+    minidbx_id id;
+    (void)mtime_ns;
+    if (key_id(key, &id)) {
+        out->objects++;
+        out->bytes += size;
+    }
+    return 0;
+}
+
+static int name_counted(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    minidbx_store_info *out = cls;
+    (void)size, (void)mtime_ns;
+    if (minidbx_name_valid(key + 6))
+        out->names++;
+    return 0;
+}
+
+int s3_be_info(minidbx_backend *be, minidbx_store_info *out)
+{
+    struct s3_backend *sb = s3_of(be);
+    int rc;
+
+    snprintf(out->location, sizeof out->location, "%s", sb->location);
+    if ((rc = s3_list(sb, "objects/", NULL, object_counted, out, NULL)) == 0)
+        rc = s3_list(sb, "names/", NULL, name_counted, out, NULL);
+    out->file_objects = out->objects;
+    out->inline_objects = 0;
+    out->inline_threshold = 0;
+    return rc;
+}

@@ -1,0 +1,615 @@
+/*
+ * test_s3.c - the s3:// backend on a real Ceph RGW (run under
+ * tests/s3/with-rgw.sh, which sets MINIDBX_S3_ENDPOINT, AWS_* and
+ * MINIDBX_TEST_S3_BUCKET): round trips across the multipart threshold,
+ * listings over several pages, what a writer's abort and a client's
+ * SIGKILL leave, the errors (wrong secret, missing bucket, engine down)
+ * and that no message holds a secret. What the engine holds is checked
+ * with curl --aws-sigv4, independently of the library.
+ */
+#include "../util.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <netinet/in.h>
+#include <unistd.h>
+
+#define MIB (1024u * 1024u)
+#define CHUNK (1u * MIB)
+
+static char location[512]; /* s3://BUCKET/PREFIX, fresh per test */
+static char prefix[256];
+
+static const char *need_env(const char *name)
+{
+    const char *value = getenv(name);
+    ck_assert_msg(value != NULL && value[0], "%s is not set: run under tests/s3/with-rgw.sh", name);
+    return value;
+}
+
+static void fresh_location(void)
+{
+    char *dir = tmpdir_make("s3");
+    snprintf(prefix, sizeof prefix, "%s", strrchr(dir, '/') + 1);
+    snprintf(location, sizeof location, "s3://%s/%s", need_env("MINIDBX_TEST_S3_BUCKET"), prefix);
+    rm_rf(dir);
+    free(dir);
+}
+
+static minidbx *open_s3(void)
+{
+    minidbx *db = NULL;
+    ck_assert_ok(minidbx_open(&db, location, NULL));
+    return db;
+}
+
+/* Run curl --aws-sigv4 with options on ENDPOINT/BUCKET + path_and_query;
+ * its output (malloc'd, NUL-terminated; at most max bytes) and *size. */
+static char *engine_run(const char *options, const char *path_and_query, size_t max, size_t *size)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "curl -sS --fail --max-time 60 --aws-sigv4 aws:amz:us-east-1:s3 --user \"$AWS_ACCESS_KEY_ID:"
+             "$AWS_SECRET_ACCESS_KEY\" -H 'x-amz-content-sha256: UNSIGNED-PAYLOAD' %s '%s/%s%s'",
+             options, need_env("MINIDBX_S3_ENDPOINT"), need_env("MINIDBX_TEST_S3_BUCKET"), path_and_query);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    char *out = malloc(max + 1);
+    ck_assert_ptr_nonnull(out);
+    size_t n = fread(out, 1, max, p);
+    out[n] = '\0';
+    ck_assert_int_eq(pclose(p), 0);
+    if (size)
+        *size = n;
+    return out;
+}
+
+static char *engine_get(const char *path_and_query, size_t max, size_t *size)
+{
+    return engine_run("", path_and_query, max, size);
+}
+
+/* PUT text to, or DELETE (text NULL), our prefix + key, behind the library's back. */
+static void engine_change(const char *key, const char *text)
+{
+    char path[1024], options[256];
+    snprintf(path, sizeof path, "/%s/%s", prefix, key);
+    snprintf(options, sizeof options, text ? "-X PUT --data-binary '%s'" : "-X DELETE", text);
+    free(engine_run(options, path, 4096, NULL));
+}
+
+static void object_key(const minidbx_id *id, char out[128])
+{
+    char hex[MINIDBX_ID_HEX_SIZE];
+    minidbx_id_format(id, hex);
+    snprintf(out, 128, "objects/%.2s/%s", hex, hex);
+}
+
+/* Wait for the wall clock's next second: the engine's Last-Modified and
+ * Date have whole seconds, and gc keeps what was put in its own second. */
+static void next_second(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    struct timespec rest = { 0, 1000000000L - now.tv_nsec + 10000000L };
+    nanosleep(&rest, NULL);
+}
+
+/* How many times tag comes in the engine's answer to query, which must be
+ * a root element's document. */
+static int count_tags(const char *query, const char *root, const char *tag)
+{
+    char *xml = engine_get(query, 1 << 20, NULL);
+    ck_assert_msg(strstr(xml, root) != NULL, "not a %s: %s", root, xml);
+    int count = 0;
+    for (const char *p = xml; (p = strstr(p, tag)) != NULL; p++)
+        count++;
+    free(xml);
+    return count;
+}
+
+/* How many multipart uploads the engine has under our prefix. */
+static int uploads_under_prefix(void)
+{
+    char query[512];
+    snprintf(query, sizeof query, "?prefix=%s%%2F&uploads=", prefix);
+    return count_tags(query, "ListMultipartUploadsResult", "<Upload>");
+}
+
+/* How many keys the engine has under our prefix + under. */
+static int keys_under(const char *under)
+{
+    char query[512];
+    snprintf(query, sizeof query, "?list-type=2&prefix=%s%%2F%s", prefix, under);
+    return count_tags(query, "ListBucketResult", "<Key>");
+}
+
+/* ---- round trips ---- */
+
+/* Write size seeded random bytes through a writer in 1 MiB pieces. */
+static minidbx_id write_seeded(minidbx *db, uint64_t seed, uint64_t size, minidbx_id *expect)
+{
+    test_rng rng;
+    unsigned char *chunk = malloc(CHUNK);
+    minidbx_writer *w = NULL;
+    test_sha *sha = sha_begin();
+    minidbx_id id;
+
+    ck_assert_ptr_nonnull(chunk);
+    rng_seed(&rng, seed);
+    ck_assert_ok(minidbx_writer_open(db, &w));
+    for (uint64_t done = 0; done < size;) {
+        size_t n = size - done < CHUNK ? (size_t)(size - done) : CHUNK;
+        rng_fill(&rng, chunk, n);
+        sha_update(sha, chunk, n);
+        ck_assert_ok(minidbx_writer_write(w, chunk, n));
+        done += n;
+    }
+    ck_assert_ok(minidbx_writer_commit(w, &id));
+    sha_end(sha, expect);
+    free(chunk);
+    return id;
+}
+
+/* Read id back through a reader and compare with the seeded bytes. */
+static void read_seeded(minidbx *db, const minidbx_id *id, uint64_t seed, uint64_t size)
+{
+    test_rng rng;
+    unsigned char *want = malloc(CHUNK), *got = malloc(CHUNK);
+    minidbx_reader *r = NULL;
+    uint64_t got_size = 0, done = 0;
+    size_t n = 0;
+
+    rng_seed(&rng, seed);
+    ck_assert_ok(minidbx_reader_open(db, id, &r, &got_size));
+    ck_assert_uint_eq(got_size, size);
+    do {
+        ck_assert_ok(minidbx_reader_read(r, got, CHUNK, &n));
+        for (size_t at = 0; at < n;) {
+            /* the reference comes in CHUNK pieces: match them up */
+            size_t in_chunk = (size_t)(done % CHUNK);
+            if (in_chunk == 0)
+                rng_fill(&rng, want, size - done < CHUNK ? (size_t)(size - done) : CHUNK);
+            size_t take = CHUNK - in_chunk < n - at ? CHUNK - in_chunk : n - at;
+            ck_assert_msg(memcmp(got + at, want + in_chunk, take) == 0, "bytes differ near %llu",
+                          (unsigned long long)done);
+            at += take;
+            done += take;
+        }
+    } while (n > 0);
+    ck_assert_uint_eq(done, size);
+    minidbx_reader_close(r);
+    free(want);
+    free(got);
+}
+
+static void roundtrip(uint64_t size)
+{
+    minidbx *db = open_s3();
+    minidbx_id id, expect, id2;
+    uint64_t seed = seed_from_clock();
+
+    printf("round trip of %llu bytes (seed %llu)\n", (unsigned long long)size, (unsigned long long)seed);
+    id = write_seeded(db, seed, size, &expect);
+    ck_assert(minidbx_id_equal(&id, &expect));
+    read_seeded(db, &id, seed, size);
+    ck_assert_int_eq(minidbx_exists(db, &id), 1);
+    if (size <= 6 * MIB) {
+        /* the whole-buffer calls too, and the key holds exactly the bytes */
+        void *data = NULL;
+        size_t got = 0;
+        test_rng rng;
+        unsigned char *want = malloc(size ? size : 1);
+        rng_seed(&rng, seed);
+        for (size_t at = 0; at < size; at += CHUNK)
+            rng_fill(&rng, want + at, size - at < CHUNK ? size - at : CHUNK);
+        ck_assert_ok(minidbx_get(db, &id, &data, &got));
+        ck_assert_uint_eq(got, size);
+        ck_assert(memcmp(data, want, size) == 0);
+        minidbx_free(data);
+        ck_assert_ok(minidbx_put(db, want, size, &id2));
+        ck_assert(minidbx_id_equal(&id, &id2));
+
+        char hex[MINIDBX_ID_HEX_SIZE], path[512];
+        minidbx_id_format(&id, hex);
+        snprintf(path, sizeof path, "/%s/objects/%.2s/%s", prefix, hex, hex);
+        size_t raw_size = 0;
+        char *raw = engine_get(path, size + 1, &raw_size);
+        ck_assert_uint_eq(raw_size, size);
+        ck_assert(memcmp(raw, want, size) == 0);
+        free(raw);
+        free(want);
+    }
+    minidbx_object_info info;
+    ck_assert_ok(minidbx_stat(db, &id, &info));
+    ck_assert_uint_eq(info.size, size);
+    ck_assert_int_eq(uploads_under_prefix(), 0);
+    ck_assert_int_eq(keys_under("tmp%2F"), 0);
+    if (size > 6 * MIB) /* the engine keeps it in RAM: make room */
+        ck_assert_ok(minidbx_delete(db, &id));
+    minidbx_close(db);
+}
+
+START_TEST(roundtrip_sizes)
+{
+    static const uint64_t sizes[] = { 0, 4096, 5 * MIB - 1, 5 * MIB, 5 * MIB + 1 };
+    fresh_location();
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        roundtrip(sizes[i]);
+}
+END_TEST
+
+START_TEST(roundtrip_100mib)
+{
+    fresh_location();
+    roundtrip(100ull * MIB);
+}
+END_TEST
+
+/* ---- listings ---- */
+
+static int id_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, MINIDBX_ID_SIZE);
+}
+
+START_TEST(listing_pages)
+{
+    enum { OBJECTS = 11, NAMES = 10 };
+    minidbx_id ids[OBJECTS];
+    minidbx_object_info listed[OBJECTS + 1];
+    minidbx_name_info names[NAMES + 1];
+    size_t count = 0;
+    test_rng rng;
+
+    fresh_location();
+    setenv("MINIDBX_S3_LIST_PAGE", "3", 1); /* 11 objects: 4 pages */
+    minidbx *db = open_s3();
+    rng_seed(&rng, seed_from_clock());
+    for (int i = 0; i < OBJECTS; i++)
+        ids[i] = store_put_random(db, &rng, 100 + (size_t)i);
+    qsort(ids, OBJECTS, sizeof ids[0], id_cmp);
+    ck_assert_ok(minidbx_list(db, NULL, listed, OBJECTS + 1, &count));
+    ck_assert_uint_eq(count, OBJECTS);
+    for (int i = 0; i < OBJECTS; i++)
+        ck_assert(minidbx_id_equal(&listed[i].id, &ids[i]));
+    /* resumed after the 4th, 5 at a time */
+    ck_assert_ok(minidbx_list(db, &ids[3], listed, 5, &count));
+    ck_assert_uint_eq(count, 5);
+    ck_assert(minidbx_id_equal(&listed[0].id, &ids[4]));
+    ck_assert(minidbx_id_equal(&listed[4].id, &ids[8]));
+
+    for (int i = 0; i < NAMES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "dir/n%02d", i);
+        ck_assert_ok(minidbx_name_set(db, name, &ids[i]));
+    }
+    ck_assert_ok(minidbx_name_list(db, "dir/", NULL, names, NAMES + 1, &count));
+    ck_assert_uint_eq(count, NAMES);
+    for (int i = 0; i < NAMES; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "dir/n%02d", i);
+        ck_assert_str_eq(names[i].name, name);
+        ck_assert(minidbx_id_equal(&names[i].id, &ids[i]));
+    }
+    ck_assert_ok(minidbx_name_list(db, "dir/", "dir/n06", names, NAMES, &count));
+    ck_assert_uint_eq(count, 3);
+    ck_assert_str_eq(names[0].name, "dir/n07");
+    /* refs come through the pages too */
+    ck_assert_ok(minidbx_list(db, NULL, listed, OBJECTS + 1, &count));
+    for (int i = 0; i < OBJECTS; i++)
+        ck_assert_uint_eq(listed[i].refs, i < NAMES ? 1 : 0);
+    minidbx_close(db);
+}
+END_TEST
+
+/* ---- writers that do not finish ---- */
+
+START_TEST(writer_abort_leaves_no_upload)
+{
+    fresh_location();
+    minidbx *db = open_s3();
+    minidbx_writer *w = NULL;
+    unsigned char *chunk = calloc(1, CHUNK);
+
+    ck_assert_ok(minidbx_writer_open(db, &w));
+    for (int i = 0; i < 12; i++) { /* two parts sent, one being filled */
+        chunk[0] = (unsigned char)i;
+        ck_assert_ok(minidbx_writer_write(w, chunk, CHUNK));
+    }
+    ck_assert_int_eq(uploads_under_prefix(), 1);
+    minidbx_writer_abort(w);
+    ck_assert_int_eq(uploads_under_prefix(), 0);
+    ck_assert_int_eq(keys_under(""), 0);
+    free(chunk);
+    minidbx_close(db);
+}
+END_TEST
+
+/* A child writes an object of 3 parts and more, and is killed with SIGKILL
+ * once its upload is under way. No object is visible; the incomplete
+ * upload (with its parts) stays on the engine until verify --repair (or
+ * any S3 tool) aborts it. */
+START_TEST(kill_mid_multipart)
+{
+    int go[2];
+    fresh_location();
+    ck_assert_int_eq(pipe(go), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        minidbx *db = NULL;
+        minidbx_writer *w = NULL;
+        unsigned char *chunk = calloc(1, CHUNK);
+        close(go[0]);
+        if (!chunk || minidbx_open(&db, location, NULL) != 0 || minidbx_writer_open(db, &w) != 0)
+            _exit(1);
+        for (int i = 0; i < 16; i++) {
+            chunk[0] = (unsigned char)i;
+            if (minidbx_writer_write(w, chunk, CHUNK) != 0)
+                _exit(1);
+        }
+        if (write(go[1], "x", 1) != 1) /* 3 parts on their way */
+            _exit(1);
+        pause();
+        _exit(0);
+    }
+    close(go[1]);
+    char byte;
+    ck_assert_int_eq(read(go[0], &byte, 1), 1);
+    close(go[0]);
+    kill(pid, SIGKILL);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+
+    minidbx *db = open_s3();
+    minidbx_object_info listed[4];
+    size_t count = 99;
+    ck_assert_ok(minidbx_list(db, NULL, listed, 4, &count));
+    ck_assert_uint_eq(count, 0);
+    ck_assert_int_eq(keys_under(""), 0); /* nothing visible to any S3 tool */
+    ck_assert_int_eq(uploads_under_prefix(), 1);
+
+    /* a young upload may be a live writer's: verify leaves it */
+    minidbx_verify_report report;
+    memset(&report, 0, sizeof report);
+    ck_assert_ok(minidbx_verify(db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_int_eq(uploads_under_prefix(), 1);
+    minidbx_close(db);
+    /* once older than the stale age, verify reports it, and repair aborts it */
+    setenv("MINIDBX_S3_STALE_SECONDS", "0", 1);
+    db = open_s3();
+    problem_log log;
+    memset(&log, 0, sizeof log);
+    memset(&report, 0, sizeof report);
+    ck_assert_ok(minidbx_verify(db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_TEMP], 1);
+    ck_assert_int_eq(uploads_under_prefix(), 1);
+    memset(&report, 0, sizeof report);
+    ck_assert_ok(minidbx_verify(db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+    ck_assert_uint_eq(report.repaired, 1);
+    ck_assert_int_eq(uploads_under_prefix(), 0);
+    minidbx_close(db);
+}
+END_TEST
+
+/* ---- names, refs, delete, gc, verify ---- */
+
+START_TEST(names_refs_delete_gc)
+{
+    test_rng rng;
+    minidbx_object_info info;
+    minidbx_gc_report gc;
+
+    fresh_location();
+    minidbx *db = open_s3();
+    rng_seed(&rng, seed_from_clock());
+    minidbx_id a = store_put_random(db, &rng, 1000), b = store_put_random(db, &rng, 2000);
+    minidbx_id c = store_put_random(db, &rng, 3000);
+    ck_assert_ok(minidbx_name_set(db, "x", &a));
+    ck_assert_ok(minidbx_name_set(db, "y/1", &a));
+    ck_assert_ok(minidbx_stat(db, &a, &info));
+    ck_assert_uint_eq(info.refs, 2);
+    ck_assert_rc(minidbx_delete(db, &a), MINIDBX_EREFERENCED);
+    ck_assert_ok(minidbx_delete_ex(db, &a, MINIDBX_DELETE_CASCADE));
+    ck_assert_int_eq(minidbx_exists(db, &a), 0);
+    ck_assert_rc(minidbx_name_get(db, "x", &(minidbx_name_info){ 0 }), MINIDBX_ENOTFOUND);
+    ck_assert_rc(minidbx_name_get(db, "y/1", &(minidbx_name_info){ 0 }), MINIDBX_ENOTFOUND);
+    ck_assert_int_eq(keys_under("refs%2F"), 0);
+    /* a name moved from b to c moves its ref */
+    ck_assert_ok(minidbx_name_set(db, "z", &b));
+    ck_assert_ok(minidbx_name_set(db, "z", &c));
+    ck_assert_ok(minidbx_stat(db, &b, &info));
+    ck_assert_uint_eq(info.refs, 0);
+    ck_assert_ok(minidbx_stat(db, &c, &info));
+    ck_assert_uint_eq(info.refs, 1);
+    ck_assert_rc(minidbx_name_set(db, "w", &a), MINIDBX_ENOTFOUND); /* a is gone */
+
+    /* gc keeps what was put in its own second, and named objects */
+    next_second();
+    ck_assert_ok(minidbx_gc(db, &gc));
+    ck_assert_uint_eq(gc.objects_removed, 1);
+    ck_assert_uint_eq(gc.bytes_removed, 2000);
+    ck_assert_int_eq(minidbx_exists(db, &b), 0);
+    ck_assert_int_eq(minidbx_exists(db, &c), 1);
+    minidbx_id d = store_put_random(db, &rng, 10);
+    ck_assert_ok(minidbx_gc(db, &gc)); /* d: put in gc's second, or after it began */
+    ck_assert_int_eq(minidbx_exists(db, &d), 1);
+    ck_assert_ok(minidbx_name_delete(db, "z"));
+    ck_assert_int_eq(keys_under("refs%2F"), 0);
+    minidbx_close(db);
+}
+END_TEST
+
+START_TEST(verify_finds_and_repairs)
+{
+    test_rng rng;
+    minidbx_verify_report report;
+    problem_log log;
+    char key[128], ref[256];
+    void *data = NULL;
+    size_t size = 0;
+
+    fresh_location();
+    minidbx *db = open_s3();
+    rng_seed(&rng, seed_from_clock());
+    minidbx_id bad = store_put_random(db, &rng, 5000), gone = store_put_random(db, &rng, 10);
+    minidbx_id good = store_put_random(db, &rng, 6 * MIB); /* one PUT, read back in a stream */
+    ck_assert_ok(minidbx_name_set(db, "bad", &bad));
+    ck_assert_ok(minidbx_name_set(db, "gone", &gone));
+    ck_assert_ok(minidbx_name_set(db, "good", &good));
+    object_key(&bad, key);
+    engine_change(key, "not the bytes of this id");
+    object_key(&gone, key);
+    engine_change(key, NULL);
+    char hex[MINIDBX_ID_HEX_SIZE];
+    minidbx_id_format(&good, hex);
+    snprintf(ref, sizeof ref, "refs/%s/good", hex);
+    engine_change(ref, NULL);
+
+    ck_assert_rc(minidbx_get(db, &bad, &data, &size), MINIDBX_ECORRUPT);
+    memset(&report, 0, sizeof report);
+    memset(&log, 0, sizeof log);
+    ck_assert_ok(minidbx_verify(db, NULL, 0, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.objects_checked, 2);
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_CORRUPT], 1);
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &bad));
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_DANGLING, &gone));
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_BADREF, &good));
+    ck_assert_uint_eq(report.problems, 3);
+    ck_assert_uint_eq(report.repaired, 0);
+    ck_assert_rc(minidbx_verify(db, &bad, 0, &report, NULL, NULL), MINIDBX_OK);
+
+    memset(&report, 0, sizeof report);
+    ck_assert_ok(minidbx_verify(db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+    ck_assert_uint_eq(report.repaired, 3);
+    ck_assert_int_eq(minidbx_exists(db, &bad), 0);
+    ck_assert_rc(minidbx_name_get(db, "bad", &(minidbx_name_info){ 0 }), MINIDBX_ENOTFOUND);
+    ck_assert_rc(minidbx_name_get(db, "gone", &(minidbx_name_info){ 0 }), MINIDBX_ENOTFOUND);
+    minidbx_object_info info;
+    ck_assert_ok(minidbx_stat(db, &good, &info));
+    ck_assert_uint_eq(info.refs, 1);
+    memset(&report, 0, sizeof report);
+    ck_assert_ok(minidbx_verify(db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_uint_eq(report.objects_checked, 1);
+    ck_assert_uint_eq(report.bytes_checked, 6 * MIB);
+    minidbx_close(db);
+}
+END_TEST
+
+/* ---- errors ---- */
+
+static void expect_no_secret(const char *message)
+{
+    const char *secret = need_env("AWS_SECRET_ACCESS_KEY");
+    ck_assert_msg(strstr(message, secret) == NULL, "a secret in: %s", message);
+    ck_assert_msg(strstr(message, "wrongSecret") == NULL, "a secret in: %s", message);
+    ck_assert_msg(strstr(message, need_env("AWS_ACCESS_KEY_ID")) == NULL, "a key id in: %s", message);
+}
+
+static void expect_open_error(const char *loc, int code, const char *needle1, const char *needle2)
+{
+    minidbx *db = NULL;
+    ck_assert_rc(minidbx_open(&db, loc, NULL), code);
+    ck_assert_ptr_null(db);
+    const char *message = minidbx_errmsg(NULL);
+    printf("%s: %s\n", loc, message);
+    ck_assert_msg(strstr(message, needle1) != NULL, "'%s' not in: %s", needle1, message);
+    ck_assert_msg(strstr(message, needle2) != NULL, "'%s' not in: %s", needle2, message);
+    expect_no_secret(message);
+}
+
+START_TEST(wrong_secret)
+{
+    fresh_location();
+    const char *endpoint = need_env("MINIDBX_S3_ENDPOINT");
+    char good[128];
+    snprintf(good, sizeof good, "%s", need_env("AWS_SECRET_ACCESS_KEY"));
+    setenv("AWS_SECRET_ACCESS_KEY", "wrongSecret0123456789abcdefABCDEF", 1);
+    expect_open_error(location, MINIDBX_EPERM, "SignatureDoesNotMatch", endpoint);
+    setenv("AWS_SECRET_ACCESS_KEY", good, 1);
+}
+END_TEST
+
+START_TEST(missing_bucket)
+{
+    char loc[128], bucket[64];
+    snprintf(bucket, sizeof bucket, "'no-such-bucket-%d'", (int)getpid());
+    snprintf(loc, sizeof loc, "s3://%.*s/p", (int)strlen(bucket) - 2, bucket + 1);
+    expect_open_error(loc, MINIDBX_ENOTFOUND, bucket, "NoSuchBucket");
+}
+END_TEST
+
+/* A port nothing listens on: what a stopped engine looks like. */
+static int closed_port(void)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    close(fd);
+    return ntohs(addr.sin_port);
+}
+
+START_TEST(engine_down)
+{
+    char endpoint[64];
+    fresh_location();
+    /* an open store whose engine goes away, and an open when it is away */
+    minidbx *db = open_s3();
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", closed_port());
+    setenv("MINIDBX_S3_ENDPOINT", endpoint, 1);
+    expect_open_error(location, MINIDBX_EIO, endpoint, "GET");
+    /* the messages of an open store: a missing object and a missing name */
+    minidbx_id id;
+    memset(&id, 0x5a, sizeof id);
+    ck_assert_rc(minidbx_stat(db, &id, &(minidbx_object_info){ 0 }), MINIDBX_ENOTFOUND);
+    expect_no_secret(minidbx_errmsg(NULL));
+    ck_assert_rc(minidbx_name_get(db, "no/such/name", &(minidbx_name_info){ 0 }), MINIDBX_ENOTFOUND);
+    expect_no_secret(minidbx_errmsg(NULL));
+    minidbx_store_info info;
+    ck_assert_ok(minidbx_info(db, &info));
+    ck_assert_str_eq(info.backend, "s3");
+    ck_assert_str_eq(info.location, location);
+    expect_no_secret(info.location);
+    minidbx_close(db);
+}
+END_TEST
+
+static Suite *s3_suite(void)
+{
+    Suite *s = suite_create("s3");
+    TCase *tc = tcase_create("s3");
+    tcase_set_timeout(tc, TEST_TIMEOUT_S);
+    tcase_add_test(tc, roundtrip_sizes);
+    tcase_add_test(tc, listing_pages);
+    tcase_add_test(tc, writer_abort_leaves_no_upload);
+    tcase_add_test(tc, kill_mid_multipart);
+    tcase_add_test(tc, names_refs_delete_gc);
+    tcase_add_test(tc, verify_finds_and_repairs);
+    tcase_add_test(tc, wrong_secret);
+    tcase_add_test(tc, missing_bucket);
+    tcase_add_test(tc, engine_down);
+    suite_add_tcase(s, tc);
+    TCase *big = tcase_create("s3-big");
+    tcase_set_timeout(big, TEST_TIMEOUT_LONG_S);
+    tcase_add_test(big, roundtrip_100mib);
+    suite_add_tcase(s, big);
+    return s;
+}
+
+int main(void)
+{
+    return run_suite(s3_suite());
+}

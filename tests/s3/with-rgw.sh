@@ -1,0 +1,60 @@
+#!/bin/bash
+# with-rgw.sh CMD [ARGS...] - run CMD against a Ceph RADOS Gateway (S3) on
+# 127.0.0.1, with MINIDBX_S3_ENDPOINT, AWS_* and MINIDBX_TEST_S3_BUCKET set
+# and that bucket created.
+#
+# If MINIDBX_S3_ENDPOINT is set already (tests/run-all.sh starts one RGW for
+# the whole run), CMD uses it. Otherwise this starts a throw-away RGW
+# (rgw-up) on the first free port of 7600, 7610, ... 7990, runs CMD and stops
+# it (rgw-down, in a trap). Without the Ceph packages it says so loudly and
+# exits 77, which meson counts as SKIPPED, never as passed.
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+bucket=${MINIDBX_TEST_S3_BUCKET:-minidbx-tests}
+export MINIDBX_TEST_S3_BUCKET=$bucket
+
+skip() {
+    echo "########################################################################"
+    echo "# SKIPPED: $*"
+    echo "# The s3:// tests need a Ceph RGW: apt-get install -y --no-install-recommends"
+    echo "#   ceph-mon ceph-osd radosgw   (sh tests/install-deps.sh installs them)"
+    echo "########################################################################"
+    exit 77
+}
+
+# make_bucket: create the test bucket (PUT on a bucket we own succeeds again).
+make_bucket() {
+    local code
+    code=$(curl -sS -o /dev/null -w '%{http_code}' --max-time 30 -X PUT \
+        --aws-sigv4 "aws:amz:${AWS_REGION:-us-east-1}:s3" \
+        --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+        -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" "${MINIDBX_S3_ENDPOINT%/}/$bucket") || code=000
+    [ "$code" = 200 ] || { echo "with-rgw.sh: creating bucket $bucket: HTTP $code" >&2; return 1; }
+}
+
+if [ -n "${MINIDBX_S3_ENDPOINT:-}" ]; then
+    make_bucket || exit 1
+    exec "$@"
+fi
+
+for t in ceph-mon ceph-osd radosgw radosgw-admin ceph-authtool monmaptool curl; do
+    command -v "$t" >/dev/null 2>&1 || skip "$t is not installed"
+done
+
+# room for every s3 test of a run-all.sh run (two builds) in the OSD's RAM
+export RGW_MEMSTORE_BYTES=${RGW_MEMSTORE_BYTES:-$((4 << 30))}
+dir=$(mktemp -d "${TMPDIR:-/tmp}/minidbx-rgw.XXXXXX")
+trap '"$here/rgw-down" --rm "$dir" >/dev/null 2>&1' EXIT
+env=
+for ((port = 7600; port <= 7990; port += 10)); do
+    # a busy port makes rgw-up refuse before it starts anything
+    if env=$("$here/rgw-up" "$dir" "$port" 2>"$dir.log"); then break; fi
+    env=
+    grep -q "already in use" "$dir.log" || { cat "$dir.log" >&2; rm -f "$dir.log"; exit 1; }
+    rm -rf "$dir" && mkdir "$dir"
+done
+rm -f "$dir.log"
+[ -n "$env" ] || { echo "with-rgw.sh: no free port for an RGW in 7600..7990" >&2; exit 1; }
+eval "$env"
+make_bucket || exit 1
+"$@"
