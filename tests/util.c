@@ -553,7 +553,7 @@ static const test_backend BACKENDS[] = {
       local_location, NULL },
     { "http", TEST_CAP_FILES | TEST_CAP_INLINE, http_location, http_release },
     { "s3", 0, s3_location, NULL },
-    { "cluster", 0, cluster_location, NULL },
+    { "cluster", TEST_CAP_INLINE, cluster_location, NULL },
 };
 
 static const struct {

@@ -9,9 +9,10 @@
  *             (streamed, verified at both ends);
  *   CORRUPT   a home's copy fails the node's own verify: the right bytes
  *             are put there again (a put heals a bad copy);
- *   STALE     a name's home without the newest copy of the name (none,
- *             or an older one: cluster_name_newer): the newest is set
- *             there, with its mtime;
+ *   STALE     a name's home, or a home of its object (where the name pins
+ *             it), without the newest copy of the name (none, or an older
+ *             one: cluster_name_newer): the newest is set there, with its
+ *             mtime;
  *   MISPLACED a copy on a node that is not a home: removed, but only once
  *             every home has a verified copy, and never an object that a
  *             name on that node points at (that node is one of the name's
@@ -96,18 +97,6 @@ static void problem(struct repair *rp, minidbx_problem kind, const minidbx_id *i
     pthread_mutex_unlock(&rp->lock);
 }
 
-/* The R best nodes that are up for key: indexes into c->nodes. */
-static unsigned homes(struct cluster *c, uint64_t key, unsigned out[CLUSTER_NODES_MAX])
-{
-    unsigned order[CLUSTER_NODES_MAX], n = 0;
-
-    cluster_order(c, key, order);
-    for (size_t k = 0; k < c->count && n < c->replicas; k++)
-        if (cluster_node_db(&c->nodes[order[k]]))
-            out[n++] = order[k];
-    return n;
-}
-
 /* --- objects ------------------------------------------------------------------ */
 
 /* What the nodes hold of one object: a bit per node. */
@@ -151,18 +140,18 @@ static bool replace_copy(struct repair *rp, struct cluster_node *node, const min
 {
     minidbx *db = cluster_node_db(node);
 
-    if (cluster_copy_object(rp->c, id, node) == 0 && copy_sound(rp, node, id) == 1)
+    if (cluster_copy_object(rp->c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1)
         return true;
     if (pinned || !db || minidbx_delete(db, id) < 0)
         return false;
-    return cluster_copy_object(rp->c, id, node) == 0 && copy_sound(rp, node, id) == 1;
+    return cluster_copy_object(rp->c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1;
 }
 
 static void repair_object(struct repair *rp, const minidbx_id *id, const struct holding *h)
 {
     struct cluster *c = rp->c;
     unsigned home[CLUSTER_NODES_MAX];
-    unsigned count = homes(c, cluster_id_key(id), home), sound = 0;
+    unsigned count = cluster_homes(c, cluster_id_key(id), home), sound = 0;
     uint64_t is_home = 0;
 
     pthread_mutex_lock(&rp->lock);
@@ -187,7 +176,7 @@ static void repair_object(struct repair *rp, const minidbx_id *id, const struct 
                     fixed ? ", replaced" : rp->fix ? ", not replaced" : "");
             continue;
         }
-        fixed = rp->fix && cluster_copy_object(c, id, node) == 0;
+        fixed = rp->fix && cluster_copy_object(c, id, node, NULL) == 0;
         sound += fixed;
         problem(rp, MINIDBX_PROBLEM_MISSING, id, fixed, "no copy on %s, a home%s", node->location,
                 fixed ? ": copied there" : rp->fix ? ": not copied" : "");
@@ -338,39 +327,43 @@ static bool same_copy(const minidbx_name_info *a, const minidbx_name_info *b)
     return a->mtime_ns == b->mtime_ns && minidbx_id_equal(&a->id, &b->id);
 }
 
-/* copies[i]: node i's copy of the name, when has bit i. */
+/* copies[i]: node i's copy of the name, when has bit i. Its copies belong
+ * on the name's homes and on its object's homes (the pins). */
 static void repair_name(struct repair *rp, const minidbx_name_info *copies, uint64_t has)
 {
     struct cluster *c = rp->c;
     const minidbx_name_info *best = NULL;
-    unsigned home[CLUSTER_NODES_MAX];
+    unsigned home[2 * CLUSTER_NODES_MAX];
     unsigned count, agree = 0;
-    uint64_t is_home = 0;
+    uint64_t expected = 0;
 
     for (size_t i = 0; i < c->count; i++)
         if ((has & (1ull << i)) && (!best || cluster_name_newer(&copies[i], best)))
             best = &copies[i];
-    count = homes(c, cluster_name_key(best->name), home);
+    count = cluster_homes(c, cluster_name_key(best->name), home);
+    count += cluster_homes(c, cluster_id_key(&best->id), home + count);
     for (unsigned k = 0; k < count; k++) {
         unsigned i = home[k];
         bool present = has & (1ull << i), fixed;
-        is_home |= 1ull << i;
+        if (expected & (1ull << i))
+            continue; /* a name home that is an object home too */
+        expected |= 1ull << i;
         if (present && same_copy(&copies[i], best)) {
             agree++;
             continue;
         }
         fixed = rp->fix && cluster_name_copy(c, &c->nodes[i], best->name, &best->id, best->mtime_ns) == 0;
         agree += fixed;
-        problem(rp, MINIDBX_PROBLEM_STALE, &best->id, fixed,
-                "name %s: %s on %s, a home%s", best->name, present ? "an older copy" : "no copy",
-                c->nodes[i].location, fixed ? ": set to the newest" : rp->fix ? ": not set" : "");
+        problem(rp, MINIDBX_PROBLEM_STALE, &best->id, fixed, "name %s: %s on %s, a home%s", best->name,
+                present ? "an older copy" : "no copy", c->nodes[i].location,
+                fixed ? ": set to the newest" : rp->fix ? ": not set" : "");
     }
     for (size_t i = 0; i < c->count; i++) {
         minidbx *db = cluster_node_db(&c->nodes[i]);
         bool fixed = false;
-        if (!(has & (1ull << i)) || (is_home & (1ull << i)) || !db)
+        if (!(has & (1ull << i)) || (expected & (1ull << i)) || !db)
             continue;
-        if (rp->fix && agree == c->replicas) {
+        if (rp->fix && agree == (unsigned)__builtin_popcountll(expected)) {
             int64_t start = cluster_call_start();
             fixed = cluster_call_end(c, &c->nodes[i], start, minidbx_name_delete(db, best->name)) == 0;
         }
