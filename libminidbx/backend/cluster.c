@@ -82,6 +82,17 @@ void cluster_order(const struct cluster *c, uint64_t key, unsigned order[CLUSTER
     }
 }
 
+unsigned cluster_homes(struct cluster *c, uint64_t key, unsigned out[CLUSTER_NODES_MAX])
+{
+    unsigned order[CLUSTER_NODES_MAX], n = 0;
+
+    cluster_order(c, key, order);
+    for (size_t k = 0; k < c->count && n < c->replicas; k++)
+        if (cluster_node_db(&c->nodes[order[k]]))
+            out[n++] = order[k];
+    return n;
+}
+
 /* --- node state ------------------------------------------------------------- */
 
 static int64_t monotonic_ns(void)

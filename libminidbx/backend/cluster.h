@@ -4,7 +4,10 @@
  * A cluster: store is N stores ("nodes", any location minidbx_open takes),
  * each opened with its own handle. Objects are placed by rendezvous
  * (highest random weight) hashing of their id, names by hashing the name;
- * each lives on the R best-scoring nodes that are up ("homes"). The files:
+ * each lives on the R best-scoring nodes that are up ("homes"). A name also
+ * has a copy on each home of its object (a pin: a node's gc keeps what a
+ * name on that node points at, and the object's homes count all its names),
+ * and every node with a name holds its object. The files:
  *   cluster.c         the cluster file, opening, node state (up/down, the
  *                     prober thread that brings a node back), placement,
  *                     info and nodes, the table;
@@ -70,6 +73,10 @@ uint64_t cluster_name_key(const char *name);
 /* order[0..N) = node indexes by HRW score for key, best first. */
 void cluster_order(const struct cluster *c, uint64_t key, unsigned order[CLUSTER_NODES_MAX]);
 
+/* The R best nodes that are up for key (indexes into c->nodes, best
+ * first): the homes. Returns how many (fewer when fewer are up). */
+unsigned cluster_homes(struct cluster *c, uint64_t key, unsigned out[CLUSTER_NODES_MAX]);
+
 /* --- node state (cluster.c) ------------------------------------------------- */
 
 /* The node's handle if it is up, else NULL. */
@@ -125,8 +132,9 @@ int cluster_writer_open(minidbx_backend *be, minidbx_backend_writer **out);
 int cluster_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
                         uint64_t *out_size);
 /* Copy an object onto dst from whichever other node holds a good copy
- * (streamed, verified on the way). */
-int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst);
+ * (streamed, verified on the way); with name (may be NULL), committed with
+ * that name pointing at it (its mtime: now). */
+int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst, const char *name);
 
 /* --- names (cluster_names.c) --------------------------------------------------- */
 

@@ -423,22 +423,15 @@ int cluster_missing(minidbx_backend *be, const minidbx_id *ids, size_t count, mi
     return 0;
 }
 
-/* The copies' records, merged: the names every node counts (each name
- * is counted by the R nodes that hold it: see refs_of), the earliest
- * creation. */
+/* The copies' records, merged: the most names a node counts (a name is
+ * set on every home of its object, so a home counts them all), the
+ * earliest creation. */
 static void merge_info(minidbx_object_info *into, const minidbx_object_info *from)
 {
-    into->refs += from->refs;
+    if (from->refs > into->refs)
+        into->refs = from->refs;
     if (from->created_ns < into->created_ns)
         into->created_ns = from->created_ns;
-}
-
-/* Names pointing at an object: each is on R nodes that all hold the object
- * and count it, so the sum over the nodes is R times the names (exact while
- * every name has its R copies; rounded up otherwise). */
-static uint64_t refs_of(const struct cluster *c, uint64_t counted)
-{
-    return (counted + c->replicas - 1) / c->replicas;
 }
 
 int cluster_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info *out)
@@ -467,10 +460,8 @@ int cluster_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info 
             *out = info;
         }
     }
-    if (found) {
-        out->refs = refs_of(c, out->refs);
+    if (found)
         return 0;
-    }
     return minidbx_error_set(error ? error : MINIDBX_EIO, "%s", error ? message : "stat: no node is up");
 }
 
@@ -543,11 +534,9 @@ int cluster_list(minidbx_backend *be, const minidbx_id *after, minidbx_object_in
         if (!least)
             break;
         out[n] = *least;
-        out[n].refs = 0; /* least is merged below with the others */
         for (size_t i = 0; i < c->count; i++)
             if (pos[i] < got[i] && minidbx_id_equal(&pages[i][pos[i]].id, &out[n].id))
                 merge_info(&out[n], &pages[i][pos[i]++]);
-        out[n].refs = refs_of(c, out[n].refs);
         n++;
     }
     for (size_t i = 0; i < c->count; i++)
@@ -642,8 +631,10 @@ int cluster_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 /* --- copying one object between nodes (repair, names) --------------------------------- */
 
 /* Stream id from src to dst in bounded memory: src's reader verifies the
- * bytes at their end, dst's writer checks they hash to id. */
-static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id)
+ * bytes at their end, dst's writer checks they hash to id. With name, the
+ * copy is committed named (minidbx_writer_commit_named: on a local node in
+ * one transaction, so no gc there takes it before the name pins it). */
+static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id, const char *name)
 {
     minidbx_reader *r = NULL;
     minidbx_writer *w = NULL;
@@ -656,7 +647,13 @@ static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id)
     while (rc == 0 && n > 0)
         if ((rc = minidbx_reader_read(r, chunk, COPY_CHUNK, &n)) == 0 && n > 0)
             rc = minidbx_writer_write(w, chunk, n);
-    if (rc == 0) {
+    if (rc == 0 && name) {
+        minidbx_id got;
+        /* the reader checked the bytes before their end was written */
+        if ((rc = minidbx_writer_commit_named(w, name, &got)) == 0)
+            rc = dbx_id_verify(id, &got);
+        w = NULL;
+    } else if (rc == 0) {
         rc = minidbx_writer_commit_ex(w, id, NULL, NULL);
         w = NULL;
     }
@@ -666,7 +663,7 @@ static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id)
     return rc;
 }
 
-int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst)
+int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst, const char *name)
 {
     unsigned order[CLUSTER_NODES_MAX];
     minidbx *dst_db = cluster_node_db(dst);
@@ -683,7 +680,7 @@ int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_
         if (!db || node == dst)
             continue;
         int64_t start = cluster_call_start();
-        int rc = copy_between(db, dst_db, id);
+        int rc = copy_between(db, dst_db, id, name);
         /* a failure may be either node's: neither is marked down for it */
         if (rc == 0)
             return cluster_call_end(c, node, start, 0);

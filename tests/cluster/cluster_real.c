@@ -230,8 +230,9 @@ static void check_all_readable(minidbx *gw, const char *when)
 }
 
 /* Node by node, through http://NODE: every object on each of its 2 homes
- * (a direct cluster handle says which nodes those are), every name on
- * exactly 2 nodes, pointing at its object. */
+ * (a direct cluster handle says which nodes those are); every name, with
+ * its object, on at least 2 nodes and on both of its object's homes (where
+ * it pins the object). */
 static void check_homes(void)
 {
     minidbx *nodes[NODES];
@@ -245,15 +246,20 @@ static void check_homes(void)
         const struct object *o = &objects[acked_index[k]];
         minidbx_node_info held[NODES];
         size_t got;
-        unsigned homes = 0, name_on = 0;
+        unsigned homes = 0, name_on = 0, name_on_homes = 0;
         if (minidbx_nodes(cluster, &o->id, held, NODES, &got) != 0)
             got = 0;
         for (size_t h = 0; h < got; h++) {
             if (!held[h].home)
                 continue;
-            for (unsigned n = 0; n < NODES; n++) /* ask the node itself */
-                if (strcmp(held[h].location, node_url[n]) == 0 && minidbx_exists(nodes[n], &o->id) == 1)
-                    homes++;
+            for (unsigned n = 0; n < NODES; n++) { /* ask the node itself */
+                minidbx_name_info info;
+                if (strcmp(held[h].location, node_url[n]) != 0)
+                    continue;
+                homes += minidbx_exists(nodes[n], &o->id) == 1;
+                name_on_homes += minidbx_name_get(nodes[n], o->name, &info) == 0 &&
+                                 minidbx_id_equal(&info.id, &o->id);
+            }
         }
         not_home += homes != 2;
         for (unsigned n = 0; n < NODES; n++) {
@@ -261,7 +267,7 @@ static void check_homes(void)
             if (minidbx_name_get(nodes[n], o->name, &info) == 0 && minidbx_id_equal(&info.id, &o->id))
                 name_on++;
         }
-        name_copies_wrong += name_on != 2;
+        name_copies_wrong += name_on < 2 || name_on_homes != 2;
     }
     for (unsigned n = 0; n < NODES; n++) { /* what `mdbx -s http://NODE ls` lists */
         minidbx_store_info info;
@@ -270,7 +276,8 @@ static void check_homes(void)
         minidbx_close(nodes[n]);
     }
     minidbx_close(cluster);
-    printf("homes: %u objects not on both homes, %u names not on exactly 2 nodes; copies per node %zu %zu %zu\n",
+    printf("homes: %u objects not on both homes, %u names not on 2 nodes and their object's homes; "
+           "copies per node %zu %zu %zu\n",
            not_home, name_copies_wrong, copies[0], copies[1], copies[2]);
     CHECK(not_home == 0 && name_copies_wrong == 0, "objects or names not back home");
 }
