@@ -22,10 +22,10 @@ install_missing() {
     echo "installing:$missing"
     sudo=""
     [ "$(id -u)" -ne 0 ] && sudo=sudo
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq &&
-        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
+    $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends $missing >/dev/null
 }
 
+export DEBIAN_FRONTEND=noninteractive
 install_missing "$pkgs" || exit 1
 install_missing "$ceph" ||
     echo "WARNING: $ceph could not be installed: the s3 tests (tests/s3) will be SKIPPED" >&2
