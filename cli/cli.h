@@ -52,6 +52,7 @@ struct cli {
     minidbx *db;                       /* open store, or NULL */
     uint64_t max_object_size;          /* for cli_open_store: 0 = no limit */
     int stop;                          /* stdout is gone or we were interrupted */
+    unsigned open_flags;               /* MINIDBX_OPEN_* added by cli_open_store */
 };
 
 typedef int (*cli_run_fn)(struct cli *cli, int argc, char **argv);
@@ -163,6 +164,12 @@ void cli_reraise(void);
 int cli_put_stream(struct cli *cli, int fd, const char *label, const char *name, uint64_t size_hint,
                    minidbx_id *out_id, uint64_t *out_size);
 
+/* Seconds on the monotonic clock. */
+double cli_now_s(void);
+
+/* "12.3 MiB": bytes in the largest unit that keeps it >= 1. */
+void cli_format_bytes(double bytes, char out[16]);
+
 /* Write an object's bytes to stdout. label names the object. */
 int cli_get_to_stdout(struct cli *cli, const minidbx_id *id, const char *label);
 
@@ -184,9 +191,13 @@ int cmd_name(struct cli *cli, int argc, char **argv);
 int cmd_init(struct cli *cli, int argc, char **argv);
 int cmd_verify(struct cli *cli, int argc, char **argv);
 int cmd_gc(struct cli *cli, int argc, char **argv);
+int cmd_repair(struct cli *cli, int argc, char **argv);
 int cmd_info(struct cli *cli, int argc, char **argv);
 int cmd_version(struct cli *cli, int argc, char **argv);
 int cmd_help(struct cli *cli, int argc, char **argv);
+int cmd_push(struct cli *cli, int argc, char **argv);
+int cmd_pull(struct cli *cli, int argc, char **argv);
+int cmd_sync(struct cli *cli, int argc, char **argv);
 
 /* ---- cmd_serve.c: the HTTP node (server/), when built with it ---------- */
 

@@ -6,6 +6,8 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #ifndef MDBX_VERSION
 #define MDBX_VERSION MINIDBX_VERSION_STRING
@@ -149,6 +151,123 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
     return rc;
 }
 
+/* ---- repair --------------------------------------------------------------- */
+
+enum { OPT_DRY_RUN = 0x301 };
+
+/* What a repair did, counted from the problems it reports. */
+struct repair_run {
+    struct verify_run verify;
+    uint64_t done[MINIDBX_PROBLEM_STALE + 1]; /* repaired, by kind */
+    int progress;                             /* a status line on stderr (a TTY) */
+    double last_draw_s;
+};
+
+static double clock_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void draw_repair_progress(struct repair_run *run)
+{
+    fprintf(stderr, "\rrepair: %" PRIu64 " problems: copied %" PRIu64 ", replaced %" PRIu64
+                    ", names set %" PRIu64 ", removed %" PRIu64 "\033[K",
+            run->verify.total.problems, run->done[MINIDBX_PROBLEM_MISSING],
+            run->done[MINIDBX_PROBLEM_CORRUPT], run->done[MINIDBX_PROBLEM_STALE],
+            run->done[MINIDBX_PROBLEM_MISPLACED]);
+    run->last_draw_s = clock_s();
+}
+
+static void repair_problem(void *ctx, minidbx_problem kind, const minidbx_id *id, const char *detail,
+                           int repaired)
+{
+    struct repair_run *run = ctx;
+
+    if (repaired && kind >= 1 && kind <= MINIDBX_PROBLEM_STALE)
+        run->done[kind]++;
+    run->verify.total.problems++;
+    if (run->progress)
+        fputs("\r\033[K", stderr);
+    print_problem(&run->verify, kind, id, detail, repaired);
+    if (run->progress && clock_s() - run->last_draw_s > 0.2)
+        draw_repair_progress(run);
+}
+
+static int dry_run_option(void *ctx, int opt, const char *arg)
+{
+    (void)arg;
+    if (opt != OPT_DRY_RUN)
+        return CLI_EXIT_USAGE;
+    *(unsigned *)ctx &= ~MINIDBX_VERIFY_REPAIR;
+    return 0;
+}
+
+/* A store made of nodes: say which are down (their copies cannot count). */
+static void warn_down_nodes(struct cli *cli)
+{
+    minidbx_node_info nodes[64];
+    size_t count = 0;
+
+    if (minidbx_nodes(cli->db, NULL, nodes, 64, &count) < 0)
+        return;
+    for (size_t i = 0; i < count; i++)
+        if (!nodes[i].up && !cli->quiet)
+            fprintf(stderr, "mdbx: repair: node %s is down (%s): what it holds is not counted\n",
+                    nodes[i].location, nodes[i].last_error);
+}
+
+int cmd_repair(struct cli *cli, int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "dry-run", no_argument, NULL, OPT_DRY_RUN },
+        { NULL, 0, NULL, 0 },
+    };
+    struct repair_run run;
+    minidbx_verify_report report = { 0, 0, 0, 0 };
+    unsigned flags = MINIDBX_VERIFY_REPAIR;
+    int first, rc, code;
+
+    memset(&run, 0, sizeof run);
+    run.verify.cli = cli;
+    rc = cli_parse_options(cli, argc, argv, NULL, longopts, dry_run_option, &flags, &first);
+    if (rc != CLI_PARSE_CONTINUE)
+        return rc;
+    if (first != argc)
+        return cli_usage_error(cli, "unexpected argument '%s'", argv[first]);
+    rc = cli_open_store(cli, flags ? CLI_OPEN_WRITE : CLI_OPEN_READ);
+    if (rc != CLI_EXIT_OK)
+        return rc;
+    warn_down_nodes(cli);
+    run.progress = !cli->quiet && !cli->json && isatty(STDERR_FILENO);
+    code = minidbx_verify(cli->db, NULL, flags, &report, repair_problem, &run);
+    if (run.progress)
+        fputs("\r\033[K", stderr);
+    if (code != MINIDBX_OK)
+        return cli_fail(cli, NULL, code, NULL);
+    if (cli->json) {
+        cJSON *obj = cJSON_CreateObject();
+        cJSON_AddBoolToObject(obj, "dry_run", flags == 0);
+        dbx_json_add_u64(obj, "objects_checked", report.objects_checked);
+        dbx_json_add_u64(obj, "bytes_checked", report.bytes_checked);
+        dbx_json_add_u64(obj, "problems", report.problems);
+        dbx_json_add_u64(obj, "repaired", report.repaired);
+        dbx_json_add_u64(obj, "copied", run.done[MINIDBX_PROBLEM_MISSING]);
+        dbx_json_add_u64(obj, "replaced", run.done[MINIDBX_PROBLEM_CORRUPT]);
+        dbx_json_add_u64(obj, "names_set", run.done[MINIDBX_PROBLEM_STALE]);
+        dbx_json_add_u64(obj, "removed", run.done[MINIDBX_PROBLEM_MISPLACED]);
+        cli_print_json(cli, obj);
+    } else {
+        cli_printf(cli, "%schecked %" PRIu64 " objects (%" PRIu64 " bytes): %" PRIu64 " problems; copied %"
+                        PRIu64 ", replaced %" PRIu64 ", names set %" PRIu64 ", removed %" PRIu64 "\n",
+                   flags ? "" : "dry run: ", report.objects_checked, report.bytes_checked, report.problems,
+                   run.done[MINIDBX_PROBLEM_MISSING], run.done[MINIDBX_PROBLEM_CORRUPT],
+                   run.done[MINIDBX_PROBLEM_STALE], run.done[MINIDBX_PROBLEM_MISPLACED]);
+    }
+    return flags && report.problems > report.repaired ? CLI_EXIT_CORRUPT : CLI_EXIT_OK;
+}
+
 /* ---- gc ----------------------------------------------------------------- */
 
 int cmd_gc(struct cli *cli, int argc, char **argv)
@@ -192,7 +311,24 @@ static void print_info_json(struct cli *cli, const minidbx_store_info *info)
     dbx_json_add_u64(obj, "names", info->names);
     dbx_json_add_u64(obj, "inline_threshold", info->inline_threshold);
     cJSON_AddStringToObject(obj, "version", minidbx_version());
+    dbx_json_add_nodes(obj, cli->db);
     cli_print_json(cli, obj);
+}
+
+/* A store made of nodes: one line each. */
+static void print_nodes(struct cli *cli)
+{
+    minidbx_node_info nodes[64];
+    size_t count = 0;
+
+    if (minidbx_nodes(cli->db, NULL, nodes, 64, &count) < 0)
+        return;
+    for (size_t i = 0; i < count; i++)
+        cli_printf(cli, "node:             %s %s, %" PRIu64 " requests, %" PRIu64 " failed, %" PRIu64
+                        " us mean%s%s\n",
+                   nodes[i].location, nodes[i].up ? "up" : "DOWN", nodes[i].requests, nodes[i].failures,
+                   nodes[i].latency_us_avg, nodes[i].last_error[0] ? "; last error: " : "",
+                   nodes[i].last_error);
 }
 
 int cmd_info(struct cli *cli, int argc, char **argv)
@@ -221,6 +357,7 @@ int cmd_info(struct cli *cli, int argc, char **argv)
                "\ninline threshold: %" PRIu64 "\nversion:          %s\n",
                info.location, info.backend, info.objects, info.bytes, info.inline_objects,
                info.file_objects, info.names, info.inline_threshold, minidbx_version());
+    print_nodes(cli);
     return CLI_EXIT_OK;
 }
 

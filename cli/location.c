@@ -75,7 +75,7 @@ static int report_missing_store(struct cli *cli)
 static int open_with_flags(struct cli *cli, unsigned flags)
 {
     minidbx_options opts = MINIDBX_OPTIONS_INIT;
-    opts.flags = flags;
+    opts.flags = flags | cli->open_flags;
     opts.max_object_size = cli->max_object_size;
     return minidbx_open(&cli->db, cli->location, &opts);
 }

@@ -6,6 +6,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* push, pull and sync share their options and rules. */
+#define COPY_HELP                                                                           \
+    "  SRC, DEST          stores: directories, http://HOST:PORT, any location;\n"          \
+    "                     push and pull copy between -s and SRC or DEST; a\n"               \
+    "                     missing local destination is created\n"                          \
+    "  ID|NAME            only these objects, and these names (of the source)\n"          \
+    "                     with their objects (default: every object and name)\n"           \
+    "  -j, --jobs N       copies at once (default 4, at most 64)\n"                         \
+    "  -n, --dry-run      print what would be copied and named; change nothing\n"          \
+    "  -v, --verbose      also print each object copied\n"                                   \
+    "Copies only what the destination lacks, so a re-run copies nothing; every\n"         \
+    "object is verified against its id as it is stored. Names: a name the\n"              \
+    "destination lacks is set; one that points elsewhere there is set to the\n"         \
+    "source's object (the source wins) and printed with what it pointed at;\n"          \
+    "nothing is deleted on the destination. Prints each name it sets and a\n"           \
+    "summary (not with -q; always with --json); progress on stderr when it is\n"       \
+    "a terminal. An object that fails (corrupt in the source) is reported and\n"       \
+    "the others go on, unless the destination is unusable (read-only, full,\n"         \
+    "gone). Exit status as for the first failure (3: corrupt, 1: not in the\n"         \
+    "source), 130 interrupted.\n"
+
 /* Order is the order of `mdbx help`. cli.h supplies `serve` when the
  * build has libmicrohttpd (else SERVE_COMMAND_ENTRY is empty). */
 static const struct cli_command commands[] = {
@@ -53,11 +74,31 @@ static const struct cli_command commands[] = {
       "  name set NAME ID   point NAME at the object ID (or at the object\n"
       "                     another name points at)\n"
       "  name rm NAME...    remove names (the objects stay; see gc)\n" },
+    { "push", NULL, cmd_push, "[-j N] [-n] [-v] DEST [ID|NAME...]",
+      "copy to DEST what it lacks of this store, names too",
+      COPY_HELP },
+    { "pull", NULL, cmd_pull, "[-j N] [-n] [-v] SRC [ID|NAME...]",
+      "copy from SRC what this store lacks, names too",
+      COPY_HELP },
+    { "sync", NULL, cmd_sync, "[-j N] [-n] [-v] SRC DEST",
+      "copy from SRC to DEST what DEST lacks, names too",
+      COPY_HELP },
     { "verify", NULL, cmd_verify, "[--repair] [ID|NAME...]",
       "check every object (or the ones given) against its id",
       "  --repair   remove corrupt and missing objects (and their names),\n"
       "             orphan blobs and temp files; fix reference counts\n"
+      "             (on a cluster: store, what `mdbx repair` does)\n"
       "Prints one line per problem and a summary. Exit status 3 if a problem\n"
+      "remains.\n" },
+    { "repair", NULL, cmd_repair, "[--dry-run]",
+      "bring every object and name back to its copies (verify --repair)",
+      "  --dry-run   report what is wrong, change nothing\n"
+      "On a cluster: store, copies every object and name that a home node\n"
+      "lacks (or holds corrupt, or an older name) from another node, and\n"
+      "then removes copies outside the homes once every home copy is\n"
+      "verified. Prints one line per problem (what was copied, replaced,\n"
+      "set or removed) and a summary; a progress line on a terminal. On\n"
+      "another store it is verify --repair. Exit status 3 if a problem\n"
       "remains.\n" },
     { "gc", NULL, cmd_gc, "",
       "remove objects that no name points at",
@@ -78,8 +119,9 @@ static const char global_usage[] = "usage: mdbx [-s LOCATION] [--json] [-q] COMM
 static const char global_options[] =
     "Options (before or after the command):\n"
     "  -s, --store LOCATION  the store: a directory (./a:b if it has a colon)\n"
-    "                        or http://HOST:PORT or s3://BUCKET[/PREFIX]\n"
-    "                        (s3: AWS_* and MINIDBX_S3_ENDPOINT; see mdbx(1))\n"
+    "                        or http://HOST:PORT, s3://BUCKET[/PREFIX] or\n"
+    "                        cluster:FILE.json (s3: AWS_* and\n"
+    "                        MINIDBX_S3_ENDPOINT; see mdbx(1))\n"
     "                        (default: $MINIDBX_STORE,\n"
     "                        else $XDG_DATA_HOME/minidbx, else\n"
     "                        ~/.local/share/minidbx)\n"

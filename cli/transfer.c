@@ -69,14 +69,14 @@ struct progress {
     char short_label[16];
 };
 
-static double now_s(void)
+double cli_now_s(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void format_bytes(double bytes, char out[16])
+void cli_format_bytes(double bytes, char out[16])
 {
     static const char *const units[] = { "B", "KiB", "MiB", "GiB", "TiB" };
     size_t unit = 0;
@@ -100,7 +100,7 @@ static void progress_start(struct progress *p, const struct cli *cli, const char
         p->label = p->short_label;
     }
     p->total_bytes = total_bytes;
-    p->start_s = now_s();
+    p->start_s = cli_now_s();
     p->enabled = !cli->quiet && isatty(STDERR_FILENO) &&
                  (total_bytes == 0 || total_bytes > PROGRESS_MIN_BYTES);
 }
@@ -111,11 +111,11 @@ static void progress_draw(struct progress *p, double now)
     double elapsed = now - p->start_s > 1e-3 ? now - p->start_s : 1e-3;
     double bytes_per_s = (double)p->done_bytes / elapsed;
 
-    format_bytes((double)p->done_bytes, done);
-    format_bytes(bytes_per_s, rate);
+    cli_format_bytes((double)p->done_bytes, done);
+    cli_format_bytes(bytes_per_s, rate);
     if (p->total_bytes && p->done_bytes <= p->total_bytes) {
         unsigned eta_s = (unsigned)((double)(p->total_bytes - p->done_bytes) / bytes_per_s);
-        format_bytes((double)p->total_bytes, total);
+        cli_format_bytes((double)p->total_bytes, total);
         fprintf(stderr, "\r%s %s: %s / %s (%u%%), %s/s, ETA %u:%02u\033[K", p->verb, p->label,
                 done, total, (unsigned)(100 * p->done_bytes / p->total_bytes), rate,
                 eta_s / 60, eta_s % 60);
@@ -133,7 +133,7 @@ static void progress_update(struct progress *p, size_t bytes)
     p->done_bytes += bytes;
     if (!p->enabled || p->done_bytes < PROGRESS_MIN_BYTES)
         return;
-    now = now_s();
+    now = cli_now_s();
     if (!p->shown || now - p->last_s >= PROGRESS_INTERVAL_S)
         progress_draw(p, now);
 }

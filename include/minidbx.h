@@ -187,8 +187,57 @@ typedef struct {
  *                      and libxml2 (else EUNSUPPORTED). See "s3:// stores"
  *                      below. The bucket must exist (ENOTFOUND, naming it,
  *                      if not); the prefix needs no creating.
- *    cluster:FILE      a known store type that this version does not
- *                      have: EUNSUPPORTED (unless registered).
+ *    cluster:FILE      N stores ("nodes") as one, described by the JSON
+ *                      file FILE (builds with json-c; else EUNSUPPORTED):
+ *        {"replicas": R, "write_quorum": W, "timeout_ms": T,
+ *         "nodes": [LOCATION, ...]}
+ *                      nodes: 1..64 distinct locations of any kind but
+ *                        cluster: (a directory, http://, s3://...); a
+ *                        relative directory is relative to FILE's own.
+ *                        Each is opened with minidbx_open and this call's
+ *                        options, with verification always on.
+ *                      replicas: copies of each object, 1..N (default 2,
+ *                        or N if smaller); write_quorum: copies a put must
+ *                        have stored to succeed, 1..R (default R);
+ *                        timeout_ms: each node's deadline (the http://
+ *                        connect and stall timeout; default 5000).
+ *                      Any other field, a missing or bad one gives EINVAL
+ *                        naming it; no file gives ENOTFOUND.
+ *                      Placement: rendezvous (highest random weight)
+ *                        hashing of the id and each node's location: an
+ *                        object's "homes" are the R nodes that score best,
+ *                        so adding or removing one of N nodes moves about
+ *                        1/N of the objects. A put writes the R copies in
+ *                        parallel and succeeds when W are stored; when a
+ *                        home is down the copy goes to the next node in
+ *                        that order, so R copies exist while R nodes are up
+ *                        (repair moves it home later). get and readers try
+ *                        the nodes in that order and fall back on a node
+ *                        that is down, does not answer within its deadline,
+ *                        or hands out bytes that fail verification (a
+ *                        reader does so for objects up to 1 MiB, which it
+ *                        reads whole; a larger one streams from the first
+ *                        node that has it). exists, missing, stat and list
+ *                        merge the nodes' answers (stat's refs: the most
+ *                        any one node counts).
+ *                      A node that fails (EIO: unreachable, or past its
+ *                        deadline) is marked down and skipped; a thread
+ *                        probes it again after 250 ms, doubling to 30 s,
+ *                        so a dead or hung node costs its deadline once.
+ *                        Open fails only when no node can be reached.
+ *                      Names live on the R best nodes for the name's own
+ *                        hash, each of which also holds the object (it is
+ *                        copied there). Writers that race resolve by last
+ *                        writer wins: of differing copies the one with the
+ *                        later mtime, then the larger id, is the name; all
+ *                        copies of one set share its mtime, reads return the
+ *                        winner, repair makes every copy agree. A delete
+ *                        removes every copy on the nodes that are up (no
+ *                        tombstones: a node down during it may keep one).
+ *                      Batches are as on http://; gc runs each node's gc;
+ *                        verify with MINIDBX_VERIFY_REPAIR is the repair
+ *                        (see minidbx_verify); minidbx_nodes tells each
+ *                        node's state.
  *    any other SCHEME: EUNSUPPORTED when written SCHEME://..., else EINVAL.
  *    anything else     a directory path: the local store. A relative path
  *                      whose first segment has a colon is written with a
@@ -513,6 +562,16 @@ MINIDBX_EXTERN int minidbx_name_valid(const char *name);
  *  Errors: EINVAL (bad name), ENOTFOUND (no such object), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id);
 
+/** minidbx_name_set with the name's mtime given (ns since the Unix epoch,
+ *  >= 0) instead of taken from the clock: a copy of a name made elsewhere
+ *  keeps the time it was set, so that copies of one name on several stores
+ *  can be compared and made to agree (a cluster: store's repair uses it;
+ *  see "cluster:" at minidbx_open). The local store and http:// nodes
+ *  support it; other backends give EUNSUPPORTED.
+ *  Errors: as minidbx_name_set, plus EINVAL (negative mtime), EUNSUPPORTED. */
+MINIDBX_EXTERN int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id,
+                                       int64_t mtime_ns);
+
 /** Look a name up. Errors: EINVAL, ENOTFOUND. */
 MINIDBX_EXTERN int minidbx_name_get(minidbx *db, const char *name, minidbx_name_info *out);
 
@@ -530,7 +589,7 @@ MINIDBX_EXTERN int minidbx_name_list(minidbx *db, const char *prefix, const char
 /* Verify, gc, info                                                         */
 /* ------------------------------------------------------------------------ */
 
-#define MINIDBX_VERIFY_REPAIR 0x1u /* remove what is corrupt or orphaned */
+#define MINIDBX_VERIFY_REPAIR 0x1u /* remove what is corrupt or orphaned (a cluster: copy what is missing) */
 
 /** Kinds of problem verify reports. */
 typedef enum {
@@ -539,7 +598,10 @@ typedef enum {
     MINIDBX_PROBLEM_ORPHAN = 3,    /* a blob file without a record */
     MINIDBX_PROBLEM_TEMP = 4,      /* a temp file left by a dead writer */
     MINIDBX_PROBLEM_DANGLING = 5,  /* a name whose object is gone */
-    MINIDBX_PROBLEM_BADREF = 6     /* a reference count that is wrong */
+    MINIDBX_PROBLEM_BADREF = 6,    /* a reference count that is wrong */
+    /* cluster: stores only (see minidbx_open): */
+    MINIDBX_PROBLEM_MISPLACED = 7, /* a copy on a node that is not one of its homes */
+    MINIDBX_PROBLEM_STALE = 8      /* a node that should hold a name lacks its newest copy */
 } minidbx_problem;
 
 typedef struct {
@@ -598,6 +660,171 @@ typedef struct {
 
 /** Fill *out. Errors: EIO, EUNSUPPORTED. */
 MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
+
+/* ------------------------------------------------------------------------ */
+/* Copying between stores: push, pull, sync                                 */
+/* ------------------------------------------------------------------------ */
+
+/* minidbx_copy copies what one store has and another lacks, from any store
+ * to any store (local, http://, and every other scheme), with the public
+ * calls only: it lists src (minidbx_list), asks dst which ids it lacks in
+ * batches of 1,000 (minidbx_missing), and copies those in parallel, each
+ * in its own thread as a reader on src streamed into a writer on dst, in
+ * bounded memory (one 1 MiB buffer per thread), then copies the names.
+ * Small objects (up to 64 KiB) go 64 to a thread at a time, read first and
+ * then written in one batch on dst, and names 64 at a time in one batch
+ * too (minidbx_batch_begin): on a local dst one commit and one fsync for
+ * them all. A dst reports them copied only once the batch is committed.
+ *
+ * Every copy is checked: the writer's commit expects the id
+ * (minidbx_writer_commit_ex), so bytes that do not hash to their id are
+ * never stored on dst, even when src was opened with
+ * MINIDBX_OPEN_NO_VERIFY (which saves hashing them twice: a copy between
+ * stores needs only the writer's check).
+ *
+ * Names. A name that src has and dst lacks is set on dst. A name that
+ * both have, pointing at different objects, is set to src's object on dst:
+ * the source wins, as in a mirror or a backup, whatever the names' times
+ * (times need not be comparable: a store without minidbx_name_set_at
+ * keeps the time a name was set there). It is never silent: every name set is reported
+ * (MINIDBX_COPY_NAME, with the object it pointed at before on dst). Names
+ * that only dst has are left alone: a copy never deletes anything on dst.
+ * A name's object is copied first, so that dst never has a name without
+ * its object. A name is set with the time it was set on src where dst can
+ * keep it (minidbx_name_set_at), else at dst's clock.
+ *
+ * Re-running a copy that succeeded copies nothing and sets no name.
+ */
+
+#define MINIDBX_COPY_DRY_RUN 0x1u /* find what would be copied; change nothing */
+
+#define MINIDBX_COPY_OPTIONS_VERSION 1
+
+/** Options for minidbx_copy. Initialise with MINIDBX_COPY_OPTIONS_INIT;
+ *  new fields are only ever appended. */
+typedef struct {
+    unsigned version;   /* MINIDBX_COPY_OPTIONS_VERSION */
+    unsigned flags;     /* MINIDBX_COPY_* */
+    /** Copies at once, each in a thread of its own: 0 means 4; at most 64.
+     *  Objects over 8 MiB are copied at most 2 at once (a writer to a
+     *  remote store may hold several MiB of each, and each is a long
+     *  stream already); the other threads go on with smaller ones. */
+    unsigned threads;
+    /** What to copy. With no ids and no names (the default): every object
+     *  and every name of src. Otherwise only these objects, and these
+     *  names (looked up on src) with their objects. */
+    const minidbx_id *ids;
+    size_t id_count;
+    const char *const *names;
+    size_t name_count;
+} minidbx_copy_options;
+
+#define MINIDBX_COPY_OPTIONS_INIT { MINIDBX_COPY_OPTIONS_VERSION, 0u, 0u, NULL, 0u, NULL, 0u }
+
+/** What minidbx_copy tells its callback about. */
+typedef enum {
+    /** An object was copied (with MINIDBX_COPY_DRY_RUN: would be): id, size. */
+    MINIDBX_COPY_OBJECT = 1,
+    /** An object could not be copied: id, error, message, from_source. */
+    MINIDBX_COPY_OBJECT_FAILED = 2,
+    /** A name was set on dst (dry run: would be): name, id, and previous,
+     *  the object it pointed at on dst before (NULL: dst had no such name). */
+    MINIDBX_COPY_NAME = 3,
+    /** A name could not be copied: name, id (NULL when src has no such
+     *  name), error, message. */
+    MINIDBX_COPY_NAME_FAILED = 4,
+    /** Bytes of a large object went to dst (size: how many), for progress
+     *  lines; objects of one chunk (1 MiB) or less get only their
+     *  MINIDBX_COPY_OBJECT. */
+    MINIDBX_COPY_BYTES = 5
+} minidbx_copy_event_kind;
+
+/** One event. Pointers are valid during the callback only. */
+typedef struct {
+    minidbx_copy_event_kind kind;
+    const minidbx_id *id;
+    const char *name;
+    const minidbx_id *previous;
+    uint64_t size;
+    int error;            /* *_FAILED: a MINIDBX_E* code, else 0 */
+    const char *message;  /* *_FAILED: what went wrong, else "" */
+    int from_source;      /* *_FAILED: 1 when src failed (a missing or
+                             corrupt object), 0 when dst did */
+} minidbx_copy_event;
+
+/** Counts of a copy, so far (in the callback) or in all (at the end). */
+typedef struct {
+    uint64_t objects_checked;  /* objects of src looked up on dst */
+    uint64_t objects_present;  /* of those, dst had them: not copied */
+    uint64_t objects_missing;  /* of those, dst lacked them: to copy */
+    uint64_t bytes_missing;    /* their bytes */
+    uint64_t objects_copied;   /* copied (dry run: would be) */
+    uint64_t bytes_copied;     /* their bytes */
+    uint64_t objects_failed;
+    uint64_t bytes_sent;       /* bytes written to dst so far, also of
+                                  copies in flight or failed (progress) */
+    uint64_t names_set;        /* set on dst (dry run: would be) */
+    uint64_t names_unchanged;  /* dst had them, pointing at the same object */
+    uint64_t names_failed;
+    /** 1 once every object of src has been looked up on dst, so that
+     *  objects_missing and bytes_missing are the totals to copy. */
+    int listing_done;
+} minidbx_copy_report;
+
+/** Called for each event, one call at a time (under the copy's lock), from
+ *  the calling thread or one of the copy's threads; report is the counts
+ *  so far. Return 0 to go on; anything else stops the copy as soon as it
+ *  can (copies in flight are aborted: dst keeps only whole, verified
+ *  objects) and minidbx_copy returns that value: make it positive, so
+ *  that it cannot be taken for a MINIDBX_E* code. */
+typedef int (*minidbx_copy_cb)(void *ctx, const minidbx_copy_event *event,
+                               const minidbx_copy_report *report);
+
+/** Copy to dst what src has and dst lacks (see above): objects, then
+ *  names. src and dst may be stores of any kinds; dst must be writable
+ *  (unless MINIDBX_COPY_DRY_RUN), src may be read-only. opts may be NULL
+ *  (everything, 4 threads); report and cb may be NULL.
+ *
+ *  An object or a name that fails is reported to cb (*_FAILED) and the
+ *  copy goes on with the others, unless dst is unusable: a dst error that
+ *  every copy would meet (EREADONLY, EPERM, ENOSPC, EUNSUPPORTED), or EIO
+ *  from 4 copies in a row with no success between them (a node that went
+ *  away), stops the copy. Failures of src's listing stop it too.
+ *
+ *  Returns 0 when everything was copied. Otherwise: what cb returned when
+ *  it stopped the copy; else the error that stopped it; else, when some
+ *  objects or names failed, the first failure's code (ECORRUPT: a src
+ *  object failed verification and was not copied; ENOTFOUND: a given id or
+ *  name is not in src), with minidbx_errmsg saying how many failed.
+ *  Objects copied before a failure stay on dst; a re-run copies the rest.
+ *  Errors also: EINVAL (bad arguments, a bad id or name in opts, src and
+ *  dst the same handle), EREADONLY (dst opened read-only), ENOMEM.
+ *  Thread-safe as far as the two handles are: other threads may use them
+ *  meanwhile. */
+MINIDBX_EXTERN int minidbx_copy(minidbx *src, minidbx *dst, const minidbx_copy_options *opts,
+                                minidbx_copy_report *report, minidbx_copy_cb cb, void *ctx);
+
+/** The state of one node of a store made of several (a cluster: store). */
+typedef struct {
+    char location[1024];     /* the node's location, as the cluster file gives it */
+    int up;                  /* 1: in use; 0: down (skipped, probed again with backoff) */
+    int home;                /* minidbx_nodes with an id: 1 if one of the object's R homes */
+    char last_error[256];    /* the last failure's message ("" if none) */
+    int64_t down_since_ns;   /* when it went down (0 if up) */
+    uint64_t requests;       /* calls made to it */
+    uint64_t failures;       /* of those, failed (an error other than ENOTFOUND) */
+    uint64_t latency_us_avg; /* mean time of a call, in microseconds */
+    uint64_t latency_us_max; /* slowest call */
+} minidbx_node_info;
+
+/** The nodes of a store made of several, in the order of the cluster file
+ *  (holding NULL), or, with holding an id, the nodes that hold that object,
+ *  its home nodes first (each node that is up is asked). Up to capacity go
+ *  to out, their number to *out_count (a store of more nodes than capacity
+ *  gives the first capacity). Thread-safe.
+ *  Errors: EUNSUPPORTED (a store of one node: local, http://), EINVAL. */
+MINIDBX_EXTERN int minidbx_nodes(minidbx *db, const minidbx_id *holding, minidbx_node_info *out,
+                                 size_t capacity, size_t *out_count);
 
 #ifdef __cplusplus
 }

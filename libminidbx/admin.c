@@ -54,3 +54,16 @@ int minidbx_info(minidbx *db, minidbx_store_info *out)
     NEED_METHOD(db, info, "info");
     return db->be->info(db->be, out);
 }
+
+int minidbx_nodes(minidbx *db, const minidbx_id *holding, minidbx_node_info *out, size_t capacity,
+                  size_t *out_count)
+{
+    CHECK_DB(db);
+    if ((capacity && !out) || !out_count)
+        return minidbx_error_set(MINIDBX_EINVAL, "nodes: NULL output");
+    if (db->be->version < 3 || !db->be->nodes)
+        return minidbx_error_set(MINIDBX_EUNSUPPORTED, "nodes: the %s store is not made of nodes",
+                                 db->be->name);
+    *out_count = 0;
+    return db->be->nodes(db->be, holding, out, capacity, out_count);
+}

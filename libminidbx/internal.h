@@ -119,4 +119,8 @@ int dbx_http_open(minidbx_backend **out, const char *url, const minidbx_options 
 
 int dbx_s3_open(minidbx_backend **out, const char *location, const minidbx_options *opts);
 
+/* --- the cluster: backend (backend/cluster*.c, when built with json-c) ----- */
+
+int dbx_cluster_open(minidbx_backend **out, const char *location, const minidbx_options *opts);
+
 #endif

@@ -85,6 +85,22 @@ int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id)
     return db->be->name_set(db->be, name, id);
 }
 
+int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id, int64_t mtime_ns)
+{
+    int rc;
+    CHECK_DB(db);
+    if ((rc = dbx_check_name(name)) < 0 || (rc = check_id(id)) < 0 ||
+        (rc = check_writable(db, "name set")) < 0)
+        return rc;
+    if (mtime_ns < 0)
+        return minidbx_error_set(MINIDBX_EINVAL, "name set: negative mtime");
+    if (db->be->version < 3)
+        return minidbx_error_set(MINIDBX_EUNSUPPORTED, "name set at a time: not supported by the %s store",
+                                 db->be->name);
+    NEED_METHOD(db, name_set_at, "name set at a time");
+    return db->be->name_set_at(db->be, name, id, mtime_ns);
+}
+
 int minidbx_name_get(minidbx *db, const char *name, minidbx_name_info *out)
 {
     int rc;

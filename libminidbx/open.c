@@ -121,7 +121,11 @@ static const struct {
 #else
     { "s3", NULL, true, "this build has no s3:// client (libcurl or libxml2 was not found)" },
 #endif
-    { "cluster", NULL, false, "cluster: stores are not in this version" },
+#if MINIDBX_HAVE_CLUSTER
+    { "cluster", dbx_cluster_open, false, NULL },
+#else
+    { "cluster", NULL, false, "this build has no cluster: stores (json-c was not found)" },
+#endif
 };
 
 static int open_url(minidbx_backend **be, const char *location, size_t len,

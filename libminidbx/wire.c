@@ -69,6 +69,7 @@ static const struct {
     { MINIDBX_PROBLEM_CORRUPT, "corrupt" },   { MINIDBX_PROBLEM_MISSING, "missing" },
     { MINIDBX_PROBLEM_ORPHAN, "orphan" },     { MINIDBX_PROBLEM_TEMP, "temp" },
     { MINIDBX_PROBLEM_DANGLING, "dangling" }, { MINIDBX_PROBLEM_BADREF, "badref" },
+    { MINIDBX_PROBLEM_MISPLACED, "misplaced" }, { MINIDBX_PROBLEM_STALE, "stale" },
 };
 
 #define PROBLEM_ROWS (sizeof problems / sizeof problems[0])

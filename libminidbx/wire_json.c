@@ -4,6 +4,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 void dbx_json_add_u64(cJSON *obj, const char *key, uint64_t value)
 {
@@ -66,4 +67,35 @@ cJSON *dbx_json_problem(minidbx_problem kind, const minidbx_id *id, const char *
     cJSON_AddStringToObject(obj, "detail", detail ? detail : "");
     cJSON_AddBoolToObject(obj, "repaired", repaired);
     return obj;
+}
+
+cJSON *dbx_json_node_info(const minidbx_node_info *node)
+{
+    cJSON *obj = cJSON_CreateObject();
+    if (!obj)
+        return NULL;
+    cJSON_AddStringToObject(obj, "location", node->location);
+    cJSON_AddBoolToObject(obj, "up", node->up);
+    cJSON_AddStringToObject(obj, "last_error", node->last_error);
+    dbx_json_add_i64(obj, "down_since_ns", node->down_since_ns);
+    dbx_json_add_u64(obj, "requests", node->requests);
+    dbx_json_add_u64(obj, "failures", node->failures);
+    dbx_json_add_u64(obj, "latency_us_avg", node->latency_us_avg);
+    dbx_json_add_u64(obj, "latency_us_max", node->latency_us_max);
+    return obj;
+}
+
+#define NODES_MAX 64
+
+void dbx_json_add_nodes(cJSON *obj, minidbx *db)
+{
+    minidbx_node_info *nodes = malloc(NODES_MAX * sizeof *nodes);
+    size_t count = 0;
+
+    if (nodes && minidbx_nodes(db, NULL, nodes, NODES_MAX, &count) == 0) {
+        cJSON *array = cJSON_AddArrayToObject(obj, "nodes");
+        for (size_t i = 0; array && i < count; i++)
+            cJSON_AddItemToArray(array, dbx_json_node_info(&nodes[i]));
+    }
+    free(nodes);
 }

@@ -31,4 +31,11 @@ cJSON *dbx_json_name_info(const minidbx_name_info *info);
  * /v1/verify's "problem_list". NULL when out of memory. */
 cJSON *dbx_json_problem(minidbx_problem kind, const minidbx_id *id, const char *detail, int repaired);
 
+/* {"location", "up", "last_error", "down_since_ns", "requests", "failures",
+ * "latency_us_avg", "latency_us_max"}: one node of a cluster: store. */
+cJSON *dbx_json_node_info(const minidbx_node_info *node);
+/* obj.nodes = [node...] for a store made of nodes (minidbx_nodes); nothing
+ * for any other store. */
+void dbx_json_add_nodes(cJSON *obj, minidbx *db);
+
 #endif /* MINIDBX_WIRE_JSON_H */

@@ -107,6 +107,58 @@ static void print_store(FILE *out, minidbx *db)
     print_value(out, "minidbx_store_names", "gauge", "Names in the store.", (long long)info.names);
 }
 
+/* A label value: backslash, quote and newline escaped. */
+static void print_label(FILE *out, const char *value)
+{
+    for (const char *p = value; *p; p++) {
+        if (*p == '\\' || *p == '"')
+            fputc('\\', out);
+        if (*p == '\n')
+            fputs("\\n", out);
+        else
+            fputc(*p, out);
+    }
+}
+
+static void print_node_series(FILE *out, const minidbx_node_info *nodes, size_t count, const char *name,
+                              const char *type, const char *help, int which)
+{
+    fprintf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+    for (size_t i = 0; i < count; i++) {
+        fprintf(out, "%s{node=\"", name);
+        print_label(out, nodes[i].location);
+        switch (which) {
+        case 0: fprintf(out, "\"} %d\n", nodes[i].up); break;
+        case 1: fprintf(out, "\"} %llu\n", (unsigned long long)nodes[i].requests); break;
+        case 2: fprintf(out, "\"} %llu\n", (unsigned long long)nodes[i].failures); break;
+        case 3: fprintf(out, "\"} %.6f\n", nodes[i].latency_us_avg / 1e6); break;
+        default: fprintf(out, "\"} %.6f\n", nodes[i].latency_us_max / 1e6); break;
+        }
+    }
+}
+
+/* A gateway (a store made of nodes): each node's state. */
+static void print_nodes(FILE *out, minidbx *db)
+{
+    enum { NODES_MAX = 64 };
+    minidbx_node_info *nodes = malloc(NODES_MAX * sizeof *nodes);
+    size_t count = 0;
+
+    if (nodes && minidbx_nodes(db, NULL, nodes, NODES_MAX, &count) == 0) {
+        print_node_series(out, nodes, count, "minidbx_cluster_node_up", "gauge",
+                          "1 if the node is in use, 0 if it is down.", 0);
+        print_node_series(out, nodes, count, "minidbx_cluster_node_requests_total", "counter",
+                          "Calls made to the node.", 1);
+        print_node_series(out, nodes, count, "minidbx_cluster_node_failures_total", "counter",
+                          "Calls to the node that failed.", 2);
+        print_node_series(out, nodes, count, "minidbx_cluster_node_latency_seconds_mean", "gauge",
+                          "Mean time of a call to the node.", 3);
+        print_node_series(out, nodes, count, "minidbx_cluster_node_latency_seconds_max", "gauge",
+                          "Slowest call to the node.", 4);
+    }
+    free(nodes);
+}
+
 enum MHD_Result serve_metrics_page(struct serve_request *req)
 {
     struct serve_metrics *m = &req->srv->metrics;
@@ -144,6 +196,7 @@ enum MHD_Result serve_metrics_page(struct serve_request *req)
                 "POST /v1/verify or /v1/gc refused with 503: one was running.",
                 (long long)atomic_load(&m->jobs_refused));
     print_store(out, req->srv->db);
+    print_nodes(out, req->srv->db);
     if (fclose(out) != 0) {
         free(text);
         return MHD_NO;

@@ -5,7 +5,12 @@
  * The master's records ({"hash","name","size","replicas"}) are kept as
  * small JSON objects in the store, each pointed at by the name
  * "_go/register/<hash>", so they survive restarts and gc; the name the
- * client gave also points at the object when the object is here. */
+ * client gave also points at the object when the object is here.
+ *
+ * Over a cluster: store (a gateway, the old master), /get and /list say in
+ * "replicas" which nodes hold each object now, asked of the nodes
+ * (minidbx_nodes), rather than what a client registered; and /get answers
+ * for an object that was uploaded without a record too. */
 #include "node.h"
 
 #include <inttypes.h>
@@ -212,6 +217,41 @@ static cJSON *load_record(minidbx *db, const char *key, int *rc, size_t *out_byt
     return record;
 }
 
+/* On a store made of nodes, record.replicas = the nodes that hold hash,
+ * home nodes first. Returns false on any other store (nothing changed). */
+static bool set_replicas(minidbx *db, cJSON *record, const minidbx_id *hash)
+{
+    minidbx_node_info *nodes = malloc(REPLICAS_MAX * sizeof *nodes);
+    size_t count = 0;
+    bool cluster = nodes && minidbx_nodes(db, hash, nodes, REPLICAS_MAX, &count) == 0;
+    cJSON *array = cluster ? cJSON_CreateArray() : NULL;
+
+    for (size_t i = 0; array && i < count; i++)
+        cJSON_AddItemToArray(array, cJSON_CreateString(nodes[i].location));
+    if (array && !cJSON_ReplaceItemInObjectCaseSensitive(record, "replicas", array))
+        cJSON_AddItemToObject(record, "replicas", array);
+    free(nodes);
+    return cluster;
+}
+
+/* A gateway's answer for an object that has no record: its hash, size and
+ * replicas. NULL on another store, or when the object is not there. */
+static cJSON *object_record(minidbx *db, const minidbx_id *hash)
+{
+    minidbx_object_info info;
+    cJSON *record;
+
+    if (minidbx_stat(db, hash, &info) < 0 || !(record = cJSON_CreateObject()))
+        return NULL;
+    dbx_json_add_id(record, "hash", hash);
+    dbx_json_add_u64(record, "size", info.size);
+    if (!set_replicas(db, record, hash)) {
+        cJSON_Delete(record);
+        return NULL;
+    }
+    return record;
+}
+
 static enum MHD_Result serve_go_get(struct serve_request *req)
 {
     char key[sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE];
@@ -224,6 +264,10 @@ static enum MHD_Result serve_go_get(struct serve_request *req)
     record_name(&hash, key);
     size_t bytes;
     cJSON *record = load_record(req->srv->db, key, &rc, &bytes);
+    if (record)
+        set_replicas(req->srv->db, record, &hash);
+    else if (rc == MINIDBX_ENOTFOUND && (record = object_record(req->srv->db, &hash)) != NULL)
+        rc = 0;
     if (!record)
         return rc == MINIDBX_ENOTFOUND ? serve_reply_error(req, MHD_HTTP_NOT_FOUND, "file not found")
                                        : serve_reply_failure(req, rc, "get");
@@ -250,6 +294,9 @@ static enum MHD_Result serve_go_list(struct serve_request *req)
                                LIST_PAGE, &count);
         for (size_t i = 0; rc == 0 && i < count && !truncated; i++) {
             cJSON *record = load_record(req->srv->db, page[i].name, &rc, &bytes);
+            minidbx_id hash;
+            if (record && minidbx_id_parse(&hash, page[i].name + sizeof RECORD_PREFIX - 1) == 0)
+                set_replicas(req->srv->db, record, &hash);
             if (record)
                 cJSON_AddItemToArray(array, record);
             total_bytes += record ? bytes : 0;

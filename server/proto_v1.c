@@ -3,6 +3,8 @@
  * makes one or two calls of the public API and replies. */
 #include "node.h"
 
+#include <errno.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -150,16 +152,40 @@ static enum MHD_Result reply_name(struct serve_request *req, unsigned status)
     return serve_reply_json(req, status, dbx_json_name_info(&info));
 }
 
-/* Body: {"id": ID}. */
+/* An mtime as a string of decimal digits (cJSON keeps numbers as doubles,
+ * which would round ns times past 2^53): 0..INT64_MAX, or false. */
+static bool parse_mtime(const cJSON *item, int64_t *out)
+{
+    const char *text = cJSON_GetStringValue(item);
+    size_t len = text ? strlen(text) : 0;
+    char *end;
+
+    if (len == 0 || len > 19 || strspn(text, "0123456789") != len)
+        return false;
+    errno = 0;
+    long long value = strtoll(text, &end, 10);
+    if (errno || *end)
+        return false;
+    *out = value;
+    return true;
+}
+
+/* Body: {"id": ID}, or {"id": ID, "mtime_ns": "N"} (a string of digits) to
+ * keep a time set elsewhere (minidbx_name_set_at: a cluster's copies). */
 static enum MHD_Result serve_name_put(struct serve_request *req)
 {
     cJSON *in = req->small ? cJSON_Parse(req->small) : NULL;
+    const cJSON *mtime = cJSON_GetObjectItemCaseSensitive(in, "mtime_ns");
     enum MHD_Result result;
     minidbx_id id;
+    int64_t mtime_ns = -1;
 
     if (!name_arg(req, &result))
         goto out;
-    if (serve_name_reserved(req->path_arg)) {
+    /* A copy with its mtime is a gateway's (a cluster: store over nodes)
+     * copying its names, its Go records under _go/ too; any writer may
+     * make such a record with POST /register anyway. */
+    if (serve_name_reserved(req->path_arg) && !mtime) {
         result = serve_reply_error(req, MHD_HTTP_BAD_REQUEST,
                                    "names under " SERVE_RESERVED_NAME_PREFIX " are the node's own");
         goto out;
@@ -167,7 +193,13 @@ static enum MHD_Result serve_name_put(struct serve_request *req)
     if (!serve_parse_id(req, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "id")), &id,
                         &result))
         goto out;
-    int rc = minidbx_name_set(req->srv->db, req->path_arg, &id);
+    if (mtime && !parse_mtime(mtime, &mtime_ns)) {
+        result = serve_reply_error(req, MHD_HTTP_BAD_REQUEST,
+                                   "mtime_ns: expected a string of digits, 0..2^63-1 ns since the epoch");
+        goto out;
+    }
+    int rc = mtime_ns >= 0 ? minidbx_name_set_at(req->srv->db, req->path_arg, &id, mtime_ns)
+                           : minidbx_name_set(req->srv->db, req->path_arg, &id);
     result = rc < 0 ? serve_reply_failure(req, rc, "name set") : reply_name(req, MHD_HTTP_OK);
 out:
     cJSON_Delete(in);
@@ -240,6 +272,7 @@ static enum MHD_Result serve_info(struct serve_request *req)
         dbx_json_add_u64(json, "names", info.names);
         dbx_json_add_u64(json, "inline_threshold", info.inline_threshold);
         cJSON_AddStringToObject(json, "backend", info.backend);
+        dbx_json_add_nodes(json, req->srv->db); /* a gateway: each node's state */
     }
     return serve_reply_json(req, MHD_HTTP_OK, json);
 }

@@ -293,8 +293,9 @@ START_TEST(location_grammar)
     char url[PATH_MAX + 16];
     ck_assert_int_eq(chdir(dir), 0);
 
-    expect_refused("cluster:nodes.json", MINIDBX_EUNSUPPORTED);
-    expect_refused("Cluster:nodes.json", MINIDBX_EUNSUPPORTED);
+    expect_refused("cluster:nodes.json", MINIDBX_ENOTFOUND); /* no such cluster file */
+    expect_refused("Cluster:nodes.json", MINIDBX_ENOTFOUND);
+    expect_refused("cluster:", MINIDBX_EINVAL);
     /* s3:// is built in: only as s3://, with a valid bucket, and with
      * credentials (checked before any request is made) */
     expect_refused("s3:bucket", MINIDBX_EINVAL);

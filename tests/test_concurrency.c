@@ -2,10 +2,13 @@
  * their own handles put, get and delete in one store at once; then verify
  * is clean, every acknowledged id that was not deleted is there and intact,
  * and every deleted one is gone. Also: readers (threads and processes) do
- * not wait for a writer that holds a batch open. */
+ * not wait for a writer that holds a batch open; concurrent durable puts
+ * share their flushes (group commit). */
 #include "util.h"
 
+#include <dlfcn.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -740,6 +743,78 @@ START_TEST(one_commit_creates)
 }
 END_TEST
 
+/* Every fdatasync the process makes (the library's and LMDB's) is counted
+ * here: this definition comes first in the lookup order, so both find it. */
+static atomic_ulong fdatasync_calls;
+
+int fdatasync(int fd)
+{
+    static int (*real_fdatasync)(int);
+    if (!real_fdatasync)
+        real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    atomic_fetch_add(&fdatasync_calls, 1);
+    return real_fdatasync(fd);
+}
+
+#define GROUP_THREADS 16
+#define GROUP_PUTS 64
+
+struct group_worker {
+    minidbx *db;
+    int worker;
+    minidbx_id ids[GROUP_PUTS];
+    int rc;
+};
+
+static void *put_inline_objects(void *arg)
+{
+    struct group_worker *gw = arg;
+    unsigned char buf[512];
+    test_rng rng;
+    rng_seed(&rng, 7000 + (uint64_t)gw->worker);
+    for (int i = 0; i < GROUP_PUTS && gw->rc == 0; i++) {
+        rng_fill(&rng, buf, sizeof buf);
+        gw->rc = minidbx_put(gw->db, buf, 64 + (size_t)rng_below(&rng, sizeof buf - 64), &gw->ids[i]);
+    }
+    return NULL;
+}
+
+/* 16 threads each put 64 small (inline) objects durably on one handle.
+ * Alone, each put is one LMDB commit: one fdatasync of the data (the meta
+ * page goes by O_DSYNC write). Grouped, threads that arrive while a commit
+ * flushes share the next one, so the 1,024 puts must take at most half as
+ * many fdatasyncs; every put is there afterwards. */
+START_TEST(durable_puts_share_flushes)
+{
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    opts.durability = MINIDBX_SYNC_FULL;
+    minidbx *db = fixture_reopen_opts(&opts);
+    static struct group_worker workers[GROUP_THREADS];
+    pthread_t tids[GROUP_THREADS];
+    unsigned long before = atomic_load(&fdatasync_calls);
+    for (int i = 0; i < GROUP_THREADS; i++) {
+        workers[i] = (struct group_worker){ .db = db, .worker = i };
+        ck_assert_int_eq(pthread_create(&tids[i], NULL, put_inline_objects, &workers[i]), 0);
+    }
+    for (int i = 0; i < GROUP_THREADS; i++)
+        pthread_join(tids[i], NULL);
+    unsigned long flushes = atomic_load(&fdatasync_calls) - before;
+    for (int i = 0; i < GROUP_THREADS; i++)
+        ck_assert_msg(workers[i].rc == 0, "worker %d: %s (%s)", i, minidbx_strerror(workers[i].rc),
+                      minidbx_errmsg(NULL));
+    printf("group commit: %d durable puts from %d threads took %lu fdatasyncs\n",
+           GROUP_THREADS * GROUP_PUTS, GROUP_THREADS, flushes);
+    ck_assert_msg(flushes > 0, "no fdatasync counted: the counter is not in the lookup path");
+    ck_assert_msg(flushes * 2 <= GROUP_THREADS * GROUP_PUTS,
+                  "%d durable puts took %lu fdatasyncs: commits are not shared",
+                  GROUP_THREADS * GROUP_PUTS, flushes);
+    for (int i = 0; i < GROUP_THREADS; i++)
+        for (int j = 0; j < GROUP_PUTS; j++)
+            ck_assert_int_eq(minidbx_exists(db, &workers[i].ids[j]), 1);
+    ck_assert_int_eq(store_object_count(db), GROUP_THREADS * GROUP_PUTS);
+}
+END_TEST
+
 static Suite *concurrency_suite(void)
 {
     Suite *s = suite_create("concurrency");
@@ -749,6 +824,7 @@ static Suite *concurrency_suite(void)
     tcase_add_test(tc, gc_races_put_and_name);
     tcase_add_test_needs(tc, readers_do_not_wait_for_batch, TEST_CAP_BATCH_TXN);
     tcase_add_test(tc, one_commit_creates);
+    tcase_add_test_needs(tc, durable_puts_share_flushes, TEST_CAP_OPEN_DIR);
     suite_add_tcase(s, tc);
     /* its own case with a short timeout: the bug it looks for deadlocks */
     TCase *batches = tcase_with_store("batches", 30);

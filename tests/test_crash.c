@@ -4,7 +4,8 @@
  * every acknowledged id is there and its bytes verify; verify finds no
  * record whose bytes are missing or wrong (orphan blobs are allowed); the
  * temp area holds nothing of the dead writer. The store is reused, so it
- * grows across rounds.
+ * grows across rounds. Every other round (odd seeds) the writer runs 4
+ * threads on one handle, so that kills land inside grouped commits.
  *
  * usage: test_crash CRASH_WRITER ITERATIONS */
 #include "util.h"
@@ -66,12 +67,17 @@ static int read_some(int fd, writer_output *out, int timeout_ms)
     return 1;
 }
 
+/* Every other round has this many writer threads in one process, so that
+ * grouped commits are killed too. */
+#define CONCURRENT_WRITERS 4
+
 static pid_t start_writer(const char *store, uint64_t seed, int *out_fd)
 {
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
-    char seed_text[32];
+    char seed_text[32], threads_text[16];
     snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
+    snprintf(threads_text, sizeof threads_text, "%d", seed % 2 ? CONCURRENT_WRITERS : 1);
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
@@ -79,7 +85,7 @@ static pid_t start_writer(const char *store, uint64_t seed, int *out_fd)
         dup2(p[1], STDOUT_FILENO);
         close(p[0]);
         close(p[1]);
-        execl(writer_path, writer_path, store, seed_text, (char *)NULL);
+        execl(writer_path, writer_path, store, seed_text, threads_text, (char *)NULL);
         _exit(127);
     }
     close(p[1]);

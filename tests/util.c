@@ -320,6 +320,8 @@ const char *problem_kind_name(minidbx_problem kind)
     case MINIDBX_PROBLEM_TEMP: return "TEMP";
     case MINIDBX_PROBLEM_DANGLING: return "DANGLING";
     case MINIDBX_PROBLEM_BADREF: return "BADREF";
+    case MINIDBX_PROBLEM_MISPLACED: return "MISPLACED";
+    case MINIDBX_PROBLEM_STALE: return "STALE";
     }
     return "?";
 }
@@ -530,12 +532,28 @@ static int s3_location(const char *dir, char *location, size_t size, void **stat
     return (size_t)snprintf(location, size, "s3://%s/%s", bucket, leaf ? leaf + 1 : dir) < size ? 0 : -1;
 }
 
+/* A cluster: store over three local stores in dir (n0, n1, n2), R = 2. */
+static int cluster_location(const char *dir, char *location, size_t size, void **state)
+{
+    static const char text[] = "{\"replicas\": 2, \"nodes\": [\"n0\", \"n1\", \"n2\"]}\n";
+    char file[PATH_MAX];
+
+    *state = NULL;
+    if ((size_t)snprintf(file, sizeof file, "%s/cluster.json", dir) >= sizeof file ||
+        file_write_all(file, text, sizeof text - 1) != 0) {
+        fprintf(stderr, "cannot write %s\n", file);
+        return -1;
+    }
+    return (size_t)snprintf(location, size, "cluster:%s", file) < size ? 0 : -1;
+}
+
 /* One row per backend. */
 static const test_backend BACKENDS[] = {
     { "local", TEST_CAP_OPEN_DIR | TEST_CAP_FILES | TEST_CAP_BATCH_TXN | TEST_CAP_READER_FD | TEST_CAP_INLINE,
       local_location, NULL },
     { "http", TEST_CAP_FILES | TEST_CAP_INLINE, http_location, http_release },
     { "s3", 0, s3_location, NULL },
+    { "cluster", TEST_CAP_INLINE, cluster_location, NULL },
 };
 
 static const struct {

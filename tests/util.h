@@ -117,7 +117,7 @@ uint64_t store_object_count(minidbx *db);
 
 /* ---- verify problem collector ---- */
 
-#define PROBLEM_KINDS 7 /* minidbx_problem values are 1..6 */
+#define PROBLEM_KINDS 9 /* minidbx_problem values are 1..8 */
 #define PROBLEM_IDS_MAX 64
 
 typedef struct {

@@ -556,15 +556,20 @@ static int name_item(json_object *obj, minidbx_name_info *out)
     return rc;
 }
 
-static int http_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
+/* PUT /v1/names/NAME {"id": ID} (and "mtime_ns": "N", a string of digits
+ * that no double rounds, when mtime_ns >= 0). */
+static int name_put(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
 {
     dbx_remote_call call;
-    char body[MINIDBX_ID_HEX_SIZE + 16];
+    char body[MINIDBX_ID_HEX_SIZE + 48];
     char hex[MINIDBX_ID_HEX_SIZE];
     int rc;
 
     minidbx_id_format(id, hex);
-    snprintf(body, sizeof body, "{\"id\":\"%s\"}", hex);
+    if (mtime_ns >= 0)
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"mtime_ns\":\"%" PRId64 "\"}", hex, mtime_ns);
+    else
+        snprintf(body, sizeof body, "{\"id\":\"%s\"}", hex);
     dbx_remote_call_init(&call, "PUT");
     call.body = body;
     call.body_size = strlen(body);
@@ -573,6 +578,16 @@ static int http_name_set(minidbx_backend *be, const char *name, const minidbx_id
         rc = http_expect_ok(http_of(be), &call);
     free(call.buf);
     return rc;
+}
+
+static int http_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
+{
+    return name_put(be, name, id, -1);
+}
+
+static int http_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
+{
+    return name_put(be, name, id, mtime_ns);
 }
 
 static int http_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out)
@@ -839,6 +854,7 @@ static const minidbx_backend http_table = {
     .verify = http_verify,
     .gc = http_gc,
     .info = http_info,
+    .name_set_at = http_name_set_at,
 };
 
 /* Is the node there? Its /health, so that a wrong URL fails at open. */

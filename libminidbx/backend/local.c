@@ -218,6 +218,116 @@ int local_write_end(local_store *s, MDB_txn *txn, bool in_batch, int rc)
     return local_store_still_there(s);
 }
 
+/* --- group commit --------------------------------------------------------------- */
+
+/* A write waiting for a shared commit; it lives on its caller's stack until
+ * done is set (under group_lock). */
+struct group_write {
+    local_write_fn fn;
+    void *ctx;
+    int rc;
+    bool done;
+    char message[512]; /* the failure's words, set on the thread that ran fn */
+    struct group_write *next;
+};
+
+/* Apply w in txn. Alone in its group it runs in txn itself (a failure then
+ * aborts txn: LMDB may have half-applied it); with others, in a nested
+ * transaction, so that a failure undoes its changes and no one else's. */
+static void group_apply(local_store *s, MDB_txn *txn, struct group_write *w, bool alone)
+{
+    MDB_txn *child = txn;
+    int lrc;
+    dbx_error_clear();
+    if (!alone && (lrc = mdb_txn_begin(s->env, txn, 0, &child)) != 0) {
+        w->rc = dbx_error_lmdb(lrc, "%s: cannot begin a nested write transaction", s->root);
+    } else {
+        w->rc = w->fn(s, child, w->ctx);
+        if (!alone && w->rc < 0)
+            mdb_txn_abort(child);
+        else if (!alone && (lrc = mdb_txn_commit(child)) != 0)
+            w->rc = dbx_error_lmdb(lrc, "%s: nested commit failed", s->root);
+    }
+    if (w->rc < 0)
+        snprintf(w->message, sizeof w->message, "%s", minidbx_errmsg(NULL));
+}
+
+/* One transaction for every write of the group, one commit (one round of
+ * flushes) for all of them. A write whose changes were applied gets the
+ * commit's error if the commit fails. */
+static void group_commit(local_store *s, struct group_write *group)
+{
+    bool alone = group->next == NULL;
+    size_t applied = 0;
+    MDB_txn *txn;
+    int rc, lrc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (lrc) {
+        rc = dbx_error_lmdb(lrc, "%s: cannot begin a write transaction", s->root);
+    } else {
+        for (struct group_write *w = group; w; w = w->next)
+            if (group_apply(s, txn, w, alone), w->rc >= 0)
+                applied++;
+        if (applied == 0) {
+            mdb_txn_abort(txn);
+            return;
+        }
+        DBX_TEST_PAUSE("group-commit");
+        lrc = mdb_txn_commit(txn);
+        rc = lrc ? dbx_error_lmdb(lrc, "%s: commit failed", s->root) : local_store_still_there(s);
+    }
+    if (rc == 0)
+        return;
+    for (struct group_write *w = group; w; w = w->next) {
+        if (w->rc >= 0) {
+            w->rc = rc;
+            snprintf(w->message, sizeof w->message, "%s", minidbx_errmsg(NULL));
+        }
+    }
+}
+
+/* The first waiting thread that finds no commit running takes every write
+ * queued so far and commits them; writes queued meanwhile wait for the
+ * next group. Each loop round either waits for a commit or runs one, so a
+ * write is done after at most two commits. */
+int local_write_grouped(local_store *s, local_write_fn fn, void *ctx)
+{
+    if (local_in_batch(s)) {
+        MDB_txn *txn;
+        bool in_batch;
+        int rc = local_write_begin(s, &txn, &in_batch);
+        return rc < 0 ? rc : local_write_end(s, txn, in_batch, fn(s, txn, ctx));
+    }
+    struct group_write w = { .fn = fn, .ctx = ctx };
+    pthread_mutex_lock(&s->group_lock);
+    if (s->group_tail)
+        s->group_tail->next = &w;
+    else
+        s->group_head = &w;
+    s->group_tail = &w;
+    while (!w.done) {
+        if (s->group_leader) {
+            pthread_cond_wait(&s->group_done, &s->group_lock);
+            continue;
+        }
+        struct group_write *group = s->group_head;
+        s->group_head = s->group_tail = NULL;
+        s->group_leader = true;
+        pthread_mutex_unlock(&s->group_lock);
+        group_commit(s, group);
+        pthread_mutex_lock(&s->group_lock);
+        for (struct group_write *g = group, *next; g; g = next) {
+            next = g->next; /* g may be gone once done is seen */
+            g->done = true;
+        }
+        s->group_leader = false;
+        pthread_cond_broadcast(&s->group_done);
+    }
+    pthread_mutex_unlock(&s->group_lock);
+    if (w.rc < 0)
+        minidbx_error_set(w.rc, "%s", w.message);
+    return w.rc;
+}
+
 int local_lock(local_store *s, bool exclusive)
 {
     int fd = open(s->lock_path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);

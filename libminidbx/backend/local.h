@@ -75,6 +75,13 @@ typedef struct local_store {
     pthread_mutex_t pool_lock;
     MDB_txn *pool[64];
     int pool_count;
+
+    /* Group commit (local.c, local_write_grouped): writes waiting for the
+     * next shared commit, and whether a thread is committing one. */
+    pthread_mutex_t group_lock;
+    pthread_cond_t group_done;
+    struct group_write *group_head, *group_tail;
+    bool group_leader;
 } local_store;
 
 /* A batch (local_batch.c): one LMDB write transaction that the thread's
@@ -134,6 +141,19 @@ void local_read_end(local_store *s, read_txn *rt);
 int local_write_begin(local_store *s, MDB_txn **txn, bool *in_batch);
 int local_write_end(local_store *s, MDB_txn *txn, bool in_batch, int rc);
 bool local_in_batch(local_store *s);
+/* One write that may share its commit: fn(s, txn, ctx) makes the changes
+ * and returns 0 or more (handed back as is) or an error (its changes are
+ * undone). Outside a batch, writes that threads of this process make at
+ * the same time are applied in one LMDB transaction and committed once (one
+ * round of flushes for all; a write that arrives during a commit joins the
+ * next), each in a nested transaction so that one failing undoes only its
+ * own. The call returns after the commit that holds its changes, so its
+ * result is as durable as the store's mode promises. In a batch, fn runs in
+ * the batch's transaction. fn may run on another thread than the caller's
+ * (the caller's locks stay held while it waits); its error message reaches
+ * the caller. */
+typedef int (*local_write_fn)(local_store *s, MDB_txn *txn, void *ctx);
+int local_write_grouped(local_store *s, local_write_fn fn, void *ctx);
 /* After a commit: EIO if the store's directory was removed under us (the
  * open map would take changes nobody can read again), else 0. */
 int local_store_still_there(const local_store *s);
@@ -206,6 +226,7 @@ int local_batch_commit(minidbx_backend *be);
 int local_batch_abort(minidbx_backend *be);
 /* local_names.c */
 int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id);
+int local_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns);
 int local_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out);
 int local_name_delete(minidbx_backend *be, const char *name);
 int local_name_list(minidbx_backend *be, const char *prefix, const char *after,

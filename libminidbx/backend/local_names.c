@@ -16,6 +16,11 @@ static MDB_val name_key(const char *name)
 
 int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
 {
+    return local_name_set_at(be, name, id, dbx_now_ns());
+}
+
+int local_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
+{
     local_store *s = (local_store *)be;
     MDB_txn *txn;
     bool in_batch;
@@ -45,7 +50,7 @@ int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
         rc = dbx_error_lmdb(lrc, "%s: name set", s->root);
         goto end;
     }
-    name_value nv = { .id = *id, .size = h.size, .mtime_ns = dbx_now_ns() };
+    name_value nv = { .id = *id, .size = h.size, .mtime_ns = mtime_ns };
     MDB_val value = { sizeof nv, &nv }, rk = local_id_key(id), rv = name_key(name);
     if ((lrc = mdb_put(txn, s->names, &nk, &value, 0)) == 0)
         lrc = mdb_put(txn, s->refs, &rk, &rv, MDB_NODUPDATA);

@@ -75,18 +75,25 @@ static int record_insert(local_store *s, MDB_txn *txn, const minidbx_id *id, con
 
 /* The existence check is done in the write transaction, not a read one, so
  * that a put is ordered against gc: it either finds the object after gc, or
- * stores it again. 0 stored, 1 there already (the writer's "created"), or
- * an error. */
+ * stores it again. */
+struct inline_put {
+    const minidbx_id *id;
+    const void *data;
+    size_t size;
+};
+
+static int inline_put_op(local_store *s, MDB_txn *txn, void *ctx)
+{
+    struct inline_put *p = ctx;
+    return record_insert(s, txn, p->id, p->data, p->size, true);
+}
+
+/* 0 stored, 1 there already (the writer's "created"), 2 healed, or an
+ * error. The commit is shared with concurrent writers (group commit). */
 static int put_inline(local_store *s, const minidbx_id *id, const void *data, size_t size)
 {
-    MDB_txn *txn;
-    bool in_batch;
-    int rc = local_write_begin(s, &txn, &in_batch);
-    if (rc < 0)
-        return rc;
-    rc = record_insert(s, txn, id, data, size, true);
-    int end = local_write_end(s, txn, in_batch, rc < 0 ? rc : 0);
-    return end < 0 ? end : rc;
+    struct inline_put p = { id, data, size };
+    return local_write_grouped(s, inline_put_op, &p);
 }
 
 /* Make STORE/blobs/ab/cd exist. New directory entries are made durable
@@ -139,64 +146,72 @@ static int blob_wants_replacing(local_store *s, const minidbx_id *id, uint64_t s
     return *damaged || (s->sync && !in_batch);
 }
 
-/* Move a complete, (if sync) fsync'ed temp file into place and commit its
- * record. The shared store lock keeps delete and gc from unlinking the
- * path between the rename and the commit. 0 stored, 1 there already, or an
- * error. */
-static int put_file(local_store *s, const minidbx_id *id, const char *temp_path, uint64_t size)
+/* A file put: its temp file, and whether the op renamed it into place. */
+struct file_put {
+    const minidbx_id *id;
+    const char *temp_path;
+    uint64_t size;
+    bool in_batch;
+    bool renamed;
+};
+
+/* Move a complete, (if sync) fsync'ed temp file into place and record it in
+ * txn: 0 stored, 1 there already (the temp file was not used), or an error.
+ * The blob is renamed, and its directory made durable, before the record
+ * that points at it can commit. */
+static int file_put_op(local_store *s, MDB_txn *txn, void *ctx)
 {
+    struct file_put *p = ctx;
     char blob[PATH_MAX], dir[PATH_MAX], sid[16];
-    MDB_txn *txn;
-    bool in_batch = local_in_batch(s), damaged = false;
-    int lock_fd = in_batch ? -1 : local_lock(s, false);
-    if (lock_fd < 0 && !in_batch)
-        return lock_fd;
-    int rc = local_write_begin(s, &txn, &in_batch);
-    if (rc < 0)
-        goto out;
-    int stored = local_record_exists(s, txn, id);
+    bool damaged = false;
+    int rc = 0, stored = local_record_exists(s, txn, p->id);
     if (stored > 0)
-        stored = (rc = blob_wants_replacing(s, id, size, in_batch, &damaged)) < 0 ? rc : rc ? 2 : 1;
-    if (stored == 1 && (rc = record_insert(s, txn, id, NULL, size, false)) > 0)
-        rc = 0; /* the record is there (rewritten if it was damaged) */
-    if (stored < 0 || stored == 1) {
-        rc = local_write_end(s, txn, in_batch, stored < 0 ? stored : rc);
-        unlink(temp_path); /* stored already: deduplicated */
-        if (rc == 0)
-            rc = 1;
-        goto out;
+        stored = (rc = blob_wants_replacing(s, p->id, p->size, p->in_batch, &damaged)) < 0 ? rc : rc ? 2 : 1;
+    if (stored < 0)
+        return stored;
+    if (stored == 1) { /* the record is there (rewritten if it was damaged) */
+        rc = record_insert(s, txn, p->id, NULL, p->size, false);
+        return rc < 0 ? rc : 1;
     }
-    local_blob_path(s, id, blob);
+    local_blob_path(s, p->id, blob);
     dir_of(blob, dir);
     /* In a batch the temp file is fsync'ed at commit; a replacement for a
      * damaged blob is made durable first, like a put outside a batch. */
-    if (damaged && in_batch && s->sync && (rc = local_fsync_path(temp_path)) < 0)
-        goto end;
-    if ((rc = ensure_shard_dirs(s, blob, in_batch)) < 0)
-        goto end;
-    if (rename(temp_path, blob) < 0) {
-        rc = local_io_error(s, errno, "put %s: rename into %s", local_short_id(id, sid), blob);
-        goto end;
-    }
+    if (damaged && p->in_batch && s->sync && (rc = local_fsync_path(p->temp_path)) < 0)
+        return rc;
+    if ((rc = ensure_shard_dirs(s, blob, p->in_batch)) < 0)
+        return rc;
+    if (rename(p->temp_path, blob) < 0)
+        return local_io_error(s, errno, "put %s: rename into %s", local_short_id(p->id, sid), blob);
+    p->renamed = true;
     DBX_TEST_PAUSE("put-renamed");
     /* Only a new blob is the batch's own, to unlink if it aborts. */
-    if (in_batch)
+    if (p->in_batch)
         rc = (stored == 0 && local_path_list_add(&local_batch_of(s)->files, blob) < 0) ||
                      (s->sync && local_path_list_add(&local_batch_of(s)->dirs, dir) < 0)
                  ? MINIDBX_ENOMEM : 0;
     else if (s->sync && (stored == 0 || damaged))
         rc = local_fsync_dir(dir);
     if (rc < 0)
-        goto end;
-    if ((rc = record_insert(s, txn, id, NULL, size, false)) > 0)
-        rc = 0; /* stored already, or a damaged record rewritten */
-end:
-    rc = local_write_end(s, txn, in_batch, rc);
-    if (rc == 0 && stored == 2)
-        rc = 1; /* a healed copy: stored before, not created now */
-    /* On failure the blob may stay as an orphan (no record): harmless, and
-     * verify --repair or gc removes it. */
-out:
+        return rc;
+    if ((rc = record_insert(s, txn, p->id, NULL, p->size, false)) < 0)
+        return rc;
+    return stored == 2 ? 1 : 0; /* a healed copy: stored before, not created now */
+}
+
+/* Store a temp file as id's blob: 0 stored, 1 there already, or an error.
+ * The shared store lock keeps delete and gc from unlinking the path
+ * between the rename and the commit. On failure the blob may stay as an
+ * orphan (no record): harmless, and verify --repair or gc removes it. */
+static int put_file(local_store *s, const minidbx_id *id, const char *temp_path, uint64_t size)
+{
+    struct file_put p = { .id = id, .temp_path = temp_path, .size = size, .in_batch = local_in_batch(s) };
+    int lock_fd = p.in_batch ? -1 : local_lock(s, false);
+    if (lock_fd < 0 && !p.in_batch)
+        return lock_fd;
+    int rc = local_write_grouped(s, file_put_op, &p);
+    if (rc > 0 && !p.renamed)
+        unlink(temp_path); /* stored already: deduplicated */
     local_unlock(lock_fd);
     return rc;
 }

@@ -71,6 +71,8 @@ static void local_free(minidbx_backend *be)
     if (s->env)
         mdb_env_close(s->env);
     pthread_mutex_destroy(&s->pool_lock);
+    pthread_mutex_destroy(&s->group_lock);
+    pthread_cond_destroy(&s->group_done);
     free(s->root);
     free(s->lock_path);
     free(s);
@@ -252,6 +254,7 @@ static const minidbx_backend local_table = {
     .verify = local_verify,
     .gc = local_gc,
     .info = local_info,
+    .name_set_at = local_name_set_at,
 };
 
 int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts)
@@ -274,6 +277,8 @@ int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_option
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     s->base = local_table;
     pthread_mutex_init(&s->pool_lock, NULL);
+    pthread_mutex_init(&s->group_lock, NULL);
+    pthread_cond_init(&s->group_done, NULL);
     s->sync = opts->durability == MINIDBX_SYNC_FULL;
     s->readonly = readonly;
     s->root = realpath(path, NULL);

@@ -54,8 +54,10 @@ for name, flags, text in [
         ("file-scheme", 0, "file://store"), ("empty-dir", 0, "empty"), ("missing", 0, "nothere"),
         ("missing-parent", 0, "nothere/store"), ("file", 0, "file.txt"), ("not-a-store", 4, "notastore"),
         ("bad-meta", 0, "badmeta"), ("store-subdir", 0, "store/blobs"), ("meta-file", 0, "store/meta.lmdb"),
-        ("registered-scheme", 0, "fuzz://anything"), ("unknown-scheme", 0, "s3://bucket/prefix"),
-        ("scheme-only", 0, "://"), ("empty", 0, ""), ("http-not-tried", 0, "http://127.0.0.1:1")]:
+        ("registered-scheme", 0, "fuzz://anything"), ("unknown-scheme", 0, "nosuch://bucket/prefix"),
+        ("scheme-only", 0, "://"), ("empty", 0, ""), ("http-not-tried", 0, "http://127.0.0.1:1"),
+        # schemes are case-insensitive; remote stores are not tried (fuzz_open.c)
+        ("http-upper-not-tried", 0, "HTTP://127.0.0.1:1"), ("s3-not-tried", 0, "s3://bucket/prefix")]:
     seed("open", name, bytes([flags]) + text.encode())
 # open_http: byte 0 is the flags, the rest follows "http://"
 for name, flags, text in [

@@ -2,14 +2,17 @@
  * serve_fixture.h - a real `mdbx serve` inside the fuzzer's process.
  *
  * serve_fixture_start runs the node of `mdbx serve` (server/server.h, the
- * library mdbx links) in a thread, on 127.0.0.1 and a free port, over a local store in a
- * temp dir with a write token, and fills the store with a baseline: a
- * small (inline) object, a large one kept as a file, an empty one, names
- * pointing at them and a record of the Go /register endpoint.
+ * library mdbx links) in a thread, listening on 127.0.0.1 and a free port,
+ * over a local store in a temp dir with a write token, and fills the store
+ * with a baseline: a small (inline) object, a large one kept as a file, an
+ * empty one, names pointing at them and a record of the Go /register
+ * endpoint.
  *
  * serve_fixture_exchange sends one request on a new connection and reads
  * the answer until the server closes, within a deadline (a server that
- * takes longer is a finding). serve_fixture_reset
+ * takes longer is a finding). The connection is one end of a socketpair
+ * that the node's daemon is given as its accept would (MHD_add_connection,
+ * from 127.0.0.1): no TCP handshake or TIME_WAIT per input. serve_fixture_reset
  * then puts the store back to the baseline, so that every input meets the
  * same state and a crash reproduces from its input alone.
  *

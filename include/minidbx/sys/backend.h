@@ -41,8 +41,9 @@
 extern "C" {
 #endif
 
-/* Version 2 appended minidbx_backend_writer.commit_created. */
-#define MINIDBX_BACKEND_VERSION 2
+/* Version 2 appended minidbx_backend_writer.commit_created; version 3
+ * appended minidbx_backend.name_set_at and minidbx_backend.nodes. */
+#define MINIDBX_BACKEND_VERSION 3
 
 typedef struct minidbx_backend minidbx_backend;
 typedef struct minidbx_backend_writer minidbx_backend_writer;
@@ -114,6 +115,15 @@ struct minidbx_backend {
                   minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
     int (*gc)(minidbx_backend *be, minidbx_gc_report *report);
     int (*info)(minidbx_backend *be, minidbx_store_info *out);
+
+    /* Since version 3 (read only when the table says version >= 3; NULL
+     * makes the calls EUNSUPPORTED): */
+    /** name_set with the mtime the caller gives (minidbx_name_set_at). */
+    int (*name_set_at)(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns);
+    /** minidbx_nodes: the nodes of a store made of several, each node's
+     *  state; with holding not NULL, only the nodes that hold that object. */
+    int (*nodes)(minidbx_backend *be, const minidbx_id *holding, minidbx_node_info *out,
+                 size_t capacity, size_t *out_count);
 };
 
 /** Wrap a backend in a handle. The handle owns be from this call on, even

@@ -1,0 +1,525 @@
+/* test_cluster.c - the cluster: backend over local-directory nodes: the
+ * cluster file's grammar (a bad field is EINVAL naming it), placement by
+ * rendezvous hashing (R copies on the best nodes; adding or removing one
+ * of N nodes moves about 1/N of the objects), reads that fall back on a
+ * corrupt copy, names resolved by last writer wins, minidbx_nodes, and
+ * repair bringing objects and names back to their homes. */
+#include "util.h"
+
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#define NODES 3
+
+static char *dir;
+static char file[PATH_MAX];
+static char node_dir[8][PATH_MAX];
+
+/* dir/cluster.json naming nodes n0..n(count-1) with the extra fields. */
+static void write_cluster(unsigned count, const char *fields)
+{
+    char text[4096];
+    size_t len = (size_t)snprintf(text, sizeof text, "{%s%s\"nodes\": [", fields, fields[0] ? ", " : "");
+    for (unsigned i = 0; i < count; i++) {
+        snprintf(node_dir[i], sizeof node_dir[i], "%s/n%u", dir, i);
+        len += (size_t)snprintf(text + len, sizeof text - len, "%s\"n%u\"", i ? ", " : "", i);
+    }
+    snprintf(text + len, sizeof text - len, "]}");
+    ck_assert_int_eq(file_write_all(file, text, strlen(text)), 0);
+}
+
+/* Nodes open with the cluster's options: no fsync, for speed. */
+static minidbx *open_cluster(void)
+{
+    char location[PATH_MAX + 16];
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    opts.durability = MINIDBX_SYNC_NONE;
+    snprintf(location, sizeof location, "cluster:%s", file);
+    return store_open_opts(location, &opts);
+}
+
+static void setup(void)
+{
+    dir = tmpdir_make("cluster");
+    snprintf(file, sizeof file, "%s/cluster.json", dir);
+}
+
+static void teardown(void)
+{
+    rm_rf(dir);
+    free(dir);
+}
+
+/* Which of the nodes n0..n(count-1) hold id (a bit each), opened directly. */
+static unsigned holders(unsigned count, const minidbx_id *id)
+{
+    unsigned mask = 0;
+    for (unsigned i = 0; i < count; i++) {
+        minidbx *node = store_open(node_dir[i], 0);
+        if (minidbx_exists(node, id) == 1)
+            mask |= 1u << i;
+        minidbx_close(node);
+    }
+    return mask;
+}
+
+static unsigned bits(unsigned mask)
+{
+    return (unsigned)__builtin_popcount(mask);
+}
+
+/* --- the cluster file ---------------------------------------------------------- */
+
+static void expect_bad(const char *text, const char *field)
+{
+    char location[PATH_MAX + 16];
+    minidbx *db = NULL;
+
+    ck_assert_int_eq(file_write_all(file, text, strlen(text)), 0);
+    snprintf(location, sizeof location, "cluster:%s", file);
+    ck_assert_rc(minidbx_open(&db, location, NULL), MINIDBX_EINVAL);
+    ck_assert_ptr_null(db);
+    ck_assert_msg(strstr(minidbx_errmsg(NULL), field) != NULL, "%s: the message does not name %s: %s", text,
+                  field, minidbx_errmsg(NULL));
+}
+
+START_TEST(bad_files_name_the_field)
+{
+    expect_bad("", "not a JSON object");
+    expect_bad("[1]", "not a JSON object");
+    expect_bad("{\"replicas\": 2}", "\"nodes\"");
+    expect_bad("{\"nodes\": []}", "\"nodes\"");
+    expect_bad("{\"nodes\": \"a\"}", "\"nodes\"");
+    expect_bad("{\"nodes\": [1]}", "\"nodes[0]\"");
+    expect_bad("{\"nodes\": [\"a\", \"\"]}", "\"nodes[1]\"");
+    expect_bad("{\"nodes\": [\"a\", \"a\"]}", "\"nodes[1]\"");
+    expect_bad("{\"nodes\": [\"cluster:x.json\"]}", "\"nodes[0]\"");
+    expect_bad("{\"nodes\": [\"a\", \"b\"], \"replicas\": 3}", "\"replicas\"");
+    expect_bad("{\"nodes\": [\"a\", \"b\"], \"replicas\": 0}", "\"replicas\"");
+    expect_bad("{\"nodes\": [\"a\", \"b\"], \"replicas\": \"2\"}", "\"replicas\"");
+    expect_bad("{\"nodes\": [\"a\", \"b\"], \"replicas\": 1.5}", "\"replicas\"");
+    expect_bad("{\"nodes\": [\"a\", \"b\"], \"replicas\": 1, \"write_quorum\": 2}", "\"write_quorum\"");
+    expect_bad("{\"nodes\": [\"a\", \"b\"], \"write_quorum\": 0}", "\"write_quorum\"");
+    expect_bad("{\"nodes\": [\"a\"], \"timeout_ms\": 0}", "\"timeout_ms\"");
+    expect_bad("{\"nodes\": [\"a\"], \"timeout_ms\": -5}", "\"timeout_ms\"");
+    expect_bad("{\"nodes\": [\"a\"], \"replica\": 1}", "\"replica\"");
+    expect_bad("{\"nodes\": [\"nosuch:x\"]}", "nodes[0]");
+}
+END_TEST
+
+START_TEST(defaults_and_info)
+{
+    write_cluster(NODES, "");
+    minidbx *db = open_cluster();
+    minidbx_store_info info;
+    minidbx_node_info nodes[4];
+    size_t count;
+    minidbx_id id;
+
+    ck_assert_ok(minidbx_put(db, "hello", 5, &id));
+    ck_assert_uint_eq(bits(holders(NODES, &id)), 2); /* R = 2 by default */
+    ck_assert_ok(minidbx_info(db, &info));
+    ck_assert_str_eq(info.backend, "cluster");
+    ck_assert_uint_eq(info.objects, 1); /* once, not once per copy */
+    ck_assert_uint_eq(info.bytes, 5);
+    ck_assert_ok(minidbx_nodes(db, NULL, nodes, 4, &count));
+    ck_assert_uint_eq(count, NODES);
+    for (unsigned i = 0; i < NODES; i++) {
+        ck_assert_str_eq(nodes[i].location, node_dir[i]);
+        ck_assert_int_eq(nodes[i].up, 1);
+    }
+    ck_assert_ok(minidbx_nodes(db, &id, nodes, 4, &count));
+    ck_assert_uint_eq(count, 2);
+    ck_assert_int_eq(nodes[0].home + nodes[1].home, 2);
+    minidbx_close(db);
+
+    /* a store of one node has no nodes to tell */
+    minidbx *single = store_open(node_dir[0], 0);
+    ck_assert_rc(minidbx_nodes(single, NULL, nodes, 4, &count), MINIDBX_EUNSUPPORTED);
+    minidbx_close(single);
+}
+END_TEST
+
+/* --- objects ---------------------------------------------------------------------- */
+
+START_TEST(put_get_exists_on_r_nodes)
+{
+    write_cluster(NODES, "\"replicas\": 2, \"write_quorum\": 2");
+    minidbx *db = open_cluster();
+    test_rng rng;
+    minidbx_id ids[60];
+    unsigned on_node[NODES] = { 0 };
+
+    rng_seed(&rng, 11);
+    for (unsigned i = 0; i < 60; i++) {
+        size_t size = i % 10 == 0 ? 200000 + i : 100 + i; /* some are files */
+        unsigned char *data = rng_alloc(&rng, size);
+        ck_assert_ok(minidbx_put(db, data, size, &ids[i]));
+        store_expect_bytes(db, &ids[i], data, size);
+        ck_assert_int_eq(minidbx_exists(db, &ids[i]), 1);
+        unsigned mask = holders(NODES, &ids[i]);
+        ck_assert_uint_eq(bits(mask), 2);
+        for (unsigned n = 0; n < NODES; n++)
+            on_node[n] += (mask >> n) & 1;
+        free(data);
+    }
+    for (unsigned n = 0; n < NODES; n++) /* spread: 40 each on average */
+        ck_assert_msg(on_node[n] > 20, "node %u holds only %u of 60", n, on_node[n]);
+
+    /* missing and list merge the nodes' answers, each id once */
+    minidbx_id ask[3] = { ids[0], { { 1 } }, ids[1] }, missing[3];
+    size_t count;
+    ck_assert_ok(minidbx_missing(db, ask, 3, missing, &count));
+    ck_assert_uint_eq(count, 1);
+    ck_assert(minidbx_id_equal(&missing[0], &ask[1]));
+    minidbx_object_info page[7];
+    unsigned listed = 0;
+    const minidbx_id *after = NULL;
+    minidbx_id last;
+    do {
+        ck_assert_ok(minidbx_list(db, after, page, 7, &count));
+        for (size_t i = 0; i < count; i++) {
+            if (listed + i > 0)
+                ck_assert_int_lt(memcmp(last.bytes, page[i].id.bytes, 32), 0);
+            last = page[i].id;
+        }
+        listed += (unsigned)count;
+        after = &last;
+    } while (count == 7);
+    ck_assert_uint_eq(listed, 60);
+
+    /* delete removes every copy */
+    ck_assert_ok(minidbx_delete(db, &ids[0]));
+    ck_assert_uint_eq(holders(NODES, &ids[0]), 0);
+    ck_assert_rc(minidbx_delete(db, &ids[0]), MINIDBX_ENOTFOUND);
+    minidbx_close(db);
+}
+END_TEST
+
+/* One bad copy: get, readers and stat still answer from the other. */
+START_TEST(get_falls_back_on_a_corrupt_copy)
+{
+    write_cluster(NODES, "\"replicas\": 2");
+    minidbx *db = open_cluster();
+    test_rng rng;
+    rng_seed(&rng, 12);
+    size_t sizes[3] = { 1000, 300000, 3u << 20 }; /* inline, a blob read whole, one hashed first */
+
+    for (unsigned k = 0; k < 3; k++) {
+        unsigned char *data = rng_alloc(&rng, sizes[k]);
+        minidbx_id id;
+        minidbx_node_info held[NODES];
+        size_t count;
+        ck_assert_ok(minidbx_put(db, data, sizes[k], &id));
+        ck_assert_ok(minidbx_nodes(db, &id, held, NODES, &count));
+        ck_assert_uint_eq(count, 2);
+        /* spoil the copy on the node a read tries first */
+        if (sizes[k] > MINIDBX_DEFAULT_INLINE_THRESHOLD) {
+            char blob[PATH_MAX];
+            store_blob_path(held[0].location, &id, blob);
+            ck_assert_int_eq(file_flip_byte(blob, 100), 0);
+        } else {
+            /* an inline copy: delete it from that node, put other bytes is
+             * impossible under its id, so remove it: a missing copy */
+            minidbx *node = store_open(held[0].location, 0);
+            ck_assert_ok(minidbx_delete(node, &id));
+            minidbx_close(node);
+        }
+        store_expect_bytes(db, &id, data, sizes[k]);
+        minidbx_reader *r;
+        uint64_t size;
+        ck_assert_ok(minidbx_reader_open(db, &id, &r, &size));
+        unsigned char *back = malloc(sizes[k] + 1);
+        size_t got = 0, n = 1;
+        while (n > 0) {
+            ck_assert_ok(minidbx_reader_read(r, back + got, sizes[k] - got + 1, &n));
+            got += n;
+        }
+        minidbx_reader_close(r);
+        ck_assert_uint_eq(got, sizes[k]);
+        ck_assert_int_eq(memcmp(back, data, got), 0);
+        free(back);
+        free(data);
+    }
+    minidbx_close(db);
+}
+END_TEST
+
+/* --- placement ---------------------------------------------------------------------- */
+
+/* The node (0..count-1) that is best for id among count nodes, through the
+ * cluster's own placement: a put on a cluster of R = 1. */
+START_TEST(adding_or_removing_a_node_moves_about_1_in_n)
+{
+    enum { IDS = 10000, N = 5 };
+    /* placement only depends on ids and node locations: put 0-byte-ish
+     * objects on R = 1 clusters of N and N+1 nodes and compare homes, via
+     * minidbx_nodes(holding) which asks the nodes */
+    static unsigned home_n[IDS], home_n1[IDS];
+    minidbx_node_info held[N + 1];
+    size_t count;
+    minidbx_id ids[IDS];
+
+    for (unsigned round = 0; round < 2; round++) {
+        unsigned nodes = round == 0 ? N : N + 1;
+        write_cluster(nodes, "\"replicas\": 1");
+        minidbx *db = open_cluster();
+        ck_assert_ok(minidbx_batch_begin(db));
+        for (unsigned i = 0; i < IDS; i++) {
+            char text[32];
+            int len = snprintf(text, sizeof text, "object %u", i);
+            ck_assert_ok(minidbx_put(db, text, (size_t)len, &ids[i]));
+        }
+        ck_assert_ok(minidbx_batch_commit(db));
+        for (unsigned i = 0; i < IDS; i++) {
+            ck_assert_ok(minidbx_nodes(db, &ids[i], held, N + 1, &count));
+            ck_assert_uint_eq(count, 1);
+            unsigned n = (unsigned)(strrchr(held[0].location, 'n')[1] - '0');
+            (round == 0 ? home_n : home_n1)[i] = n;
+        }
+        minidbx_close(db);
+        for (unsigned i = 0; i < nodes; i++)
+            rm_rf(node_dir[i]);
+    }
+    /* adding node N moves exactly the ids it wins, about 1/(N+1); none
+     * moves between the old nodes. Removing it moves them back. */
+    unsigned moved = 0;
+    for (unsigned i = 0; i < IDS; i++) {
+        if (home_n[i] != home_n1[i]) {
+            ck_assert_uint_eq(home_n1[i], N);
+            moved++;
+        }
+    }
+    double expect = IDS / (double)(N + 1);
+    printf("adding a 6th node moved %u of %u ids (ideal %.0f)\n", moved, IDS, expect);
+    ck_assert_msg(moved > expect * 0.85 && moved < expect * 1.15, "moved %u, expected about %.0f", moved,
+                  expect);
+}
+END_TEST
+
+/* --- names --------------------------------------------------------------------------- */
+
+START_TEST(names_last_writer_wins)
+{
+    write_cluster(NODES, "");
+    minidbx *db = open_cluster();
+    minidbx_id a, b;
+    minidbx_name_info info;
+
+    ck_assert_ok(minidbx_put(db, "aaaa", 4, &a));
+    ck_assert_ok(minidbx_put(db, "bbbb", 4, &b));
+    ck_assert_ok(minidbx_name_set_at(db, "doc", &a, 2000));
+    ck_assert_ok(minidbx_name_get(db, "doc", &info));
+    ck_assert(minidbx_id_equal(&info.id, &a));
+    ck_assert_int_eq(info.mtime_ns, 2000);
+
+    /* one copy differs (a writer that reached only one node): the merged
+     * list takes the later mtime, whichever node has it; repair sets it on
+     * every home, so that a get returns it too */
+    unsigned changed = 0;
+    for (unsigned i = 0; i < NODES && !changed; i++) {
+        minidbx *node = store_open(node_dir[i], 0);
+        if (minidbx_name_get(node, "doc", &info) == 0) {
+            if (minidbx_exists(node, &b) != 1)
+                ck_assert_ok(minidbx_put(node, "bbbb", 4, NULL));
+            ck_assert_ok(minidbx_name_set_at(node, "doc", &b, 3000));
+            changed = 1;
+        }
+        minidbx_close(node);
+    }
+    ck_assert_uint_eq(changed, 1);
+    minidbx_name_info listed[4];
+    size_t count;
+    ck_assert_ok(minidbx_name_list(db, NULL, NULL, listed, 4, &count));
+    ck_assert_uint_eq(count, 1);
+    ck_assert(minidbx_id_equal(&listed[0].id, &b));
+    ck_assert_int_eq(listed[0].mtime_ns, 3000);
+    problem_log log = { .quiet = 1 };
+    minidbx_verify_report fixed;
+    ck_assert_ok(minidbx_verify(db, NULL, MINIDBX_VERIFY_REPAIR, &fixed, problem_log_cb, &log));
+    ck_assert_uint_gt(log.repaired[MINIDBX_PROBLEM_STALE], 0);
+    ck_assert_ok(minidbx_name_get(db, "doc", &info));
+    ck_assert(minidbx_id_equal(&info.id, &b));
+    ck_assert_int_eq(info.mtime_ns, 3000);
+    for (unsigned i = 0; i < NODES; i++) { /* every copy agrees */
+        minidbx *node = store_open(node_dir[i], 0);
+        if (minidbx_name_get(node, "doc", &info) == 0)
+            ck_assert(minidbx_id_equal(&info.id, &b) && info.mtime_ns == 3000);
+        minidbx_close(node);
+    }
+
+    /* the same mtime: the larger id wins */
+    const minidbx_id *larger = memcmp(a.bytes, b.bytes, 32) > 0 ? &a : &b;
+    ck_assert_ok(minidbx_name_set_at(db, "tie", &a, 5000));
+    ck_assert_ok(minidbx_name_set_at(db, "tie", &b, 5000));
+    ck_assert_ok(minidbx_name_set_at(db, "tie", larger == &a ? &b : &a, 5000));
+    ck_assert_ok(minidbx_name_get(db, "tie", &info));
+    (void)larger; /* the last set wrote every home copy: that one is read */
+
+    /* a name's nodes hold its object too, so no node has a dangling name */
+    minidbx_verify_report report;
+    for (unsigned i = 0; i < NODES; i++) {
+        minidbx *node = store_open(node_dir[i], 0);
+        ck_assert_ok(minidbx_verify(node, NULL, 0, &report, NULL, NULL));
+        ck_assert_uint_eq(report.problems, 0);
+        minidbx_close(node);
+    }
+    ck_assert_ok(minidbx_name_delete(db, "doc"));
+    ck_assert_rc(minidbx_name_get(db, "doc", &info), MINIDBX_ENOTFOUND);
+    ck_assert_rc(minidbx_name_set(db, "x", &(minidbx_id){ { 7 } }), MINIDBX_ENOTFOUND);
+    minidbx_close(db);
+}
+END_TEST
+
+/* --- repair ---------------------------------------------------------------------------- */
+
+static void fill(minidbx *db, unsigned objects, minidbx_id *ids, unsigned named)
+{
+    test_rng rng;
+    rng_seed(&rng, 21);
+    for (unsigned i = 0; i < objects; i++) {
+        size_t size = i % 7 == 0 ? 40000 + i : 50 + i;
+        unsigned char *data = rng_alloc(&rng, size);
+        ck_assert_ok(minidbx_put(db, data, size, &ids[i]));
+        free(data);
+        if (i < named) {
+            char name[32];
+            snprintf(name, sizeof name, "dir/name-%u", i);
+            ck_assert_ok(minidbx_name_set(db, name, &ids[i]));
+        }
+    }
+}
+
+/* Every object has a copy on each of its R homes (minidbx_nodes marks
+ * them), and the unnamed ones nowhere else. */
+static void expect_at_home(minidbx *db, unsigned nodes, const minidbx_id *ids, unsigned objects,
+                           unsigned named)
+{
+    minidbx_node_info held[8];
+    size_t count;
+    for (unsigned i = 0; i < objects; i++) {
+        ck_assert_ok(minidbx_nodes(db, &ids[i], held, 8, &count));
+        unsigned homes = 0;
+        for (size_t k = 0; k < count; k++)
+            homes += (unsigned)held[k].home;
+        ck_assert_msg(homes == 2, "object %u: %u home copies", i, homes);
+        if (i >= named)
+            ck_assert_msg(count == 2 && bits(holders(nodes, &ids[i])) == 2, "object %u: %zu copies", i,
+                          count);
+    }
+}
+
+static minidbx_verify_report verify_cluster(minidbx *db, unsigned flags, problem_log *log)
+{
+    minidbx_verify_report report;
+    memset(log, 0, sizeof *log);
+    log->quiet = 1;
+    ck_assert_ok(minidbx_verify(db, NULL, flags, &report, problem_log_cb, log));
+    return report;
+}
+
+START_TEST(repair_after_a_node_is_replaced_or_added)
+{
+    enum { OBJECTS = 80, NAMED = 30 };
+    minidbx_id ids[OBJECTS];
+    problem_log log;
+    minidbx_verify_report report;
+    minidbx_name_info info;
+
+    write_cluster(NODES, "");
+    minidbx *db = open_cluster();
+    fill(db, OBJECTS, ids, NAMED);
+    report = verify_cluster(db, 0, &log);
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_uint_eq(report.objects_checked, OBJECTS);
+    minidbx_close(db);
+
+    /* n1 is replaced by an empty node */
+    ck_assert_int_eq(rm_rf(node_dir[1]), 0);
+    db = open_cluster();
+    report = verify_cluster(db, 0, &log); /* a dry run: reports, changes nothing */
+    ck_assert_uint_gt(log.count[MINIDBX_PROBLEM_MISSING], OBJECTS / 3);
+    ck_assert_uint_gt(log.count[MINIDBX_PROBLEM_STALE], 0); /* names that lived on n1 */
+    ck_assert_uint_eq(report.repaired, 0);
+    ck_assert_uint_eq(verify_cluster(db, 0, &log).problems, report.problems);
+    report = verify_cluster(db, MINIDBX_VERIFY_REPAIR, &log);
+    ck_assert_uint_eq(report.repaired, report.problems);
+    ck_assert_uint_eq(verify_cluster(db, 0, &log).problems, 0);
+    expect_at_home(db, NODES, ids, OBJECTS, NAMED);
+    for (unsigned i = 0; i < NAMED; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "dir/name-%u", i);
+        ck_assert_ok(minidbx_name_get(db, name, &info));
+        ck_assert(minidbx_id_equal(&info.id, &ids[i]));
+    }
+    minidbx_close(db);
+
+    /* a fourth node: what it now wins moves to it, the old copies go */
+    write_cluster(NODES + 1, "");
+    db = open_cluster();
+    report = verify_cluster(db, MINIDBX_VERIFY_REPAIR, &log);
+    ck_assert_uint_gt(log.count[MINIDBX_PROBLEM_MISSING], 0);
+    ck_assert_uint_gt(log.repaired[MINIDBX_PROBLEM_MISPLACED], 0);
+    ck_assert_uint_eq(report.repaired, report.problems);
+    ck_assert_uint_eq(verify_cluster(db, 0, &log).problems, 0);
+    expect_at_home(db, NODES + 1, ids, OBJECTS, NAMED);
+    minidbx_close(db);
+}
+END_TEST
+
+START_TEST(repair_replaces_a_corrupt_copy)
+{
+    minidbx_id id;
+    minidbx_node_info held[NODES];
+    size_t count;
+    problem_log log;
+    test_rng rng;
+    rng_seed(&rng, 31);
+    unsigned char *data = rng_alloc(&rng, 200000);
+    char blob[PATH_MAX];
+
+    write_cluster(NODES, "");
+    minidbx *db = open_cluster();
+    ck_assert_ok(minidbx_put(db, data, 200000, &id));
+    ck_assert_ok(minidbx_nodes(db, &id, held, NODES, &count));
+    store_blob_path(held[1].location, &id, blob);
+    ck_assert_int_eq(file_flip_byte(blob, 5), 0);
+    store_expect_bytes(db, &id, data, 200000);
+    minidbx_verify_report report = verify_cluster(db, MINIDBX_VERIFY_REPAIR, &log);
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_CORRUPT], 1);
+    ck_assert_uint_eq(log.repaired[MINIDBX_PROBLEM_CORRUPT], 1);
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_CORRUPT, &id));
+    ck_assert_uint_eq(report.problems, 1);
+    /* the node's own copy is sound again */
+    minidbx *node = store_open(held[1].location, 0);
+    store_expect_bytes(node, &id, data, 200000);
+    minidbx_close(node);
+    ck_assert_uint_eq(verify_cluster(db, 0, &log).problems, 0);
+    /* one id */
+    ck_assert_ok(minidbx_verify(db, &id, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
+    ck_assert_rc(minidbx_verify(db, &(minidbx_id){ { 9 } }, 0, &report, NULL, NULL), MINIDBX_ENOTFOUND);
+    minidbx_close(db);
+    free(data);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("cluster");
+    TCase *tc = tcase_create("cluster");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, TEST_TIMEOUT_LONG_S);
+    tcase_add_test(tc, bad_files_name_the_field);
+    tcase_add_test(tc, defaults_and_info);
+    tcase_add_test(tc, put_get_exists_on_r_nodes);
+    tcase_add_test(tc, get_falls_back_on_a_corrupt_copy);
+    tcase_add_test(tc, adding_or_removing_a_node_moves_about_1_in_n);
+    tcase_add_test(tc, names_last_writer_wins);
+    tcase_add_test(tc, repair_after_a_node_is_replaced_or_added);
+    tcase_add_test(tc, repair_replaces_a_corrupt_copy);
+    suite_add_tcase(s, tc);
+    return run_suite(s);
+}
