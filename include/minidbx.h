@@ -566,8 +566,8 @@ MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx
  *  >= 0) instead of taken from the clock: a copy of a name made elsewhere
  *  keeps the time it was set, so that copies of one name on several stores
  *  can be compared and made to agree (a cluster: store's repair uses it;
- *  see "cluster:" at minidbx_open). The local store and http:// nodes
- *  support it; other backends give EUNSUPPORTED.
+ *  see "cluster:" at minidbx_open). The local store, http:// nodes,
+ *  s3:// and cluster: stores support it; other backends give EUNSUPPORTED.
  *  Errors: as minidbx_name_set, plus EINVAL (negative mtime), EUNSUPPORTED. */
 MINIDBX_EXTERN int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id,
                                        int64_t mtime_ns);

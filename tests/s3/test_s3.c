@@ -514,6 +514,13 @@ START_TEST(names_refs_delete_gc)
     ck_assert_ok(minidbx_stat(db, &c, &info));
     ck_assert_uint_eq(info.refs, 1);
     ck_assert_rc(minidbx_name_set(db, "w", &a), MINIDBX_ENOTFOUND); /* a is gone */
+    /* a name keeps the time it is given (minidbx_copy carries src's) */
+    minidbx_name_info named;
+    ck_assert_ok(minidbx_name_set_at(db, "at", &c, 1234567890123456789LL));
+    ck_assert_ok(minidbx_name_get(db, "at", &named));
+    ck_assert_int_eq(named.mtime_ns, 1234567890123456789LL);
+    ck_assert_uint_eq(named.size, 3000);
+    ck_assert_ok(minidbx_name_delete(db, "at"));
 
     /* gc keeps what was put in its own second, and named objects */
     next_second();
