@@ -277,21 +277,20 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  *                              "mtime_ns":...}
  *   P refs/<64 hex id>/<name>  empty: says <name> points at that id (read
  *                              by delete, stat's refs and gc)
- *   P tmp/<random>             a large writer's multipart upload, until
- *                              its commit
+ *   P tmp/<random>.<n>         a large writer's multipart upload (in
+ *                              segments of 5 GiB), until its commit
  * Objects: put and a writer of at most 5 MiB are one PUT to the object's
  * key. Over http:// its x-amz-content-sha256 is the id, so the engine
  * checks the bytes it got (and refuses others); over https://, where TLS
  * guards them, it is UNSIGNED-PAYLOAD (as boto3 does), which saves the
  * engine hashing every body (10-15% of a 1 MiB PUT on a local RGW).
- * (Multipart parts are UNSIGNED-PAYLOAD: their hashes are not known; the
- * object is verified on every read.) A larger writer is a multipart
- * upload to P tmp/ in 5 MiB parts,
- * 2 sent at once (memory: 3 parts, 15 MiB, at most), completed at commit,
- * copied on the engine to the object's key (no bytes come back) and
- * removed. (One copy moves at most 5 GiB: a larger object is uploaded in
- * segments of 5 GiB, tmp/<random>.0, .1, ..., each copied whole as a part
- * of a multipart upload to its key.) A failing or aborted writer aborts
+ * A larger writer is a multipart upload to P tmp/ in 5 MiB parts (their
+ * hashes are not known: UNSIGNED-PAYLOAD; every read verifies), 2 sent at
+ * once (memory: 3 parts, 15 MiB, at most), completed at commit, copied on
+ * the engine to the object's key (no bytes come back) and removed. (One
+ * copy moves at most 5 GiB: a larger object is uploaded in segments of
+ * 5 GiB, tmp/<random>.0, .1, ..., each copied whole as a part of a
+ * multipart upload to its key.) A failing or aborted writer aborts
  * its upload and removes its segments, so no parts stay behind. A process
  * killed mid-upload leaves no object, only an incomplete upload under
  * P tmp/ (the engine keeps its parts): verify reports it as TEMP once older
@@ -566,8 +565,8 @@ MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx
  *  >= 0) instead of taken from the clock: a copy of a name made elsewhere
  *  keeps the time it was set, so that copies of one name on several stores
  *  can be compared and made to agree (a cluster: store's repair uses it;
- *  see "cluster:" at minidbx_open). The local store and http:// nodes
- *  support it; other backends give EUNSUPPORTED.
+ *  see "cluster:" at minidbx_open). The local store, http:// nodes,
+ *  s3:// and cluster: stores support it; other backends give EUNSUPPORTED.
  *  Errors: as minidbx_name_set, plus EINVAL (negative mtime), EUNSUPPORTED. */
 MINIDBX_EXTERN int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id,
                                        int64_t mtime_ns);

@@ -567,6 +567,7 @@ static const minidbx_backend s3_table = {
     .verify = s3_be_verify,
     .gc = s3_be_gc,
     .info = s3_be_info,
+    .name_set_at = s3_be_name_set_at,
 };
 
 static const char *env(const char *name)

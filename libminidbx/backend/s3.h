@@ -105,6 +105,7 @@ int s3_missing_by_listing(struct s3_backend *sb, const minidbx_id *ids, size_t c
 int s3_refs_count(struct s3_backend *sb, const minidbx_id *id, uint64_t *out);
 int s3_be_del(minidbx_backend *be, const minidbx_id *id, unsigned flags);
 int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id);
+int s3_be_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns);
 int s3_be_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out);
 int s3_be_name_delete(minidbx_backend *be, const char *name);
 int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,

@@ -415,6 +415,11 @@ static int delete_ref(struct s3_backend *sb, const minidbx_id *id, const char *n
  * delete and gc cannot see. */
 int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
 {
+    return s3_be_name_set_at(be, name, id, dbx_now_ns());
+}
+
+int s3_be_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
+{
     struct s3_backend *sb = s3_of(be);
     char key[S3_KEY_MAX], body[160], hex[MINIDBX_ID_HEX_SIZE];
     minidbx_name_info old;
@@ -432,7 +437,7 @@ int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
     if (had < 0 && had != MINIDBX_ENOTFOUND && had != MINIDBX_ECORRUPT)
         return had;
     snprintf(body, sizeof body, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 "}", hex,
-             size, dbx_now_ns());
+             size, mtime_ns);
     name_key(name, key);
     if ((rc = put_ref(sb, id, name)) == 0 && (rc = put_small(sb, key, body, "application/json")) == 0 &&
         had == 0 && !minidbx_id_equal(&old.id, id))

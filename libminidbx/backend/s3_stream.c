@@ -54,7 +54,7 @@ struct s3_writer {
     minidbx_backend_writer base;
     struct s3_backend *sb;
     char *buf;             /* the part being filled */
-    size_t len;
+    size_t len, cap;       /* cap grows to part_size: a small object takes little */
     uint64_t total;
     /* Once more than a part came: an upload to tmp/<random>.0, and from
      * every copy_max bytes on (what one copy request may move) one to
@@ -274,6 +274,7 @@ static int send_part(struct s3_writer *w)
     /* swap: the full buffer goes out, the slot's old one is filled next */
     char *full = w->buf;
     w->buf = p->data;
+    w->cap = w->sb->part_size;
     p->data = full;
     p->size = w->len;
     p->number = (unsigned)number;
@@ -399,6 +400,22 @@ static void writer_stop(struct s3_writer *w)
     minidbx_error_set(0, "%s", saved);
 }
 
+/* Room for need bytes in w->buf: doubling from 64 KiB, at most part_size. */
+static int buf_grow(struct s3_writer *w, size_t need)
+{
+    size_t cap = w->cap ? w->cap : 65536;
+    while (cap < need)
+        cap *= 2;
+    if (cap > w->sb->part_size)
+        cap = w->sb->part_size;
+    char *grown = realloc(w->buf, cap);
+    if (!grown)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    w->buf = grown;
+    w->cap = cap;
+    return 0;
+}
+
 static int writer_write(minidbx_backend_writer *bw, const void *data, size_t size)
 {
     struct s3_writer *w = (struct s3_writer *)bw;
@@ -411,6 +428,8 @@ static int writer_write(minidbx_backend_writer *bw, const void *data, size_t siz
         if (w->len == w->sb->part_size)
             rc = send_part(w);
         size_t n = w->sb->part_size - w->len < size ? w->sb->part_size - w->len : size;
+        if (rc == 0 && w->len + n > w->cap)
+            rc = buf_grow(w, w->len + n);
         if (rc == 0) {
             memcpy(w->buf + w->len, p, n);
             w->len += n;
@@ -470,10 +489,9 @@ int s3_be_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 
     if (w) {
         w->sb = sb;
-        w->buf = malloc(sb->part_size);
         w->slots = calloc(sb->part_threads, sizeof *w->slots);
     }
-    if (!w || !w->buf || !w->slots) {
+    if (!w || !w->slots) {
         if (w)
             writer_free(w);
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");

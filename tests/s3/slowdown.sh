@@ -22,14 +22,20 @@ s3curl() {
 ms() { echo $(($(date +%s%N) / 1000000)); }
 
 # hold_slot KIB: a PUT of KIB KiB at 100 KiB/s in the background (pid in
-# $slow); returns once a request of ours gets 503 SlowDown (at most 10 s).
+# $slow); returns once a request of ours gets 503 SlowDown. If a request of
+# ours took the slot first, the upload got the 503 and ended: start it again
+# (at most 10 times).
 hold_slot() {
     head -c $(($1 * 1024)) /dev/zero >"$t/slow"
-    s3curl -o /dev/null -X PUT --limit-rate 100K -T "$t/slow" "$EP/slow-upload" &
-    slow=$!
-    for ((i = 0; i < 200; i++)); do
-        [ "$(s3curl -o /dev/null -w '%{http_code}' "$EP?list-type=2&max-keys=1")" = 503 ] && return 0
-        sleep 0.05
+    for ((try = 0; try < 10; try++)); do
+        s3curl -o /dev/null -X PUT --limit-rate 100K -T "$t/slow" "$EP/slow-upload" &
+        slow=$!
+        for ((i = 0; i < 100; i++)); do
+            [ "$(s3curl -o /dev/null -w '%{http_code}' "$EP?list-type=2&max-keys=1")" = 503 ] && return 0
+            kill -0 "$slow" 2>/dev/null || break
+            sleep 0.05
+        done
+        wait "$slow"
     done
     return 1
 }

@@ -254,10 +254,23 @@ START_TEST(roundtrip_copied_in_parts)
 }
 END_TEST
 
+static int roundtrip_100mib_child(void *arg)
+{
+    (void)arg;
+    roundtrip(100ull * MIB);
+    return 0;
+}
+
+/* In bounded memory both ways: the writer holds 3 parts of 5 MiB, the
+ * reader a socket's buffers; the child's peak RSS stays under 40 MiB. */
 START_TEST(roundtrip_100mib)
 {
+    long rss_kib = 0;
     fresh_location();
-    roundtrip(100ull * MIB);
+    ck_assert_int_eq(run_in_child(roundtrip_100mib_child, NULL, &rss_kib), 0);
+    printf("100 MiB round trip: peak RSS %ld KiB\n", rss_kib);
+    if (!TEST_UNDER_ASAN)
+        ck_assert_int_le(rss_kib, 40 * 1024);
 }
 END_TEST
 
@@ -501,6 +514,13 @@ START_TEST(names_refs_delete_gc)
     ck_assert_ok(minidbx_stat(db, &c, &info));
     ck_assert_uint_eq(info.refs, 1);
     ck_assert_rc(minidbx_name_set(db, "w", &a), MINIDBX_ENOTFOUND); /* a is gone */
+    /* a name keeps the time it is given (minidbx_copy carries src's) */
+    minidbx_name_info named;
+    ck_assert_ok(minidbx_name_set_at(db, "at", &c, 1234567890123456789LL));
+    ck_assert_ok(minidbx_name_get(db, "at", &named));
+    ck_assert_int_eq(named.mtime_ns, 1234567890123456789LL);
+    ck_assert_uint_eq(named.size, 3000);
+    ck_assert_ok(minidbx_name_delete(db, "at"));
 
     /* gc keeps what was put in its own second, and named objects */
     next_second();
