@@ -705,9 +705,10 @@ typedef struct {
     unsigned version;   /* MINIDBX_COPY_OPTIONS_VERSION */
     unsigned flags;     /* MINIDBX_COPY_* */
     /** Copies at once, each in a thread of its own: 0 means 4; at most 64.
-     *  Objects over 8 MiB are copied at most 2 at once (a writer to a
-     *  remote store may hold several MiB of each, and each is a long
-     *  stream already); the other threads go on with smaller ones. */
+     *  Objects over 8 MiB are copied one at a time (a writer to a remote
+     *  store may hold several MiB of each, and each is a long stream, or
+     *  several parts at once, already); the other threads go on with
+     *  smaller ones. */
     unsigned threads;
     /** What to copy. With no ids and no names (the default): every object
      *  and every name of src. Otherwise only these objects, and these
