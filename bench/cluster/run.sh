@@ -1,0 +1,123 @@
+#!/bin/bash
+# bench/cluster/run.sh - a cluster: store against a single node, in one run
+# on 127.0.0.1 (see bench/cluster/README.md):
+#   1. put latency, 4 KiB and 1 MiB: cluster of 3 http nodes (R = 2, W = 2,
+#      the library is the client: no gateway) vs one node (goal <= 1.3x);
+#   2. get throughput, 4 KiB and 1 MiB, 2 client threads (goal >= 0.9x);
+#   3. gets with one of the 3 nodes SIGKILLed: after the first second,
+#      vs healthy (goal >= 0.8x);
+#   4. a gateway (mdbx -s cluster:FILE serve) vs a single `mdbx serve`:
+#      4 KiB GET, wrk -t2 -c64 (goal >= 0.8x);
+#   5. repair after an empty restart of a node: objects/s, MB/s.
+#
+#   bench/cluster/run.sh [BUILD_DIR]      (default: ./build)
+# Environment: SECONDS_PER (default 5), KEEP=1 keeps the temp directory.
+set -u
+BUILD=${1:-build}
+MDBX=${MDBX:-$BUILD/cli/mdbx}
+BENCH=$BUILD/bench/cluster/cluster_bench
+DUR=${SECONDS_PER:-5}
+command -v wrk >/dev/null || { echo "bench/cluster: wrk is missing (apt-get install wrk)" >&2; exit 2; }
+[ -x "$MDBX" ] && [ -x "$BENCH" ] || { echo "bench/cluster: build first ($MDBX, $BENCH)" >&2; exit 2; }
+
+T=$(mktemp -d /var/tmp/mdbx-bench-cluster.XXXXXX)
+PIDS=()
+cleanup()
+{
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    [ "${KEEP:-0}" = 1 ] && echo "kept $T" || rm -rf "$T"
+}
+trap cleanup EXIT
+
+# serve STORE NAME [PORT]: start `mdbx serve`; its URL in $NAME.url, pid in $NAME.pid
+serve()
+{
+    local store=$1 name=$2 port=${3:-0}
+    "$MDBX" -s "$store" serve --listen "127.0.0.1:$port" >"$T/$name.out" 2>"$T/$name.err" &
+    echo $! >"$T/$name.pid"
+    PIDS+=($!)
+    for _ in $(seq 100); do
+        grep -q '^listening on ' "$T/$name.out" 2>/dev/null && break
+        sleep 0.05
+    done
+    sed -n 's/^listening on //p' "$T/$name.out" >"$T/$name.url"
+}
+url() { cat "$T/$1.url"; }
+pid() { cat "$T/$1.pid"; }
+
+# cluster PREFIX: three nodes PREFIX0..2 and PREFIX.json (R = 2, W = 2)
+cluster()
+{
+    local p=$1
+    for i in 0 1 2; do serve "$T/$p$i" "$p$i"; done
+    printf '{"replicas": 2, "write_quorum": 2, "timeout_ms": 2000, "nodes": ["%s", "%s", "%s"]}\n' \
+        "$(url ${p}0)" "$(url ${p}1)" "$(url ${p}2)" >"$T/$p.json"
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+field() { sed -n "s/.*$1 \([0-9.]*\).*/\1/p" | head -1; }
+
+echo "# bench/cluster: $(nproc) cores, $(date -u +%FT%TZ), mdbx $("$MDBX" version | head -1)"
+echo "# /var/tmp is $(df -T /var/tmp | awk 'NR==2 {print $2}'); nodes fsync every put (durability full)"
+
+serve "$T/single" single
+cluster c
+
+echo
+echo "## 1. put latency (one client thread, median of N puts)"
+printf '%-8s %14s %14s %8s\n' size single_us cluster_us ratio
+for spec in "4096 400" "1048576 40"; do
+    set -- $spec
+    s=$("$BENCH" put "$(url single)" "$1" "$2" | field median_us)
+    c=$("$BENCH" put "cluster:$T/c.json" "$1" "$2" | field median_us)
+    printf '%-8s %14s %14s %8s\n' "$1" "$s" "$c" "$(ratio "$c" "$s")"
+done
+
+echo
+echo "## 2. get throughput (2 client threads, ${DUR} s)"
+printf '%-8s %14s %14s %8s\n' size single_get/s cluster_get/s ratio
+for spec in "4096 2000" "1048576 100"; do
+    set -- $spec
+    s=$("$BENCH" get "$(url single)" "$1" "$2" 2 "$DUR" | sed -n 's/^get .*: \([0-9]*\) gets\/s$/\1/p')
+    c=$("$BENCH" get "cluster:$T/c.json" "$1" "$2" 2 "$DUR" | sed -n 's/^get .*: \([0-9]*\) gets\/s$/\1/p')
+    printf '%-8s %14s %14s %8s\n' "$1" "$s" "$c" "$(ratio "$c" "$s")"
+done
+
+echo
+echo "## 3. 4 KiB gets with a node SIGKILLed after ${DUR} s (2 client threads)"
+"$BENCH" get "cluster:$T/c.json" 4096 2000 2 "$DUR" "$(pid c1)" | grep -v second
+
+echo
+echo "## 4. gateway vs single node: 4 KiB GET, wrk -t2 -c64 -d${DUR}s"
+cluster g
+serve "cluster:$T/g.json" gw
+head -c 4096 /dev/urandom >"$T/obj4k"
+ID=$("$MDBX" -q -s "$(url single)" put "$T/obj4k")
+"$MDBX" -q -s "$(url gw)" put "$T/obj4k" >/dev/null
+for target in single gw; do
+    wrk -t2 -c64 -d1s "$(url $target)/v1/objects/$ID" >/dev/null # warm up
+    r=$(wrk -t2 -c64 -d"${DUR}s" --latency "$(url $target)/v1/objects/$ID" | tee "$T/wrk.$target")
+    eval "rps_$target=$(awk '/Requests\/sec/ {print $2}' "$T/wrk.$target")"
+    echo "$target: $(awk '/Requests\/sec/ {print $2}' "$T/wrk.$target") req/s, p99 $(awk '/ 99%/ {print $2}' "$T/wrk.$target")"
+done
+echo "gateway / single: $(ratio "$rps_gw" "$rps_single")"
+
+echo
+echo "## 5. repair after an empty restart (3 nodes, R = 2)"
+cluster r
+"$BENCH" put "cluster:$T/r.json" 4096 3000 >/dev/null
+"$BENCH" put "cluster:$T/r.json" 1048576 100 >/dev/null
+port=$(url r1); port=${port##*:}
+kill -9 "$(pid r1)"; sleep 0.2; rm -rf "$T/r1"
+serve "$T/r1" r1 "$port"
+start=$(date +%s.%N)
+"$MDBX" -s "cluster:$T/r.json" --json repair | tail -1 >"$T/repair.json"
+end=$(date +%s.%N)
+cat "$T/repair.json"
+bytes=$("$MDBX" -s "$(url r1)" --json info | sed 's/.*"bytes":\([0-9]*\).*/\1/')
+objects=$("$MDBX" -s "$(url r1)" --json info | sed 's/.*"objects":\([0-9]*\).*/\1/')
+awk -v s="$start" -v e="$end" -v b="$bytes" -v o="$objects" -v all=3100 'BEGIN {
+    t = e - s
+    printf "repair: %.1f s; %d objects checked (%.0f/s); %d copies (%.1f MB) made on the empty node: %.0f copies/s, %.1f MB/s\n",
+        t, all, all / t, o, b / 1e6, o / t, b / 1e6 / t }'
