@@ -172,6 +172,7 @@ static int bench_get(const char *location, size_t size, unsigned objects, unsign
 
 int main(int argc, char **argv)
 {
+    rng_state ^= (uint64_t)getpid() << 32 ^ (uint64_t)(now_s() * 1e9); /* new bytes every run */
     if (argc == 5 && strcmp(argv[1], "put") == 0)
         return bench_put(argv[2], strtoull(argv[3], NULL, 10), (unsigned)strtoul(argv[4], NULL, 10));
     if ((argc == 7 || argc == 8) && strcmp(argv[1], "get") == 0) {

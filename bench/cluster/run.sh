@@ -46,13 +46,14 @@ serve()
 url() { cat "$T/$1.url"; }
 pid() { cat "$T/$1.pid"; }
 
-# cluster PREFIX: three nodes PREFIX0..2 and PREFIX.json (R = 2, W = 2)
+# cluster PREFIX [CACHE]: three nodes PREFIX0..2 and PREFIX.json (R = 2,
+# W = 2; cache_objects CACHE, default 0: every get goes to a node)
 cluster()
 {
-    local p=$1
+    local p=$1 cache=${2:-0}
     for i in 0 1 2; do serve "$T/$p$i" "$p$i"; done
-    printf '{"replicas": 2, "write_quorum": 2, "timeout_ms": 2000, "nodes": ["%s", "%s", "%s"]}\n' \
-        "$(url ${p}0)" "$(url ${p}1)" "$(url ${p}2)" >"$T/$p.json"
+    printf '{"replicas": 2, "write_quorum": 2, "timeout_ms": 2000, "cache_objects": %s, "nodes": ["%s", "%s", "%s"]}\n' \
+        "$cache" "$(url ${p}0)" "$(url ${p}1)" "$(url ${p}2)" >"$T/$p.json"
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
@@ -65,45 +66,66 @@ serve "$T/single" single
 cluster c
 
 echo
-echo "## 1. put latency (one client thread, median of N puts)"
+ROUNDS=${ROUNDS:-3}
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+echo "## 1. put latency (one client thread; median of $ROUNDS rounds, single and cluster alternating, each the median of N puts)"
 printf '%-8s %14s %14s %8s\n' size single_us cluster_us ratio
-for spec in "4096 400" "1048576 40"; do
+for spec in "4096 300" "1048576 30"; do
     set -- $spec
-    s=$("$BENCH" put "$(url single)" "$1" "$2" | field median_us)
-    c=$("$BENCH" put "cluster:$T/c.json" "$1" "$2" | field median_us)
-    printf '%-8s %14s %14s %8s\n' "$1" "$s" "$c" "$(ratio "$c" "$s")"
+    : >"$T/s" ; : >"$T/c"
+    for _ in $(seq "$ROUNDS"); do
+        "$BENCH" put "$(url single)" "$1" "$2" | field median_us >>"$T/s"
+        "$BENCH" put "cluster:$T/c.json" "$1" "$2" | field median_us >>"$T/c"
+    done
+    s=$(median <"$T/s"); c=$(median <"$T/c")
+    printf '%-8s %14s %14s %8s   (rounds: single %s; cluster %s)\n' "$1" "$s" "$c" "$(ratio "$c" "$s")" \
+        "$(tr '\n' ' ' <"$T/s")" "$(tr '\n' ' ' <"$T/c")"
 done
 
 echo
-echo "## 2. get throughput (2 client threads, ${DUR} s)"
+echo "## 2. get throughput (2 client threads, ${DUR} s; median of $ROUNDS rounds, alternating)"
 printf '%-8s %14s %14s %8s\n' size single_get/s cluster_get/s ratio
 for spec in "4096 2000" "1048576 100"; do
     set -- $spec
-    s=$("$BENCH" get "$(url single)" "$1" "$2" 2 "$DUR" | sed -n 's/^get .*: \([0-9]*\) gets\/s$/\1/p')
-    c=$("$BENCH" get "cluster:$T/c.json" "$1" "$2" 2 "$DUR" | sed -n 's/^get .*: \([0-9]*\) gets\/s$/\1/p')
-    printf '%-8s %14s %14s %8s\n' "$1" "$s" "$c" "$(ratio "$c" "$s")"
+    : >"$T/s" ; : >"$T/c"
+    for _ in $(seq "$ROUNDS"); do
+        "$BENCH" get "$(url single)" "$1" "$2" 2 "$DUR" | sed -n 's/^get .*: \([0-9]*\) gets\/s$/\1/p' >>"$T/s"
+        "$BENCH" get "cluster:$T/c.json" "$1" "$2" 2 "$DUR" | sed -n 's/^get .*: \([0-9]*\) gets\/s$/\1/p' >>"$T/c"
+    done
+    s=$(median <"$T/s"); c=$(median <"$T/c")
+    printf '%-8s %14s %14s %8s   (rounds: single %s; cluster %s)\n' "$1" "$s" "$c" "$(ratio "$c" "$s")" \
+        "$(tr '\n' ' ' <"$T/s")" "$(tr '\n' ' ' <"$T/c")"
 done
 
 echo
 echo "## 3. 4 KiB gets with a node SIGKILLed after ${DUR} s (2 client threads)"
-"$BENCH" get "cluster:$T/c.json" 4096 2000 2 "$DUR" "$(pid c1)" | grep -v second
+"$BENCH" get "cluster:$T/c.json" 4096 2000 2 "$DUR" "$(pid c1)" | grep -v ' second [0-9]'
+
 
 echo
-echo "## 4. gateway vs single node: 4 KiB GET, wrk -t2 -c64 -d${DUR}s"
-cluster g
-serve "cluster:$T/g.json" gw
+echo "## 4. gateway vs single node: 4 KiB GET, wrk -t2 -c64 -d${DUR}s (gateway --threads 16)"
 head -c 4096 /dev/urandom >"$T/obj4k"
 ID=$("$MDBX" -q -s "$(url single)" put "$T/obj4k")
-"$MDBX" -q -s "$(url gw)" put "$T/obj4k" >/dev/null
-for target in single gw; do
-    wrk -t2 -c64 -d1s "$(url $target)/v1/objects/$ID" >/dev/null # warm up
-    r=$(wrk -t2 -c64 -d"${DUR}s" --latency "$(url $target)/v1/objects/$ID" | tee "$T/wrk.$target")
-    eval "rps_$target=$(awk '/Requests\/sec/ {print $2}' "$T/wrk.$target")"
-    echo "$target: $(awk '/Requests\/sec/ {print $2}' "$T/wrk.$target") req/s, p99 $(awk '/ 99%/ {print $2}' "$T/wrk.$target")"
+wrk_rps() # NAME URL: requests/s of a wrk run, after a 1 s warm-up
+{
+    wrk -t2 -c64 -d1s "$2/v1/objects/$ID" >/dev/null
+    wrk -t2 -c64 -d"${DUR}s" --latency "$2/v1/objects/$ID" >"$T/wrk.$1"
+    echo "$1: $(awk '/Requests\/sec/ {print $2}' "$T/wrk.$1") req/s, p99 $(awk '/ 99%/ {print $2}' "$T/wrk.$1")" >&2
+    awk '/Requests\/sec/ {print $2}' "$T/wrk.$1"
+}
+rps_single=$(wrk_rps single "$(url single)")
+for cache in 1024 0; do
+    cluster "g$cache" "$cache"
+    "$MDBX" -s "cluster:$T/g$cache.json" serve --listen 127.0.0.1:0 --threads 16 >"$T/gw$cache.out" 2>"$T/gw$cache.err" &
+    PIDS+=($!)
+    for _ in $(seq 100); do grep -q '^listening on ' "$T/gw$cache.out" 2>/dev/null && break; sleep 0.05; done
+    gw=$(sed -n 's/^listening on //p' "$T/gw$cache.out")
+    "$MDBX" -q -s "$gw" put "$T/obj4k" >/dev/null
+    rps=$(wrk_rps "gateway(cache_objects=$cache)" "$gw")
+    echo "gateway (cache_objects $cache) / single: $(ratio "$rps" "$rps_single")"
 done
-echo "gateway / single: $(ratio "$rps_gw" "$rps_single")"
 
-echo
 echo "## 5. repair after an empty restart (3 nodes, R = 2)"
 cluster r
 "$BENCH" put "cluster:$T/r.json" 4096 3000 >/dev/null
