@@ -228,7 +228,7 @@ typedef struct {
  *                        stat and list merge the nodes' answers.
  *                      A node that fails (EIO: unreachable, or past its
  *                        deadline) is marked down and skipped; a thread
- *                        probes it again after 250 ms, doubling to 30 s,
+ *                        probes it again after 250 ms, doubling to 10 s,
  *                        so a dead or hung node costs its deadline once.
  *                        Open fails only when no node can be reached.
  *                      Names live on the R best nodes for the name's own

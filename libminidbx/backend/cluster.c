@@ -25,7 +25,7 @@
 #define CACHE_OBJECTS_MAX (1 << 20)
 #define TIMEOUT_MS_MAX 3600000
 #define BACKOFF_FIRST_MS 250
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS 10000
 #define CLUSTER_FILE_MAX (1u << 20)
 
 /* --- placement ------------------------------------------------------------ */

@@ -21,7 +21,7 @@
  * How a node fails: a call that returns MINIDBX_EIO (the node cannot be
  * reached, or did not answer within its deadline) marks the node down;
  * calls skip a node that is down, and the prober thread tries it again
- * after a pause that doubles from 250 ms to 30 s, so a dead or hung node
+ * after a pause that doubles from 250 ms to 10 s, so a dead or hung node
  * costs its deadline once, not on every call.
  */
 #ifndef MINIDBX_CLUSTER_H
