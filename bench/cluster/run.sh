@@ -69,18 +69,23 @@ echo
 ROUNDS=${ROUNDS:-3}
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+serve "$T/single2" single2
 echo "## 1. put latency (one client thread; median of $ROUNDS rounds, single and cluster alternating, each the median of N puts)"
-printf '%-8s %14s %14s %8s\n' size single_us cluster_us ratio
+echo "# 2singles: two clients putting at once, each to its own single node (what two copies cost on one machine)"
+printf '%-8s %14s %14s %8s %14s\n' size single_us cluster_us ratio 2singles_us
 for spec in "4096 300" "1048576 30"; do
     set -- $spec
-    : >"$T/s" ; : >"$T/c"
+    : >"$T/s" ; : >"$T/c" ; : >"$T/d"
     for _ in $(seq "$ROUNDS"); do
         "$BENCH" put "$(url single)" "$1" "$2" | field median_us >>"$T/s"
         "$BENCH" put "cluster:$T/c.json" "$1" "$2" | field median_us >>"$T/c"
+        "$BENCH" put "$(url single2)" "$1" "$2" | field median_us >>"$T/d" &
+        "$BENCH" put "$(url single)" "$1" "$2" | field median_us >>"$T/d"
+        wait $!
     done
-    s=$(median <"$T/s"); c=$(median <"$T/c")
-    printf '%-8s %14s %14s %8s   (rounds: single %s; cluster %s)\n' "$1" "$s" "$c" "$(ratio "$c" "$s")" \
-        "$(tr '\n' ' ' <"$T/s")" "$(tr '\n' ' ' <"$T/c")"
+    s=$(median <"$T/s"); c=$(median <"$T/c"); d=$(median <"$T/d")
+    printf '%-8s %14s %14s %8s %14s   (rounds: single %s; cluster %s)\n' "$1" "$s" "$c" "$(ratio "$c" "$s")" \
+        "$d" "$(tr '\n' ' ' <"$T/s")" "$(tr '\n' ' ' <"$T/c")"
 done
 
 echo
