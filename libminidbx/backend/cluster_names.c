@@ -51,25 +51,41 @@ int cluster_name_copy(struct cluster *c, struct cluster_node *node, const char *
     return rc;
 }
 
-/* The pins: a copy of the name on each home of its object that is not one
- * of the name's (its first `set` up nodes in name_order), so that a node's
- * gc keeps the object there and its homes count all its names. Best
- * effort: the name's homes hold the object anyway; repair adds what fails. */
-static void pin_at_object_homes(struct cluster *c, const char *name, const minidbx_id *id, int64_t mtime_ns,
-                                const unsigned name_order[CLUSTER_NODES_MAX], unsigned set)
+/* The pins: a copy of the name on each home of its object where it is not
+ * yet (placed: the nodes it was set on), so that a node's gc keeps the
+ * object there and its homes count all its names. Best effort: the name's
+ * homes hold the object anyway; repair adds what fails. */
+static uint64_t pin_at_object_homes(struct cluster *c, const char *name, const minidbx_id *id,
+                                    int64_t mtime_ns, uint64_t placed)
 {
     unsigned home[CLUSTER_NODES_MAX];
     unsigned count = cluster_homes(c, cluster_id_key(id), home);
-    uint64_t done = 0;
 
-    for (size_t k = 0, up = 0; k < c->count && up < set; k++)
-        if (cluster_node_db(&c->nodes[name_order[k]])) {
-            done |= 1ull << name_order[k];
-            up++;
-        }
     for (unsigned k = 0; k < count; k++)
-        if (!(done & (1ull << home[k])))
-            cluster_name_copy(c, &c->nodes[home[k]], name, id, mtime_ns);
+        if (!(placed & (1ull << home[k])) && cluster_name_copy(c, &c->nodes[home[k]], name, id, mtime_ns) == 0)
+            placed |= 1ull << home[k];
+    return placed;
+}
+
+/* The name pointed at old before: its pins on old's homes that this set
+ * did not reach still say old (and keep old's copies from gc, and count
+ * in its refs): remove those, and only those (a copy that changed since
+ * is another writer's). */
+static void unpin_old(struct cluster *c, const char *name, const minidbx_name_info *old, uint64_t placed)
+{
+    unsigned home[CLUSTER_NODES_MAX];
+    unsigned count = cluster_homes(c, cluster_id_key(&old->id), home);
+
+    for (unsigned k = 0; k < count; k++) {
+        struct cluster_node *node = &c->nodes[home[k]];
+        minidbx *db = cluster_node_db(node);
+        minidbx_name_info copy;
+        if (!db || (placed & (1ull << home[k])) || minidbx_name_get(db, name, &copy) != 0 ||
+            copy.mtime_ns != old->mtime_ns || !minidbx_id_equal(&copy.id, &old->id))
+            continue;
+        int64_t start = cluster_call_start();
+        cluster_call_end(c, node, start, minidbx_name_delete(db, name));
+    }
 }
 
 int cluster_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
@@ -77,6 +93,9 @@ int cluster_name_set_at(minidbx_backend *be, const char *name, const minidbx_id 
     struct cluster *c = cluster_of(be);
     unsigned order[CLUSTER_NODES_MAX];
     unsigned stored = 0;
+    uint64_t placed = 0;
+    minidbx_name_info old;
+    bool replaces = cluster_name_get(be, name, &old) == 0 && !minidbx_id_equal(&old.id, id);
     int error = 0;
     char message[256] = "no node is up";
 
@@ -90,13 +109,17 @@ int cluster_name_set_at(minidbx_backend *be, const char *name, const minidbx_id 
             return rc; /* the object is nowhere: nothing to point at */
         if (rc == 0) {
             stored++;
+            placed |= 1ull << order[k];
             continue;
         }
         error = cluster_pick_error(error, rc);
         snprintf(message, sizeof message, "%s", minidbx_errmsg(NULL));
     }
     if (stored >= c->write_quorum) {
-        pin_at_object_homes(c, name, id, mtime_ns, order, stored);
+        placed = pin_at_object_homes(c, name, id, mtime_ns, placed);
+        if (replaces)
+            unpin_old(c, name, &old, placed);
+        dbx_error_clear();
         return 0;
     }
     return minidbx_error_set(error ? error : MINIDBX_EIO, "name set %s: %u of %u copies set, %u needed: %s",

@@ -374,6 +374,33 @@ START_TEST(names_last_writer_wins)
 }
 END_TEST
 
+/* A name moved to another object leaves no pin on the old one's homes:
+ * the old object's refs go to 0 (with R = 1, most of 20 names have the
+ * old object's home outside the new copies' nodes). */
+START_TEST(replacing_a_name_unpins_the_old_object)
+{
+    write_cluster(NODES, "\"replicas\": 1");
+    minidbx *db = open_cluster();
+    minidbx_id a, b;
+    minidbx_object_info info;
+
+    ck_assert_ok(minidbx_put(db, "old bytes", 9, &a));
+    ck_assert_ok(minidbx_put(db, "new bytes", 9, &b));
+    for (unsigned i = 0; i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "n%u", i);
+        ck_assert_ok(minidbx_name_set(db, name, &a));
+        ck_assert_ok(minidbx_name_set(db, name, &b));
+    }
+    ck_assert_ok(minidbx_stat(db, &a, &info));
+    ck_assert_uint_eq(info.refs, 0);
+    ck_assert_ok(minidbx_stat(db, &b, &info));
+    ck_assert_uint_eq(info.refs, 20);
+    ck_assert_ok(minidbx_delete(db, &a)); /* nothing points at it any more */
+    minidbx_close(db);
+}
+END_TEST
+
 /* --- repair ---------------------------------------------------------------------------- */
 
 static void fill(minidbx *db, unsigned objects, minidbx_id *ids, unsigned named)
@@ -519,6 +546,7 @@ int main(void)
     tcase_add_test(tc, get_falls_back_on_a_corrupt_copy);
     tcase_add_test(tc, adding_or_removing_a_node_moves_about_1_in_n);
     tcase_add_test(tc, names_last_writer_wins);
+    tcase_add_test(tc, replacing_a_name_unpins_the_old_object);
     tcase_add_test(tc, repair_after_a_node_is_replaced_or_added);
     tcase_add_test(tc, repair_replaces_a_corrupt_copy);
     suite_add_tcase(s, tc);
