@@ -130,11 +130,7 @@ echo "# --- interrupted"
 # point are let through at once.
 MINIDBX_TEST_PAUSE=put-renamed:"$T/pause" "$M" sync A INT >"$T/out" 2>"$T/err" &
 copier=$!
-for _ in $(seq 200); do
-    [ -e "$T/pause.put-renamed" ] && break
-    sleep 0.05
-done
-check "the copy is paused in a put" test -e "$T/pause.put-renamed"
+check "the copy is paused in a put" wait_for_file "$T/pause.put-renamed"
 kill -TERM "$copier"
 for _ in $(seq 200); do
     rm -f "$T/pause.put-renamed"
