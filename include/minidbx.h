@@ -190,7 +190,7 @@ typedef struct {
  *    cluster:FILE      N stores ("nodes") as one, described by the JSON
  *                      file FILE (builds with json-c; else EUNSUPPORTED):
  *        {"replicas": R, "write_quorum": W, "timeout_ms": T,
- *         "nodes": [LOCATION, ...]}
+ *         "cache_objects": C, "nodes": [LOCATION, ...]}
  *                      nodes: 1..64 distinct locations of any kind but
  *                        cluster: (a directory, http://, s3://...); a
  *                        relative directory is relative to FILE's own.
@@ -200,7 +200,12 @@ typedef struct {
  *                        or N if smaller); write_quorum: copies a put must
  *                        have stored to succeed, 1..R (default R);
  *                        timeout_ms: each node's deadline (the http://
- *                        connect and stall timeout; default 5000).
+ *                        connect and stall timeout; default 5000);
+ *                        cache_objects: slots of a cache of small objects
+ *                        (up to 64 KiB) already read and verified, each
+ *                        used for at most 1 s (default 1024; 0: none): a
+ *                        delete made through another handle may go unseen
+ *                        by get for that long.
  *                      Any other field, a missing or bad one gives EINVAL
  *                        naming it; no file gives ENOTFOUND.
  *                      Placement: rendezvous (highest random weight)
@@ -214,26 +219,32 @@ typedef struct {
  *                        (repair moves it home later). get and readers try
  *                        the nodes in that order and fall back on a node
  *                        that is down, does not answer within its deadline,
- *                        or hands out bytes that fail verification (a
- *                        reader does so for objects up to 1 MiB, which it
- *                        reads whole; a larger one streams from the first
- *                        node that has it). exists, missing, stat and list
- *                        merge the nodes' answers (stat's refs: the most
- *                        any one node counts).
+ *                        or hands out bytes that fail verification: a
+ *                        copy is checked whole before its first byte is
+ *                        handed on (up to 1 MiB read into memory; larger,
+ *                        a local node's blob is hashed first, a remote
+ *                        one spooled to a temp file in $TMPDIR), and the
+ *                        library does not hash it again. exists, missing,
+ *                        stat and list merge the nodes' answers.
  *                      A node that fails (EIO: unreachable, or past its
  *                        deadline) is marked down and skipped; a thread
- *                        probes it again after 250 ms, doubling to 30 s,
+ *                        probes it again after 250 ms, doubling to 10 s,
  *                        so a dead or hung node costs its deadline once.
  *                        Open fails only when no node can be reached.
  *                      Names live on the R best nodes for the name's own
- *                        hash, each of which also holds the object (it is
- *                        copied there). Writers that race resolve by last
+ *                        hash, and on its object's homes (where the name
+ *                        keeps a node's gc off the object, and makes stat's
+ *                        refs count every name); each of those nodes holds
+ *                        the object (it is copied there). Writers that race
+ *                        resolve by last
  *                        writer wins: of differing copies the one with the
  *                        later mtime, then the larger id, is the name; all
  *                        copies of one set share its mtime, reads return the
  *                        winner, repair makes every copy agree. A delete
  *                        removes every copy on the nodes that are up (no
  *                        tombstones: a node down during it may keep one).
+ *                      A node that comes back, or a node put in a dead
+ *                        one's place, is filled by repair.
  *                      Batches are as on http://; gc runs each node's gc;
  *                        verify with MINIDBX_VERIFY_REPAIR is the repair
  *                        (see minidbx_verify); minidbx_nodes tells each
@@ -277,21 +288,31 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  *                              "mtime_ns":...}
  *   P refs/<64 hex id>/<name>  empty: says <name> points at that id (read
  *                              by delete, stat's refs and gc)
- *   P tmp/<random>             a large writer's multipart upload, until
- *                              its commit
+ *   P tmp/<random>.<n>         a large writer's multipart upload (in
+ *                              segments of 5 GiB), until its commit
  * Objects: put and a writer of at most 5 MiB are one PUT to the object's
- * key (its x-amz-content-sha256 is the id, so the engine checks the
- * bytes). A larger writer is a multipart upload to P tmp/ in 5 MiB parts,
- * 4 sent at once (memory: 5 parts at most), completed at commit, copied
- * on the engine to the object's key and removed; objects over 5 GiB
- * cannot be copied so (ETOOBIG). A failing or aborted writer aborts its
- * upload, so no parts stay behind. A process killed mid-upload leaves no
- * object, only an incomplete upload under P tmp/ (the engine keeps its
- * parts): verify reports it as TEMP once older than an hour, and REPAIR
- * aborts it (as would any S3 tool, or a lifecycle rule on the bucket).
+ * key. Over http:// its x-amz-content-sha256 is the id, so the engine
+ * checks the bytes it got (and refuses others); over https://, where TLS
+ * guards them, it is UNSIGNED-PAYLOAD (as boto3 does), which saves the
+ * engine hashing every body (10-15% of a 1 MiB PUT on a local RGW).
+ * A larger writer is a multipart upload to P tmp/ in 5 MiB parts (their
+ * hashes are not known: UNSIGNED-PAYLOAD; every read verifies), 2 sent at
+ * once (memory: 3 parts, 15 MiB, at most), completed at commit, copied on
+ * the engine to the object's key (no bytes come back) and removed. (One
+ * copy moves at most 5 GiB: a larger object is uploaded in segments of
+ * 5 GiB, tmp/<random>.0, .1, ..., each copied whole as a part of a
+ * multipart upload to its key.) A failing or aborted writer aborts
+ * its upload and removes its segments, so no parts stay behind. A process
+ * killed mid-upload leaves no object, only an incomplete upload under
+ * P tmp/ (the engine keeps its parts): verify reports it as TEMP once older
+ * than an hour, and REPAIR aborts it (as would any S3 tool, or a lifecycle
+ * rule on the bucket).
  * Readers are a HEAD and one streamed GET. exists and stat are HEADs
- * (stat adds a listing of P refs/<id>/), missing HEADs 16 ids at a time,
- * list is ListObjectsV2 over P objects/ (continuation tokens; id order).
+ * (stat adds a listing of P refs/<id>/). missing asks about 1,000 ids or
+ * more with one listing of P objects/ from the lowest to the highest (1,000
+ * keys a request) while that reads at most 20 keys per id, else with a HEAD
+ * per id, 16 at a time. list is ListObjectsV2 over P objects/
+ * (continuation tokens; id order).
  * created_ns is the engine's Last-Modified: a put of bytes that are
  * already there writes them again and moves it. minidbx_writer_commit_ex
  * of at most 5 MiB asks the engine to create the key only if it is new
@@ -322,7 +343,9 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * streamed ones) are retried up to 5 times, with pauses of 0.1 to 0.8 s,
  * on a transport error before any reply or a 5xx (503 SlowDown).
  * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
- * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS and
+ * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS (2),
+ * MINIDBX_S3_COPY_MAX (bytes one copy request moves, 5 MiB..5 GiB),
+ * MINIDBX_S3_MISSING_LIST_MIN (ids from which missing lists, 1000) and
  * MINIDBX_S3_STALE_SECONDS (the TEMP age, 3600) change the above. */
 
 /** Close the handle and free everything it owns. NULL is a no-op. Writers
@@ -553,8 +576,8 @@ MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx
  *  >= 0) instead of taken from the clock: a copy of a name made elsewhere
  *  keeps the time it was set, so that copies of one name on several stores
  *  can be compared and made to agree (a cluster: store's repair uses it;
- *  see "cluster:" at minidbx_open). The local store and http:// nodes
- *  support it; other backends give EUNSUPPORTED.
+ *  see "cluster:" at minidbx_open). The local store, http:// nodes,
+ *  s3:// and cluster: stores support it; other backends give EUNSUPPORTED.
  *  Errors: as minidbx_name_set, plus EINVAL (negative mtime), EUNSUPPORTED. */
 MINIDBX_EXTERN int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id,
                                        int64_t mtime_ns);
@@ -619,7 +642,16 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
  *  ran (problems are in the report), or an error: ENOTFOUND (one id),
  *  EREADONLY (repair on a read-only store), EIO. On a remote store the
  *  node runs it and cb is called once it has answered, for at most the
- *  first 10,000 problems (the report counts them all). */
+ *  first 10,000 problems (the report counts them all).
+ *  On a cluster: store verify walks every name and object once and reads
+ *  back each copy on its homes (the R best nodes that are up): a home
+ *  without a copy is MISSING, a bad copy CORRUPT, a home without the newest
+ *  copy of a name STALE, a copy outside the homes MISPLACED. REPAIR copies
+ *  (from a node with a good copy, verified on the way), puts the right
+ *  bytes again, sets the newest name with its mtime, and removes a
+ *  misplaced copy only once every home copy is sound and never one that a
+ *  name on that node points at; cb may be called from several threads, one
+ *  call at a time. objects_checked counts objects, not copies. */
 MINIDBX_EXTERN int minidbx_verify(minidbx *db, const minidbx_id *id, unsigned flags,
                                   minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
 

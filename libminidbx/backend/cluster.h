@@ -4,19 +4,24 @@
  * A cluster: store is N stores ("nodes", any location minidbx_open takes),
  * each opened with its own handle. Objects are placed by rendezvous
  * (highest random weight) hashing of their id, names by hashing the name;
- * each lives on the R best-scoring nodes that are up ("homes"). The files:
+ * each lives on the R best-scoring nodes that are up ("homes"). A name also
+ * has a copy on each home of its object (a pin: a node's gc keeps what a
+ * name on that node points at, and the object's homes count all its names),
+ * and every node with a name holds its object. The files:
  *   cluster.c         the cluster file, opening, node state (up/down, the
  *                     prober thread that brings a node back), placement,
  *                     info and nodes, the table;
  *   cluster_objects.c put (R copies in parallel), get and readers (in HRW
  *                     order, falling back), exists/missing/stat/list merged;
  *   cluster_names.c   names (last writer wins), batches;
- *   cluster_repair.c  verify and repair (back to R verified copies), gc.
+ *   cluster_repair.c  verify and repair (back to R verified copies), gc;
+ *   cluster_cache.c   a small cache of verified small objects (a gateway's
+ *                     hot objects), used for at most 1 s.
  *
  * How a node fails: a call that returns MINIDBX_EIO (the node cannot be
  * reached, or did not answer within its deadline) marks the node down;
  * calls skip a node that is down, and the prober thread tries it again
- * after a pause that doubles from 250 ms to 30 s, so a dead or hung node
+ * after a pause that doubles from 250 ms to 10 s, so a dead or hung node
  * costs its deadline once, not on every call.
  */
 #ifndef MINIDBX_CLUSTER_H
@@ -56,6 +61,9 @@ struct cluster {
     pthread_mutex_t prober_lock;
     pthread_cond_t prober_wake;
     bool stopping;
+    /* small verified objects (cluster_cache.c) */
+    struct cluster_cache_slot *cache;
+    size_t cache_slots;
 };
 
 static inline struct cluster *cluster_of(minidbx_backend *be)
@@ -69,6 +77,10 @@ uint64_t cluster_id_key(const minidbx_id *id);
 uint64_t cluster_name_key(const char *name);
 /* order[0..N) = node indexes by HRW score for key, best first. */
 void cluster_order(const struct cluster *c, uint64_t key, unsigned order[CLUSTER_NODES_MAX]);
+
+/* The R best nodes that are up for key (indexes into c->nodes, best
+ * first): the homes. Returns how many (fewer when fewer are up). */
+unsigned cluster_homes(struct cluster *c, uint64_t key, unsigned out[CLUSTER_NODES_MAX]);
 
 /* --- node state (cluster.c) ------------------------------------------------- */
 
@@ -125,8 +137,9 @@ int cluster_writer_open(minidbx_backend *be, minidbx_backend_writer **out);
 int cluster_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
                         uint64_t *out_size);
 /* Copy an object onto dst from whichever other node holds a good copy
- * (streamed, verified on the way). */
-int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst);
+ * (streamed, verified on the way); with name (may be NULL), committed with
+ * that name pointing at it (its mtime: now). */
+int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst, const char *name);
 
 /* --- names (cluster_names.c) --------------------------------------------------- */
 
@@ -147,6 +160,19 @@ int cluster_batch_begin(minidbx_backend *be);
 int cluster_batch_commit(minidbx_backend *be);
 int cluster_batch_abort(minidbx_backend *be);
 void cluster_batch_forget(struct cluster *c);
+
+/* --- the cache of small objects (cluster_cache.c) ------------------------------ */
+
+#define CLUSTER_CACHE_OBJECT_MAX (64u * 1024u)
+struct cluster_cache_slot;
+int cluster_cache_init(struct cluster *c, size_t slots);
+void cluster_cache_free(struct cluster *c);
+/* A malloc'd copy of a fresh entry for id: true. */
+bool cluster_cache_get(struct cluster *c, const minidbx_id *id, void **out_data, size_t *out_size);
+/* Remember verified bytes (nothing over CLUSTER_CACHE_OBJECT_MAX). */
+void cluster_cache_put(struct cluster *c, const minidbx_id *id, const void *data, size_t size);
+void cluster_cache_forget(struct cluster *c, const minidbx_id *id);
+void cluster_cache_clear(struct cluster *c);
 
 /* --- verify, repair, gc (cluster_repair.c) ------------------------------------------ */
 

@@ -3,7 +3,8 @@
  *
  * A name lives on the R best nodes that are up in the HRW order of the
  * name (not of its object), and each of them holds the object too (copied
- * there when missing: a name never dangles on a node). Writers that race
+ * there when missing: a name never dangles on a node). It is also set on
+ * its object's homes, as a pin (cluster.h). Writers that race
  * resolve by one rule, cluster_name_newer: the copy with the later mtime
  * wins, and of two with the same mtime the one with the larger id. Every
  * copy of one set carries the same mtime (minidbx_name_set_at), reads pick
@@ -22,24 +23,53 @@ bool cluster_name_newer(const minidbx_name_info *a, const minidbx_name_info *b)
     return memcmp(a->id.bytes, b->id.bytes, MINIDBX_ID_SIZE) > 0;
 }
 
-/* On one node: the object first (copied from another node when missing),
- * then the name. ENOTFOUND: no node has the object. */
+/* Attempts at setting a name on a node whose gc keeps taking the object. */
+#define NAME_COPY_ATTEMPTS 3
+
+/* On one node: the object (copied from another node when missing, and
+ * committed named so that the node's gc cannot take it in between), then
+ * the name with its mtime. A gc on the node between an exists and the set
+ * makes the set ENOTFOUND: then again. ENOTFOUND: no node has the object. */
 int cluster_name_copy(struct cluster *c, struct cluster_node *node, const char *name,
                       const minidbx_id *id, int64_t mtime_ns)
 {
     minidbx *db = cluster_node_db(node);
-    int64_t start = cluster_call_start();
-    int rc;
+    int rc = MINIDBX_ENOTFOUND;
 
     if (!db)
         return minidbx_error_set(MINIDBX_EIO, "%s: down", node->location);
-    rc = cluster_call_end(c, node, start, minidbx_exists(db, id));
-    if (rc == 0)
-        rc = cluster_copy_object(c, id, node);
-    if (rc < 0)
-        return rc;
-    start = cluster_call_start();
-    return cluster_call_end(c, node, start, minidbx_name_set_at(db, name, id, mtime_ns));
+    for (int attempt = 0; attempt < NAME_COPY_ATTEMPTS && rc == MINIDBX_ENOTFOUND; attempt++) {
+        int64_t start = cluster_call_start();
+        rc = cluster_call_end(c, node, start, minidbx_exists(db, id));
+        if (rc == 0 && (rc = cluster_copy_object(c, id, node, name)) < 0)
+            return rc; /* ENOTFOUND here: no other node has it */
+        if (rc < 0)
+            return rc;
+        start = cluster_call_start();
+        rc = cluster_call_end(c, node, start, minidbx_name_set_at(db, name, id, mtime_ns));
+    }
+    return rc;
+}
+
+/* The pins: a copy of the name on each home of its object that is not one
+ * of the name's (its first `set` up nodes in name_order), so that a node's
+ * gc keeps the object there and its homes count all its names. Best
+ * effort: the name's homes hold the object anyway; repair adds what fails. */
+static void pin_at_object_homes(struct cluster *c, const char *name, const minidbx_id *id, int64_t mtime_ns,
+                                const unsigned name_order[CLUSTER_NODES_MAX], unsigned set)
+{
+    unsigned home[CLUSTER_NODES_MAX];
+    unsigned count = cluster_homes(c, cluster_id_key(id), home);
+    uint64_t done = 0;
+
+    for (size_t k = 0, up = 0; k < c->count && up < set; k++)
+        if (cluster_node_db(&c->nodes[name_order[k]])) {
+            done |= 1ull << name_order[k];
+            up++;
+        }
+    for (unsigned k = 0; k < count; k++)
+        if (!(done & (1ull << home[k])))
+            cluster_name_copy(c, &c->nodes[home[k]], name, id, mtime_ns);
 }
 
 int cluster_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
@@ -65,8 +95,10 @@ int cluster_name_set_at(minidbx_backend *be, const char *name, const minidbx_id 
         error = cluster_pick_error(error, rc);
         snprintf(message, sizeof message, "%s", minidbx_errmsg(NULL));
     }
-    if (stored >= c->write_quorum)
+    if (stored >= c->write_quorum) {
+        pin_at_object_homes(c, name, id, mtime_ns, order, stored);
         return 0;
+    }
     return minidbx_error_set(error ? error : MINIDBX_EIO, "name set %s: %u of %u copies set, %u needed: %s",
                              name, stored, c->replicas, c->write_quorum, message);
 }

@@ -185,9 +185,14 @@ static int node_get(minidbx *db, const minidbx_id *id, void *ctx)
 
 int cluster_get(minidbx_backend *be, const minidbx_id *id, void **out_data, size_t *out_size)
 {
+    struct cluster *c = cluster_of(be);
     struct get_out out = { NULL, 0 };
-    int rc = read_in_order(cluster_of(be), id, node_get, &out);
+
+    if (cluster_cache_get(c, id, out_data, out_size))
+        return 0;
+    int rc = read_in_order(c, id, node_get, &out);
     if (rc == 0) {
+        cluster_cache_put(c, id, out.data, out.size);
         *out_data = out.data;
         *out_size = out.size;
     }
@@ -293,16 +298,22 @@ static int node_reader_open(minidbx *db, const minidbx_id *id, void *ctx)
     uint64_t size;
     int fd, rc;
 
+    minidbx_object_info info;
+
     reader_release(r); /* what a node before this one left */
+    /* the size first (on an http:// node, a HEAD): a small object is then
+     * one GET, without a reader's stream */
+    if ((rc = minidbx_stat(db, id, &info)) < 0)
+        return rc;
+    if (info.size <= READER_WHOLE_MAX) {
+        size_t got;
+        rc = minidbx_get(db, id, (void **)&r->data, &got);
+        r->size = got;
+        return rc;
+    }
     if ((rc = minidbx_reader_open(db, id, &nr, &size)) < 0)
         return rc;
     r->size = size;
-    if (size <= READER_WHOLE_MAX) {
-        size_t got;
-        minidbx_reader_close(nr);
-        rc = minidbx_get(db, id, (void **)&r->data, &got);
-        return rc == 0 && got != size ? minidbx_error_set(MINIDBX_ECORRUPT, "cluster: size changed") : rc;
-    }
     if (minidbx_reader_fd(nr, &fd, &r->fd_offset) == 0) {
         r->node_reader = nr;
         r->fd = fd;
@@ -352,6 +363,7 @@ int cluster_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backe
                         uint64_t *out_size)
 {
     struct cluster_reader *r = calloc(1, sizeof *r);
+    size_t got;
     int rc;
 
     if (!r)
@@ -360,9 +372,13 @@ int cluster_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backe
     r->base.fd = reader_fd;
     r->base.close = reader_close;
     r->fd = -1;
-    if ((rc = read_in_order(cluster_of(be), id, node_reader_open, r)) < 0) {
+    if (cluster_cache_get(cluster_of(be), id, (void **)&r->data, &got)) {
+        r->size = got;
+    } else if ((rc = read_in_order(cluster_of(be), id, node_reader_open, r)) < 0) {
         reader_close(&r->base);
         return rc;
+    } else if (r->data) {
+        cluster_cache_put(cluster_of(be), id, r->data, (size_t)r->size);
     }
     *out_size = r->size;
     *out = &r->base;
@@ -423,22 +439,15 @@ int cluster_missing(minidbx_backend *be, const minidbx_id *ids, size_t count, mi
     return 0;
 }
 
-/* The copies' records, merged: the names every node counts (each name
- * is counted by the R nodes that hold it: see refs_of), the earliest
- * creation. */
+/* The copies' records, merged: the most names a node counts (a name is
+ * set on every home of its object, so a home counts them all), the
+ * earliest creation. */
 static void merge_info(minidbx_object_info *into, const minidbx_object_info *from)
 {
-    into->refs += from->refs;
+    if (from->refs > into->refs)
+        into->refs = from->refs;
     if (from->created_ns < into->created_ns)
         into->created_ns = from->created_ns;
-}
-
-/* Names pointing at an object: each is on R nodes that all hold the object
- * and count it, so the sum over the nodes is R times the names (exact while
- * every name has its R copies; rounded up otherwise). */
-static uint64_t refs_of(const struct cluster *c, uint64_t counted)
-{
-    return (counted + c->replicas - 1) / c->replicas;
 }
 
 int cluster_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info *out)
@@ -467,10 +476,8 @@ int cluster_stat(minidbx_backend *be, const minidbx_id *id, minidbx_object_info 
             *out = info;
         }
     }
-    if (found) {
-        out->refs = refs_of(c, out->refs);
+    if (found)
         return 0;
-    }
     return minidbx_error_set(error ? error : MINIDBX_EIO, "%s", error ? message : "stat: no node is up");
 }
 
@@ -486,6 +493,7 @@ int cluster_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
     char hex[16];
 
     dbx_id_short(id, hex);
+    cluster_cache_forget(c, id);
     for (size_t i = 0; i < c->count; i++) {
         minidbx *db = cluster_node_db(&c->nodes[i]);
         int64_t start = cluster_call_start();
@@ -543,11 +551,9 @@ int cluster_list(minidbx_backend *be, const minidbx_id *after, minidbx_object_in
         if (!least)
             break;
         out[n] = *least;
-        out[n].refs = 0; /* least is merged below with the others */
         for (size_t i = 0; i < c->count; i++)
             if (pos[i] < got[i] && minidbx_id_equal(&pages[i][pos[i]].id, &out[n].id))
                 merge_info(&out[n], &pages[i][pos[i]++]);
-        out[n].refs = refs_of(c, out[n].refs);
         n++;
     }
     for (size_t i = 0; i < c->count; i++)
@@ -642,8 +648,10 @@ int cluster_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 /* --- copying one object between nodes (repair, names) --------------------------------- */
 
 /* Stream id from src to dst in bounded memory: src's reader verifies the
- * bytes at their end, dst's writer checks they hash to id. */
-static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id)
+ * bytes at their end, dst's writer checks they hash to id. With name, the
+ * copy is committed named (minidbx_writer_commit_named: on a local node in
+ * one transaction, so no gc there takes it before the name pins it). */
+static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id, const char *name)
 {
     minidbx_reader *r = NULL;
     minidbx_writer *w = NULL;
@@ -656,7 +664,13 @@ static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id)
     while (rc == 0 && n > 0)
         if ((rc = minidbx_reader_read(r, chunk, COPY_CHUNK, &n)) == 0 && n > 0)
             rc = minidbx_writer_write(w, chunk, n);
-    if (rc == 0) {
+    if (rc == 0 && name) {
+        minidbx_id got;
+        /* the reader checked the bytes before their end was written */
+        if ((rc = minidbx_writer_commit_named(w, name, &got)) == 0)
+            rc = dbx_id_verify(id, &got);
+        w = NULL;
+    } else if (rc == 0) {
         rc = minidbx_writer_commit_ex(w, id, NULL, NULL);
         w = NULL;
     }
@@ -666,7 +680,7 @@ static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id)
     return rc;
 }
 
-int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst)
+int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst, const char *name)
 {
     unsigned order[CLUSTER_NODES_MAX];
     minidbx *dst_db = cluster_node_db(dst);
@@ -683,7 +697,7 @@ int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_
         if (!db || node == dst)
             continue;
         int64_t start = cluster_call_start();
-        int rc = copy_between(db, dst_db, id);
+        int rc = copy_between(db, dst_db, id, name);
         /* a failure may be either node's: neither is marked down for it */
         if (rc == 0)
             return cluster_call_end(c, node, start, 0);

@@ -9,9 +9,10 @@
  *             (streamed, verified at both ends);
  *   CORRUPT   a home's copy fails the node's own verify: the right bytes
  *             are put there again (a put heals a bad copy);
- *   STALE     a name's home without the newest copy of the name (none,
- *             or an older one: cluster_name_newer): the newest is set
- *             there, with its mtime;
+ *   STALE     a name's home, or a home of its object (where the name pins
+ *             it), without the newest copy of the name (none, or an older
+ *             one: cluster_name_newer): the newest is set there, with its
+ *             mtime;
  *   MISPLACED a copy on a node that is not a home: removed, but only once
  *             every home has a verified copy, and never an object that a
  *             name on that node points at (that node is one of the name's
@@ -22,20 +23,59 @@
  */
 #include "cluster.h"
 
+#include <stdatomic.h>
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define PAGE 1024
+/* Objects and names are repaired this many at a time: each waits mostly
+ * on nodes (a verify, a copy, an fsync), not on this process's CPU. */
+#define REPAIR_THREADS 8
 
 struct repair {
     struct cluster *c;
     bool fix;
+    pthread_mutex_t lock; /* the report and the callback: one problem at a time */
     minidbx_verify_report *report;
     minidbx_problem_cb cb;
     void *ctx;
 };
+
+/* Run fn(rp, i) for i in 0..count, on up to REPAIR_THREADS threads. */
+struct pool {
+    struct repair *rp;
+    void (*fn)(struct repair *rp, void *items, size_t i);
+    void *items;
+    size_t count;
+    atomic_size_t next;
+};
+
+static void *pool_worker(void *arg)
+{
+    struct pool *p = arg;
+    size_t i;
+    while ((i = atomic_fetch_add(&p->next, 1)) < p->count)
+        p->fn(p->rp, p->items, i);
+    return NULL;
+}
+
+static void run_pool(struct repair *rp, void (*fn)(struct repair *rp, void *items, size_t i), void *items,
+                     size_t count)
+{
+    struct pool p = { rp, fn, items, count, 0 };
+    pthread_t threads[REPAIR_THREADS];
+    size_t started = 0;
+
+    while (started < REPAIR_THREADS && started + 1 < count &&
+           pthread_create(&threads[started], NULL, pool_worker, &p) == 0)
+        started++;
+    pool_worker(&p);
+    for (size_t i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+}
 
 static void problem(struct repair *rp, minidbx_problem kind, const minidbx_id *id, bool repaired,
                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
@@ -49,22 +89,12 @@ static void problem(struct repair *rp, minidbx_problem kind, const minidbx_id *i
     va_start(ap, fmt);
     vsnprintf(detail, sizeof detail, fmt, ap);
     va_end(ap);
+    pthread_mutex_lock(&rp->lock);
     rp->report->problems++;
     rp->report->repaired += repaired;
     if (rp->cb)
         rp->cb(rp->ctx, kind, id, detail, repaired);
-}
-
-/* The R best nodes that are up for key: indexes into c->nodes. */
-static unsigned homes(struct cluster *c, uint64_t key, unsigned out[CLUSTER_NODES_MAX])
-{
-    unsigned order[CLUSTER_NODES_MAX], n = 0;
-
-    cluster_order(c, key, order);
-    for (size_t k = 0; k < c->count && n < c->replicas; k++)
-        if (cluster_node_db(&c->nodes[order[k]]))
-            out[n++] = order[k];
-    return n;
+    pthread_mutex_unlock(&rp->lock);
 }
 
 /* --- objects ------------------------------------------------------------------ */
@@ -76,18 +106,30 @@ struct holding {
     uint64_t size;
 };
 
-/* Does the node's own verify find the copy sound? 1, 0, or an error. */
+/* Is the node's copy sound? It is read to its end through the node's
+ * handle, which checks it against the id (a node's own verify would do it
+ * without moving the bytes, but an http:// node runs one verify at a time
+ * and refuses the others). 1, 0, or an error of the node. */
 static int copy_sound(struct repair *rp, struct cluster_node *node, const minidbx_id *id)
 {
     minidbx *db = cluster_node_db(node);
-    minidbx_verify_report one = { 0, 0, 0, 0 };
+    minidbx_reader *r = NULL;
+    char *chunk = malloc(1u << 20);
+    size_t n = 1;
     int64_t start = cluster_call_start();
-    int rc = db ? minidbx_verify(db, id, 0, &one, NULL, NULL) : MINIDBX_EIO;
+    int rc = !chunk ? minidbx_error_set(MINIDBX_ENOMEM, "out of memory")
+                    : db ? minidbx_reader_open(db, id, &r, NULL) : MINIDBX_EIO;
 
-    cluster_call_end(rp->c, node, start, rc);
-    if (rc == MINIDBX_ENOTFOUND)
+    while (rc == 0 && n > 0)
+        rc = minidbx_reader_read(r, chunk, 1u << 20, &n);
+    minidbx_reader_close(r);
+    free(chunk);
+    if (rc == MINIDBX_ENOTFOUND || rc == MINIDBX_ECORRUPT) {
+        cluster_call_end(rp->c, node, start, 0);
         return 0;
-    return rc < 0 ? rc : one.problems == 0;
+    }
+    cluster_call_end(rp->c, node, start, rc);
+    return rc < 0 ? rc : 1;
 }
 
 /* Put the right bytes on node again (a put heals a bad copy: on a local
@@ -98,22 +140,24 @@ static bool replace_copy(struct repair *rp, struct cluster_node *node, const min
 {
     minidbx *db = cluster_node_db(node);
 
-    if (cluster_copy_object(rp->c, id, node) == 0 && copy_sound(rp, node, id) == 1)
+    if (cluster_copy_object(rp->c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1)
         return true;
     if (pinned || !db || minidbx_delete(db, id) < 0)
         return false;
-    return cluster_copy_object(rp->c, id, node) == 0 && copy_sound(rp, node, id) == 1;
+    return cluster_copy_object(rp->c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1;
 }
 
 static void repair_object(struct repair *rp, const minidbx_id *id, const struct holding *h)
 {
     struct cluster *c = rp->c;
     unsigned home[CLUSTER_NODES_MAX];
-    unsigned count = homes(c, cluster_id_key(id), home), sound = 0;
+    unsigned count = cluster_homes(c, cluster_id_key(id), home), sound = 0;
     uint64_t is_home = 0;
 
+    pthread_mutex_lock(&rp->lock);
     rp->report->objects_checked++;
     rp->report->bytes_checked += h->size;
+    pthread_mutex_unlock(&rp->lock);
     for (unsigned k = 0; k < count; k++) {
         struct cluster_node *node = &c->nodes[home[k]];
         bool fixed = false;
@@ -132,7 +176,7 @@ static void repair_object(struct repair *rp, const minidbx_id *id, const struct 
                     fixed ? ", replaced" : rp->fix ? ", not replaced" : "");
             continue;
         }
-        fixed = rp->fix && cluster_copy_object(c, id, node) == 0;
+        fixed = rp->fix && cluster_copy_object(c, id, node, NULL) == 0;
         sound += fixed;
         problem(rp, MINIDBX_PROBLEM_MISSING, id, fixed, "no copy on %s, a home%s", node->location,
                 fixed ? ": copied there" : rp->fix ? ": not copied" : "");
@@ -187,15 +231,27 @@ static int cmp_name(const void *a, const void *b)
     return strcmp(((const minidbx_name_info *)a)->name, ((const minidbx_name_info *)b)->name);
 }
 
+struct object_item {
+    minidbx_id id;
+    struct holding h;
+};
+
+static void object_task(struct repair *rp, void *items, size_t i)
+{
+    struct object_item *item = (struct object_item *)items + i;
+    repair_object(rp, &item->id, &item->h);
+}
+
 /* Every object once, with the nodes that hold it. */
 static int repair_objects(struct repair *rp)
 {
     struct cluster *c = rp->c;
     minidbx_object_info *pages[CLUSTER_NODES_MAX] = { NULL };
     size_t got[CLUSTER_NODES_MAX], pos[CLUSTER_NODES_MAX];
+    struct object_item *items = malloc(c->count * PAGE * sizeof *items);
     minidbx_id cursor;
     bool started = false, done = false;
-    int rc = 0;
+    int rc = items ? 0 : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
 
     while (rc == 0 && !done) {
         rc = cluster_fetch_pages(c, sizeof **pages, PAGE, list_page, started ? &cursor : NULL,
@@ -203,6 +259,7 @@ static int repair_objects(struct repair *rp)
         const minidbx_object_info *bound =
             rc ? NULL : complete_up_to(c, (void **)pages, got, PAGE, sizeof **pages, cmp_object);
         memset(pos, 0, sizeof pos);
+        size_t n = 0;
         while (rc == 0) {
             const minidbx_object_info *least = NULL;
             for (size_t i = 0; i < c->count; i++)
@@ -219,8 +276,9 @@ static int repair_objects(struct repair *rp)
                     pos[i]++;
                 }
             }
-            repair_object(rp, &id, &h);
+            items[n++] = (struct object_item){ id, h };
         }
+        run_pool(rp, object_task, items, n);
         done = bound == NULL;
         if (bound)
             cursor = bound->id;
@@ -230,6 +288,7 @@ static int repair_objects(struct repair *rp)
             pages[i] = NULL;
         }
     }
+    free(items);
     return rc;
 }
 
@@ -268,39 +327,43 @@ static bool same_copy(const minidbx_name_info *a, const minidbx_name_info *b)
     return a->mtime_ns == b->mtime_ns && minidbx_id_equal(&a->id, &b->id);
 }
 
-/* copies[i]: node i's copy of the name, when has bit i. */
+/* copies[i]: node i's copy of the name, when has bit i. Its copies belong
+ * on the name's homes and on its object's homes (the pins). */
 static void repair_name(struct repair *rp, const minidbx_name_info *copies, uint64_t has)
 {
     struct cluster *c = rp->c;
     const minidbx_name_info *best = NULL;
-    unsigned home[CLUSTER_NODES_MAX];
+    unsigned home[2 * CLUSTER_NODES_MAX];
     unsigned count, agree = 0;
-    uint64_t is_home = 0;
+    uint64_t expected = 0;
 
     for (size_t i = 0; i < c->count; i++)
         if ((has & (1ull << i)) && (!best || cluster_name_newer(&copies[i], best)))
             best = &copies[i];
-    count = homes(c, cluster_name_key(best->name), home);
+    count = cluster_homes(c, cluster_name_key(best->name), home);
+    count += cluster_homes(c, cluster_id_key(&best->id), home + count);
     for (unsigned k = 0; k < count; k++) {
         unsigned i = home[k];
         bool present = has & (1ull << i), fixed;
-        is_home |= 1ull << i;
+        if (expected & (1ull << i))
+            continue; /* a name home that is an object home too */
+        expected |= 1ull << i;
         if (present && same_copy(&copies[i], best)) {
             agree++;
             continue;
         }
         fixed = rp->fix && cluster_name_copy(c, &c->nodes[i], best->name, &best->id, best->mtime_ns) == 0;
         agree += fixed;
-        problem(rp, MINIDBX_PROBLEM_STALE, &best->id, fixed,
-                "name %s: %s on %s, a home%s", best->name, present ? "an older copy" : "no copy",
-                c->nodes[i].location, fixed ? ": set to the newest" : rp->fix ? ": not set" : "");
+        problem(rp, MINIDBX_PROBLEM_STALE, &best->id, fixed, "name %s: %s on %s, a home%s", best->name,
+                present ? "an older copy" : "no copy", c->nodes[i].location,
+                fixed ? ": set to the newest" : rp->fix ? ": not set" : "");
     }
     for (size_t i = 0; i < c->count; i++) {
         minidbx *db = cluster_node_db(&c->nodes[i]);
         bool fixed = false;
-        if (!(has & (1ull << i)) || (is_home & (1ull << i)) || !db)
+        if (!(has & (1ull << i)) || (expected & (1ull << i)) || !db)
             continue;
-        if (rp->fix && agree == c->replicas) {
+        if (rp->fix && agree == (unsigned)__builtin_popcountll(expected)) {
             int64_t start = cluster_call_start();
             fixed = cluster_call_end(c, &c->nodes[i], start, minidbx_name_delete(db, best->name)) == 0;
         }
@@ -315,15 +378,29 @@ static int name_page(minidbx *db, const void *ctx, void *page, size_t capacity, 
     return minidbx_name_list(db, "", ctx, page, capacity, got);
 }
 
+/* A page's names: copies[item * N + node], with has[item]. */
+struct name_items {
+    size_t nodes;
+    minidbx_name_info *copies;
+    uint64_t *has;
+};
+
+static void name_task(struct repair *rp, void *items, size_t i)
+{
+    struct name_items *names = items;
+    repair_name(rp, names->copies + i * names->nodes, names->has[i]);
+}
+
 static int repair_names(struct repair *rp)
 {
     struct cluster *c = rp->c;
     minidbx_name_info *pages[CLUSTER_NODES_MAX] = { NULL };
-    minidbx_name_info *copies = malloc(c->count * sizeof *copies);
+    struct name_items items = { c->count, calloc(c->count * c->count * PAGE, sizeof *items.copies),
+                                malloc(c->count * PAGE * sizeof *items.has) };
     size_t got[CLUSTER_NODES_MAX], pos[CLUSTER_NODES_MAX];
     char cursor[MINIDBX_NAME_MAX + 1];
     bool started = false, done = false;
-    int rc = copies ? 0 : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    int rc = items.copies && items.has ? 0 : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
 
     while (rc == 0 && !done) {
         rc = cluster_fetch_pages(c, sizeof **pages, PAGE, name_page, started ? cursor : NULL,
@@ -331,6 +408,7 @@ static int repair_names(struct repair *rp)
         const minidbx_name_info *bound =
             rc ? NULL : complete_up_to(c, (void **)pages, got, PAGE, sizeof **pages, cmp_name);
         memset(pos, 0, sizeof pos);
+        size_t n = 0;
         while (rc == 0) {
             const minidbx_name_info *least = NULL;
             for (size_t i = 0; i < c->count; i++)
@@ -339,6 +417,7 @@ static int repair_names(struct repair *rp)
             if (!least || (bound && cmp_name(least, bound) > 0))
                 break;
             char name[MINIDBX_NAME_MAX + 1];
+            minidbx_name_info *copies = items.copies + n * c->count;
             uint64_t has = 0;
             snprintf(name, sizeof name, "%s", least->name);
             for (size_t i = 0; i < c->count; i++) {
@@ -347,8 +426,9 @@ static int repair_names(struct repair *rp)
                     has |= 1ull << i;
                 }
             }
-            repair_name(rp, copies, has);
+            items.has[n++] = has;
         }
+        run_pool(rp, name_task, &items, n);
         done = bound == NULL;
         if (bound)
             snprintf(cursor, sizeof cursor, "%s", bound->name);
@@ -358,31 +438,36 @@ static int repair_names(struct repair *rp)
             pages[i] = NULL;
         }
     }
-    free(copies);
+    free(items.copies);
+    free(items.has);
     return rc;
 }
 
 int cluster_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
                    minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx)
 {
-    struct repair rp = { cluster_of(be), (flags & MINIDBX_VERIFY_REPAIR) != 0, report, cb, ctx };
+    struct repair rp = { .c = cluster_of(be), .fix = (flags & MINIDBX_VERIFY_REPAIR) != 0,
+                         .report = report, .cb = cb, .ctx = ctx };
     int rc;
 
+    pthread_mutex_init(&rp.lock, NULL);
     if (id)
-        return repair_one(&rp, id);
-    if ((rc = repair_names(&rp)) == 0)
+        rc = repair_one(&rp, id);
+    else if ((rc = repair_names(&rp)) == 0)
         rc = repair_objects(&rp);
+    pthread_mutex_destroy(&rp.lock);
     return rc;
 }
 
-/* Each node's gc, summed. An object named only on other nodes (a name's
- * homes are not its object's) is unnamed on its own homes, so gc removes
- * it there; it stays on the name's homes, and repair copies it back. */
+/* Each node's gc, summed: a node keeps what a name on it points at, and a
+ * name is set on every home of its object (cluster_names.c), so a named
+ * object keeps its home copies. */
 int cluster_gc(minidbx_backend *be, minidbx_gc_report *report)
 {
     struct cluster *c = cluster_of(be);
     int rc = 0;
 
+    cluster_cache_clear(c);
     for (size_t i = 0; i < c->count && rc == 0; i++) {
         minidbx *db = cluster_node_db(&c->nodes[i]);
         minidbx_gc_report one;

@@ -331,6 +331,13 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
     }
     curl_slist_free_all(headers);
     curl_easy_cleanup(curl); /* its connection stays in the share for reuse */
+    /* A success whose body was cut short: a minidbx node cuts a reply when
+     * the bytes it sends fail verification (a node that died mid-reply
+     * looks the same; its next request fails to connect). Not the node's
+     * link failing, so ECORRUPT: the caller may read another copy. */
+    if (res == CURLE_PARTIAL_FILE && call->status >= 200 && call->status < 300)
+        return minidbx_error_set(MINIDBX_ECORRUPT, "%s %s: the reply was cut short (%s)", call->method,
+                                 call->url, call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
     if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && call->sink_fd >= 0))
         return minidbx_error_set(MINIDBX_EIO, "%s %s: %s", call->method, call->url,
                                  call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));

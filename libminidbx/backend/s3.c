@@ -33,10 +33,13 @@
 
 #define DEFAULT_REGION "us-east-1"
 #define PART_SIZE_MIN (5u << 20)
-#define PART_THREADS 4
+#define PART_THREADS 2
+#define COPY_MAX (5ull << 30)
 #define LIST_PAGE 1000
 #define ATTEMPTS 5
 #define STALE_S 3600
+#define MISSING_LIST_MIN 1000 /* ids: from this many on, missing tries a listing */
+#define MISSING_KEYS_PER_ID 20
 #define UNSIGNED_PAYLOAD "x-amz-content-sha256: UNSIGNED-PAYLOAD"
 
 /* ---- XML (libxml2) ----------------------------------------------------------- */
@@ -358,13 +361,15 @@ int s3_put_object(struct s3_backend *sb, const minidbx_id *id, const void *data,
 
     s3_object_key(id, key);
     minidbx_id_format(id, hex);
-    /* The id is the body's SHA-256: the engine checks the bytes it got. */
+    /* The id is the body's SHA-256: over http:// the engine checks the
+     * bytes it got against it (over https://, TLS guards them, and the
+     * engine's hashing is saved: UNSIGNED-PAYLOAD, as boto3 does). */
     snprintf(hash_header, sizeof hash_header, "x-amz-content-sha256: %s", hex);
     int rc = s3_call(sb, &call, "PUT", key);
     call.body = data ? data : "";
     call.body_size = size;
     call.content_type = "application/octet-stream";
-    call.extra_headers[0] = hash_header;
+    call.extra_headers[0] = sb->sign_payload ? hash_header : NULL;
     /* only if the key is new: the engine's own answer to "created?" */
     call.extra_headers[1] = created ? "If-None-Match: *" : NULL;
     if (rc == 0 && (rc = dbx_remote_perform(&sb->remote, &call)) == 0) {
@@ -434,17 +439,24 @@ static int missing_one(void *cls, size_t i)
     return rc < 0 ? rc : 0;
 }
 
-/* A HEAD per id, 16 at a time. */
+/* Many ids: one listing of objects/ (1,000 keys a request) while it
+ * reads at most MISSING_KEYS_PER_ID keys per id asked about, else (and for
+ * a few ids) a HEAD per id, 16 at a time. */
 static int s3_missing(minidbx_backend *be, const minidbx_id *ids, size_t count,
                       minidbx_id *out_missing, size_t *out_count)
 {
     struct missing_ctx m = { s3_of(be), ids, calloc(count ? count : 1, 1) };
     size_t found = 0;
-    int rc;
+    int rc = 0;
 
     if (!m.absent)
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    if ((rc = s3_each(count, 16, missing_one, &m)) == 0) {
+    if (count >= m.sb->missing_list_min)
+        rc = s3_missing_by_listing(m.sb, ids, count, m.absent, (uint64_t)count * MISSING_KEYS_PER_ID);
+    if (rc == 0)
+        rc = s3_each(count, 16, missing_one, &m);
+    if (rc >= 0) {
+        rc = 0;
         /* out_missing may alias ids: found <= i, in order */
         for (size_t i = 0; i < count; i++)
             if (m.absent[i])
@@ -555,6 +567,7 @@ static const minidbx_backend s3_table = {
     .verify = s3_be_verify,
     .gc = s3_be_gc,
     .info = s3_be_info,
+    .name_set_at = s3_be_name_set_at,
 };
 
 static const char *env(const char *name)
@@ -666,8 +679,15 @@ static int configure(struct s3_backend *sb, const char *location, const minidbx_
     sb->remote.signed_headers = true;
     sb->remote.delete_idempotent = true;
     sb->remote.attempts = ATTEMPTS;
+    sb->sign_payload = strncmp(endpoint, "http://", 7) == 0;
     sb->part_size = env_number("MINIDBX_S3_PART_SIZE", PART_SIZE_MIN, PART_SIZE_MIN);
     sb->part_threads = (unsigned)env_number("MINIDBX_S3_PART_THREADS", PART_THREADS, 1);
+    sb->copy_max = env_number("MINIDBX_S3_COPY_MAX", COPY_MAX, PART_SIZE_MIN);
+    if (sb->copy_max > COPY_MAX)
+        sb->copy_max = COPY_MAX;
+    if (sb->copy_max < sb->part_size)
+        sb->copy_max = sb->part_size;
+    sb->missing_list_min = env_number("MINIDBX_S3_MISSING_LIST_MIN", MISSING_LIST_MIN, 1);
     sb->list_page = (unsigned)env_number("MINIDBX_S3_LIST_PAGE", LIST_PAGE, 1);
     if (sb->list_page > LIST_PAGE)
         sb->list_page = LIST_PAGE;

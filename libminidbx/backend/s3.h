@@ -30,9 +30,12 @@ struct s3_backend {
     char *sigv4;              /* "aws:amz:REGION:s3" */
     char *access_key, *secret_key;
     char *token_header;       /* "x-amz-security-token: ..." or NULL */
+    bool sign_payload;        /* an object PUT's x-amz-content-sha256 is its id (http://) */
     size_t part_size;         /* multipart part size (>= 5 MiB) */
     unsigned part_threads;    /* parts uploaded at once by one writer */
+    uint64_t copy_max;        /* most bytes one CopyObject copies (5 GiB) */
     unsigned list_page;       /* max-keys per ListObjectsV2 page */
+    size_t missing_list_min;  /* missing of this many ids tries a listing */
     int64_t stale_ns;         /* tmp/ uploads older than this are verify's TEMP */
 };
 
@@ -94,9 +97,15 @@ int s3_list(struct s3_backend *sb, const char *under, const char *after, s3_key_
 
 int s3_be_list(minidbx_backend *be, const minidbx_id *after, minidbx_object_info *out,
                size_t capacity, size_t *out_count);
+/* Which of count ids (count > 0) are absent, from one listing of
+ * objects/ from the lowest id to the highest: 1 and absent[] set, or 0 when
+ * the listing went past budget keys (then absent[] means nothing). */
+int s3_missing_by_listing(struct s3_backend *sb, const minidbx_id *ids, size_t count,
+                          unsigned char *absent, uint64_t budget);
 int s3_refs_count(struct s3_backend *sb, const minidbx_id *id, uint64_t *out);
 int s3_be_del(minidbx_backend *be, const minidbx_id *id, unsigned flags);
 int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id);
+int s3_be_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns);
 int s3_be_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out);
 int s3_be_name_delete(minidbx_backend *be, const char *name);
 int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,

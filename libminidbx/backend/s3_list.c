@@ -7,6 +7,7 @@
 #include "s3.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -235,6 +236,80 @@ int s3_be_list(minidbx_backend *be, const minidbx_id *after, minidbx_object_info
     return rc;
 }
 
+/* ---- missing, by listing ---------------------------------------------------------- */
+
+struct present {
+    const minidbx_id *ids;
+    size_t *order;        /* indexes of ids, in id order */
+    size_t count;
+    unsigned char *absent;
+    uint64_t seen, budget;
+    bool gave_up;
+};
+
+static const minidbx_id *sort_ids;
+
+static int order_cmp(const void *a, const void *b)
+{
+    return memcmp(sort_ids[*(const size_t *)a].bytes, sort_ids[*(const size_t *)b].bytes,
+                  MINIDBX_ID_SIZE);
+}
+
+static int key_present(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct present *p = cls;
+    minidbx_id id;
+    size_t lo = 0, hi = p->count;
+    (void)size, (void)mtime_ns;
+
+    if (++p->seen > p->budget) {
+        p->gave_up = true;
+        return 1;
+    }
+    if (!key_id(key, &id))
+        return 0;
+    if (memcmp(id.bytes, p->ids[p->order[p->count - 1]].bytes, MINIDBX_ID_SIZE) > 0)
+        return 1; /* past the last id asked about */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int cmp = memcmp(p->ids[p->order[mid]].bytes, id.bytes, MINIDBX_ID_SIZE);
+        if (cmp < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* the same id may be asked about more than once */
+    for (; lo < p->count && minidbx_id_equal(&p->ids[p->order[lo]], &id); lo++)
+        p->absent[p->order[lo]] = 0;
+    return 0;
+}
+
+int s3_missing_by_listing(struct s3_backend *sb, const minidbx_id *ids, size_t count,
+                          unsigned char *absent, uint64_t budget)
+{
+    static pthread_mutex_t sort_lock = PTHREAD_MUTEX_INITIALIZER;
+    struct present p = { ids, malloc(count * sizeof(size_t)), count, absent, 0, budget, false };
+    char start[S3_ID_KEY_SIZE];
+    int rc;
+
+    if (!p.order)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    for (size_t i = 0; i < count; i++) {
+        p.order[i] = i;
+        absent[i] = 1;
+    }
+    pthread_mutex_lock(&sort_lock); /* qsort has no context argument */
+    sort_ids = ids;
+    qsort(p.order, count, sizeof *p.order, order_cmp);
+    pthread_mutex_unlock(&sort_lock);
+    /* from just before the first id asked about */
+    s3_object_key(&ids[p.order[0]], start);
+    start[strlen(start) - 1] = '\0';
+    rc = s3_list(sb, "objects/", start, key_present, &p, NULL);
+    free(p.order);
+    return rc < 0 ? rc : p.gave_up ? 0 : 1;
+}
+
 /* The names that point at id, by its refs/ keys (at most max). */
 struct ref_names {
     char (*names)[MINIDBX_NAME_MAX + 1];
@@ -340,6 +415,11 @@ static int delete_ref(struct s3_backend *sb, const minidbx_id *id, const char *n
  * delete and gc cannot see. */
 int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
 {
+    return s3_be_name_set_at(be, name, id, dbx_now_ns());
+}
+
+int s3_be_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
+{
     struct s3_backend *sb = s3_of(be);
     char key[S3_KEY_MAX], body[160], hex[MINIDBX_ID_HEX_SIZE];
     minidbx_name_info old;
@@ -357,7 +437,7 @@ int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
     if (had < 0 && had != MINIDBX_ENOTFOUND && had != MINIDBX_ECORRUPT)
         return had;
     snprintf(body, sizeof body, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 "}", hex,
-             size, dbx_now_ns());
+             size, mtime_ns);
     name_key(name, key);
     if ((rc = put_ref(sb, id, name)) == 0 && (rc = put_small(sb, key, body, "application/json")) == 0 &&
         had == 0 && !minidbx_id_equal(&old.id, id))
@@ -403,32 +483,50 @@ static int name_listed(void *cls, const char *key, uint64_t size, int64_t mtime_
     return ++p->count == p->capacity ? 1 : 0;
 }
 
+/* A name removed since it was listed is dropped (name[0] = 0), not an
+ * error. */
 static int name_fetch(void *cls, size_t i)
 {
     struct names_page *p = cls;
     char name[MINIDBX_NAME_MAX + 1];
     memcpy(name, p->out[i].name, sizeof name);
-    return name_read(p->sb, name, &p->out[i]);
+    int rc = name_read(p->sb, name, &p->out[i]);
+    if (rc == MINIDBX_ENOTFOUND) {
+        p->out[i].name[0] = '\0';
+        rc = 0;
+    }
+    return rc;
 }
 
-/* The names' keys come from one listing; their records from a GET each,
- * 16 at a time. */
+/* The names' keys come from a listing; their records from a GET each, 16
+ * at a time. A page that lost names to deletes meanwhile is topped up from
+ * the listing, so fewer than capacity still means the end. */
 int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
                     minidbx_name_info *out, size_t capacity, size_t *out_count)
 {
     struct s3_backend *sb = s3_of(be);
-    struct names_page p = { sb, out, capacity, 0, 0 };
     char under[S3_KEY_MAX], start[S3_KEY_MAX];
+    size_t count = 0;
+    bool full = capacity > 0;
     int rc = 0;
 
     name_key(prefix ? prefix : "", under);
     if (after)
         name_key(after, start);
-    if (capacity > 0)
-        rc = s3_list(sb, under, after ? start : NULL, name_listed, &p, NULL);
-    if (rc == 0)
-        rc = s3_each(p.count, NAME_THREADS, name_fetch, &p);
-    *out_count = rc == 0 ? p.count : 0;
+    while (rc == 0 && full && count < capacity) {
+        struct names_page p = { sb, out + count, capacity - count, 0, 0 };
+        const char *cursor = count ? out[count - 1].name : after;
+        if (count)
+            name_key(cursor, start);
+        if ((rc = s3_list(sb, under, cursor ? start : NULL, name_listed, &p, NULL)) == 0)
+            rc = s3_each(p.count, NAME_THREADS, name_fetch, &p);
+        full = p.count == p.capacity;
+        /* compact: every name kept sorts before the next listing's cursor */
+        for (size_t i = 0; rc == 0 && i < p.count; i++)
+            if (p.out[i].name[0])
+                out[count++] = p.out[i];
+    }
+    *out_count = rc == 0 ? count : 0;
     return rc;
 }
 

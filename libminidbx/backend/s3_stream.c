@@ -5,10 +5,10 @@
  * object that fits is one PUT at commit, straight to its key. A larger
  * one becomes a multipart upload to tmp/<random> (its key is not known
  * until the last byte is hashed): each full part is sent by a thread of
- * its own, part_threads (4) at a time, so a writer holds at most
+ * its own, part_threads (2) at a time, so a writer holds at most
  * part_threads + 1 parts. Commit completes the upload, copies tmp/ to the
- * object's key on the engine (CopyObject: no bytes come back) and removes
- * tmp/. Any failure, and abort, stop the upload (AbortMultipartUpload), so
+ * object's key on the engine (CopyObject, or UploadPartCopy in parts over
+ * 5 GiB: no bytes come back) and removes tmp/. Any failure, and abort, stop the upload (AbortMultipartUpload), so
  * the engine keeps no parts; a process killed mid-upload leaves an
  * incomplete upload under tmp/, never an object: verify reports it (TEMP)
  * once it is older than the stale age and removes it with REPAIR.
@@ -27,9 +27,17 @@
 #include <libxml/parser.h>
 #include <libxml/tree.h>
 
-/* CopyObject copies at most 5 GiB in one request. */
-#define COPY_MAX (5ull << 30)
-#define TMP_KEY_SIZE (sizeof "tmp/" + 32)
+#define TMP_BASE_SIZE (sizeof "tmp/" + 32)            /* tmp/<random> */
+#define SEGMENT_KEY_SIZE (TMP_BASE_SIZE + 24)         /* tmp/<random>.<segment> */
+#define ETAG_SIZE 80
+
+/* A multipart upload to key: its id and the ETag of each part sent. */
+struct upload {
+    char key[S3_KEY_MAX];
+    char *id;              /* NULL until started, and once completed */
+    char (*etags)[ETAG_SIZE];
+    size_t parts, cap;
+};
 
 struct part {
     struct s3_writer *w;
@@ -46,14 +54,17 @@ struct s3_writer {
     minidbx_backend_writer base;
     struct s3_backend *sb;
     char *buf;             /* the part being filled */
-    size_t len;
+    size_t len, cap;       /* cap grows to part_size: a small object takes little */
     uint64_t total;
-    char tmp_key[TMP_KEY_SIZE];
-    char *upload_id;       /* once a multipart upload is started */
+    /* Once more than a part came: an upload to tmp/<random>.0, and from
+     * every copy_max bytes on (what one copy request may move) one to
+     * tmp/<random>.1, .2, ...: the segments, each copied whole at commit. */
+    char tmp_base[TMP_BASE_SIZE];
+    struct upload up;      /* the current segment's */
+    uint64_t up_bytes;     /* sent to it */
+    size_t segments;       /* completed ones: tmp_base.0 .. */
     struct part *slots;    /* part_threads of them, used in turn */
     unsigned next_slot;
-    char (*etags)[80];     /* one per part sent */
-    size_t parts, etags_cap;
     int failed;
 };
 
@@ -65,24 +76,51 @@ static int upload_query(dbx_remote_call *call, const char *part, const char *upl
     return rc < 0 ? rc : dbx_remote_call_query(call, "uploadId", upload_id);
 }
 
-static int start_upload(struct s3_writer *w)
+static int upload_start(struct s3_backend *sb, struct upload *u, const char *key)
 {
     dbx_remote_call call;
     int rc;
 
-    if ((rc = s3_random_hex(w->tmp_key + 4, 16)) < 0)
-        return rc;
-    memcpy(w->tmp_key, "tmp/", 4);
-    if ((rc = s3_call(w->sb, &call, "POST", w->tmp_key)) == 0 &&
+    snprintf(u->key, sizeof u->key, "%s", key);
+    if ((rc = s3_call(sb, &call, "POST", u->key)) == 0 &&
         (rc = dbx_remote_call_query(&call, "uploads", "")) == 0) {
         call.body = "";
         call.content_type = "application/octet-stream";
-        rc = s3_expect_ok(w->sb, &call);
+        rc = s3_expect_ok(sb, &call);
     }
-    if (rc == 0 && !(w->upload_id = s3_xml_text(call.buf, call.buf_len, "UploadId")))
+    if (rc == 0 && !(u->id = s3_xml_text(call.buf, call.buf_len, "UploadId")))
         rc = minidbx_error_set(MINIDBX_EIO, "POST %s: no UploadId in the reply", call.url);
     free(call.buf);
     return rc;
+}
+
+/* Room for the next part's ETag: its number (1..), or an error. */
+static int upload_next_part(struct upload *u)
+{
+    if (dbx_grow(&u->etags, &u->cap, u->parts + 1, sizeof *u->etags, 64) < 0)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    u->etags[u->parts][0] = '\0';
+    return (int)++u->parts;
+}
+
+static int upload_abort(struct s3_backend *sb, struct upload *u)
+{
+    dbx_remote_call call;
+    if (!u->id)
+        return 0;
+    int rc = s3_call(sb, &call, "DELETE", u->key);
+    if (rc == 0 && (rc = upload_query(&call, NULL, u->id)) == 0)
+        rc = s3_expect_ok(sb, &call);
+    if (rc == MINIDBX_ENOTFOUND) /* gone already */
+        rc = 0;
+    free(call.buf);
+    return rc;
+}
+
+static void upload_free(struct upload *u)
+{
+    free(u->id);
+    free(u->etags);
 }
 
 struct etag {
@@ -97,7 +135,7 @@ static void etag_header(void *ctx, const char *line, size_t len)
         size_t n = len - (size_t)(value - line);
         while (n && (value[n - 1] == '\r' || value[n - 1] == '\n' || value[n - 1] == ' '))
             n--;
-        snprintf(e->out, 80, "%.*s", (int)(n < 79 ? n : 79), value);
+        snprintf(e->out, ETAG_SIZE, "%.*s", (int)(n < ETAG_SIZE - 1 ? n : ETAG_SIZE - 1), value);
     }
 }
 
@@ -107,12 +145,12 @@ static void *part_main(void *cls)
     struct s3_writer *w = p->w;
     dbx_remote_call call;
     char number[16];
-    struct etag etag = { w->etags[p->number - 1] };
+    struct etag etag = { w->up.etags[p->number - 1] };
 
     snprintf(number, sizeof number, "%u", p->number);
-    p->rc = s3_call(w->sb, &call, "PUT", w->tmp_key);
+    p->rc = s3_call(w->sb, &call, "PUT", w->up.key);
     if (p->rc == 0)
-        p->rc = upload_query(&call, number, w->upload_id);
+        p->rc = upload_query(&call, number, w->up.id);
     call.body = p->data;
     call.body_size = p->size;
     call.content_type = "application/octet-stream";
@@ -150,26 +188,98 @@ static int join_all(struct s3_writer *w)
     return rc;
 }
 
+/* Complete u; its id is gone then (nothing left to abort). */
+static int upload_complete(struct s3_backend *sb, struct upload *u)
+{
+    dbx_remote_call call;
+    size_t size = 128 + u->parts * (ETAG_SIZE + 64), len = 0;
+    char *body = malloc(size);
+    int rc;
+
+    if (!body)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    len += (size_t)snprintf(body + len, size - len, "<CompleteMultipartUpload>");
+    for (size_t i = 0; i < u->parts; i++)
+        len += (size_t)snprintf(body + len, size - len,
+                                "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", i + 1,
+                                u->etags[i]);
+    snprintf(body + len, size - len, "</CompleteMultipartUpload>");
+    if ((rc = s3_call(sb, &call, "POST", u->key)) == 0 && (rc = upload_query(&call, NULL, u->id)) == 0) {
+        call.body = body;
+        call.body_size = strlen(body);
+        call.content_type = "application/xml";
+        /* long_running: the engine assembles the parts before it answers */
+        call.long_running = true;
+        if ((rc = s3_expect_ok(sb, &call)) == 0)
+            rc = s3_body_error(sb, &call);
+    }
+    if (rc == 0) {
+        free(u->id);
+        u->id = NULL;
+    }
+    free(call.buf);
+    free(body);
+    return rc;
+}
+
+static void segment_key(const struct s3_writer *w, size_t i, char out[SEGMENT_KEY_SIZE])
+{
+    snprintf(out, SEGMENT_KEY_SIZE, "%s.%zu", w->tmp_base, i);
+}
+
+static int start_segment(struct s3_writer *w)
+{
+    char key[SEGMENT_KEY_SIZE];
+    int rc = 0;
+
+    if (!w->tmp_base[0]) {
+        memcpy(w->tmp_base, "tmp/", 4);
+        rc = s3_random_hex(w->tmp_base + 4, 16);
+    }
+    segment_key(w, w->segments, key);
+    w->up_bytes = 0;
+    return rc < 0 ? rc : upload_start(w->sb, &w->up, key);
+}
+
+/* Complete the current segment (its parts all sent). */
+static int end_segment(struct s3_writer *w)
+{
+    int rc = join_all(w);
+    if (rc == 0 && (rc = upload_complete(w->sb, &w->up)) == 0) {
+        w->segments++;
+        upload_free(&w->up);
+        memset(&w->up, 0, sizeof w->up);
+    }
+    return rc;
+}
+
 /* Send w->buf as the next part (in a thread); w->buf becomes a free buffer. */
 static int send_part(struct s3_writer *w)
 {
     struct part *p = &w->slots[w->next_slot];
     int rc;
 
+    if (w->up.id && w->up_bytes + w->len > w->sb->copy_max && (rc = end_segment(w)) < 0)
+        return rc;
+    if (!w->up.id && (rc = start_segment(w)) < 0)
+        return rc;
     w->next_slot = (w->next_slot + 1) % w->sb->part_threads;
     if ((rc = part_join(p)) < 0)
         return rc;
-    if (dbx_grow(&w->etags, &w->etags_cap, w->parts + 1, sizeof *w->etags, 64) < 0)
-        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     if (!p->data && !(p->data = malloc(w->sb->part_size)))
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    int number = upload_next_part(&w->up);
+    if (number < 0)
+        return number;
     /* swap: the full buffer goes out, the slot's old one is filled next */
     char *full = w->buf;
     w->buf = p->data;
+    w->cap = w->sb->part_size;
     p->data = full;
     p->size = w->len;
-    p->number = (unsigned)++w->parts;
+    p->number = (unsigned)number;
     p->w = w;
+    w->up_bytes += w->len;
     w->len = 0;
     if ((rc = pthread_create(&p->thread, NULL, part_main, p)) != 0)
         return dbx_error_errno(rc, "s3: starting a part upload");
@@ -177,70 +287,76 @@ static int send_part(struct s3_writer *w)
     return 0;
 }
 
-static int abort_upload(struct s3_backend *sb, const char *key, const char *upload_id)
+/* "x-amz-copy-source: /BUCKET/<prefix + key, encoded>" */
+static int copy_source(struct s3_backend *sb, const char *key, char out[S3_KEY_MAX + 64])
 {
-    dbx_remote_call call;
-    int rc = s3_call(sb, &call, "DELETE", key);
-    if (rc == 0 && (rc = upload_query(&call, NULL, upload_id)) == 0)
-        rc = s3_expect_ok(sb, &call);
-    if (rc == MINIDBX_ENOTFOUND) /* gone already */
-        rc = 0;
-    free(call.buf);
+    char path[S3_KEY_MAX];
+    int rc = s3_key_path(sb, key, path, sizeof path);
+    /* path is "/KEY" under the bucket's URL */
+    if (rc == 0)
+        snprintf(out, S3_KEY_MAX + 64, "x-amz-copy-source: /%s%s", sb->bucket, path);
     return rc;
 }
 
-static int complete_upload(struct s3_writer *w)
+/* PUT to key (with query parts, for an upload's part) copying source whole,
+ * on the engine. (No x-amz-copy-source-range: curl 7.88 signs it out of
+ * order, so ranges are never asked for; segments are copied whole.) The
+ * reply's ETag into etag (may be NULL). */
+static int copy_request(struct s3_backend *sb, const char *key, const char *number,
+                        const char *upload_id, const char *source_key, char *etag)
 {
     dbx_remote_call call;
-    size_t size = 128 + w->parts * 160, len = 0;
-    char *body = malloc(size);
+    char source[S3_KEY_MAX + 64];
     int rc;
 
-    if (!body)
-        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    len += (size_t)snprintf(body + len, size - len, "<CompleteMultipartUpload>");
-    for (size_t i = 0; i < w->parts; i++)
-        len += (size_t)snprintf(body + len, size - len,
-                                "<Part><PartNumber>%zu</PartNumber><ETag>%s</ETag></Part>", i + 1,
-                                w->etags[i]);
-    snprintf(body + len, size - len, "</CompleteMultipartUpload>");
-    if ((rc = s3_call(w->sb, &call, "POST", w->tmp_key)) == 0 &&
-        (rc = upload_query(&call, NULL, w->upload_id)) == 0) {
-        call.body = body;
-        call.body_size = strlen(body);
-        call.content_type = "application/xml";
-        /* long_running: the engine assembles the parts before it answers */
-        call.long_running = true;
-        if ((rc = s3_expect_ok(w->sb, &call)) == 0)
-            rc = s3_body_error(w->sb, &call);
-    }
-    free(call.buf);
-    free(body);
-    return rc;
-}
-
-/* CopyObject tmp/ -> the object's key, on the engine. */
-static int copy_to(struct s3_writer *w, const char *key)
-{
-    dbx_remote_call call;
-    char source[S3_KEY_MAX + 64], path[S3_KEY_MAX];
-    int rc;
-
-    if (w->total > COPY_MAX)
-        return minidbx_error_set(MINIDBX_ETOOBIG, "s3: objects over 5 GiB cannot be copied to "
-                                 "their key in one request (not supported yet)");
-    if ((rc = s3_key_path(w->sb, w->tmp_key, path, sizeof path)) < 0)
-        return rc;
-    /* path is "/KEY" under the bucket's URL: the source is "/BUCKET/KEY" */
-    snprintf(source, sizeof source, "x-amz-copy-source: /%s%s", w->sb->bucket, path);
-    if ((rc = s3_call(w->sb, &call, "PUT", key)) == 0) {
+    dbx_remote_call_init(&call, "PUT");
+    if ((rc = copy_source(sb, source_key, source)) == 0 && (rc = s3_call(sb, &call, "PUT", key)) == 0 &&
+        (rc = upload_query(&call, number, upload_id)) == 0) {
         call.body = "";
         call.extra_headers[0] = source;
-        call.long_running = true;
-        if ((rc = s3_expect_ok(w->sb, &call)) == 0)
-            rc = s3_body_error(w->sb, &call);
+        call.long_running = true; /* the engine copies before it answers */
+        if ((rc = s3_expect_ok(sb, &call)) == 0)
+            rc = s3_body_error(sb, &call);
+        char *got = rc == 0 && etag ? s3_xml_text(call.buf, call.buf_len, "ETag") : NULL;
+        if (rc == 0 && etag && !got)
+            rc = minidbx_error_set(MINIDBX_EIO, "PUT %s: no ETag in the reply", call.url);
+        if (got)
+            snprintf(etag, ETAG_SIZE, "%s", got);
+        free(got);
     }
     free(call.buf);
+    return rc;
+}
+
+/* The segments -> the object's key: one CopyObject, or an upload whose
+ * parts are the segments (UploadPartCopy). */
+static int copy_to(struct s3_writer *w, const char *key)
+{
+    struct s3_backend *sb = w->sb;
+    char segment[SEGMENT_KEY_SIZE];
+
+    if (w->segments == 1) {
+        segment_key(w, 0, segment);
+        return copy_request(sb, key, NULL, NULL, segment, NULL);
+    }
+    struct upload u = { .id = NULL };
+    int rc = upload_start(sb, &u, key);
+    for (size_t i = 0; rc == 0 && i < w->segments; i++) {
+        char number[16];
+        int part = upload_next_part(&u);
+        if (part < 0) {
+            rc = part;
+            break;
+        }
+        snprintf(number, sizeof number, "%d", part);
+        segment_key(w, i, segment);
+        rc = copy_request(sb, key, number, u.id, segment, u.etags[part - 1]);
+    }
+    if (rc == 0)
+        rc = upload_complete(sb, &u);
+    if (rc < 0)
+        upload_abort(sb, &u);
+    upload_free(&u);
     return rc;
 }
 
@@ -253,22 +369,51 @@ static void writer_free(struct s3_writer *w)
             free(w->slots[i].data);
     free(w->slots);
     free(w->buf);
-    free(w->etags);
-    free(w->upload_id);
+    upload_free(&w->up);
     free(w);
 }
 
-/* Stop the upload, if one was started: no parts stay behind. */
+/* Remove the completed segments. */
+static int remove_segments(struct s3_writer *w)
+{
+    char segment[SEGMENT_KEY_SIZE];
+    int rc = 0;
+    for (size_t i = 0; i < w->segments; i++) {
+        segment_key(w, i, segment);
+        int got = s3_delete_key(w->sb, segment);
+        if (rc == 0)
+            rc = got;
+    }
+    return rc;
+}
+
+/* Stop the upload, if one was started, and remove the segments: no parts
+ * stay behind. */
 static void writer_stop(struct s3_writer *w)
 {
-    if (w->upload_id) {
-        join_all(w);
-        /* keep the caller's message: this is cleanup */
-        char saved[512];
-        snprintf(saved, sizeof saved, "%s", minidbx_errmsg(NULL));
-        abort_upload(w->sb, w->tmp_key, w->upload_id);
-        minidbx_error_set(0, "%s", saved);
-    }
+    /* keep the caller's message: this is cleanup */
+    char saved[512];
+    snprintf(saved, sizeof saved, "%s", minidbx_errmsg(NULL));
+    join_all(w);
+    upload_abort(w->sb, &w->up);
+    remove_segments(w);
+    minidbx_error_set(0, "%s", saved);
+}
+
+/* Room for need bytes in w->buf: doubling from 64 KiB, at most part_size. */
+static int buf_grow(struct s3_writer *w, size_t need)
+{
+    size_t cap = w->cap ? w->cap : 65536;
+    while (cap < need)
+        cap *= 2;
+    if (cap > w->sb->part_size)
+        cap = w->sb->part_size;
+    char *grown = realloc(w->buf, cap);
+    if (!grown)
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    w->buf = grown;
+    w->cap = cap;
+    return 0;
 }
 
 static int writer_write(minidbx_backend_writer *bw, const void *data, size_t size)
@@ -280,9 +425,11 @@ static int writer_write(minidbx_backend_writer *bw, const void *data, size_t siz
     if (w->failed)
         return minidbx_error_set(w->failed, "s3 writer: an earlier write failed");
     while (size > 0 && rc == 0) {
-        if (w->len == w->sb->part_size && (rc = (w->upload_id ? 0 : start_upload(w))) == 0)
+        if (w->len == w->sb->part_size)
             rc = send_part(w);
         size_t n = w->sb->part_size - w->len < size ? w->sb->part_size - w->len : size;
+        if (rc == 0 && w->len + n > w->cap)
+            rc = buf_grow(w, w->len + n);
         if (rc == 0) {
             memcpy(w->buf + w->len, p, n);
             w->len += n;
@@ -304,21 +451,18 @@ static int writer_commit_created(minidbx_backend_writer *bw, const minidbx_id *i
     char key[S3_ID_KEY_SIZE];
     int rc = w->failed ? minidbx_error_set(w->failed, "s3 writer: an earlier write failed") : 0;
 
-    if (rc == 0 && !w->upload_id) {
+    if (rc == 0 && !w->up.id) {
         /* one part or less: one PUT, hashed and checked by the engine */
         rc = s3_put_object(w->sb, id, w->buf, w->len, created);
     } else if (rc == 0) {
         if (created)
             *created = -1;
         s3_object_key(id, key);
-        if ((rc = send_part(w)) == 0 && (rc = join_all(w)) == 0 && (rc = complete_upload(w)) == 0) {
-            free(w->upload_id); /* complete: nothing to abort now */
-            w->upload_id = NULL;
+        if ((rc = send_part(w)) == 0 && (rc = end_segment(w)) == 0)
             rc = copy_to(w, key);
-            int removed = s3_delete_key(w->sb, w->tmp_key);
-            if (rc == 0)
-                rc = removed;
-        }
+        int removed = rc == 0 ? remove_segments(w) : 0;
+        if (rc == 0)
+            rc = removed;
     }
     if (rc < 0)
         writer_stop(w);
@@ -345,10 +489,9 @@ int s3_be_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 
     if (w) {
         w->sb = sb;
-        w->buf = malloc(sb->part_size);
         w->slots = calloc(sb->part_threads, sizeof *w->slots);
     }
-    if (!w || !w->buf || !w->slots) {
+    if (!w || !w->slots) {
         if (w)
             writer_free(w);
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
@@ -456,7 +599,7 @@ int s3_abort_uploads(struct s3_backend *sb, int64_t before_ns, bool abort, uint6
                 free(marker_id);
                 marker_id = strdup(value);
             } else if (strcmp(name, "Upload") == 0) {
-                char key[S3_KEY_MAX], id[256], detail[S3_KEY_MAX + 64];
+                char id[256], detail[S3_KEY_MAX + 64];
                 xmlChar *k = NULL, *u = NULL, *t = NULL;
                 for (xmlNodePtr f = c->children; f; f = f->next) {
                     if (f->type != XML_ELEMENT_NODE)
@@ -470,10 +613,11 @@ int s3_abort_uploads(struct s3_backend *sb, int64_t before_ns, bool abort, uint6
                 int64_t initiated = s3_parse_time((const char *)t);
                 if (k && u && initiated >= 0 && initiated <= before_ns &&
                     strncmp((const char *)k, sb->prefix, prefix_len) == 0) {
-                    snprintf(key, sizeof key, "%s", (const char *)k + prefix_len);
+                    struct upload found = { .id = id };
+                    snprintf(found.key, sizeof found.key, "%s", (const char *)k + prefix_len);
                     snprintf(id, sizeof id, "%s", (const char *)u);
                     if (abort)
-                        rc = abort_upload(sb, key, id);
+                        rc = upload_abort(sb, &found);
                     snprintf(detail, sizeof detail, "%s: an incomplete multipart upload (%s)",
                              (const char *)k, id);
                     if (rc == 0 && count)

@@ -211,6 +211,21 @@ static int run_repair(uint64_t *problems, uint64_t *repaired, double *seconds)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The gateway's /v1/info says node n is up (1), down (0), or -1. */
+static int gateway_sees(unsigned n)
+{
+    char command[512], text[65536];
+    snprintf(command, sizeof command, "curl -s --max-time 10 %s/v1/info", gateway_url);
+    FILE *p = popen(command, "r");
+    size_t len = p ? fread(text, 1, sizeof text - 1, p) : 0;
+    if (p)
+        pclose(p);
+    text[len] = '\0';
+    char *at = strstr(text, node_url[n]);
+    char *up = at ? strstr(at, "\"up\":") : NULL;
+    return !up ? -1 : strncmp(up + 5, "true", 4) == 0;
+}
+
 /* --- the checks -------------------------------------------------------------------- */
 
 static void check_all_readable(minidbx *gw, const char *when)
@@ -230,8 +245,9 @@ static void check_all_readable(minidbx *gw, const char *when)
 }
 
 /* Node by node, through http://NODE: every object on each of its 2 homes
- * (a direct cluster handle says which nodes those are), every name on
- * exactly 2 nodes, pointing at its object. */
+ * (a direct cluster handle says which nodes those are); every name, with
+ * its object, on at least 2 nodes and on both of its object's homes (where
+ * it pins the object). */
 static void check_homes(void)
 {
     minidbx *nodes[NODES];
@@ -245,15 +261,20 @@ static void check_homes(void)
         const struct object *o = &objects[acked_index[k]];
         minidbx_node_info held[NODES];
         size_t got;
-        unsigned homes = 0, name_on = 0;
+        unsigned homes = 0, name_on = 0, name_on_homes = 0;
         if (minidbx_nodes(cluster, &o->id, held, NODES, &got) != 0)
             got = 0;
         for (size_t h = 0; h < got; h++) {
             if (!held[h].home)
                 continue;
-            for (unsigned n = 0; n < NODES; n++) /* ask the node itself */
-                if (strcmp(held[h].location, node_url[n]) == 0 && minidbx_exists(nodes[n], &o->id) == 1)
-                    homes++;
+            for (unsigned n = 0; n < NODES; n++) { /* ask the node itself */
+                minidbx_name_info info;
+                if (strcmp(held[h].location, node_url[n]) != 0)
+                    continue;
+                homes += minidbx_exists(nodes[n], &o->id) == 1;
+                name_on_homes += minidbx_name_get(nodes[n], o->name, &info) == 0 &&
+                                 minidbx_id_equal(&info.id, &o->id);
+            }
         }
         not_home += homes != 2;
         for (unsigned n = 0; n < NODES; n++) {
@@ -261,7 +282,7 @@ static void check_homes(void)
             if (minidbx_name_get(nodes[n], o->name, &info) == 0 && minidbx_id_equal(&info.id, &o->id))
                 name_on++;
         }
-        name_copies_wrong += name_on != 2;
+        name_copies_wrong += name_on < 2 || name_on_homes != 2;
     }
     for (unsigned n = 0; n < NODES; n++) { /* what `mdbx -s http://NODE ls` lists */
         minidbx_store_info info;
@@ -270,7 +291,8 @@ static void check_homes(void)
         minidbx_close(nodes[n]);
     }
     minidbx_close(cluster);
-    printf("homes: %u objects not on both homes, %u names not on exactly 2 nodes; copies per node %zu %zu %zu\n",
+    printf("homes: %u objects not on both homes, %u names not on 2 nodes and their object's homes; "
+           "copies per node %zu %zu %zu\n",
            not_home, name_copies_wrong, copies[0], copies[1], copies[2]);
     CHECK(not_home == 0 && name_copies_wrong == 0, "objects or names not back home");
 }
@@ -434,6 +456,7 @@ START_TEST(real_cluster)
     CHECK(atomic_load(&put_failures) == 0, "puts failed with 2 of 3 nodes up");
     minidbx *gw = open_or_die(gateway_url);
     check_all_readable(gw, "after the kill");
+    CHECK(gateway_sees(1) == 0, "the gateway's /v1/info shows node 1 down");
 
     /* 2. node 1 back, empty, on its port; repair */
     const char *port = strrchr(node_url[1], ':') + 1;
@@ -441,6 +464,11 @@ START_TEST(real_cluster)
     snprintf(port_copy, sizeof port_copy, "%s", port);
     rm_rf(node_dir[1]);
     start_node(1, port_copy);
+    double back = now_ms();
+    while (gateway_sees(1) != 1 && now_ms() - back < 15000)
+        usleep(50000);
+    printf("the gateway saw node 1 up again %.1f s after its restart\n", (now_ms() - back) / 1e3);
+    CHECK(gateway_sees(1) == 1, "the gateway's /v1/info shows node 1 up again");
     uint64_t problems, repaired;
     double repair_s;
     int rc = run_repair(&problems, &repaired, &repair_s);

@@ -244,10 +244,33 @@ START_TEST(roundtrip_sizes)
 }
 END_TEST
 
+/* Over what one CopyObject copies (5 GiB; here 5 MiB), the copy from
+ * tmp/ to the object's key goes in parts (UploadPartCopy). */
+START_TEST(roundtrip_copied_in_parts)
+{
+    setenv("MINIDBX_S3_COPY_MAX", "5242880", 1);
+    fresh_location();
+    roundtrip(12ull * MIB + 3);
+}
+END_TEST
+
+static int roundtrip_100mib_child(void *arg)
+{
+    (void)arg;
+    roundtrip(100ull * MIB);
+    return 0;
+}
+
+/* In bounded memory both ways: the writer holds 3 parts of 5 MiB, the
+ * reader a socket's buffers; the child's peak RSS stays under 40 MiB. */
 START_TEST(roundtrip_100mib)
 {
+    long rss_kib = 0;
     fresh_location();
-    roundtrip(100ull * MIB);
+    ck_assert_int_eq(run_in_child(roundtrip_100mib_child, NULL, &rss_kib), 0);
+    printf("100 MiB round trip: peak RSS %ld KiB\n", rss_kib);
+    if (!TEST_UNDER_ASAN)
+        ck_assert_int_le(rss_kib, 40 * 1024);
 }
 END_TEST
 
@@ -305,6 +328,65 @@ START_TEST(listing_pages)
     for (int i = 0; i < OBJECTS; i++)
         ck_assert_uint_eq(listed[i].refs, i < NAMES ? 1 : 0);
     minidbx_close(db);
+}
+END_TEST
+
+/* missing: the same answer (absent ids in input order, repeats kept) from
+ * HEADs, from one listing, and from a listing that gives up (more keys
+ * than 20 per id asked about) and falls back to HEADs. */
+static void expect_missing(minidbx *db, const minidbx_id *ask, size_t count, const minidbx_id *want,
+                           size_t want_count)
+{
+    minidbx_id out[64];
+    size_t got = 99;
+    ck_assert_ok(minidbx_missing(db, ask, count, out, &got));
+    ck_assert_uint_eq(got, want_count);
+    for (size_t i = 0; i < got; i++)
+        ck_assert(minidbx_id_equal(&out[i], &want[i]));
+}
+
+START_TEST(missing_heads_and_listing)
+{
+    enum { STORED = 100 };
+    minidbx_id stored[STORED], ask[12], want[12];
+    size_t asked = 0, wanted = 0;
+    test_rng rng;
+
+    fresh_location();
+    setenv("MINIDBX_S3_LIST_PAGE", "7", 1);
+    minidbx *db = open_s3();
+    rng_seed(&rng, seed_from_clock());
+    for (int i = 0; i < STORED; i++)
+        stored[i] = store_put_random(db, &rng, 10);
+    for (int i = 0; i < 12; i++) {
+        if (i % 3 == 1) {
+            rng_fill(&rng, &ask[asked], sizeof ask[asked]);
+            want[wanted++] = ask[asked++];
+        } else {
+            ask[asked++] = stored[(i * 37) % STORED];
+        }
+    }
+    ask[11] = ask[1]; /* an absent id twice */
+    want[wanted++] = ask[1];
+    minidbx_close(db);
+
+    const char *mins[] = { "1000", "4" };
+    for (size_t m = 0; m < 2; m++) {
+        setenv("MINIDBX_S3_MISSING_LIST_MIN", mins[m], 1);
+        db = open_s3();
+        expect_missing(db, ask, asked, want, wanted);
+        /* 4 ids over 100 objects: past 80 keys the listing gives up */
+        minidbx_id few[4] = { stored[0], want[0], stored[50], stored[99] };
+        expect_missing(db, few, 4, &want[0], 1);
+        /* out_missing may be ids itself */
+        minidbx_id alias[12];
+        size_t got = 0;
+        memcpy(alias, ask, sizeof alias);
+        ck_assert_ok(minidbx_missing(db, alias, asked, alias, &got));
+        ck_assert_uint_eq(got, wanted);
+        ck_assert(memcmp(alias, want, wanted * sizeof want[0]) == 0);
+        minidbx_close(db);
+    }
 }
 END_TEST
 
@@ -432,6 +514,13 @@ START_TEST(names_refs_delete_gc)
     ck_assert_ok(minidbx_stat(db, &c, &info));
     ck_assert_uint_eq(info.refs, 1);
     ck_assert_rc(minidbx_name_set(db, "w", &a), MINIDBX_ENOTFOUND); /* a is gone */
+    /* a name keeps the time it is given (minidbx_copy carries src's) */
+    minidbx_name_info named;
+    ck_assert_ok(minidbx_name_set_at(db, "at", &c, 1234567890123456789LL));
+    ck_assert_ok(minidbx_name_get(db, "at", &named));
+    ck_assert_int_eq(named.mtime_ns, 1234567890123456789LL);
+    ck_assert_uint_eq(named.size, 3000);
+    ck_assert_ok(minidbx_name_delete(db, "at"));
 
     /* gc keeps what was put in its own second, and named objects */
     next_second();
@@ -593,7 +682,9 @@ static Suite *s3_suite(void)
     TCase *tc = tcase_create("s3");
     tcase_set_timeout(tc, TEST_TIMEOUT_S);
     tcase_add_test(tc, roundtrip_sizes);
+    tcase_add_test(tc, roundtrip_copied_in_parts);
     tcase_add_test(tc, listing_pages);
+    tcase_add_test(tc, missing_heads_and_listing);
     tcase_add_test(tc, writer_abort_leaves_no_upload);
     tcase_add_test(tc, kill_mid_multipart);
     tcase_add_test(tc, names_refs_delete_gc);

@@ -3,11 +3,19 @@
 # 127.0.0.1, with MINIDBX_S3_ENDPOINT, AWS_* and MINIDBX_TEST_S3_BUCKET set
 # and that bucket created.
 #
-# If MINIDBX_S3_ENDPOINT is set already (tests/run-all.sh starts one RGW for
-# the whole run), CMD uses it. Otherwise this starts a throw-away RGW
-# (rgw-up) on the first free port of 7600, 7610, ... 7990, runs CMD and stops
-# it (rgw-down, in a trap). Without the Ceph packages it says so loudly and
-# exits 77, which meson counts as SKIPPED, never as passed.
+# Which RGW: the one MINIDBX_S3_ENDPOINT names, if set (one you started);
+# else the one whose export lines are in the file MINIDBX_TEST_RGW_ENV names
+# (tests/run-all.sh starts one for the whole run: see --env-file); else a
+# throw-away RGW (rgw-up) on the first free port of 7600, 7610, ... 7990,
+# stopped when CMD ends (rgw-down, in a trap). Without the Ceph packages it
+# says so loudly and exits 77, which meson counts as SKIPPED, never passed.
+#
+# with-rgw.sh --own CMD [ARGS...] always starts a throw-away RGW (rgw-up reads
+# RGW_EXTRA_CONF: more radosgw configuration).
+# with-rgw.sh --env-file CMD [ARGS...] starts an RGW and runs CMD with only
+# MINIDBX_TEST_RGW_ENV set (a file of export lines), so that the
+# credentials reach the s3 tests (through this script) and nothing else
+# that CMD runs.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 bucket=${MINIDBX_TEST_S3_BUCKET:-minidbx-tests}
@@ -32,6 +40,18 @@ make_bucket() {
     [ "$code" = 200 ] || { echo "with-rgw.sh: creating bucket $bucket: HTTP $code" >&2; return 1; }
 }
 
+env_file=
+if [ "${1:-}" = --own ]; then
+    # a throw-away RGW of its own (e.g. configured by RGW_EXTRA_CONF)
+    shift
+    unset MINIDBX_S3_ENDPOINT MINIDBX_TEST_RGW_ENV
+elif [ "${1:-}" = --env-file ]; then
+    env_file=1
+    shift
+elif [ -z "${MINIDBX_S3_ENDPOINT:-}" ] && [ -n "${MINIDBX_TEST_RGW_ENV:-}" ]; then
+    [ -r "$MINIDBX_TEST_RGW_ENV" ] || { echo "with-rgw.sh: cannot read $MINIDBX_TEST_RGW_ENV" >&2; exit 1; }
+    . "$MINIDBX_TEST_RGW_ENV"
+fi
 if [ -n "${MINIDBX_S3_ENDPOINT:-}" ]; then
     make_bucket || exit 1
     exec "$@"
@@ -55,6 +75,11 @@ for ((port = 7600; port <= 7990; port += 10)); do
 done
 rm -f "$dir.log"
 [ -n "$env" ] || { echo "with-rgw.sh: no free port for an RGW in 7600..7990" >&2; exit 1; }
+if [ -n "$env_file" ]; then
+    printf '%s\n' "$env" >"$dir/test-env"
+    MINIDBX_TEST_RGW_ENV=$dir/test-env "$@"
+    exit
+fi
 eval "$env"
 make_bucket || exit 1
 "$@"
