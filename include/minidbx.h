@@ -705,9 +705,10 @@ MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
  * both have, pointing at different objects, is set to src's object on dst:
  * the source wins, as in a mirror or a backup, whatever the names' times
  * (times need not be comparable: a store without minidbx_name_set_at
- * keeps the time a name was set there). It is never silent: every name set is reported
- * (MINIDBX_COPY_NAME, with the object it pointed at before on dst). Names
- * that only dst has are left alone: a copy never deletes anything on dst.
+ * keeps the time a name was set there). It is never silent: every name
+ * set is reported (MINIDBX_COPY_NAME, with the object it pointed at before
+ * on dst). Names that only dst has are left alone: a copy never deletes
+ * anything on dst.
  * A name's object is copied first, so that dst never has a name without
  * its object. A name is set with the time it was set on src where dst can
  * keep it (minidbx_name_set_at), else at dst's clock.
