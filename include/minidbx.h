@@ -190,7 +190,7 @@ typedef struct {
  *    cluster:FILE      N stores ("nodes") as one, described by the JSON
  *                      file FILE (builds with json-c; else EUNSUPPORTED):
  *        {"replicas": R, "write_quorum": W, "timeout_ms": T,
- *         "nodes": [LOCATION, ...]}
+ *         "cache_objects": C, "nodes": [LOCATION, ...]}
  *                      nodes: 1..64 distinct locations of any kind but
  *                        cluster: (a directory, http://, s3://...); a
  *                        relative directory is relative to FILE's own.
@@ -200,7 +200,12 @@ typedef struct {
  *                        or N if smaller); write_quorum: copies a put must
  *                        have stored to succeed, 1..R (default R);
  *                        timeout_ms: each node's deadline (the http://
- *                        connect and stall timeout; default 5000).
+ *                        connect and stall timeout; default 5000);
+ *                        cache_objects: slots of a cache of small objects
+ *                        (up to 64 KiB) already read and verified, each
+ *                        used for at most 1 s (default 1024; 0: none): a
+ *                        delete made through another handle may go unseen
+ *                        by get for that long.
  *                      Any other field, a missing or bad one gives EINVAL
  *                        naming it; no file gives ENOTFOUND.
  *                      Placement: rendezvous (highest random weight)
@@ -214,26 +219,32 @@ typedef struct {
  *                        (repair moves it home later). get and readers try
  *                        the nodes in that order and fall back on a node
  *                        that is down, does not answer within its deadline,
- *                        or hands out bytes that fail verification (a
- *                        reader does so for objects up to 1 MiB, which it
- *                        reads whole; a larger one streams from the first
- *                        node that has it). exists, missing, stat and list
- *                        merge the nodes' answers (stat's refs: the most
- *                        any one node counts).
+ *                        or hands out bytes that fail verification: a
+ *                        copy is checked whole before its first byte is
+ *                        handed on (up to 1 MiB read into memory; larger,
+ *                        a local node's blob is hashed first, a remote
+ *                        one spooled to a temp file in $TMPDIR), and the
+ *                        library does not hash it again. exists, missing,
+ *                        stat and list merge the nodes' answers.
  *                      A node that fails (EIO: unreachable, or past its
  *                        deadline) is marked down and skipped; a thread
- *                        probes it again after 250 ms, doubling to 30 s,
+ *                        probes it again after 250 ms, doubling to 10 s,
  *                        so a dead or hung node costs its deadline once.
  *                        Open fails only when no node can be reached.
  *                      Names live on the R best nodes for the name's own
- *                        hash, each of which also holds the object (it is
- *                        copied there). Writers that race resolve by last
+ *                        hash, and on its object's homes (where the name
+ *                        keeps a node's gc off the object, and makes stat's
+ *                        refs count every name); each of those nodes holds
+ *                        the object (it is copied there). Writers that race
+ *                        resolve by last
  *                        writer wins: of differing copies the one with the
  *                        later mtime, then the larger id, is the name; all
  *                        copies of one set share its mtime, reads return the
  *                        winner, repair makes every copy agree. A delete
  *                        removes every copy on the nodes that are up (no
  *                        tombstones: a node down during it may keep one).
+ *                      A node that comes back, or a node put in a dead
+ *                        one's place, is filled by repair.
  *                      Batches are as on http://; gc runs each node's gc;
  *                        verify with MINIDBX_VERIFY_REPAIR is the repair
  *                        (see minidbx_verify); minidbx_nodes tells each
@@ -633,7 +644,16 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
  *  ran (problems are in the report), or an error: ENOTFOUND (one id),
  *  EREADONLY (repair on a read-only store), EIO. On a remote store the
  *  node runs it and cb is called once it has answered, for at most the
- *  first 10,000 problems (the report counts them all). */
+ *  first 10,000 problems (the report counts them all).
+ *  On a cluster: store verify walks every name and object once and reads
+ *  back each copy on its homes (the R best nodes that are up): a home
+ *  without a copy is MISSING, a bad copy CORRUPT, a home without the newest
+ *  copy of a name STALE, a copy outside the homes MISPLACED. REPAIR copies
+ *  (from a node with a good copy, verified on the way), puts the right
+ *  bytes again, sets the newest name with its mtime, and removes a
+ *  misplaced copy only once every home copy is sound and never one that a
+ *  name on that node points at; cb may be called from several threads, one
+ *  call at a time. objects_checked counts objects, not copies. */
 MINIDBX_EXTERN int minidbx_verify(minidbx *db, const minidbx_id *id, unsigned flags,
                                   minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
 
@@ -687,9 +707,10 @@ MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
  * both have, pointing at different objects, is set to src's object on dst:
  * the source wins, as in a mirror or a backup, whatever the names' times
  * (times need not be comparable: a store without minidbx_name_set_at
- * keeps the time a name was set there). It is never silent: every name set is reported
- * (MINIDBX_COPY_NAME, with the object it pointed at before on dst). Names
- * that only dst has are left alone: a copy never deletes anything on dst.
+ * keeps the time a name was set there). It is never silent: every name
+ * set is reported (MINIDBX_COPY_NAME, with the object it pointed at before
+ * on dst). Names that only dst has are left alone: a copy never deletes
+ * anything on dst.
  * A name's object is copied first, so that dst never has a name without
  * its object. A name is set with the time it was set on src where dst can
  * keep it (minidbx_name_set_at), else at dst's clock.
@@ -707,9 +728,10 @@ typedef struct {
     unsigned version;   /* MINIDBX_COPY_OPTIONS_VERSION */
     unsigned flags;     /* MINIDBX_COPY_* */
     /** Copies at once, each in a thread of its own: 0 means 4; at most 64.
-     *  Objects over 8 MiB are copied at most 2 at once (a writer to a
-     *  remote store may hold several MiB of each, and each is a long
-     *  stream already); the other threads go on with smaller ones. */
+     *  Objects over 8 MiB are copied one at a time (a writer to a remote
+     *  store may hold several MiB of each, and each is a long stream, or
+     *  several parts at once, already); the other threads go on with
+     *  smaller ones. */
     unsigned threads;
     /** What to copy. With no ids and no names (the default): every object
      *  and every name of src. Otherwise only these objects, and these

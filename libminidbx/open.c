@@ -179,7 +179,9 @@ static int wrap_backend(minidbx **out, minidbx_backend *be, const minidbx_option
     dbx_test_pause_init();
     db->be = be;
     db->opts = *opts;
-    db->verify = !(opts->flags & MINIDBX_OPEN_NO_VERIFY);
+    /* a backend that checks what it reads (cluster:) is not hashed twice */
+    db->verify = !(opts->flags & MINIDBX_OPEN_NO_VERIFY) &&
+                 !(be->version >= 3 && (be->flags & MINIDBX_BACKEND_VERIFIED_READS));
     db->readonly = (opts->flags & MINIDBX_OPEN_READONLY) != 0;
     *out = db;
     return 0;

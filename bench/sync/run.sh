@@ -3,16 +3,17 @@
 # of the same bytes as files, to the same destination, in one run. See
 # bench/sync/README.md.
 #
-#   bench/sync/run.sh [BUILD_DIR] [DEST...]     (default: ./build local http)
+#   bench/sync/run.sh [BUILD_DIR] [DEST...]     (default: ./build local http s3)
 #
 # DEST is where both copy to:
 #   local   a local store for mdbx, a directory for rclone (same disk)
 #   http    an `mdbx serve` node on 127.0.0.1 (over a local store); rclone
 #           cannot write to it, so its row is left out
 #   s3      s3://BUCKET/... on the S3 engine of $MINIDBX_S3_ENDPOINT with
-#           $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY (a Ceph RGW: see
-#           tests/s3), rclone through its s3 backend (provider Ceph) to
-#           another prefix of the same bucket
+#           $AWS_ACCESS_KEY_ID / $AWS_SECRET_ACCESS_KEY; without an endpoint,
+#           a Ceph RGW on 127.0.0.1 that it starts (tests/s3/rgw-up, 6 GiB
+#           memstore) and stops. rclone goes through its s3 backend
+#           (provider Ceph) to another prefix of the same bucket
 #
 # Workloads (WORKLOADS, default "small small-named big"): small is
 # SMALL_COUNT x 4 KiB (default 10,000) as objects without names, the same
@@ -28,7 +29,7 @@ set -u
 
 BUILD=${1:-build}
 [ $# -gt 0 ] && shift
-DESTS=${*:-local http}
+DESTS=${*:-local http s3}
 MDBX=${MDBX:-$BUILD/cli/mdbx}
 GEN_BYTES=${GEN_BYTES:-$BUILD/tests/cli/gen_bytes}
 SMALL_COUNT=${SMALL_COUNT:-10000}
@@ -47,12 +48,32 @@ command -v rclone >/dev/null || { echo "bench/sync: rclone is missing (apt-get i
 export RCLONE_CONFIG=/dev/null # remotes come from the environment below
 
 SERVER_PID=""
+RGW_TMP=""
 cleanup()
 {
     [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+    [ -n "$RGW_TMP" ] && "$HERE/../../tests/s3/rgw-down" --rm "$RGW_TMP/rgw" >/dev/null 2>&1
+    [ -n "$RGW_TMP" ] && rm -rf "$RGW_TMP"
     rm -rf "$B/dest"
 }
 trap cleanup EXIT
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+# start_rgw: a throw-away RGW (tests/s3) on the first free port of 7700.. 7990.
+start_rgw()
+{
+    local env="" port
+    export RGW_MEMSTORE_BYTES=${RGW_MEMSTORE_BYTES:-$((6 << 30))}
+    RGW_TMP=$(mktemp -d /var/tmp/mdbx-bench-sync-rgw.XXXXXX)
+    for ((port = 7700; port <= 7990; port += 10)); do
+        env=$("$HERE/../../tests/s3/rgw-up" "$RGW_TMP/rgw" "$port" 2>"$RGW_TMP/up.log") && break
+        env=""
+        grep -q "already in use" "$RGW_TMP/up.log" || { cat "$RGW_TMP/up.log" >&2; exit 1; }
+        rm -rf "$RGW_TMP/rgw"
+    done
+    [ -n "$env" ] || { echo "bench/sync: no free port for an RGW" >&2; exit 1; }
+    eval "$env"
+}
 
 # --- the data: files for rclone, the same bytes in named objects for mdbx --------
 # files_of WORKLOAD: the directory of its files (small-named shares small's).
@@ -110,26 +131,32 @@ s3_clear() # s3_clear PREFIX: remove the bench's objects under it
     rclone purge ":s3:$S3_BUCKET/$1" >/dev/null 2>&1 || true
 }
 
-# mdbx_dest KIND RUN: a fresh destination location for mdbx
+# mdbx_dest KIND WORKLOAD: set WHERE to a fresh destination for mdbx (not
+# in a subshell: the node it may start must be ours to stop).
 mdbx_dest()
 {
     case $1 in
-    local) rm -rf "$B/dest/store"; echo "$B/dest/store" ;;
-    http) start_node; echo "$NODE_URL" ;;
-    s3) s3_clear "mdbx-$2"; echo "s3://$S3_BUCKET/mdbx-$2" ;;
+    local) rm -rf "$B/dest/store"; WHERE=$B/dest/store ;;
+    http) start_node; WHERE=$NODE_URL ;;
+    s3) s3_clear "mdbx-$2"; WHERE=s3://$S3_BUCKET/mdbx-$2 ;;
     esac
 }
 
 rclone_dest()
 {
     case $1 in
-    local) rm -rf "$B/dest/files"; echo "$B/dest/files" ;;
-    s3) s3_clear "rclone-$2"; echo ":s3:$S3_BUCKET/rclone-$2" ;;
+    local) rm -rf "$B/dest/files"; WHERE=$B/dest/files ;;
+    s3) s3_clear "rclone-$2"; WHERE=:s3:$S3_BUCKET/rclone-$2 ;;
     esac
 }
 
+if [[ " $DESTS " == *" s3 "* ]] && [ -z "${MINIDBX_S3_ENDPOINT:-}" ] && ! command -v radosgw >/dev/null; then
+    echo "bench/sync: SKIPPING s3: no MINIDBX_S3_ENDPOINT and no Ceph to start an RGW" \
+        "(apt-get install ceph-mon ceph-osd radosgw)" >&2
+    DESTS=${DESTS//s3/}
+fi
 if [[ " $DESTS " == *" s3 "* ]]; then
-    : "${MINIDBX_S3_ENDPOINT:?s3 needs MINIDBX_S3_ENDPOINT (and AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY)}"
+    [ -n "${MINIDBX_S3_ENDPOINT:-}" ] || start_rgw
     export RCLONE_S3_PROVIDER=Ceph RCLONE_S3_ENDPOINT=$MINIDBX_S3_ENDPOINT
     export RCLONE_S3_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID RCLONE_S3_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY
     export RCLONE_S3_REGION=${AWS_REGION:-us-east-1} RCLONE_S3_FORCE_PATH_STYLE=true
@@ -152,10 +179,10 @@ timed()
     tpid=$!
     while kill -0 "$tpid" 2>/dev/null; do
         [ -n "$child" ] || child=$(pgrep -P "$tpid" | head -n1)
-        if [ -n "$child" ]; then
-            while read -r key value _; do
+        if [ -n "$child" ] && [ -r "/proc/$child/status" ]; then
+            { while read -r key value _; do
                 [ "$key" = RssAnon: ] && [ "$value" -gt "$anon_kib" ] && anon_kib=$value
-            done <"/proc/$child/status" 2>/dev/null
+            done <"/proc/$child/status"; } 2>/dev/null
         fi
         sleep 0.02
     done
@@ -187,7 +214,8 @@ for workload in $WORKLOADS; do
     label="$workload ${count}x$((bytes / count / 1024))K"
     for dest in $DESTS; do
         mkdir -p "$B/dest"
-        where=$(mdbx_dest "$dest" "$workload")
+        mdbx_dest "$dest" "$workload"
+        where=$WHERE
         timed "$MDBX" -q sync -j "$JOBS" "$B/src-$workload" "$where"
         mdbx_secs=$SECS mdbx_rss=$RSS_MIB mdbx_anon=$ANON_MIB
         timed "$MDBX" -q sync -j "$JOBS" "$B/src-$workload" "$where"
@@ -198,7 +226,8 @@ for workload in $WORKLOADS; do
         [ "$dest" = http ] && stop_node
         [ "$dest" = s3 ] && s3_clear "mdbx-$workload"
         [ "$dest" = http ] && continue
-        where=$(rclone_dest "$dest" "$workload")
+        rclone_dest "$dest" "$workload"
+        where=$WHERE
         timed rclone copy --transfers "$JOBS" "$files" "$where"
         rclone_secs=$SECS rclone_rss=$RSS_MIB rclone_anon=$ANON_MIB
         timed rclone copy --transfers "$JOBS" "$files" "$where"

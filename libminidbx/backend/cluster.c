@@ -4,7 +4,8 @@
  * placement, info and nodes, and the table (see cluster.h for the files).
  *
  * The cluster file (the grammar is at minidbx_open in minidbx.h):
- *   {"replicas": R, "write_quorum": W, "timeout_ms": T, "nodes": [LOCATION...]}
+ *   {"replicas": R, "write_quorum": W, "timeout_ms": T, "cache_objects": C,
+ *    "nodes": [LOCATION...]}
  * read with json-c, so that a bad file is refused naming the field.
  */
 #include "cluster.h"
@@ -20,9 +21,11 @@
 
 #define DEFAULT_REPLICAS 2
 #define DEFAULT_TIMEOUT_MS 5000
+#define DEFAULT_CACHE_OBJECTS 1024
+#define CACHE_OBJECTS_MAX (1 << 20)
 #define TIMEOUT_MS_MAX 3600000
 #define BACKOFF_FIRST_MS 250
-#define BACKOFF_MAX_MS 30000
+#define BACKOFF_MAX_MS 10000
 #define CLUSTER_FILE_MAX (1u << 20)
 
 /* --- placement ------------------------------------------------------------ */
@@ -392,6 +395,7 @@ static void cluster_free(minidbx_backend *be)
     }
     pthread_cond_destroy(&c->prober_wake);
     pthread_mutex_destroy(&c->prober_lock);
+    cluster_cache_free(c);
     free(c->nodes);
     free(c->path);
     free(c);
@@ -422,6 +426,9 @@ static const minidbx_backend cluster_table = {
     .info = cluster_info,
     .name_set_at = cluster_name_set_at,
     .nodes = cluster_nodes,
+    /* every read is checked by a node's handle (opened verifying) or by
+     * hash_fd, and a copy that fails is skipped (cluster_objects.c) */
+    .flags = MINIDBX_BACKEND_VERIFIED_READS,
 };
 
 /* --- the cluster file ---------------------------------------------------------------- */
@@ -534,10 +541,10 @@ static int read_file(const char *path, char **out)
 
 static int read_config(struct cluster *c)
 {
-    static const char *const known[] = { "replicas", "write_quorum", "timeout_ms", "nodes" };
+    static const char *const known[] = { "replicas", "write_quorum", "timeout_ms", "cache_objects", "nodes" };
     json_object *root = NULL;
     char *text = NULL;
-    int64_t replicas, quorum, timeout_ms;
+    int64_t replicas, quorum, timeout_ms, cache_objects;
     int rc = read_file(c->path, &text);
 
     if (rc < 0)
@@ -554,7 +561,7 @@ static int read_config(struct cluster *c)
             i++;
         if (i == sizeof known / sizeof known[0]) {
             rc = bad_field(c->path, key, "is not a field of a cluster file "
-                                         "(replicas, write_quorum, timeout_ms, nodes)");
+                                         "(replicas, write_quorum, timeout_ms, cache_objects, nodes)");
             goto out;
         }
     }
@@ -562,7 +569,10 @@ static int read_config(struct cluster *c)
         (rc = int_field(root, c->path, "replicas", 1, (int64_t)c->count,
                         c->count < DEFAULT_REPLICAS ? (int64_t)c->count : DEFAULT_REPLICAS, &replicas)) < 0 ||
         (rc = int_field(root, c->path, "write_quorum", 1, replicas, replicas, &quorum)) < 0 ||
-        (rc = int_field(root, c->path, "timeout_ms", 1, TIMEOUT_MS_MAX, DEFAULT_TIMEOUT_MS, &timeout_ms)) < 0)
+        (rc = int_field(root, c->path, "timeout_ms", 1, TIMEOUT_MS_MAX, DEFAULT_TIMEOUT_MS, &timeout_ms)) < 0 ||
+        (rc = int_field(root, c->path, "cache_objects", 0, CACHE_OBJECTS_MAX, DEFAULT_CACHE_OBJECTS,
+                        &cache_objects)) < 0 ||
+        (rc = cluster_cache_init(c, (size_t)cache_objects)) < 0)
         goto out;
     c->replicas = (unsigned)replicas;
     c->write_quorum = (unsigned)quorum;

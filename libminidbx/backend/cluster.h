@@ -14,12 +14,14 @@
  *   cluster_objects.c put (R copies in parallel), get and readers (in HRW
  *                     order, falling back), exists/missing/stat/list merged;
  *   cluster_names.c   names (last writer wins), batches;
- *   cluster_repair.c  verify and repair (back to R verified copies), gc.
+ *   cluster_repair.c  verify and repair (back to R verified copies), gc;
+ *   cluster_cache.c   a small cache of verified small objects (a gateway's
+ *                     hot objects), used for at most 1 s.
  *
  * How a node fails: a call that returns MINIDBX_EIO (the node cannot be
  * reached, or did not answer within its deadline) marks the node down;
  * calls skip a node that is down, and the prober thread tries it again
- * after a pause that doubles from 250 ms to 30 s, so a dead or hung node
+ * after a pause that doubles from 250 ms to 10 s, so a dead or hung node
  * costs its deadline once, not on every call.
  */
 #ifndef MINIDBX_CLUSTER_H
@@ -59,6 +61,9 @@ struct cluster {
     pthread_mutex_t prober_lock;
     pthread_cond_t prober_wake;
     bool stopping;
+    /* small verified objects (cluster_cache.c) */
+    struct cluster_cache_slot *cache;
+    size_t cache_slots;
 };
 
 static inline struct cluster *cluster_of(minidbx_backend *be)
@@ -155,6 +160,19 @@ int cluster_batch_begin(minidbx_backend *be);
 int cluster_batch_commit(minidbx_backend *be);
 int cluster_batch_abort(minidbx_backend *be);
 void cluster_batch_forget(struct cluster *c);
+
+/* --- the cache of small objects (cluster_cache.c) ------------------------------ */
+
+#define CLUSTER_CACHE_OBJECT_MAX (64u * 1024u)
+struct cluster_cache_slot;
+int cluster_cache_init(struct cluster *c, size_t slots);
+void cluster_cache_free(struct cluster *c);
+/* A malloc'd copy of a fresh entry for id: true. */
+bool cluster_cache_get(struct cluster *c, const minidbx_id *id, void **out_data, size_t *out_size);
+/* Remember verified bytes (nothing over CLUSTER_CACHE_OBJECT_MAX). */
+void cluster_cache_put(struct cluster *c, const minidbx_id *id, const void *data, size_t size);
+void cluster_cache_forget(struct cluster *c, const minidbx_id *id);
+void cluster_cache_clear(struct cluster *c);
 
 /* --- verify, repair, gc (cluster_repair.c) ------------------------------------------ */
 

@@ -185,9 +185,14 @@ static int node_get(minidbx *db, const minidbx_id *id, void *ctx)
 
 int cluster_get(minidbx_backend *be, const minidbx_id *id, void **out_data, size_t *out_size)
 {
+    struct cluster *c = cluster_of(be);
     struct get_out out = { NULL, 0 };
-    int rc = read_in_order(cluster_of(be), id, node_get, &out);
+
+    if (cluster_cache_get(c, id, out_data, out_size))
+        return 0;
+    int rc = read_in_order(c, id, node_get, &out);
     if (rc == 0) {
+        cluster_cache_put(c, id, out.data, out.size);
         *out_data = out.data;
         *out_size = out.size;
     }
@@ -293,16 +298,22 @@ static int node_reader_open(minidbx *db, const minidbx_id *id, void *ctx)
     uint64_t size;
     int fd, rc;
 
+    minidbx_object_info info;
+
     reader_release(r); /* what a node before this one left */
+    /* the size first (on an http:// node, a HEAD): a small object is then
+     * one GET, without a reader's stream */
+    if ((rc = minidbx_stat(db, id, &info)) < 0)
+        return rc;
+    if (info.size <= READER_WHOLE_MAX) {
+        size_t got;
+        rc = minidbx_get(db, id, (void **)&r->data, &got);
+        r->size = got;
+        return rc;
+    }
     if ((rc = minidbx_reader_open(db, id, &nr, &size)) < 0)
         return rc;
     r->size = size;
-    if (size <= READER_WHOLE_MAX) {
-        size_t got;
-        minidbx_reader_close(nr);
-        rc = minidbx_get(db, id, (void **)&r->data, &got);
-        return rc == 0 && got != size ? minidbx_error_set(MINIDBX_ECORRUPT, "cluster: size changed") : rc;
-    }
     if (minidbx_reader_fd(nr, &fd, &r->fd_offset) == 0) {
         r->node_reader = nr;
         r->fd = fd;
@@ -352,6 +363,7 @@ int cluster_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backe
                         uint64_t *out_size)
 {
     struct cluster_reader *r = calloc(1, sizeof *r);
+    size_t got;
     int rc;
 
     if (!r)
@@ -360,9 +372,13 @@ int cluster_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backe
     r->base.fd = reader_fd;
     r->base.close = reader_close;
     r->fd = -1;
-    if ((rc = read_in_order(cluster_of(be), id, node_reader_open, r)) < 0) {
+    if (cluster_cache_get(cluster_of(be), id, (void **)&r->data, &got)) {
+        r->size = got;
+    } else if ((rc = read_in_order(cluster_of(be), id, node_reader_open, r)) < 0) {
         reader_close(&r->base);
         return rc;
+    } else if (r->data) {
+        cluster_cache_put(cluster_of(be), id, r->data, (size_t)r->size);
     }
     *out_size = r->size;
     *out = &r->base;
@@ -477,6 +493,7 @@ int cluster_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
     char hex[16];
 
     dbx_id_short(id, hex);
+    cluster_cache_forget(c, id);
     for (size_t i = 0; i < c->count; i++) {
         minidbx *db = cluster_node_db(&c->nodes[i]);
         int64_t start = cluster_call_start();

@@ -459,14 +459,15 @@ int cluster_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
     return rc;
 }
 
-/* Each node's gc, summed. An object named only on other nodes (a name's
- * homes are not its object's) is unnamed on its own homes, so gc removes
- * it there; it stays on the name's homes, and repair copies it back. */
+/* Each node's gc, summed: a node keeps what a name on it points at, and a
+ * name is set on every home of its object (cluster_names.c), so a named
+ * object keeps its home copies. */
 int cluster_gc(minidbx_backend *be, minidbx_gc_report *report)
 {
     struct cluster *c = cluster_of(be);
     int rc = 0;
 
+    cluster_cache_clear(c);
     for (size_t i = 0; i < c->count && rc == 0; i++) {
         minidbx *db = cluster_node_db(&c->nodes[i]);
         minidbx_gc_report one;

@@ -211,6 +211,21 @@ static int run_repair(uint64_t *problems, uint64_t *repaired, double *seconds)
     return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
+/* The gateway's /v1/info says node n is up (1), down (0), or -1. */
+static int gateway_sees(unsigned n)
+{
+    char command[512], text[65536];
+    snprintf(command, sizeof command, "curl -s --max-time 10 %s/v1/info", gateway_url);
+    FILE *p = popen(command, "r");
+    size_t len = p ? fread(text, 1, sizeof text - 1, p) : 0;
+    if (p)
+        pclose(p);
+    text[len] = '\0';
+    char *at = strstr(text, node_url[n]);
+    char *up = at ? strstr(at, "\"up\":") : NULL;
+    return !up ? -1 : strncmp(up + 5, "true", 4) == 0;
+}
+
 /* --- the checks -------------------------------------------------------------------- */
 
 static void check_all_readable(minidbx *gw, const char *when)
@@ -441,6 +456,7 @@ START_TEST(real_cluster)
     CHECK(atomic_load(&put_failures) == 0, "puts failed with 2 of 3 nodes up");
     minidbx *gw = open_or_die(gateway_url);
     check_all_readable(gw, "after the kill");
+    CHECK(gateway_sees(1) == 0, "the gateway's /v1/info shows node 1 down");
 
     /* 2. node 1 back, empty, on its port; repair */
     const char *port = strrchr(node_url[1], ':') + 1;
@@ -448,6 +464,11 @@ START_TEST(real_cluster)
     snprintf(port_copy, sizeof port_copy, "%s", port);
     rm_rf(node_dir[1]);
     start_node(1, port_copy);
+    double back = now_ms();
+    while (gateway_sees(1) != 1 && now_ms() - back < 15000)
+        usleep(50000);
+    printf("the gateway saw node 1 up again %.1f s after its restart\n", (now_ms() - back) / 1e3);
+    CHECK(gateway_sees(1) == 1, "the gateway's /v1/info shows node 1 up again");
     uint64_t problems, repaired;
     double repair_s;
     int rc = run_repair(&problems, &repaired, &repair_s);

@@ -105,6 +105,7 @@ START_TEST(bad_files_name_the_field)
     expect_bad("{\"nodes\": [\"a\"], \"timeout_ms\": 0}", "\"timeout_ms\"");
     expect_bad("{\"nodes\": [\"a\"], \"timeout_ms\": -5}", "\"timeout_ms\"");
     expect_bad("{\"nodes\": [\"a\"], \"replica\": 1}", "\"replica\"");
+    expect_bad("{\"nodes\": [\"a\"], \"cache_objects\": -1}", "\"cache_objects\"");
     expect_bad("{\"nodes\": [\"nosuch:x\"]}", "nodes[0]");
 }
 END_TEST

@@ -13,7 +13,8 @@
  *   - ids are computed: put and writer commit receive the SHA-256 of the
  *     bytes, computed by the library;
  *   - bytes handed out by get and readers are hashed and compared with the
- *     id (unless MINIDBX_OPEN_NO_VERIFY), so a lying backend gives
+ *     id (unless MINIDBX_OPEN_NO_VERIFY, or the backend says it checked
+ *     them: MINIDBX_BACKEND_VERIFIED_READS), so a lying backend gives
  *     MINIDBX_ECORRUPT, never wrong bytes.
  *
  * Rules for backends:
@@ -42,7 +43,7 @@ extern "C" {
 #endif
 
 /* Version 2 appended minidbx_backend_writer.commit_created; version 3
- * appended minidbx_backend.name_set_at and minidbx_backend.nodes. */
+ * appended minidbx_backend.name_set_at, .nodes and .flags. */
 #define MINIDBX_BACKEND_VERSION 3
 
 typedef struct minidbx_backend minidbx_backend;
@@ -124,7 +125,16 @@ struct minidbx_backend {
      *  state; with holding not NULL, only the nodes that hold that object. */
     int (*nodes)(minidbx_backend *be, const minidbx_id *holding, minidbx_node_info *out,
                  size_t capacity, size_t *out_count);
+    /** MINIDBX_BACKEND_* flags (since version 3). */
+    unsigned flags;
 };
+
+/** get and readers hand out only bytes that the backend itself checked
+ *  against the id (a cluster: store's nodes check what they send, and it
+ *  reads another copy when one fails), so the library does not hash them
+ *  a second time. A backend that sets it and hands out unchecked bytes
+ *  breaks the first promise: set it only when every path checks. */
+#define MINIDBX_BACKEND_VERIFIED_READS 0x1u
 
 /** Wrap a backend in a handle. The handle owns be from this call on, even
  *  when it fails (be->free is called then). opts may be NULL. */
