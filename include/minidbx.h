@@ -339,9 +339,11 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * Errors: the engine's code and message are in minidbx_errmsg with the
  * method and URL. A wrong secret is EPERM ("SignatureDoesNotMatch"), a
  * missing bucket ENOTFOUND ("NoSuchBucket", naming it), an engine that
- * cannot be reached EIO (with the URL). Idempotent requests (all but
- * streamed ones) are retried up to 5 times, with pauses of 0.1 to 0.8 s,
- * on a transport error before any reply or a 5xx (503 SlowDown).
+ * cannot be reached EIO (with the URL), one that stalls for timeout_ms
+ * EIO too (not retried: the timeout is the caller's deadline). Idempotent
+ * requests (all but streamed ones) are retried up to 5 times, with pauses
+ * of 0.1 to 0.8 s, on a transport error before any reply or a 5xx (503
+ * SlowDown).
  * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
  * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS (2),
  * MINIDBX_S3_COPY_MAX (bytes one copy request moves, 5 MiB..5 GiB),
