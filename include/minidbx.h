@@ -339,9 +339,11 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * Errors: the engine's code and message are in minidbx_errmsg with the
  * method and URL. A wrong secret is EPERM ("SignatureDoesNotMatch"), a
  * missing bucket ENOTFOUND ("NoSuchBucket", naming it), an engine that
- * cannot be reached EIO (with the URL). Idempotent requests (all but
- * streamed ones) are retried up to 5 times, with pauses of 0.1 to 0.8 s,
- * on a transport error before any reply or a 5xx (503 SlowDown).
+ * cannot be reached EIO (with the URL), one that stalls for timeout_ms
+ * EIO too (not retried: the timeout is the caller's deadline). Idempotent
+ * requests (all but streamed ones) are retried up to 5 times, with pauses
+ * of 0.1 to 0.8 s, on a transport error before any reply or a 5xx (503
+ * SlowDown).
  * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
  * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS (2),
  * MINIDBX_S3_COPY_MAX (bytes one copy request moves, 5 MiB..5 GiB),
@@ -705,9 +707,10 @@ MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
  * both have, pointing at different objects, is set to src's object on dst:
  * the source wins, as in a mirror or a backup, whatever the names' times
  * (times need not be comparable: a store without minidbx_name_set_at
- * keeps the time a name was set there). It is never silent: every name set is reported
- * (MINIDBX_COPY_NAME, with the object it pointed at before on dst). Names
- * that only dst has are left alone: a copy never deletes anything on dst.
+ * keeps the time a name was set there). It is never silent: every name
+ * set is reported (MINIDBX_COPY_NAME, with the object it pointed at before
+ * on dst). Names that only dst has are left alone: a copy never deletes
+ * anything on dst.
  * A name's object is copied first, so that dst never has a name without
  * its object. A name is set with the time it was set on src where dst can
  * keep it (minidbx_name_set_at), else at dst's clock.

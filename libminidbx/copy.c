@@ -338,7 +338,7 @@ static int write_whole(struct copy_run *run, const minidbx_id *id, const char *d
     minidbx_writer *writer = NULL;
     int rc = minidbx_writer_open(run->dst, &writer);
 
-    if (rc == 0 && (rc = minidbx_writer_write(writer, data, size)) < 0)
+    if (rc == 0 && size && (rc = minidbx_writer_write(writer, data, size)) < 0)
         minidbx_writer_abort(writer);
     else if (rc == 0)
         rc = minidbx_writer_commit_ex(writer, id, NULL, NULL);

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #define THREADS 4
@@ -744,8 +745,13 @@ START_TEST(one_commit_creates)
 END_TEST
 
 /* Every fdatasync the process makes (the library's and LMDB's) is counted
- * here: this definition comes first in the lookup order, so both find it. */
+ * here: this definition comes first in the lookup order, so both find it.
+ * While flush_delay is set each one also takes 3 ms, as a flush to a real
+ * disk does: on tmpfs or a disk with a volatile cache a flush is free, so
+ * no writer would ever arrive while one runs and nothing would show
+ * whether writers that do arrive then share the next commit. */
 static atomic_ulong fdatasync_calls;
+static atomic_int flush_delay;
 
 int fdatasync(int fd)
 {
@@ -753,6 +759,8 @@ int fdatasync(int fd)
     if (!real_fdatasync)
         real_fdatasync = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
     atomic_fetch_add(&fdatasync_calls, 1);
+    if (atomic_load(&flush_delay))
+        nanosleep(&(struct timespec){ 0, 3 * 1000 * 1000 }, NULL);
     return real_fdatasync(fd);
 }
 
@@ -792,12 +800,14 @@ START_TEST(durable_puts_share_flushes)
     static struct group_worker workers[GROUP_THREADS];
     pthread_t tids[GROUP_THREADS];
     unsigned long before = atomic_load(&fdatasync_calls);
+    atomic_store(&flush_delay, 1);
     for (int i = 0; i < GROUP_THREADS; i++) {
         workers[i] = (struct group_worker){ .db = db, .worker = i };
         ck_assert_int_eq(pthread_create(&tids[i], NULL, put_inline_objects, &workers[i]), 0);
     }
     for (int i = 0; i < GROUP_THREADS; i++)
         pthread_join(tids[i], NULL);
+    atomic_store(&flush_delay, 0);
     unsigned long flushes = atomic_load(&fdatasync_calls) - before;
     for (int i = 0; i < GROUP_THREADS; i++)
         ck_assert_msg(workers[i].rc == 0, "worker %d: %s (%s)", i, minidbx_strerror(workers[i].rc),

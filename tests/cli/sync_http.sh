@@ -130,11 +130,7 @@ KILLED_PID=$SERVER_PID KILLED_URL=$URL
 SERVER_PID=""
 "$M" -s A --json push "$KILLED_URL" >"$T/kill.out" 2>"$T/kill.err" &
 client=$!
-for _ in $(seq 200); do
-    [ -e "$T/pause.put-renamed" ] && break
-    sleep 0.05
-done
-check "the node is paused in a put" test -e "$T/pause.put-renamed"
+check "the node is paused in a put" wait_for_file "$T/pause.put-renamed"
 kill -KILL "$KILLED_PID"
 wait "$KILLED_PID" 2>/dev/null
 wait "$client"

@@ -46,3 +46,14 @@ corrupt() { printf '\001\002\003\004' | dd of="$1" bs=1 seek=1000 conv=notrunc s
 summary() { tail -n1 "$T/out" | "$JSONQ" "$@"; }
 # events KIND KEY...: fields of the output's lines of that event.
 events() { local kind=$1; shift; grep "\"event\":\"$kind\"" "$T/out" | "$JSONQ" "$@"; }
+
+# wait_for_file FILE: until FILE exists (a MINIDBX_TEST_PAUSE point was
+# reached), 10 s at most; fails if it never does.
+wait_for_file()
+{
+    for _ in $(seq 200); do
+        [ -e "$1" ] && return 0
+        sleep 0.05
+    done
+    return 1
+}

@@ -651,6 +651,46 @@ static int closed_port(void)
     return ntohs(addr.sin_port);
 }
 
+/* A port that accepts connections (the kernel does, into the backlog) and
+ * never answers: what a hung engine looks like. Its fd; *port set. */
+static int silent_listener(int *port)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    ck_assert_int_eq(listen(fd, 16), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&addr, &len), 0);
+    *port = ntohs(addr.sin_port);
+    return fd;
+}
+
+/* A hung engine: the request stalls for timeout_ms (rounded up to whole
+ * seconds by curl's stall check; a timeout is not retried: it is the
+ * caller's deadline), then EIO naming the URL: bounded, not a hang. */
+START_TEST(engine_hangs)
+{
+    char endpoint[64];
+    int port, fd = silent_listener(&port);
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    minidbx *db = NULL;
+
+    fresh_location();
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", port);
+    setenv("MINIDBX_S3_ENDPOINT", endpoint, 1);
+    opts.timeout_ms = 500;
+    double start = now_ms();
+    ck_assert_rc(minidbx_open(&db, location, &opts), MINIDBX_EIO);
+    double took = now_ms() - start;
+    printf("hung engine: EIO after %.0f ms: %s\n", took, minidbx_errmsg(NULL));
+    ck_assert_msg(strstr(minidbx_errmsg(NULL), endpoint) != NULL, "%s", minidbx_errmsg(NULL));
+    expect_no_secret(minidbx_errmsg(NULL));
+    ck_assert_msg(took >= 500 && took < 10000, "gave up after %.0f ms: %s", took, minidbx_errmsg(NULL));
+    close(fd);
+}
+END_TEST
+
 START_TEST(engine_down)
 {
     char endpoint[64];
@@ -692,6 +732,7 @@ static Suite *s3_suite(void)
     tcase_add_test(tc, wrong_secret);
     tcase_add_test(tc, missing_bucket);
     tcase_add_test(tc, engine_down);
+    tcase_add_test(tc, engine_hangs);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("s3-big");
     tcase_set_timeout(big, TEST_TIMEOUT_LONG_S);

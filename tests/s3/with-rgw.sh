@@ -6,7 +6,7 @@
 # Which RGW: the one MINIDBX_S3_ENDPOINT names, if set (one you started);
 # else the one whose export lines are in the file MINIDBX_TEST_RGW_ENV names
 # (tests/run-all.sh starts one for the whole run: see --env-file); else a
-# throw-away RGW (rgw-up) on the first free port of 7600, 7610, ... 7990,
+# throw-away RGW (rgw-up-any: a free port of 7600, 7610, ... 7990),
 # stopped when CMD ends (rgw-down, in a trap). Without the Ceph packages it
 # says so loudly and exits 77, which meson counts as SKIPPED, never passed.
 #
@@ -65,16 +65,7 @@ done
 export RGW_MEMSTORE_BYTES=${RGW_MEMSTORE_BYTES:-$((4 << 30))}
 dir=$(mktemp -d "${TMPDIR:-/tmp}/minidbx-rgw.XXXXXX")
 trap '"$here/rgw-down" --rm "$dir" >/dev/null 2>&1' EXIT
-env=
-for ((port = 7600; port <= 7990; port += 10)); do
-    # a busy port makes rgw-up refuse before it starts anything
-    if env=$("$here/rgw-up" "$dir" "$port" 2>"$dir.log"); then break; fi
-    env=
-    grep -q "already in use" "$dir.log" || { cat "$dir.log" >&2; rm -f "$dir.log"; exit 1; }
-    rm -rf "$dir" && mkdir "$dir"
-done
-rm -f "$dir.log"
-[ -n "$env" ] || { echo "with-rgw.sh: no free port for an RGW in 7600..7990" >&2; exit 1; }
+env=$("$here/rgw-up-any" "$dir") || exit 1
 if [ -n "$env_file" ]; then
     printf '%s\n' "$env" >"$dir/test-env"
     MINIDBX_TEST_RGW_ENV=$dir/test-env "$@"
