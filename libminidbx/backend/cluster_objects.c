@@ -586,6 +586,8 @@ static int writer_write(minidbx_backend_writer *bw, const void *data, size_t siz
     struct cluster_writer *w = (struct cluster_writer *)bw;
     int rc = 0;
 
+    if (size == 0) /* data may be NULL then: nothing to copy */
+        return 0;
     if (w->fd < 0 && w->mem_len + size <= SPOOL_MEM_MAX) {
         if ((rc = dbx_grow(&w->mem, &w->mem_cap, w->mem_len + size, 1, 64 * 1024)) < 0)
             return rc;

@@ -191,6 +191,16 @@ START_TEST(put_get_exists_on_r_nodes)
     } while (count == 7);
     ck_assert_uint_eq(listed, 60);
 
+    /* a writer given nothing (NULL, 0) stores the empty object */
+    minidbx_writer *w;
+    minidbx_id empty, empty_want;
+    ck_assert_ok(minidbx_writer_open(db, &w));
+    ck_assert_ok(minidbx_writer_write(w, NULL, 0));
+    ck_assert_ok(minidbx_writer_commit(w, &empty));
+    sha256_raw("", 0, &empty_want);
+    ck_assert(minidbx_id_equal(&empty, &empty_want));
+    ck_assert_int_eq(minidbx_exists(db, &empty), 1);
+
     /* delete removes every copy */
     ck_assert_ok(minidbx_delete(db, &ids[0]));
     ck_assert_uint_eq(holders(NODES, &ids[0]), 0);
