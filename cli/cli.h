@@ -53,6 +53,7 @@ struct cli {
     uint64_t max_object_size;          /* for cli_open_store: 0 = no limit */
     int stop;                          /* stdout is gone or we were interrupted */
     unsigned open_flags;               /* MINIDBX_OPEN_* added by cli_open_store */
+    minidbx_durability durability;     /* for cli_open_store: MINIDBX_SYNC_FULL (0) by default */
 };
 
 typedef int (*cli_run_fn)(struct cli *cli, int argc, char **argv);

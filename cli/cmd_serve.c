@@ -97,6 +97,7 @@ int cmd_serve(struct cli *cli, int argc, char **argv)
         goto out;
     /* One limit: the library enforces it on every write to the store. */
     cli->max_object_size = cfg.max_object_bytes;
+    cli->durability = cfg.sync_none ? MINIDBX_SYNC_NONE : MINIDBX_SYNC_FULL;
     if (minidbx_server_open(&server, &cfg, &err) != 0) {
         rc = serve_failed(cli, &err);
         goto out;

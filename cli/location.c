@@ -77,6 +77,7 @@ static int open_with_flags(struct cli *cli, unsigned flags)
     minidbx_options opts = MINIDBX_OPTIONS_INIT;
     opts.flags = flags | cli->open_flags;
     opts.max_object_size = cli->max_object_size;
+    opts.durability = cli->durability;
     return minidbx_open(&cli->db, cli->location, &opts);
 }
 

@@ -128,7 +128,11 @@ MINIDBX_EXTERN int minidbx_id_of(minidbx_id *out, const void *data, size_t size)
 typedef enum {
     /** Default. When a put (or batch commit) returns, the object and its
      *  metadata are on stable storage: files and their directories are
-     *  fsync'ed before the metadata commit, which is fsync'ed too. */
+     *  fsync'ed before the metadata commit, which is fsync'ed too. On the
+     *  local store, puts that threads of one process make at the same
+     *  time share one metadata commit and its flushes (group commit): a
+     *  put that arrives while a commit is being flushed joins the next
+     *  one, and each returns once the commit holding it is durable. */
     MINIDBX_SYNC_FULL = 0,
     /** Nothing is fsync'ed. A crash of the process loses nothing that was
      *  acknowledged; a crash of the machine may lose the last puts (never

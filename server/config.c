@@ -14,7 +14,7 @@
 enum setting {
     SET_LISTEN, SET_THREADS, SET_MAX_OBJECT, SET_MAX_CONN, SET_MAX_CONN_IP, SET_RATE,
     SET_READ_TOKEN, SET_WRITE_TOKEN, SET_TLS_CERT, SET_TLS_KEY, SET_IDLE, SET_HEADER,
-    SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_CONFIG, SET_READ_ONLY, SET_COUNT
+    SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_CONFIG, SET_READ_ONLY, SET_SYNC, SET_COUNT
 };
 
 const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
@@ -35,6 +35,7 @@ const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
     [SET_VERIFIED_CACHE] = { "verified-cache", true },
     [SET_CONFIG] = { "config", true },
     [SET_READ_ONLY] = { "read-only", false },
+    [SET_SYNC] = { "sync", true },
     [SET_COUNT] = { NULL, false },
 };
 
@@ -130,6 +131,11 @@ int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *nam
             return serve_error(err, MINIDBX_EINVAL, 0,
                                "--read-only takes no value (in a config file: true or false)");
         cfg->read_only = !value || strcmp(value, "true") == 0;
+        return 0;
+    case SET_SYNC:
+        if (strcmp(value, "full") != 0 && strcmp(value, "none") != 0)
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --sync (full or none)", value);
+        cfg->sync_none = strcmp(value, "none") == 0;
         return 0;
     case SET_MAX_OBJECT:
         if (!parse_size(value, &cfg->max_object_bytes) || cfg->max_object_bytes == 0)

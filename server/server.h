@@ -29,6 +29,11 @@
     "                              (ETOOBIG) and store nothing\n"               \
     "  --read-only                 serve the store read-only: writes get 403\n" \
     "                              (EREADONLY)\n"                               \
+    "  --sync full|none            full (default): a write is acknowledged once\n" \
+    "                              it is on stable storage (concurrent writes\n" \
+    "                              share one commit and flush); none: nothing\n" \
+    "                              is flushed (the Go system's way: a machine\n" \
+    "                              crash may lose the last writes)\n"          \
     "  --max-connections N         open connections in all (default 1000)\n"     \
     "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
     "  --rate-limit N              requests per second per client IP, with a\n"  \
@@ -78,6 +83,7 @@ struct minidbx_server_config {
     unsigned verified_cache_entries;
     const char *config_file;
     bool read_only;                 /* writes get 403 EREADONLY */
+    bool sync_none;                 /* --sync none: open the store MINIDBX_SYNC_NONE */
     void *file_settings;            /* owned: the parsed config file, which strings point into */
 };
 
