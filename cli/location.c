@@ -64,8 +64,22 @@ static int make_parent_dirs(struct cli *cli)
     return rc;
 }
 
+/* Does location look like HOST:PORT (a node written without http://)? */
+static int looks_like_host_port(const char *location)
+{
+    const char *colon = strrchr(location, ':');
+    if (!colon || colon == location || strchr(location, '/') || !colon[1])
+        return 0;
+    return strspn(colon + 1, "0123456789") == strlen(colon + 1);
+}
+
 static int report_missing_store(struct cli *cli)
 {
+    if (looks_like_host_port(cli->location)) {
+        fprintf(stderr, "mdbx: %s: no store at %s: for a node, write http://%s\n", cli->command_name,
+                cli->location, cli->location);
+        return CLI_EXIT_NOTFOUND;
+    }
     fprintf(stderr, "mdbx: %s: no store at %s (create it with: mdbx %s%s%sinit)\n",
             cli->command_name, cli->location, cli->store_arg ? "-s " : "",
             cli->store_arg ? cli->store_arg : "", cli->store_arg ? " " : "");
@@ -102,10 +116,15 @@ int cli_open_store(struct cli *cli, enum cli_open_mode mode)
     }
     if (code == MINIDBX_ENOTFOUND && mode != CLI_OPEN_CREATE)
         return report_missing_store(cli);
-    /* ENOTFOUND here is a missing parent directory, not a missing object */
+    /* ENOTFOUND here is a missing parent directory, not a missing object:
+     * an error of its own (exit 4), not "not found" (exit 1) */
+    if (code == MINIDBX_ENOTFOUND) {
+        fprintf(stderr, "mdbx: %s: cannot create a store at %s: no directory can be made there\n",
+                cli->command_name, cli->location);
+        return CLI_EXIT_FAILURE;
+    }
     if (code != MINIDBX_OK)
-        return cli_fail(cli, cli->location, code,
-                        code == MINIDBX_ENOTFOUND ? "cannot create a store there" : NULL);
+        return cli_fail(cli, cli->location, code, NULL);
     return CLI_EXIT_OK;
 }
 
@@ -127,6 +146,12 @@ int cli_resolve(struct cli *cli, const char *arg, minidbx_id *id, minidbx_name_i
     code = minidbx_name_get(cli->db, arg, &info);
     if (code == MINIDBX_ENOTFOUND && quiet_missing)
         return CLI_EXIT_NOTFOUND;
+    if (code == MINIDBX_ENOTFOUND && strlen(arg) != 64 && strlen(arg) >= 32 &&
+        strspn(arg, "0123456789abcdefABCDEF") == strlen(arg)) {
+        fprintf(stderr, "mdbx: %s %s: no such name, and not an id: ids are 64 hex digits, this has %zu\n",
+                cli->command_name, arg, strlen(arg));
+        return CLI_EXIT_NOTFOUND;
+    }
     if (code != MINIDBX_OK)
         return cli_fail(cli, arg, code, code == MINIDBX_ENOTFOUND ? "name not found" : NULL);
     *id = info.id;

@@ -56,6 +56,11 @@ for args in ls names info gc verify "stat $ZERO_ID" "get $ZERO_ID" "exists $ZERO
 done
 expect 1 "-s names the store in the hint" "$M" -s "$T/other" ls
 check "  hint has -s" err_has "mdbx -s $T/other init"
+expect 1 "-s HOST:PORT without http:// (a missing store)" "$M" -s 127.0.0.1:1 ls
+check "  suggests http://HOST:PORT, not init" eval 'err_has "for a node, write http://127.0.0.1:1" && ! err_has "init"'
+expect 4 "init where no directory can be made: an error of its own, not \"not found\"" "$M" -s /proc/minidbx-nope init
+check "  one clear sentence, no nested errno words" \
+    eval 'err_has "cannot create a store at /proc/minidbx-nope: no directory can be made there" && ! err_has "("'
 expect 0 "init" "$M" init
 check "  says it created the store" out_has "created a store at $T/store"
 expect 0 "init again is harmless" "$M" --json init
@@ -136,8 +141,11 @@ expect 1 "get an unknown id" "$M" get "$ZERO_ID"
 check "  mdbx: get ID: object not found" err_has "mdbx: get $ZERO_ID: object not found"
 expect 0 "an id in upper case" "$M" get "$(echo "$HELLO" | tr a-f A-F)"
 expect 1 "63 hex digits are a name, not found" "$M" get "${HELLO:0:63}"
-check "  says name not found" err_has "name not found"
+check "  says ids are 64 hex digits, this has 63" err_has "no such name, and not an id: ids are 64 hex digits, this has 63"
 expect 1 "65 hex digits: a name, not found" "$M" stat "${HELLO}0"
+check "  says this has 65" err_has "this has 65"
+expect 1 "a short word of hex digits is only a name" "$M" get cafe
+check "  name not found" err_has "name not found"
 for bad in "../etc/passwd" "/abs/path" "a//b" "a/./b" "" "$(printf 'tab\there')" "$(head -c 600 /dev/zero | tr '\0' a)"; do
     expect 2 "not an id nor a valid name: '${bad:0:20}'" "$M" get "$bad"
     check "  says so" err_has "not an id (64 hex digits) or a valid name"
