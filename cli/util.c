@@ -1,6 +1,7 @@
 /* util.c - what every command uses: option parsing, exit statuses, error
  * messages, output to stdout (text and JSON). */
 #include "cli.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -112,6 +113,22 @@ static const char *command_name(const struct cli *cli)
     return cli->command_name ? cli->command_name : "";
 }
 
+/* With --json, a failure is a record too, in its place among the others:
+ * {"arg": what, "error": message, "code": "ENAME"}, so that a script
+ * matches every argument with its record. */
+static void json_failure(struct cli *cli, const char *what, int code, const char *message)
+{
+    cJSON *obj;
+
+    if (!cli->json || !(obj = cJSON_CreateObject()))
+        return;
+    if (what)
+        cJSON_AddStringToObject(obj, "arg", what);
+    cJSON_AddStringToObject(obj, "error", message);
+    cJSON_AddStringToObject(obj, "code", dbx_wire_error_name(code));
+    cli_print_json(cli, obj);
+}
+
 int cli_fail(struct cli *cli, const char *what, int code, const char *reason)
 {
     char detail[512];
@@ -128,12 +145,15 @@ int cli_fail(struct cli *cli, const char *what, int code, const char *reason)
     if (detail[0] && strcmp(detail, reason) != 0)
         fprintf(stderr, " (%s)", detail);
     fputc('\n', stderr);
+    json_failure(cli, what, code, detail[0] ? detail : reason);
     return cli_exit_status(code);
 }
 
 int cli_fail_errno(struct cli *cli, const char *what, int err)
 {
     fprintf(stderr, "mdbx: %s %s: %s\n", command_name(cli), what, strerror(err));
+    json_failure(cli, what, err == ENOENT ? MINIDBX_ENOTFOUND : err == EACCES || err == EPERM ? MINIDBX_EPERM : MINIDBX_EIO,
+                 strerror(err));
     return CLI_EXIT_FAILURE;
 }
 

@@ -326,6 +326,9 @@ expect 4 "put a file whose read fails (/proc/self/mem: EIO, even for root)" "$M"
 check "  names it, stores nothing" eval 'err_has "put /proc/self/mem: Input/output error" && [ "$(count_objects)" = "$N" ]'
 expect 4 "put a missing file" "$M" put hello.txt nosuch.txt world.txt
 check "  the others still stored, in order" eval 'out_is "$(printf "%s\n%s" "$HELLO" "$WORLD")" && err_has "put nosuch.txt: No such file or directory"'
+expect 4 "put --json with a missing file" "$M" --json put hello.txt nosuch.txt world.txt
+check "  a record per argument, in order: the failure's names it and its code" \
+    eval '[ "$(json file arg code | sed "s/<missing>//g" | tr -d "\t")" = "$(printf "hello.txt\nnosuch.txtENOTFOUND\nworld.txt")" ]'
 expect 4 "put a path through a file" "$M" put hello.txt/x
 check "  Not a directory" err_has "Not a directory"
 
