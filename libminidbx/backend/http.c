@@ -186,13 +186,9 @@ static int http_get(minidbx_backend *be, const minidbx_id *id, void **out_data, 
 
     dbx_remote_call_init(&call, "GET");
     if ((rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0)
-        rc = http_expect_ok(http_of(be), &call);
-    if (rc == 0 && dbx_remote_buf_reserve(&call, 0) < 0)
-        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    if (rc < 0) {
-        free(call.buf);
+        rc = dbx_remote_get_object(&http_of(be)->remote, &call, id);
+    if (rc < 0)
         return rc;
-    }
     *out_data = call.buf;
     *out_size = call.buf_len;
     return 0;
@@ -526,7 +522,8 @@ static int http_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_b
     minidbx_id_format(id, hex);
     /* The size first (HEAD), so that a missing object fails here. */
     if ((rc = http_stat(be, id, &info)) < 0 ||
-        (rc = dbx_remote_reader_open(&http_of(be)->remote, "/v1/objects/", hex, info.size, out)) < 0)
+        (rc = dbx_remote_reader_open(&http_of(be)->remote, "/v1/objects/", hex, info.size, id,
+                                     out)) < 0)
         return rc;
     *out_size = info.size;
     return 0;
@@ -855,6 +852,8 @@ static const minidbx_backend http_table = {
     .gc = http_gc,
     .info = http_info,
     .name_set_at = http_name_set_at,
+    /* get and readers hash what arrives (remote.c) */
+    .flags = MINIDBX_BACKEND_VERIFIED_READS,
 };
 
 /* Is the node there? Its /health, so that a wrong URL fails at open. */

@@ -30,6 +30,7 @@ void dbx_remote_call_init(dbx_remote_call *call, const char *method)
     call->method = method;
     call->body_fd = -1;
     call->sink_fd = -1;
+    call->body_limit = UINT64_MAX;
 }
 
 /* ---- URLs ---------------------------------------------------------------- */
@@ -105,6 +106,16 @@ static size_t on_body(char *data, size_t size, size_t count, void *cls)
     dbx_remote_call *call = cls;
     size_t n = size * count;
 
+    if (call->status / 100 == 2 && (call->hasher || call->sink_fd >= 0)) {
+        if (call->sink_fd >= 0 && call->body_limit - call->body_received < n) {
+            call->body_overflow = true;
+            return 0;
+        }
+        call->body_received += n;
+        /* hashed here, while the next bytes arrive */
+        if (call->hasher && dbx_hasher_update(call->hasher, data, n) < 0)
+            return 0;
+    }
     /* An error reply's body goes to buf (for its message), never to a sink. */
     if (call->sink_fd >= 0 && call->status / 100 == 2) {
         for (size_t done = 0; done < n;) {
@@ -315,6 +326,11 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
             nanosleep(&pause, NULL);
         }
         call->curl_error[0] = '\0';
+        if (call->hasher && call->body_received) {
+            minidbx_id discard; /* a retry starts the hash again */
+            dbx_hasher_final(call->hasher, &discard);
+        }
+        call->body_received = 0;
         call->buf_len = 0;
         call->body_sent = 0;
         call->status = 0;
@@ -364,6 +380,38 @@ int dbx_remote_expect_ok(dbx_remote *r, dbx_remote_call *call)
     return rc;
 }
 
+/* The hash of what came against id; frees the hasher. */
+static int check_hash(dbx_remote_call *call, const minidbx_id *id)
+{
+    minidbx_id got;
+    int rc = dbx_hasher_final(call->hasher, &got);
+    dbx_hasher_free(call->hasher);
+    call->hasher = NULL;
+    if (rc == 0 && (rc = dbx_id_verify(id, &got)) < 0)
+        rc = minidbx_error_set(rc, "%s %s: %s", call->method, call->url, minidbx_errmsg(NULL));
+    return rc;
+}
+
+int dbx_remote_get_object(dbx_remote *r, dbx_remote_call *call, const minidbx_id *id)
+{
+    int rc = r->verify_reads ? dbx_hasher_new(&call->hasher) : 0;
+
+    if (rc == 0)
+        rc = dbx_remote_expect_ok(r, call);
+    if (call->hasher) {
+        int checked = check_hash(call, id);
+        if (rc == 0)
+            rc = checked;
+    }
+    if (rc == 0 && dbx_remote_buf_reserve(call, 0) < 0)
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    if (rc < 0) {
+        free(call->buf);
+        call->buf = NULL;
+    }
+    return rc;
+}
+
 /* ---- streams --------------------------------------------------------------------- */
 
 static void *stream_main(void *cls)
@@ -383,8 +431,10 @@ void dbx_remote_stream_init(dbx_remote_stream *s)
     s->local_fd = s->remote_fd = -1;
 }
 
-int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *method,
-                            const char *path, const char *suffix, bool upload)
+/* dbx_remote_stream_start; a download's body hashed into hasher (the
+ * call owns it from here) and limited to limit bytes. */
+static int stream_begin(dbx_remote *r, dbx_remote_stream *s, const char *method, const char *path,
+                        const char *suffix, bool upload, dbx_hasher *hasher, uint64_t limit)
 {
     int fds[2];
     int rc;
@@ -392,6 +442,8 @@ int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *met
     s->remote = r;
     s->local_fd = s->remote_fd = -1;
     dbx_remote_call_init(&s->call, method);
+    s->call.hasher = hasher;
+    s->call.body_limit = limit;
     if ((rc = dbx_remote_call_url(r, &s->call, path, suffix)) < 0)
         return rc;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
@@ -409,6 +461,12 @@ int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *met
         return dbx_error_errno(rc, "http: starting a transfer thread");
     s->started = true;
     return 0;
+}
+
+int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *method,
+                            const char *path, const char *suffix, bool upload)
+{
+    return stream_begin(r, s, method, path, suffix, upload, NULL, UINT64_MAX);
 }
 
 int dbx_remote_stream_finish(dbx_remote_stream *s)
@@ -485,18 +543,53 @@ int dbx_remote_stream_recv(dbx_remote_stream *s, void *buf, size_t capacity, siz
 struct remote_reader {
     minidbx_backend_reader base;
     dbx_remote_stream stream;
+    minidbx_id id;
     uint64_t size;
     uint64_t received;
+    bool checked; /* the transfer ended and its hash was right */
 };
+
+/* Wait for the transfer (the hashing thread) and check what it hashed:
+ * all of the body, no more than size bytes, hashing to the id. */
+static int reader_check(struct remote_reader *r)
+{
+    dbx_remote_call *call = &r->stream.call;
+    int rc = dbx_remote_stream_finish(&r->stream);
+
+    if (rc == 0 && call->body_overflow)
+        rc = minidbx_error_set(MINIDBX_ECORRUPT, "GET %s: the object goes on past its size of %" PRIu64
+                               " bytes", call->url, r->size);
+    else if (rc == 0 && call->body_received != r->size)
+        rc = minidbx_error_set(MINIDBX_EIO, "GET %s: %" PRIu64 " of %" PRIu64 " bytes came",
+                               call->url, call->body_received, r->size);
+    if (call->hasher) {
+        int checked = check_hash(call, &r->id);
+        if (rc == 0)
+            rc = checked;
+    }
+    r->checked = rc == 0;
+    return rc;
+}
 
 static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, size_t *out_read)
 {
     struct remote_reader *r = (struct remote_reader *)br;
+    bool hashing = r->stream.call.hasher != NULL;
     int rc = dbx_remote_stream_recv(&r->stream, buf, capacity, out_read);
 
     r->received += *out_read;
-    if (rc < 0 || *out_read > 0)
+    if (rc < 0 || r->checked)
         return rc;
+    /* The read that hands out the last byte checks the whole body first. */
+    if (hashing && (*out_read == 0 || r->received >= r->size)) {
+        if ((rc = reader_check(r)) < 0) {
+            memset(buf, 0, *out_read);
+            *out_read = 0;
+        }
+        return rc;
+    }
+    if (*out_read > 0)
+        return 0;
     if (r->received != r->size)
         rc = minidbx_error_set(MINIDBX_EIO, "GET %s: %" PRIu64 " of %" PRIu64 " bytes came",
                                r->stream.call.url, r->received, r->size);
@@ -507,13 +600,15 @@ static void reader_close(minidbx_backend_reader *br)
 {
     struct remote_reader *r = (struct remote_reader *)br;
     dbx_remote_stream_free(&r->stream);
+    dbx_hasher_free(r->stream.call.hasher);
     free(r);
 }
 
 int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suffix, uint64_t size,
-                           minidbx_backend_reader **out)
+                           const minidbx_id *id, minidbx_backend_reader **out)
 {
     struct remote_reader *r = calloc(1, sizeof *r);
+    dbx_hasher *hasher = NULL;
     int rc;
 
     if (!r)
@@ -522,7 +617,17 @@ int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suf
     r->base.close = reader_close;
     r->size = size;
     dbx_remote_stream_init(&r->stream);
-    if ((rc = dbx_remote_stream_start(remote, &r->stream, "GET", path, suffix, false)) < 0) {
+    if (id && remote->verify_reads) {
+        r->id = *id;
+        if ((rc = dbx_hasher_new(&hasher)) < 0) {
+            reader_close(&r->base);
+            return rc;
+        }
+    }
+    if ((rc = stream_begin(remote, &r->stream, "GET", path, suffix, false, hasher,
+                           hasher ? size : UINT64_MAX)) < 0 ||
+        /* an empty object has no last byte to check at: check it now */
+        (hasher && size == 0 && (rc = reader_check(r)) < 0)) {
         reader_close(&r->base);
         return rc;
     }
@@ -571,6 +676,7 @@ int dbx_remote_init(dbx_remote *r, const char *url, const minidbx_options *opts)
     /* room for the longest path and query a backend appends */
     if (strlen(url) >= DBX_REMOTE_URL_MAX - 256)
         return minidbx_error_set(MINIDBX_EINVAL, "%s: URL too long", url);
+    r->verify_reads = !(opts->flags & MINIDBX_OPEN_NO_VERIFY);
     r->timeout_ms = opts->timeout_ms ? (long)opts->timeout_ms : (long)DEFAULT_TIMEOUT_MS;
     if (!(r->url = strdup(url)))
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
