@@ -515,18 +515,12 @@ static int http_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 static int http_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
                             uint64_t *out_size)
 {
-    minidbx_object_info info;
     char hex[MINIDBX_ID_HEX_SIZE];
-    int rc;
 
     minidbx_id_format(id, hex);
-    /* The size first (HEAD), so that a missing object fails here. */
-    if ((rc = http_stat(be, id, &info)) < 0 ||
-        (rc = dbx_remote_reader_open(&http_of(be)->remote, "/v1/objects/", hex, info.size, id,
-                                     out)) < 0)
-        return rc;
-    *out_size = info.size;
-    return 0;
+    /* one request: the size is the GET reply's (a missing object fails here) */
+    *out_size = DBX_REMOTE_SIZE_FROM_REPLY;
+    return dbx_remote_reader_open(&http_of(be)->remote, "/v1/objects/", hex, out_size, id, out);
 }
 
 /* ---- names ---------------------------------------------------------------------- */

@@ -156,10 +156,12 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
     if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* a new response (after 100 Continue): forget the last one's headers */
         call->content_length = 0;
+        call->has_content_length = false;
         call->error_code = 0;
         call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
     } else if (dbx_remote_header_is(line, len, "Content-Length", &value)) {
         call->content_length = strtoull(value, NULL, 10);
+        call->has_content_length = true;
         /* a body that comes to buf: room for all of it at once (not a HEAD's
          * length, and not more than PREALLOC_MAX on the server's word) */
         if (call->status / 100 == 2 && call->sink_fd < 0 && strcmp(call->method, "HEAD") != 0 &&
@@ -171,6 +173,10 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
                              value[value_len - 1] == ' '))
             value_len--;
         call->error_code = dbx_wire_error_code(value, value_len);
+    } else if ((len == 2 && line[0] == '\r') || (len == 1 && line[0] == '\n')) {
+        /* the end of a reply's headers: the final one's, past any 1xx */
+        if (call->status >= 200 && call->headers_done)
+            call->headers_done(call);
     } else if (call->header_fn) {
         call->header_fn(call->header_ctx, line, len);
     }
@@ -414,10 +420,24 @@ int dbx_remote_get_object(dbx_remote *r, dbx_remote_call *call, const minidbx_id
 
 /* ---- streams --------------------------------------------------------------------- */
 
+static void stream_signal_headers(dbx_remote_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->headers_in = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void stream_headers_done(dbx_remote_call *call)
+{
+    stream_signal_headers((dbx_remote_stream *)((char *)call - offsetof(dbx_remote_stream, call)));
+}
+
 static void *stream_main(void *cls)
 {
     dbx_remote_stream *s = cls;
     s->rc = dbx_remote_perform(s->remote, &s->call);
+    stream_signal_headers(s); /* a transfer with no reply ends the wait too */
     /* Messages are per thread: carry this one to the caller's. */
     if (s->rc < 0)
         snprintf(s->error, sizeof s->error, "%s", minidbx_errmsg(NULL));
@@ -428,6 +448,7 @@ static void *stream_main(void *cls)
 
 void dbx_remote_stream_init(dbx_remote_stream *s)
 {
+    memset(s, 0, sizeof *s);
     s->local_fd = s->remote_fd = -1;
 }
 
@@ -444,6 +465,13 @@ static int stream_begin(dbx_remote *r, dbx_remote_stream *s, const char *method,
     dbx_remote_call_init(&s->call, method);
     s->call.hasher = hasher;
     s->call.body_limit = limit;
+    s->call.headers_done = stream_headers_done;
+    s->headers_in = false;
+    if (!s->sync_ready) {
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+        s->sync_ready = true;
+    }
     if ((rc = dbx_remote_call_url(r, &s->call, path, suffix)) < 0)
         return rc;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
@@ -482,6 +510,15 @@ int dbx_remote_stream_finish(dbx_remote_stream *s)
     return s->rc;
 }
 
+/* Wait until the reply's headers are in (or the transfer ended). */
+static void stream_wait_headers(dbx_remote_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->headers_in)
+        pthread_cond_wait(&s->cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
+}
+
 int dbx_remote_stream_finish_upload(dbx_remote_stream *s)
 {
     shutdown(s->local_fd, SHUT_WR); /* the end of the body */
@@ -498,6 +535,11 @@ void dbx_remote_stream_free(dbx_remote_stream *s)
     if (s->remote_fd >= 0)
         close(s->remote_fd);
     free(s->call.buf);
+    if (s->sync_ready) {
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+        s->sync_ready = false;
+    }
 }
 
 int dbx_remote_stream_send(dbx_remote_stream *s, const void *data, size_t size)
@@ -604,7 +646,25 @@ static void reader_close(minidbx_backend_reader *br)
     free(r);
 }
 
-int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suffix, uint64_t size,
+/* The size from the reply's headers (r->size DBX_REMOTE_SIZE_FROM_REPLY):
+ * a reply that is not a success is its error, found once it ends. */
+static int reader_size_from_reply(struct remote_reader *r)
+{
+    dbx_remote_call *call = &r->stream.call;
+    int rc;
+
+    stream_wait_headers(&r->stream);
+    if (call->status / 100 != 2 || !call->status)
+        return (rc = dbx_remote_stream_finish(&r->stream)) < 0
+                   ? rc
+                   : minidbx_error_set(MINIDBX_EIO, "GET %s: no reply", call->url);
+    if (!call->has_content_length)
+        return minidbx_error_set(MINIDBX_EIO, "GET %s: the reply has no Content-Length", call->url);
+    r->size = call->content_length;
+    return 0;
+}
+
+int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suffix, uint64_t *size,
                            const minidbx_id *id, minidbx_backend_reader **out)
 {
     struct remote_reader *r = calloc(1, sizeof *r);
@@ -615,7 +675,7 @@ int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suf
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     r->base.read = reader_read;
     r->base.close = reader_close;
-    r->size = size;
+    r->size = *size;
     dbx_remote_stream_init(&r->stream);
     if (id && remote->verify_reads) {
         r->id = *id;
@@ -624,13 +684,17 @@ int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suf
             return rc;
         }
     }
+    /* the body's limit: its size, or (from the reply) its Content-Length,
+     * which curl does not read past */
     if ((rc = stream_begin(remote, &r->stream, "GET", path, suffix, false, hasher,
-                           hasher ? size : UINT64_MAX)) < 0 ||
+                           hasher ? r->size : UINT64_MAX)) < 0 ||
+        (*size == DBX_REMOTE_SIZE_FROM_REPLY && (rc = reader_size_from_reply(r)) < 0) ||
         /* an empty object has no last byte to check at: check it now */
-        (hasher && size == 0 && (rc = reader_check(r)) < 0)) {
+        (hasher && r->size == 0 && (rc = reader_check(r)) < 0)) {
         reader_close(&r->base);
         return rc;
     }
+    *size = r->size;
     *out = &r->base;
     return 0;
 }

@@ -97,6 +97,9 @@ typedef struct dbx_remote_call {
     uint64_t body_received;
     uint64_t body_limit;
     bool body_overflow;
+    /* Called once the headers of the final reply are in (headers_done
+     * NULL: not). */
+    void (*headers_done)(struct dbx_remote_call *call);
     /* Called with each header line of the reply that the layer does not
      * read itself (header_fn NULL: none). */
     void (*header_fn)(void *ctx, const char *line, size_t len);
@@ -104,6 +107,7 @@ typedef struct dbx_remote_call {
     /* response */
     long status;
     uint64_t content_length;
+    bool has_content_length;
     int error_code;           /* X-Minidbx-Error, 0 if none came */
     char curl_error[CURL_ERROR_SIZE];
 } dbx_remote_call;
@@ -154,6 +158,12 @@ typedef struct dbx_remote_stream {
     int rc;              /* the transfer's result, once joined */
     char error[512];     /* and its message, set in the thread */
     volatile int aborted;
+    /* the reply's headers are in, or the transfer ended (for
+     * dbx_remote_stream_wait_headers) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool headers_in;
+    bool sync_ready;
 } dbx_remote_stream;
 
 /* Set s's fds to -1, so that dbx_remote_stream_free is safe before start. */
@@ -178,13 +188,17 @@ int dbx_remote_stream_finish_upload(dbx_remote_stream *s);
 void dbx_remote_stream_free(dbx_remote_stream *s);
 
 /* A backend reader (minidbx/sys/backend.h) over a streamed GET of the base
- * URL + path + suffix, whose body must be size bytes: a body that ends
- * short is EIO. With r->verify_reads and id, the transfer's thread hashes
+ * URL + path + suffix, whose body must be *size bytes: a body that ends
+ * short is EIO. *size DBX_REMOTE_SIZE_FROM_REPLY: the reply's
+ * Content-Length, into *size (one request, no HEAD first); a reply that is
+ * not a success is its error here (a 404: ENOTFOUND), and one without a
+ * Content-Length is EIO. With r->verify_reads and id, the transfer's thread hashes
  * the body as it arrives, and the read that would hand out the last byte
  * waits for the transfer and checks the hash first (as the library's own
  * verifying reader does, stream.c): a body that does not hash to id, or
  * goes on past size, is ECORRUPT and its last chunk is never handed out. */
-int dbx_remote_reader_open(dbx_remote *r, const char *path, const char *suffix, uint64_t size,
+#define DBX_REMOTE_SIZE_FROM_REPLY UINT64_MAX
+int dbx_remote_reader_open(dbx_remote *r, const char *path, const char *suffix, uint64_t *size,
                            const minidbx_id *id, minidbx_backend_reader **out);
 
 #endif

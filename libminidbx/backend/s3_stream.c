@@ -526,7 +526,7 @@ int s3_be_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend
 
     s3_object_key(id, key);
     if ((rc = locate(sb, key, out_size, path)) == 0)
-        rc = dbx_remote_reader_open(&sb->remote, path, NULL, *out_size, id, out);
+        rc = dbx_remote_reader_open(&sb->remote, path, NULL, out_size, id, out);
     return rc;
 }
 
