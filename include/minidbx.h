@@ -505,7 +505,9 @@ MINIDBX_EXTERN int minidbx_reader_open(minidbx *db, const minidbx_id *id,
  *  whole. Earlier chunks are handed out before the end is known: write them
  *  somewhere provisional until the last read succeeds. A backend that sends
  *  more bytes than the size, or fewer, gives ECORRUPT too. Not checked
- *  with MINIDBX_OPEN_NO_VERIFY. Errors: ECORRUPT, EIO. */
+ *  with MINIDBX_OPEN_NO_VERIFY. (s3://, http:// and cluster: stores hash
+ *  while the bytes arrive, in their transfer, with the same guarantee.)
+ *  Errors: ECORRUPT, EIO. */
 MINIDBX_EXTERN int minidbx_reader_read(minidbx_reader *r, void *buf, size_t capacity, size_t *out_read);
 
 /** For zero-copy serving: if the object is a file, hand out a read-only fd

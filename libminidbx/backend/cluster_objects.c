@@ -279,6 +279,24 @@ static int spool_reader(struct cluster_reader *r, minidbx_reader *node_reader)
     return rc;
 }
 
+/* A small object's size bytes into memory; the node's reader checks them
+ * before it hands out the last one. */
+static int read_whole(struct cluster_reader *r, minidbx_reader *node_reader)
+{
+    size_t done = 0, n = 1;
+    int rc = (r->data = malloc(r->size ? (size_t)r->size : 1)) ? 0
+             : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+
+    while (rc == 0 && n > 0 && done < r->size) {
+        rc = minidbx_reader_read(node_reader, r->data + done, (size_t)r->size - done, &n);
+        done += n;
+    }
+    if (rc == 0 && done != r->size)
+        rc = minidbx_error_set(MINIDBX_EIO, "cluster: a node's reader ended after %zu of %llu bytes",
+                               done, (unsigned long long)r->size);
+    return rc;
+}
+
 static void reader_release(struct cluster_reader *r)
 {
     minidbx_reader_close(r->node_reader);
@@ -298,29 +316,18 @@ static int node_reader_open(minidbx *db, const minidbx_id *id, void *ctx)
     uint64_t size;
     int fd, rc;
 
-    minidbx_object_info info;
-
     reader_release(r); /* what a node before this one left */
-    /* the size first (on an http:// node, a HEAD): a small object is then
-     * one GET, without a reader's stream */
-    if ((rc = minidbx_stat(db, id, &info)) < 0)
-        return rc;
-    if (info.size <= READER_WHOLE_MAX) {
-        size_t got;
-        rc = minidbx_get(db, id, (void **)&r->data, &got);
-        r->size = got;
-        return rc;
-    }
+    /* one request on an http:// node: its reader's GET says the size */
     if ((rc = minidbx_reader_open(db, id, &nr, &size)) < 0)
         return rc;
     r->size = size;
-    if (minidbx_reader_fd(nr, &fd, &r->fd_offset) == 0) {
+    if (size > READER_WHOLE_MAX && minidbx_reader_fd(nr, &fd, &r->fd_offset) == 0) {
         r->node_reader = nr;
         r->fd = fd;
         return hash_fd(fd, r->fd_offset, size, id);
     }
     r->fd_offset = 0;
-    rc = spool_reader(r, nr);
+    rc = size <= READER_WHOLE_MAX ? read_whole(r, nr) : spool_reader(r, nr);
     minidbx_reader_close(nr);
     return rc;
 }

@@ -186,13 +186,9 @@ static int http_get(minidbx_backend *be, const minidbx_id *id, void **out_data, 
 
     dbx_remote_call_init(&call, "GET");
     if ((rc = call_url(http_of(be), &call, "/v1/objects/", id)) == 0)
-        rc = http_expect_ok(http_of(be), &call);
-    if (rc == 0 && dbx_remote_buf_reserve(&call, 0) < 0)
-        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    if (rc < 0) {
-        free(call.buf);
+        rc = dbx_remote_get_object(&http_of(be)->remote, &call, id);
+    if (rc < 0)
         return rc;
-    }
     *out_data = call.buf;
     *out_size = call.buf_len;
     return 0;
@@ -519,17 +515,12 @@ static int http_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 static int http_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
                             uint64_t *out_size)
 {
-    minidbx_object_info info;
     char hex[MINIDBX_ID_HEX_SIZE];
-    int rc;
 
     minidbx_id_format(id, hex);
-    /* The size first (HEAD), so that a missing object fails here. */
-    if ((rc = http_stat(be, id, &info)) < 0 ||
-        (rc = dbx_remote_reader_open(&http_of(be)->remote, "/v1/objects/", hex, info.size, out)) < 0)
-        return rc;
-    *out_size = info.size;
-    return 0;
+    /* one request: the size is the GET reply's (a missing object fails here) */
+    *out_size = DBX_REMOTE_SIZE_FROM_REPLY;
+    return dbx_remote_reader_open(&http_of(be)->remote, "/v1/objects/", hex, out_size, id, out);
 }
 
 /* ---- names ---------------------------------------------------------------------- */
@@ -855,6 +846,8 @@ static const minidbx_backend http_table = {
     .gc = http_gc,
     .info = http_info,
     .name_set_at = http_name_set_at,
+    /* get and readers hash what arrives (remote.c) */
+    .flags = MINIDBX_BACKEND_VERIFIED_READS,
 };
 
 /* Is the node there? Its /health, so that a wrong URL fails at open. */

@@ -30,6 +30,7 @@ void dbx_remote_call_init(dbx_remote_call *call, const char *method)
     call->method = method;
     call->body_fd = -1;
     call->sink_fd = -1;
+    call->body_limit = UINT64_MAX;
 }
 
 /* ---- URLs ---------------------------------------------------------------- */
@@ -105,6 +106,16 @@ static size_t on_body(char *data, size_t size, size_t count, void *cls)
     dbx_remote_call *call = cls;
     size_t n = size * count;
 
+    if (call->status / 100 == 2 && (call->hasher || call->sink_fd >= 0)) {
+        if (call->sink_fd >= 0 && call->body_limit - call->body_received < n) {
+            call->body_overflow = true;
+            return 0;
+        }
+        call->body_received += n;
+        /* hashed here, while the next bytes arrive */
+        if (call->hasher && dbx_hasher_update(call->hasher, data, n) < 0)
+            return 0;
+    }
     /* An error reply's body goes to buf (for its message), never to a sink. */
     if (call->sink_fd >= 0 && call->status / 100 == 2) {
         for (size_t done = 0; done < n;) {
@@ -145,10 +156,12 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
     if (len > 5 && strncmp(line, "HTTP/", 5) == 0) {
         /* a new response (after 100 Continue): forget the last one's headers */
         call->content_length = 0;
+        call->has_content_length = false;
         call->error_code = 0;
         call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
     } else if (dbx_remote_header_is(line, len, "Content-Length", &value)) {
         call->content_length = strtoull(value, NULL, 10);
+        call->has_content_length = true;
         /* a body that comes to buf: room for all of it at once (not a HEAD's
          * length, and not more than PREALLOC_MAX on the server's word) */
         if (call->status / 100 == 2 && call->sink_fd < 0 && strcmp(call->method, "HEAD") != 0 &&
@@ -160,6 +173,10 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
                              value[value_len - 1] == ' '))
             value_len--;
         call->error_code = dbx_wire_error_code(value, value_len);
+    } else if ((len == 2 && line[0] == '\r') || (len == 1 && line[0] == '\n')) {
+        /* the end of a reply's headers: the final one's, past any 1xx */
+        if (call->status >= 200 && call->headers_done)
+            call->headers_done(call);
     } else if (call->header_fn) {
         call->header_fn(call->header_ctx, line, len);
     }
@@ -315,6 +332,11 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
             nanosleep(&pause, NULL);
         }
         call->curl_error[0] = '\0';
+        if (call->hasher && call->body_received) {
+            minidbx_id discard; /* a retry starts the hash again */
+            dbx_hasher_final(call->hasher, &discard);
+        }
+        call->body_received = 0;
         call->buf_len = 0;
         call->body_sent = 0;
         call->status = 0;
@@ -364,12 +386,58 @@ int dbx_remote_expect_ok(dbx_remote *r, dbx_remote_call *call)
     return rc;
 }
 
+/* The hash of what came against id; frees the hasher. */
+static int check_hash(dbx_remote_call *call, const minidbx_id *id)
+{
+    minidbx_id got;
+    int rc = dbx_hasher_final(call->hasher, &got);
+    dbx_hasher_free(call->hasher);
+    call->hasher = NULL;
+    if (rc == 0 && (rc = dbx_id_verify(id, &got)) < 0)
+        rc = minidbx_error_set(rc, "%s %s: %s", call->method, call->url, minidbx_errmsg(NULL));
+    return rc;
+}
+
+int dbx_remote_get_object(dbx_remote *r, dbx_remote_call *call, const minidbx_id *id)
+{
+    int rc = r->verify_reads ? dbx_hasher_new(&call->hasher) : 0;
+
+    if (rc == 0)
+        rc = dbx_remote_expect_ok(r, call);
+    if (call->hasher) {
+        int checked = check_hash(call, id);
+        if (rc == 0)
+            rc = checked;
+    }
+    if (rc == 0 && dbx_remote_buf_reserve(call, 0) < 0)
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    if (rc < 0) {
+        free(call->buf);
+        call->buf = NULL;
+    }
+    return rc;
+}
+
 /* ---- streams --------------------------------------------------------------------- */
+
+static void stream_signal_headers(dbx_remote_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    s->headers_in = true;
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+static void stream_headers_done(dbx_remote_call *call)
+{
+    stream_signal_headers((dbx_remote_stream *)((char *)call - offsetof(dbx_remote_stream, call)));
+}
 
 static void *stream_main(void *cls)
 {
     dbx_remote_stream *s = cls;
     s->rc = dbx_remote_perform(s->remote, &s->call);
+    stream_signal_headers(s); /* a transfer with no reply ends the wait too */
     /* Messages are per thread: carry this one to the caller's. */
     if (s->rc < 0)
         snprintf(s->error, sizeof s->error, "%s", minidbx_errmsg(NULL));
@@ -380,11 +448,14 @@ static void *stream_main(void *cls)
 
 void dbx_remote_stream_init(dbx_remote_stream *s)
 {
+    memset(s, 0, sizeof *s);
     s->local_fd = s->remote_fd = -1;
 }
 
-int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *method,
-                            const char *path, const char *suffix, bool upload)
+/* dbx_remote_stream_start; a download's body hashed into hasher (the
+ * call owns it from here) and limited to limit bytes. */
+static int stream_begin(dbx_remote *r, dbx_remote_stream *s, const char *method, const char *path,
+                        const char *suffix, bool upload, dbx_hasher *hasher, uint64_t limit)
 {
     int fds[2];
     int rc;
@@ -392,6 +463,15 @@ int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *met
     s->remote = r;
     s->local_fd = s->remote_fd = -1;
     dbx_remote_call_init(&s->call, method);
+    s->call.hasher = hasher;
+    s->call.body_limit = limit;
+    s->call.headers_done = stream_headers_done;
+    s->headers_in = false;
+    if (!s->sync_ready) {
+        pthread_mutex_init(&s->lock, NULL);
+        pthread_cond_init(&s->cond, NULL);
+        s->sync_ready = true;
+    }
     if ((rc = dbx_remote_call_url(r, &s->call, path, suffix)) < 0)
         return rc;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) < 0)
@@ -411,6 +491,12 @@ int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *met
     return 0;
 }
 
+int dbx_remote_stream_start(dbx_remote *r, dbx_remote_stream *s, const char *method,
+                            const char *path, const char *suffix, bool upload)
+{
+    return stream_begin(r, s, method, path, suffix, upload, NULL, UINT64_MAX);
+}
+
 int dbx_remote_stream_finish(dbx_remote_stream *s)
 {
     if (s->started) {
@@ -422,6 +508,15 @@ int dbx_remote_stream_finish(dbx_remote_stream *s)
             s->rc = dbx_remote_status_error(s->remote, &s->call);
     }
     return s->rc;
+}
+
+/* Wait until the reply's headers are in (or the transfer ended). */
+static void stream_wait_headers(dbx_remote_stream *s)
+{
+    pthread_mutex_lock(&s->lock);
+    while (!s->headers_in)
+        pthread_cond_wait(&s->cond, &s->lock);
+    pthread_mutex_unlock(&s->lock);
 }
 
 int dbx_remote_stream_finish_upload(dbx_remote_stream *s)
@@ -440,6 +535,11 @@ void dbx_remote_stream_free(dbx_remote_stream *s)
     if (s->remote_fd >= 0)
         close(s->remote_fd);
     free(s->call.buf);
+    if (s->sync_ready) {
+        pthread_mutex_destroy(&s->lock);
+        pthread_cond_destroy(&s->cond);
+        s->sync_ready = false;
+    }
 }
 
 int dbx_remote_stream_send(dbx_remote_stream *s, const void *data, size_t size)
@@ -485,18 +585,53 @@ int dbx_remote_stream_recv(dbx_remote_stream *s, void *buf, size_t capacity, siz
 struct remote_reader {
     minidbx_backend_reader base;
     dbx_remote_stream stream;
+    minidbx_id id;
     uint64_t size;
     uint64_t received;
+    bool checked; /* the transfer ended and its hash was right */
 };
+
+/* Wait for the transfer (the hashing thread) and check what it hashed:
+ * all of the body, no more than size bytes, hashing to the id. */
+static int reader_check(struct remote_reader *r)
+{
+    dbx_remote_call *call = &r->stream.call;
+    int rc = dbx_remote_stream_finish(&r->stream);
+
+    if (rc == 0 && call->body_overflow)
+        rc = minidbx_error_set(MINIDBX_ECORRUPT, "GET %s: the object goes on past its size of %" PRIu64
+                               " bytes", call->url, r->size);
+    else if (rc == 0 && call->body_received != r->size)
+        rc = minidbx_error_set(MINIDBX_EIO, "GET %s: %" PRIu64 " of %" PRIu64 " bytes came",
+                               call->url, call->body_received, r->size);
+    if (call->hasher) {
+        int checked = check_hash(call, &r->id);
+        if (rc == 0)
+            rc = checked;
+    }
+    r->checked = rc == 0;
+    return rc;
+}
 
 static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, size_t *out_read)
 {
     struct remote_reader *r = (struct remote_reader *)br;
+    bool hashing = r->stream.call.hasher != NULL;
     int rc = dbx_remote_stream_recv(&r->stream, buf, capacity, out_read);
 
     r->received += *out_read;
-    if (rc < 0 || *out_read > 0)
+    if (rc < 0 || r->checked)
         return rc;
+    /* The read that hands out the last byte checks the whole body first. */
+    if (hashing && (*out_read == 0 || r->received >= r->size)) {
+        if ((rc = reader_check(r)) < 0) {
+            memset(buf, 0, *out_read);
+            *out_read = 0;
+        }
+        return rc;
+    }
+    if (*out_read > 0)
+        return 0;
     if (r->received != r->size)
         rc = minidbx_error_set(MINIDBX_EIO, "GET %s: %" PRIu64 " of %" PRIu64 " bytes came",
                                r->stream.call.url, r->received, r->size);
@@ -507,25 +642,59 @@ static void reader_close(minidbx_backend_reader *br)
 {
     struct remote_reader *r = (struct remote_reader *)br;
     dbx_remote_stream_free(&r->stream);
+    dbx_hasher_free(r->stream.call.hasher);
     free(r);
 }
 
-int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suffix, uint64_t size,
-                           minidbx_backend_reader **out)
+/* The size from the reply's headers (r->size DBX_REMOTE_SIZE_FROM_REPLY):
+ * a reply that is not a success is its error, found once it ends. */
+static int reader_size_from_reply(struct remote_reader *r)
+{
+    dbx_remote_call *call = &r->stream.call;
+    int rc;
+
+    stream_wait_headers(&r->stream);
+    if (call->status / 100 != 2 || !call->status)
+        return (rc = dbx_remote_stream_finish(&r->stream)) < 0
+                   ? rc
+                   : minidbx_error_set(MINIDBX_EIO, "GET %s: no reply", call->url);
+    if (!call->has_content_length)
+        return minidbx_error_set(MINIDBX_EIO, "GET %s: the reply has no Content-Length", call->url);
+    r->size = call->content_length;
+    return 0;
+}
+
+int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suffix, uint64_t *size,
+                           const minidbx_id *id, minidbx_backend_reader **out)
 {
     struct remote_reader *r = calloc(1, sizeof *r);
+    dbx_hasher *hasher = NULL;
     int rc;
 
     if (!r)
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     r->base.read = reader_read;
     r->base.close = reader_close;
-    r->size = size;
+    r->size = *size;
     dbx_remote_stream_init(&r->stream);
-    if ((rc = dbx_remote_stream_start(remote, &r->stream, "GET", path, suffix, false)) < 0) {
+    if (id && remote->verify_reads) {
+        r->id = *id;
+        if ((rc = dbx_hasher_new(&hasher)) < 0) {
+            reader_close(&r->base);
+            return rc;
+        }
+    }
+    /* the body's limit: its size, or (from the reply) its Content-Length,
+     * which curl does not read past */
+    if ((rc = stream_begin(remote, &r->stream, "GET", path, suffix, false, hasher,
+                           hasher ? r->size : UINT64_MAX)) < 0 ||
+        (*size == DBX_REMOTE_SIZE_FROM_REPLY && (rc = reader_size_from_reply(r)) < 0) ||
+        /* an empty object has no last byte to check at: check it now */
+        (hasher && r->size == 0 && (rc = reader_check(r)) < 0)) {
         reader_close(&r->base);
         return rc;
     }
+    *size = r->size;
     *out = &r->base;
     return 0;
 }
@@ -571,6 +740,7 @@ int dbx_remote_init(dbx_remote *r, const char *url, const minidbx_options *opts)
     /* room for the longest path and query a backend appends */
     if (strlen(url) >= DBX_REMOTE_URL_MAX - 256)
         return minidbx_error_set(MINIDBX_EINVAL, "%s: URL too long", url);
+    r->verify_reads = !(opts->flags & MINIDBX_OPEN_NO_VERIFY);
     r->timeout_ms = opts->timeout_ms ? (long)opts->timeout_ms : (long)DEFAULT_TIMEOUT_MS;
     if (!(r->url = strdup(url)))
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");

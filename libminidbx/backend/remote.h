@@ -59,6 +59,10 @@ typedef struct dbx_remote {
      * out (curl then asks for 100-continue on large uploads). */
     bool signed_headers;
     bool delete_idempotent;
+    /* Objects read through dbx_remote_get_object and dbx_remote_reader_open
+     * are hashed as they arrive and checked against their id (false with
+     * MINIDBX_OPEN_NO_VERIFY): the backend's reads are verified reads. */
+    bool verify_reads;
     int attempts;
     /* Connections (and DNS answers) are shared by every request through
      * one share handle; each request has a fresh easy handle, so nothing of
@@ -86,6 +90,16 @@ typedef struct dbx_remote_call {
     char *buf;
     size_t buf_len, buf_cap;
     int sink_fd;
+    /* A 2xx reply's body is hashed here as it arrives (NULL: not), and
+     * counted; with a sink, more than body_limit bytes stop the transfer
+     * and set body_overflow. */
+    dbx_hasher *hasher;
+    uint64_t body_received;
+    uint64_t body_limit;
+    bool body_overflow;
+    /* Called once the headers of the final reply are in (headers_done
+     * NULL: not). */
+    void (*headers_done)(struct dbx_remote_call *call);
     /* Called with each header line of the reply that the layer does not
      * read itself (header_fn NULL: none). */
     void (*header_fn)(void *ctx, const char *line, size_t len);
@@ -93,6 +107,7 @@ typedef struct dbx_remote_call {
     /* response */
     long status;
     uint64_t content_length;
+    bool has_content_length;
     int error_code;           /* X-Minidbx-Error, 0 if none came */
     char curl_error[CURL_ERROR_SIZE];
 } dbx_remote_call;
@@ -121,6 +136,11 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call);
 int dbx_remote_status_error(const dbx_remote *r, const dbx_remote_call *call);
 /* Perform and accept only a 2xx reply. */
 int dbx_remote_expect_ok(dbx_remote *r, dbx_remote_call *call);
+/* GET the object id at call->url (set by the caller) into call->buf
+ * (NUL-terminated; the caller frees it), accepting only a 2xx reply; with
+ * r->verify_reads its bytes are hashed while they arrive and a body that
+ * does not hash to id is ECORRUPT (call->buf is then freed). */
+int dbx_remote_get_object(dbx_remote *r, dbx_remote_call *call, const minidbx_id *id);
 /* Room for more bytes (and a NUL) in call->buf. 0 or -1. */
 int dbx_remote_buf_reserve(dbx_remote_call *call, size_t more);
 /* Is line the header name? Then *value points past the colon and blanks. */
@@ -138,6 +158,12 @@ typedef struct dbx_remote_stream {
     int rc;              /* the transfer's result, once joined */
     char error[512];     /* and its message, set in the thread */
     volatile int aborted;
+    /* the reply's headers are in, or the transfer ended (for
+     * dbx_remote_stream_wait_headers) */
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool headers_in;
+    bool sync_ready;
 } dbx_remote_stream;
 
 /* Set s's fds to -1, so that dbx_remote_stream_free is safe before start. */
@@ -162,9 +188,17 @@ int dbx_remote_stream_finish_upload(dbx_remote_stream *s);
 void dbx_remote_stream_free(dbx_remote_stream *s);
 
 /* A backend reader (minidbx/sys/backend.h) over a streamed GET of the base
- * URL + path + suffix, whose body must be size bytes: a body that ends
- * short is EIO. */
-int dbx_remote_reader_open(dbx_remote *r, const char *path, const char *suffix, uint64_t size,
-                           minidbx_backend_reader **out);
+ * URL + path + suffix, whose body must be *size bytes: a body that ends
+ * short is EIO. *size DBX_REMOTE_SIZE_FROM_REPLY: the reply's
+ * Content-Length, into *size (one request, no HEAD first); a reply that is
+ * not a success is its error here (a 404: ENOTFOUND), and one without a
+ * Content-Length is EIO. With r->verify_reads and id, the transfer's thread hashes
+ * the body as it arrives, and the read that would hand out the last byte
+ * waits for the transfer and checks the hash first (as the library's own
+ * verifying reader does, stream.c): a body that does not hash to id, or
+ * goes on past size, is ECORRUPT and its last chunk is never handed out. */
+#define DBX_REMOTE_SIZE_FROM_REPLY UINT64_MAX
+int dbx_remote_reader_open(dbx_remote *r, const char *path, const char *suffix, uint64_t *size,
+                           const minidbx_id *id, minidbx_backend_reader **out);
 
 #endif

@@ -403,13 +403,9 @@ static int s3_get(minidbx_backend *be, const minidbx_id *id, void **out_data, si
     s3_object_key(id, key);
     int rc = s3_call(sb, &call, "GET", key);
     if (rc == 0)
-        rc = s3_expect_ok(sb, &call);
-    if (rc == 0 && dbx_remote_buf_reserve(&call, 0) < 0)
-        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    if (rc < 0) {
-        free(call.buf);
+        rc = dbx_remote_get_object(&sb->remote, &call, id);
+    if (rc < 0)
         return rc;
-    }
     *out_data = call.buf;
     *out_size = call.buf_len;
     return 0;
@@ -568,6 +564,8 @@ static const minidbx_backend s3_table = {
     .gc = s3_be_gc,
     .info = s3_be_info,
     .name_set_at = s3_be_name_set_at,
+    /* get and readers hash what arrives (remote.c) */
+    .flags = MINIDBX_BACKEND_VERIFIED_READS,
 };
 
 static const char *env(const char *name)

@@ -13,8 +13,9 @@
  * incomplete upload under tmp/, never an object: verify reports it (TEMP)
  * once it is older than the stale age and removes it with REPAIR.
  *
- * A reader is a HEAD (for the size, and ENOTFOUND) then one streamed GET
- * (remote.h's dbx_remote_stream: bounded memory).
+ * A reader is one streamed GET (remote.h's dbx_remote_stream: bounded
+ * memory), its size the reply's Content-Length, its bytes hashed as they
+ * arrive.
  */
 #include "s3.h"
 
@@ -506,6 +507,22 @@ int s3_be_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 
 /* ---- the reader ---------------------------------------------------------------------- */
 
+int s3_be_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
+                      uint64_t *out_size)
+{
+    struct s3_backend *sb = s3_of(be);
+    char key[S3_ID_KEY_SIZE], path[S3_KEY_MAX];
+    int rc;
+
+    s3_object_key(id, key);
+    /* one request: the size is the GET reply's (a missing key: its 404,
+     * ENOTFOUND, at open) */
+    *out_size = DBX_REMOTE_SIZE_FROM_REPLY;
+    if ((rc = s3_key_path(sb, key, path, S3_KEY_MAX)) == 0)
+        rc = dbx_remote_reader_open(&sb->remote, path, NULL, out_size, id, out);
+    return rc;
+}
+
 /* HEAD the key: its size, and ENOTFOUND if it is not there; its path. */
 static int locate(struct s3_backend *sb, const char *key, uint64_t *size, char path[S3_KEY_MAX])
 {
@@ -515,19 +532,6 @@ static int locate(struct s3_backend *sb, const char *key, uint64_t *size, char p
         return minidbx_error_set(MINIDBX_ENOTFOUND, "%s%s: no such object in %s", sb->prefix, key,
                                  sb->location);
     return rc < 0 ? rc : s3_key_path(sb, key, path, S3_KEY_MAX);
-}
-
-int s3_be_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
-                      uint64_t *out_size)
-{
-    struct s3_backend *sb = s3_of(be);
-    char key[S3_ID_KEY_SIZE], path[S3_KEY_MAX];
-    int rc;
-
-    s3_object_key(id, key);
-    if ((rc = locate(sb, key, out_size, path)) == 0)
-        rc = dbx_remote_reader_open(&sb->remote, path, NULL, *out_size, out);
-    return rc;
 }
 
 int s3_hash_object(struct s3_backend *sb, const char *key, minidbx_id *got, uint64_t *size)

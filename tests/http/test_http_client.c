@@ -273,6 +273,84 @@ START_TEST(corrupt_blob_never_reaches_client)
 }
 END_TEST
 
+/* The node's count of object_get requests (GET and HEAD) answered 200,
+ * from its /metrics. */
+static unsigned long long object_gets(void)
+{
+    char cmd[512], line[512];
+    unsigned long long count = 0;
+    const char *want = "minidbx_http_requests_total{route=\"object_get\",status=\"200\"} ";
+
+    snprintf(cmd, sizeof cmd, "curl -sS --fail --max-time 10 '%s/metrics'", server_url);
+    FILE *p = popen(cmd, "r");
+    ck_assert_ptr_nonnull(p);
+    while (fgets(line, sizeof line, p))
+        if (strncmp(line, want, strlen(want)) == 0)
+            count = strtoull(line + strlen(want), NULL, 10);
+    ck_assert_int_eq(pclose(p), 0);
+    return count;
+}
+
+/* Read id whole through a reader of db: its size, checked. */
+static void read_through(minidbx *db, const minidbx_id *id, uint64_t want)
+{
+    minidbx_reader *r;
+    unsigned char buf[65536];
+    uint64_t size = 0, total = 0;
+    size_t n;
+    int rc;
+
+    ck_assert_ok(minidbx_reader_open(db, id, &r, &size));
+    ck_assert_uint_eq(size, want);
+    while ((rc = minidbx_reader_read(r, buf, sizeof buf, &n)) == 0 && n > 0)
+        total += n;
+    ck_assert_ok(rc);
+    ck_assert_uint_eq(total, want);
+    minidbx_reader_close(r);
+}
+
+/* A reader is one request to the node (the GET's Content-Length is its
+ * size; no HEAD first), also through a cluster: store whose node it is
+ * (no cache: every read goes to the node); a missing object is still
+ * ENOTFOUND at open. */
+START_TEST(reader_is_one_request)
+{
+    test_rng rng;
+    minidbx *db = open_http(), *cluster = NULL;
+    minidbx_reader *r = NULL;
+    minidbx_id absent;
+    char *dir = tmpdir_make("cluster"), file[PATH_MAX], json[1024];
+
+    rng_seed(&rng, 7);
+    minidbx_id small = store_put_random(db, &rng, 4096), big = store_put_random(db, &rng, 3 << 20);
+    unsigned long long before = object_gets();
+    read_through(db, &small, 4096);
+    read_through(db, &big, 3 << 20);
+    ck_assert_uint_eq(object_gets(), before + 2);
+
+    snprintf(file, sizeof file, "%s/cluster.json", dir);
+    snprintf(json, sizeof json,
+             "{\"replicas\": 1, \"write_quorum\": 1, \"cache_objects\": 0, \"nodes\": [\"%s\"]}",
+             server_url);
+    ck_assert_int_eq(file_write_all(file, json, strlen(json)), 0);
+    char location[PATH_MAX + 16];
+    snprintf(location, sizeof location, "cluster:%s", file);
+    ck_assert_ok(minidbx_open(&cluster, location, NULL));
+    before = object_gets();
+    read_through(cluster, &small, 4096);
+    read_through(cluster, &big, 3 << 20);
+    ck_assert_uint_eq(object_gets(), before + 2);
+
+    rng_fill(&rng, &absent, sizeof absent);
+    ck_assert_rc(minidbx_reader_open(db, &absent, &r, NULL), MINIDBX_ENOTFOUND);
+    ck_assert_ptr_null(r);
+    minidbx_close(cluster);
+    minidbx_close(db);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 START_TEST(node_down_gives_eio)
 {
     minidbx *db = NULL;
@@ -604,6 +682,7 @@ static Suite *http_suite(void)
     TCase *remote = tcase_with_store("http only", TEST_TIMEOUT_S);
     tcase_add_test(remote, corrupt_blob_never_reaches_client);
     tcase_add_test(remote, node_down_gives_eio);
+    tcase_add_test(remote, reader_is_one_request);
     tcase_add_test(remote, limits_over_http);
     tcase_add_test(remote, verify_over_http);
     tcase_add_test(remote, gc_over_http);
