@@ -584,8 +584,15 @@ MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx
  *  >= 0) instead of taken from the clock: a copy of a name made elsewhere
  *  keeps the time it was set, so that copies of one name on several stores
  *  can be compared and made to agree (a cluster: store's repair uses it;
- *  see "cluster:" at minidbx_open). The local store, http:// nodes,
- *  s3:// and cluster: stores support it; other backends give EUNSUPPORTED.
+ *  see "cluster:" at minidbx_open). Last writer wins: where the store's
+ *  copy of the name is newer (a later mtime, or the same mtime and a
+ *  larger id) it stays, and the call returns 0 having changed nothing;
+ *  on the local store (and so on an http:// node) that check and the set
+ *  are one transaction, so copies set concurrently converge on the newest
+ *  whatever order they arrive in (on s3:// the check is a read before the
+ *  write, not atomic). minidbx_name_set always replaces. The local store,
+ *  http:// nodes, s3:// and cluster: stores support it; other backends
+ *  give EUNSUPPORTED.
  *  Errors: as minidbx_name_set, plus EINVAL (negative mtime), EUNSUPPORTED. */
 MINIDBX_EXTERN int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id,
                                        int64_t mtime_ns);

@@ -403,6 +403,14 @@ static int set_name_on_dst(struct copy_run *run, const struct name_entry *entry)
     if (lacks_set_at)
         return minidbx_name_set(run->dst, entry->name, &entry->id);
     rc = minidbx_name_set_at(run->dst, entry->name, &entry->id, entry->mtime_ns);
+    if (rc == 0) {
+        /* dst keeps a copy newer than src's (last writer wins): the source
+         * wins all the same, at dst's own time */
+        minidbx_name_info now;
+        if (minidbx_name_get(run->dst, entry->name, &now) == 0 && !minidbx_id_equal(&now.id, &entry->id))
+            return minidbx_name_set(run->dst, entry->name, &entry->id);
+        return 0;
+    }
     if (rc != MINIDBX_EUNSUPPORTED)
         return rc;
     pthread_mutex_lock(&run->lock);

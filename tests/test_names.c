@@ -128,6 +128,37 @@ START_TEST(set_get_replace_delete)
 }
 END_TEST
 
+/* minidbx_name_set_at: a copy of a name with its time does not replace a
+ * newer one (last writer wins: the later mtime, then the larger id),
+ * whatever order the sets arrive in; minidbx_name_set always replaces. */
+START_TEST(set_at_last_writer_wins)
+{
+    test_rng rng;
+    rng_seed(&rng, 91);
+    minidbx_id a = store_put_random(fx_db, &rng, 100), b = store_put_random(fx_db, &rng, 200);
+    const minidbx_id *larger = memcmp(a.bytes, b.bytes, MINIDBX_ID_SIZE) > 0 ? &a : &b;
+    const minidbx_id *smaller = larger == &a ? &b : &a;
+    minidbx_name_info info;
+
+    ck_assert_ok(minidbx_name_set_at(fx_db, "lww", &b, 3000));
+    ck_assert_ok(minidbx_name_set_at(fx_db, "lww", &a, 2000)); /* older, arriving later: no change */
+    ck_assert_ok(minidbx_name_get(fx_db, "lww", &info));
+    ck_assert(minidbx_id_equal(&info.id, &b));
+    ck_assert_int_eq(info.mtime_ns, 3000);
+    ck_assert_ok(minidbx_name_set_at(fx_db, "tie", larger, 5000));
+    ck_assert_ok(minidbx_name_set_at(fx_db, "tie", smaller, 5000)); /* same time: the larger id stays */
+    ck_assert_ok(minidbx_name_get(fx_db, "tie", &info));
+    ck_assert(minidbx_id_equal(&info.id, larger));
+    ck_assert_ok(minidbx_name_set_at(fx_db, "lww", &a, 4000)); /* newer: replaces */
+    ck_assert_ok(minidbx_name_get(fx_db, "lww", &info));
+    ck_assert(minidbx_id_equal(&info.id, &a));
+    ck_assert_int_eq(info.mtime_ns, 4000);
+    ck_assert_ok(minidbx_name_set(fx_db, "tie", smaller)); /* a plain set always replaces */
+    ck_assert_ok(minidbx_name_get(fx_db, "tie", &info));
+    ck_assert(minidbx_id_equal(&info.id, smaller));
+}
+END_TEST
+
 START_TEST(set_to_missing_object)
 {
     minidbx_id ghost;
@@ -245,6 +276,7 @@ static Suite *names_suite(void)
     tcase_add_test(tc, name_max_length);
     tcase_add_test(tc, bad_names_refused_and_nothing_stored);
     tcase_add_test(tc, set_get_replace_delete);
+    tcase_add_test(tc, set_at_last_writer_wins);
     tcase_add_test(tc, set_to_missing_object);
     tcase_add_test(tc, list_by_prefix_with_paging);
     tcase_add_test_needs(tc, gc_removes_only_unnamed, TEST_CAP_FILES);

@@ -26,10 +26,13 @@ bool cluster_name_newer(const minidbx_name_info *a, const minidbx_name_info *b)
 /* Attempts at setting a name on a node whose gc keeps taking the object. */
 #define NAME_COPY_ATTEMPTS 3
 
-/* On one node: the object (copied from another node when missing, and
- * committed named so that the node's gc cannot take it in between), then
- * the name with its mtime. A gc on the node between an exists and the set
- * makes the set ENOTFOUND: then again. ENOTFOUND: no node has the object. */
+/* On one node: the object (copied from another node when missing), then
+ * the name with its mtime (which leaves a newer copy of the name there
+ * alone: last writer wins on the node, in one transaction). The copy is
+ * not committed named: that would set the name at the node's clock,
+ * newer than the writer's, over any other writer's copy. A gc on the node
+ * between the copy and the set makes the set ENOTFOUND: then again.
+ * ENOTFOUND: no node has the object. */
 int cluster_name_copy(struct cluster *c, struct cluster_node *node, const char *name,
                       const minidbx_id *id, int64_t mtime_ns)
 {
@@ -41,7 +44,7 @@ int cluster_name_copy(struct cluster *c, struct cluster_node *node, const char *
     for (int attempt = 0; attempt < NAME_COPY_ATTEMPTS && rc == MINIDBX_ENOTFOUND; attempt++) {
         int64_t start = cluster_call_start();
         rc = cluster_call_end(c, node, start, minidbx_exists(db, id));
-        if (rc == 0 && (rc = cluster_copy_object(c, id, node, name)) < 0)
+        if (rc == 0 && (rc = cluster_copy_object(c, id, node, NULL)) < 0)
             return rc; /* ENOTFOUND here: no other node has it */
         if (rc < 0)
             return rc;
@@ -94,10 +97,19 @@ int cluster_name_set_at(minidbx_backend *be, const char *name, const minidbx_id 
     unsigned order[CLUSTER_NODES_MAX];
     unsigned stored = 0;
     uint64_t placed = 0;
-    minidbx_name_info old;
-    bool replaces = cluster_name_get(be, name, &old) == 0 && !minidbx_id_equal(&old.id, id);
+    minidbx_name_info old, set = { .id = *id, .mtime_ns = mtime_ns };
+    bool had = cluster_name_get(be, name, &old) == 0;
+    bool replaces = had && !minidbx_id_equal(&old.id, id);
     int error = 0;
     char message[256] = "no node is up";
+
+    /* Last writer wins: a newer copy stands, and keeps its pins. (A set
+     * racing this check meets the same rule on each node, in the node's
+     * own transaction.) */
+    if (had && cluster_name_newer(&old, &set)) {
+        dbx_error_clear();
+        return 0;
+    }
 
     cluster_order(c, cluster_name_key(name), order);
     for (size_t k = 0; k < c->count && stored < c->replicas; k++) {

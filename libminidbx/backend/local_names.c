@@ -14,12 +14,34 @@ static MDB_val name_key(const char *name)
     return k;
 }
 
-int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
+/* Is the stored copy (old) of a name newer than a set at (mtime_ns, id)?
+ * Last writer wins: the later mtime, then the larger id. */
+static bool name_copy_newer(const name_value *old, int64_t mtime_ns, const minidbx_id *id)
 {
-    return local_name_set_at(be, name, id, dbx_now_ns());
+    if (old->mtime_ns != mtime_ns)
+        return old->mtime_ns > mtime_ns;
+    return memcmp(old->id.bytes, id->bytes, MINIDBX_ID_SIZE) > 0;
 }
 
+static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
+                    bool unless_newer);
+
+int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
+{
+    return name_set(be, name, id, dbx_now_ns(), false);
+}
+
+/* A copy of a name made elsewhere, with its time: it does not replace a
+ * newer copy, checked in the same transaction, so that copies of a name
+ * set concurrently on several stores (a cluster's nodes) converge on the
+ * last writer whatever order the sets arrive in. */
 int local_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
+{
+    return name_set(be, name, id, mtime_ns, true);
+}
+
+static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
+                    bool unless_newer)
 {
     local_store *s = (local_store *)be;
     MDB_txn *txn;
@@ -43,6 +65,8 @@ int local_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *i
     if ((lrc = mdb_get(txn, s->names, &nk, &v)) == 0 && v.mv_size == sizeof(name_value)) {
         name_value old;
         memcpy(&old, v.mv_data, sizeof old);
+        if (unless_newer && name_copy_newer(&old, mtime_ns, id))
+            goto end; /* a later writer's copy stands: nothing to change */
         MDB_val ok = local_id_key(&old.id), ov = name_key(name);
         lrc = mdb_del(txn, s->refs, &ok, &ov);
     }

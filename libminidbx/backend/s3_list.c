@@ -410,15 +410,27 @@ static int delete_ref(struct s3_backend *sb, const minidbx_id *id, const char *n
     return s3_delete_key(sb, key);
 }
 
+static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
+                    bool unless_newer);
+
 /* The ref first, then the name: a crash between them leaves a ref too many
  * (the object is kept; verify reports and removes it), never a name that
  * delete and gc cannot see. */
 int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
 {
-    return s3_be_name_set_at(be, name, id, dbx_now_ns());
+    return name_set(be, name, id, dbx_now_ns(), false);
 }
 
+/* A copy of a name with its time does not replace a newer one (last
+ * writer wins: a later mtime, then a larger id). On S3 the check is a read
+ * before the write, not atomic with it. */
 int s3_be_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
+{
+    return name_set(be, name, id, mtime_ns, true);
+}
+
+static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
+                    bool unless_newer)
 {
     struct s3_backend *sb = s3_of(be);
     char key[S3_KEY_MAX], body[160], hex[MINIDBX_ID_HEX_SIZE];
@@ -436,6 +448,9 @@ int s3_be_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *i
     had = name_read(sb, name, &old);
     if (had < 0 && had != MINIDBX_ENOTFOUND && had != MINIDBX_ECORRUPT)
         return had;
+    if (unless_newer && had == 0 &&
+        (old.mtime_ns > mtime_ns || (old.mtime_ns == mtime_ns && memcmp(old.id.bytes, id->bytes, MINIDBX_ID_SIZE) > 0)))
+        return 0; /* a later writer's copy stands */
     snprintf(body, sizeof body, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 "}", hex,
              size, mtime_ns);
     name_key(name, key);
