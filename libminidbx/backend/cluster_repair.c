@@ -135,14 +135,18 @@ static int copy_sound(struct repair *rp, struct cluster_node *node, const minidb
 /* Put the right bytes on node again (a put heals a bad copy: on a local
  * node, of any kind with full durability, else one of the wrong size or
  * type). When that is not enough and no name on the node points at the
- * copy, the copy is deleted and made again. 1 when the copy is sound. */
+ * copy, the copy is deleted and made again, but only once another node has
+ * handed over sound bytes: a copy is never deleted when no other can
+ * replace it (the verdict "bad" may come from one failed read). 1 when the
+ * copy is sound. */
 static bool replace_copy(struct repair *rp, struct cluster_node *node, const minidbx_id *id, bool pinned)
 {
     minidbx *db = cluster_node_db(node);
+    int copied = cluster_copy_object(rp->c, id, node, NULL);
 
-    if (cluster_copy_object(rp->c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1)
+    if (copied == 0 && copy_sound(rp, node, id) == 1)
         return true;
-    if (pinned || !db || minidbx_delete(db, id) < 0)
+    if (copied != 0 || pinned || !db || minidbx_delete(db, id) < 0)
         return false;
     return cluster_copy_object(rp->c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1;
 }
@@ -176,7 +180,9 @@ static void repair_object(struct repair *rp, const minidbx_id *id, const struct 
                     fixed ? ", replaced" : rp->fix ? ", not replaced" : "");
             continue;
         }
-        fixed = rp->fix && cluster_copy_object(c, id, node, NULL) == 0;
+        /* sound only once read back: a put onto a copy the listing missed
+         * may keep that copy as it was */
+        fixed = rp->fix && cluster_copy_object(c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1;
         sound += fixed;
         problem(rp, MINIDBX_PROBLEM_MISSING, id, fixed, "no copy on %s, a home%s", node->location,
                 fixed ? ": copied there" : rp->fix ? ": not copied" : "");

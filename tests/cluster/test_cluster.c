@@ -544,6 +544,40 @@ START_TEST(repair_replaces_a_corrupt_copy)
 }
 END_TEST
 
+/* Every copy bad: repair has nothing to replace them with, so it deletes
+ * none of them (a "bad" verdict may be one failed read: the last copies
+ * stay for whoever can recover them) and says so. */
+START_TEST(repair_keeps_copies_it_cannot_replace)
+{
+    minidbx_id id;
+    minidbx_node_info held[NODES];
+    size_t count;
+    problem_log log;
+    test_rng rng;
+    rng_seed(&rng, 37);
+    unsigned char *data = rng_alloc(&rng, 200000);
+    char blob[2][PATH_MAX];
+
+    write_cluster(NODES, "");
+    minidbx *db = open_cluster();
+    ck_assert_ok(minidbx_put(db, data, 200000, &id));
+    ck_assert_ok(minidbx_nodes(db, &id, held, NODES, &count));
+    ck_assert_uint_eq(count, 2);
+    for (int i = 0; i < 2; i++) {
+        store_blob_path(held[i].location, &id, blob[i]);
+        ck_assert_int_eq(file_flip_byte(blob[i], 5), 0);
+    }
+    verify_cluster(db, MINIDBX_VERIFY_REPAIR, &log);
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_CORRUPT], 2);
+    ck_assert_uint_eq(log.repaired[MINIDBX_PROBLEM_CORRUPT], 0);
+    for (int i = 0; i < 2; i++)
+        ck_assert_msg(path_exists(blob[i]), "repair deleted the copy on %s, with no sound copy anywhere",
+                      held[i].location);
+    minidbx_close(db);
+    free(data);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -559,6 +593,7 @@ int main(void)
     tcase_add_test(tc, replacing_a_name_unpins_the_old_object);
     tcase_add_test(tc, repair_after_a_node_is_replaced_or_added);
     tcase_add_test(tc, repair_replaces_a_corrupt_copy);
+    tcase_add_test(tc, repair_keeps_copies_it_cannot_replace);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
