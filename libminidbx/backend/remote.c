@@ -106,6 +106,10 @@ static size_t on_body(char *data, size_t size, size_t count, void *cls)
     dbx_remote_call *call = cls;
     size_t n = size * count;
 
+    if (call->body_cap && call->status / 100 == 2 && call->body_cap - call->buf_len < n) {
+        call->body_overflow = true;
+        return 0;
+    }
     if (call->status / 100 == 2 && (call->hasher || call->sink_fd >= 0)) {
         if (call->sink_fd >= 0 && call->body_limit - call->body_received < n) {
             call->body_overflow = true;
@@ -162,6 +166,11 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
     } else if (dbx_remote_header_is(line, len, "Content-Length", &value)) {
         call->content_length = strtoull(value, NULL, 10);
         call->has_content_length = true;
+        if (call->body_cap && call->status / 100 == 2 && call->content_length > call->body_cap &&
+            strcmp(call->method, "HEAD") != 0) {
+            call->body_overflow = true;
+            return 0; /* too large for buf: stop here */
+        }
         /* a body that comes to buf: room for all of it at once (not a HEAD's
          * length, and not more than PREALLOC_MAX on the server's word) */
         if (call->status / 100 == 2 && call->sink_fd < 0 && strcmp(call->method, "HEAD") != 0 &&
@@ -360,7 +369,7 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
     if (res == CURLE_PARTIAL_FILE && call->status >= 200 && call->status < 300)
         return minidbx_error_set(MINIDBX_ECORRUPT, "%s %s: the reply was cut short (%s)", call->method,
                                  call->url, call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
-    if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && call->sink_fd >= 0))
+    if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && (call->sink_fd >= 0 || call->body_overflow)))
         return minidbx_error_set(MINIDBX_EIO, "%s %s: %s", call->method, call->url,
                                  call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
     return 0;
@@ -400,14 +409,18 @@ static int check_hash(dbx_remote_call *call, const minidbx_id *id)
 
 int dbx_remote_get_object(dbx_remote *r, dbx_remote_call *call, const minidbx_id *id)
 {
-    int rc = r->verify_reads ? dbx_hasher_new(&call->hasher) : 0;
+    int rc = r->verify_reads && id ? dbx_hasher_new(&call->hasher) : 0;
 
     if (rc == 0)
         rc = dbx_remote_expect_ok(r, call);
-    if (call->hasher) {
-        int checked = check_hash(call, id);
+    if (call->hasher && call->body_overflow) { /* stopped at its cap: not all of it */
+        dbx_hasher_free(call->hasher);
+        call->hasher = NULL;
+    } else if (call->hasher) {
         if (rc == 0)
-            rc = checked;
+            rc = check_hash(call, id);
+        dbx_hasher_free(call->hasher);
+        call->hasher = NULL;
     }
     if (rc == 0 && dbx_remote_buf_reserve(call, 0) < 0)
         rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
@@ -584,6 +597,7 @@ int dbx_remote_stream_recv(dbx_remote_stream *s, void *buf, size_t capacity, siz
 
 struct remote_reader {
     minidbx_backend_reader base;
+    char *data;       /* a small body read whole and checked, or NULL: streamed */
     dbx_remote_stream stream;
     minidbx_id id;
     uint64_t size;
@@ -604,11 +618,8 @@ static int reader_check(struct remote_reader *r)
     else if (rc == 0 && call->body_received != r->size)
         rc = minidbx_error_set(MINIDBX_EIO, "GET %s: %" PRIu64 " of %" PRIu64 " bytes came",
                                call->url, call->body_received, r->size);
-    if (call->hasher) {
-        int checked = check_hash(call, &r->id);
-        if (rc == 0)
-            rc = checked;
-    }
+    if (call->hasher && rc == 0)
+        rc = check_hash(call, &r->id);
     r->checked = rc == 0;
     return rc;
 }
@@ -616,6 +627,13 @@ static int reader_check(struct remote_reader *r)
 static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, size_t *out_read)
 {
     struct remote_reader *r = (struct remote_reader *)br;
+    if (r->data) {
+        size_t n = r->size - r->received < capacity ? (size_t)(r->size - r->received) : capacity;
+        memcpy(buf, r->data + r->received, n);
+        r->received += n;
+        *out_read = n;
+        return 0;
+    }
     bool hashing = r->stream.call.hasher != NULL;
     int rc = dbx_remote_stream_recv(&r->stream, buf, capacity, out_read);
 
@@ -643,6 +661,7 @@ static void reader_close(minidbx_backend_reader *br)
     struct remote_reader *r = (struct remote_reader *)br;
     dbx_remote_stream_free(&r->stream);
     dbx_hasher_free(r->stream.call.hasher);
+    free(r->data);
     free(r);
 }
 
@@ -664,6 +683,28 @@ static int reader_size_from_reply(struct remote_reader *r)
     return 0;
 }
 
+/* A body of at most DBX_REMOTE_READER_WHOLE_MAX bytes into r->data, in
+ * this thread, checked against id; 1 if it is larger (nothing read). */
+static int reader_whole(dbx_remote *remote, struct remote_reader *r, const char *path,
+                        const char *suffix, const minidbx_id *id)
+{
+    dbx_remote_call call;
+    int rc;
+
+    dbx_remote_call_init(&call, "GET");
+    call.body_cap = DBX_REMOTE_READER_WHOLE_MAX;
+    if ((rc = dbx_remote_call_url(remote, &call, path, suffix)) == 0 &&
+        (rc = dbx_remote_get_object(remote, &call, id)) == 0 && call.body_overflow) {
+        free(call.buf);
+        return 1;
+    }
+    if (rc == 0) {
+        r->data = call.buf;
+        r->size = call.buf_len;
+    }
+    return rc;
+}
+
 int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suffix, uint64_t *size,
                            const minidbx_id *id, minidbx_backend_reader **out)
 {
@@ -677,6 +718,16 @@ int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suf
     r->base.close = reader_close;
     r->size = *size;
     dbx_remote_stream_init(&r->stream);
+    if (*size == DBX_REMOTE_SIZE_FROM_REPLY &&
+        (rc = reader_whole(remote, r, path, suffix, id)) <= 0) {
+        if (rc < 0) {
+            reader_close(&r->base);
+            return rc;
+        }
+        *size = r->size;
+        *out = &r->base;
+        return 0;
+    }
     if (id && remote->verify_reads) {
         r->id = *id;
         if ((rc = dbx_hasher_new(&hasher)) < 0) {

@@ -1,7 +1,7 @@
 /*
- * remote.h - the libcurl layer that the remote backends share: http://
- * today, s3:// and cluster: next, so that none of them copies it. Not
- * installed.
+ * remote.h - the libcurl layer that the remote backends share: http://,
+ * s3:// and (through http:// nodes) cluster:, so that none of them copies
+ * it. Not installed.
  *
  * It moves requests and replies; a backend says what to ask and reads the
  * answer in its own protocol. What it does:
@@ -12,6 +12,10 @@
  *     again (reads, and writes whose body is in memory) and failed before any reply came;
  *   - bodies from memory, or streamed in bounded memory through a
  *     socketpair and a thread (dbx_remote_stream);
+ *   - objects read (get, readers) hashed while their bytes arrive and
+ *     checked against the id, so the backend sets
+ *     MINIDBX_BACKEND_VERIFIED_READS and the library does not hash again;
+ *   - a reader's size from its GET reply's Content-Length: one request;
  *   - the reply's status, Content-Length and X-Minidbx-Error (the error
  *     code a minidbx node names), other headers through a hook;
  *   - error text that names the method and the URL, with curl's reason or
@@ -67,7 +71,9 @@ typedef struct dbx_remote {
     /* Connections (and DNS answers) are shared by every request through
      * one share handle; each request has a fresh easy handle, so nothing of
      * one reply (curl 7.88's header store: a folded first header of the
-     * next reply read freed memory, curl #11103) reaches the next. */
+     * next reply read freed memory, curl #11103) reaches the next. A
+     * reused handle would not be safe even after curl_easy_reset: it
+     * resets options, not that store's pointer (state.prevhead). */
     CURLSH *share;
     pthread_mutex_t share_locks[CURL_LOCK_DATA_LAST];
 } dbx_remote;
@@ -97,6 +103,9 @@ typedef struct dbx_remote_call {
     uint64_t body_received;
     uint64_t body_limit;
     bool body_overflow;
+    /* A body to buf: when more than body_cap bytes come (or its
+     * Content-Length says so), stop and set body_overflow (0: no cap). */
+    uint64_t body_cap;
     /* Called once the headers of the final reply are in (headers_done
      * NULL: not). */
     void (*headers_done)(struct dbx_remote_call *call);
@@ -138,8 +147,9 @@ int dbx_remote_status_error(const dbx_remote *r, const dbx_remote_call *call);
 int dbx_remote_expect_ok(dbx_remote *r, dbx_remote_call *call);
 /* GET the object id at call->url (set by the caller) into call->buf
  * (NUL-terminated; the caller frees it), accepting only a 2xx reply; with
- * r->verify_reads its bytes are hashed while they arrive and a body that
- * does not hash to id is ECORRUPT (call->buf is then freed). */
+ * r->verify_reads and id its bytes are hashed while they arrive and a body
+ * that does not hash to id is ECORRUPT (call->buf is then freed). A body
+ * stopped at call->body_cap (body_overflow) is not checked. */
 int dbx_remote_get_object(dbx_remote *r, dbx_remote_call *call, const minidbx_id *id);
 /* Room for more bytes (and a NUL) in call->buf. 0 or -1. */
 int dbx_remote_buf_reserve(dbx_remote_call *call, size_t more);
@@ -192,12 +202,16 @@ void dbx_remote_stream_free(dbx_remote_stream *s);
  * short is EIO. *size DBX_REMOTE_SIZE_FROM_REPLY: the reply's
  * Content-Length, into *size (one request, no HEAD first); a reply that is
  * not a success is its error here (a 404: ENOTFOUND), and one without a
- * Content-Length is EIO. With r->verify_reads and id, the transfer's thread hashes
+ * Content-Length is EIO. Then a body of at most DBX_REMOTE_READER_WHOLE_MAX
+ * bytes is read whole in the caller's thread (and checked before its first
+ * byte is handed out), without a stream's thread; a larger one is dropped
+ * at its headers and streamed by a second GET. With r->verify_reads and id, the transfer's thread hashes
  * the body as it arrives, and the read that would hand out the last byte
  * waits for the transfer and checks the hash first (as the library's own
  * verifying reader does, stream.c): a body that does not hash to id, or
  * goes on past size, is ECORRUPT and its last chunk is never handed out. */
 #define DBX_REMOTE_SIZE_FROM_REPLY UINT64_MAX
+#define DBX_REMOTE_READER_WHOLE_MAX (256u << 10)
 int dbx_remote_reader_open(dbx_remote *r, const char *path, const char *suffix, uint64_t *size,
                            const minidbx_id *id, minidbx_backend_reader **out);
 

@@ -261,11 +261,13 @@ START_TEST(corrupt_blob_never_reaches_client)
     ck_assert_int_eq(file_flip_byte(blob, 5000), 0);
     rc = minidbx_get(db, &id, &data, &size);
     ck_assert_msg(is_refusal(rc), "get of a corrupt object: %d (%s)", rc, minidbx_errmsg(NULL));
-    ck_assert_ok(minidbx_reader_open(db, &id, &r, NULL));
-    while ((rc = minidbx_reader_read(r, buf, sizeof buf, &n)) == 0 && n > 0)
-        continue;
+    /* a small object is read whole at open, so the refusal may come there */
+    if ((rc = minidbx_reader_open(db, &id, &r, NULL)) == 0) {
+        while ((rc = minidbx_reader_read(r, buf, sizeof buf, &n)) == 0 && n > 0)
+            continue;
+        minidbx_reader_close(r);
+    }
     ck_assert_msg(is_refusal(rc), "reader of a corrupt object: %d (%s)", rc, minidbx_errmsg(NULL));
-    minidbx_reader_close(r);
     ck_assert_int_eq(file_flip_byte(blob, 5000), 0); /* repaired on the node's disk */
     ck_assert_ok(minidbx_get(db, &id, &data, &size));
     minidbx_free(data);
@@ -309,10 +311,10 @@ static void read_through(minidbx *db, const minidbx_id *id, uint64_t want)
     minidbx_reader_close(r);
 }
 
-/* A reader is one request to the node (the GET's Content-Length is its
- * size; no HEAD first), also through a cluster: store whose node it is
- * (no cache: every read goes to the node); a missing object is still
- * ENOTFOUND at open. */
+/* A reader of a small object is one request to the node (the GET's
+ * Content-Length is its size; no HEAD first), also through a cluster:
+ * store whose node it is (no cache: every read goes to the node); a large
+ * one at most two; a missing object is still ENOTFOUND at open. */
 START_TEST(reader_is_one_request)
 {
     test_rng rng;
@@ -325,8 +327,10 @@ START_TEST(reader_is_one_request)
     minidbx_id small = store_put_random(db, &rng, 4096), big = store_put_random(db, &rng, 3 << 20);
     unsigned long long before = object_gets();
     read_through(db, &small, 4096);
+    ck_assert_uint_eq(object_gets(), before + 1);
+    /* a large one: its first GET is dropped at the headers, then streamed */
     read_through(db, &big, 3 << 20);
-    ck_assert_uint_eq(object_gets(), before + 2);
+    ck_assert_uint_le(object_gets(), before + 3);
 
     snprintf(file, sizeof file, "%s/cluster.json", dir);
     snprintf(json, sizeof json,
@@ -338,8 +342,9 @@ START_TEST(reader_is_one_request)
     ck_assert_ok(minidbx_open(&cluster, location, NULL));
     before = object_gets();
     read_through(cluster, &small, 4096);
+    ck_assert_uint_eq(object_gets(), before + 1);
     read_through(cluster, &big, 3 << 20);
-    ck_assert_uint_eq(object_gets(), before + 2);
+    ck_assert_uint_le(object_gets(), before + 3);
 
     rng_fill(&rng, &absent, sizeof absent);
     ck_assert_rc(minidbx_reader_open(db, &absent, &r, NULL), MINIDBX_ENOTFOUND);
