@@ -99,6 +99,11 @@ int cli_exit_status(int code);
  * the thread's minidbx_errmsg. reason NULL means minidbx_strerror(code). */
 int cli_fail(struct cli *cli, const char *what, int code, const char *reason);
 
+/* The same for what mdbx itself refuses to do (no library call failed):
+ * "mdbx: CMD WHAT: message", and code only picks the exit status and the
+ * --json record's code. */
+int cli_refuse(struct cli *cli, const char *what, int code, const char *message);
+
 /* The same for a failed system call (errno value err); status 4. */
 int cli_fail_errno(struct cli *cli, const char *what, int err);
 
@@ -148,6 +153,19 @@ int cli_open_store(struct cli *cli, enum cli_open_mode mode);
 int cli_resolve(struct cli *cli, const char *arg, minidbx_id *id, minidbx_name_info *name_out,
                 int quiet_missing);
 
+/* Names are not moved by surprise: whether NAME may be pointed at id.
+ * Yes (0) when force, when NAME is free, or when it already points at id;
+ * id NULL means "not known" (then only a free NAME may be set). Otherwise
+ * prints "NAME points at OTHER; not moved (use --force to move it)" for
+ * `CMD what` (a --json failure record, code EEXISTS) and returns 4. */
+int cli_check_name_move(struct cli *cli, const char *what, const char *name, const minidbx_id *id,
+                        int force);
+
+/* Up to max names that point at id, written to out as "a, b, c" (and
+ * ", ..." when there are more), by a walk over every name of the store.
+ * "" when none does or the walk failed. */
+void cli_names_of(struct cli *cli, const minidbx_id *id, char *out, size_t size, int max);
+
 /* ---- transfer.c: streams, progress, signals, safe output files --------- */
 
 /* From now on, catch SIGINT/SIGTERM/SIGHUP (unless ignored) so that a
@@ -171,8 +189,10 @@ double cli_now_s(void);
 /* "12.3 MiB": bytes in the largest unit that keeps it >= 1. */
 void cli_format_bytes(double bytes, char out[16]);
 
-/* Write an object's bytes to stdout. label names the object. */
-int cli_get_to_stdout(struct cli *cli, const minidbx_id *id, const char *label);
+/* Write an object's bytes to stdout. label names the object. Unless force,
+ * binary bytes (a NUL in the first chunk) are not written to a terminal:
+ * "use -o FILE, redirect, or --force" (exit 2), as curl does. */
+int cli_get_to_stdout(struct cli *cli, const minidbx_id *id, const char *label, int force);
 
 /* Write an object's bytes to path through a temp file in the same
  * directory, fsync'ed and renamed into place only when complete. */

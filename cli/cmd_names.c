@@ -9,13 +9,33 @@
 
 #define NAME_PAGE 128
 
-static int long_option(void *ctx, int opt, const char *arg)
+/* The options of names and name: -l, -a, -f. */
+struct name_options {
+    int long_format; /* names -l */
+    int all;         /* names -a: the old system's records (_go/) too */
+    int force;       /* name set -f: move a name that points elsewhere */
+};
+
+static int name_option(void *ctx, int opt, const char *arg)
 {
+    struct name_options *o = ctx;
+
     (void)arg;
-    if (opt != 'l')
-        return CLI_EXIT_USAGE;
-    *(int *)ctx = 1;
+    switch (opt) {
+    case 'l': o->long_format = 1; break;
+    case 'a': o->all = 1; break;
+    case 'f': o->force = 1; break;
+    default: return CLI_EXIT_USAGE;
+    }
     return 0;
+}
+
+/* The records `mdbx serve` keeps for the old system's /register
+ * (_go/register/...) are not the user's names: listed only when asked
+ * for (-a, or a PREFIX that starts with "_go"). */
+static int hidden_name(const struct name_options *o, const char *prefix, const char *name)
+{
+    return !o->all && !(prefix && strncmp(prefix, "_go", 3) == 0) && strncmp(name, "_go/", 4) == 0;
 }
 
 static int print_name(struct cli *cli, const minidbx_name_info *info, int long_format)
@@ -38,14 +58,16 @@ int cmd_names(struct cli *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "long", no_argument, NULL, 'l' },
+        { "all", no_argument, NULL, 'a' },
         { NULL, 0, NULL, 0 },
     };
     minidbx_name_info *page = NULL;
+    struct name_options o = { 0 };
     const char *prefix;
     size_t count = 0;
-    int long_format = 0, first, rc, code;
+    int first, rc, code;
 
-    rc = cli_parse_options(cli, argc, argv, "l", longopts, long_option, &long_format, &first);
+    rc = cli_parse_options(cli, argc, argv, "la", longopts, name_option, &o, &first);
     if (rc != CLI_PARSE_CONTINUE)
         return rc;
     if (argc - first > 1)
@@ -69,7 +91,8 @@ int cmd_names(struct cli *cli, int argc, char **argv)
             break;
         }
         for (size_t i = 0; i < count && !cli->stop; i++)
-            print_name(cli, &page[i], long_format);
+            if (!hidden_name(&o, prefix, page[i].name))
+                print_name(cli, &page[i], o.long_format);
     } while (count == NAME_PAGE && !cli->stop);
     free(page);
     return rc;
@@ -83,7 +106,8 @@ static int check_name(struct cli *cli, const char *name)
     return CLI_EXIT_USAGE;
 }
 
-static int name_set(struct cli *cli, const char *name, const char *target)
+static int name_set(struct cli *cli, const struct name_options *o, const char *name,
+                    const char *target)
 {
     minidbx_id id;
     int rc = check_name(cli, name);
@@ -93,6 +117,8 @@ static int name_set(struct cli *cli, const char *name, const char *target)
         rc = cli_open_store(cli, CLI_OPEN_WRITE);
     if (rc == CLI_EXIT_OK)
         rc = cli_resolve(cli, target, &id, NULL, 0);
+    if (rc == CLI_EXIT_OK)
+        rc = cli_check_name_move(cli, name, name, &id, o->force);
     if (rc != CLI_EXIT_OK)
         return rc;
     code = minidbx_name_set(cli->db, name, &id);
@@ -139,15 +165,20 @@ static int name_rm(struct cli *cli, int count, char **names)
 
 int cmd_name(struct cli *cli, int argc, char **argv)
 {
+    static const struct option longopts[] = {
+        { "force", no_argument, NULL, 'f' },
+        { NULL, 0, NULL, 0 },
+    };
+    struct name_options o = { 0 };
     int first, rc;
     const char *sub;
 
-    rc = cli_parse_options(cli, argc, argv, NULL, NULL, NULL, NULL, &first);
+    rc = cli_parse_options(cli, argc, argv, "f", longopts, name_option, &o, &first);
     if (rc != CLI_PARSE_CONTINUE)
         return rc;
     sub = first < argc ? argv[first] : "";
     if (strcmp(sub, "set") == 0 && argc - first == 3)
-        return name_set(cli, argv[first + 1], argv[first + 2]);
+        return name_set(cli, &o, argv[first + 1], argv[first + 2]);
     if (strcmp(sub, "set") == 0)
         return cli_usage_error(cli, "name set takes NAME and ID");
     if (strcmp(sub, "rm") == 0 && argc - first >= 2)

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -22,6 +23,7 @@ struct object_options {
     const char *output;    /* get -o */
     int long_format;       /* ls -l */
     unsigned delete_flags; /* rm --cascade */
+    int force;             /* put -f (move a name), get -f (binary to a terminal) */
 };
 
 static int object_option(void *ctx, int opt, const char *arg)
@@ -34,6 +36,7 @@ static int object_option(void *ctx, int opt, const char *arg)
     case 'o': o->output = arg; break;
     case 'l': o->long_format = 1; break;
     case OPT_CASCADE: o->delete_flags |= MINIDBX_DELETE_CASCADE; break;
+    case 'f': o->force = 1; break;
     default: return CLI_EXIT_USAGE;
     }
     return 0;
@@ -94,6 +97,36 @@ static int put_fd(struct cli *cli, const struct object_options *o, int fd, const
     return rc;
 }
 
+/* The id of what the regular file fd holds (size bytes), by mapping it. */
+static int file_id(int fd, uint64_t size, minidbx_id *out)
+{
+    void *map;
+    int code;
+
+    if (size == 0)
+        return minidbx_id_of(out, "", 0);
+    if (size > SIZE_MAX || (map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
+        return MINIDBX_EIO;
+    code = minidbx_id_of(out, map, (size_t)size);
+    munmap(map, (size_t)size);
+    return code;
+}
+
+/* put -n NAME moves no name by surprise: without --force, NAME must be
+ * free or point at these very bytes already (a regular file is hashed to
+ * tell, only when NAME exists; standard input cannot be read twice). A
+ * file that changes between this and the put is what gets stored. */
+static int check_put_name(struct cli *cli, const struct object_options *o, int fd,
+                          const struct stat *st, const char *label, const char *name)
+{
+    minidbx_id id;
+    int known = fd >= 0 && S_ISREG(st->st_mode) && !o->force &&
+                minidbx_name_get(cli->db, name, &(minidbx_name_info){ 0 }) == MINIDBX_OK &&
+                file_id(fd, (uint64_t)st->st_size, &id) == MINIDBX_OK;
+
+    return cli_check_name_move(cli, label, name, known ? &id : NULL, o->force);
+}
+
 static int put_regular_file(struct cli *cli, const struct object_options *o, const char *path,
                             const char *name)
 {
@@ -112,6 +145,8 @@ static int put_regular_file(struct cli *cli, const struct object_options *o, con
         rc = CLI_EXIT_USAGE;
         goto out;
     }
+    if (name && (rc = check_put_name(cli, o, fd, &st, path, name)) != CLI_EXIT_OK)
+        goto out;
     posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
     rc = put_fd(cli, o, fd, path, name, S_ISREG(st.st_mode) ? (uint64_t)st.st_size : 0);
 out:
@@ -175,8 +210,11 @@ static int put_argument(struct cli *cli, const struct object_options *o, const c
 {
     struct stat st;
 
-    if (strcmp(arg, "-") == 0)
-        return put_fd(cli, o, STDIN_FILENO, arg, o->recursive ? NULL : o->name, 0);
+    if (strcmp(arg, "-") == 0) {
+        const char *name = o->recursive ? NULL : o->name;
+        int rc = name ? check_put_name(cli, o, -1, NULL, "stdin", name) : CLI_EXIT_OK;
+        return rc != CLI_EXIT_OK ? rc : put_fd(cli, o, STDIN_FILENO, arg, name, 0);
+    }
     if (stat(arg, &st) == 0 && S_ISDIR(st.st_mode)) {
         if (o->recursive)
             return put_tree(cli, o, arg, o->name);
@@ -191,12 +229,13 @@ int cmd_put(struct cli *cli, int argc, char **argv)
     static const struct option longopts[] = {
         { "name", required_argument, NULL, 'n' },
         { "recursive", no_argument, NULL, 'r' },
+        { "force", no_argument, NULL, 'f' },
         { NULL, 0, NULL, 0 },
     };
     struct object_options o = { 0 };
     int first, rc;
 
-    rc = cli_parse_options(cli, argc, argv, "n:r", longopts, object_option, &o, &first);
+    rc = cli_parse_options(cli, argc, argv, "n:rf", longopts, object_option, &o, &first);
     if (rc != CLI_PARSE_CONTINUE)
         return rc;
     if (first == argc)
@@ -225,7 +264,7 @@ static int get_one(struct cli *cli, const struct object_options *o, const char *
     if (rc != CLI_EXIT_OK)
         return rc;
     if (!o->output)
-        return cli_get_to_stdout(cli, &id, arg);
+        return cli_get_to_stdout(cli, &id, arg, o->force);
     rc = cli_get_to_file(cli, &id, arg, o->output, &size);
     if (rc == CLI_EXIT_OK && cli->json) {
         cJSON *obj = cJSON_CreateObject();
@@ -241,16 +280,19 @@ int cmd_get(struct cli *cli, int argc, char **argv)
 {
     static const struct option longopts[] = {
         { "output", required_argument, NULL, 'o' },
+        { "force", no_argument, NULL, 'f' },
         { NULL, 0, NULL, 0 },
     };
     struct object_options o = { 0 };
     int first, rc;
 
-    rc = cli_parse_options(cli, argc, argv, "o:", longopts, object_option, &o, &first);
+    rc = cli_parse_options(cli, argc, argv, "o:f", longopts, object_option, &o, &first);
     if (rc != CLI_PARSE_CONTINUE)
         return rc;
-    if (o.output && strcmp(o.output, "-") == 0)
+    if (o.output && strcmp(o.output, "-") == 0) { /* as with curl: stdout, whatever it is */
         o.output = NULL;
+        o.force = 1;
+    }
     if (first == argc)
         return cli_usage_error(cli, "no ID or NAME given");
     if (o.output && argc - first > 1)
@@ -353,27 +395,69 @@ out:
 
 /* ---- rm ----------------------------------------------------------------- */
 
+static void print_rm(struct cli *cli, const char *arg, const minidbx_id *id, const char *name,
+                     int deleted)
+{
+    if (!cli->json)
+        return;
+    cJSON *obj = cJSON_CreateObject();
+    cJSON_AddStringToObject(obj, "arg", arg);
+    dbx_json_add_id(obj, "id", id);
+    if (name)
+        cJSON_AddStringToObject(obj, "name_removed", name);
+    cJSON_AddBoolToObject(obj, "deleted", deleted);
+    cli_print_json(cli, obj);
+}
+
+/* rm NAME: the name goes, and its object with it unless another name
+ * still points at it (then it stays, and rm says which names hold it). A
+ * name moved meanwhile by another writer is removed all the same; the
+ * object rm resolved is deleted only if nothing names it. */
+static int rm_name(struct cli *cli, const char *name, const minidbx_id *id)
+{
+    char holders[512], message[1024];
+    int code = minidbx_name_delete(cli->db, name);
+
+    if (code != MINIDBX_OK)
+        return cli_fail(cli, name, code, code == MINIDBX_ENOTFOUND ? "name not found" : NULL);
+    code = minidbx_delete(cli->db, id);
+    if (code == MINIDBX_EREFERENCED) {
+        cli_names_of(cli, id, holders, sizeof holders, 5);
+        snprintf(message, sizeof message, "name removed; the object stays: %s %s at it",
+                 holders[0] ? holders : "another name", strchr(holders, ',') ? "point" : "points");
+        if (!cli->quiet)
+            fprintf(stderr, "mdbx: %s %s: %s\n", cli->command_name, name, message);
+    } else if (code != MINIDBX_OK && code != MINIDBX_ENOTFOUND) {
+        return cli_fail(cli, name, code, "name removed, but its object was not deleted");
+    }
+    print_rm(cli, name, id, name, code == MINIDBX_OK);
+    return CLI_EXIT_OK;
+}
+
 static int rm_one(struct cli *cli, unsigned flags, const char *arg)
 {
+    minidbx_name_info name;
     minidbx_id id;
-    int rc = cli_resolve(cli, arg, &id, NULL, 0);
+    char holders[512], message[1024];
+    int rc = cli_resolve(cli, arg, &id, &name, 0);
     int code;
 
     if (rc != CLI_EXIT_OK)
         return rc;
+    if (name.name[0] && !(flags & MINIDBX_DELETE_CASCADE))
+        return rm_name(cli, arg, &id);
     code = minidbx_delete_ex(cli->db, &id, flags);
-    if (code == MINIDBX_EREFERENCED)
-        return cli_fail(cli, arg, code,
-                        "a name points at it (use --cascade to remove its names too)");
+    if (code == MINIDBX_EREFERENCED) {
+        cli_names_of(cli, &id, holders, sizeof holders, 5);
+        snprintf(message, sizeof message,
+                 "not deleted: %s %s at it (rm NAME removes a name and, when no other name "
+                 "holds it, its object; --cascade removes the object and all its names)",
+                 holders[0] ? holders : "a name", strchr(holders, ',') ? "point" : "points");
+        return cli_refuse(cli, arg, code, message);
+    }
     if (code != MINIDBX_OK)
         return cli_fail(cli, arg, code, NULL);
-    if (cli->json) {
-        cJSON *obj = cJSON_CreateObject();
-        cJSON_AddStringToObject(obj, "arg", arg);
-        dbx_json_add_id(obj, "id", &id);
-        cJSON_AddBoolToObject(obj, "deleted", 1);
-        cli_print_json(cli, obj);
-    }
+    print_rm(cli, arg, &id, NULL, 1);
     return CLI_EXIT_OK;
 }
 

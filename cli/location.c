@@ -159,3 +159,53 @@ int cli_resolve(struct cli *cli, const char *arg, minidbx_id *id, minidbx_name_i
         *name_out = info;
     return CLI_EXIT_OK;
 }
+
+int cli_check_name_move(struct cli *cli, const char *what, const char *name, const minidbx_id *id,
+                        int force)
+{
+    minidbx_name_info current;
+    char hex[MINIDBX_ID_HEX_SIZE], message[MINIDBX_NAME_MAX + 160];
+    int code;
+
+    if (force)
+        return CLI_EXIT_OK;
+    code = minidbx_name_get(cli->db, name, &current);
+    if (code == MINIDBX_ENOTFOUND || (code == MINIDBX_OK && id && minidbx_id_equal(id, &current.id)))
+        return CLI_EXIT_OK;
+    if (code != MINIDBX_OK)
+        return cli_fail(cli, name, code, NULL);
+    minidbx_id_format(&current.id, hex);
+    snprintf(message, sizeof message, "%s%salready points at %s; not moved (use --force to move it)",
+             what == name ? "" : name, what == name ? "" : " ", hex);
+    return cli_refuse(cli, what, MINIDBX_EEXISTS, message);
+}
+
+void cli_names_of(struct cli *cli, const minidbx_id *id, char *out, size_t size, int max)
+{
+    enum { PAGE = 256 };
+    minidbx_name_info *page = malloc(PAGE * sizeof *page);
+    char after[MINIDBX_NAME_MAX + 1];
+    size_t count = 0, used = 0;
+    int found = 0;
+
+    out[0] = '\0';
+    if (!page)
+        return;
+    /* A short page is the last one; each resumes after the last name. */
+    do {
+        if (minidbx_name_list(cli->db, NULL, count ? after : NULL, page, PAGE, &count) != MINIDBX_OK)
+            break;
+        for (size_t i = 0; i < count && found <= max; i++) {
+            if (!minidbx_id_equal(&page[i].id, id))
+                continue;
+            if (++found > max)
+                snprintf(out + used, size - used, ", ...");
+            else
+                snprintf(out + used, size - used, "%s%s", found > 1 ? ", " : "", page[i].name);
+            used += strlen(out + used);
+        }
+        if (count)
+            strcpy(after, page[count - 1].name);
+    } while (count == PAGE && found <= max);
+    free(page);
+}

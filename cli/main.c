@@ -34,31 +34,40 @@ static const struct cli_command commands[] = {
       "create the store",
       "Creates the store if it does not exist yet (running it on an existing\n"
       "store is harmless). Other commands, except put, need an existing store.\n" },
-    { "put", NULL, cmd_put, "[-r] [-n NAME] FILE...",
+    { "put", NULL, cmd_put, "[-r] [-f] [-n NAME] FILE...",
       "store files; print one id per line",
       "  FILE              a file to store; '-' reads standard input\n"
       "  -n, --name NAME   also point NAME at the object (one FILE only);\n"
       "                    with -r, NAME is a prefix for the names\n"
       "  -r, --recursive   store every file under a directory, named by its\n"
       "                    path relative to that directory; prints ID  NAME\n"
-      "Creates the store if it is missing. Interrupting a put stores nothing\n"
-      "of the file being read.\n" },
-    { "get", "cat", cmd_get, "[-o FILE] ID|NAME...",
+      "  -f, --force       move a name that points at other bytes\n"
+      "A name that already points at other bytes is not moved: the file is\n"
+      "not stored and put says so (exit 4), unless --force (a name that\n"
+      "already points at the same bytes is fine; with '-', any existing name\n"
+      "needs --force). Creates the store if it is missing. Interrupting a put\n"
+      "stores nothing of the file being read.\n" },
+    { "get", "cat", cmd_get, "[-o FILE] [-f] ID|NAME...",
       "write objects to stdout or a file (alias: cat)",
       "  -o, --output FILE  write to FILE (one object only) through a temp file\n"
       "                     renamed into place when complete, never a half file\n"
-      "Bytes are verified against their id as they go. With --json (and -o),\n"
-      "prints what was written.\n" },
+      "                     ('-': standard output, even a terminal)\n"
+      "  -f, --force        write binary bytes to a terminal\n"
+      "Bytes are verified against their id as they go. Binary bytes (a NUL in\n"
+      "the first block) are not written to a terminal unless -f or -o -\n"
+      "(exit 2). With --json (and -o), prints what was written.\n" },
     { "exists", NULL, cmd_exists, "ID|NAME...",
       "exit 0 if all exist, 1 if any is missing (printed)",
       "Prints the missing arguments, one per line; with --json, one record\n"
       "per argument.\n" },
     { "rm", NULL, cmd_rm, "[--cascade] ID|NAME...",
-      "delete objects",
-      "  --cascade   also remove the names that point at the object (without\n"
-      "              it, an object that a name points at is not deleted)\n"
-      "A NAME stands for the object it points at; to remove only the name,\n"
-      "use `mdbx name rm`.\n" },
+      "delete objects, or names and their objects",
+      "  NAME        remove the name, and its object unless another name\n"
+      "              still points at it (rm says which; the object stays)\n"
+      "  ID          delete the object; refused when names point at it\n"
+      "              (rm lists them, exit 4)\n"
+      "  --cascade   delete the object and every name that points at it\n"
+      "To remove only a name, use `mdbx name rm`.\n" },
     { "stat", NULL, cmd_stat, "ID|NAME...",
       "show what the store knows about objects",
       "Prints id, size, storage (inline or file), names pointing at it and\n"
@@ -66,13 +75,18 @@ static const struct cli_command commands[] = {
     { "ls", NULL, cmd_ls, "[-l]",
       "list objects: ID SIZE per line",
       "  -l, --long   also print references, storage and creation time\n" },
-    { "names", NULL, cmd_names, "[-l] [PREFIX]",
+    { "names", NULL, cmd_names, "[-l] [-a] [PREFIX]",
       "list names (that start with PREFIX)",
-      "  -l, --long   print ID SIZE TIME NAME instead of the name alone\n" },
-    { "name", NULL, cmd_name, "set NAME ID|NAME | rm NAME...",
+      "  -l, --long   print ID SIZE TIME NAME instead of the name alone\n"
+      "  -a, --all    also the records `mdbx serve` keeps for the old\n"
+      "               system's /register (_go/...; also listed for a PREFIX\n"
+      "               that starts with _go)\n" },
+    { "name", NULL, cmd_name, "set [-f] NAME ID|NAME | rm NAME...",
       "point a name at an object, or remove names",
       "  name set NAME ID   point NAME at the object ID (or at the object\n"
-      "                     another name points at)\n"
+      "                     another name points at); a NAME that points at\n"
+      "                     another object is not moved (exit 4) unless -f\n"
+      "  -f, --force        move it\n"
       "  name rm NAME...    remove names (the objects stay; see gc)\n" },
     { "push", NULL, cmd_push, "[-j N] [-n] [-v] DEST [ID|NAME...]",
       "copy to DEST what it lacks of this store, names too",

@@ -223,8 +223,11 @@ out:
 /* ---- get --------------------------------------------------------------- */
 
 /* Copy the reader to fd. Returns a MINIDBX code, or 0 with *err set to the
- * errno value of a failed write. */
-static int read_chunks(minidbx_reader *r, int fd, char *buf, struct progress *p, int *err)
+ * errno value of a failed write. With *binary set (a terminal), the first
+ * chunk is looked at: *binary stays 1 and nothing is written when it holds
+ * a NUL byte (curl's test for bytes that are not text), else it is 0. */
+static int read_chunks(minidbx_reader *r, int fd, char *buf, struct progress *p, int *err,
+                       int *binary)
 {
     for (;;) {
         size_t n;
@@ -232,6 +235,9 @@ static int read_chunks(minidbx_reader *r, int fd, char *buf, struct progress *p,
 
         if (code != MINIDBX_OK || n == 0 || cli_interrupted)
             return code;
+        if (*binary && memchr(buf, '\0', n))
+            return MINIDBX_OK;
+        *binary = 0;
         if (cli_write_all(fd, buf, n) != 0) {
             *err = errno;
             return MINIDBX_OK;
@@ -240,26 +246,31 @@ static int read_chunks(minidbx_reader *r, int fd, char *buf, struct progress *p,
     }
 }
 
-/* Write the object to fd; out_path names fd in messages (NULL: stdout). */
+/* Write the object to fd; out_path names fd in messages (NULL: stdout).
+ * check_binary: refuse binary bytes (see read_chunks). */
 static int copy_object(struct cli *cli, const minidbx_id *id, const char *label, int fd,
-                       const char *out_path, uint64_t *out_size)
+                       const char *out_path, uint64_t *out_size, int check_binary)
 {
     minidbx_reader *reader = NULL;
     struct progress progress;
     uint64_t size = 0;
     char *buf = malloc(CHUNK_BYTES);
-    int code = MINIDBX_ENOMEM, err = 0;
+    int code = MINIDBX_ENOMEM, err = 0, binary = check_binary;
 
     if (buf)
         code = minidbx_reader_open(cli->db, id, &reader, &size);
     progress_start(&progress, cli, "get", label, size);
     if (code == MINIDBX_OK)
-        code = read_chunks(reader, fd, buf, &progress, &err);
+        code = read_chunks(reader, fd, buf, &progress, &err, &binary);
     progress_end(&progress);
     minidbx_reader_close(reader);
     free(buf);
     if (out_size)
         *out_size = progress.done_bytes;
+    if (code == MINIDBX_OK && binary && !cli_interrupted && progress.done_bytes == 0 && size > 0)
+        return cli_refuse(cli, label, MINIDBX_EINVAL,
+                          "binary output can mess up your terminal: use -o FILE, redirect it, "
+                          "or --force");
     if (cli_interrupted)
         return report_interrupted(cli, label, out_path ? "no file was written" : "output is cut");
     if (code != MINIDBX_OK)
@@ -271,13 +282,13 @@ static int copy_object(struct cli *cli, const minidbx_id *id, const char *label,
     return CLI_EXIT_OK;
 }
 
-int cli_get_to_stdout(struct cli *cli, const minidbx_id *id, const char *label)
+int cli_get_to_stdout(struct cli *cli, const minidbx_id *id, const char *label, int force)
 {
     if (fflush(stdout) != 0) {
         cli_stdout_error(cli, errno);
         return CLI_EXIT_OK;
     }
-    return copy_object(cli, id, label, STDOUT_FILENO, NULL, NULL);
+    return copy_object(cli, id, label, STDOUT_FILENO, NULL, NULL, !force && isatty(STDOUT_FILENO));
 }
 
 /* "DIR/.BASE.mdbx-XXXXXX" for mkstemp: same directory, so rename is atomic. */
@@ -322,7 +333,7 @@ static int finish_temp_file(struct cli *cli, const minidbx_id *id, const char *l
     /* mkstemp makes 0600; give the file the mode a new file would get. */
     if (fchmod(fd, 0666 & ~mask) != 0)
         return cli_fail_errno(cli, path, errno);
-    rc = copy_object(cli, id, label, fd, path, out_size);
+    rc = copy_object(cli, id, label, fd, path, out_size, 0);
     if (rc != CLI_EXIT_OK)
         return rc;
     if (fsync(fd) != 0)
@@ -344,7 +355,7 @@ static int get_to_special_file(struct cli *cli, const minidbx_id *id, const char
 
     if (fd < 0)
         return cli_fail_errno(cli, path, errno);
-    rc = copy_object(cli, id, label, fd, path, out_size);
+    rc = copy_object(cli, id, label, fd, path, out_size, 0);
     if (close(fd) != 0 && rc == CLI_EXIT_OK)
         rc = cli_fail_errno(cli, path, errno);
     return rc;

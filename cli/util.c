@@ -149,6 +149,14 @@ int cli_fail(struct cli *cli, const char *what, int code, const char *reason)
     return cli_exit_status(code);
 }
 
+int cli_refuse(struct cli *cli, const char *what, int code, const char *message)
+{
+    fprintf(stderr, "mdbx: %s%s%s: %s\n", command_name(cli), what ? " " : "", what ? what : "",
+            message);
+    json_failure(cli, what, code, message);
+    return cli_exit_status(code);
+}
+
 int cli_fail_errno(struct cli *cli, const char *what, int err)
 {
     fprintf(stderr, "mdbx: %s %s: %s\n", command_name(cli), what, strerror(err));

@@ -95,6 +95,18 @@ expect 0 "put -n NAME" "$M" put -n greetings/hello.txt hello.txt
 check "  prints the id" out_is "$HELLO"
 expect 0 "put --name=NAME --json" "$M" put --json --name=greetings/world.txt world.txt
 check "  JSON: file, id, size, name" eval '[ "$(json file id size name)" = "world.txt	$WORLD	6	greetings/world.txt" ]'
+expect 4 "put -n NAME that points at other bytes" "$M" put -n greetings/hello.txt world.txt
+check "  says where it points, suggests --force" \
+    eval 'err_has "put world.txt: greetings/hello.txt already points at $HELLO; not moved" && err_has "--force"'
+check "  the name is not moved" eval '[ "$("$M" get greetings/hello.txt)" = hello ]'
+expect 4 "  --json: a record with code EEXISTS" "$M" --json put -n greetings/hello.txt world.txt
+check "  (arg, code)" eval '[ "$(json arg code)" = "world.txt	EEXISTS" ]'
+expect 0 "put -n NAME of the bytes it points at already" "$M" put -n greetings/hello.txt hello.txt
+expect 4 "put -n NAME - (stdin cannot be hashed first)" sh -c '"$0" put -n greetings/hello.txt - <hello.txt' "$M"
+expect 0 "put -f -n NAME moves it" "$M" put -f -n greetings/hello.txt world.txt
+check "  now the other bytes" eval '[ "$("$M" get greetings/hello.txt)" = world ]'
+expect 0 "put --force -n NAME - moves it back" sh -c '"$0" put --force -n greetings/hello.txt - <hello.txt' "$M"
+check "  back" eval '[ "$("$M" get greetings/hello.txt)" = hello ]'
 expect 2 "put -n with two files" "$M" put -n x hello.txt world.txt
 expect 2 "put -n with an invalid name" "$M" put -n ../up hello.txt
 expect 2 "put with no FILE" "$M" put
@@ -227,7 +239,12 @@ expect 0 "name set NAME ID" "$M" name set alias/h "$HELLO"
 check "  points at it" eval '[ "$("$M" get alias/h)" = hello ]'
 expect 0 "name set NAME NAME (target by name), --json" "$M" --json name set alias/w greetings/world.txt
 check "  JSON: name id" eval '[ "$(json name id)" = "alias/w	$WORLD" ]'
-expect 0 "name set replaces" "$M" name set alias/h "$WORLD"
+expect 4 "name set does not move a name" "$M" name set alias/h "$WORLD"
+check "  says where it points, suggests --force" \
+    eval 'err_has "mdbx: name alias/h: already points at $HELLO; not moved (use --force to move it)"'
+check "  unchanged" eval '[ "$("$M" get alias/h)" = hello ]'
+expect 0 "name set to the object it points at already" "$M" name set alias/h "$HELLO"
+expect 0 "name set --force moves it" "$M" name set --force alias/h "$WORLD"
 check "  now the other object" eval '[ "$("$M" get alias/h)" = world ]'
 expect 1 "name set to a missing object" "$M" name set alias/x "$ZERO_ID"
 expect 2 "name set with one argument" "$M" name set alias/x
@@ -240,16 +257,50 @@ expect 2 "name without subcommand" "$M" name
 expect 2 "name with an unknown subcommand" "$M" name frob x
 
 echo "# --- rm"
-expect 4 "rm an object a name points at" "$M" rm greetings/hello.txt
-check "  says why and suggests --cascade" err_has "--cascade"
+"$M" name set keep/hello "$HELLO" >/dev/null
+expect 4 "rm ID of an object names point at" "$M" rm "$HELLO"
+check "  lists the names, suggests --cascade" \
+    eval 'err_has "not deleted: greetings/hello.txt, keep/hello point at it" && err_has "--cascade"'
 check "  still there" "$M" exists "$HELLO"
+expect 0 "rm NAME while another name holds its object" "$M" rm greetings/hello.txt
+check "  the name is gone" eval '[ -z "$("$M" names greetings/hello)" ]'
+check "  the object stays, and rm says which name holds it" \
+    eval '"$M" exists "$HELLO" && err_has "mdbx: rm greetings/hello.txt: name removed; the object stays: keep/hello points at it"'
+expect 0 "rm NAME, the object's last name, --json" "$M" --json rm keep/hello
+check "  JSON: id, deleted, name_removed" eval '[ "$(json id deleted name_removed)" = "$HELLO	true	keep/hello" ]'
+check "  name and object gone" eval '! "$M" exists "$HELLO" && [ -z "$("$M" names keep/)" ]'
+"$M" put -n greetings/hello.txt hello.txt >/dev/null && "$M" name set keep/hello "$HELLO" >/dev/null
 expect 0 "rm --cascade NAME" "$M" rm --cascade greetings/hello.txt
-check "  object and name gone" eval '! "$M" exists "$HELLO" && [ -z "$("$M" names greetings/hello)" ]'
+check "  object and all its names gone" \
+    eval '! "$M" exists "$HELLO" && [ -z "$("$M" names greetings/hello)" ] && [ -z "$("$M" names keep/)" ]'
 expect 0 "rm ID (no names), --json" "$M" rm --json "$RAMP"
 check "  JSON: deleted" eval '[ "$(json id deleted)" = "$RAMP	true" ]'
 expect 1 "rm it again" "$M" rm "$RAMP"
 check "  mdbx: rm ID: object not found" err_has "mdbx: rm $RAMP: object not found"
 expect 2 "rm with nothing" "$M" rm
+
+echo "# --- binary bytes and a terminal (script(1) gives mdbx one)"
+printf 'zq\000xv' >binary.dat
+BINARY=$("$M" put binary.dat)
+on_tty() { script -qec "$*" /dev/null >"$T/out" 2>&1; status=$?; }
+on_tty "$M" get "$BINARY"
+check "get of binary bytes to a terminal is refused (exit 2)" eval '[ "$status" = 2 ]'
+check "  says what to do, writes none of them" \
+    eval 'out_has "binary output can mess up your terminal: use -o FILE, redirect it, or --force" && ! out_has zq'
+on_tty "$M" get -f "$BINARY"
+check "get -f writes them (exit 0)" eval '[ "$status" = 0 ] && out_has zq'
+on_tty "$M" get -o - "$BINARY"
+check "get -o - writes them (exit 0)" eval '[ "$status" = 0 ] && out_has zq'
+on_tty "$M" get "$WORLD"
+check "get of text to a terminal is fine" eval '[ "$status" = 0 ] && out_has world'
+check "get of binary bytes into a pipe is not refused" eval '"$M" get "$BINARY" | cmp -s - binary.dat'
+
+echo "# --- names hides the old system's records"
+"$M" name set _go/register/x "$WORLD" >/dev/null
+check "names does not list _go/ records" eval '"$M" names >"$T/out" && [ -s "$T/out" ] && ! grep -q "^_go/" "$T/out"'
+check "names -a lists them" eval '"$M" names -a | grep -qx "_go/register/x"'
+check "names _go/ lists them" eval '"$M" names _go/ | grep -qx "_go/register/x"'
+"$M" name rm _go/register/x >/dev/null
 
 echo "# --- gc, info"
 expect 0 "info" "$M" info

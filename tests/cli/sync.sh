@@ -91,7 +91,7 @@ check "  prints the name with what it pointed at" \
 check "  docs/readme now points at the source's object" \
     eval '[ "$("$M" -s N stat docs/readme | head -n1)" = "$("$M" -s A stat docs/readme | head -n1)" ]'
 check "  a name only the destination has stays" eval '"$M" -s N names | grep -qx only/in/dest'
-"$M" -s N name set docs/readme "$(sha other)" >/dev/null
+"$M" -s N name set -f docs/readme "$(sha other)" >/dev/null
 expect 0 "--json shows previous" "$M" --json sync A N
 check "  one name line with previous = the old id" \
     eval '[ "$(events name name previous)" = "docs/readme	$(sha other)" ]'
