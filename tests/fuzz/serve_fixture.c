@@ -480,7 +480,8 @@ minidbx *serve_fixture_db(void)
 
 /* ---- building requests ------------------------------------------------------------- */
 
-void fuzz_buf_add(struct fuzz_buf *b, const void *data, size_t size)
+/* Room for size more bytes and a NUL. */
+static void fuzz_buf_reserve(struct fuzz_buf *b, size_t size)
 {
     if (b->size + size + 1 > b->cap) {
         b->cap = b->cap ? b->cap : 1024;
@@ -489,22 +490,32 @@ void fuzz_buf_add(struct fuzz_buf *b, const void *data, size_t size)
         b->data = realloc(b->data, b->cap);
         fuzz_check_setup(b->data != NULL, "realloc");
     }
+}
+
+void fuzz_buf_add(struct fuzz_buf *b, const void *data, size_t size)
+{
+    fuzz_buf_reserve(b, size);
     if (size)
         memcpy(b->data + b->size, data, size);
     b->size += size;
     b->data[b->size] = '\0';
 }
 
+/* Any length: a header of the request may carry up to a whole input. */
 void fuzz_buf_addf(struct fuzz_buf *b, const char *fmt, ...)
 {
-    char text[1024];
     va_list ap;
 
     va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    fuzz_check_setup(n >= 0 && (size_t)n < sizeof text, "fuzz_buf_addf: too long");
-    fuzz_buf_add(b, text, (size_t)n);
+    fuzz_check_setup(n >= 0, "fuzz_buf_addf: vsnprintf");
+    fuzz_buf_add(b, NULL, 0); /* data is allocated */
+    fuzz_buf_reserve(b, (size_t)n);
+    va_start(ap, fmt);
+    vsnprintf(b->data + b->size, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->size += (size_t)n;
 }
 
 void fuzz_buf_add_escaped(struct fuzz_buf *b, const void *data, size_t size, const char *keep)
