@@ -14,7 +14,8 @@
 enum setting {
     SET_LISTEN, SET_THREADS, SET_MAX_OBJECT, SET_MAX_CONN, SET_MAX_CONN_IP, SET_RATE,
     SET_READ_TOKEN, SET_WRITE_TOKEN, SET_TLS_CERT, SET_TLS_KEY, SET_IDLE, SET_HEADER,
-    SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_CONFIG, SET_READ_ONLY, SET_SYNC, SET_COUNT
+    SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_CONFIG, SET_READ_ONLY, SET_SYNC,
+    SET_MD5_ALIASES, SET_COUNT
 };
 
 const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
@@ -36,6 +37,7 @@ const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
     [SET_CONFIG] = { "config", true },
     [SET_READ_ONLY] = { "read-only", false },
     [SET_SYNC] = { "sync", true },
+    [SET_MD5_ALIASES] = { "md5-aliases", true },
     [SET_COUNT] = { NULL, false },
 };
 
@@ -136,6 +138,11 @@ int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *nam
         if (strcmp(value, "full") != 0 && strcmp(value, "none") != 0)
             return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --sync (full or none)", value);
         cfg->sync_none = strcmp(value, "none") == 0;
+        return 0;
+    case SET_MD5_ALIASES:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --md5-aliases (on or off)", value);
+        cfg->no_md5_aliases = strcmp(value, "off") == 0;
         return 0;
     case SET_MAX_OBJECT:
         if (!parse_size(value, &cfg->max_object_bytes) || cfg->max_object_bytes == 0)

@@ -52,6 +52,9 @@
     "  --verified-cache N          blob files remembered as verified, so\n"     \
     "                              repeated GETs skip hashing (default 1024;\n" \
     "                              0: hash every GET); see mdbx(1)\n"           \
+    "  --md5-aliases on|off        keep each /upload's MD5 as an alias, so\n"    \
+    "                              the old system's clients use their 32-hex\n" \
+    "                              ids on its endpoints (default on)\n"        \
     "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
     "                              flight may take to finish (10)\n"            \
     "  --config FILE.json          the same settings as a JSON object, keys\n"   \
@@ -84,6 +87,7 @@ struct minidbx_server_config {
     const char *config_file;
     bool read_only;                 /* writes get 403 EREADONLY */
     bool sync_none;                 /* --sync none: open the store MINIDBX_SYNC_NONE */
+    bool no_md5_aliases;            /* --md5-aliases off (proto_go.c) */
     void *file_settings;            /* owned: the parsed config file, which strings point into */
 };
 
