@@ -22,6 +22,7 @@
  * gets 409 and is left unnamed). An aliased object is named, so gc keeps
  * it, as the old system kept every upload. */
 #include "node.h"
+#include "wire.h"
 
 #include <ctype.h>
 #include <inttypes.h>
@@ -31,7 +32,7 @@
 #include <string.h>
 
 #define RECORD_PREFIX SERVE_RESERVED_NAME_PREFIX "register/"
-#define MD5_PREFIX SERVE_RESERVED_NAME_PREFIX "md5/"
+#define MD5_PREFIX DBX_GO_MD5_ALIAS_PREFIX
 #define MD5_HEX_DIGITS 32
 /* The name of a record: RECORD_PREFIX and the hash it was registered by. */
 #define RECORD_KEY_SIZE (sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE)

@@ -93,4 +93,41 @@ stop_server
 expect 2 "--md5-aliases maybe: a usage error" "$MDBX" -s "$T/store2" serve --listen 127.0.0.1:0 --md5-aliases maybe
 check "  names the option" err_has "md5-aliases"
 
+echo "# --- mdbx import-go: an old node's data directory, its links kept"
+OLD="$T/old-node"
+mkdir -p "$OLD/sub"
+for i in 1 2 3; do
+    head -c $((i * 9000)) /dev/urandom >"$T/f$i"
+    cp "$T/f$i" "$OLD/$(md5 "$T/f$i")"
+done
+mv "$OLD/$(md5 "$T/f3")" "$OLD/sub/$(md5 "$T/f3" | tr a-f A-F)"   # below DIR, in upper case
+printf 'damaged' >"$OLD/$(printf 'the real bytes' | md5sum | cut -c1-32)"
+printf 'notes' >"$OLD/README"
+expect 3 "import-go of a directory with a damaged file" "$MDBX" -s "$T/imported" import-go "$OLD"
+check "  one line per file imported: ID  MD5" eval '[ "$(wc -l <"$T/out")" = 3 ] &&
+    out_has "$(sha "$T/f1")  $(md5 "$T/f1")" && out_has "$(sha "$T/f3")  $(md5 "$T/f3")"'
+check "  says which file is damaged, and skips README" \
+    eval 'err_has "its bytes have the MD5 $(printf damaged | md5sum | cut -c1-32), not the one it is named by" && err_has "README: not a file named by an MD5; skipped"'
+check "  summary" err_has "3 imported, 0 already there, 1 skipped, 1 corrupt, 0 collisions, 0 failed"
+check "  the damaged bytes were not stored" eval '! "$MDBX" -s "$T/imported" exists "$(sha256sum <<<"" | cut -c1-64)" >/dev/null &&
+    [ "$("$MDBX" -s "$T/imported" ls | wc -l)" = 3 ]'
+expect 3 "import-go again (--json)" "$MDBX" -s "$T/imported" --json import-go "$OLD"
+check "  imports nothing twice: already, already, already" \
+    eval '[ "$(grep -c "\"result\":\"already\"" "$T/out")" = 3 ] && out_has "\"imported\":0,\"already\":3"'
+printf '%s' d131dd02c5e6eec4693d9a0698aff95c2fcab58712467eab4004583eb8fb7f8955ad340609f4b30283e488832571415a085125e8f7cdc99fd91dbdf280373c5bd8823e3156348f5bae6dacd436c919c6dd53e2b487da03fd02396306d248cda0e99f33420f577ee8ce54b67080a80d1ec69821bcb6a8839396f9652b6ff72a70 | unhex >"$T/c1"
+mkdir -p "$T/old2" "$T/old3" && cp "$T/c1" "$T/old2/$(md5 "$T/c1")" && cp "$T/c2" "$T/old3/$(md5 "$T/c2")"
+"$MDBX" -s "$T/imported" import-go "$T/old2" >/dev/null 2>&1
+expect 4 "import-go of an MD5 collision" "$MDBX" -s "$T/imported" import-go "$T/old3"
+check "  says so; the alias still names the first" \
+    eval 'err_has "has this MD5 already (a collision)" && [ "$("$MDBX" -s "$T/imported" get "_go/md5/$(md5 "$T/c1")" | sha256sum | cut -c1-64)" = "$(sha "$T/c1")" ]'
+expect 2 "import-go without DIR" "$MDBX" -s "$T/imported" import-go
+expect 2 "import-go of a file" "$MDBX" -s "$T/imported" import-go "$T/f1"
+expect 4 "import-go of a missing directory" "$MDBX" -s "$T/imported" import-go "$T/nosuch"
+start_server "$T/imported" || { not_ok "server starts on the imported store"; finish; }
+expect_code 200 "GET /retrieve?hash=MD5 of an imported file" "$URL/retrieve?hash=$(md5 "$T/f2")"
+check "  its bytes" cmp -s "$T/body" "$T/f2"
+expect_code 200 "  and of the one that was below DIR, in upper case" "$URL/retrieve?hash=$(md5 "$T/f3")"
+check "  its bytes" cmp -s "$T/body" "$T/f3"
+stop_server
+
 finish
