@@ -35,6 +35,8 @@
 #define PART_SIZE_MIN (5u << 20)
 #define PART_THREADS 2
 #define COPY_MAX (5ull << 30)
+#define RANGE_SIZE (8u << 20)   /* a reader's GETs: bytes each */
+#define RANGE_SIZE_MIN (64u << 10)
 #define LIST_PAGE 1000
 #define ATTEMPTS 5
 #define STALE_S 3600
@@ -685,6 +687,7 @@ static int configure(struct s3_backend *sb, const char *location, const minidbx_
         sb->copy_max = COPY_MAX;
     if (sb->copy_max < sb->part_size)
         sb->copy_max = sb->part_size;
+    sb->remote.range_size = env_number("MINIDBX_S3_RANGE_SIZE", RANGE_SIZE, RANGE_SIZE_MIN);
     sb->missing_list_min = env_number("MINIDBX_S3_MISSING_LIST_MIN", MISSING_LIST_MIN, 1);
     sb->list_page = (unsigned)env_number("MINIDBX_S3_LIST_PAGE", LIST_PAGE, 1);
     if (sb->list_page > LIST_PAGE)

@@ -13,8 +13,8 @@
  * incomplete upload under tmp/, never an object: verify reports it (TEMP)
  * once it is older than the stale age and removes it with REPAIR.
  *
- * A reader is one streamed GET (remote.h's dbx_remote_stream: bounded
- * memory), its size the reply's Content-Length, its bytes hashed as they
+ * A reader fetches in ranges (remote.h: dbx_remote_reader_open, range_size;
+ * bounded memory), its size from the first reply, its bytes hashed as they
  * arrive.
  */
 #include "s3.h"
