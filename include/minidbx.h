@@ -341,7 +341,14 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * once; abort removes nothing, gc removes what it left unnamed.
  * verify reads back and hashes every object (4 at a time); a mismatch is
  * read and hashed again before it is reported, and only then removed by
- * REPAIR (with its names). It also reports names whose object is gone
+ * REPAIR (with its names), and only while the key still holds the bytes
+ * that read hashed: its ETag and Last-Modified are compared (a HEAD)
+ * before the names are removed and again just before the DELETE, which
+ * also carries If-Match: ETAG. A copy that a client put again meanwhile
+ * (healed) is hashed again instead, and kept if it is right now. Left: the
+ * moment between that last HEAD and the DELETE on an engine that ignores
+ * If-Match on DELETE (Ceph RGW 16 does; a put landing there is removed,
+ * as gc's). It also reports names whose object is gone
  * (DANGLING), names and refs that disagree (BADREF) and old P tmp/ keys
  * and uploads (TEMP).
  * gc removes the objects that no ref names and whose Last-Modified is

@@ -564,6 +564,8 @@ static int stream_begin(dbx_remote *r, dbx_remote_stream *s, const char *method,
     s->call.hasher = hasher;
     s->call.body_limit = limit;
     s->call.headers_done = stream_headers_done;
+    s->call.header_fn = s->header_fn;
+    s->call.header_ctx = s->header_ctx;
     s->headers_in = false;
     if (!s->sync_ready) {
         pthread_mutex_init(&s->lock, NULL);

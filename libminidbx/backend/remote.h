@@ -197,6 +197,10 @@ typedef struct dbx_remote_stream {
     /* A ranged download (range_end > 0): bytes range_at..range_end - 1 in
      * GETs of the remote's range_size (see dbx_remote.range_size). */
     uint64_t range_at, range_end;
+    /* the call's header_fn and header_ctx (set before start; called in the
+     * transfer's thread) */
+    void (*header_fn)(void *ctx, const char *line, size_t len);
+    void *header_ctx;
 } dbx_remote_stream;
 
 /* Set s's fds to -1, so that dbx_remote_stream_free is safe before start. */

@@ -652,6 +652,73 @@ START_TEST(verify_finds_and_repairs)
 }
 END_TEST
 
+struct verify_args {
+    minidbx *db;
+    minidbx_verify_report report;
+    int rc;
+};
+
+static void *verify_repair_thread(void *arg)
+{
+    struct verify_args *a = arg;
+    a->rc = minidbx_verify(a->db, NULL, MINIDBX_VERIFY_REPAIR, &a->report, NULL, NULL);
+    return NULL;
+}
+
+/* verify --repair holds (the test-only pause point s3-verify-hashed) after
+ * its second read found the bytes wrong, and a client puts the right bytes
+ * again (heals the copy) meanwhile: repair sees that the key holds other
+ * bytes than it hashed (ETag, Last-Modified), hashes again, and keeps the
+ * object and its name. */
+START_TEST(verify_repair_keeps_healed)
+{
+    test_rng rng;
+    char key[128], pause[300], marker[320];
+    void *data = NULL, *good = NULL;
+    size_t size = 0;
+
+    fresh_location();
+    char *dir = tmpdir_make("s3-pause");
+    snprintf(pause, sizeof pause, "s3-verify-hashed:%s/pause", dir);
+    snprintf(marker, sizeof marker, "%s/pause.s3-verify-hashed", dir);
+    setenv("MINIDBX_TEST_PAUSE", pause, 1);
+    struct verify_args args = { .db = open_s3() };
+    rng_seed(&rng, seed_from_clock());
+    minidbx_id id = store_put_random(args.db, &rng, 5000);
+    ck_assert_ok(minidbx_name_set(args.db, "healed", &id));
+    ck_assert_ok(minidbx_get(args.db, &id, &good, &size));
+    object_key(&id, key);
+    engine_change(key, "not the bytes of this id");
+
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, verify_repair_thread, &args), 0);
+    double start = now_ms();
+    while (access(marker, F_OK) != 0 && now_ms() - start < 10000)
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    ck_assert_msg(access(marker, F_OK) == 0, "verify never reached s3-verify-hashed");
+    engine_put_bytes(key, good, size); /* a client heals the copy */
+    ck_assert_int_eq(unlink(marker), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    unsetenv("MINIDBX_TEST_PAUSE");
+
+    ck_assert_ok(args.rc);
+    printf("verify --repair with a heal in its window: %llu problem(s), %llu repaired\n",
+           (unsigned long long)args.report.problems, (unsigned long long)args.report.repaired);
+    ck_assert_ok(minidbx_get(args.db, &id, &data, &size));
+    ck_assert_mem_eq(data, good, size);
+    minidbx_name_info info;
+    ck_assert_ok(minidbx_name_get(args.db, "healed", &info));
+    ck_assert(minidbx_id_equal(&info.id, &id));
+    ck_assert_uint_eq(args.report.repaired, 0);
+    ck_assert_uint_eq(args.report.problems, 0);
+    minidbx_free(data);
+    minidbx_free(good);
+    minidbx_close(args.db);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 static void expect_no_secret(const char *message)
@@ -1029,6 +1096,7 @@ static Suite *s3_suite(void)
     tcase_add_test(tc, kill_mid_multipart);
     tcase_add_test(tc, names_refs_delete_gc);
     tcase_add_test(tc, verify_finds_and_repairs);
+    tcase_add_test(tc, verify_repair_keeps_healed);
     tcase_add_test(tc, corrupt_object_refused);
     tcase_add_test(tc, reader_ranges_resume);
     tcase_add_test(tc, wrong_secret);
