@@ -35,30 +35,31 @@ void serve_metrics_record(struct serve_metrics *m, size_t route_slot, unsigned s
     atomic_fetch_add(&m->latency_sum_us, elapsed_us);
 }
 
-/* True if a slot before slot has a route with this label: its counters
- * were printed with that one's. */
-static bool label_seen_before(size_t slot, const char *label)
-{
-    for (size_t earlier = 0; earlier < slot; earlier++)
-        if (strcmp(serve_route_in_slot(earlier)->metric, label) == 0)
-            return true;
-    return false;
-}
-
 static void print_requests(FILE *out, struct serve_metrics *m)
 {
     size_t slots = serve_route_slots();
+    size_t label_slot[SERVE_ROUTE_SLOTS]; /* the first slot with each slot's label */
 
+    /* Routes may share a label (their counters are printed together): find
+     * each one's first slot once, not per status. */
+    for (size_t r = 0; r < slots && r < SERVE_ROUTE_SLOTS; r++) {
+        label_slot[r] = r;
+        for (size_t earlier = 0; earlier < r; earlier++)
+            if (strcmp(serve_route_in_slot(earlier)->metric, serve_route_in_slot(r)->metric) == 0) {
+                label_slot[r] = earlier;
+                break;
+            }
+    }
     fprintf(out, "# HELP minidbx_http_requests_total Requests by route and status.\n"
                  "# TYPE minidbx_http_requests_total counter\n");
-    for (size_t r = 0; r < slots; r++) {
+    for (size_t r = 0; r < slots && r < SERVE_ROUTE_SLOTS; r++) {
         const char *label = serve_route_in_slot(r)->metric;
-        if (label_seen_before(r, label))
-            continue;
+        if (label_slot[r] != r)
+            continue; /* printed with the first route of its label */
         for (int s = 0; s < SERVE_STATUS_SLOTS; s++) {
             unsigned long long n = 0;
-            for (size_t same = r; same < slots; same++) /* rows that share the label */
-                if (strcmp(serve_route_in_slot(same)->metric, label) == 0)
+            for (size_t same = r; same < slots && same < SERVE_ROUTE_SLOTS; same++)
+                if (label_slot[same] == r)
                     n += atomic_load(&m->requests[same][s]);
             if (!n)
                 continue;
