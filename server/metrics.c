@@ -2,6 +2,7 @@
  * path) and GET /metrics in the Prometheus text format. */
 #include "node.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -97,6 +98,37 @@ static void print_value(FILE *out, const char *name, const char *type, const cha
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, value);
 }
 
+/* The plain counters of struct serve_metrics, in the order printed. */
+static const struct {
+    const char *name;
+    const char *help;
+    size_t offset; /* of an atomic_ullong in struct serve_metrics */
+} counters[] = {
+    { "minidbx_http_received_bytes_total", "Request body bytes.",
+      offsetof(struct serve_metrics, bytes_in) },
+    { "minidbx_http_sent_bytes_total", "Response body bytes.",
+      offsetof(struct serve_metrics, bytes_out) },
+    { "minidbx_http_rate_limited_total", "Requests refused with 429.",
+      offsetof(struct serve_metrics, rate_limited) },
+    { "minidbx_http_slow_clients_dropped_total", "Connections dropped at the header deadline.",
+      offsetof(struct serve_metrics, slow_clients_dropped) },
+    { "minidbx_http_slow_bodies_dropped_total", "Requests dropped for a body slower than --min-body-rate.",
+      offsetof(struct serve_metrics, slow_bodies_dropped) },
+    { "minidbx_http_slow_readers_dropped_total", "Replies cut: read slower than --min-body-rate.",
+      offsetof(struct serve_metrics, slow_readers_dropped) },
+    { "minidbx_http_corrupt_objects_refused_total",
+      "GETs refused or cut short: the bytes did not match the id.",
+      offsetof(struct serve_metrics, corrupt_objects_refused) },
+    { "minidbx_http_verified_memory_sends_total",
+      "GETs sent from verified bytes kept in memory (--body-cache).",
+      offsetof(struct serve_metrics, memory_sends) },
+    { "minidbx_http_verified_file_sends_total",
+      "GETs of a blob file remembered as verified, sent without hashing (--verified-cache).",
+      offsetof(struct serve_metrics, file_sends) },
+    { "minidbx_http_jobs_refused_total", "POST /v1/verify or /v1/gc refused with 503: one was running.",
+      offsetof(struct serve_metrics, jobs_refused) },
+};
+
 static void print_store(FILE *out, minidbx *db)
 {
     minidbx_store_info info;
@@ -171,31 +203,16 @@ enum MHD_Result serve_metrics_page(struct serve_request *req)
         return MHD_NO;
     print_requests(out, m);
     print_latency(out, m);
-    print_value(out, "minidbx_http_received_bytes_total", "counter", "Request body bytes.",
-                (long long)atomic_load(&m->bytes_in));
-    print_value(out, "minidbx_http_sent_bytes_total", "counter", "Response body bytes.",
-                (long long)atomic_load(&m->bytes_out));
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        print_value(out, counters[i].name, "counter", counters[i].help,
+                    (long long)atomic_load((atomic_ullong *)((char *)m + counters[i].offset)));
     print_value(out, "minidbx_http_connections_open", "gauge", "Open connections.",
                 atomic_load(&m->connections_open));
     print_value(out, "minidbx_http_requests_in_flight", "gauge", "Requests being served.",
                 atomic_load(&m->requests_in_flight));
-    print_value(out, "minidbx_http_rate_limited_total", "counter", "Requests refused with 429.",
-                (long long)atomic_load(&m->rate_limited));
-    print_value(out, "minidbx_http_slow_clients_dropped_total", "counter",
-                "Connections dropped at the header deadline.",
-                (long long)atomic_load(&m->slow_clients_dropped));
-    print_value(out, "minidbx_http_slow_bodies_dropped_total", "counter",
-                "Requests dropped for a body slower than --min-body-rate.",
-                (long long)atomic_load(&m->slow_bodies_dropped));
-    print_value(out, "minidbx_http_slow_readers_dropped_total", "counter",
-                "Replies cut: read slower than --min-body-rate.",
-                (long long)atomic_load(&m->slow_readers_dropped));
-    print_value(out, "minidbx_http_corrupt_objects_refused_total", "counter",
-                "GETs refused or cut short: the bytes did not match the id.",
-                (long long)atomic_load(&m->corrupt_objects_refused));
-    print_value(out, "minidbx_http_jobs_refused_total", "counter",
-                "POST /v1/verify or /v1/gc refused with 503: one was running.",
-                (long long)atomic_load(&m->jobs_refused));
+    print_value(out, "minidbx_http_verified_memory_bytes", "gauge",
+                "Verified blob bytes in memory: kept, or held by replies being sent.",
+                (long long)serve_copy_memory_bytes(req->srv));
     print_store(out, req->srv->db);
     print_nodes(out, req->srv->db);
     if (fclose(out) != 0) {

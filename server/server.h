@@ -52,6 +52,9 @@
     "  --verified-cache N          blob files remembered as verified, so\n"     \
     "                              repeated GETs skip hashing (default 1024;\n" \
     "                              0: hash every GET); see mdbx(1)\n"           \
+    "  --body-cache SIZE           verified bytes of blob files kept in memory\n" \
+    "                              and sent from there (default 8M; objects\n" \
+    "                              up to a quarter of it; 0: off)\n"          \
     "  --md5-aliases on|off        keep each /upload's MD5 as an alias, so\n"    \
     "                              the old system's clients use their 32-hex\n" \
     "                              ids on its endpoints (default on)\n"        \
@@ -84,6 +87,7 @@ struct minidbx_server_config {
     unsigned drain_timeout_s;
     uint64_t min_body_rate;         /* bytes/s, 0: no minimum */
     unsigned verified_cache_entries;
+    uint64_t body_cache_bytes;      /* verified blob bytes kept in memory */
     const char *config_file;
     bool read_only;                 /* writes get 403 EREADONLY */
     bool sync_none;                 /* --sync none: open the store MINIDBX_SYNC_NONE */
