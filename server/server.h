@@ -19,10 +19,13 @@
 #include <stdint.h>
 
 /* What `mdbx help serve` says about the settings and the routes. */
-#define MINIDBX_SERVER_USAGE "[--listen ADDR:PORT] [--threads N] [--max-object-size SIZE] ..."
+#define MINIDBX_SERVER_USAGE "[--listen [HOST]:PORT] [--threads N] [--max-object-size SIZE] ..."
 #define MINIDBX_SERVER_HELP                                                      \
-    "  --listen ADDR:PORT          where to listen (default 127.0.0.1:8001;\n"   \
-    "                              port 0 picks a free one, printed on start)\n" \
+    "  --listen [HOST]:PORT        where to listen (default 127.0.0.1:8001):\n"  \
+    "                              HOST an address ([::1] for IPv6) or a name\n" \
+    "                              (localhost); :PORT every address; PORT\n"    \
+    "                              alone 127.0.0.1; port 0 picks a free one,\n" \
+    "                              printed on start\n"                         \
     "  --threads N                 worker threads (default 4)\n"                 \
     "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
     "                              store's limit; larger uploads get 413\n"     \
