@@ -371,6 +371,12 @@ bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *cr
 #define SERVE_RESERVED_NAME_PREFIX "_go/"
 bool serve_name_reserved(const char *name);
 
+/* MD5 aliases (proto_go.c): whether name is one ("_go/md5/..."), and set
+ * one as /upload does: only to an object whose bytes have that MD5, never
+ * moved (EEXISTS), one set at a time; mtime_ns >= 0 keeps a copy's time. */
+bool serve_md5_alias(const char *name);
+int serve_md5_alias_set(minidbx *db, const char *name, const minidbx_id *id, int64_t mtime_ns);
+
 /* ---- the request's life (router.c, body.c) --------------------------------- */
 
 /* libmicrohttpd's access handler and its request-completed callback;
