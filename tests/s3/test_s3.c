@@ -670,7 +670,10 @@ static void *verify_repair_thread(void *arg)
  * again (heals the copy) meanwhile: repair sees that the key holds other
  * bytes than it hashed (ETag, Last-Modified), hashes again, and keeps the
  * object and its name. */
-START_TEST(verify_repair_keeps_healed)
+/* verify --repair of a corrupt, named object held at the pause point
+ * point while a client puts the right bytes again (heals it): the object
+ * and its name must stay, and nothing is reported. */
+static void repair_with_heal_at(const char *point)
 {
     test_rng rng;
     char key[128], pause[300], marker[320];
@@ -679,8 +682,8 @@ START_TEST(verify_repair_keeps_healed)
 
     fresh_location();
     char *dir = tmpdir_make("s3-pause");
-    snprintf(pause, sizeof pause, "s3-verify-hashed:%s/pause", dir);
-    snprintf(marker, sizeof marker, "%s/pause.s3-verify-hashed", dir);
+    snprintf(pause, sizeof pause, "%s:%s/pause", point, dir);
+    snprintf(marker, sizeof marker, "%s/pause.%s", dir, point);
     setenv("MINIDBX_TEST_PAUSE", pause, 1);
     struct verify_args args = { .db = open_s3() };
     rng_seed(&rng, seed_from_clock());
@@ -695,14 +698,14 @@ START_TEST(verify_repair_keeps_healed)
     double start = now_ms();
     while (access(marker, F_OK) != 0 && now_ms() - start < 10000)
         nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-    ck_assert_msg(access(marker, F_OK) == 0, "verify never reached s3-verify-hashed");
+    ck_assert_msg(access(marker, F_OK) == 0, "verify never reached %s", point);
     engine_put_bytes(key, good, size); /* a client heals the copy */
     ck_assert_int_eq(unlink(marker), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     unsetenv("MINIDBX_TEST_PAUSE");
 
     ck_assert_ok(args.rc);
-    printf("verify --repair with a heal in its window: %llu problem(s), %llu repaired\n",
+    printf("verify --repair with a heal at %s: %llu problem(s), %llu repaired\n", point,
            (unsigned long long)args.report.problems, (unsigned long long)args.report.repaired);
     ck_assert_ok(minidbx_get(args.db, &id, &data, &size));
     ck_assert_mem_eq(data, good, size);
@@ -716,6 +719,19 @@ START_TEST(verify_repair_keeps_healed)
     minidbx_close(args.db);
     rm_rf(dir);
     free(dir);
+}
+
+START_TEST(verify_repair_keeps_healed)
+{
+    repair_with_heal_at("s3-verify-hashed"); /* before the repair looks again */
+}
+END_TEST
+
+/* After the repair removed the object's names, before its DELETE: the
+ * names come back (they were gone for good before). */
+START_TEST(verify_repair_keeps_names_of_healed)
+{
+    repair_with_heal_at("s3-repair-names-removed");
 }
 END_TEST
 
@@ -1097,6 +1113,7 @@ static Suite *s3_suite(void)
     tcase_add_test(tc, names_refs_delete_gc);
     tcase_add_test(tc, verify_finds_and_repairs);
     tcase_add_test(tc, verify_repair_keeps_healed);
+    tcase_add_test(tc, verify_repair_keeps_names_of_healed);
     tcase_add_test(tc, corrupt_object_refused);
     tcase_add_test(tc, reader_ranges_resume);
     tcase_add_test(tc, wrong_secret);
