@@ -15,7 +15,7 @@ enum setting {
     SET_LISTEN, SET_THREADS, SET_MAX_OBJECT, SET_MAX_CONN, SET_MAX_CONN_IP, SET_RATE,
     SET_READ_TOKEN, SET_WRITE_TOKEN, SET_TLS_CERT, SET_TLS_KEY, SET_IDLE, SET_HEADER,
     SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_BODY_CACHE, SET_CONFIG, SET_READ_ONLY,
-    SET_SYNC, SET_MD5_ALIASES, SET_COUNT
+    SET_SYNC, SET_MD5_ALIASES, SET_ACCESS_LOG, SET_ACCESS_LOG_FORMAT, SET_LOG_LEVEL, SET_COUNT
 };
 
 const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
@@ -39,6 +39,9 @@ const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
     [SET_READ_ONLY] = { "read-only", false },
     [SET_SYNC] = { "sync", true },
     [SET_MD5_ALIASES] = { "md5-aliases", true },
+    [SET_ACCESS_LOG] = { "access-log", true },
+    [SET_ACCESS_LOG_FORMAT] = { "access-log-format", true },
+    [SET_LOG_LEVEL] = { "log-level", true },
     [SET_COUNT] = { NULL, false },
 };
 
@@ -140,6 +143,26 @@ int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *nam
         if (strcmp(value, "full") != 0 && strcmp(value, "none") != 0)
             return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --sync (full or none)", value);
         cfg->sync_none = strcmp(value, "none") == 0;
+        return 0;
+    case SET_ACCESS_LOG:
+        cfg->access_log = value;
+        return 0;
+    case SET_ACCESS_LOG_FORMAT:
+        if (strcmp(value, "common") != 0 && strcmp(value, "json") != 0)
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --access-log-format (common or json)",
+                               value);
+        cfg->access_log_json = strcmp(value, "json") == 0;
+        return 0;
+    case SET_LOG_LEVEL:
+        if (strcmp(value, "error") == 0)
+            cfg->log_level = SERVE_LOG_ERROR;
+        else if (strcmp(value, "warn") == 0)
+            cfg->log_level = SERVE_LOG_WARN;
+        else if (strcmp(value, "info") == 0)
+            cfg->log_level = SERVE_LOG_INFO;
+        else
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --log-level (error, warn or info)",
+                               value);
         return 0;
     case SET_MD5_ALIASES:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)

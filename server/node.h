@@ -180,7 +180,19 @@ struct serve_server {
     struct serve_limits *limits;     /* rate limiter, slow-client reaper */
     struct serve_verified *verified; /* blob files recently verified (cache.c) */
     struct serve_jobs *jobs;         /* the one maintenance job (job.c) */
+    int access_fd;                   /* the access log (accesslog.c), or -1 */
 };
+
+/* ---- the access log (accesslog.c) --------------------------------- */
+
+/* Open --access-log (or, at --log-level info, stderr); access_fd -1: none. */
+int serve_access_log_open(struct serve_server *srv, struct minidbx_server_error *err);
+/* SIGHUP: open the file again under the same descriptor. */
+void serve_access_log_reopen(struct serve_server *srv);
+void serve_access_log_close(struct serve_server *srv);
+/* One line for a finished request (status 499: the client went away). */
+void serve_access_log(struct serve_server *srv, struct MHD_Connection *conn,
+                      const struct serve_request *req, unsigned status, uint64_t bytes);
 
 /* ---- limits (limits.c) -------------------------------------------- */
 
