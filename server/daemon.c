@@ -244,6 +244,11 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
         return serve_error(err, MINIDBX_EIO, 0, "cannot serve on %s%s", srv->cfg->listen,
                            tls->tls_cert ? " (are the TLS files a certificate and its key?)" : "");
     }
+    if (srv->cfg->profile) {
+        char described[512];
+        minidbx_server_profile_describe(srv->cfg, described, sizeof described);
+        fprintf(stderr, "mdbx serve: %s\n", described);
+    }
     format_host(listen_fd, where, sizeof where);
     printf("listening on %s://%s:%u\n", tls->tls_cert ? "https" : "http", where, bound_port(daemon));
     fflush(stdout);

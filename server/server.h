@@ -76,6 +76,17 @@ enum { SERVE_LOG_ERROR = -1, SERVE_LOG_WARN = 0, SERVE_LOG_INFO = 1 };
     "                              libmicrohttpd's about clients; error: the\n" \
     "                              node's only; info: also the access log on\n" \
     "                              stderr when --access-log is not given\n"    \
+    "  --profile NAME              a preset of some of these settings; each\n"  \
+    "                              one given by itself wins (before or after):\n" \
+    "                              throughput: --threads 8 --max-connections\n" \
+    "                              4000 --max-connections-per-ip 512\n"       \
+    "                              --verified-cache 65536 --body-cache 64M;\n"  \
+    "                              low-memory: --threads 1 --max-connections\n" \
+    "                              64 --max-connections-per-ip 16\n"          \
+    "                              --verified-cache 64 --body-cache 0;\n"      \
+    "                              large-files: --max-object-size 64G\n"      \
+    "                              --idle-timeout 300 --min-body-rate 16K\n"   \
+    "                              --drain-timeout 300 --body-cache 0\n"       \
     "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
     "                              flight may take to finish (10)\n"            \
     "  --config FILE.json          the same settings as a JSON object, keys\n"   \
@@ -113,6 +124,8 @@ struct minidbx_server_config {
     const char *access_log;         /* --access-log FILE ("-": stderr), or NULL */
     bool access_log_json;           /* --access-log-format json */
     int log_level;                  /* --log-level: SERVE_LOG_WARN (0) by default */
+    const char *profile;            /* --profile, or NULL */
+    unsigned long long explicit_settings; /* bit per setting given one by one (profiles skip them) */
     void *file_settings;            /* owned: the parsed config file, which strings point into */
 };
 
@@ -147,6 +160,11 @@ int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *nam
 int minidbx_server_config_load(struct minidbx_server_config *cfg, struct minidbx_server_error *err);
 /* Settings that are each valid but not together, or out of range: 0 or
  * MINIDBX_EINVAL. */
+/* "profile NAME: threads 1, max-connections 64, ...": the values now of
+ * the settings the profile has (sizes in bytes; "(given)" after one given
+ * by itself, which the profile left alone); "" without a profile. */
+void minidbx_server_profile_describe(const struct minidbx_server_config *cfg, char *out, size_t size);
+
 int minidbx_server_config_check(const struct minidbx_server_config *cfg,
                                 struct minidbx_server_error *err);
 /* Free what minidbx_server_config_load kept. */
