@@ -130,6 +130,16 @@ static unsigned bound_port(struct MHD_Daemon *daemon)
     return info ? info->port : 0;
 }
 
+/* Stop what run_server started besides the daemon (each stop is a no-op
+ * for a part that did not start); after the daemon has stopped. */
+static void stop_parts(struct serve_server *srv)
+{
+    serve_memory_stop(srv);
+    serve_jobs_free(srv);
+    serve_verified_stop(srv);
+    serve_limits_stop(srv);
+}
+
 static int run_server(struct serve_server *srv, const struct minidbx_server *tls,
                       struct minidbx_server_error *err)
 {
@@ -144,17 +154,13 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if ((rc = serve_limits_start(srv)) != 0 || (rc = serve_verified_start(srv)) != 0 ||
-        (rc = serve_jobs_start(srv)) != 0) {
-        serve_jobs_free(srv);
-        serve_verified_stop(srv);
-        serve_limits_stop(srv);
+        (rc = serve_jobs_start(srv)) != 0 || (rc = serve_memory_start(srv)) != 0) {
+        stop_parts(srv);
         return serve_error(err, MINIDBX_EIO, rc, "serve");
     }
     struct MHD_Daemon *daemon = start_daemon(srv, &addr, tls);
     if (!daemon) {
-        serve_jobs_free(srv);
-        serve_verified_stop(srv);
-        serve_limits_stop(srv);
+        stop_parts(srv);
         return serve_error(err, MINIDBX_EIO, 0, "cannot listen on %s (in use? bad TLS files?)",
                            srv->cfg->listen);
     }
@@ -166,9 +172,7 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     wait_and_drain(srv, daemon, &set);
     serve_jobs_stop(srv); /* it resumes its connection: before the daemon goes */
     MHD_stop_daemon(daemon);
-    serve_jobs_free(srv);
-    serve_verified_stop(srv);
-    serve_limits_stop(srv);
+    stop_parts(srv);
     fprintf(stderr, "mdbx serve: stopped\n");
     return 0;
 }
