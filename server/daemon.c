@@ -204,6 +204,17 @@ static unsigned bound_port(struct MHD_Daemon *daemon)
     return info ? info->port : 0;
 }
 
+/* Stop what run_server started besides the daemon (each stop is a no-op
+ * for a part that did not start); after the daemon has stopped. */
+static void stop_parts(struct serve_server *srv)
+{
+    serve_memory_stop(srv);
+    serve_jobs_free(srv);
+    serve_verified_stop(srv);
+    serve_limits_stop(srv);
+    serve_access_log_close(srv);
+}
+
 static int run_server(struct serve_server *srv, const struct minidbx_server *tls,
                       struct minidbx_server_error *err)
 {
@@ -226,20 +237,14 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if ((rc = serve_limits_start(srv)) != 0 || (rc = serve_verified_start(srv)) != 0 ||
-        (rc = serve_jobs_start(srv)) != 0) {
-        serve_jobs_free(srv);
-        serve_verified_stop(srv);
-        serve_limits_stop(srv);
-        serve_access_log_close(srv);
+        (rc = serve_jobs_start(srv)) != 0 || (rc = serve_memory_start(srv)) != 0) {
+        stop_parts(srv);
         close(listen_fd);
         return serve_error(err, MINIDBX_EIO, rc, "serve");
     }
     struct MHD_Daemon *daemon = start_daemon(srv, listen_fd, addr.ss_family, tls);
     if (!daemon) {
-        serve_jobs_free(srv);
-        serve_verified_stop(srv);
-        serve_limits_stop(srv);
-        serve_access_log_close(srv);
+        stop_parts(srv);
         close(listen_fd);
         return serve_error(err, MINIDBX_EIO, 0, "cannot serve on %s%s", srv->cfg->listen,
                            tls->tls_cert ? " (are the TLS files a certificate and its key?)" : "");
@@ -255,10 +260,7 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     wait_and_drain(srv, daemon, &set);
     serve_jobs_stop(srv); /* it resumes its connection: before the daemon goes */
     MHD_stop_daemon(daemon);
-    serve_jobs_free(srv);
-    serve_verified_stop(srv);
-    serve_limits_stop(srv);
-    serve_access_log_close(srv);
+    stop_parts(srv);
     fprintf(stderr, "mdbx serve: stopped\n");
     return 0;
 }

@@ -125,6 +125,9 @@ static const struct {
     { "minidbx_http_verified_file_sends_total",
       "GETs of a blob file remembered as verified, sent without hashing (--verified-cache).",
       offsetof(struct serve_metrics, file_sends) },
+    { "minidbx_http_memory_trims_total",
+      "Times the node unmapped the resident pages of its store's read-only file mappings.",
+      offsetof(struct serve_metrics, memory_trims) },
     { "minidbx_http_jobs_refused_total", "POST /v1/verify or /v1/gc refused with 503: one was running.",
       offsetof(struct serve_metrics, jobs_refused) },
 };

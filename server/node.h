@@ -15,6 +15,7 @@
  * framing.c    refusing ambiguous requests (smuggling, NUL bytes)
  * send.c       object bodies out: verified before the last byte leaves
  * cache.c      blob files and bytes already verified, bounded
+ * memory.c     the bound on resident memory: allocator, mapped file pages
  * job.c        slow maintenance calls (verify, gc) off the I/O threads
  *
  * Handlers are thin: they parse what the URL and body say, call the public
@@ -62,6 +63,7 @@ struct serve_metrics {
     atomic_ullong corrupt_objects_refused; /* GETs cut or refused: bytes not matching the id */
     atomic_ullong memory_sends;            /* GETs sent from a kept verified copy (cache.c) */
     atomic_ullong file_sends;              /* GETs of a file remembered as verified, not hashed */
+    atomic_ullong memory_trims;            /* file mappings given back (memory.c) */
     atomic_ullong jobs_refused;            /* verify/gc refused: one was running */
 };
 
@@ -181,6 +183,7 @@ struct serve_server {
     struct serve_verified *verified; /* blob files recently verified (cache.c) */
     struct serve_jobs *jobs;         /* the one maintenance job (job.c) */
     int access_fd;                   /* the access log (accesslog.c), or -1 */
+    struct serve_memory *memory;     /* the RSS bound (memory.c) */
 };
 
 /* ---- the access log (accesslog.c) --------------------------------- */
@@ -286,6 +289,16 @@ struct serve_range {
 
 /* Parse a Range header (NULL: none) for an object of size bytes. Pure. */
 void serve_parse_range(const char *header, uint64_t size, struct serve_range *out);
+
+/* ---- memory (memory.c) --------------------------------------------------- */
+
+/* Set glibc's allocator up for the node and start watching its resident
+ * file pages: 0 or an errno value. Stop before the store is closed. */
+int serve_memory_start(struct serve_server *srv);
+void serve_memory_stop(struct serve_server *srv);
+/* A request ended: now and then, give back the resident pages of the
+ * store's file mappings if they have grown (memory.c). */
+void serve_memory_request_done(struct serve_server *srv);
 
 /* ---- what the node remembers as verified (cache.c) ------------------------- */
 

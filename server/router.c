@@ -151,4 +151,5 @@ void serve_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     atomic_fetch_sub(&srv->metrics.requests_in_flight, 1);
     serve_conn_request_done(srv, conn);
     request_free(req);
+    serve_memory_request_done(srv);
 }

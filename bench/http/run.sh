@@ -4,14 +4,16 @@
 #
 #   bench/http/run.sh [BUILD_DIR]     (default: ./build)
 #
-# Environment: DURATION (seconds per load, default 10), THREADS (server
-# worker threads, default 2), WRK_THREADS (default 2), KEEP=1 keeps the
-# temp directory. Needs nginx (nginx-light), wrk and curl.
+# Environment: DURATION (seconds per load, default 10), RUNS (rounds of
+# every load, default 3: the report gives medians), THREADS (server worker
+# threads, default 2), WRK_THREADS (default 2), KEEP=1 keeps the temp
+# directory. Needs nginx (nginx-light), wrk and curl.
 set -u
 
 BUILD=${1:-build}
 MDBX=${MDBX:-$BUILD/cli/mdbx}
 DURATION=${DURATION:-10}
+RUNS=${RUNS:-3}
 THREADS=${THREADS:-2}
 WRK_THREADS=${WRK_THREADS:-2}
 HERE=$(cd "$(dirname "$0")" && pwd)
@@ -25,10 +27,12 @@ done
 # A fresh directory per run (ext4 is slow to reuse freshly freed inodes).
 T=$(mktemp -d /var/tmp/mdbx-bench-http.XXXXXX)
 MDBX_PID=""
+NOSYNC_PID=""
 NGINX_PID=""
 cleanup()
 {
     [ -n "$MDBX_PID" ] && kill "$MDBX_PID" 2>/dev/null && wait "$MDBX_PID" 2>/dev/null
+    [ -n "$NOSYNC_PID" ] && kill "$NOSYNC_PID" 2>/dev/null && wait "$NOSYNC_PID" 2>/dev/null
     [ -n "$NGINX_PID" ] && kill -QUIT "$NGINX_PID" 2>/dev/null
     sleep 0.3
     [ "${KEEP:-0}" = 1 ] && echo "kept $T" || rm -rf "$T"
@@ -58,12 +62,23 @@ chmod a+rx "$T" && chmod -R a+rX "$T/www" && chmod a+w "$T/www/v1/objects"
 cat "$T/obj4k" "$T/obj1m" >/dev/null # warm the page cache
 
 # --- the servers ---------------------------------------------------------------------
-"$MDBX" -s "$T/store" serve --listen 127.0.0.1:0 --threads "$THREADS" \
-    --max-connections-per-ip 1000 --max-object-size 64M >"$T/mdbx.out" 2>"$T/mdbx.err" &
-MDBX_PID=$!
-for _ in $(seq 100); do grep -q listening "$T/mdbx.out" 2>/dev/null && break; sleep 0.05; done
-MDBX_URL=$(sed -n 's/^listening on //p' "$T/mdbx.out")
-[ -n "$MDBX_URL" ] || { echo "mdbx serve did not start:"; cat "$T/mdbx.err"; exit 1; }
+# start_mdbx STORE NAME [options]: start mdbx serve; sets START_PID and START_URL.
+start_mdbx()
+{
+    local store=$1 name=$2
+    shift 2
+    "$MDBX" -s "$store" serve --listen 127.0.0.1:0 --threads "$THREADS" \
+        --max-connections-per-ip 1000 --max-object-size 64M "$@" >"$T/$name.out" 2>"$T/$name.err" &
+    START_PID=$!
+    for _ in $(seq 100); do grep -q listening "$T/$name.out" 2>/dev/null && break; sleep 0.05; done
+    START_URL=$(sed -n 's/^listening on //p' "$T/$name.out")
+    [ -n "$START_URL" ] || { echo "mdbx serve did not start:"; cat "$T/$name.err"; exit 1; }
+}
+start_mdbx "$T/store" mdbx
+MDBX_PID=$START_PID MDBX_URL=$START_URL
+# the same node with --sync none, on a store of its own: the durable PUT's peer
+start_mdbx "$T/store-nosync" nosync --sync none
+NOSYNC_PID=$START_PID NOSYNC_URL=$START_URL
 
 NGINX_PORT=$(free_port)
 sed -e "s|@ROOT@|$T/www|g" -e "s|@DIR@|$T/nginx|g" -e "s|@PORT@|$NGINX_PORT|g" \
@@ -81,7 +96,19 @@ curl -sf -o /dev/null "$MDBX_URL/v1/objects/$ID4K" || { echo "mdbx serve does no
 # The server's processes: mdbx serve, or nginx's master and workers.
 server_pids()
 {
-    if [ "$1" = mdbx ]; then echo "$MDBX_PID"; else pgrep -P "$NGINX_PID"; echo "$NGINX_PID"; fi
+    case $1 in
+    mdbx) echo "$MDBX_PID" ;;
+    nosync) echo "$NOSYNC_PID" ;;
+    *) pgrep -P "$NGINX_PID"; echo "$NGINX_PID" ;;
+    esac
+}
+url_of()
+{
+    case $1 in
+    mdbx) echo "$MDBX_URL" ;;
+    nosync) echo "$NOSYNC_URL" ;;
+    *) echo "$NGINX_URL" ;;
+    esac
 }
 
 # Reset the peak RSS (VmHWM) of a server's processes, then read its sum in KiB.
@@ -95,8 +122,18 @@ rss_peak_kib()
     done
     echo "$sum"
 }
+# CPU time (user + system) of a server's processes, in clock ticks.
+cpu_ticks()
+{
+    local sum=0
+    for p in $(server_pids "$1"); do
+        sum=$((sum + $(awk '{ print $14 + $15 }' "/proc/$p/stat" 2>/dev/null || echo 0)))
+    done
+    echo "$sum"
+}
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 
-# wrk's figures: req/s, p50 and p99 in ms.
+# wrk's figures: req/s, p50 and p99 in ms, non-2xx replies, requests.
 wrk_figures()
 {
     awk '
@@ -104,74 +141,143 @@ wrk_figures()
                          if (v ~ /s$/) return v * 1000; return v }
         /^ +50%/ { p50 = ms($2) } /^ +99%/ { p99 = ms($2) }
         /^Requests\/sec:/ { rps = $2 }
+        / requests in / { n = $1 }
         /Non-2xx/ { bad = $NF }
-        END { printf "%.0f %.2f %.2f %d\n", rps, p50, p99, bad }'
+        END { printf "%.0f %.2f %.2f %d %d\n", rps, p50, p99, bad, n }'
 }
 
+# RESULT[run/load/server] = "req/s p50 p99 non-2xx RSS-KiB CPU-us/req"
 declare -A RESULT
-# load NAME SERVER CONNS URL [LUA]
+# load RUN NAME SERVER CONNS URL [LUA]
 load()
 {
-    local name=$1 server=$2 conns=$3 url=$4 lua=${5:-}
-    local threads=$WRK_THREADS
+    local run=$1 name=$2 server=$3 conns=$4 url=$5 lua=${6:-}
+    local threads=$WRK_THREADS ticks rps p50 p99 bad n
     [ "$conns" -lt "$threads" ] && threads=$conns
     rss_reset "$server"
+    ticks=$(cpu_ticks "$server")
     BODY_FILE=${BODY_FILE:-} wrk -t"$threads" -c"$conns" -d"${DURATION}s" --latency ${lua:+-s "$lua"} "$url" \
         >"$T/wrk.out" 2>&1
-    RESULT[$name/$server]="$(wrk_figures <"$T/wrk.out") $(rss_peak_kib "$server")"
+    ticks=$(($(cpu_ticks "$server") - ticks))
+    read -r rps p50 p99 bad n <<<"$(wrk_figures <"$T/wrk.out")"
+    RESULT[$run/$name/$server]="$rps $p50 $p99 $bad $(rss_peak_kib "$server") $((n > 0 ? ticks * TICK_US / n : 0))"
 }
-
-echo "bench/http: mdbx serve ($THREADS threads) vs nginx ($THREADS workers), wrk -t$WRK_THREADS, ${DURATION}s each"
-# Each load runs on both servers back to back, so that both see the same
-# state of a shared machine.
-url_of() { [ "$1" = nginx ] && echo "$NGINX_URL" || echo "$MDBX_URL"; }
-for server in mdbx nginx; do load "get-4k-c64" "$server" 64 "$(url_of "$server")/v1/objects/$ID4K"; done
-for server in mdbx nginx; do load "get-4k-c1" "$server" 1 "$(url_of "$server")/v1/objects/$ID4K"; done
-for server in mdbx nginx; do load "get-1m-c64" "$server" 64 "$(url_of "$server")/v1/objects/$ID1M"; done
-for server in mdbx nginx; do
-    export UNIQUE_PATHS=$([ "$server" = nginx ] && echo 1 || echo 0)
-    BODY_FILE=$T/obj4k load "put-4k-c64" "$server" 64 "$(url_of "$server")" "$HERE/put.lua"
-done
-for server in mdbx nginx; do
-    export UNIQUE_PATHS=$([ "$server" = nginx ] && echo 1 || echo 0)
-    BODY_FILE=$T/obj1m load "put-1m-c16" "$server" 16 "$(url_of "$server")" "$HERE/put.lua"
-done
 
 # 8 concurrent 50 MiB uploads (streamed: the server must not hold them).
-rss_reset mdbx
-for i in $(seq 8); do
-    curl -s -o /dev/null -w '%{http_code}\n' -X PUT -H "Transfer-Encoding: chunked" \
-        --data-binary @"$T/obj50m" "$MDBX_URL/v1/objects" >"$T/up.$i" &
+uploads()
+{
+    local run=$1
+    rss_reset mdbx
+    for i in $(seq 8); do
+        curl -s -o /dev/null -w '%{http_code}\n' -X PUT -H "Transfer-Encoding: chunked" \
+            --data-binary @"$T/obj50m" "$MDBX_URL/v1/objects" >"$T/up.$i" &
+    done
+    wait $(jobs -p | grep -v "^$MDBX_PID$" | grep -v "^$NOSYNC_PID$") 2>/dev/null
+    UPLOAD_RSS[$run]=$(rss_peak_kib mdbx)
+    UPLOAD_OK[$run]=$(cat "$T"/up.* | grep -c '^20[01]$')
+    UPLOAD_CODES[$run]=$(cat "$T"/up.* | sort | uniq -c | awk '{ printf "%s%sx%s", (NR > 1 ? " " : ""), $1, $2 }')
+}
+
+declare -A UPLOAD_RSS UPLOAD_OK UPLOAD_CODES
+echo "bench/http: mdbx serve ($THREADS threads) vs nginx ($THREADS workers), wrk -t$WRK_THREADS," \
+     "${DURATION}s per load, $RUNS runs"
+# Each load runs on every server back to back, so that they see the same
+# state of a shared machine.
+for run in $(seq "$RUNS"); do
+    for server in mdbx nginx; do load "$run" get-4k-c64 "$server" 64 "$(url_of "$server")/v1/objects/$ID4K"; done
+    for server in mdbx nginx; do load "$run" get-4k-c1 "$server" 1 "$(url_of "$server")/v1/objects/$ID4K"; done
+    for server in mdbx nginx; do load "$run" get-1m-c64 "$server" 64 "$(url_of "$server")/v1/objects/$ID1M"; done
+    for server in mdbx nosync nginx; do
+        export UNIQUE_PATHS=$([ "$server" = nginx ] && echo 1 || echo 0)
+        BODY_FILE=$T/obj4k load "$run" put-4k-c64 "$server" 64 "$(url_of "$server")" "$HERE/put.lua"
+    done
+    for server in mdbx nginx; do
+        export UNIQUE_PATHS=$([ "$server" = nginx ] && echo 1 || echo 0)
+        BODY_FILE=$T/obj1m load "$run" put-1m-c16 "$server" 16 "$(url_of "$server")" "$HERE/put.lua"
+    done
+    uploads "$run"
+    echo "run $run of $RUNS done"
 done
-wait $(jobs -p | grep -v "^$MDBX_PID$") 2>/dev/null
-UPLOAD_RSS=$(rss_peak_kib mdbx)
-UPLOAD_OK=$(cat "$T"/up.* | grep -c '^20[01]$')
 
 # --- the report ----------------------------------------------------------------------
-printf '\n%-12s %-6s %10s %9s %9s %9s %8s\n' load server "req/s" "p50 ms" "p99 ms" "RSS MiB" "non-2xx"
-for name in get-4k-c64 get-4k-c1 get-1m-c64 put-4k-c64 put-1m-c16; do
-    for server in mdbx nginx; do
-        read -r rps p50 p99 bad rss <<<"${RESULT[$name/$server]}"
-        printf '%-12s %-6s %10s %9s %9s %9.1f %8s\n' "$name" "$server" "$rps" "$p50" "$p99" \
-            "$(echo "$rss / 1024" | bc -l)" "$bad"
+LOADS="get-4k-c64 get-4k-c1 get-1m-c64 put-4k-c64 put-1m-c16"
+servers_of() { [ "$1" = put-4k-c64 ] && echo "mdbx nosync nginx" || echo "mdbx nginx"; }
+# median of the numbers given (the middle one; of an even count, the lower middle)
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+# field LOAD SERVER INDEX: that figure (1-based, as in RESULT) of every run
+field() { for run in $(seq "$RUNS"); do read -r -a f <<<"${RESULT[$run/$1/$2]}"; echo "${f[$(($3 - 1))]}"; done; }
+# ratio LOAD A B: A's req/s over B's, of every run
+ratio()
+{
+    for run in $(seq "$RUNS"); do
+        read -r a _ <<<"${RESULT[$run/$1/$2]}"
+        read -r b _ <<<"${RESULT[$run/$1/$3]}"
+        echo "$a $b" | awk '{ printf "%.2f\n", ($2 > 0 ? $1 / $2 : 0) }'
+    done
+}
+mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
+
+printf '\nmedians of %d runs (nosync: mdbx serve --sync none; mdbx PUTs are durable)\n' "$RUNS"
+printf '%-12s %-7s %10s %9s %9s %9s %11s %8s\n' load server "req/s" "p50 ms" "p99 ms" \
+    "RSS MiB" "CPU us/req" "non-2xx"
+for name in $LOADS; do
+    for server in $(servers_of "$name"); do
+        printf '%-12s %-7s %10s %9s %9s %9s %11s %8s\n' "$name" "$server" \
+            "$(median $(field "$name" "$server" 1))" "$(median $(field "$name" "$server" 2))" \
+            "$(median $(field "$name" "$server" 3))" "$(mib "$(median $(field "$name" "$server" 5))")" \
+            "$(median $(field "$name" "$server" 6))" "$(median $(field "$name" "$server" 4))"
     done
 done
-echo
-goal()
+
+# verdict TEXT CONDITION: MET if the awk condition holds, else MISSED
+verdict() { awk "BEGIN { exit !($1) }" && echo MET || echo MISSED; }
+# every_run LIST: "a, b, c" for the per-run figures
+every_run() { echo "$*" | sed 's/ /, /g'; }
+printf '\ngoals (issue 12; per-run figures in run order, then the median)\n'
+# req/s ratio to nginx: LOAD GOAL [every]: the median must meet it, or with
+# "every" each run
+ratio_goal()
 {
-    local name=$1 min=$2
-    read -r m_rps _ m_p99 _ m_rss <<<"${RESULT[$name/mdbx]}"
-    read -r n_rps _ n_p99 _ _ <<<"${RESULT[$name/nginx]}"
-    local ratio
-    ratio=$(echo "$m_rps / $n_rps" | bc -l)
-    printf '%-12s mdbx/nginx req/s %.2fx (goal >= %s): %s; p99 %s vs %s ms; RSS %.1f MiB (goal <= 32): %s\n' \
-        "$name" "$ratio" "$min" "$(echo "$ratio >= $min" | bc -l | sed 's/1/MET/;s/0/MISSED/')" \
-        "$m_p99" "$n_p99" "$(echo "$m_rss / 1024" | bc -l)" \
-        "$([ "$m_rss" -le 32768 ] && echo MET || echo MISSED)"
+    local name=$1 min=$2 rule=${3:-median} ratios med ok=1
+    ratios=$(ratio "$name" mdbx nginx)
+    med=$(median $ratios)
+    if [ "$rule" = every ]; then
+        for r in $ratios; do [ "$(verdict "$r >= $min")" = MET ] || ok=0; done
+    else
+        [ "$(verdict "$med >= $min")" = MET ] || ok=0
+    fi
+    printf '%-12s mdbx/nginx req/s %s -> %.2fx (goal >= %s%s): %s\n' "$name" "$(every_run $ratios)" \
+        "$med" "$min" "$([ "$rule" = every ] && echo ' in every run')" \
+        "$([ $ok = 1 ] && echo MET || echo MISSED)"
 }
-goal get-4k-c64 1.0
-goal get-1m-c64 0.9
-goal get-4k-c1 0.9
-printf '8 x 50 MiB uploads: %d of 8 stored, server peak RSS %.1f MiB (goal <= 32): %s\n' "$UPLOAD_OK" \
-    "$(echo "$UPLOAD_RSS / 1024" | bc -l)" "$([ "$UPLOAD_RSS" -le 32768 ] && echo MET || echo MISSED)"
+ratio_goal get-4k-c64 1.0 every
+ratio_goal get-1m-c64 0.9
+ratio_goal get-4k-c1 0.9
+m=$(median $(field get-1m-c64 mdbx 3)) n=$(median $(field get-1m-c64 nginx 3))
+printf '%-12s p99 mdbx %s ms vs nginx %s ms (goal <= nginx): %s\n' get-1m-c64 "$m" "$n" \
+    "$(verdict "$m <= $n")"
+ratios=$(ratio put-4k-c64 mdbx nosync)
+printf '%-12s durable / --sync none req/s %s -> %.2fx (goal >= 0.8): %s\n' put-4k-c64 \
+    "$(every_run $ratios)" "$(median $ratios)" "$(verdict "$(median $ratios) >= 0.8")"
+ratio_goal put-4k-c64 1.0
+# peak RSS (KiB per run): LABEL GOAL-MIB KIB...: every run must be under it
+rss_goal()
+{
+    local label=$1 max=$2 ok=1 list=""
+    shift 2
+    for k in "$@"; do
+        list="$list $(mib "$k")"
+        [ "$k" -le $((max * 1024)) ] || ok=0
+    done
+    printf '%-24s server peak RSS MiB %s (goal <= %s in every run): %s\n' "$label" \
+        "$(every_run $list | sed 's/^, //')" "$max" "$([ $ok = 1 ] && echo MET || echo MISSED)"
+}
+rss_goal "put-4k-c64" 32 $(field put-4k-c64 mdbx 5)
+rss_goal "8 x 50 MiB uploads" 32 $(for run in $(seq "$RUNS"); do echo "${UPLOAD_RSS[$run]}"; done)
+for name in get-4k-c64 get-1m-c64 put-1m-c16; do
+    rss_goal "$name" 32 $(field "$name" mdbx 5)
+done
+stored=""
+for run in $(seq "$RUNS"); do stored="$stored ${UPLOAD_OK[$run]}/8 (HTTP ${UPLOAD_CODES[$run]})"; done
+echo "8 x 50 MiB uploads stored per run:$stored"
 echo "(PUTs to mdbx are durable: fsync per object on ext4 without a journal here; nginx's DAV PUT does not fsync.)"

@@ -173,6 +173,41 @@ if command -v openssl >/dev/null; then
 else
     skip "TLS" "no openssl command"
 fi
+# --- resident memory stays bounded however big the store grows --------------------
+# LMDB reads its map of meta.lmdb through page faults, each of which maps
+# the 64 KiB around the page: without server/memory.c, putting and getting
+# 2,000 inline objects of 15 KB leaves all 30 MB of the map resident.
+start_server "$T/memstore" --sync none || { not_ok "server starts"; finish; }
+# kB of a line of the server's /proc/PID/status
+status_kb() { sed -n "s/^$1:[[:space:]]*\([0-9]*\) kB/\1/p" "/proc/$SERVER_PID/status"; }
+start_kb=$(status_kb VmRSS) start_file_kb=$(status_kb RssFile)
+# 2,000 PUTs on one connection (a curl config), each body 15,000 hex digits
+# made unique by its first six
+base=$(head -c 7500 /dev/urandom | od -An -tx1 | tr -d ' \n')
+awk -v base="$base" -v url="$URL/v1/objects" 'BEGIN { for (i = 0; i < 2000; i++)
+    printf "url = \"%s\"\nrequest = \"PUT\"\ndata-binary = \"%06d%s\"\nnext\n", url, i, substr(base, 7) }' \
+    >"$T/puts.curl"
+curl -s -K "$T/puts.curl" | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4 >"$T/mem.ids"
+while read -r id; do printf 'url = "%s/v1/objects/%s"\noutput = "/dev/null"\nnext\n' "$URL" "$id"; done \
+    <"$T/mem.ids" >"$T/gets.curl"
+curl -s -K "$T/gets.curl"
+check "2,000 objects put and got" test "$(curl -s "$URL/metrics" | \
+    sed -n 's/^minidbx_http_requests_total{route="object_get",status="200"} //p')" = 2000
+file_kb=$(status_kb RssFile)
+check "its file-backed RSS is $((file_kb / 1024)) MiB (at most $((start_file_kb / 1024 + 8)))" \
+    test $((file_kb - start_file_kb)) -le $((8 * 1024))
+check "  ... as it gives back the map's pages" \
+    grep -q '^minidbx_http_memory_trims_total [1-9]' <(curl -s "$URL/metrics")
+# The peak of all of it, unless ASan holds freed memory in its quarantine.
+if ldd "$MDBX" 2>/dev/null | grep -q libasan; then
+    skip "the node's peak RSS" "an ASan build (its quarantine keeps freed memory)"
+else
+    peak_kb=$(status_kb VmHWM)
+    check "the node's peak RSS grew by $(( (peak_kb - start_kb) / 1024 )) MiB (at most 16)" \
+        test $((peak_kb - start_kb)) -le $((16 * 1024))
+fi
+stop_server
+
 # --- a config file, and the command line over it ---------------------------------
 printf '{"max-object-size": "2K", "threads": 1, "rate-limit": 1000}' >"$T/config.json"
 head -c 3000 /dev/urandom >"$T/3k"
