@@ -97,6 +97,8 @@ int dbx_grow(void *items, size_t *capacity, size_t need, size_t item_size, size_
  *                    and the unlink of its blob (exclusive lock held)
  *   put-before-name  minidbx_writer_commit_named, after the put and before
  *                    the name is set
+ *   shard-made       a file put that has just created a shard directory,
+ *                    before it fsyncs the directory's parent
  * Disabled (the normal case) it costs one load and one branch. */
 extern const char *dbx_test_pause_point;
 void dbx_test_pause_init(void);
