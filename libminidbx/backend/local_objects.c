@@ -121,10 +121,13 @@ static int ensure_shard_dirs(local_store *s, const minidbx_id *id, const char *b
         if (created)
             DBX_TEST_PAUSE("shard-made");
         dir[len - 3] = '\0'; /* the parent, which has (or had) a new entry */
-        int rc = in_batch ? local_path_list_add(&local_batch_of(s)->dirs, dir) : local_fsync_dir(dir);
+        /* A batch fsyncs the parents of what it made at its commit; one it
+         * did not make is fsync'ed now, once per handle. */
+        bool at_commit = in_batch && created;
+        int rc = at_commit ? local_path_list_add(&local_batch_of(s)->dirs, dir) : local_fsync_dir(dir);
         if (rc < 0)
             return rc;
-        if (!in_batch) /* a batch's fsyncs come at its commit */
+        if (!at_commit)
             atomic_fetch_or(&s->shard_durable[bit / 32], mask);
     }
     return 0;
