@@ -77,6 +77,8 @@ typedef struct {
 #define M_MANY_ALL      "put 256 B, all"
 #define M_MANY_RATIO    "last window / first"
 #define M_MANY_DISK     "disk used after the puts"
+#define M_MANY_W_FIRST  "written per put, first"
+#define M_MANY_W_LAST   "written per put, last"
 #define M_LAT_SMALL     "put 4 KiB, durable"
 #define M_LAT_SMALL_NS  "put 4 KiB, sync off"
 #define M_LAT_BIG       "put 1 MiB, durable"
@@ -103,6 +105,7 @@ typedef struct {
 #define U_MIB "MiB"
 #define U_MS  "ms"
 #define U_X   "x"
+#define U_B   "B"
 
 /* ------------------------------------------------------------------------ */
 /* Results (results.c)                                                      */
@@ -162,6 +165,9 @@ int read_full(int fd, void *buf, size_t len, size_t *got);
 int fsync_dir(const char *path);
 /** Bytes allocated on disk under path (st_blocks), or -1. */
 double disk_bytes(const char *path);
+/** Bytes this process has passed to write calls so far (/proc/self/io
+ *  wchar: page writes of LMDB, WAL and checkpoint writes of SQLite), or 0. */
+double bytes_written(void);
 
 /** Peak RSS of the calling process in MiB (getrusage ru_maxrss). */
 double peak_rss_mib(void);
@@ -238,10 +244,17 @@ extern const kv_peer peer_log;
 int kv_check_item(const bench_dataset *ds, size_t i, const void *data, size_t size,
                   int full_check);
 
+/** What kv_put_all notes at the end of each commit: seconds since the
+ *  start, and bytes this process has written (wchar) since the start. */
+typedef struct {
+    double *seconds;
+    double *written;
+} batch_marks;
+
 /** Put every object of ds, batch per commit (1: each put commits alone).
- *  If batch_end_s is not NULL it gets the elapsed time at each commit. */
+ *  If marks is not NULL it gets the time and bytes written at each commit. */
 int kv_put_all(const kv_peer *p, void *st, const bench_dataset *ds, size_t batch,
-               double *batch_end_s, double *elapsed_s);
+               const batch_marks *marks, double *elapsed_s);
 int kv_get_all(const kv_peer *p, void *st, const bench_dataset *ds, const size_t *order,
                int full_check, double *elapsed_s);
 int kv_exists_all(const kv_peer *p, void *st, const bench_dataset *ds, const size_t *order,
