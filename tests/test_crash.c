@@ -361,13 +361,14 @@ static void run_rounds(bool powercut)
     free(store);
 }
 
-/* Run race_worker put SIZE SEED under the shim; with pause_file, it waits
- * at "shard-made" and is killed there. Returns what it printed. */
-static char *worker_put(const char *store, const char *shadow, const char *pause_file)
+/* Run race_worker put SIZE SEED on store under the shim, which watches
+ * the directory watched; with pause_file, it waits at "shard-made" and is
+ * killed there. Returns what it printed. */
+static char *worker_put(const char *watched, const char *store, const char *shadow, const char *pause_file)
 {
     char real[PATH_MAX], pause[PATH_MAX + 32], marker[PATH_MAX + 32];
     int p[2];
-    ck_assert_ptr_nonnull(realpath(store, real));
+    ck_assert_ptr_nonnull(realpath(watched, real));
     ck_assert_int_eq(pipe(p), 0);
     snprintf(pause, sizeof pause, "shard-made:%s", pause_file ? pause_file : "");
     fflush(NULL);
@@ -405,6 +406,44 @@ static char *worker_put(const char *store, const char *shadow, const char *pause
     return out.text;
 }
 
+/* worker_put without a pause, which must succeed: the id it was given. */
+static minidbx_id worker_put_id(const char *watched, const char *store, const char *shadow)
+{
+    char *printed = worker_put(watched, store, shadow, NULL);
+    char *line = strstr(printed, "id ");
+    ck_assert_msg(line && strstr(printed, "rc 0"), "put: %s", printed);
+    minidbx_id id;
+    line[3 + 64] = '\0';
+    ck_assert_ok(minidbx_id_parse(&id, line + 3));
+    free(printed);
+    return id;
+}
+
+/* A store made by the put that stores its first object: the directory's
+ * entry in its parent (and the parents made with it) must be durable when
+ * the put returns. The shim watches the parent. */
+START_TEST(new_store_survives)
+{
+    char *parent = tmpdir_make("powercut-new");
+    char shadow[PATH_MAX], store[PATH_MAX + 16];
+    struct stat st;
+    snprintf(shadow, sizeof shadow, "%s.shadow", parent);
+    snprintf(store, sizeof store, "%s/a/store", parent);
+    ck_assert_int_eq(mkdir(shadow, 0755), 0);
+    ck_assert_int_eq(stat(parent, &st), 0);
+    shadow_baseline(parent, shadow);
+    minidbx_id id = worker_put_id(parent, store, shadow);
+    parent = power_cut(parent, shadow, (unsigned long long)st.st_ino, 0);
+    rm_rf(shadow);
+    snprintf(store, sizeof store, "%s/a/store", parent);
+    minidbx *db = store_open(store, MINIDBX_OPEN_NO_CREATE);
+    expect_object_intact(db, &id, 4242);
+    minidbx_close(db);
+    rm_rf(parent);
+    free(parent);
+}
+END_TEST
+
 /* A put that created blobs/ab and blobs/ab/cd dies before it fsyncs their
  * parents; the next put of an object there finds them and must still not
  * rely on their entries being durable: after a power cut it must be
@@ -420,14 +459,8 @@ START_TEST(shard_dir_of_a_dead_writer)
     ck_assert_int_eq(mkdir(shadow, 0755), 0);
     ck_assert_int_eq(stat(store, &st), 0);
     shadow_baseline(store, shadow);
-    free(worker_put(store, shadow, pause));
-    char *printed = worker_put(store, shadow, NULL);
-    char *line = strstr(printed, "id ");
-    ck_assert_msg(line && strstr(printed, "rc 0"), "second put: %s", printed);
-    minidbx_id id;
-    line[3 + 64] = '\0';
-    ck_assert_ok(minidbx_id_parse(&id, line + 3));
-    free(printed);
+    free(worker_put(store, store, shadow, pause));
+    minidbx_id id = worker_put_id(store, store, shadow);
     store = power_cut(store, shadow, (unsigned long long)st.st_ino, 0);
     rm_rf(shadow);
     minidbx *db = store_open(store, 0);
@@ -471,8 +504,10 @@ int main(int argc, char **argv)
     /* 5000 rounds of a torture run take far longer than the normal 200 */
     tcase_set_timeout(tc, iterations > 1000 ? 7200 : TEST_TIMEOUT_LONG_S);
     tcase_add_test(tc, powercut_shim ? cut_power_repeatedly : kill_writer_repeatedly);
-    if (powercut_shim && race_worker)
+    if (powercut_shim && race_worker) {
         tcase_add_test(tc, shard_dir_of_a_dead_writer);
+        tcase_add_test(tc, new_store_survives);
+    }
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
