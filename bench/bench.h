@@ -98,6 +98,7 @@ typedef struct {
 #define P_LIMIT_FSYNC   "limit: fsync loop"
 #define P_LIMIT_LOG     "limit: log+fdatasync"
 #define P_LIMIT_FLUSH   "limit: 1 flush"
+#define P_SKETCH_LOG    "sketch: log + LMDB"
 #define P_DATA          "(data: key + bytes)"
 
 #define U_OPS "ops/s"
@@ -237,6 +238,8 @@ extern const kv_peer peer_files;
 extern const kv_peer peer_fsync_loop;
 extern const kv_peer peer_git;
 extern const kv_peer peer_log;
+extern const kv_peer peer_logindex_durable;
+extern const kv_peer peer_logindex_many;
 
 /** 0 if object i came back right. full_check compares every byte; else
  *  size, the first and the last 8 bytes (random content: a wrong object

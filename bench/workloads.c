@@ -30,11 +30,11 @@ static const kv_peer *const durable_peers[] = {
 #ifdef BENCH_HAVE_SQLITE
     &peer_sqlite_without_rowid, &peer_sqlite_rowid,
 #endif
-    &peer_files, &peer_fsync_loop, &peer_log,
+    &peer_files, &peer_fsync_loop, &peer_log, &peer_logindex_durable,
 };
 
 static const kv_peer *const many_peers[] = {
-    &peer_minidbx, &peer_lmdb,
+    &peer_minidbx, &peer_lmdb, &peer_logindex_many,
 #ifdef BENCH_HAVE_SQLITE
     &peer_sqlite_without_rowid, &peer_sqlite_rowid,
 #endif
