@@ -68,6 +68,7 @@ typedef struct {
 #define M_SMALL_EXISTS  "exists, random order"
 #define M_SMALL_MISSING "missing, 1,000 ids/call"
 #define M_DURABLE_PUT   "put 4 KiB, 1 per commit"
+#define M_DURABLE_W     "written per put"
 #define M_BIG_PUT       "put big, 1 MiB chunks"
 #define M_BIG_GET       "get big, 1 MiB chunks"
 #define M_BIG_RSS_PUT   "peak RSS of put (child)"

@@ -157,12 +157,14 @@ static int durable_peer(bench_ctx *c, const kv_peer *p, const bench_dataset *ds,
                         const size_t *order, void *arg)
 {
     char dir[PATH_MAX];
-    double t;
+    double t, written = bytes_written();
 
     (void)arg;
     if (store_dir(c, WL_DURABLE, p, dir) != 0 ||
         put_pass(p, dir, KV_DURABLE, ds, 1, NULL, &t) != 0 ||
-        results_record(c->res, WL_DURABLE, M_DURABLE_PUT, p->name, U_OPS, rate(ds->count, t)) != 0)
+        results_record(c->res, WL_DURABLE, M_DURABLE_PUT, p->name, U_OPS, rate(ds->count, t)) != 0 ||
+        results_record(c->res, WL_DURABLE, M_DURABLE_W, p->name, U_B,
+                       (bytes_written() - written) / (double)ds->count) != 0)
         return -1;
     return check_pass(p, dir, KV_DURABLE, ds, order);
 }
