@@ -68,6 +68,7 @@ typedef struct {
 #define M_SMALL_EXISTS  "exists, random order"
 #define M_SMALL_MISSING "missing, 1,000 ids/call"
 #define M_DURABLE_PUT   "put 4 KiB, 1 per commit"
+#define M_DURABLE_W     "written per put"
 #define M_BIG_PUT       "put big, 1 MiB chunks"
 #define M_BIG_GET       "get big, 1 MiB chunks"
 #define M_BIG_RSS_PUT   "peak RSS of put (child)"
@@ -77,6 +78,8 @@ typedef struct {
 #define M_MANY_ALL      "put 256 B, all"
 #define M_MANY_RATIO    "last window / first"
 #define M_MANY_DISK     "disk used after the puts"
+#define M_MANY_W_FIRST  "written per put, first"
+#define M_MANY_W_LAST   "written per put, last"
 #define M_LAT_SMALL     "put 4 KiB, durable"
 #define M_LAT_SMALL_NS  "put 4 KiB, sync off"
 #define M_LAT_BIG       "put 1 MiB, durable"
@@ -96,6 +99,7 @@ typedef struct {
 #define P_LIMIT_FSYNC   "limit: fsync loop"
 #define P_LIMIT_LOG     "limit: log+fdatasync"
 #define P_LIMIT_FLUSH   "limit: 1 flush"
+#define P_SKETCH_LOG    "sketch: log + LMDB"
 #define P_DATA          "(data: key + bytes)"
 
 #define U_OPS "ops/s"
@@ -103,6 +107,7 @@ typedef struct {
 #define U_MIB "MiB"
 #define U_MS  "ms"
 #define U_X   "x"
+#define U_B   "B"
 
 /* ------------------------------------------------------------------------ */
 /* Results (results.c)                                                      */
@@ -162,6 +167,9 @@ int read_full(int fd, void *buf, size_t len, size_t *got);
 int fsync_dir(const char *path);
 /** Bytes allocated on disk under path (st_blocks), or -1. */
 double disk_bytes(const char *path);
+/** Bytes this process has passed to write calls so far (/proc/self/io
+ *  wchar: page writes of LMDB, WAL and checkpoint writes of SQLite), or 0. */
+double bytes_written(void);
 
 /** Peak RSS of the calling process in MiB (getrusage ru_maxrss). */
 double peak_rss_mib(void);
@@ -231,6 +239,8 @@ extern const kv_peer peer_files;
 extern const kv_peer peer_fsync_loop;
 extern const kv_peer peer_git;
 extern const kv_peer peer_log;
+extern const kv_peer peer_logindex_durable;
+extern const kv_peer peer_logindex_many;
 
 /** 0 if object i came back right. full_check compares every byte; else
  *  size, the first and the last 8 bytes (random content: a wrong object
@@ -238,10 +248,17 @@ extern const kv_peer peer_log;
 int kv_check_item(const bench_dataset *ds, size_t i, const void *data, size_t size,
                   int full_check);
 
+/** What kv_put_all notes at the end of each commit: seconds since the
+ *  start, and bytes this process has written (wchar) since the start. */
+typedef struct {
+    double *seconds;
+    double *written;
+} batch_marks;
+
 /** Put every object of ds, batch per commit (1: each put commits alone).
- *  If batch_end_s is not NULL it gets the elapsed time at each commit. */
+ *  If marks is not NULL it gets the time and bytes written at each commit. */
 int kv_put_all(const kv_peer *p, void *st, const bench_dataset *ds, size_t batch,
-               double *batch_end_s, double *elapsed_s);
+               const batch_marks *marks, double *elapsed_s);
 int kv_get_all(const kv_peer *p, void *st, const bench_dataset *ds, const size_t *order,
                int full_check, double *elapsed_s);
 int kv_exists_all(const kv_peer *p, void *st, const bench_dataset *ds, const size_t *order,

@@ -36,9 +36,9 @@ static int put_one_batch(const kv_peer *p, void *st, const bench_dataset *ds,
 }
 
 int kv_put_all(const kv_peer *p, void *st, const bench_dataset *ds, size_t batch,
-               double *batch_end_s, double *elapsed_s)
+               const batch_marks *marks, double *elapsed_s)
 {
-    double start;
+    double start, written = marks ? bytes_written() : 0.0;
     size_t done = 0, b = 0;
 
     if (p->prepare && p->prepare(st, ds) != 0)
@@ -54,8 +54,10 @@ int kv_put_all(const kv_peer *p, void *st, const bench_dataset *ds, size_t batch
         if (put_one_batch(p, st, ds, done, n, batch > 1) != 0)
             return -1;
         done += n;
-        if (batch_end_s)
-            batch_end_s[b++] = now_s() - start;
+        if (marks) {
+            marks->seconds[b] = now_s() - start;
+            marks->written[b++] = bytes_written() - written;
+        }
     }
     *elapsed_s = now_s() - start;
     return 0;

@@ -30,11 +30,11 @@ static const kv_peer *const durable_peers[] = {
 #ifdef BENCH_HAVE_SQLITE
     &peer_sqlite_without_rowid, &peer_sqlite_rowid,
 #endif
-    &peer_files, &peer_fsync_loop, &peer_log,
+    &peer_files, &peer_fsync_loop, &peer_log, &peer_logindex_durable,
 };
 
 static const kv_peer *const many_peers[] = {
-    &peer_minidbx, &peer_lmdb,
+    &peer_minidbx, &peer_lmdb, &peer_logindex_many,
 #ifdef BENCH_HAVE_SQLITE
     &peer_sqlite_without_rowid, &peer_sqlite_rowid,
 #endif
@@ -63,14 +63,14 @@ static double rate(size_t count, double seconds)
 
 /* Open, put everything (timed), close. */
 static int put_pass(const kv_peer *p, const char *dir, unsigned flags, const bench_dataset *ds,
-                    size_t batch, double *batch_end_s, double *elapsed_s)
+                    size_t batch, const batch_marks *marks, double *elapsed_s)
 {
     void *st = NULL;
     int rc;
 
     if (p->open(&st, dir, p->variant, flags) != 0)
         return fail(p->name, "cannot open a new store in %s", dir);
-    rc = kv_put_all(p, st, ds, batch, batch_end_s, elapsed_s);
+    rc = kv_put_all(p, st, ds, batch, marks, elapsed_s);
     if (p->close(st) != 0)
         rc = -1;
     return rc;
@@ -157,19 +157,27 @@ static int durable_peer(bench_ctx *c, const kv_peer *p, const bench_dataset *ds,
                         const size_t *order, void *arg)
 {
     char dir[PATH_MAX];
-    double t;
+    double t, written = bytes_written();
 
     (void)arg;
     if (store_dir(c, WL_DURABLE, p, dir) != 0 ||
         put_pass(p, dir, KV_DURABLE, ds, 1, NULL, &t) != 0 ||
-        results_record(c->res, WL_DURABLE, M_DURABLE_PUT, p->name, U_OPS, rate(ds->count, t)) != 0)
+        results_record(c->res, WL_DURABLE, M_DURABLE_PUT, p->name, U_OPS, rate(ds->count, t)) != 0 ||
+        results_record(c->res, WL_DURABLE, M_DURABLE_W, p->name, U_B,
+                       (bytes_written() - written) / (double)ds->count) != 0)
         return -1;
     return check_pass(p, dir, KV_DURABLE, ds, order);
 }
 
+/* What a mark grew by over the last window of per batches. */
+static double last_window(const double *mark, size_t batches, size_t per)
+{
+    return mark[batches - 1] - (per < batches ? mark[batches - 1 - per] : 0.0);
+}
+
 /* puts/s over the first and the last window, from the time at the end of
- * each batch. */
-static int record_windows(bench_ctx *c, const kv_peer *p, const double *batch_end_s,
+ * each batch, and the bytes written per put in each. */
+static int record_windows(bench_ctx *c, const kv_peer *p, const batch_marks *marks,
                           size_t batches, double total_s)
 {
     size_t window = c->sz.many_window, per = window / c->sz.batch;
@@ -177,14 +185,18 @@ static int record_windows(bench_ctx *c, const kv_peer *p, const double *batch_en
 
     if (per == 0 || per > batches)
         return fail(WL_MANY, "window of %zu puts does not fit the run", window);
-    first = batch_end_s[per - 1];
-    last = batch_end_s[batches - 1] - (per < batches ? batch_end_s[batches - 1 - per] : 0.0);
+    first = marks->seconds[per - 1];
+    last = last_window(marks->seconds, batches, per);
     if (results_record(c->res, WL_MANY, M_MANY_FIRST, p->name, U_OPS, rate(window, first)) != 0 ||
         results_record(c->res, WL_MANY, M_MANY_LAST, p->name, U_OPS, rate(window, last)) != 0 ||
         results_record(c->res, WL_MANY, M_MANY_RATIO, p->name, U_X,
                        rate(window, last) / rate(window, first)) != 0 ||
         results_record(c->res, WL_MANY, M_MANY_ALL, p->name, U_OPS,
-                       rate(c->sz.many_count, total_s)) != 0)
+                       rate(c->sz.many_count, total_s)) != 0 ||
+        results_record(c->res, WL_MANY, M_MANY_W_FIRST, p->name, U_B,
+                       marks->written[per - 1] / (double)window) != 0 ||
+        results_record(c->res, WL_MANY, M_MANY_W_LAST, p->name, U_B,
+                       last_window(marks->written, batches, per) / (double)window) != 0)
         return -1;
     return 0;
 }
@@ -208,13 +220,13 @@ static int many_peer(bench_ctx *c, const kv_peer *p, const bench_dataset *ds,
                      const size_t *order, void *arg)
 {
     size_t batches = (ds->count + c->sz.batch - 1) / c->sz.batch;
-    double *batch_end_s = arg;
+    const batch_marks *marks = arg;
     char dir[PATH_MAX];
     double t;
 
     if (store_dir(c, WL_MANY, p, dir) != 0 ||
-        put_pass(p, dir, 0, ds, c->sz.batch, batch_end_s, &t) != 0 ||
-        record_windows(c, p, batch_end_s, batches, t) != 0 || record_disk(c, p, dir, ds) != 0)
+        put_pass(p, dir, 0, ds, c->sz.batch, marks, &t) != 0 ||
+        record_windows(c, p, marks, batches, t) != 0 || record_disk(c, p, dir, ds) != 0)
         return -1;
     return check_pass(p, dir, 0, ds, order);
 }
@@ -264,13 +276,16 @@ int workload_durable(bench_ctx *c)
 int workload_many(bench_ctx *c)
 {
     size_t batches = (c->sz.many_count + c->sz.batch - 1) / c->sz.batch;
-    double *batch_end_s = calloc(batches ? batches : 1, sizeof(*batch_end_s));
-    int rc;
+    batch_marks marks = { calloc(batches ? batches : 1, sizeof(double)),
+                          calloc(batches ? batches : 1, sizeof(double)) };
+    int rc = -1;
 
-    if (!batch_end_s)
-        return fail(WL_MANY, "out of memory");
-    rc = run_peers(c, WL_MANY, many_peers, COUNT_OF(many_peers), c->sz.many_count,
-                   c->sz.many_bytes, SEED_MANY, many_peer, batch_end_s);
-    free(batch_end_s);
+    if (!marks.seconds || !marks.written)
+        fail(WL_MANY, "out of memory");
+    else
+        rc = run_peers(c, WL_MANY, many_peers, COUNT_OF(many_peers), c->sz.many_count,
+                       c->sz.many_bytes, SEED_MANY, many_peer, &marks);
+    free(marks.seconds);
+    free(marks.written);
     return rc;
 }

@@ -132,7 +132,14 @@ typedef enum {
      *  local store, puts that threads of one process make at the same
      *  time share one metadata commit and its flushes (group commit): a
      *  put that arrives while a commit is being flushed joins the next
-     *  one, and each returns once the commit holding it is durable. */
+     *  one, and each returns once the commit holding it is durable.
+     *  This holds across a power cut, not only a crash of the process:
+     *  what a put relies on (the blob file, its directory entry, the shard
+     *  directories and, for a new store, the store's own entry) is flushed
+     *  before it returns (tests/fault: the 'powercut' test). The cost, on
+     *  the local store: LMDB flushes twice per commit (its pages, then its
+     *  meta page), a file object adds its file and its directory; SQLite's
+     *  WAL needs one flush per commit (bench/README.md, issue 12). */
     MINIDBX_SYNC_FULL = 0,
     /** Nothing is fsync'ed. A crash of the process loses nothing that was
      *  acknowledged; a crash of the machine may lose the last puts (never

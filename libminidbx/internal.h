@@ -99,6 +99,10 @@ int dbx_grow(void *items, size_t *capacity, size_t need, size_t item_size, size_
  *                    the name is set
  *   s3-verify-hashed s3:// verify REPAIR, after its second read found an
  *                    object's bytes wrong, before it removes the object
+ *   s3-repair-names-removed  s3:// verify REPAIR, after it removed a bad
+ *                    object's names, before the object's DELETE
+ *   shard-made       a file put that has just created a shard directory,
+ *                    before it fsyncs the directory's parent
  * Disabled (the normal case) it costs one load and one branch. */
 extern const char *dbx_test_pause_point;
 void dbx_test_pause_init(void);

@@ -13,9 +13,17 @@
  * directory entries at the directory's fsync); after the kill the store is
  * rebuilt from that alone, into a new directory, and every id acknowledged
  * in any round must be there and intact. The next round writes into the
- * rebuilt store, as after a reboot.
+ * rebuilt store, as after a reboot. Only every POWERCUT_EVERY-th kill cuts
+ * the power: after the others the next writer goes on with what the dead
+ * one left in the page cache (flushed or not), as after a process crash,
+ * so that a change one process left unflushed and the next relied on is
+ * lost at the next cut.
  *
- * usage: test_crash CRASH_WRITER ITERATIONS [POWERCUT_SHIM] */
+ * With RACE_WORKER too, one more power-cut case: a process that made a
+ * shard directory dies before it fsyncs the parent, and another puts into
+ * that directory (see shard_dir_of_a_dead_writer).
+ *
+ * usage: test_crash CRASH_WRITER ITERATIONS [POWERCUT_SHIM [RACE_WORKER]] */
 #include "util.h"
 
 #include <dirent.h>
@@ -33,6 +41,8 @@
 static const char *writer_path;
 static long iterations = 200;
 static const char *powercut_shim; /* NULL: kills only */
+static const char *race_worker;
+#define POWERCUT_EVERY 3
 
 typedef struct {
     minidbx_id *ids;
@@ -295,25 +305,31 @@ static void run_rounds(bool powercut)
     long verify_every = iterations > 1000 ? 10 : 1;
     double start = now_ms();
 
+    unsigned long long root_ino = 0;
+    bool have_shadow = false;
     for (long round = 0; round < iterations; round++) {
         uint64_t seed = base_seed + (uint64_t)round;
         writer_output out = {0};
-        unsigned long long root_ino = 0;
-        if (powercut) {
+        bool cut = powercut && (round % POWERCUT_EVERY == POWERCUT_EVERY - 1 || round == iterations - 1);
+        if (powercut && !have_shadow) {
             struct stat st;
             snprintf(shadow, sizeof shadow, "%s.shadow", store);
             ck_assert_int_eq(mkdir(shadow, 0755), 0);
             ck_assert_int_eq(stat(store, &st), 0);
             root_ino = (unsigned long long)st.st_ino;
             shadow_baseline(store, shadow);
+            have_shadow = true;
         }
         run_and_kill(store, powercut ? shadow : NULL, &rng, seed, &out);
         size_t first_new = powercut ? 0 : acked.count; /* a power cut may lose any round's */
         parse_acked(&out, &acked);
         free(out.text);
-        if (powercut) {
+        if (powercut && !cut)
+            continue; /* a kill alone: the page cache stays, and so does the shim's record */
+        if (cut) {
             store = power_cut(store, shadow, root_ino, round);
             rm_rf(shadow);
+            have_shadow = false;
         }
         store_path(store, "tmp", tmp);
 
@@ -345,6 +361,116 @@ static void run_rounds(bool powercut)
     free(store);
 }
 
+/* Run race_worker put SIZE SEED on store under the shim, which watches
+ * the directory watched; with pause_file, it waits at "shard-made" and is
+ * killed there. Returns what it printed. */
+static char *worker_put(const char *watched, const char *store, const char *shadow, const char *pause_file)
+{
+    char real[PATH_MAX], pause[PATH_MAX + 32], marker[PATH_MAX + 32];
+    int p[2];
+    ck_assert_ptr_nonnull(realpath(watched, real));
+    ck_assert_int_eq(pipe(p), 0);
+    snprintf(pause, sizeof pause, "shard-made:%s", pause_file ? pause_file : "");
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (setenv("LD_PRELOAD", powercut_shim, 1) != 0 || setenv("MINIDBX_POWERCUT_STORE", real, 1) != 0 ||
+            setenv("MINIDBX_POWERCUT_SHADOW", shadow, 1) != 0 ||
+            (pause_file && setenv("MINIDBX_TEST_PAUSE", pause, 1) != 0))
+            _exit(126);
+        dup2(p[1], STDOUT_FILENO);
+        close(p[0]);
+        close(p[1]);
+        execl(race_worker, race_worker, store, "put", "70000", "4242", (char *)NULL);
+        _exit(127);
+    }
+    close(p[1]);
+    writer_output out = {0};
+    if (pause_file) {
+        snprintf(marker, sizeof marker, "%s.shard-made", pause_file);
+        double deadline = now_ms() + 10000;
+        while (access(marker, F_OK) != 0 && now_ms() < deadline)
+            usleep(1000);
+        ck_assert_msg(access(marker, F_OK) == 0, "the put never made a shard directory");
+        kill(pid, SIGKILL);
+    }
+    while (read_some(p[0], &out, 1000))
+        ;
+    close(p[0]);
+    int status;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert(pause_file ? WIFSIGNALED(status) : WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    out.text = realloc(out.text, out.len + 1);
+    out.text[out.len] = '\0';
+    return out.text;
+}
+
+/* worker_put without a pause, which must succeed: the id it was given. */
+static minidbx_id worker_put_id(const char *watched, const char *store, const char *shadow)
+{
+    char *printed = worker_put(watched, store, shadow, NULL);
+    char *line = strstr(printed, "id ");
+    ck_assert_msg(line && strstr(printed, "rc 0"), "put: %s", printed);
+    minidbx_id id;
+    line[3 + 64] = '\0';
+    ck_assert_ok(minidbx_id_parse(&id, line + 3));
+    free(printed);
+    return id;
+}
+
+/* A store made by the put that stores its first object: the directory's
+ * entry in its parent (and the parents made with it) must be durable when
+ * the put returns. The shim watches the parent. */
+START_TEST(new_store_survives)
+{
+    char *parent = tmpdir_make("powercut-new");
+    char shadow[PATH_MAX], store[PATH_MAX + 16];
+    struct stat st;
+    snprintf(shadow, sizeof shadow, "%s.shadow", parent);
+    snprintf(store, sizeof store, "%s/a/store", parent);
+    ck_assert_int_eq(mkdir(shadow, 0755), 0);
+    ck_assert_int_eq(stat(parent, &st), 0);
+    shadow_baseline(parent, shadow);
+    minidbx_id id = worker_put_id(parent, store, shadow);
+    parent = power_cut(parent, shadow, (unsigned long long)st.st_ino, 0);
+    rm_rf(shadow);
+    snprintf(store, sizeof store, "%s/a/store", parent);
+    minidbx *db = store_open(store, MINIDBX_OPEN_NO_CREATE);
+    expect_object_intact(db, &id, 4242);
+    minidbx_close(db);
+    rm_rf(parent);
+    free(parent);
+}
+END_TEST
+
+/* A put that created blobs/ab and blobs/ab/cd dies before it fsyncs their
+ * parents; the next put of an object there finds them and must still not
+ * rely on their entries being durable: after a power cut it must be
+ * there. */
+START_TEST(shard_dir_of_a_dead_writer)
+{
+    char *store = tmpdir_make("powercut-shard");
+    char shadow[PATH_MAX], pause[PATH_MAX];
+    struct stat st;
+    minidbx_close(store_open(store, 0));
+    snprintf(shadow, sizeof shadow, "%s.shadow", store);
+    snprintf(pause, sizeof pause, "%s.pause", store);
+    ck_assert_int_eq(mkdir(shadow, 0755), 0);
+    ck_assert_int_eq(stat(store, &st), 0);
+    shadow_baseline(store, shadow);
+    free(worker_put(store, store, shadow, pause));
+    minidbx_id id = worker_put_id(store, store, shadow);
+    store = power_cut(store, shadow, (unsigned long long)st.st_ino, 0);
+    rm_rf(shadow);
+    minidbx *db = store_open(store, 0);
+    expect_object_intact(db, &id, 4242);
+    minidbx_close(db);
+    rm_rf(store);
+    free(store);
+}
+END_TEST
+
 START_TEST(kill_writer_repeatedly)
 {
     run_rounds(false);
@@ -368,6 +494,8 @@ int main(int argc, char **argv)
         iterations = strtol(argv[2], NULL, 10);
     if (argc > 3)
         powercut_shim = argv[3];
+    if (argc > 4)
+        race_worker = argv[4];
     if (iterations < 1)
         iterations = 1;
     signal(SIGPIPE, SIG_IGN);
@@ -376,6 +504,10 @@ int main(int argc, char **argv)
     /* 5000 rounds of a torture run take far longer than the normal 200 */
     tcase_set_timeout(tc, iterations > 1000 ? 7200 : TEST_TIMEOUT_LONG_S);
     tcase_add_test(tc, powercut_shim ? cut_power_repeatedly : kill_writer_repeatedly);
+    if (powercut_shim && race_worker) {
+        tcase_add_test(tc, shard_dir_of_a_dead_writer);
+        tcase_add_test(tc, new_store_survives);
+    }
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

@@ -28,6 +28,7 @@
 
 #include <lmdb.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sys/stat.h>
 
 #define RECORD_VERSION 1
@@ -82,6 +83,11 @@ typedef struct local_store {
     pthread_cond_t group_done;
     struct group_write *group_head, *group_tail;
     bool group_leader;
+
+    /* Shard directories whose entry in their parent this handle has
+     * fsync'ed (local_objects.c, ensure_shard_dirs), one bit each: blobs/ab
+     * at ab, blobs/ab/cd at 256 + ab * 256 + cd. */
+    atomic_uint shard_durable[(256 + 65536) / 32];
 } local_store;
 
 /* A batch (local_batch.c): one LMDB write transaction that the thread's

@@ -96,26 +96,39 @@ static int put_inline(local_store *s, const minidbx_id *id, const void *data, si
     return local_write_grouped(s, inline_put_op, &p);
 }
 
-/* Make STORE/blobs/ab/cd exist. New directory entries are made durable
- * (or queued for the batch) before any blob is committed under them. */
-static int ensure_shard_dirs(local_store *s, const char *blob_path, bool in_batch)
+/* Make STORE/blobs/ab/cd exist, and its entries (ab in blobs, cd in ab)
+ * durable (or queued for the batch's fsyncs) before any blob is committed
+ * under it. Not only when this call made the directory: whoever did may
+ * have died (or still be about to fsync) before the entry was durable,
+ * and a power cut would then take the blob with it. So each handle fsyncs
+ * the parent the first time it uses a shard directory, and remembers. */
+static int ensure_shard_dirs(local_store *s, const minidbx_id *id, const char *blob_path, bool in_batch)
 {
     char dir[PATH_MAX];
     size_t root_len = strlen(s->root) + strlen("/blobs");
     for (int level = 0; level < 2; level++) {
         size_t len = root_len + 3 * (size_t)(level + 1); /* "/ab", "/ab/cd" */
+        unsigned bit = level == 0 ? id->bytes[0] : 256u + id->bytes[0] * 256u + id->bytes[1];
+        unsigned mask = 1u << (bit % 32);
         memcpy(dir, blob_path, len);
         dir[len] = '\0';
         bool created;
         int err = dbx_mkdir(dir, &created);
         if (err < 0)
             return local_io_error(s, -err, "mkdir %s", dir);
-        if (!created || !s->sync)
+        if (!s->sync || (!created && (atomic_load(&s->shard_durable[bit / 32]) & mask)))
             continue;
-        dir[len - 3] = '\0'; /* the parent now has a new entry */
-        int rc = in_batch ? local_path_list_add(&local_batch_of(s)->dirs, dir) : local_fsync_dir(dir);
+        if (created)
+            DBX_TEST_PAUSE("shard-made");
+        dir[len - 3] = '\0'; /* the parent, which has (or had) a new entry */
+        /* A batch fsyncs the parents of what it made at its commit; one it
+         * did not make is fsync'ed now, once per handle. */
+        bool at_commit = in_batch && created;
+        int rc = at_commit ? local_path_list_add(&local_batch_of(s)->dirs, dir) : local_fsync_dir(dir);
         if (rc < 0)
             return rc;
+        if (!at_commit)
+            atomic_fetch_or(&s->shard_durable[bit / 32], mask);
     }
     return 0;
 }
@@ -179,7 +192,7 @@ static int file_put_op(local_store *s, MDB_txn *txn, void *ctx)
      * damaged blob is made durable first, like a put outside a batch. */
     if (damaged && p->in_batch && s->sync && (rc = local_fsync_path(p->temp_path)) < 0)
         return rc;
-    if ((rc = ensure_shard_dirs(s, blob, p->in_batch)) < 0)
+    if ((rc = ensure_shard_dirs(s, p->id, blob, p->in_batch)) < 0)
         return rc;
     if (rename(p->temp_path, blob) < 0)
         return local_io_error(s, errno, "put %s: rename into %s", local_short_id(p->id, sid), blob);

@@ -220,6 +220,42 @@ static int init_metadata(local_store *s, size_t want_threshold)
     return rc ? dbx_error_lmdb(rc, "%s: initialising", s->root) : 0;
 }
 
+/* How many trailing levels of path do not exist yet (0: it does). */
+static int missing_levels(const char *path)
+{
+    char dir[PATH_MAX];
+    struct stat st;
+    int n = 0;
+    snprintf(dir, sizeof dir, "%s", path);
+    while (stat(dir, &st) < 0 && errno == ENOENT) {
+        n++;
+        char *slash = strrchr(dir, '/');
+        if (!slash || slash == dir)
+            break;
+        *slash = '\0';
+    }
+    return n;
+}
+
+/* A store made at root along with levels directories (root and up): fsync
+ * the parent of each, so that a power cut cannot take the new store, and
+ * the puts acknowledged in it, away. */
+static int fsync_new_parents(const char *root, int levels)
+{
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof dir, "%s", root);
+    for (int i = 0; i < levels; i++) {
+        char *slash = strrchr(dir, '/');
+        if (!slash)
+            break;
+        slash[slash == dir] = '\0'; /* "/a" -> "/", "/a/b" -> "/a" */
+        int rc = local_fsync_dir(dir);
+        if (rc < 0 || slash == dir)
+            return rc;
+    }
+    return 0;
+}
+
 static int make_dirs(local_store *s)
 {
     char path[PATH_MAX];
@@ -270,6 +306,7 @@ int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_option
         return minidbx_error_set(MINIDBX_ENOTFOUND, "%s: no store here (create it first)", path);
     if (kind == 0 && readonly)
         return minidbx_error_set(MINIDBX_ENOTFOUND, "%s: no store here, and read-only cannot create one", path);
+    int new_levels = kind == 0 ? missing_levels(path) : 0;
     if (kind == 0) {
         int err = dbx_mkdir_p(path);
         if (err < 0)
@@ -300,6 +337,8 @@ int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_option
     if ((rc = open_env(s, kind == 0)) < 0 || (rc = init_metadata(s, threshold)) < 0)
         goto fail;
     if (!readonly && ((rc = make_dirs(s)) < 0 || (rc = local_sweep_tmp(s, true, NULL, NULL, NULL)) < 0))
+        goto fail;
+    if (s->sync && new_levels > 0 && (rc = fsync_new_parents(s->root, new_levels)) < 0)
         goto fail;
     *out = &s->base;
     return 0;
