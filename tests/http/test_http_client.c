@@ -464,12 +464,12 @@ START_TEST(gc_over_http)
     minidbx_id named = store_put_random(db, &rng, 500);
     minidbx_id loose = store_put_random(db, &rng, 70000);
     ck_assert_ok(minidbx_name_set(db, "keep", &named));
-    ck_assert_ok(minidbx_gc(db, &report));
+    ck_assert_ok(test_gc_now(db, &report));
     ck_assert_uint_eq(report.objects_removed, 1);
     ck_assert_uint_eq(report.bytes_removed, 70000);
     ck_assert_int_eq(minidbx_exists(db, &named), 1);
     ck_assert_int_eq(minidbx_exists(db, &loose), 0);
-    ck_assert_ok(minidbx_gc(db, NULL));
+    ck_assert_ok(test_gc_now(db, NULL));
     minidbx_close(db);
 }
 END_TEST
