@@ -273,6 +273,7 @@ static enum MHD_Result serve_info(struct serve_request *req)
         dbx_json_add_u64(json, "inline_threshold", info.inline_threshold);
         cJSON_AddStringToObject(json, "backend", info.backend);
         dbx_json_add_nodes(json, req->srv->db); /* a gateway: each node's state */
+        cJSON_AddBoolToObject(json, "gc_grace", true); /* POST /v1/gc takes older_than, dry_run */
     }
     return serve_reply_json(req, MHD_HTTP_OK, json);
 }

@@ -781,10 +781,28 @@ static int removed_item(json_object *obj, const minidbx_gc_options *opts)
     return rc;
 }
 
+/* Does the node take gc's grace period and dry run ("gc_grace" in
+ * /v1/info)? A node from before them ignores both, and its gc removes
+ * every unnamed object: 1, 0 or an error. */
+static int node_has_gc_grace(struct http_backend *hb)
+{
+    dbx_remote_call call;
+    json_object *reply = NULL;
+    int rc;
+
+    dbx_remote_call_init(&call, "GET");
+    if ((rc = call_url(hb, &call, "/v1/info", NULL)) == 0 && (reply = http_expect_json(hb, &call, &rc)) != NULL)
+        rc = json_true(reply, "gc_grace");
+    json_object_put(reply);
+    free(call.buf);
+    return rc;
+}
+
 /* POST /v1/gc?older_than=SECONDS&dry_run=1: the grace goes in whole
- * seconds, rounded up (a node keeps a little more, never less). The node
- * echoes both; a node that does not (older than the grace period) has
- * ignored them, which is said. */
+ * seconds, rounded up (a node keeps a little more, never less). A node
+ * that does not say it takes them is asked only for what it would do
+ * anyway (older than 0, no dry run); the node echoes both, and a reply
+ * that does not is an error that says what happened. */
 static int http_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report)
 {
     struct http_backend *hb = http_of(be);
@@ -797,6 +815,12 @@ static int http_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minid
 
     snprintf(seconds, sizeof seconds, "%lld", (long long)(opts->older_than_ns / 1000000000 +
                                                           (opts->older_than_ns % 1000000000 != 0)));
+    if ((opts->older_than_ns || dry) && (rc = node_has_gc_grace(hb)) <= 0)
+        return rc < 0 ? rc
+                      : minidbx_error_set(MINIDBX_EUNSUPPORTED,
+                                          "gc: the node at %s is older than gc's grace period and dry "
+                                          "run (its gc removes every unnamed object): nothing done",
+                                          hb->remote.url);
     call_init_admin(&call);
     if ((rc = call_url(hb, &call, "/v1/gc", NULL)) == 0 &&
         (rc = dbx_remote_call_query(&call, "older_than", seconds)) == 0 &&

@@ -124,6 +124,8 @@ else
 fi
 expect_code 200 "  ... repaired" -X POST "$URL/v1/verify?repair=1"
 check "  ... and gone" body_has '"repaired":true'
+expect_code 200 "GET /v1/info says gc takes older_than and dry_run" "$URL/v1/info"
+check "  ... gc_grace" body_has '"gc_grace":true'
 expect_code 200 "POST /v1/gc (the node's default grace: 14 days)" -X POST "$URL/v1/gc"
 check "  ... keeps the unnamed object put just now" body_has '"objects_removed":0,"bytes_removed":0,"older_than":1209600,"dry_run":false'
 expect_code 200 "POST /v1/gc?older_than=0&dry_run=1" -X POST "$URL/v1/gc?older_than=0&dry_run=1"
