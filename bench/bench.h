@@ -8,6 +8,7 @@
  *   kv.c          one driver for every key/value peer (put/get/exists)
  *   workloads.c   small, durable and many-object workloads
  *   big.c         the 1 GiB stream workload and the hardware limits
+ *   latency.c     one put at a time, 4 KiB and 1 MiB, durable and not
  *   peer_*.c      one file per peer, all behind struct kv_peer
  */
 #ifndef MINIDBX_BENCH_H
@@ -38,6 +39,8 @@ typedef struct {
     size_t many_bytes;      /* size of each (256 B) */
     size_t many_window;     /* first/last puts compared */
     size_t batch;           /* puts per commit when batched */
+    size_t latency_small;   /* single puts of 4 KiB timed one by one */
+    size_t latency_big;     /* single puts of 1 MiB */
 } bench_sizes;
 
 typedef struct bench_results bench_results;
@@ -58,6 +61,7 @@ typedef struct {
 #define WL_DURABLE "durable"
 #define WL_BIG     "big"
 #define WL_MANY    "many"
+#define WL_LATENCY "latency"
 
 #define M_SMALL_PUT     "put 4 KiB, batched"
 #define M_SMALL_GET     "get 4 KiB, random order"
@@ -71,6 +75,12 @@ typedef struct {
 #define M_MANY_FIRST    "put 256 B, first window"
 #define M_MANY_LAST     "put 256 B, last window"
 #define M_MANY_ALL      "put 256 B, all"
+#define M_MANY_RATIO    "last window / first"
+#define M_MANY_DISK     "disk used after the puts"
+#define M_LAT_SMALL     "put 4 KiB, durable"
+#define M_LAT_SMALL_NS  "put 4 KiB, sync off"
+#define M_LAT_BIG       "put 1 MiB, durable"
+#define M_LAT_BIG_NS    "put 1 MiB, sync off"
 
 #define P_MINIDBX       "minidbx"
 #define P_MINIDBX_NV    "minidbx no-verify"
@@ -84,10 +94,15 @@ typedef struct {
 #define P_LIMIT_SHA     "limit: SHA-256 1 core"
 #define P_LIMIT_WRITE   "limit: write+fdatasync"
 #define P_LIMIT_FSYNC   "limit: fsync loop"
+#define P_LIMIT_LOG     "limit: log+fdatasync"
+#define P_LIMIT_FLUSH   "limit: 1 flush"
+#define P_DATA          "(data: key + bytes)"
 
 #define U_OPS "ops/s"
 #define U_MBS "MB/s"
 #define U_MIB "MiB"
+#define U_MS  "ms"
+#define U_X   "x"
 
 /* ------------------------------------------------------------------------ */
 /* Results (results.c)                                                      */
@@ -145,6 +160,8 @@ int remove_tree(const char *path);
 int write_all(int fd, const void *buf, size_t len);
 int read_full(int fd, void *buf, size_t len, size_t *got);
 int fsync_dir(const char *path);
+/** Bytes allocated on disk under path (st_blocks), or -1. */
+double disk_bytes(const char *path);
 
 /** Peak RSS of the calling process in MiB (getrusage ru_maxrss). */
 double peak_rss_mib(void);
@@ -213,6 +230,7 @@ extern const kv_peer peer_sqlite_rowid;
 extern const kv_peer peer_files;
 extern const kv_peer peer_fsync_loop;
 extern const kv_peer peer_git;
+extern const kv_peer peer_log;
 
 /** 0 if object i came back right. full_check compares every byte; else
  *  size, the first and the last 8 bytes (random content: a wrong object
@@ -239,5 +257,6 @@ int workload_small(bench_ctx *c);
 int workload_durable(bench_ctx *c);
 int workload_many(bench_ctx *c);
 int workload_big(bench_ctx *c);
+int workload_latency(bench_ctx *c);
 
 #endif /* MINIDBX_BENCH_H */

@@ -172,6 +172,26 @@ int remove_tree(const char *path)
     return nftw(path, remove_entry, 32, FTW_DEPTH | FTW_PHYS) == 0 ? 0 : -1;
 }
 
+/* nftw has no context argument: disk_bytes sums into this. */
+static double disk_sum;
+
+static int add_entry(const char *path, const struct stat *sb, int type, struct FTW *ftw)
+{
+    (void)path;
+    (void)type;
+    (void)ftw;
+    disk_sum += (double)sb->st_blocks * 512.0;
+    return 0;
+}
+
+double disk_bytes(const char *path)
+{
+    disk_sum = 0.0;
+    if (nftw(path, add_entry, 32, FTW_PHYS) != 0)
+        return fail("disk usage", "%s: %s", path, strerror(errno));
+    return disk_sum;
+}
+
 int write_all(int fd, const void *buf, size_t len)
 {
     const unsigned char *p = buf;

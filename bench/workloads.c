@@ -4,7 +4,8 @@
  *   small    N x 4 KiB: batched put, get and exists in random order,
  *            minidbx_missing in calls of 1,000
  *   durable  N x 4 KiB, one put per commit, every commit durable
- *   many     N x 256 B batched; puts/s of the first window vs the last
+ *   many     N x 256 B batched; puts/s of the first window vs the last,
+ *            and the disk each store takes for it
  * Every store is read back and compared byte for byte (untimed) before
  * its timed read passes, which also leaves every peer equally warm.
  */
@@ -29,10 +30,15 @@ static const kv_peer *const durable_peers[] = {
 #ifdef BENCH_HAVE_SQLITE
     &peer_sqlite_without_rowid, &peer_sqlite_rowid,
 #endif
-    &peer_files, &peer_fsync_loop,
+    &peer_files, &peer_fsync_loop, &peer_log,
 };
 
-static const kv_peer *const many_peers[] = { &peer_minidbx, &peer_lmdb };
+static const kv_peer *const many_peers[] = {
+    &peer_minidbx, &peer_lmdb,
+#ifdef BENCH_HAVE_SQLITE
+    &peer_sqlite_without_rowid, &peer_sqlite_rowid,
+#endif
+};
 
 #define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -175,10 +181,27 @@ static int record_windows(bench_ctx *c, const kv_peer *p, const double *batch_en
     last = batch_end_s[batches - 1] - (per < batches ? batch_end_s[batches - 1 - per] : 0.0);
     if (results_record(c->res, WL_MANY, M_MANY_FIRST, p->name, U_OPS, rate(window, first)) != 0 ||
         results_record(c->res, WL_MANY, M_MANY_LAST, p->name, U_OPS, rate(window, last)) != 0 ||
+        results_record(c->res, WL_MANY, M_MANY_RATIO, p->name, U_X,
+                       rate(window, last) / rate(window, first)) != 0 ||
         results_record(c->res, WL_MANY, M_MANY_ALL, p->name, U_OPS,
                        rate(c->sz.many_count, total_s)) != 0)
         return -1;
     return 0;
+}
+
+/* What the store takes on disk, and (once per run) what the data is. */
+static int record_disk(bench_ctx *c, const kv_peer *p, const char *dir, const bench_dataset *ds)
+{
+    double used = disk_bytes(dir);
+
+    if (used < 0.0 ||
+        results_record(c->res, WL_MANY, M_MANY_DISK, p->name, U_MIB, used / BENCH_MIB) != 0)
+        return -1;
+    if (p != &peer_minidbx)
+        return 0;
+    return results_record(c->res, WL_MANY, M_MANY_DISK, P_DATA, U_MIB,
+                          (double)ds->count * (double)(MINIDBX_ID_SIZE + ds->item_bytes) /
+                              BENCH_MIB);
 }
 
 static int many_peer(bench_ctx *c, const kv_peer *p, const bench_dataset *ds,
@@ -191,7 +214,7 @@ static int many_peer(bench_ctx *c, const kv_peer *p, const bench_dataset *ds,
 
     if (store_dir(c, WL_MANY, p, dir) != 0 ||
         put_pass(p, dir, 0, ds, c->sz.batch, batch_end_s, &t) != 0 ||
-        record_windows(c, p, batch_end_s, batches, t) != 0)
+        record_windows(c, p, batch_end_s, batches, t) != 0 || record_disk(c, p, dir, ds) != 0)
         return -1;
     return check_pass(p, dir, 0, ds, order);
 }

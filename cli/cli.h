@@ -219,6 +219,7 @@ int cmd_help(struct cli *cli, int argc, char **argv);
 int cmd_push(struct cli *cli, int argc, char **argv);
 int cmd_pull(struct cli *cli, int argc, char **argv);
 int cmd_sync(struct cli *cli, int argc, char **argv);
+int cmd_import_go(struct cli *cli, int argc, char **argv);
 
 /* ---- cmd_serve.c: the HTTP node (server/), when built with it ---------- */
 

@@ -97,6 +97,18 @@ static const struct cli_command commands[] = {
     { "sync", NULL, cmd_sync, "[-j N] [-n] [-v] SRC DEST",
       "copy from SRC to DEST what DEST lacks, names too",
       COPY_HELP },
+    { "import-go", NULL, cmd_import_go, "DIR",
+      "import an old Go storage node's files, with their MD5 aliases",
+      "  DIR   the node's data directory: one file per object, named by the\n"
+      "        MD5 of its bytes (32 hex digits), in DIR or below it\n"
+      "Stores each file and points the name _go/md5/MD5 at it in the same\n"
+      "step, so that once `mdbx serve` serves the store the old clients' ids\n"
+      "keep working (see --md5-aliases in mdbx(1)). A file whose bytes do not\n"
+      "have the MD5 it is named by is not imported (exit 3); one whose MD5\n"
+      "names other bytes here already (a collision) is not either (exit 4);\n"
+      "other files are skipped. Prints ID  MD5 per file imported (--json:\n"
+      "a record per file) and a summary. Re-running imports nothing twice.\n"
+      "Import into a local store: an http:// node keeps _go/ names its own.\n" },
     { "verify", NULL, cmd_verify, "[--repair] [ID|NAME...]",
       "check every object (or the ones given) against its id",
       "  --repair   remove corrupt and missing objects (and their names),\n"
@@ -169,7 +181,7 @@ static int print_global_help(void)
 {
     printf("%s\nCommands:\n", global_usage);
     for (size_t i = 0; i < COMMAND_COUNT; i++)
-        printf("  %-9s %s\n", commands[i].name, commands[i].summary);
+        printf("  %-10s %s\n", commands[i].name, commands[i].summary);
     printf("\n%s", global_options);
     return CLI_EXIT_OK;
 }

@@ -311,7 +311,17 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * P tmp/ (the engine keeps its parts): verify reports it as TEMP once older
  * than an hour, and REPAIR aborts it (as would any S3 tool, or a lifecycle
  * rule on the bucket).
- * Readers are a HEAD and one streamed GET. exists and stat are HEADs
+ * Readers fetch in ranges (Range: bytes=A-B), one GET at a time, in
+ * bounded memory (a reader holds the socket's buffers, not a range: 7 MiB
+ * peak RSS reading 100 MiB): a first GET of at most 256 KiB, which learns
+ * the size (an object that fits is read whole and checked before its
+ * first byte is handed out), then ranges of 8 MiB. A range whose
+ * connection drops or resets, or that gets a 5xx, is asked again from the
+ * byte where it broke off (up to 5 times per range; a stall of timeout_ms
+ * is not retried). The bytes of all ranges are hashed in order as they
+ * arrive, and the read that would hand out the last byte checks the id
+ * first: ECORRUPT, and that byte never handed out, if they do not match.
+ * exists and stat are HEADs
  * (stat adds a listing of P refs/<id>/). missing asks about 1,000 ids or
  * more with one listing of P objects/ from the lowest to the highest (1,000
  * keys a request) while that reads at most 20 keys per id, else with a HEAD
@@ -331,7 +341,14 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * once; abort removes nothing, gc removes what it left unnamed.
  * verify reads back and hashes every object (4 at a time); a mismatch is
  * read and hashed again before it is reported, and only then removed by
- * REPAIR (with its names). It also reports names whose object is gone
+ * REPAIR (with its names), and only while the key still holds the bytes
+ * that read hashed: its ETag and Last-Modified are compared (a HEAD)
+ * before the names are removed and again just before the DELETE, which
+ * also carries If-Match: ETAG. A copy that a client put again meanwhile
+ * (healed) is hashed again instead, and kept if it is right now. Left: the
+ * moment between that last HEAD and the DELETE on an engine that ignores
+ * If-Match on DELETE (Ceph RGW 16 does; a put landing there is removed,
+ * as gc's). It also reports names whose object is gone
  * (DANGLING), names and refs that disagree (BADREF) and old P tmp/ keys
  * and uploads (TEMP).
  * gc removes the objects that no ref names and whose Last-Modified is
@@ -354,6 +371,7 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * For tests: MINIDBX_S3_LIST_PAGE (keys per listing page, 1..1000),
  * MINIDBX_S3_PART_SIZE (bytes, >= 5 MiB), MINIDBX_S3_PART_THREADS (2),
  * MINIDBX_S3_COPY_MAX (bytes one copy request moves, 5 MiB..5 GiB),
+ * MINIDBX_S3_RANGE_SIZE (a reader's ranges, bytes, >= 64 KiB; 8 MiB),
  * MINIDBX_S3_MISSING_LIST_MIN (ids from which missing lists, 1000) and
  * MINIDBX_S3_STALE_SECONDS (the TEMP age, 3600) change the above. */
 

@@ -97,6 +97,8 @@ int dbx_grow(void *items, size_t *capacity, size_t need, size_t item_size, size_
  *                    and the unlink of its blob (exclusive lock held)
  *   put-before-name  minidbx_writer_commit_named, after the put and before
  *                    the name is set
+ *   s3-verify-hashed s3:// verify REPAIR, after its second read found an
+ *                    object's bytes wrong, before it removes the object
  * Disabled (the normal case) it costs one load and one branch. */
 extern const char *dbx_test_pause_point;
 /* Called at every open: reads MINIDBX_TEST_PAUSE once per process, and
@@ -115,6 +117,17 @@ void dbx_test_pause_at(const char *point);
  * that gc's grace period can be tested without waiting: a put made with
  * -1300000 is 15 days old. Unset (the normal case) it adds 0. */
 extern _Atomic int64_t dbx_test_clock_shift_ns;
+
+/* --- puts of bytes whose id is known (objects.c) ------------------------- */
+
+/* Store size bytes under id, which the caller computed from these very
+ * bytes in this process: minidbx_put's checks without hashing again (a
+ * cluster: store hands each node the id its own put computed, so an object
+ * is hashed once, not once per copy). A remote node still checks the bytes
+ * against id on its side (an http:// node's commit; an S3 engine reached
+ * over http://, by x-amz-content-sha256). With created (may be NULL):
+ * through the backend's writer, *created as minidbx_writer_commit_ex says. */
+int dbx_put_known(minidbx *db, const minidbx_id *id, const void *data, size_t size, int *created);
 
 /* --- the local backend (backend/local*.c) -------------------------------- */
 

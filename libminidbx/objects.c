@@ -48,6 +48,30 @@ int minidbx_put(minidbx *db, const void *data, size_t size, minidbx_id *out_id)
     return rc;
 }
 
+int dbx_put_known(minidbx *db, const minidbx_id *id, const void *data, size_t size, int *created)
+{
+    minidbx_backend_writer *bw;
+    int rc;
+
+    CHECK_DB(db);
+    if (created)
+        *created = -1;
+    if ((rc = check_writable(db, "put")) < 0 || (rc = check_size(db, size)) < 0)
+        return rc;
+    if (!created && db->be->put)
+        return db->be->put(db->be, id, data ? data : "", size);
+    NEED_METHOD(db, writer_open, "writer");
+    if ((rc = db->be->writer_open(db->be, &bw)) < 0)
+        return rc;
+    if (size > 0 && (rc = bw->write(bw, data, size)) < 0) {
+        bw->abort(bw);
+        return rc;
+    }
+    if (created && db->be->version >= 2 && bw->commit_created)
+        return bw->commit_created(bw, id, created);
+    return bw->commit(bw, id);
+}
+
 static int get_via_reader(minidbx *db, const minidbx_id *id, void **out_data, size_t *out_size)
 {
     minidbx_backend_reader *r;

@@ -28,6 +28,11 @@
 
 #define DBX_WIRE_ERROR_HEADER "X-Minidbx-Error"
 
+/* The name that an MD5 alias is kept under ("_go/md5/" and 32 lower-case
+ * hex digits, pointing at the object): `mdbx serve` sets it on /upload and
+ * reads it for the Go system's endpoints, `mdbx import-go` sets it. */
+#define DBX_GO_MD5_ALIAS_PREFIX "_go/md5/"
+
 /* The HTTP status for a MINIDBX_E* code (500 for one it does not know). */
 unsigned dbx_wire_status_for(int code);
 

@@ -14,7 +14,8 @@
 enum setting {
     SET_LISTEN, SET_THREADS, SET_MAX_OBJECT, SET_MAX_CONN, SET_MAX_CONN_IP, SET_RATE,
     SET_READ_TOKEN, SET_WRITE_TOKEN, SET_TLS_CERT, SET_TLS_KEY, SET_IDLE, SET_HEADER,
-    SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_CONFIG, SET_READ_ONLY, SET_SYNC, SET_COUNT
+    SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_BODY_CACHE, SET_CONFIG, SET_READ_ONLY,
+    SET_SYNC, SET_MD5_ALIASES, SET_COUNT
 };
 
 const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
@@ -33,9 +34,11 @@ const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
     [SET_DRAIN] = { "drain-timeout", true },
     [SET_MIN_BODY_RATE] = { "min-body-rate", true },
     [SET_VERIFIED_CACHE] = { "verified-cache", true },
+    [SET_BODY_CACHE] = { "body-cache", true },
     [SET_CONFIG] = { "config", true },
     [SET_READ_ONLY] = { "read-only", false },
     [SET_SYNC] = { "sync", true },
+    [SET_MD5_ALIASES] = { "md5-aliases", true },
     [SET_COUNT] = { NULL, false },
 };
 
@@ -64,6 +67,7 @@ void minidbx_server_config_init(struct minidbx_server_config *cfg)
     cfg->drain_timeout_s = 10;
     cfg->min_body_rate = 1024;
     cfg->verified_cache_entries = 1024;
+    cfg->body_cache_bytes = (uint64_t)8 << 20;
 }
 
 void minidbx_server_config_free(struct minidbx_server_config *cfg)
@@ -137,6 +141,11 @@ int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *nam
             return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --sync (full or none)", value);
         cfg->sync_none = strcmp(value, "none") == 0;
         return 0;
+    case SET_MD5_ALIASES:
+        if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --md5-aliases (on or off)", value);
+        cfg->no_md5_aliases = strcmp(value, "off") == 0;
+        return 0;
     case SET_MAX_OBJECT:
         if (!parse_size(value, &cfg->max_object_bytes) || cfg->max_object_bytes == 0)
             return serve_error(err, MINIDBX_EINVAL, 0, "bad size '%s' for --max-object-size", value);
@@ -144,6 +153,10 @@ int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *nam
     case SET_MIN_BODY_RATE:
         if (!parse_size(value, &cfg->min_body_rate))
             return serve_error(err, MINIDBX_EINVAL, 0, "bad rate '%s' for --min-body-rate", value);
+        return 0;
+    case SET_BODY_CACHE:
+        if (!parse_size(value, &cfg->body_cache_bytes))
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad size '%s' for --body-cache", value);
         return 0;
     case SET_VERIFIED_CACHE: number = &cfg->verified_cache_entries; break;
     case SET_THREADS: number = &cfg->threads; break;
@@ -210,6 +223,8 @@ int minidbx_server_config_check(const struct minidbx_server_config *cfg,
         return serve_error(err, MINIDBX_EINVAL, 0, "timeouts must be at least 1 second");
     if (cfg->verified_cache_entries > 1000000)
         return serve_error(err, MINIDBX_EINVAL, 0, "--verified-cache must be 0..1000000");
+    if (cfg->body_cache_bytes > ((uint64_t)1 << 40))
+        return serve_error(err, MINIDBX_EINVAL, 0, "--body-cache must be at most 1T");
     if (!cfg->tls_cert_file != !cfg->tls_key_file)
         return serve_error(err, MINIDBX_EINVAL, 0, "--tls-cert and --tls-key go together");
     return 0;

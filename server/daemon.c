@@ -16,8 +16,12 @@
 #include <unistd.h>
 
 /* Requests a connection's memory pool must hold: the headers, and the
- * buffer that upload chunks arrive in. Larger headers get 431. */
-#define CONNECTION_MEMORY_BYTES (128u * 1024u)
+ * buffer that upload chunks arrive in. Larger headers get 431. Kept
+ * small: libmicrohttpd 0.9.75 zeroes the whole pool between two requests
+ * of a kept-alive connection (MHD_pool_reset), which at 128 KiB was the
+ * largest cost of a 4 KiB GET (15% of the node's CPU in perf), and every
+ * open connection holds its pool's touched pages. */
+#define CONNECTION_MEMORY_BYTES (32u * 1024u)
 
 /* ---- the daemon ------------------------------------------------------------- */
 
@@ -27,27 +31,93 @@ struct minidbx_server {
     char *tls_key;
 };
 
-static int parse_listen(const char *listen, struct sockaddr_storage *out,
+/* Where --listen says: "HOST:PORT" (HOST an address or a name such as
+ * localhost), "[V6ADDR]:PORT", ":PORT" (every address of the machine) or
+ * "PORT" (127.0.0.1, as the default). A name that resolves to several
+ * addresses gives its first IPv4 one, if any. */
+static int parse_listen(const char *listen, struct sockaddr_storage *out, socklen_t *out_len,
                         struct minidbx_server_error *err)
 {
     char host[256];
-    const char *colon = strrchr(listen, ':');
-    struct addrinfo hints = { .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
-    struct addrinfo *res = NULL;
+    const char *colon = strrchr(listen, ':'), *port = colon ? colon + 1 : listen;
+    struct addrinfo hints = { .ai_flags = AI_NUMERICSERV, .ai_socktype = SOCK_STREAM };
+    struct addrinfo *res = NULL, *pick;
+    size_t len = colon ? (size_t)(colon - listen) : 0;
 
-    if (!colon || colon == listen || (size_t)(colon - listen) >= sizeof host)
+    if (!port[0] || strlen(port) > 5 || strspn(port, "0123456789") != strlen(port) || atoi(port) > 65535)
         return serve_error(err, MINIDBX_EINVAL, 0,
-                           "--listen wants ADDR:PORT, e.g. 127.0.0.1:8001 or [::1]:8001");
-    size_t len = (size_t)(colon - listen);
-    if (listen[0] == '[' && listen[len - 1] == ']')
-        memcpy(host, listen + 1, len - 2), host[len - 2] = '\0';
+                           "--listen: '%s' is not HOST:PORT, :PORT or PORT (e.g. 127.0.0.1:8001, "
+                           "localhost:8001, [::1]:8001, :8001)", listen);
+    if (len >= sizeof host)
+        return serve_error(err, MINIDBX_EINVAL, 0, "--listen: the host of '%s' is too long", listen);
+    if (!colon)
+        snprintf(host, sizeof host, "127.0.0.1");
+    else if (len == 0)
+        snprintf(host, sizeof host, "0.0.0.0");
+    else if (listen[0] == '[' && listen[len - 1] == ']' && len > 2)
+        snprintf(host, sizeof host, "%.*s", (int)len - 2, listen + 1);
     else
-        memcpy(host, listen, len), host[len] = '\0';
-    if (getaddrinfo(host, colon + 1, &hints, &res) != 0 || !res)
-        return serve_error(err, MINIDBX_EINVAL, 0, "--listen: '%s' is not a numeric ADDR:PORT",
-                           listen);
-    memcpy(out, res->ai_addr, res->ai_addrlen);
+        snprintf(host, sizeof host, "%.*s", (int)len, listen);
+    int gai = getaddrinfo(host, port, &hints, &res);
+    if (gai != 0 || !res)
+        return serve_error(err, MINIDBX_EINVAL, 0, "--listen: cannot use host '%s' (%s)", host,
+                           gai ? gai_strerror(gai) : "no address");
+    for (pick = res; pick && pick->ai_family != AF_INET; pick = pick->ai_next)
+        continue;
+    pick = pick ? pick : res;
+    memcpy(out, pick->ai_addr, pick->ai_addrlen);
+    *out_len = pick->ai_addrlen;
     freeaddrinfo(res);
+    return 0;
+}
+
+static int listen_fd_listen(int fd)
+{
+    return listen(fd, SOMAXCONN);
+}
+
+/* "127.0.0.1" or "[::1]": the address a socket is bound to. */
+static void format_host(int fd, char *out, size_t size)
+{
+    struct sockaddr_storage addr = { 0 };
+    socklen_t len = sizeof addr;
+    char host[INET6_ADDRSTRLEN] = "?";
+
+    if (getsockname(fd, (struct sockaddr *)&addr, &len) == 0)
+        getnameinfo((struct sockaddr *)&addr, len, host, sizeof host, NULL, 0, NI_NUMERICHOST);
+    snprintf(out, size, addr.ss_family == AF_INET6 ? "[%s]" : "%s", host);
+}
+
+/* The listening socket, bound here rather than by libmicrohttpd so that a
+ * failure says what went wrong, in one line: "127.0.0.1:8001 is in use". */
+static int open_listen_socket(const struct sockaddr_storage *addr, socklen_t len, int *out_fd,
+                              struct minidbx_server_error *err)
+{
+    char host[INET6_ADDRSTRLEN] = "?", port[8] = "?", listen[INET6_ADDRSTRLEN + 16];
+    int one = 1, fd = socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    getnameinfo((const struct sockaddr *)addr, len, host, sizeof host, port, sizeof port,
+                NI_NUMERICHOST | NI_NUMERICSERV);
+    snprintf(listen, sizeof listen, addr->ss_family == AF_INET6 ? "[%s]:%s" : "%s:%s", host, port);
+
+    if (fd < 0)
+        return serve_error(err, MINIDBX_EIO, errno, "serve");
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (addr->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, (const struct sockaddr *)addr, len) != 0 || listen_fd_listen(fd) != 0) {
+        int e = errno;
+        close(fd);
+        if (e == EADDRINUSE)
+            return serve_error(err, MINIDBX_EIO, 0, "%s is in use", listen);
+        if (e == EACCES)
+            return serve_error(err, MINIDBX_EPERM, 0, "%s: permission denied (a port below 1024 needs "
+                               "privileges)", listen);
+        if (e == EADDRNOTAVAIL)
+            return serve_error(err, MINIDBX_EIO, 0, "%s: not an address of this machine", listen);
+        return serve_error(err, MINIDBX_EIO, 0, "cannot listen on %s: %s", listen, strerror(e));
+    }
+    *out_fd = fd;
     return 0;
 }
 
@@ -59,7 +129,7 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
     vfprintf(stderr, fmt, ap);
 }
 
-static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct sockaddr_storage *addr,
+static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, int family,
                                        const struct minidbx_server *tls)
 {
     const struct minidbx_server_config *cfg = srv->cfg;
@@ -76,11 +146,11 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, const struct so
 
     if (tls->tls_cert)
         flags |= MHD_USE_TLS;
-    if (addr->ss_family == AF_INET6)
+    if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     return MHD_start_daemon(flags, 0, NULL, NULL, serve_on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, to catch every message */
-        MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)addr,
+        MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
@@ -130,10 +200,13 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
                       struct minidbx_server_error *err)
 {
     struct sockaddr_storage addr;
+    socklen_t addr_len = 0;
+    char where[INET6_ADDRSTRLEN + 16];
     sigset_t set;
-    int rc;
+    int rc, listen_fd = -1;
 
-    if ((rc = parse_listen(srv->cfg->listen, &addr, err)) != 0)
+    if ((rc = parse_listen(srv->cfg->listen, &addr, &addr_len, err)) != 0 ||
+        (rc = open_listen_socket(&addr, addr_len, &listen_fd, err)) != 0)
         return rc;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -144,20 +217,20 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
         serve_jobs_free(srv);
         serve_verified_stop(srv);
         serve_limits_stop(srv);
+        close(listen_fd);
         return serve_error(err, MINIDBX_EIO, rc, "serve");
     }
-    struct MHD_Daemon *daemon = start_daemon(srv, &addr, tls);
+    struct MHD_Daemon *daemon = start_daemon(srv, listen_fd, addr.ss_family, tls);
     if (!daemon) {
         serve_jobs_free(srv);
         serve_verified_stop(srv);
         serve_limits_stop(srv);
-        return serve_error(err, MINIDBX_EIO, 0, "cannot listen on %s (in use? bad TLS files?)",
-                           srv->cfg->listen);
+        close(listen_fd);
+        return serve_error(err, MINIDBX_EIO, 0, "cannot serve on %s%s", srv->cfg->listen,
+                           tls->tls_cert ? " (are the TLS files a certificate and its key?)" : "");
     }
-    char host[256];
-    snprintf(host, sizeof host, "%.*s", (int)(strrchr(srv->cfg->listen, ':') - srv->cfg->listen),
-             srv->cfg->listen);
-    printf("listening on %s://%s:%u\n", tls->tls_cert ? "https" : "http", host, bound_port(daemon));
+    format_host(listen_fd, where, sizeof where);
+    printf("listening on %s://%s:%u\n", tls->tls_cert ? "https" : "http", where, bound_port(daemon));
     fflush(stdout);
     wait_and_drain(srv, daemon, &set);
     serve_jobs_stop(srv); /* it resumes its connection: before the daemon goes */

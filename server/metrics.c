@@ -2,6 +2,7 @@
  * path) and GET /metrics in the Prometheus text format. */
 #include "node.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,30 +36,31 @@ void serve_metrics_record(struct serve_metrics *m, size_t route_slot, unsigned s
     atomic_fetch_add(&m->latency_sum_us, elapsed_us);
 }
 
-/* True if a slot before slot has a route with this label: its counters
- * were printed with that one's. */
-static bool label_seen_before(size_t slot, const char *label)
-{
-    for (size_t earlier = 0; earlier < slot; earlier++)
-        if (strcmp(serve_route_in_slot(earlier)->metric, label) == 0)
-            return true;
-    return false;
-}
-
 static void print_requests(FILE *out, struct serve_metrics *m)
 {
     size_t slots = serve_route_slots();
+    size_t label_slot[SERVE_ROUTE_SLOTS]; /* the first slot with each slot's label */
 
+    /* Routes may share a label (their counters are printed together): find
+     * each one's first slot once, not per status. */
+    for (size_t r = 0; r < slots && r < SERVE_ROUTE_SLOTS; r++) {
+        label_slot[r] = r;
+        for (size_t earlier = 0; earlier < r; earlier++)
+            if (strcmp(serve_route_in_slot(earlier)->metric, serve_route_in_slot(r)->metric) == 0) {
+                label_slot[r] = earlier;
+                break;
+            }
+    }
     fprintf(out, "# HELP minidbx_http_requests_total Requests by route and status.\n"
                  "# TYPE minidbx_http_requests_total counter\n");
-    for (size_t r = 0; r < slots; r++) {
+    for (size_t r = 0; r < slots && r < SERVE_ROUTE_SLOTS; r++) {
         const char *label = serve_route_in_slot(r)->metric;
-        if (label_seen_before(r, label))
-            continue;
+        if (label_slot[r] != r)
+            continue; /* printed with the first route of its label */
         for (int s = 0; s < SERVE_STATUS_SLOTS; s++) {
             unsigned long long n = 0;
-            for (size_t same = r; same < slots; same++) /* rows that share the label */
-                if (strcmp(serve_route_in_slot(same)->metric, label) == 0)
+            for (size_t same = r; same < slots && same < SERVE_ROUTE_SLOTS; same++)
+                if (label_slot[same] == r)
                     n += atomic_load(&m->requests[same][s]);
             if (!n)
                 continue;
@@ -95,6 +97,37 @@ static void print_value(FILE *out, const char *name, const char *type, const cha
 {
     fprintf(out, "# HELP %s %s\n# TYPE %s %s\n%s %lld\n", name, help, name, type, name, value);
 }
+
+/* The plain counters of struct serve_metrics, in the order printed. */
+static const struct {
+    const char *name;
+    const char *help;
+    size_t offset; /* of an atomic_ullong in struct serve_metrics */
+} counters[] = {
+    { "minidbx_http_received_bytes_total", "Request body bytes.",
+      offsetof(struct serve_metrics, bytes_in) },
+    { "minidbx_http_sent_bytes_total", "Response body bytes.",
+      offsetof(struct serve_metrics, bytes_out) },
+    { "minidbx_http_rate_limited_total", "Requests refused with 429.",
+      offsetof(struct serve_metrics, rate_limited) },
+    { "minidbx_http_slow_clients_dropped_total", "Connections dropped at the header deadline.",
+      offsetof(struct serve_metrics, slow_clients_dropped) },
+    { "minidbx_http_slow_bodies_dropped_total", "Requests dropped for a body slower than --min-body-rate.",
+      offsetof(struct serve_metrics, slow_bodies_dropped) },
+    { "minidbx_http_slow_readers_dropped_total", "Replies cut: read slower than --min-body-rate.",
+      offsetof(struct serve_metrics, slow_readers_dropped) },
+    { "minidbx_http_corrupt_objects_refused_total",
+      "GETs refused or cut short: the bytes did not match the id.",
+      offsetof(struct serve_metrics, corrupt_objects_refused) },
+    { "minidbx_http_verified_memory_sends_total",
+      "GETs sent from verified bytes kept in memory (--body-cache).",
+      offsetof(struct serve_metrics, memory_sends) },
+    { "minidbx_http_verified_file_sends_total",
+      "GETs of a blob file remembered as verified, sent without hashing (--verified-cache).",
+      offsetof(struct serve_metrics, file_sends) },
+    { "minidbx_http_jobs_refused_total", "POST /v1/verify or /v1/gc refused with 503: one was running.",
+      offsetof(struct serve_metrics, jobs_refused) },
+};
 
 static void print_store(FILE *out, minidbx *db)
 {
@@ -170,31 +203,16 @@ enum MHD_Result serve_metrics_page(struct serve_request *req)
         return MHD_NO;
     print_requests(out, m);
     print_latency(out, m);
-    print_value(out, "minidbx_http_received_bytes_total", "counter", "Request body bytes.",
-                (long long)atomic_load(&m->bytes_in));
-    print_value(out, "minidbx_http_sent_bytes_total", "counter", "Response body bytes.",
-                (long long)atomic_load(&m->bytes_out));
+    for (size_t i = 0; i < sizeof counters / sizeof counters[0]; i++)
+        print_value(out, counters[i].name, "counter", counters[i].help,
+                    (long long)atomic_load((atomic_ullong *)((char *)m + counters[i].offset)));
     print_value(out, "minidbx_http_connections_open", "gauge", "Open connections.",
                 atomic_load(&m->connections_open));
     print_value(out, "minidbx_http_requests_in_flight", "gauge", "Requests being served.",
                 atomic_load(&m->requests_in_flight));
-    print_value(out, "minidbx_http_rate_limited_total", "counter", "Requests refused with 429.",
-                (long long)atomic_load(&m->rate_limited));
-    print_value(out, "minidbx_http_slow_clients_dropped_total", "counter",
-                "Connections dropped at the header deadline.",
-                (long long)atomic_load(&m->slow_clients_dropped));
-    print_value(out, "minidbx_http_slow_bodies_dropped_total", "counter",
-                "Requests dropped for a body slower than --min-body-rate.",
-                (long long)atomic_load(&m->slow_bodies_dropped));
-    print_value(out, "minidbx_http_slow_readers_dropped_total", "counter",
-                "Replies cut: read slower than --min-body-rate.",
-                (long long)atomic_load(&m->slow_readers_dropped));
-    print_value(out, "minidbx_http_corrupt_objects_refused_total", "counter",
-                "GETs refused or cut short: the bytes did not match the id.",
-                (long long)atomic_load(&m->corrupt_objects_refused));
-    print_value(out, "minidbx_http_jobs_refused_total", "counter",
-                "POST /v1/verify or /v1/gc refused with 503: one was running.",
-                (long long)atomic_load(&m->jobs_refused));
+    print_value(out, "minidbx_http_verified_memory_bytes", "gauge",
+                "Verified blob bytes in memory: kept, or held by replies being sent.",
+                (long long)serve_copy_memory_bytes(req->srv));
     print_store(out, req->srv->db);
     print_nodes(out, req->srv->db);
     if (fclose(out) != 0) {

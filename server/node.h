@@ -14,6 +14,7 @@
  * limits.c     rate, tokens, header and body deadlines, per-connection state
  * framing.c    refusing ambiguous requests (smuggling, NUL bytes)
  * send.c       object bodies out: verified before the last byte leaves
+ * cache.c      blob files and bytes already verified, bounded
  * job.c        slow maintenance calls (verify, gc) off the I/O threads
  *
  * Handlers are thin: they parse what the URL and body say, call the public
@@ -59,6 +60,8 @@ struct serve_metrics {
     atomic_ullong slow_bodies_dropped;
     atomic_ullong slow_readers_dropped;
     atomic_ullong corrupt_objects_refused; /* GETs cut or refused: bytes not matching the id */
+    atomic_ullong memory_sends;            /* GETs sent from a kept verified copy (cache.c) */
+    atomic_ullong file_sends;              /* GETs of a file remembered as verified, not hashed */
     atomic_ullong jobs_refused;            /* verify/gc refused: one was running */
 };
 
@@ -177,7 +180,7 @@ struct serve_server {
     const struct minidbx_server_config *cfg;
     struct serve_metrics metrics;
     struct serve_limits *limits;     /* rate limiter, slow-client reaper */
-    struct serve_verified *verified; /* blob files recently verified (send.c) */
+    struct serve_verified *verified; /* blob files recently verified (cache.c) */
     struct serve_jobs *jobs;         /* the one maintenance job (job.c) */
 };
 
@@ -274,8 +277,48 @@ struct serve_range {
 /* Parse a Range header (NULL: none) for an object of size bytes. Pure. */
 void serve_parse_range(const char *header, uint64_t size, struct serve_range *out);
 
+/* ---- what the node remembers as verified (cache.c) ------------------------- */
+
+struct stat;
+
 int serve_verified_start(struct serve_server *srv);
+/* After the daemon has stopped (no reply holds a body any more). */
 void serve_verified_stop(struct serve_server *srv);
+/* Do two fstat results name the same file with the same bytes (device,
+ * inode, size, mtime, ctime)? */
+bool serve_same_file(const struct stat *a, const struct stat *b);
+/* The time a hashing starts, for the *_remember calls. */
+int64_t serve_hash_start_ns(void);
+
+/* Was the file (st: fstat of an fd just opened) of object id hashed in
+ * full and found right, and is it unchanged since? */
+bool serve_verified_lookup(struct serve_server *srv, const minidbx_id *id, const struct stat *st);
+/* The file fd, whose fstat was before when its hashing started at
+ * hashed_since_ns, hashed to id: remember it if cache.c may. */
+void serve_verified_remember(struct serve_server *srv, const minidbx_id *id, int fd,
+                             const struct stat *before, int64_t hashed_since_ns);
+
+/* The verified bytes of a blob file, shared by the replies that send
+ * them; counted, so that all of them together stay bounded. */
+struct serve_copy;
+/* May an object of size bytes be read into a body? */
+bool serve_copy_cacheable(struct serve_server *srv, uint64_t size);
+/* A new body of size bytes (one reference), or NULL when the bodies'
+ * memory is spent or size is too large. */
+struct serve_copy *serve_copy_new(struct serve_server *srv, uint64_t size);
+char *serve_copy_bytes(struct serve_copy *body);
+/* Bytes of copies in memory: kept, or held by replies. */
+uint64_t serve_copy_memory_bytes(struct serve_server *srv);
+/* Drop one reference (a libmicrohttpd free callback). NULL: no-op. */
+void serve_copy_release(void *body);
+/* The kept body of object id if its file (st) is unchanged since it was
+ * read: a new reference, or NULL. */
+struct serve_copy *serve_copy_lookup(struct serve_server *srv, const minidbx_id *id,
+                                     const struct stat *st);
+/* body holds the bytes of the file fd, hashed to id as for
+ * serve_verified_remember: keep it (least recently used evicted). */
+void serve_copy_remember(struct serve_server *srv, const minidbx_id *id, int fd,
+                         const struct stat *before, int64_t hashed_since_ns, struct serve_copy *body);
 
 /* ---- replies (reply.c) ----------------------------------------------------- */
 

@@ -10,15 +10,32 @@
  * Over a cluster: store (a gateway, the old master), /get and /list say in
  * "replicas" which nodes hold each object now, asked of the nodes
  * (minidbx_nodes), rather than what a client registered; and /get answers
- * for an object that was uploaded without a record too. */
+ * for an object that was uploaded without a record too.
+ *
+ * MD5 aliases (on unless --md5-aliases off): the old system named objects
+ * by their MD5 (32 hex digits). Each /upload also sets the name
+ * "_go/md5/<md5>" to the object, so the old clients' ids work on these
+ * endpoints: they accept either kind of id and answer with the kind they
+ * were given ("hash"; "id" is always the SHA-256). An alias only leads to
+ * an object: the bytes sent are still verified against the SHA-256, and
+ * an alias never moves (a second object with the same MD5, a collision,
+ * gets 409 and is left unnamed). An aliased object is named, so gc keeps
+ * it, as the old system kept every upload. */
 #include "node.h"
+#include "wire.h"
 
+#include <ctype.h>
 #include <inttypes.h>
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define RECORD_PREFIX SERVE_RESERVED_NAME_PREFIX "register/"
+#define MD5_PREFIX DBX_GO_MD5_ALIAS_PREFIX
+#define MD5_HEX_DIGITS 32
+/* The name of a record: RECORD_PREFIX and the hash it was registered by. */
+#define RECORD_KEY_SIZE (sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE)
 #define LIST_PAGE 256
 /* A record's replicas: addresses of nodes, so few and short. They bound a
  * record's size, and so what /list holds in memory. */
@@ -44,67 +61,192 @@ static bool size_valid(const cJSON *size)
 }
 
 /* {"success", "hash" (when there is one), "message"}: the Go system's reply. */
-static cJSON *go_json(bool success, const minidbx_id *hash, const char *message)
+static cJSON *go_json(bool success, const char *hash, const char *message)
 {
     cJSON *json = cJSON_CreateObject();
     if (json) {
         cJSON_AddBoolToObject(json, "success", success);
         if (hash)
-            dbx_json_add_id(json, "hash", hash);
+            cJSON_AddStringToObject(json, "hash", hash);
         cJSON_AddStringToObject(json, "message", message);
     }
     return json;
 }
 
 static enum MHD_Result go_reply(struct serve_request *req, unsigned status, bool success,
-                                const minidbx_id *hash, const char *message)
+                                const char *hash, const char *message)
 {
     return serve_reply_json(req, status, go_json(success, hash, message));
+}
+
+/* ---- MD5 aliases ------------------------------------------------------------ */
+
+static bool md5_aliases(const struct serve_request *req)
+{
+    return !req->srv->cfg->no_md5_aliases;
+}
+
+static void alias_name(const char *md5, char out[sizeof MD5_PREFIX + MD5_HEX_DIGITS])
+{
+    snprintf(out, sizeof MD5_PREFIX + MD5_HEX_DIGITS, MD5_PREFIX "%s", md5);
+}
+
+/* The object an MD5 (32 lower-case hex digits) names: 0, ENOTFOUND, or an error. */
+static int alias_get(minidbx *db, const char *md5, minidbx_id *id)
+{
+    char name[sizeof MD5_PREFIX + MD5_HEX_DIGITS];
+    minidbx_name_info info;
+
+    alias_name(md5, name);
+    int rc = minidbx_name_get(db, name, &info);
+    if (rc == 0)
+        *id = info.id;
+    return rc;
+}
+
+/* Point the alias at id unless it points elsewhere already (EEXISTS: two
+ * objects with one MD5). */
+static int alias_set(minidbx *db, const char *md5, const minidbx_id *id)
+{
+    char name[sizeof MD5_PREFIX + MD5_HEX_DIGITS];
+    minidbx_id current;
+    int rc = alias_get(db, md5, &current);
+
+    if (rc == 0)
+        return minidbx_id_equal(&current, id) ? 0 : MINIDBX_EEXISTS;
+    if (rc != MINIDBX_ENOTFOUND)
+        return rc;
+    alias_name(md5, name);
+    return minidbx_name_set(db, name, id);
+}
+
+/* The MD5 of an object's bytes, read back from the store (and verified
+ * against its id on the way, as every read is). */
+static int object_md5(minidbx *db, const minidbx_id *id, char out[MD5_HEX_DIGITS + 1])
+{
+    enum { CHUNK = 64 * 1024 };
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned digest_size = 0;
+    minidbx_reader *reader = NULL;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned char *buf = malloc(CHUNK);
+    uint64_t size;
+    size_t got = 0;
+    int rc = md && buf ? minidbx_reader_open(db, id, &reader, &size) : MINIDBX_ENOMEM;
+
+    if (rc == 0 && EVP_DigestInit_ex(md, EVP_md5(), NULL) != 1)
+        rc = MINIDBX_EIO;
+    while (rc == 0 && (rc = minidbx_reader_read(reader, buf, CHUNK, &got)) == 0 && got > 0)
+        if (EVP_DigestUpdate(md, buf, got) != 1)
+            rc = MINIDBX_EIO;
+    if (rc == 0 && EVP_DigestFinal_ex(md, digest, &digest_size) != 1)
+        rc = MINIDBX_EIO;
+    for (unsigned i = 0; rc == 0 && i < digest_size && i < MD5_HEX_DIGITS / 2; i++)
+        snprintf(out + 2 * i, 3, "%02x", digest[i]);
+    minidbx_reader_close(reader);
+    EVP_MD_CTX_free(md);
+    free(buf);
+    return rc;
+}
+
+/* ---- the endpoints ------------------------------------------------------------ */
+
+/* A hash as the old clients give it: the SHA-256 (64 hex digits) or, with
+ * MD5 aliases, an MD5 (32). */
+struct go_hash {
+    char text[MINIDBX_ID_HEX_SIZE]; /* as given, in lower case: replies and record keys use it */
+    minidbx_id id;                  /* the object's id, when known */
+    bool known;                     /* an id, or an MD5 whose alias exists */
+};
+
+/* Parse text into *h; false after replying 400 (or 500). */
+static bool go_parse_hash(struct serve_request *req, const char *text, struct go_hash *h,
+                          enum MHD_Result *result)
+{
+    memset(h, 0, sizeof *h);
+    if (text && minidbx_id_parse(&h->id, text) == 0) {
+        minidbx_id_format(&h->id, h->text);
+        h->known = true;
+        return true;
+    }
+    if (md5_aliases(req) && text && strlen(text) == MD5_HEX_DIGITS &&
+        strspn(text, "0123456789abcdefABCDEF") == MD5_HEX_DIGITS) {
+        for (size_t i = 0; i < MD5_HEX_DIGITS; i++)
+            h->text[i] = (char)tolower((unsigned char)text[i]);
+        int rc = alias_get(req->srv->db, h->text, &h->id);
+        if (rc < 0 && rc != MINIDBX_ENOTFOUND) {
+            *result = serve_reply_failure(req, rc, "md5 alias");
+            return false;
+        }
+        h->known = rc == 0;
+        return true;
+    }
+    *result = serve_reply_code(req, MINIDBX_EINVAL, 0,
+                               md5_aliases(req) ? "a hash is 64 hex digits (the SHA-256), or 32 (an MD5 "
+                                                  "that this node keeps as an alias)"
+                                                : "an id is 64 hex digits (the SHA-256 of the object)");
+    return false;
 }
 
 static enum MHD_Result serve_go_upload(struct serve_request *req)
 {
     enum MHD_Result result;
+    minidbx_object_info info;
+    char id_hex[MINIDBX_ID_HEX_SIZE], md5[MD5_HEX_DIGITS + 1] = "";
     minidbx_id id;
     bool created;
+    int rc;
 
     if (!req->file_seen)
         return go_reply(req, MHD_HTTP_BAD_REQUEST, false, NULL,
                         "no 'file' field in the multipart/form-data body");
     if (!serve_commit_object(req, &id, &created, &result))
         return result;
+    minidbx_id_format(&id, id_hex);
+    if ((rc = minidbx_stat(req->srv->db, &id, &info)) == 0 && md5_aliases(req) &&
+        (rc = object_md5(req->srv->db, &id, md5)) == 0)
+        rc = alias_set(req->srv->db, md5, &id);
+    if (rc == MINIDBX_EEXISTS)
+        return go_reply(req, MHD_HTTP_CONFLICT, false, id_hex,
+                        "another object has this MD5 already (a collision): use the SHA-256 id");
+    if (rc < 0)
+        return serve_reply_failure(req, rc, "upload");
     /* 200 either way, as the Go system answered; "created" (a field its
      * clients ignore) says whether this upload stored the object. */
-    cJSON *json = go_json(true, &id, "File uploaded successfully");
-    if (json)
+    cJSON *json = go_json(true, md5[0] ? md5 : id_hex, "File uploaded successfully");
+    if (json) {
+        cJSON_AddStringToObject(json, "id", id_hex);
+        dbx_json_add_u64(json, "size", info.size);
         cJSON_AddBoolToObject(json, "created", created);
+    }
     return serve_reply_json(req, MHD_HTTP_OK, json);
 }
 
-static bool hash_arg(struct serve_request *req, minidbx_id *id, enum MHD_Result *result)
+static bool hash_arg(struct serve_request *req, struct go_hash *h, enum MHD_Result *result)
 {
-    return serve_parse_id(req, serve_query(req, "hash"), id, result);
+    return go_parse_hash(req, serve_query(req, "hash"), h, result);
 }
 
 static enum MHD_Result serve_go_retrieve(struct serve_request *req)
 {
     enum MHD_Result result;
-    minidbx_id id;
+    struct go_hash h;
 
-    if (!hash_arg(req, &id, &result))
+    if (!hash_arg(req, &h, &result))
         return result;
-    return serve_send_object(req, &id);
+    if (!h.known)
+        return serve_reply_code(req, MINIDBX_ENOTFOUND, 0, "no object has this MD5 here");
+    return serve_send_object(req, &h.id);
 }
 
-static void record_name(const minidbx_id *hash, char out[sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE])
+static void record_key(const char *hash_text, char out[RECORD_KEY_SIZE])
 {
-    memcpy(out, RECORD_PREFIX, sizeof RECORD_PREFIX - 1);
-    minidbx_id_format(hash, out + sizeof RECORD_PREFIX - 1);
+    snprintf(out, RECORD_KEY_SIZE, RECORD_PREFIX "%s", hash_text);
 }
 
 /* The record in the body, checked and rebuilt with only its own fields;
  * NULL after replying 400. */
-static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD_Result *result)
+static cJSON *parse_record(struct serve_request *req, struct go_hash *hash, enum MHD_Result *result)
 {
     cJSON *in = req->small ? cJSON_Parse(req->small) : NULL;
     const cJSON *name = cJSON_GetObjectItemCaseSensitive(in, "name");
@@ -122,8 +264,8 @@ static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD
                            "names under " SERVE_RESERVED_NAME_PREFIX " are the node's own");
         goto out;
     }
-    if (!serve_parse_id(req, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "hash")),
-                        hash, result))
+    if (!go_parse_hash(req, cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(in, "hash")),
+                       hash, result))
         goto out;
     if (cJSON_GetArraySize(replicas) > REPLICAS_MAX)
         goto bad;
@@ -134,7 +276,7 @@ static cJSON *parse_record(struct serve_request *req, minidbx_id *hash, enum MHD
     }
     if (!(record = cJSON_CreateObject()))
         goto out;
-    dbx_json_add_id(record, "hash", hash);
+    cJSON_AddStringToObject(record, "hash", hash->text);
     cJSON_AddStringToObject(record, "name", name->valuestring);
     dbx_json_add_u64(record, "size", (uint64_t)size->valuedouble);
     cJSON_AddItemToObject(record, "replicas",
@@ -149,30 +291,30 @@ out:
     return record;
 }
 
-static int store_record(minidbx *db, const minidbx_id *hash, const cJSON *record)
+static int store_record(minidbx *db, const struct go_hash *hash, const cJSON *record)
 {
-    char key[sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE];
+    char key[RECORD_KEY_SIZE];
     char *text = cJSON_PrintUnformatted(record);
     minidbx_id record_id;
     int rc;
 
     if (!text)
         return MINIDBX_ENOMEM;
-    record_name(hash, key);
+    record_key(hash->text, key);
     rc = minidbx_put(db, text, strlen(text), &record_id);
     free(text);
     if (rc == 0)
         rc = minidbx_name_set(db, key, &record_id);
     /* The client's name points at the object too, when it is here. */
-    if (rc == 0 && minidbx_exists(db, hash) == 1)
-        rc = minidbx_name_set(db, cJSON_GetStringValue(cJSON_GetObjectItem(record, "name")), hash);
+    if (rc == 0 && hash->known && minidbx_exists(db, &hash->id) == 1)
+        rc = minidbx_name_set(db, cJSON_GetStringValue(cJSON_GetObjectItem(record, "name")), &hash->id);
     return rc;
 }
 
 static enum MHD_Result serve_go_register(struct serve_request *req)
 {
     enum MHD_Result result;
-    minidbx_id hash;
+    struct go_hash hash;
     cJSON *record = parse_record(req, &hash, &result);
 
     if (!record)
@@ -181,7 +323,7 @@ static enum MHD_Result serve_go_register(struct serve_request *req)
     cJSON_Delete(record);
     if (rc < 0)
         return serve_reply_failure(req, rc, "register");
-    return go_reply(req, MHD_HTTP_OK, true, &hash, "File registered successfully");
+    return go_reply(req, MHD_HTTP_OK, true, hash.text, "File registered successfully");
 }
 
 /* What load_record says of bytes that are not a JSON object. */
@@ -236,16 +378,16 @@ static bool set_replicas(minidbx *db, cJSON *record, const minidbx_id *hash)
 
 /* A gateway's answer for an object that has no record: its hash, size and
  * replicas. NULL on another store, or when the object is not there. */
-static cJSON *object_record(minidbx *db, const minidbx_id *hash)
+static cJSON *object_record(minidbx *db, const struct go_hash *hash)
 {
     minidbx_object_info info;
     cJSON *record;
 
-    if (minidbx_stat(db, hash, &info) < 0 || !(record = cJSON_CreateObject()))
+    if (!hash->known || minidbx_stat(db, &hash->id, &info) < 0 || !(record = cJSON_CreateObject()))
         return NULL;
-    dbx_json_add_id(record, "hash", hash);
+    cJSON_AddStringToObject(record, "hash", hash->text);
     dbx_json_add_u64(record, "size", info.size);
-    if (!set_replicas(db, record, hash)) {
+    if (!set_replicas(db, record, &hash->id)) {
         cJSON_Delete(record);
         return NULL;
     }
@@ -254,19 +396,25 @@ static cJSON *object_record(minidbx *db, const minidbx_id *hash)
 
 static enum MHD_Result serve_go_get(struct serve_request *req)
 {
-    char key[sizeof RECORD_PREFIX + MINIDBX_ID_HEX_SIZE];
+    char key[RECORD_KEY_SIZE], id_hex[MINIDBX_ID_HEX_SIZE];
     enum MHD_Result result;
-    minidbx_id hash;
+    struct go_hash hash;
+    size_t bytes;
     int rc;
 
     if (!hash_arg(req, &hash, &result))
         return result;
-    record_name(&hash, key);
-    size_t bytes;
+    /* registered by the hash given, else (an MD5) by its object's id */
+    record_key(hash.text, key);
     cJSON *record = load_record(req->srv->db, key, &rc, &bytes);
-    if (record)
-        set_replicas(req->srv->db, record, &hash);
-    else if (rc == MINIDBX_ENOTFOUND && (record = object_record(req->srv->db, &hash)) != NULL)
+    if (!record && rc == MINIDBX_ENOTFOUND && hash.known) {
+        minidbx_id_format(&hash.id, id_hex);
+        record_key(id_hex, key);
+        record = load_record(req->srv->db, key, &rc, &bytes);
+    }
+    if (record && hash.known)
+        set_replicas(req->srv->db, record, &hash.id);
+    else if (!record && rc == MINIDBX_ENOTFOUND && (record = object_record(req->srv->db, &hash)) != NULL)
         rc = 0;
     if (!record)
         return rc == MINIDBX_ENOTFOUND ? serve_reply_error(req, MHD_HTTP_NOT_FOUND, "file not found")
@@ -294,8 +442,10 @@ static enum MHD_Result serve_go_list(struct serve_request *req)
                                LIST_PAGE, &count);
         for (size_t i = 0; rc == 0 && i < count && !truncated; i++) {
             cJSON *record = load_record(req->srv->db, page[i].name, &rc, &bytes);
+            const char *key_hash = page[i].name + sizeof RECORD_PREFIX - 1;
             minidbx_id hash;
-            if (record && minidbx_id_parse(&hash, page[i].name + sizeof RECORD_PREFIX - 1) == 0)
+            if (record && (minidbx_id_parse(&hash, key_hash) == 0 ||
+                           (strlen(key_hash) == MD5_HEX_DIGITS && alias_get(req->srv->db, key_hash, &hash) == 0)))
                 set_replicas(req->srv->db, record, &hash);
             if (record)
                 cJSON_AddItemToArray(array, record);

@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define LIST_DEFAULT 1000
 #define LIST_MAX 10000
@@ -422,10 +423,22 @@ static enum MHD_Result serve_gc(struct serve_request *req)
     return serve_job_run(req, gc_job);
 }
 
-/* "OK", as the Go nodes said it. */
+/* "OK", as the Go nodes said it; to a client that asks for JSON (Accept:
+ * application/json), the Go system's {"status": "healthy", ...}. 200
+ * either way, so that `curl -f` works on both. */
 static enum MHD_Result serve_health(struct serve_request *req)
 {
-    return serve_reply_text(req, MHD_HTTP_OK, "OK");
+    const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
+                                                     MHD_HTTP_HEADER_ACCEPT);
+    cJSON *json;
+
+    if (!accept || !strstr(accept, "application/json") || !(json = cJSON_CreateObject()))
+        return serve_reply_text(req, MHD_HTTP_OK, "OK");
+    cJSON_AddStringToObject(json, "status", "healthy");
+    cJSON_AddStringToObject(json, "service", "minidbx");
+    cJSON_AddStringToObject(json, "version", minidbx_version());
+    dbx_json_add_i64(json, "timestamp", (int64_t)time(NULL));
+    return serve_reply_json(req, MHD_HTTP_OK, json);
 }
 
 /* The /v1 API, and the node's /health and /metrics. */

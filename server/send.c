@@ -4,56 +4,39 @@
  *
  * How each GET is answered:
  *
- *   object up to BUFFER_MAX bytes   read whole into one buffer and checked
- *                                   before anything is sent; sent with its
- *                                   headers in one go (faster than an fd
- *                                   response in libmicrohttpd 0.9.75). A bad
- *                                   object gets an error status, no bytes.
- *   a larger blob file, verified    sendfile from the file (zero copy).
- *   recently (the verified cache)
- *   a larger object otherwise       streamed through a callback that hashes
- *                                   every byte of the object (the parts
- *                                   outside a Range too) and hands over the
- *                                   last piece only when the whole object
- *                                   matched its id; else the connection is
- *                                   cut, and the client sees a short body.
+ *   a blob file of at most a quarter  sent from the verified bytes the node
+ *   of --body-cache                   keeps (cache.c), with its headers in
+ *                                     one go; when not kept, read whole into
+ *                                     one buffer, hashed, then sent (and
+ *                                     kept). A bad file gets an error
+ *                                     status, no bytes.
+ *   another object up to BUFFER_MAX   read whole into one buffer and checked
+ *   bytes                             before anything is sent (faster than
+ *                                     an fd response in libmicrohttpd
+ *                                     0.9.75). Also an error, no bytes.
+ *   a larger blob file, verified      sendfile from the file (zero copy).
+ *   recently (cache.c)
+ *   a larger object otherwise         streamed through a callback that
+ *                                     hashes every byte of the object (the
+ *                                     parts outside a Range too) and hands
+ *                                     over the last piece only when the
+ *                                     whole object matched its id; else the
+ *                                     connection is cut, and the client sees
+ *                                     a short body.
  *
  * Reads through minidbx_reader_read are verified by the library (the node
  * never opens its store with MINIDBX_OPEN_NO_VERIFY); bytes read from a
- * blob file's fd bypass the library and are hashed here.
- *
- * The verified cache. A blob file that was hashed in full and matched its
- * id is remembered with the identity and times of the file as fstat saw
- * them before the bytes were read and again after: (id, st_dev, st_ino,
- * st_size, st_mtim, st_ctim). A later GET skips the hashing only if the fd
- * it has just opened has exactly those, and the entry is younger than
- * VERIFIED_TTL_NS. What this trusts: that the bytes of a file cannot change
- * through the filesystem without its ctime changing. Every write, truncate,
- * fallocate or copy into a file sets its ctime to the current time, and
- * nothing in user space can set ctime back (utimensat sets mtime, and
- * ctime to now); a rename of another file into place changes st_ino. So a
- * file is only remembered when its ctime is at least CTIME_MARGIN_NS older
- * than the start of the hashing: a write that came after would have to set
- * ctime to an older value, which needs a clock stepped back by more than
- * the margin, or a filesystem with timestamps coarser than the margin. Not
- * covered (nor by any hashing of bytes that the page cache holds): changes
- * below the filesystem (a raw write to the disk, silent media errors), and
- * a write to a blob during the sendfile of a cached file, which only
- * someone who can write the store's files can make; the next GET after
- * such a write sees the new ctime and hashes again. The cache is a fixed
- * table (--verified-cache entries, direct-mapped by id), so memory stays
- * bounded and a flood of ids only evicts. */
+ * blob file's fd bypass the library and are hashed here. What the caches
+ * of cache.c trust, and why that is safe, is said at the top of it. */
 #include "node.h"
 
 #include <errno.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
-#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #define CACHE_IMMUTABLE "public, max-age=31536000, immutable"
@@ -61,8 +44,6 @@
 #define BUFFER_MAX (64u * 1024u)
 /* The piece a streamed body is read, hashed and handed over in. */
 #define STREAM_BLOCK (64u * 1024u)
-#define VERIFIED_TTL_NS (60ll * 1000 * 1000 * 1000)
-#define CTIME_MARGIN_NS (2ll * 1000 * 1000 * 1000)
 
 /* ---- ranges ---------------------------------------------------------------- */
 
@@ -103,113 +84,6 @@ void serve_parse_range(const char *text, uint64_t size, struct serve_range *out)
     out->status = MHD_HTTP_PARTIAL_CONTENT;
 }
 
-/* ---- the verified cache --------------------------------------------------------- */
-
-struct verified_entry {
-    minidbx_id id;
-    dev_t dev;
-    ino_t ino;
-    off_t size;
-    struct timespec mtime, ctime;
-    int64_t verified_ns; /* serve_now_ns() when it was hashed; 0: empty */
-};
-
-struct serve_verified {
-    pthread_mutex_t lock;
-    size_t count;
-    struct verified_entry *slots;
-};
-
-int serve_verified_start(struct serve_server *srv)
-{
-    size_t count = srv->cfg->verified_cache_entries;
-    struct serve_verified *v = calloc(1, sizeof *v);
-
-    if (!v || (count && !(v->slots = calloc(count, sizeof *v->slots)))) {
-        free(v);
-        return ENOMEM;
-    }
-    v->count = count;
-    pthread_mutex_init(&v->lock, NULL);
-    srv->verified = v;
-    return 0;
-}
-
-void serve_verified_stop(struct serve_server *srv)
-{
-    struct serve_verified *v = srv->verified;
-    if (!v)
-        return;
-    pthread_mutex_destroy(&v->lock);
-    free(v->slots);
-    free(v);
-    srv->verified = NULL;
-}
-
-static bool same_time(const struct timespec *a, const struct timespec *b)
-{
-    return a->tv_sec == b->tv_sec && a->tv_nsec == b->tv_nsec;
-}
-
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           same_time(&a->st_mtim, &b->st_mtim) && same_time(&a->st_ctim, &b->st_ctim);
-}
-
-/* Ids are SHA-256 digests: their first bytes are as good as any hash. */
-static struct verified_entry *verified_slot(struct serve_verified *v, const minidbx_id *id)
-{
-    uint64_t h;
-    memcpy(&h, id->bytes, sizeof h);
-    return &v->slots[h % v->count];
-}
-
-static bool verified_lookup(struct serve_server *srv, const minidbx_id *id, const struct stat *st)
-{
-    struct serve_verified *v = srv->verified;
-    bool hit;
-
-    if (!v->count)
-        return false;
-    pthread_mutex_lock(&v->lock);
-    struct verified_entry *e = verified_slot(v, id);
-    hit = e->verified_ns && serve_now_ns() - e->verified_ns < VERIFIED_TTL_NS &&
-          minidbx_id_equal(&e->id, id) && e->dev == st->st_dev && e->ino == st->st_ino &&
-          e->size == st->st_size && same_time(&e->mtime, &st->st_mtim) &&
-          same_time(&e->ctime, &st->st_ctim);
-    pthread_mutex_unlock(&v->lock);
-    return hit;
-}
-
-static int64_t realtime_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-/* The file (fd) was hashed in full and matched id; before is what fstat
- * said before the first byte was read, hashed_since_ns (CLOCK_REALTIME)
- * when that was. Remember it if nothing changed meanwhile and its ctime is
- * old enough (see the top of the file). */
-static void verified_remember(struct serve_server *srv, const minidbx_id *id, int fd,
-                              const struct stat *before, int64_t hashed_since_ns)
-{
-    struct serve_verified *v = srv->verified;
-    struct stat after;
-    int64_t ctime_ns = (int64_t)before->st_ctim.tv_sec * 1000000000 + before->st_ctim.tv_nsec;
-
-    if (!v->count || fstat(fd, &after) < 0 || !same_file(before, &after) ||
-        hashed_since_ns - ctime_ns < CTIME_MARGIN_NS)
-        return;
-    pthread_mutex_lock(&v->lock);
-    struct verified_entry *e = verified_slot(v, id);
-    *e = (struct verified_entry){ *id, before->st_dev, before->st_ino, before->st_size,
-                                  before->st_mtim, before->st_ctim, serve_now_ns() };
-    pthread_mutex_unlock(&v->lock);
-}
-
 /* ---- hashing ------------------------------------------------------------------ */
 
 static bool digest_is(EVP_MD_CTX *ctx, const minidbx_id *id)
@@ -245,7 +119,7 @@ struct object_source {
     minidbx_id id;
     minidbx_reader *reader;
     uint64_t size;
-    int fd;           /* a dup of the blob file's fd, or -1 */
+    int fd;           /* the blob file's fd (the reader's), or -1 */
     uint64_t offset;  /* where the object's bytes start in it */
     struct stat st;   /* fstat(fd) when it was opened */
     int64_t opened_rt_ns;
@@ -255,10 +129,8 @@ struct object_source {
 
 static void source_close(struct object_source *src)
 {
-    minidbx_reader_close(src->reader);
+    minidbx_reader_close(src->reader); /* and with it the fd */
     src->reader = NULL;
-    if (src->fd >= 0)
-        close(src->fd);
     src->fd = -1;
 }
 
@@ -266,15 +138,17 @@ static void source_close(struct object_source *src)
  * blob that is not a regular file: nothing is read from a FIFO or a device). */
 static int source_open(struct serve_server *srv, const minidbx_id *id, struct object_source *src)
 {
-    int fd, rc;
+    int rc;
 
-    *src = (struct object_source){ srv, *id, NULL, 0, -1, 0, { 0 }, realtime_ns(), NULL, "" };
+    *src = (struct object_source){ srv, *id, NULL, 0, -1, 0, { 0 }, serve_hash_start_ns(), NULL, "" };
     if ((rc = minidbx_reader_open(srv->db, id, &src->reader, &src->size)) < 0)
         return rc;
-    if (minidbx_reader_fd(src->reader, &fd, &src->offset) < 0)
+    if (minidbx_reader_fd(src->reader, &src->fd, &src->offset) < 0) {
+        src->fd = -1;
         return 0; /* inline, or a store without files: read through the reader */
-    if ((src->fd = dup(fd)) < 0 || fstat(src->fd, &src->st) < 0) {
-        src->problem = "get: cannot duplicate or stat the blob file";
+    }
+    if (fstat(src->fd, &src->st) < 0) {
+        src->problem = "get: cannot stat the blob file";
         source_close(src);
         return MINIDBX_EIO;
     }
@@ -312,7 +186,7 @@ static int source_read_all(struct object_source *src, char **out)
     if (!buf)
         return MINIDBX_ENOMEM;
     if (src->fd >= 0) {
-        bool cached = verified_lookup(src->srv, &src->id, &src->st);
+        bool cached = serve_verified_lookup(src->srv, &src->id, &src->st);
         errno = 0;
         if (pread_full(src->fd, buf, (size_t)src->size, src->offset) != (ssize_t)src->size) {
             snprintf(src->detail, sizeof src->detail, "cannot read the blob file (%s)",
@@ -321,11 +195,13 @@ static int source_read_all(struct object_source *src, char **out)
         } else if (!cached && (rc = check_bytes(src, buf, (size_t)src->size)) < 0)
             ;
         else if (!cached)
-            verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
+            serve_verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
         else { /* cached: the bytes just read are the ones hashed if the file did not change */
             struct stat now;
-            if (fstat(src->fd, &now) < 0 || !same_file(&now, &src->st))
+            if (fstat(src->fd, &now) < 0 || !serve_same_file(&now, &src->st))
                 rc = check_bytes(src, buf, (size_t)src->size);
+            else
+                atomic_fetch_add(&src->srv->metrics.file_sends, 1);
         }
     } else {
         /* The library checks the bytes on the read that finds the end (or,
@@ -401,7 +277,7 @@ static bool stream_verified(struct stream_body *body)
         return minidbx_reader_read(src->reader, body->scratch, STREAM_BLOCK, &n) == 0 && n == 0;
     if (!digest_is(body->ctx, &src->id))
         return false;
-    verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
+    serve_verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
     return true;
 }
 
@@ -467,17 +343,65 @@ void serve_add_object_headers(struct MHD_Response *resp, const char *etag)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
 }
 
+/* The blob file read whole into a new body and hashed: 0 with *out, or
+ * with *out NULL when the bodies' memory is spent (stream it instead);
+ * else ECORRUPT or EIO. A good body is kept for the next GETs. */
+static int body_read(struct object_source *src, struct serve_copy **out)
+{
+    struct serve_copy *body = serve_copy_new(src->srv, src->size);
+    int rc;
+
+    *out = NULL;
+    if (!body)
+        return 0;
+    errno = 0;
+    if (pread_full(src->fd, serve_copy_bytes(body), (size_t)src->size, src->offset) !=
+        (ssize_t)src->size) {
+        snprintf(src->detail, sizeof src->detail, "cannot read the blob file (%s)",
+                 errno ? strerror(errno) : "shorter than its record");
+        rc = MINIDBX_EIO;
+    } else {
+        rc = check_bytes(src, serve_copy_bytes(body), (size_t)src->size);
+    }
+    if (rc < 0) {
+        serve_copy_release(body);
+        return rc;
+    }
+    serve_copy_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns, body);
+    *out = body;
+    return 0;
+}
+
+/* The kept copy of the open blob file, if it is unchanged (counted). */
+static struct serve_copy *copy_lookup(struct serve_server *srv, const struct object_source *src)
+{
+    struct serve_copy *copy = serve_copy_lookup(srv, &src->id, &src->st);
+    if (copy)
+        atomic_fetch_add(&srv->metrics.memory_sends, 1);
+    return copy;
+}
+
 /* The body for range of the open object (takes src), or NULL after a
  * reply (a bad object) or with *result = MHD_NO. */
 static struct MHD_Response *object_response(struct serve_request *req, struct object_source *src,
                                             const struct serve_range *range, enum MHD_Result *result)
 {
     struct MHD_Response *resp = NULL;
+    struct serve_copy *body = NULL;
     char *buf = NULL;
-    int rc = 0;
+    int rc = 0, fd;
 
     *result = MHD_NO;
-    if (src->size <= BUFFER_MAX) {
+    if (src->fd >= 0 && serve_copy_cacheable(req->srv, src->size) &&
+        ((body = copy_lookup(req->srv, src)) || ((rc = body_read(src, &body)) == 0 && body))) {
+        /* the reply holds a reference to the body: released when it is done */
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            (size_t)range->length, serve_copy_bytes(body) + range->start, serve_copy_release, body);
+        if (!resp)
+            serve_copy_release(body);
+    } else if (rc < 0) {
+        ; /* a bad file: the reply below */
+    } else if (src->size <= BUFFER_MAX) {
         if ((rc = source_read_all(src, &buf)) == 0) {
             /* the buffer is freed at its start, the body is a slice of it */
             resp = MHD_create_response_from_buffer_with_free_callback_cls(
@@ -485,11 +409,12 @@ static struct MHD_Response *object_response(struct serve_request *req, struct ob
             if (!resp)
                 free(buf);
         }
-    } else if (src->fd >= 0 && verified_lookup(req->srv, &src->id, &src->st)) {
-        resp = MHD_create_response_from_fd_at_offset64(range->length, src->fd,
-                                                       src->offset + range->start);
-        if (resp)
-            src->fd = -1; /* the response closes it */
+    } else if (src->fd >= 0 && serve_verified_lookup(req->srv, &src->id, &src->st) &&
+               (fd = dup(src->fd)) >= 0) {
+        atomic_fetch_add(&req->srv->metrics.file_sends, 1);
+        resp = MHD_create_response_from_fd_at_offset64(range->length, fd, src->offset + range->start);
+        if (!resp)
+            close(fd);
     } else {
         return stream_response(src, range);
     }

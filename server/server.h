@@ -19,10 +19,13 @@
 #include <stdint.h>
 
 /* What `mdbx help serve` says about the settings and the routes. */
-#define MINIDBX_SERVER_USAGE "[--listen ADDR:PORT] [--threads N] [--max-object-size SIZE] ..."
+#define MINIDBX_SERVER_USAGE "[--listen [HOST]:PORT] [--threads N] [--max-object-size SIZE] ..."
 #define MINIDBX_SERVER_HELP                                                      \
-    "  --listen ADDR:PORT          where to listen (default 127.0.0.1:8001;\n"   \
-    "                              port 0 picks a free one, printed on start)\n" \
+    "  --listen [HOST]:PORT        where to listen (default 127.0.0.1:8001):\n"  \
+    "                              HOST an address ([::1] for IPv6) or a name\n" \
+    "                              (localhost); :PORT every address; PORT\n"    \
+    "                              alone 127.0.0.1; port 0 picks a free one,\n" \
+    "                              printed on start\n"                         \
     "  --threads N                 worker threads (default 4)\n"                 \
     "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
     "                              store's limit; larger uploads get 413\n"     \
@@ -52,6 +55,12 @@
     "  --verified-cache N          blob files remembered as verified, so\n"     \
     "                              repeated GETs skip hashing (default 1024;\n" \
     "                              0: hash every GET); see mdbx(1)\n"           \
+    "  --body-cache SIZE           verified bytes of blob files kept in memory\n" \
+    "                              and sent from there (default 8M; objects\n" \
+    "                              up to a quarter of it; 0: off)\n"          \
+    "  --md5-aliases on|off        keep each /upload's MD5 as an alias, so\n"    \
+    "                              the old system's clients use their 32-hex\n" \
+    "                              ids on its endpoints (default on)\n"        \
     "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
     "                              flight may take to finish (10)\n"            \
     "  --config FILE.json          the same settings as a JSON object, keys\n"   \
@@ -82,9 +91,11 @@ struct minidbx_server_config {
     unsigned drain_timeout_s;
     uint64_t min_body_rate;         /* bytes/s, 0: no minimum */
     unsigned verified_cache_entries;
+    uint64_t body_cache_bytes;      /* verified blob bytes kept in memory */
     const char *config_file;
     bool read_only;                 /* writes get 403 EREADONLY */
     bool sync_none;                 /* --sync none: open the store MINIDBX_SYNC_NONE */
+    bool no_md5_aliases;            /* --md5-aliases off (proto_go.c) */
     void *file_settings;            /* owned: the parsed config file, which strings point into */
 };
 

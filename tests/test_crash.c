@@ -7,20 +7,32 @@
  * grows across rounds. Every other round (odd seeds) the writer runs 4
  * threads on one handle, so that kills land inside grouped commits.
  *
- * usage: test_crash CRASH_WRITER ITERATIONS */
+ * With POWERCUT_SHIM (tests/fault/powercut_shim.c) each kill is a power
+ * cut: the writer runs under the shim, which keeps beside the store only
+ * what was flushed (file bytes at fsync/fdatasync or O_DSYNC writes,
+ * directory entries at the directory's fsync); after the kill the store is
+ * rebuilt from that alone, into a new directory, and every id acknowledged
+ * in any round must be there and intact. The next round writes into the
+ * rebuilt store, as after a reboot.
+ *
+ * usage: test_crash CRASH_WRITER ITERATIONS [POWERCUT_SHIM] */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 static const char *writer_path;
 static long iterations = 200;
+static const char *powercut_shim; /* NULL: kills only */
 
 typedef struct {
     minidbx_id *ids;
@@ -71,7 +83,7 @@ static int read_some(int fd, writer_output *out, int timeout_ms)
  * grouped commits are killed too. */
 #define CONCURRENT_WRITERS 4
 
-static pid_t start_writer(const char *store, uint64_t seed, int *out_fd)
+static pid_t start_writer(const char *store, const char *shadow, uint64_t seed, int *out_fd)
 {
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
@@ -82,6 +94,11 @@ static pid_t start_writer(const char *store, uint64_t seed, int *out_fd)
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
+        char real[PATH_MAX];
+        if (shadow && (!realpath(store, real) || setenv("LD_PRELOAD", powercut_shim, 1) != 0 ||
+                       setenv("MINIDBX_POWERCUT_STORE", real, 1) != 0 ||
+                       setenv("MINIDBX_POWERCUT_SHADOW", shadow, 1) != 0))
+            _exit(126);
         dup2(p[1], STDOUT_FILENO);
         close(p[0]);
         close(p[1]);
@@ -94,11 +111,12 @@ static pid_t start_writer(const char *store, uint64_t seed, int *out_fd)
 }
 
 /* Let the writer run until a random moment, kill it, collect its output. */
-static void run_and_kill(const char *store, test_rng *rng, uint64_t seed, writer_output *out)
+static void run_and_kill(const char *store, const char *shadow, test_rng *rng, uint64_t seed,
+                         writer_output *out)
 {
     int fd;
     double start = now_ms();
-    pid_t pid = start_writer(store, seed, &fd);
+    pid_t pid = start_writer(store, shadow, seed, &fd);
     if (rng_below(rng, 2) == 0) {
         double deadline = start + (double)rng_below(rng, 31);
         while (now_ms() < deadline && read_some(fd, out, 1))
@@ -171,13 +189,102 @@ static void expect_store_consistent(minidbx *db, uint64_t seed)
                   log.count[MINIDBX_PROBLEM_TEMP]);
 }
 
-START_TEST(kill_writer_repeatedly)
+/* --- power cuts: what the shim keeps, and the store rebuilt from it --- */
+
+static void copy_file(const char *from, const char *to)
 {
-    char *store = tmpdir_make("crash");
-    char tmp[PATH_MAX];
-    store_path(store, "tmp", tmp);
+    char buf[65536];
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    ck_assert_msg(in >= 0 && out >= 0, "copy %s -> %s: %s", from, to, strerror(errno));
+    ssize_t n;
+    while ((n = read(in, buf, sizeof buf)) > 0)
+        ck_assert_int_eq(write(out, buf, (size_t)n), n);
+    ck_assert_int_eq(n, 0);
+    close(in);
+    close(out);
+}
+
+/* The shim's record of dir as it is now (all of it counts as flushed: a
+ * clean state between rounds): d<ino> listings and i<ino> contents. */
+static void shadow_baseline(const char *dir, const char *shadow)
+{
+    char listing[PATH_MAX], path[PATH_MAX], copy[PATH_MAX];
+    struct stat st;
+    ck_assert_int_eq(stat(dir, &st), 0);
+    snprintf(listing, sizeof listing, "%s/d%llu", shadow, (unsigned long long)st.st_ino);
+    FILE *out = fopen(listing, "w");
+    DIR *d = opendir(dir);
+    ck_assert(out && d);
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        ck_assert_int_eq(lstat(path, &st), 0);
+        if (!S_ISDIR(st.st_mode) && !S_ISREG(st.st_mode))
+            continue;
+        fprintf(out, "%c %llu %s\n", S_ISDIR(st.st_mode) ? 'd' : 'f', (unsigned long long)st.st_ino,
+                e->d_name);
+        if (S_ISDIR(st.st_mode)) {
+            shadow_baseline(path, shadow);
+        } else {
+            snprintf(copy, sizeof copy, "%s/i%llu", shadow, (unsigned long long)st.st_ino);
+            copy_file(path, copy);
+        }
+    }
+    closedir(d);
+    ck_assert_int_eq(fclose(out), 0);
+}
+
+/* Make dir from the shim's record of directory ino: entries as last
+ * flushed (none if it never was), files as last flushed (empty if never). */
+static void rebuild(const char *shadow, unsigned long long ino, const char *dir)
+{
+    char listing[PATH_MAX], line[PATH_MAX + 64], path[2 * PATH_MAX], from[PATH_MAX];
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(listing, sizeof listing, "%s/d%llu", shadow, ino);
+    FILE *in = fopen(listing, "r");
+    if (!in)
+        return;
+    while (fgets(line, sizeof line, in)) {
+        char kind, name[256];
+        unsigned long long child;
+        ck_assert_int_eq(sscanf(line, "%c %llu %255[^\n]", &kind, &child, name), 3);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        snprintf(from, sizeof from, "%s/i%llu", shadow, child);
+        if (kind == 'd')
+            rebuild(shadow, child, path);
+        else if (access(from, F_OK) == 0)
+            copy_file(from, path);
+        else
+            close(open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644));
+    }
+    fclose(in);
+}
+
+/* After the writer under the shim was killed: the store as a power cut
+ * at that instant would leave it, in a new directory; the old one goes. */
+static char *power_cut(char *store, const char *shadow, unsigned long long root_ino, long round)
+{
+    char *next = malloc(PATH_MAX);
+    ck_assert_ptr_nonnull(next);
+    snprintf(next, PATH_MAX, "%s.%ld", store, round);
+    char *dot = strrchr(store, '.');
+    if (round > 0 && dot) /* store.N -> store.N+1, not store.N.N+1 */
+        snprintf(next, PATH_MAX, "%.*s.%ld", (int)(dot - store), store, round);
+    rebuild(shadow, root_ino, next);
+    rm_rf(store);
+    free(store);
+    return next;
+}
+
+static void run_rounds(bool powercut)
+{
+    char *store = tmpdir_make(powercut ? "powercut" : "crash");
+    char tmp[PATH_MAX], shadow[PATH_MAX];
     uint64_t base_seed = seed_from_clock();
-    printf("crash: %ld rounds, base seed %llu, store %s\n", iterations,
+    printf("%s: %ld rounds, base seed %llu, store %s\n", powercut ? "powercut" : "crash", iterations,
            (unsigned long long)base_seed, store);
     fflush(stdout);
     test_rng rng;
@@ -191,10 +298,24 @@ START_TEST(kill_writer_repeatedly)
     for (long round = 0; round < iterations; round++) {
         uint64_t seed = base_seed + (uint64_t)round;
         writer_output out = {0};
-        run_and_kill(store, &rng, seed, &out);
-        size_t first_new = acked.count;
+        unsigned long long root_ino = 0;
+        if (powercut) {
+            struct stat st;
+            snprintf(shadow, sizeof shadow, "%s.shadow", store);
+            ck_assert_int_eq(mkdir(shadow, 0755), 0);
+            ck_assert_int_eq(stat(store, &st), 0);
+            root_ino = (unsigned long long)st.st_ino;
+            shadow_baseline(store, shadow);
+        }
+        run_and_kill(store, powercut ? shadow : NULL, &rng, seed, &out);
+        size_t first_new = powercut ? 0 : acked.count; /* a power cut may lose any round's */
         parse_acked(&out, &acked);
         free(out.text);
+        if (powercut) {
+            store = power_cut(store, shadow, root_ino, round);
+            rm_rf(shadow);
+        }
+        store_path(store, "tmp", tmp);
 
         minidbx *db = store_open(store, 0);
         long left = dir_count_entries(tmp);
@@ -216,23 +337,37 @@ START_TEST(kill_writer_repeatedly)
     uint64_t objects = store_object_count(db);
     ck_assert_uint_ge(objects, 1);
     minidbx_close(db);
-    printf("crash: %ld rounds in %.1f s, %zu acknowledged puts, %llu objects in the store\n",
-           iterations, (now_ms() - start) / 1000.0, acked.count, (unsigned long long)objects);
+    printf("%s: %ld rounds in %.1f s, %zu acknowledged puts, %llu objects in the store\n",
+           powercut ? "powercut" : "crash", iterations, (now_ms() - start) / 1000.0, acked.count,
+           (unsigned long long)objects);
     free(acked.ids);
     rm_rf(store);
     free(store);
+}
+
+START_TEST(kill_writer_repeatedly)
+{
+    run_rounds(false);
+}
+END_TEST
+
+START_TEST(cut_power_repeatedly)
+{
+    run_rounds(true);
 }
 END_TEST
 
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: %s CRASH_WRITER [ITERATIONS]\n", argv[0]);
+        fprintf(stderr, "usage: %s CRASH_WRITER [ITERATIONS [POWERCUT_SHIM]]\n", argv[0]);
         return 2;
     }
     writer_path = argv[1];
     if (argc > 2)
         iterations = strtol(argv[2], NULL, 10);
+    if (argc > 3)
+        powercut_shim = argv[3];
     if (iterations < 1)
         iterations = 1;
     signal(SIGPIPE, SIG_IGN);
@@ -240,7 +375,7 @@ int main(int argc, char **argv)
     TCase *tc = tcase_create("sigkill");
     /* 5000 rounds of a torture run take far longer than the normal 200 */
     tcase_set_timeout(tc, iterations > 1000 ? 7200 : TEST_TIMEOUT_LONG_S);
-    tcase_add_test(tc, kill_writer_repeatedly);
+    tcase_add_test(tc, powercut_shim ? cut_power_repeatedly : kill_writer_repeatedly);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }

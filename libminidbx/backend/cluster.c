@@ -164,31 +164,6 @@ int cluster_pick_error(int have, int rc)
     return have == MINIDBX_EIO ? rc : have;
 }
 
-static void *task_thread(void *arg)
-{
-    struct cluster_task *t = arg;
-    t->rc = t->fn(t);
-    if (t->rc < 0)
-        snprintf(t->error, sizeof t->error, "%s", minidbx_errmsg(NULL));
-    return NULL;
-}
-
-void cluster_run_parallel(struct cluster_task *tasks, size_t count)
-{
-    pthread_t threads[CLUSTER_NODES_MAX];
-    bool started[CLUSTER_NODES_MAX] = { false };
-
-    for (size_t i = 1; i < count; i++)
-        started[i] = pthread_create(&threads[i], NULL, task_thread, &tasks[i]) == 0;
-    task_thread(&tasks[0]);
-    for (size_t i = 1; i < count; i++) {
-        if (started[i])
-            pthread_join(threads[i], NULL);
-        else /* no thread to be had: do it here */
-            task_thread(&tasks[i]);
-    }
-}
-
 int cluster_fetch_pages(struct cluster *c, size_t item_size, size_t capacity, cluster_page_fn fn,
                         const void *ctx, void *pages[], size_t got[])
 {
@@ -388,6 +363,7 @@ static void cluster_free(minidbx_backend *be)
         pthread_mutex_unlock(&c->prober_lock);
         pthread_join(c->prober, NULL);
     }
+    cluster_pool_free(c);
     for (size_t i = 0; c->nodes && i < c->count; i++) {
         minidbx_close(atomic_load(&c->nodes[i].db));
         pthread_mutex_destroy(&c->nodes[i].lock);
@@ -652,6 +628,8 @@ int dbx_cluster_open(minidbx_backend **out, const char *location, const minidbx_
         rc = minidbx_error_set(MINIDBX_EINVAL, "%s: write cluster:FILE (a JSON cluster file)", location);
     if (rc == 0 && !(c->path = strdup(path)))
         rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    if (rc == 0)
+        rc = cluster_pool_new(c);
     if (rc == 0)
         rc = read_config(c);
     if (rc == 0)

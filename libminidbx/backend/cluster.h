@@ -16,7 +16,8 @@
  *   cluster_names.c   names (last writer wins), batches;
  *   cluster_repair.c  verify and repair (back to R verified copies), gc;
  *   cluster_cache.c   a small cache of verified small objects (a gateway's
- *                     hot objects), used for at most 1 s.
+ *                     hot objects), used for at most 1 s;
+ *   cluster_pool.c    the worker threads that write a put's copies.
  *
  * How a node fails: a call that returns MINIDBX_EIO (the node cannot be
  * reached, or did not answer within its deadline) marks the node down;
@@ -61,6 +62,8 @@ struct cluster {
     pthread_mutex_t prober_lock;
     pthread_cond_t prober_wake;
     bool stopping;
+    /* the threads that write a put's copies (cluster_pool.c) */
+    struct cluster_pool *pool;
     /* small verified objects (cluster_cache.c) */
     struct cluster_cache_slot *cache;
     size_t cache_slots;
@@ -101,8 +104,10 @@ static inline bool cluster_node_failed(int rc)
 /* The error to return when no node could answer: the worst seen. */
 int cluster_pick_error(int have, int rc);
 
-/* Run fn(arg_i) for count tasks, in parallel threads (the first in the
- * calling thread); each task keeps its own rc and error message. */
+/* Run fn for count tasks in parallel (cluster_pool.c): the first in the
+ * calling thread, the others on the handle's pool of workers (or, when
+ * none is to be had, in the caller after the first); each task keeps its
+ * own rc and error message. */
 struct cluster_task {
     int (*fn)(struct cluster_task *t);
     struct cluster *c;
@@ -113,6 +118,9 @@ struct cluster_task {
     char error[256];
 };
 void cluster_run_parallel(struct cluster_task *tasks, size_t count);
+int cluster_pool_new(struct cluster *c);
+/* Stops and joins the workers: no call may be running. */
+void cluster_pool_free(struct cluster *c);
 
 /* Ask every node that is up for one sorted page (fn: a node's list call
  * with ctx its arguments) into pages[i] (malloc'd, capacity items of

@@ -36,7 +36,8 @@ struct copy_job {
     bool want_created;
 };
 
-/* Through a node writer, which says whether the node created the object. */
+/* A spooled file through a node writer, which hashes it again on the way
+ * (and says whether the node created the object). */
 static int put_streamed(minidbx *db, const struct copy_job *job, int *created)
 {
     minidbx_writer *w;
@@ -46,11 +47,9 @@ static int put_streamed(minidbx *db, const struct copy_job *job, int *created)
 
     if (rc < 0)
         return rc;
-    if (job->src->data)
-        rc = minidbx_writer_write(w, job->src->data, (size_t)job->src->size);
-    else if (!(chunk = malloc(COPY_CHUNK)))
+    if (!(chunk = malloc(COPY_CHUNK)))
         rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    while (rc == 0 && chunk && done < job->src->size) {
+    while (rc == 0 && done < job->src->size) {
         size_t want = job->src->size - done < COPY_CHUNK ? (size_t)(job->src->size - done) : COPY_CHUNK;
         ssize_t got = dbx_pread_full(job->src->fd, chunk, want, done);
         if (got != (ssize_t)want)
@@ -76,8 +75,12 @@ static int store_copy(struct cluster_task *t)
     t->created = -1;
     if (!db)
         return minidbx_error_set(MINIDBX_EIO, "%s: down", t->node->location);
-    if (job->src->data && !job->want_created)
-        rc = minidbx_put(db, job->src->data, (size_t)job->src->size, NULL);
+    /* bytes in memory were hashed by this handle's put or writer: the node
+     * gets their id (a remote node checks the bytes against it); a spooled
+     * file is read back through a node writer, which hashes it again */
+    if (job->src->data)
+        rc = dbx_put_known(db, job->id, job->src->data, (size_t)job->src->size,
+                           job->want_created ? &t->created : NULL);
     else
         rc = put_streamed(db, job, &t->created);
     return cluster_call_end(t->c, t->node, start, rc);

@@ -106,6 +106,8 @@ static size_t on_body(char *data, size_t size, size_t count, void *cls)
     dbx_remote_call *call = cls;
     size_t n = size * count;
 
+    if (call->range_refused)
+        return 0;
     if (call->body_cap && call->status / 100 == 2 && call->body_cap - call->buf_len < n) {
         call->body_overflow = true;
         return 0;
@@ -161,6 +163,8 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
         /* a new response (after 100 Continue): forget the last one's headers */
         call->content_length = 0;
         call->has_content_length = false;
+        call->has_content_range = false;
+        call->range_refused = false;
         call->error_code = 0;
         call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
     } else if (dbx_remote_header_is(line, len, "Content-Length", &value)) {
@@ -182,8 +186,17 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
                              value[value_len - 1] == ' '))
             value_len--;
         call->error_code = dbx_wire_error_code(value, value_len);
+    } else if (dbx_remote_header_is(line, len, "Content-Range", &value)) {
+        unsigned long long start, last, total;
+        call->has_content_range = sscanf(value, "bytes %llu-%llu/%llu", &start, &last, &total) == 3;
+        call->range_start = start;
+        call->range_total = total;
     } else if ((len == 2 && line[0] == '\r') || (len == 1 && line[0] == '\n')) {
         /* the end of a reply's headers: the final one's, past any 1xx */
+        if (call->ranged && call->status / 100 == 2)
+            call->range_refused =
+                call->status == 206 ? !call->has_content_range || call->range_start != call->range_first
+                                    : !call->range_whole_ok;
         if (call->status >= 200 && call->headers_done)
             call->headers_done(call);
     } else if (call->header_fn) {
@@ -315,6 +328,13 @@ static struct curl_slist *request_headers(dbx_remote *r, const dbx_remote_call *
     for (int i = 0; i < DBX_REMOTE_EXTRA_HEADERS; i++)
         if (call->extra_headers[i] && !header_add(&headers, call->extra_headers[i]))
             return NULL;
+    if (call->ranged) {
+        char range[64];
+        snprintf(range, sizeof range, "Range: bytes=%" PRIu64 "-%" PRIu64, call->range_first,
+                 call->range_last);
+        if (!header_add(&headers, range))
+            return NULL;
+    }
     return headers;
 }
 
@@ -351,6 +371,7 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
         call->status = 0;
         set_options(r, curl, call, headers);
         res = curl_easy_perform(curl);
+        call->curl_code = res;
         /* Retry only what failed before any reply came, or (when asked)
          * what the server could not do for now; never what timed out: the
          * timeout is the caller's deadline (a cluster: node that hangs
@@ -446,10 +467,74 @@ static void stream_headers_done(dbx_remote_call *call)
     stream_signal_headers((dbx_remote_stream *)((char *)call - offsetof(dbx_remote_stream, call)));
 }
 
+/* May a range that failed with rc be asked again from where it broke off?
+ * When the link failed (a connection dropped, reset or refused, a reply
+ * cut short) or the engine could not serve it for now (a 5xx); not a
+ * timeout (the caller's deadline), not a reader that went away, not a
+ * reply refused. */
+static bool range_retryable(const dbx_remote *r, const dbx_remote_call *call, int rc)
+{
+    if (call->range_refused || call->body_overflow)
+        return false;
+    if (rc == 0)
+        return call->status >= 500 && r->retry_server_errors;
+    switch (call->curl_code) {
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_COULDNT_CONNECT:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* A ranged download: GETs of at most range_size bytes from s->range_at to
+ * s->range_end, one after another into the same socket and hasher. A GET
+ * that breaks off is asked again from the byte where it broke off (range
+ * requests are idempotent), after a growing pause, at most attempts times
+ * per range. At the end call->body_received is the offset reached. */
+static int stream_ranges(dbx_remote_stream *s)
+{
+    dbx_remote *r = s->remote;
+    dbx_remote_call *call = &s->call;
+    int attempts = r->attempts > 0 ? r->attempts : ATTEMPTS, failures = 0, rc = 0;
+    uint64_t at = s->range_at;
+
+    while (at < s->range_end) {
+        uint64_t left = s->range_end - at;
+        call->ranged = true;
+        call->range_first = at;
+        call->range_last = at + (left < r->range_size ? left : r->range_size) - 1;
+        call->body_limit = call->range_last - at + 1;
+        call->body_received = 0; /* so that perform keeps the hash */
+        rc = dbx_remote_perform(r, call);
+        at += call->body_received;
+        if (rc == 0 && call->status / 100 == 2 && at == call->range_last + 1) {
+            failures = 0;
+            continue;
+        }
+        if (call->range_refused) {
+            rc = minidbx_error_set(MINIDBX_EIO, "GET %s: asked for bytes %" PRIu64 "-%" PRIu64
+                                   ", the reply was HTTP %ld%s", call->url, call->range_first,
+                                   call->range_last, call->status,
+                                   call->has_content_range ? " of another range" : " without a Content-Range");
+            break;
+        }
+        if (!range_retryable(r, call, rc) || ++failures >= attempts)
+            break;
+        struct timespec pause = { 0, (long)RETRY_PAUSE_MS * (1L << failures) * 1000000L };
+        nanosleep(&pause, NULL);
+    }
+    call->body_received = at;
+    return rc;
+}
+
 static void *stream_main(void *cls)
 {
     dbx_remote_stream *s = cls;
-    s->rc = dbx_remote_perform(s->remote, &s->call);
+    s->rc = s->range_end ? stream_ranges(s) : dbx_remote_perform(s->remote, &s->call);
     stream_signal_headers(s); /* a transfer with no reply ends the wait too */
     /* Messages are per thread: carry this one to the caller's. */
     if (s->rc < 0)
@@ -479,6 +564,8 @@ static int stream_begin(dbx_remote *r, dbx_remote_stream *s, const char *method,
     s->call.hasher = hasher;
     s->call.body_limit = limit;
     s->call.headers_done = stream_headers_done;
+    s->call.header_fn = s->header_fn;
+    s->call.header_ctx = s->header_ctx;
     s->headers_in = false;
     if (!s->sync_ready) {
         pthread_mutex_init(&s->lock, NULL);
@@ -597,8 +684,12 @@ int dbx_remote_stream_recv(dbx_remote_stream *s, void *buf, size_t capacity, siz
 
 struct remote_reader {
     minidbx_backend_reader base;
-    char *data;       /* a small body read whole and checked, or NULL: streamed */
-    dbx_remote_stream stream;
+    /* the first GET's bytes (the whole body when whole, else its first
+     * data_len bytes, already hashed), or NULL */
+    char *data;
+    size_t data_len;
+    bool whole;
+    dbx_remote_stream stream; /* the rest, when not whole */
     minidbx_id id;
     uint64_t size;
     uint64_t received;
@@ -624,14 +715,25 @@ static int reader_check(struct remote_reader *r)
     return rc;
 }
 
+/* Hand out what is left of r->data; freed once all of it is out. */
+static void reader_take_data(struct remote_reader *r, void *buf, size_t capacity, size_t *out_read)
+{
+    size_t left = r->data_len - (size_t)r->received;
+    size_t n = left < capacity ? left : capacity;
+    memcpy(buf, r->data + r->received, n);
+    r->received += n;
+    *out_read = n;
+    if (!r->whole && r->received == r->data_len) {
+        free(r->data);
+        r->data = NULL;
+    }
+}
+
 static int reader_read(minidbx_backend_reader *br, void *buf, size_t capacity, size_t *out_read)
 {
     struct remote_reader *r = (struct remote_reader *)br;
-    if (r->data) {
-        size_t n = r->size - r->received < capacity ? (size_t)(r->size - r->received) : capacity;
-        memcpy(buf, r->data + r->received, n);
-        r->received += n;
-        *out_read = n;
+    if (r->whole || r->received < r->data_len) {
+        reader_take_data(r, buf, capacity, out_read);
         return 0;
     }
     bool hashing = r->stream.call.hasher != NULL;
@@ -683,25 +785,58 @@ static int reader_size_from_reply(struct remote_reader *r)
     return 0;
 }
 
-/* A body of at most DBX_REMOTE_READER_WHOLE_MAX bytes into r->data, in
- * this thread, checked against id; 1 if it is larger (nothing read). */
-static int reader_whole(dbx_remote *remote, struct remote_reader *r, const char *path,
-                        const char *suffix, const minidbx_id *id)
+/* The first GET, in this thread: at most DBX_REMOTE_READER_WHOLE_MAX
+ * bytes, into r->data, hashed into *hasher (may be NULL). With
+ * remote->range_size it asks for them as a range: a 206 says the whole
+ * size (Content-Range), a 416 that the object is empty. A body that fits
+ * is r->whole, checked here (*hasher is then freed); a larger one leaves
+ * its first bytes in r->data (a 206), or nothing (1: a 200, dropped at
+ * its headers; its bytes come again in one stream). */
+static int reader_first(dbx_remote *remote, struct remote_reader *r, const char *path,
+                        const char *suffix, dbx_hasher **hasher)
 {
     dbx_remote_call call;
     int rc;
 
     dbx_remote_call_init(&call, "GET");
     call.body_cap = DBX_REMOTE_READER_WHOLE_MAX;
+    call.hasher = *hasher;
+    call.ranged = remote->range_size > 0;
+    call.range_whole_ok = true;
+    call.range_last = DBX_REMOTE_READER_WHOLE_MAX - 1;
     if ((rc = dbx_remote_call_url(remote, &call, path, suffix)) == 0 &&
-        (rc = dbx_remote_get_object(remote, &call, id)) == 0 && call.body_overflow) {
-        free(call.buf);
-        return 1;
+        (rc = dbx_remote_perform(remote, &call)) == 0) {
+        if (call.ranged && call.status == 416) {
+            call.buf_len = 0; /* no byte 0: the object is empty (its body was the error's) */
+            r->size = 0;
+        } else if (call.status / 100 != 2) {
+            rc = dbx_remote_status_error(remote, &call);
+        } else if (call.range_refused) {
+            rc = minidbx_error_set(MINIDBX_EIO, "GET %s: asked for a range, the reply was HTTP %ld "
+                                   "without a Content-Range", call.url, call.status);
+        } else if (call.body_overflow) {
+            rc = 1;
+            if (call.hasher && call.body_received) {
+                minidbx_id discard; /* its bytes come again */
+                rc = dbx_hasher_final(call.hasher, &discard) < 0 ? MINIDBX_EIO : 1;
+            }
+        } else {
+            r->size = call.status == 206 ? call.range_total : call.buf_len;
+        }
     }
+    if (rc == 0 && dbx_remote_buf_reserve(&call, 0) < 0)
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     if (rc == 0) {
         r->data = call.buf;
-        r->size = call.buf_len;
+        r->data_len = call.buf_len;
+        r->whole = r->data_len == r->size;
+        call.buf = NULL;
+        if (r->whole && call.hasher) {
+            *hasher = NULL; /* check_hash frees it */
+            rc = check_hash(&call, &r->id);
+        }
     }
+    free(call.buf);
     return rc;
 }
 
@@ -710,7 +845,7 @@ int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suf
 {
     struct remote_reader *r = calloc(1, sizeof *r);
     dbx_hasher *hasher = NULL;
-    int rc;
+    int rc = 0;
 
     if (!r)
         return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
@@ -718,33 +853,34 @@ int dbx_remote_reader_open(dbx_remote *remote, const char *path, const char *suf
     r->base.close = reader_close;
     r->size = *size;
     dbx_remote_stream_init(&r->stream);
-    if (*size == DBX_REMOTE_SIZE_FROM_REPLY &&
-        (rc = reader_whole(remote, r, path, suffix, id)) <= 0) {
-        if (rc < 0) {
-            reader_close(&r->base);
-            return rc;
-        }
-        *size = r->size;
-        *out = &r->base;
-        return 0;
-    }
     if (id && remote->verify_reads) {
         r->id = *id;
-        if ((rc = dbx_hasher_new(&hasher)) < 0) {
-            reader_close(&r->base);
-            return rc;
-        }
+        rc = dbx_hasher_new(&hasher);
     }
-    /* the body's limit: its size, or (from the reply) its Content-Length,
-     * which curl does not read past */
-    if ((rc = stream_begin(remote, &r->stream, "GET", path, suffix, false, hasher,
-                           hasher ? r->size : UINT64_MAX)) < 0 ||
-        (*size == DBX_REMOTE_SIZE_FROM_REPLY && (rc = reader_size_from_reply(r)) < 0) ||
+    bool from_reply = *size == DBX_REMOTE_SIZE_FROM_REPLY;
+    if (rc == 0 && from_reply && (rc = reader_first(remote, r, path, suffix, &hasher)) == 0) {
+        from_reply = false;
+        if (r->whole)
+            goto done;
+        /* the rest in ranges, from where the first GET stopped */
+        r->stream.range_at = r->data_len;
+        r->stream.range_end = r->size;
+    }
+    if (rc >= 0) {
+        /* the body's limit (one stream): its size, or (from the reply) its
+         * Content-Length, which curl does not read past */
+        rc = stream_begin(remote, &r->stream, "GET", path, suffix, false, hasher,
+                          hasher ? r->size : UINT64_MAX);
+        hasher = NULL; /* the call's now: reader_close frees it */
+    }
+    if (rc < 0 || (from_reply && (rc = reader_size_from_reply(r)) < 0) ||
         /* an empty object has no last byte to check at: check it now */
-        (hasher && r->size == 0 && (rc = reader_check(r)) < 0)) {
+        (r->stream.call.hasher && r->size == 0 && (rc = reader_check(r)) < 0)) {
+        dbx_hasher_free(hasher);
         reader_close(&r->base);
         return rc;
     }
+done:
     *size = r->size;
     *out = &r->base;
     return 0;

@@ -15,7 +15,11 @@
  *   - objects read (get, readers) hashed while their bytes arrive and
  *     checked against the id, so the backend sets
  *     MINIDBX_BACKEND_VERIFIED_READS and the library does not hash again;
- *   - a reader's size from its GET reply's Content-Length: one request;
+ *   - a reader's size from its first GET reply (Content-Length, or with
+ *     ranges Content-Range): no HEAD first;
+ *   - readers in ranges (range_size: s3://): GETs of a bounded range each,
+ *     one after another, and one that breaks off asked again from the byte
+ *     where it broke off;
  *   - the reply's status, Content-Length and X-Minidbx-Error (the error
  *     code a minidbx node names), other headers through a hook;
  *   - error text that names the method and the URL, with curl's reason or
@@ -68,6 +72,12 @@ typedef struct dbx_remote {
      * MINIDBX_OPEN_NO_VERIFY): the backend's reads are verified reads. */
     bool verify_reads;
     int attempts;
+    /* A reader's body: 0, one GET (http://: a minidbx node hashes the whole
+     * object for every range it serves); else GETs of at most range_size
+     * bytes each (Range: bytes=A-B), one after another, and a GET that
+     * breaks off (the connection dropped or reset, a 5xx) asked again from
+     * the byte where it broke off (s3://). */
+    uint64_t range_size;
     /* Connections (and DNS answers) are shared by every request through
      * one share handle; each request has a fresh easy handle, so nothing of
      * one reply (curl 7.88's header store: a folded first header of the
@@ -106,6 +116,15 @@ typedef struct dbx_remote_call {
     /* A body to buf: when more than body_cap bytes come (or its
      * Content-Length says so), stop and set body_overflow (0: no cap). */
     uint64_t body_cap;
+    /* Ask for bytes range_first..range_last (ranged): then a 2xx reply
+     * must be a 206 whose Content-Range starts at range_first (or, with
+     * range_whole_ok, a 200: the whole body), else its body is refused
+     * (range_refused) and the transfer stops. */
+    bool ranged, range_whole_ok, range_refused;
+    uint64_t range_first, range_last;
+    /* the reply's Content-Range: "bytes range_start-.../range_total" */
+    bool has_content_range;
+    uint64_t range_start, range_total;
     /* Called once the headers of the final reply are in (headers_done
      * NULL: not). */
     void (*headers_done)(struct dbx_remote_call *call);
@@ -118,6 +137,7 @@ typedef struct dbx_remote_call {
     uint64_t content_length;
     bool has_content_length;
     int error_code;           /* X-Minidbx-Error, 0 if none came */
+    CURLcode curl_code;       /* the last attempt's */
     char curl_error[CURL_ERROR_SIZE];
 } dbx_remote_call;
 
@@ -174,6 +194,13 @@ typedef struct dbx_remote_stream {
     pthread_cond_t cond;
     bool headers_in;
     bool sync_ready;
+    /* A ranged download (range_end > 0): bytes range_at..range_end - 1 in
+     * GETs of the remote's range_size (see dbx_remote.range_size). */
+    uint64_t range_at, range_end;
+    /* the call's header_fn and header_ctx (set before start; called in the
+     * transfer's thread) */
+    void (*header_fn)(void *ctx, const char *line, size_t len);
+    void *header_ctx;
 } dbx_remote_stream;
 
 /* Set s's fds to -1, so that dbx_remote_stream_free is safe before start. */
@@ -199,17 +226,22 @@ void dbx_remote_stream_free(dbx_remote_stream *s);
 
 /* A backend reader (minidbx/sys/backend.h) over a streamed GET of the base
  * URL + path + suffix, whose body must be *size bytes: a body that ends
- * short is EIO. *size DBX_REMOTE_SIZE_FROM_REPLY: the reply's
- * Content-Length, into *size (one request, no HEAD first); a reply that is
- * not a success is its error here (a 404: ENOTFOUND), and one without a
- * Content-Length is EIO. Then a body of at most DBX_REMOTE_READER_WHOLE_MAX
- * bytes is read whole in the caller's thread (and checked before its first
- * byte is handed out), without a stream's thread; a larger one is dropped
- * at its headers and streamed by a second GET. With r->verify_reads and id, the transfer's thread hashes
- * the body as it arrives, and the read that would hand out the last byte
- * waits for the transfer and checks the hash first (as the library's own
- * verifying reader does, stream.c): a body that does not hash to id, or
- * goes on past size, is ECORRUPT and its last chunk is never handed out. */
+ * short is EIO. *size DBX_REMOTE_SIZE_FROM_REPLY: the size from the first
+ * reply, into *size (no HEAD first); a reply that is not a success is its
+ * error here (a 404: ENOTFOUND), and one that does not say the size is EIO.
+ * The first GET asks for at most DBX_REMOTE_READER_WHOLE_MAX bytes (with
+ * r->range_size, as a range: its 206 says the whole size in Content-Range;
+ * a 416 says the object is empty), read in the caller's thread: a body
+ * that fits is checked before its first byte is handed out, without a
+ * stream's thread. The rest of a larger one is streamed by a thread: with
+ * r->range_size in ranges from where the first GET stopped (bounded
+ * memory: the socket's buffers), each GET resumed where it broke off;
+ * without, the first GET is dropped at its headers and the body streamed
+ * by one more. With r->verify_reads and id, the bytes are hashed as they
+ * arrive, and the read that would hand out the last byte waits for the
+ * transfer and checks the hash first (as the library's own verifying
+ * reader does, stream.c): a body that does not hash to id, or goes on past
+ * size, is ECORRUPT and its last chunk is never handed out. */
 #define DBX_REMOTE_SIZE_FROM_REPLY UINT64_MAX
 #define DBX_REMOTE_READER_WHOLE_MAX (256u << 10)
 int dbx_remote_reader_open(dbx_remote *r, const char *path, const char *suffix, uint64_t *size,

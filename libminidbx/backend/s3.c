@@ -35,6 +35,8 @@
 #define PART_SIZE_MIN (5u << 20)
 #define PART_THREADS 2
 #define COPY_MAX (5ull << 30)
+#define RANGE_SIZE (8u << 20)   /* a reader's GETs: bytes each */
+#define RANGE_SIZE_MIN (64u << 10)
 #define LIST_PAGE 1000
 #define ATTEMPTS 5
 #define STALE_S 3600
@@ -225,32 +227,54 @@ int s3_expect_ok(struct s3_backend *sb, dbx_remote_call *call)
     return dbx_remote_expect_ok(&sb->remote, call);
 }
 
-struct head_info {
-    uint64_t *size;
-    int64_t *mtime_ns;
-};
-
-static void head_header(void *ctx, const char *line, size_t len)
+void s3_header_value(const char *line, size_t len, const char *name, char *out, size_t size)
 {
-    struct head_info *info = ctx;
     const char *value;
-    char text[64];
+    if (!dbx_remote_header_is(line, len, name, &value))
+        return;
+    size_t n = len - (size_t)(value - line);
+    while (n && (value[n - 1] == '\r' || value[n - 1] == '\n' || value[n - 1] == ' '))
+        n--;
+    snprintf(out, size, "%.*s", (int)(n < size - 1 ? n : size - 1), value);
+}
 
-    if (info->mtime_ns && dbx_remote_header_is(line, len, "Last-Modified", &value)) {
-        size_t n = len - (size_t)(value - line);
-        snprintf(text, sizeof text, "%.*s", (int)(n < sizeof text ? n : sizeof text - 1), value);
-        *info->mtime_ns = s3_parse_time(text);
-    }
+void s3_version_header(void *ctx, const char *line, size_t len)
+{
+    struct s3_version *v = ctx;
+    char text[64] = "";
+
+    s3_header_value(line, len, "ETag", v->etag, sizeof v->etag);
+    s3_header_value(line, len, "Last-Modified", text, sizeof text);
+    if (text[0])
+        v->mtime_ns = s3_parse_time(text);
+}
+
+bool s3_version_equal(const struct s3_version *a, const struct s3_version *b)
+{
+    return strcmp(a->etag, b->etag) == 0 && a->mtime_ns == b->mtime_ns;
 }
 
 int s3_head(struct s3_backend *sb, const char *key, uint64_t *size, int64_t *mtime_ns)
 {
+    struct s3_version version = { "", -1 };
+    int rc = s3_head_version(sb, key, size, &version);
+    if (mtime_ns && rc > 0)
+        *mtime_ns = version.mtime_ns;
+    return rc;
+}
+
+int s3_head_version(struct s3_backend *sb, const char *key, uint64_t *size,
+                    struct s3_version *version)
+{
     dbx_remote_call call;
-    struct head_info info = { size, mtime_ns };
+    struct s3_version unused;
     int rc = s3_call(sb, &call, "HEAD", key);
 
-    call.header_fn = head_header;
-    call.header_ctx = &info;
+    if (!version)
+        version = &unused;
+    *version = (struct s3_version){ "", -1 };
+    call.header_fn = s3_version_header;
+    call.header_ctx = version;
     if (rc == 0 && (rc = dbx_remote_perform(&sb->remote, &call)) == 0) {
         if (call.status / 100 == 2) {
             rc = 1;
@@ -264,14 +288,40 @@ int s3_head(struct s3_backend *sb, const char *key, uint64_t *size, int64_t *mti
     return rc;
 }
 
-int s3_delete_key(struct s3_backend *sb, const char *key)
+/* DELETE key; with if_match (a header line, or NULL) conditional on it. */
+static int delete_key(struct s3_backend *sb, const char *key, const char *if_match, long *status)
 {
     dbx_remote_call call;
     int rc = s3_call(sb, &call, "DELETE", key);
-    if (rc == 0)
-        rc = s3_expect_ok(sb, &call);
+    call.extra_headers[0] = if_match;
+    if (rc == 0 && (rc = dbx_remote_perform(&sb->remote, &call)) == 0) {
+        *status = call.status;
+        if (call.status / 100 != 2 && call.status != 412)
+            rc = dbx_remote_status_error(&sb->remote, &call);
+    }
     free(call.buf);
     return rc;
+}
+
+int s3_delete_key(struct s3_backend *sb, const char *key)
+{
+    long status;
+    return delete_key(sb, key, NULL, &status);
+}
+
+int s3_delete_key_if(struct s3_backend *sb, const char *key, const struct s3_version *version)
+{
+    struct s3_version now;
+    char if_match[S3_ETAG_SIZE + 16];
+    long status = 0;
+    int rc = s3_head_version(sb, key, NULL, &now);
+
+    if (rc <= 0 || !s3_version_equal(&now, version))
+        return rc < 0 ? rc : 1;
+    snprintf(if_match, sizeof if_match, "If-Match: %s", version->etag);
+    if ((rc = delete_key(sb, key, if_match, &status)) < 0)
+        return rc;
+    return status == 412 ? 1 : 0;
 }
 
 int s3_random_hex(char *out, size_t bytes)
@@ -686,6 +736,7 @@ static int configure(struct s3_backend *sb, const char *location, const minidbx_
         sb->copy_max = COPY_MAX;
     if (sb->copy_max < sb->part_size)
         sb->copy_max = sb->part_size;
+    sb->remote.range_size = env_number("MINIDBX_S3_RANGE_SIZE", RANGE_SIZE, RANGE_SIZE_MIN);
     sb->missing_list_min = env_number("MINIDBX_S3_MISSING_LIST_MIN", MISSING_LIST_MIN, 1);
     sb->list_page = (unsigned)env_number("MINIDBX_S3_LIST_PAGE", LIST_PAGE, 1);
     if (sb->list_page > LIST_PAGE)

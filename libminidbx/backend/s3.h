@@ -46,6 +46,22 @@ static inline struct s3_backend *s3_of(minidbx_backend *be)
 
 /* ---- requests (s3.c) ---- */
 
+#define S3_ETAG_SIZE 80
+
+/* Which bytes a key held when it was read: a PUT of other bytes changes
+ * its ETag; a PUT of the same bytes its Last-Modified (whole seconds). */
+struct s3_version {
+    char etag[S3_ETAG_SIZE];
+    int64_t mtime_ns;
+};
+
+/* A reply's header line: into out (of size, NUL-terminated, the value
+ * without blanks and line end) if its name is name; else out is left. */
+void s3_header_value(const char *line, size_t len, const char *name, char *out, size_t size);
+/* A header hook (dbx_remote_call.header_fn) filling the s3_version ctx. */
+void s3_version_header(void *ctx, const char *line, size_t len);
+bool s3_version_equal(const struct s3_version *a, const struct s3_version *b);
+
 /* call->url = the bucket's URL + "/" + the key (prefix + key, percent-
  * encoded as SigV4 wants it); method as given. */
 int s3_call(struct s3_backend *sb, dbx_remote_call *call, const char *method, const char *key);
@@ -61,6 +77,9 @@ int s3_body_error(struct s3_backend *sb, const dbx_remote_call *call);
 /* HEAD an object: 1 (and its size and mtime), 0 if it is not there, or an
  * error. */
 int s3_head(struct s3_backend *sb, const char *key, uint64_t *size, int64_t *mtime_ns);
+/* The same, with the version (may be NULL) instead of the mtime. */
+int s3_head_version(struct s3_backend *sb, const char *key, uint64_t *size,
+                    struct s3_version *version);
 /* PUT an object's bytes to its key. created NULL: whatever is there;
  * else only if the key is new (If-None-Match), *created 1, or 0 when it was
  * there (then it is PUT again, plainly). */
@@ -68,6 +87,13 @@ int s3_put_object(struct s3_backend *sb, const minidbx_id *id, const void *data,
                   int *created);
 /* DELETE a key (deleting one that is not there succeeds, as in S3). */
 int s3_delete_key(struct s3_backend *sb, const char *key);
+/* DELETE a key only while it holds version: a HEAD first (its ETag and
+ * Last-Modified must be version's), then a DELETE with If-Match: its ETag
+ * (an engine with conditional deletes refuses it, 412, if the bytes
+ * changed since; Ceph RGW 16 ignores If-Match on DELETE, so there a PUT
+ * that lands between the HEAD and the DELETE is deleted). 0 when deleted,
+ * 1 when the key holds other bytes (or none) now: nothing deleted. */
+int s3_delete_key_if(struct s3_backend *sb, const char *key, const struct s3_version *version);
 /* A random hex string of 2 * bytes digits (bytes <= 32). */
 int s3_random_hex(char *out, size_t bytes);
 
@@ -121,8 +147,10 @@ int s3_be_info(minidbx_backend *be, minidbx_store_info *out);
 int s3_be_writer_open(minidbx_backend *be, minidbx_backend_writer **out);
 int s3_be_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backend_reader **out,
                       uint64_t *out_size);
-/* Hash the object at key as it streams in (bounded memory): *got its id. */
-int s3_hash_object(struct s3_backend *sb, const char *key, minidbx_id *got, uint64_t *size);
+/* Hash the object at key as it streams in (bounded memory): *got its id,
+ * *version (may be NULL) which bytes the GET read. */
+int s3_hash_object(struct s3_backend *sb, const char *key, minidbx_id *got, uint64_t *size,
+                   struct s3_version *version);
 /* Abort every multipart upload under tmp/ started before before_ns;
  * *count (may be NULL) gets how many there were, cb hears each. */
 int s3_abort_uploads(struct s3_backend *sb, int64_t before_ns, bool abort, uint64_t *count,

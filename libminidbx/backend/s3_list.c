@@ -549,18 +549,25 @@ int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
 
 #define CASCADE_MAX 1000
 
-int s3_be_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
+/* Delete id (and with CASCADE its names). expect (may be NULL): only the
+ * bytes of that version, checked before anything is removed and again
+ * just before the object's DELETE (s3_delete_key_if); 1 when the key holds
+ * other bytes now (then the object is kept). */
+static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned flags,
+                         const struct s3_version *expect)
 {
-    struct s3_backend *sb = s3_of(be);
     char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
     struct ref_names r = { NULL, 0, 0, 0 };
+    struct s3_version now;
     int rc;
 
     s3_object_key(id, key);
     minidbx_id_format(id, hex);
-    if ((rc = s3_head(sb, key, NULL, NULL)) <= 0)
+    if ((rc = s3_head_version(sb, key, NULL, &now)) <= 0)
         return rc < 0 ? rc : minidbx_error_set(MINIDBX_ENOTFOUND, "delete %s: no such object in %s",
                                                 hex, sb->location);
+    if (expect && !s3_version_equal(&now, expect))
+        return 1;
     if (flags & MINIDBX_DELETE_CASCADE) {
         r.max = CASCADE_MAX;
         if (!(r.names = malloc(CASCADE_MAX * sizeof *r.names)))
@@ -586,11 +593,19 @@ int s3_be_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
     }
     free(r.names);
     if (rc == 0)
-        rc = s3_delete_key(sb, key);
+        rc = expect ? s3_delete_key_if(sb, key, expect) : s3_delete_key(sb, key);
     return rc;
 }
 
+int s3_be_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
+{
+    return delete_object(s3_of(be), id, flags, NULL);
+}
+
 /* ---- verify ------------------------------------------------------------------------ */
+
+/* Reads of an object that a repair finds put again meanwhile, at most. */
+#define REHASH_MAX 3
 
 struct verify_run {
     struct s3_backend *sb;
@@ -630,7 +645,12 @@ static int object_to_check(void *cls, const char *key, uint64_t size, int64_t mt
 }
 
 /* Hash one object; a mismatch is checked again (a second read) before it
- * is reported, and removed (with its names) only then. */
+ * is reported, and removed (with its names) only then, and only if the
+ * key still holds the bytes that second read hashed (same ETag and
+ * Last-Modified, just before the names are removed and again just before
+ * the DELETE): a copy that a client put again meanwhile (healed) is
+ * hashed once more instead. Left: the moment between that last check and
+ * the DELETE, on an engine that ignores If-Match on DELETE (Ceph RGW 16). */
 static int verify_one(void *cls, size_t i)
 {
     struct verify_run *v = cls;
@@ -638,10 +658,11 @@ static int verify_one(void *cls, size_t i)
     char key[S3_ID_KEY_SIZE], detail[S3_KEY_MAX + 64];
     minidbx_id got;
     uint64_t size = 0;
+    struct s3_version version;
     int rc;
 
     s3_object_key(id, key);
-    rc = s3_hash_object(v->sb, key, &got, &size);
+    rc = s3_hash_object(v->sb, key, &got, &size, NULL);
     if (rc == MINIDBX_ENOTFOUND)
         return 0; /* deleted meanwhile */
     if (rc < 0)
@@ -652,15 +673,23 @@ static int verify_one(void *cls, size_t i)
     pthread_mutex_unlock(&v->lock);
     if (minidbx_id_equal(&got, id))
         return 0;
-    if ((rc = s3_hash_object(v->sb, key, &got, &size)) < 0 || minidbx_id_equal(&got, id))
-        return rc == MINIDBX_ENOTFOUND ? 0 : rc;
-    bool repaired = false;
-    if (v->flags & MINIDBX_VERIFY_REPAIR) {
-        if ((rc = s3_be_del(&v->sb->base, id, MINIDBX_DELETE_CASCADE)) < 0 && rc != MINIDBX_ENOTFOUND)
+    bool repaired = false, replaced = false;
+    for (int hashes = 0; hashes < REHASH_MAX; hashes++) {
+        if ((rc = s3_hash_object(v->sb, key, &got, &size, &version)) < 0 || minidbx_id_equal(&got, id))
+            return rc == MINIDBX_ENOTFOUND ? 0 : rc;
+        if (!(v->flags & MINIDBX_VERIFY_REPAIR))
+            break;
+        DBX_TEST_PAUSE("s3-verify-hashed");
+        rc = delete_object(v->sb, id, MINIDBX_DELETE_CASCADE, &version);
+        if (rc < 0 && rc != MINIDBX_ENOTFOUND)
             return rc;
-        repaired = true;
+        repaired = rc != 1;
+        replaced = rc == 1;
+        if (repaired)
+            break;
     }
-    snprintf(detail, sizeof detail, "%s%s: bytes do not hash to the id", v->sb->prefix, key);
+    snprintf(detail, sizeof detail, "%s%s: bytes do not hash to the id%s", v->sb->prefix, key,
+             replaced ? " (kept: put again while verify ran, and still wrong)" : "");
     problem(v, MINIDBX_PROBLEM_CORRUPT, id, detail, repaired);
     return 0;
 }

@@ -13,8 +13,8 @@
  * incomplete upload under tmp/, never an object: verify reports it (TEMP)
  * once it is older than the stale age and removes it with REPAIR.
  *
- * A reader is one streamed GET (remote.h's dbx_remote_stream: bounded
- * memory), its size the reply's Content-Length, its bytes hashed as they
+ * A reader fetches in ranges (remote.h: dbx_remote_reader_open, range_size;
+ * bounded memory), its size from the first reply, its bytes hashed as they
  * arrive.
  */
 #include "s3.h"
@@ -30,13 +30,12 @@
 
 #define TMP_BASE_SIZE (sizeof "tmp/" + 32)            /* tmp/<random> */
 #define SEGMENT_KEY_SIZE (TMP_BASE_SIZE + 24)         /* tmp/<random>.<segment> */
-#define ETAG_SIZE 80
 
 /* A multipart upload to key: its id and the ETag of each part sent. */
 struct upload {
     char key[S3_KEY_MAX];
     char *id;              /* NULL until started, and once completed */
-    char (*etags)[ETAG_SIZE];
+    char (*etags)[S3_ETAG_SIZE];
     size_t parts, cap;
 };
 
@@ -124,20 +123,9 @@ static void upload_free(struct upload *u)
     free(u->etags);
 }
 
-struct etag {
-    char *out;
-};
-
 static void etag_header(void *ctx, const char *line, size_t len)
 {
-    struct etag *e = ctx;
-    const char *value;
-    if (dbx_remote_header_is(line, len, "ETag", &value)) {
-        size_t n = len - (size_t)(value - line);
-        while (n && (value[n - 1] == '\r' || value[n - 1] == '\n' || value[n - 1] == ' '))
-            n--;
-        snprintf(e->out, ETAG_SIZE, "%.*s", (int)(n < ETAG_SIZE - 1 ? n : ETAG_SIZE - 1), value);
-    }
+    s3_header_value(line, len, "ETag", ctx, S3_ETAG_SIZE);
 }
 
 static void *part_main(void *cls)
@@ -146,7 +134,7 @@ static void *part_main(void *cls)
     struct s3_writer *w = p->w;
     dbx_remote_call call;
     char number[16];
-    struct etag etag = { w->up.etags[p->number - 1] };
+    char *etag = w->up.etags[p->number - 1];
 
     snprintf(number, sizeof number, "%u", p->number);
     p->rc = s3_call(w->sb, &call, "PUT", w->up.key);
@@ -156,11 +144,11 @@ static void *part_main(void *cls)
     call.body_size = p->size;
     call.content_type = "application/octet-stream";
     call.header_fn = etag_header;
-    call.header_ctx = &etag;
-    etag.out[0] = '\0';
+    call.header_ctx = etag;
+    etag[0] = '\0';
     if (p->rc == 0)
         p->rc = s3_expect_ok(w->sb, &call);
-    if (p->rc == 0 && !etag.out[0])
+    if (p->rc == 0 && !etag[0])
         p->rc = minidbx_error_set(MINIDBX_EIO, "PUT %s: no ETag in the reply", call.url);
     if (p->rc < 0)
         snprintf(p->error, sizeof p->error, "%s", minidbx_errmsg(NULL));
@@ -193,7 +181,7 @@ static int join_all(struct s3_writer *w)
 static int upload_complete(struct s3_backend *sb, struct upload *u)
 {
     dbx_remote_call call;
-    size_t size = 128 + u->parts * (ETAG_SIZE + 64), len = 0;
+    size_t size = 128 + u->parts * (S3_ETAG_SIZE + 64), len = 0;
     char *body = malloc(size);
     int rc;
 
@@ -322,7 +310,7 @@ static int copy_request(struct s3_backend *sb, const char *key, const char *numb
         if (rc == 0 && etag && !got)
             rc = minidbx_error_set(MINIDBX_EIO, "PUT %s: no ETag in the reply", call.url);
         if (got)
-            snprintf(etag, ETAG_SIZE, "%s", got);
+            snprintf(etag, S3_ETAG_SIZE, "%s", got);
         free(got);
     }
     free(call.buf);
@@ -534,7 +522,8 @@ static int locate(struct s3_backend *sb, const char *key, uint64_t *size, char p
     return rc < 0 ? rc : s3_key_path(sb, key, path, S3_KEY_MAX);
 }
 
-int s3_hash_object(struct s3_backend *sb, const char *key, minidbx_id *got, uint64_t *size)
+int s3_hash_object(struct s3_backend *sb, const char *key, minidbx_id *got, uint64_t *size,
+                   struct s3_version *version)
 {
     dbx_remote_stream stream;
     dbx_hasher *hasher = NULL;
@@ -544,6 +533,11 @@ int s3_hash_object(struct s3_backend *sb, const char *key, minidbx_id *got, uint
     char path[S3_KEY_MAX];
 
     dbx_remote_stream_init(&stream);
+    if (version) {
+        *version = (struct s3_version){ "", -1 };
+        stream.header_fn = s3_version_header; /* the GET's own: the bytes hashed */
+        stream.header_ctx = version;
+    }
     if ((rc = dbx_hasher_new(&hasher)) == 0 && (rc = locate(sb, key, size, path)) == 0 &&
         (rc = dbx_remote_stream_start(&sb->remote, &stream, "GET", path, NULL, false)) == 0) {
         uint64_t total = 0;

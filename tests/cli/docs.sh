@@ -11,8 +11,9 @@ for fn in $(grep -ho 'MINIDBX_EXTERN[^(]*(' "$SRC/include/minidbx.h" "$SRC/inclu
             grep -o 'minidbx_[a-z0-9_]*' | sort -u); do
     check "minidbx(3) lists $fn" grep -q "^\.BR $fn " "$SRC/man/minidbx.3"
 done
-for cmd in $("$MDBX" help | sed -n 's/^  \([a-z]*\)  .*/\1/p'); do
-    check "mdbx(1) documents the command $cmd" grep -Eq "^\.(B|BR|TP) \"?$cmd\b" "$SRC/man/mdbx.1"
+for cmd in $("$MDBX" help | sed -n 's/^  \([a-z-]*\)  .*/\1/p'); do
+    pattern=${cmd//-/'\\?-'}   # roff writes a hyphen as \-
+    check "mdbx(1) documents the command $cmd" grep -Eq "^\.(B|BR|TP) \"?$pattern\b" "$SRC/man/mdbx.1"
 done
 for status in 0 1 2 3 4; do
     check "mdbx(1) documents exit status $status" grep -A1 '^\.TP' "$SRC/man/mdbx.1" | grep -qx "\.B $status"

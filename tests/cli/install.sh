@@ -29,6 +29,15 @@ check "include/minidbx/sys/backend.h installed" test -n "$(find "$D" -path '*/in
 check "bin/mdbx installed" test -x "$(find "$D" -path '*/bin/mdbx' | head -1)"
 check "man page mdbx(1) installed" test -n "$(find "$D" -path '*/man1/mdbx.1*')"
 check "man page minidbx(3) installed" test -n "$(find "$D" -path '*/man3/minidbx.3*')"
+MAN3=$(dirname "$(find "$D" -path '*/man3/minidbx.3*' | head -1)")
+for fn in $(grep -ho 'MINIDBX_EXTERN[^(]*(' "$(dirname "$0")/../../include/minidbx.h" \
+            "$(dirname "$0")/../../include/minidbx/sys/backend.h" | grep -o 'minidbx_[a-z0-9_]*' | sort -u); do
+    check "man page $fn(3) installed, opening minidbx(3)" grep -qx '.so man3/minidbx.3' "$MAN3/$fn.3"
+done
+if command -v man >/dev/null 2>&1; then
+    check "  man minidbx_put shows minidbx(3)" \
+        eval 'MANPATH="$(dirname "$MAN3")" man -P cat minidbx_put 2>/dev/null | grep -q minidbx_put'
+fi
 check "bash completion installed" test -f "$(find "$D" -path '*/bash-completion/completions/mdbx' | head -1)"
 
 if [ -z "$PC" ] || [ -z "$LIBSO" ]; then
@@ -49,6 +58,19 @@ for src in "$@"; do
         "$CC" -std=c11 -Wall -Wextra -Werror $SANITIZE_FLAGS -o "$T/$name" "$src" $(pkg-config --cflags --libs minidbx)
     check "  $name links the installed library" eval 'ldd "$T/$name" | grep -q "libminidbx.so.0 => $D"'
 done
+
+# Static linking: libminidbx.a inside the program (minidbx-static.pc), and
+# what `pkg-config --static` lists links too (README: Linking).
+check "minidbx-static.pc installed" test -n "$(find "$D" -name minidbx-static.pc)"
+expect 0 "cc roundtrip.c \$(pkg-config --libs minidbx-static)" \
+    "$CC" -std=c11 -Wall -Wextra -Werror $SANITIZE_FLAGS -o "$T/roundtrip-static" \
+    "$(dirname "$0")/../../examples/roundtrip.c" $(pkg-config --cflags --libs minidbx-static)
+check "  needs no libminidbx.so" eval '! ldd "$T/roundtrip-static" | grep -q libminidbx'
+expect 0 "  and runs" env LD_LIBRARY_PATH= "$T/roundtrip-static" "$T/ex-static"
+check "  prints the id and the bytes" grep -q "hello, minidbx" "$T/out"
+expect 0 "cc roundtrip.c \$(pkg-config --static --libs minidbx)" \
+    "$CC" -std=c11 -Wall -Wextra -Werror $SANITIZE_FLAGS -o "$T/roundtrip-pcstatic" \
+    "$(dirname "$0")/../../examples/roundtrip.c" $(pkg-config --cflags --static --libs minidbx)
 
 echo "example input" >"$T/input.txt"
 "$GEN_BYTES" 5M 11 >"$T/input.bin" 2>/dev/null || head -c 5000000 /dev/urandom >"$T/input.bin"

@@ -6,6 +6,8 @@
  * repair bringing objects and names back to their homes. */
 #include "util.h"
 
+#include <dirent.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -206,6 +208,99 @@ START_TEST(put_get_exists_on_r_nodes)
     ck_assert_uint_eq(holders(NODES, &ids[0]), 0);
     ck_assert_rc(minidbx_delete(db, &ids[0]), MINIDBX_ENOTFOUND);
     minidbx_close(db);
+}
+END_TEST
+
+/* --- the threads that write copies ------------------------------------------------ */
+
+#define TIDS_MAX 256
+
+/* The ids of this process's threads (/proc/self/task), sorted; how many. */
+static size_t thread_ids(long out[TIDS_MAX])
+{
+    DIR *d = opendir("/proc/self/task");
+    struct dirent *e;
+    size_t n = 0;
+
+    ck_assert_ptr_nonnull(d);
+    while ((e = readdir(d)) != NULL)
+        if (e->d_name[0] != '.' && n < TIDS_MAX)
+            out[n++] = strtol(e->d_name, NULL, 10);
+    closedir(d);
+    for (size_t i = 1; i < n; i++) /* few: insertion sort */
+        for (size_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            long t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return n;
+}
+
+struct putter {
+    minidbx *db;
+    uint64_t seed;
+    minidbx_id ids[25];
+    int rc;
+};
+
+static void *putter_main(void *arg)
+{
+    struct putter *p = arg;
+    test_rng rng;
+    rng_seed(&rng, p->seed);
+    for (unsigned i = 0; i < 25 && p->rc == 0; i++) {
+        size_t size = 100 + i * 37;
+        unsigned char *data = rng_alloc(&rng, size);
+        p->rc = minidbx_put(p->db, data, size, &p->ids[i]);
+        free(data);
+    }
+    return NULL;
+}
+
+/* A put hands its other copies to threads that stay with the handle: after
+ * the first put, more puts start and end no thread (before, each put
+ * started and joined one per copy). Several threads putting at once get
+ * every copy written, and close stops the workers. */
+START_TEST(puts_reuse_their_copy_threads)
+{
+    enum { PUTTERS = 4 };
+    long before[TIDS_MAX], first[TIDS_MAX], after[TIDS_MAX];
+    struct putter putters[PUTTERS];
+    pthread_t threads[PUTTERS];
+    test_rng rng;
+    minidbx_id id;
+
+    write_cluster(4, "\"replicas\": 3");
+    minidbx *db = open_cluster();
+    rng_seed(&rng, 5);
+    size_t n_before = thread_ids(before);
+    unsigned char *data = rng_alloc(&rng, 5000);
+    ck_assert_ok(minidbx_put(db, data, 5000, &id));
+    free(data);
+    size_t n_first = thread_ids(first);
+    ck_assert_msg(n_first == n_before + 2, "after one put of 3 copies: %zu threads, %zu before", n_first,
+                  n_before);
+    for (unsigned i = 0; i < 50; i++) {
+        data = rng_alloc(&rng, 100 + i);
+        ck_assert_ok(minidbx_put(db, data, 100 + i, &id));
+        free(data);
+        ck_assert_uint_eq(bits(holders(4, &id)), 3);
+    }
+    ck_assert_uint_eq(thread_ids(after), n_first);
+    ck_assert_msg(memcmp(first, after, n_first * sizeof *first) == 0, "a put started or ended a thread");
+
+    for (unsigned t = 0; t < PUTTERS; t++) {
+        putters[t] = (struct putter){ .db = db, .seed = 100 + t };
+        ck_assert_int_eq(pthread_create(&threads[t], NULL, putter_main, &putters[t]), 0);
+    }
+    for (unsigned t = 0; t < PUTTERS; t++) {
+        pthread_join(threads[t], NULL);
+        ck_assert_ok(putters[t].rc);
+        for (unsigned i = 0; i < 25; i++)
+            ck_assert_uint_eq(bits(holders(4, &putters[t].ids[i])), 3);
+    }
+    minidbx_close(db);
+    ck_assert_uint_eq(thread_ids(after), n_before - 1); /* and the prober is gone too */
 }
 END_TEST
 
@@ -587,6 +682,7 @@ int main(void)
     tcase_add_test(tc, bad_files_name_the_field);
     tcase_add_test(tc, defaults_and_info);
     tcase_add_test(tc, put_get_exists_on_r_nodes);
+    tcase_add_test(tc, puts_reuse_their_copy_threads);
     tcase_add_test(tc, get_falls_back_on_a_corrupt_copy);
     tcase_add_test(tc, adding_or_removing_a_node_moves_about_1_in_n);
     tcase_add_test(tc, names_last_writer_wins);

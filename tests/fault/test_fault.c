@@ -541,8 +541,9 @@ static void cli_name(store_ctx *s, const char **argv)
 {
     argv[0] = "name";
     argv[1] = "set";
-    argv[2] = s->name;
-    argv[3] = s->obj[1].hex;
+    argv[2] = "--force"; /* it moves the name (mdbx refuses that without it) */
+    argv[3] = s->name;
+    argv[4] = s->obj[1].hex;
 }
 
 /* Success: the new target. Failure: the old or the new, never nothing. */

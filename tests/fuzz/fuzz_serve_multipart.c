@@ -7,7 +7,8 @@
  * Content-Type become spaces).
  *
  * Properties: the common ones of fixture_check_reply; a 200 names, as its
- * "hash", an object that is in the store. */
+ * "id", an object that is in the store ("hash" is its MD5: the fixture
+ * keeps MD5 aliases, as `mdbx serve` does by default). */
 #include "fuzz.h"
 #include "serve_fixture.h"
 
@@ -47,7 +48,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fixture_check_reply(&reply, false, &r);
     if (r.status == 200) {
         cJSON *json = cJSON_ParseWithLength(r.body, r.body_size);
-        const char *hex = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "hash"));
+        const char *hex = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(json, "id"));
         minidbx_id id;
         if (!hex || minidbx_id_parse(&id, hex) != 0 || minidbx_exists(serve_fixture_db(), &id) != 1)
             fuzz_fail("/upload answered 200 for an object that is not in the store");

@@ -74,18 +74,50 @@ req "$URL/metrics"
 check "the refusals are counted" grep -q '^minidbx_http_corrupt_objects_refused_total [1-9]' "$T/body"
 expect_code 200 "the node still serves" "$URL/health"
 
-# The verified cache: a file hashed once is sent without hashing while it
-# is unchanged; a change to it (a new ctime) is seen at once. Files are
-# only remembered when their ctime is 2 s older than the hashing.
-head -c 200000 /dev/urandom >"$T/cached"
+# The verified caches (server/cache.c): a blob file hashed once is sent
+# without hashing while it is unchanged: from the bytes the node hashed,
+# kept in its memory, when it is at most a quarter of --body-cache (8M),
+# else with sendfile from the file; a change to the file (a new ctime) is
+# seen at once. Files are only remembered when their ctime is 2 s older
+# than the hashing.
+head -c 200000 /dev/urandom >"$T/cached"     # kept in memory
+head -c 2200000 /dev/urandom >"$T/cached_big" # over 2M: remembered, sent from the file
 req -X PUT --data-binary @"$T/cached" "$URL/v1/objects"
+req -X PUT --data-binary @"$T/cached_big" "$URL/v1/objects"
 CACHED=$(sha "$T/cached")
-sleep 2.2 # let the file's ctime age past the cache's margin
-expect_code 200 "a blob file is hashed and remembered" "$URL/v1/objects/$CACHED"
-expect_code 200 "  ... and served again from the cache" "$URL/v1/objects/$CACHED"
-check "  ... whole" cmp -s "$T/body" "$T/cached"
+CACHED_BIG=$(sha "$T/cached_big")
+sleep 2.2 # let the files' ctime age past the cache's margin
+# sends COUNTER: the node's minidbx_http_verified_COUNTER_sends_total
+sends() { curl -s "$URL/metrics" | sed -n "s/^minidbx_http_verified_$1_sends_total //p"; }
+for f in cached:memory cached_big:file; do
+    counter=${f#*:} f=${f%:*}
+    id=$(sha "$T/$f")
+    expect_code 200 "$f: a blob file is hashed and remembered" "$URL/v1/objects/$id"
+    before=$(sends "$counter")
+    expect_code 200 "  ... and served again from the cache" "$URL/v1/objects/$id"
+    check "  ... whole" cmp -s "$T/body" "$T/$f"
+    expect_code 206 "  ... a Range of it from the cache" -H "Range: bytes=100-199999" "$URL/v1/objects/$id"
+    check "  ... the right bytes" cmp -s "$T/body" <(tail -c +101 "$T/$f" | head -c 199900)
+    check "  ... both sent from the $counter without hashing" test "$(sends "$counter")" = $((before + 2))
+done
+check "the kept bytes are counted" \
+    grep -q '^minidbx_http_verified_memory_bytes 200000$' <(curl -s "$URL/metrics")
+before=$(sends memory)
 flip "$(blob_of "$CACHED")" 5
-get_fails "  ... a byte flipped after that is still caught" "$URL/v1/objects/$CACHED"
+get_fails "cached: a byte flipped after that is still caught" "$URL/v1/objects/$CACHED"
+get_fails "  ... and again" "$URL/v1/objects/$CACHED"
+get_fails "  ... nor a Range of it" -H "Range: bytes=100-199" "$URL/v1/objects/$CACHED"
+check "  ... none of them sent from memory" test "$(sends memory)" = "$before"
+before=$(sends file)
+flip "$(blob_of "$CACHED_BIG")" 2100000
+get_fails "cached_big: a byte flipped after that is still caught" "$URL/v1/objects/$CACHED_BIG"
+check "  ... not sent as remembered" test "$(sends file)" = "$before"
+# the corrupt file replaced by one with the right bytes (as a repair does:
+# a new file renamed into place)
+cp "$T/cached" "$T/store/tmp/replacement"
+mv "$T/store/tmp/replacement" "$(blob_of "$CACHED")"
+expect_code 200 "a blob file put right again is served" "$URL/v1/objects/$CACHED"
+check "  ... whole" cmp -s "$T/body" "$T/cached"
 
 # --- ranges ------------------------------------------------------------------------
 : >"$T/empty"

@@ -169,7 +169,8 @@ expect_code 405 "a known path with the wrong method" -X POST "$URL/v1/objects/$S
 head -c 50000 /dev/urandom >"$T/photo.jpg"
 PHOTO=$(sha "$T/photo.jpg")
 run curl -s -F "file=@$T/photo.jpg" "$URL/upload"
-check "POST /upload (multipart, field file)" out_has "{\"success\":true,\"hash\":\"$PHOTO\",\"message\":"
+check "POST /upload (multipart, field file)" out_has "{\"success\":true,\"hash\":\"$(md5sum "$T/photo.jpg" | cut -c1-32)\",\"message\":"
+check "  ... with the SHA-256 id and the size" out_has "\"id\":\"$PHOTO\",\"size\":50000,"
 expect_code 400 "POST /upload without a file field" -F "other=@$T/photo.jpg" "$URL/upload"
 check "  ... says success false" body_has '"success":false'
 expect_code 400 "POST /upload that is not multipart" -X POST --data 'x=1' "$URL/upload"

@@ -10,13 +10,18 @@
 #include "../util.h"
 
 #include <errno.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <netinet/in.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #define MIB (1024u * 1024u)
@@ -285,6 +290,44 @@ START_TEST(roundtrip_100mib)
     printf("100 MiB round trip: peak RSS %ld KiB\n", rss_kib);
     if (!TEST_UNDER_ASAN)
         ck_assert_int_le(rss_kib, 40 * 1024);
+}
+END_TEST
+
+struct seeded {
+    minidbx_id id;
+    uint64_t seed, size;
+};
+
+static int read_seeded_child(void *arg)
+{
+    struct seeded *o = arg;
+    minidbx *db = open_s3();
+    double start = now_ms();
+    read_seeded(db, &o->id, o->seed, o->size);
+    printf("read of %llu MiB through a reader: %.0f ms\n", (unsigned long long)(o->size / MIB),
+           now_ms() - start);
+    fflush(stdout); /* the child leaves with _exit */
+    minidbx_close(db);
+    return 0;
+}
+
+/* A reader of 100 MiB (8 MiB ranges, the default) holds the socket's
+ * buffers, not a range: the reading child's peak RSS. */
+START_TEST(read_100mib_bounded)
+{
+    struct seeded o = { .seed = seed_from_clock(), .size = 100ull * MIB };
+    minidbx_id expect;
+    long rss_kib = 0;
+
+    fresh_location();
+    minidbx *db = open_s3();
+    o.id = write_seeded(db, o.seed, o.size, &expect);
+    ck_assert_int_eq(run_in_child(read_seeded_child, &o, &rss_kib), 0);
+    printf("100 MiB read: peak RSS %ld KiB\n", rss_kib);
+    ck_assert_ok(minidbx_delete(db, &o.id));
+    minidbx_close(db);
+    if (!TEST_UNDER_ASAN)
+        ck_assert_int_le(rss_kib, 24 * 1024);
 }
 END_TEST
 
@@ -609,6 +652,73 @@ START_TEST(verify_finds_and_repairs)
 }
 END_TEST
 
+struct verify_args {
+    minidbx *db;
+    minidbx_verify_report report;
+    int rc;
+};
+
+static void *verify_repair_thread(void *arg)
+{
+    struct verify_args *a = arg;
+    a->rc = minidbx_verify(a->db, NULL, MINIDBX_VERIFY_REPAIR, &a->report, NULL, NULL);
+    return NULL;
+}
+
+/* verify --repair holds (the test-only pause point s3-verify-hashed) after
+ * its second read found the bytes wrong, and a client puts the right bytes
+ * again (heals the copy) meanwhile: repair sees that the key holds other
+ * bytes than it hashed (ETag, Last-Modified), hashes again, and keeps the
+ * object and its name. */
+START_TEST(verify_repair_keeps_healed)
+{
+    test_rng rng;
+    char key[128], pause[300], marker[320];
+    void *data = NULL, *good = NULL;
+    size_t size = 0;
+
+    fresh_location();
+    char *dir = tmpdir_make("s3-pause");
+    snprintf(pause, sizeof pause, "s3-verify-hashed:%s/pause", dir);
+    snprintf(marker, sizeof marker, "%s/pause.s3-verify-hashed", dir);
+    setenv("MINIDBX_TEST_PAUSE", pause, 1);
+    struct verify_args args = { .db = open_s3() };
+    rng_seed(&rng, seed_from_clock());
+    minidbx_id id = store_put_random(args.db, &rng, 5000);
+    ck_assert_ok(minidbx_name_set(args.db, "healed", &id));
+    ck_assert_ok(minidbx_get(args.db, &id, &good, &size));
+    object_key(&id, key);
+    engine_change(key, "not the bytes of this id");
+
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, verify_repair_thread, &args), 0);
+    double start = now_ms();
+    while (access(marker, F_OK) != 0 && now_ms() - start < 10000)
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    ck_assert_msg(access(marker, F_OK) == 0, "verify never reached s3-verify-hashed");
+    engine_put_bytes(key, good, size); /* a client heals the copy */
+    ck_assert_int_eq(unlink(marker), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    unsetenv("MINIDBX_TEST_PAUSE");
+
+    ck_assert_ok(args.rc);
+    printf("verify --repair with a heal in its window: %llu problem(s), %llu repaired\n",
+           (unsigned long long)args.report.problems, (unsigned long long)args.report.repaired);
+    ck_assert_ok(minidbx_get(args.db, &id, &data, &size));
+    ck_assert_mem_eq(data, good, size);
+    minidbx_name_info info;
+    ck_assert_ok(minidbx_name_get(args.db, "healed", &info));
+    ck_assert(minidbx_id_equal(&info.id, &id));
+    ck_assert_uint_eq(args.report.repaired, 0);
+    ck_assert_uint_eq(args.report.problems, 0);
+    minidbx_free(data);
+    minidbx_free(good);
+    minidbx_close(args.db);
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 static void expect_no_secret(const char *message)
@@ -782,6 +892,197 @@ START_TEST(engine_down)
 }
 END_TEST
 
+/* ---- ranged reads, through a relay ---- */
+
+/* A relay on 127.0.0.1 between the library and the RGW (the endpoint the
+ * tests point the library at): it passes bytes both ways unchanged (the
+ * signature covers the Host header, which the client sets for the relay),
+ * notes each Range a request asks for, and can drop one connection (a
+ * reset) once cut_at bytes of replies have passed: a link that fails in
+ * the middle of a range. */
+#define RELAY_RANGES_MAX 256
+
+static struct relay {
+    int listen_fd;
+    struct sockaddr_in engine;
+    pthread_t thread;
+    pthread_mutex_t lock;
+    unsigned long long first[RELAY_RANGES_MAX], last[RELAY_RANGES_MAX];
+    int ranges;
+    int requests;              /* GETs */
+    unsigned long long replied; /* reply bytes passed since relay_reset */
+    unsigned long long cut_at;  /* 0: never */
+    int cuts;
+} relay = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static void relay_note_request(const char *data, size_t len)
+{
+    pthread_mutex_lock(&relay.lock);
+    for (const char *p = data; p < data + len && (p = memmem(p, (size_t)(data + len - p), "GET /", 5)); p++)
+        relay.requests++;
+    const char *p = memmem(data, len, "\r\nRange: bytes=", 15);
+    unsigned long long a, b;
+    if (p && sscanf(p + 15, "%llu-%llu", &a, &b) == 2 && relay.ranges < RELAY_RANGES_MAX) {
+        relay.first[relay.ranges] = a;
+        relay.last[relay.ranges++] = b;
+    }
+    pthread_mutex_unlock(&relay.lock);
+}
+
+/* Count n reply bytes: true when this connection is to be cut now. */
+static bool relay_replied(size_t n)
+{
+    pthread_mutex_lock(&relay.lock);
+    relay.replied += n;
+    bool cut = relay.cut_at && relay.replied >= relay.cut_at && relay.cuts == 0;
+    if (cut)
+        relay.cuts++;
+    pthread_mutex_unlock(&relay.lock);
+    return cut;
+}
+
+static void *relay_pipe(void *arg)
+{
+    int client = (int)(intptr_t)arg, engine = socket(AF_INET, SOCK_STREAM, 0);
+    char buf[65536];
+
+    if (engine >= 0 && connect(engine, (struct sockaddr *)&relay.engine, sizeof relay.engine) == 0) {
+        struct pollfd fds[2] = { { client, POLLIN, 0 }, { engine, POLLIN, 0 } };
+        for (bool open = true; open && poll(fds, 2, 60000) > 0;) {
+            for (int i = 0; i < 2 && open; i++) {
+                if (!fds[i].revents)
+                    continue;
+                ssize_t n = read(fds[i].fd, buf, sizeof buf);
+                if (n <= 0) {
+                    open = false;
+                    break;
+                }
+                if (i == 0)
+                    relay_note_request(buf, (size_t)n);
+                else if (relay_replied((size_t)n)) {
+                    /* the link fails: a reset, in the middle of a reply */
+                    struct linger now = { 1, 0 };
+                    setsockopt(client, SOL_SOCKET, SO_LINGER, &now, sizeof now);
+                    open = false;
+                    break;
+                }
+                for (ssize_t done = 0; open && done < n;) {
+                    ssize_t w = write(fds[1 - i].fd, buf + done, (size_t)(n - done));
+                    open = w > 0;
+                    done += w > 0 ? w : 0;
+                }
+            }
+        }
+    }
+    if (engine >= 0)
+        close(engine);
+    close(client);
+    return NULL;
+}
+
+static void *relay_accept(void *arg)
+{
+    (void)arg;
+    for (;;) {
+        int fd = accept(relay.listen_fd, NULL, NULL);
+        if (fd < 0)
+            return NULL; /* relay_stop shut it down */
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, relay_pipe, (void *)(intptr_t)fd), 0);
+        pthread_detach(t);
+    }
+}
+
+/* Start the relay in front of MINIDBX_S3_ENDPOINT and point the library at it. */
+static void relay_start(void)
+{
+    char endpoint[64];
+    unsigned port;
+    ck_assert_int_eq(sscanf(need_env("MINIDBX_S3_ENDPOINT"), "http://127.0.0.1:%u", &port), 1);
+    relay.engine = (struct sockaddr_in){ .sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+                                         .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    int listen_port;
+    relay.listen_fd = silent_listener(&listen_port);
+    ck_assert_int_eq(pthread_create(&relay.thread, NULL, relay_accept, NULL), 0);
+    snprintf(endpoint, sizeof endpoint, "http://127.0.0.1:%d", listen_port);
+    setenv("MINIDBX_S3_ENDPOINT", endpoint, 1);
+}
+
+static void relay_stop(void)
+{
+    shutdown(relay.listen_fd, SHUT_RDWR);
+    pthread_join(relay.thread, NULL);
+    close(relay.listen_fd);
+}
+
+static void relay_reset(unsigned long long cut_at)
+{
+    pthread_mutex_lock(&relay.lock);
+    relay.ranges = relay.requests = relay.cuts = 0;
+    relay.replied = 0;
+    relay.cut_at = cut_at;
+    pthread_mutex_unlock(&relay.lock);
+}
+
+/* A reader of a 6 MiB + 100 object asks for it in ranges of at most
+ * MINIDBX_S3_RANGE_SIZE (1 MiB here), one after another, each starting
+ * where the last one ended: 256 KiB (the first GET, which learns the size),
+ * then 1 MiB ranges; the bytes are verified as before. Then the relay
+ * resets the connection in the middle of a range: the reader asks again
+ * from the byte where the reply broke off and the read succeeds. */
+START_TEST(reader_ranges_resume)
+{
+    const uint64_t size = 6 * MIB + 100, range = 1 * MIB, first = 256 << 10;
+    minidbx_id id, expect;
+    uint64_t seed = seed_from_clock();
+
+    setenv("MINIDBX_S3_RANGE_SIZE", "1048576", 1);
+    fresh_location();
+    relay_start();
+    minidbx *db = open_s3();
+    id = write_seeded(db, seed, size, &expect);
+
+    relay_reset(0);
+    read_seeded(db, &id, seed, size);
+    int ranges = relay.ranges;
+    printf("ranged read: %d GETs, %d with a Range:", relay.requests, ranges);
+    for (int i = 0; i < ranges; i++)
+        printf(" %llu-%llu", relay.first[i], relay.last[i]);
+    printf("\n");
+    ck_assert_int_eq(ranges, 1 + (int)((size - first + range - 1) / range));
+    ck_assert_int_eq(relay.requests, ranges);
+    ck_assert_uint_eq(relay.first[0], 0);
+    ck_assert_uint_eq(relay.last[0], first - 1);
+    for (int i = 1; i < ranges; i++) {
+        ck_assert_uint_eq(relay.first[i], relay.last[i - 1] + 1);
+        ck_assert_uint_le(relay.last[i] - relay.first[i] + 1, range);
+    }
+    ck_assert_uint_eq(relay.last[ranges - 1], size - 1);
+
+    /* a reset 2.5 MiB into the replies: in the third range */
+    relay_reset(5 * MIB / 2);
+    read_seeded(db, &id, seed, size);
+    ranges = relay.ranges;
+    printf("with a reset: %d cut, %d ranges:", relay.cuts, ranges);
+    for (int i = 0; i < ranges; i++)
+        printf(" %llu-%llu", relay.first[i], relay.last[i]);
+    printf("\n");
+    ck_assert_int_eq(relay.cuts, 1);
+    ck_assert_int_eq(ranges, 1 + (int)((size - first + range - 1) / range) + 1);
+    bool resumed = false;
+    for (int i = 1; i < ranges; i++) {
+        ck_assert_uint_le(relay.first[i], relay.last[i - 1] + 1);
+        /* the resumed one starts in the middle of the one that broke off */
+        resumed |= relay.first[i] > relay.first[i - 1] && relay.first[i] <= relay.last[i - 1];
+    }
+    ck_assert_msg(resumed, "no range started where another broke off");
+    ck_assert_uint_eq(relay.last[ranges - 1], size - 1);
+    ck_assert_ok(minidbx_delete(db, &id));
+    minidbx_close(db);
+    relay_stop();
+}
+END_TEST
+
 static Suite *s3_suite(void)
 {
     Suite *s = suite_create("s3");
@@ -795,7 +1096,9 @@ static Suite *s3_suite(void)
     tcase_add_test(tc, kill_mid_multipart);
     tcase_add_test(tc, names_refs_delete_gc);
     tcase_add_test(tc, verify_finds_and_repairs);
+    tcase_add_test(tc, verify_repair_keeps_healed);
     tcase_add_test(tc, corrupt_object_refused);
+    tcase_add_test(tc, reader_ranges_resume);
     tcase_add_test(tc, wrong_secret);
     tcase_add_test(tc, missing_bucket);
     tcase_add_test(tc, engine_down);
@@ -804,6 +1107,7 @@ static Suite *s3_suite(void)
     TCase *big = tcase_create("s3-big");
     tcase_set_timeout(big, TEST_TIMEOUT_LONG_S);
     tcase_add_test(big, roundtrip_100mib);
+    tcase_add_test(big, read_100mib_bounded);
     suite_add_tcase(s, big);
     return s;
 }
