@@ -223,6 +223,10 @@ int cmd_import_go(struct cli *cli, int argc, char **argv)
     rc = cli_open_store(cli, CLI_OPEN_CREATE);
     if (rc != CLI_EXIT_OK)
         return rc;
+    minidbx_store_info info;
+    if (minidbx_info(cli->db, &info) == MINIDBX_OK && strcmp(info.backend, "http") == 0)
+        return cli_usage_error(cli, "import into a local store (then serve it): an http:// node keeps "
+                                    "the names under _go/ its own");
     cli_signals_catch();
     import_dir(&run, argv[first]);
     if (cli_interrupted)

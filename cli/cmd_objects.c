@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/mman.h>
+#include <openssl/evp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -97,19 +97,27 @@ static int put_fd(struct cli *cli, const struct object_options *o, int fd, const
     return rc;
 }
 
-/* The id of what the regular file fd holds (size bytes), by mapping it. */
-static int file_id(int fd, uint64_t size, minidbx_id *out)
+/* The id of what the regular file fd holds, read to its end (not mapped:
+ * a file cut short meanwhile would be SIGBUS), then back at its start. */
+static int file_id(int fd, minidbx_id *out)
 {
-    void *map;
-    int code;
+    enum { CHUNK = 256 * 1024 };
+    unsigned char digest[EVP_MAX_MD_SIZE];
+    unsigned size = 0;
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    char *buf = malloc(CHUNK);
+    ssize_t n = 0;
+    int ok = md && buf && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1;
 
-    if (size == 0)
-        return minidbx_id_of(out, "", 0);
-    if (size > SIZE_MAX || (map = mmap(NULL, (size_t)size, PROT_READ, MAP_PRIVATE, fd, 0)) == MAP_FAILED)
-        return MINIDBX_EIO;
-    code = minidbx_id_of(out, map, (size_t)size);
-    munmap(map, (size_t)size);
-    return code;
+    while (ok && ((n = read(fd, buf, CHUNK)) > 0 || (n < 0 && errno == EINTR)))
+        ok = n < 0 || EVP_DigestUpdate(md, buf, (size_t)n) == 1;
+    ok = ok && n == 0 && EVP_DigestFinal_ex(md, digest, &size) == 1 && size == MINIDBX_ID_SIZE &&
+         lseek(fd, 0, SEEK_SET) == 0;
+    if (ok)
+        memcpy(out->bytes, digest, MINIDBX_ID_SIZE);
+    EVP_MD_CTX_free(md);
+    free(buf);
+    return ok ? MINIDBX_OK : MINIDBX_EIO;
 }
 
 /* put -n NAME moves no name by surprise: without --force, NAME must be
@@ -122,7 +130,7 @@ static int check_put_name(struct cli *cli, const struct object_options *o, int f
     minidbx_id id;
     int known = fd >= 0 && S_ISREG(st->st_mode) && !o->force &&
                 minidbx_name_get(cli->db, name, &(minidbx_name_info){ 0 }) == MINIDBX_OK &&
-                file_id(fd, (uint64_t)st->st_size, &id) == MINIDBX_OK;
+                file_id(fd, &id) == MINIDBX_OK;
 
     return cli_check_name_move(cli, label, name, known ? &id : NULL, o->force);
 }

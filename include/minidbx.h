@@ -776,6 +776,11 @@ MINIDBX_EXTERN int minidbx_info(minidbx *db, minidbx_store_info *out);
  * then written in one batch on dst, and names 64 at a time in one batch
  * too (minidbx_batch_begin): on a local dst one commit and one fsync for
  * them all. A dst reports them copied only once the batch is committed.
+ * A local store's metadata map (where its inline objects live) stays
+ * mapped in the process where reads touched it; the copy lets those pages
+ * go (the page cache keeps them) each time 16 MiB more of file pages are
+ * mapped, so that its RSS stays bounded too (10,000 x 4 KiB: 34 MiB peak,
+ * not 97).
  *
  * Every copy is checked: the writer's commit expects the id
  * (minidbx_writer_commit_ex), so bytes that do not hash to their id are

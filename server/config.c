@@ -15,7 +15,8 @@ enum setting {
     SET_LISTEN, SET_THREADS, SET_MAX_OBJECT, SET_MAX_CONN, SET_MAX_CONN_IP, SET_RATE,
     SET_READ_TOKEN, SET_WRITE_TOKEN, SET_TLS_CERT, SET_TLS_KEY, SET_IDLE, SET_HEADER,
     SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_BODY_CACHE, SET_CONFIG, SET_READ_ONLY,
-    SET_SYNC, SET_MD5_ALIASES, SET_COUNT
+    SET_SYNC, SET_MD5_ALIASES, SET_ACCESS_LOG, SET_ACCESS_LOG_FORMAT, SET_LOG_LEVEL, SET_PROFILE,
+    SET_COUNT
 };
 
 const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
@@ -39,6 +40,10 @@ const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
     [SET_READ_ONLY] = { "read-only", false },
     [SET_SYNC] = { "sync", true },
     [SET_MD5_ALIASES] = { "md5-aliases", true },
+    [SET_ACCESS_LOG] = { "access-log", true },
+    [SET_ACCESS_LOG_FORMAT] = { "access-log-format", true },
+    [SET_LOG_LEVEL] = { "log-level", true },
+    [SET_PROFILE] = { "profile", true },
     [SET_COUNT] = { NULL, false },
 };
 
@@ -118,12 +123,104 @@ static int find_setting(const char *name)
     return -1;
 }
 
+/* --profile: named presets, as the old system's guide describes them. A
+ * profile sets only what was not set one by one (before it or after it:
+ * those win), so any of its values can be overridden. */
+#define PROFILE_SETTINGS_MAX 8
+static const struct profile {
+    const char *name;
+    const char *settings[PROFILE_SETTINGS_MAX][2];
+} profiles[] = {
+    { "throughput", { { "threads", "8" }, { "max-connections", "4000" },
+                      { "max-connections-per-ip", "512" }, { "verified-cache", "65536" },
+                      { "body-cache", "64M" } } },
+    { "low-memory", { { "threads", "1" }, { "max-connections", "64" },
+                      { "max-connections-per-ip", "16" }, { "verified-cache", "64" },
+                      { "body-cache", "0" } } },
+    { "large-files", { { "max-object-size", "64G" }, { "idle-timeout", "300" },
+                       { "min-body-rate", "16K" }, { "drain-timeout", "300" }, { "body-cache", "0" } } },
+};
+
+static int config_set(struct minidbx_server_config *cfg, int which, const char *name, const char *value,
+                      struct minidbx_server_error *err);
+
+static int apply_profile(struct minidbx_server_config *cfg, const char *name, struct minidbx_server_error *err)
+{
+    for (size_t i = 0; i < sizeof profiles / sizeof profiles[0]; i++) {
+        if (strcmp(profiles[i].name, name) != 0)
+            continue;
+        for (int k = 0; k < PROFILE_SETTINGS_MAX && profiles[i].settings[k][0]; k++) {
+            int which = find_setting(profiles[i].settings[k][0]);
+            int rc = cfg->explicit_settings & (1ull << which)
+                         ? 0 : config_set(cfg, which, profiles[i].settings[k][0], profiles[i].settings[k][1], err);
+            if (rc != 0)
+                return rc;
+        }
+        cfg->profile = profiles[i].name;
+        return 0;
+    }
+    return serve_error(err, MINIDBX_EINVAL, 0, "unknown --profile '%s' (throughput, low-memory or large-files)",
+                       name);
+}
+
+/* The value a numeric setting has now, as text (sizes in bytes). */
+static void setting_value(const struct minidbx_server_config *cfg, int which, char *out, size_t size)
+{
+    unsigned long long v;
+
+    switch (which) {
+    case SET_THREADS: v = cfg->threads; break;
+    case SET_MAX_CONN: v = cfg->max_connections; break;
+    case SET_MAX_CONN_IP: v = cfg->max_connections_per_ip; break;
+    case SET_VERIFIED_CACHE: v = cfg->verified_cache_entries; break;
+    case SET_BODY_CACHE: v = cfg->body_cache_bytes; break;
+    case SET_MAX_OBJECT: v = cfg->max_object_bytes; break;
+    case SET_IDLE: v = cfg->idle_timeout_s; break;
+    case SET_MIN_BODY_RATE: v = cfg->min_body_rate; break;
+    case SET_DRAIN: v = cfg->drain_timeout_s; break;
+    default: snprintf(out, size, "?"); return;
+    }
+    snprintf(out, size, "%llu", v);
+}
+
+void minidbx_server_profile_describe(const struct minidbx_server_config *cfg, char *out, size_t size)
+{
+    size_t used = 0;
+
+    out[0] = '\0';
+    for (size_t i = 0; cfg->profile && i < sizeof profiles / sizeof profiles[0]; i++) {
+        if (strcmp(profiles[i].name, cfg->profile) != 0)
+            continue;
+        used += (size_t)snprintf(out, size, "profile %s:", cfg->profile);
+        for (int k = 0; k < PROFILE_SETTINGS_MAX && profiles[i].settings[k][0] && used < size; k++) {
+            int which = find_setting(profiles[i].settings[k][0]);
+            char value[32];
+            setting_value(cfg, which, value, sizeof value);
+            used += (size_t)snprintf(out + used, size - used, "%s %s %s%s", k ? "," : "",
+                                     profiles[i].settings[k][0], value,
+                                     cfg->explicit_settings & (1ull << which) ? " (given)" : "");
+        }
+    }
+}
+
 int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *name,
                               const char *value, struct minidbx_server_error *err)
 {
+    int which = find_setting(name);
+    int rc = config_set(cfg, which, name, value, err);
+
+    if (rc == 0 && which >= 0 && which != SET_PROFILE)
+        cfg->explicit_settings |= 1ull << which;
+    return rc;
+}
+
+static int config_set(struct minidbx_server_config *cfg, int which, const char *name, const char *value,
+                      struct minidbx_server_error *err)
+{
     unsigned *number = NULL;
 
-    switch (find_setting(name)) {
+    switch (which) {
+    case SET_PROFILE: return apply_profile(cfg, value, err);
     case SET_LISTEN: cfg->listen = value; return 0;
     case SET_READ_TOKEN: cfg->read_token = value; return 0;
     case SET_WRITE_TOKEN: cfg->write_token = value; return 0;
@@ -140,6 +237,26 @@ int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *nam
         if (strcmp(value, "full") != 0 && strcmp(value, "none") != 0)
             return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --sync (full or none)", value);
         cfg->sync_none = strcmp(value, "none") == 0;
+        return 0;
+    case SET_ACCESS_LOG:
+        cfg->access_log = value;
+        return 0;
+    case SET_ACCESS_LOG_FORMAT:
+        if (strcmp(value, "common") != 0 && strcmp(value, "json") != 0)
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --access-log-format (common or json)",
+                               value);
+        cfg->access_log_json = strcmp(value, "json") == 0;
+        return 0;
+    case SET_LOG_LEVEL:
+        if (strcmp(value, "error") == 0)
+            cfg->log_level = SERVE_LOG_ERROR;
+        else if (strcmp(value, "warn") == 0)
+            cfg->log_level = SERVE_LOG_WARN;
+        else if (strcmp(value, "info") == 0)
+            cfg->log_level = SERVE_LOG_INFO;
+        else
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --log-level (error, warn or info)",
+                               value);
         return 0;
     case SET_MD5_ALIASES:
         if (strcmp(value, "on") != 0 && strcmp(value, "off") != 0)

@@ -121,10 +121,14 @@ static int open_listen_socket(const struct sockaddr_storage *addr, socklen_t len
     return 0;
 }
 
-/* libmicrohttpd's messages (a client that went away mid-request, ...). */
+/* libmicrohttpd's messages (a client that went away mid-request, ...),
+ * at --log-level warn and info. */
 static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    const struct serve_server *srv = cls;
+
+    if (srv->cfg->log_level < SERVE_LOG_WARN)
+        return;
     fputs("mdbx serve: ", stderr);
     vfprintf(stderr, fmt, ap);
 }
@@ -149,7 +153,7 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, 
     if (family == AF_INET6)
         flags |= MHD_USE_IPv6;
     return MHD_start_daemon(flags, 0, NULL, NULL, serve_on_request, srv,
-        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, NULL, /* first, to catch every message */
+        MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv, /* first, to catch every message */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
         MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
@@ -167,14 +171,18 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, 
 }
 
 /* Wait for SIGTERM or SIGINT (blocked in every thread since before the
- * daemon started), then drain: stop accepting, give requests in flight up
- * to drain_timeout_s to finish, stop. */
+ * daemon started; SIGHUP opens the access log again), then drain: stop
+ * accepting, give requests in flight up to drain_timeout_s to finish,
+ * stop. */
 static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, const sigset_t *set)
 {
     int sig = 0;
 
-    while (sigwait(set, &sig) != 0)
-        continue;
+    while (sigwait(set, &sig) != 0 || sig == SIGHUP)
+        if (sig == SIGHUP) {
+            serve_access_log_reopen(srv);
+            sig = 0;
+        }
     fprintf(stderr, "mdbx serve: %s: draining\n", strsignal(sig));
     MHD_socket listen_fd = MHD_quiesce_daemon(daemon);
     if (listen_fd != MHD_INVALID_SOCKET)
@@ -208,15 +216,21 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     if ((rc = parse_listen(srv->cfg->listen, &addr, &addr_len, err)) != 0 ||
         (rc = open_listen_socket(&addr, addr_len, &listen_fd, err)) != 0)
         return rc;
+    if ((rc = serve_access_log_open(srv, err)) != 0) {
+        close(listen_fd);
+        return rc;
+    }
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if ((rc = serve_limits_start(srv)) != 0 || (rc = serve_verified_start(srv)) != 0 ||
         (rc = serve_jobs_start(srv)) != 0) {
         serve_jobs_free(srv);
         serve_verified_stop(srv);
         serve_limits_stop(srv);
+        serve_access_log_close(srv);
         close(listen_fd);
         return serve_error(err, MINIDBX_EIO, rc, "serve");
     }
@@ -225,9 +239,15 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
         serve_jobs_free(srv);
         serve_verified_stop(srv);
         serve_limits_stop(srv);
+        serve_access_log_close(srv);
         close(listen_fd);
         return serve_error(err, MINIDBX_EIO, 0, "cannot serve on %s%s", srv->cfg->listen,
                            tls->tls_cert ? " (are the TLS files a certificate and its key?)" : "");
+    }
+    if (srv->cfg->profile) {
+        char described[512];
+        minidbx_server_profile_describe(srv->cfg, described, sizeof described);
+        fprintf(stderr, "mdbx serve: %s\n", described);
     }
     format_host(listen_fd, where, sizeof where);
     printf("listening on %s://%s:%u\n", tls->tls_cert ? "https" : "http", where, bound_port(daemon));
@@ -238,6 +258,7 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     serve_jobs_free(srv);
     serve_verified_stop(srv);
     serve_limits_stop(srv);
+    serve_access_log_close(srv);
     fprintf(stderr, "mdbx serve: stopped\n");
     return 0;
 }

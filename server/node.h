@@ -182,7 +182,19 @@ struct serve_server {
     struct serve_limits *limits;     /* rate limiter, slow-client reaper */
     struct serve_verified *verified; /* blob files recently verified (cache.c) */
     struct serve_jobs *jobs;         /* the one maintenance job (job.c) */
+    int access_fd;                   /* the access log (accesslog.c), or -1 */
 };
+
+/* ---- the access log (accesslog.c) --------------------------------- */
+
+/* Open --access-log (or, at --log-level info, stderr); access_fd -1: none. */
+int serve_access_log_open(struct serve_server *srv, struct minidbx_server_error *err);
+/* SIGHUP: open the file again under the same descriptor. */
+void serve_access_log_reopen(struct serve_server *srv);
+void serve_access_log_close(struct serve_server *srv);
+/* One line for a finished request (status 499: the client went away). */
+void serve_access_log(struct serve_server *srv, struct MHD_Connection *conn,
+                      const struct serve_request *req, unsigned status, uint64_t bytes);
 
 /* ---- limits (limits.c) -------------------------------------------- */
 
@@ -372,6 +384,12 @@ bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *cr
  * clients may read them but not set them. */
 #define SERVE_RESERVED_NAME_PREFIX "_go/"
 bool serve_name_reserved(const char *name);
+
+/* MD5 aliases (proto_go.c): whether name is one ("_go/md5/..."), and set
+ * one as /upload does: only to an object whose bytes have that MD5, never
+ * moved (EEXISTS), one set at a time; mtime_ns >= 0 keeps a copy's time. */
+bool serve_md5_alias(const char *name);
+int serve_md5_alias_set(minidbx *db, const char *name, const minidbx_id *id, int64_t mtime_ns);
 
 /* ---- the request's life (router.c, body.c) --------------------------------- */
 

@@ -24,9 +24,12 @@
 #include "node.h"
 #include "wire.h"
 
+#include <minidbx/sys/backend.h> /* minidbx_error_set */
+
 #include <ctype.h>
 #include <inttypes.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -104,20 +107,28 @@ static int alias_get(minidbx *db, const char *md5, minidbx_id *id)
     return rc;
 }
 
+/* The node's alias sets, one at a time: the check that an alias is free
+ * and its set are one step for this node's requests (two uploads of an
+ * MD5 collision at once cannot both take it). */
+static pthread_mutex_t alias_lock = PTHREAD_MUTEX_INITIALIZER;
+
 /* Point the alias at id unless it points elsewhere already (EEXISTS: two
- * objects with one MD5). */
-static int alias_set(minidbx *db, const char *md5, const minidbx_id *id)
+ * objects with one MD5). mtime_ns >= 0: set with that time (a copy). */
+static int alias_set(minidbx *db, const char *md5, const minidbx_id *id, int64_t mtime_ns)
 {
     char name[sizeof MD5_PREFIX + MD5_HEX_DIGITS];
     minidbx_id current;
-    int rc = alias_get(db, md5, &current);
 
+    pthread_mutex_lock(&alias_lock);
+    int rc = alias_get(db, md5, &current);
     if (rc == 0)
-        return minidbx_id_equal(&current, id) ? 0 : MINIDBX_EEXISTS;
-    if (rc != MINIDBX_ENOTFOUND)
-        return rc;
-    alias_name(md5, name);
-    return minidbx_name_set(db, name, id);
+        rc = minidbx_id_equal(&current, id) ? 0 : MINIDBX_EEXISTS;
+    else if (rc == MINIDBX_ENOTFOUND) {
+        alias_name(md5, name);
+        rc = mtime_ns >= 0 ? minidbx_name_set_at(db, name, id, mtime_ns) : minidbx_name_set(db, name, id);
+    }
+    pthread_mutex_unlock(&alias_lock);
+    return rc;
 }
 
 /* The MD5 of an object's bytes, read back from the store (and verified
@@ -146,6 +157,32 @@ static int object_md5(minidbx *db, const minidbx_id *id, char out[MD5_HEX_DIGITS
     minidbx_reader_close(reader);
     EVP_MD_CTX_free(md);
     free(buf);
+    return rc;
+}
+
+bool serve_md5_alias(const char *name)
+{
+    size_t prefix = sizeof MD5_PREFIX - 1;
+    return strncmp(name, MD5_PREFIX, prefix) == 0;
+}
+
+int serve_md5_alias_set(minidbx *db, const char *name, const minidbx_id *id, int64_t mtime_ns)
+{
+    const char *md5 = name + sizeof MD5_PREFIX - 1;
+    char actual[MD5_HEX_DIGITS + 1];
+    int rc;
+
+    if (strlen(md5) != MD5_HEX_DIGITS || strspn(md5, "0123456789abcdef") != MD5_HEX_DIGITS)
+        return minidbx_error_set(MINIDBX_EINVAL, "%s: an alias is " MD5_PREFIX
+                                 "and 32 lower-case hex digits", name);
+    if ((rc = object_md5(db, id, actual)) < 0)
+        return rc;
+    if (strcmp(actual, md5) != 0)
+        return minidbx_error_set(MINIDBX_EINVAL, "%s: the object's MD5 is %s", name, actual);
+    rc = alias_set(db, md5, id, mtime_ns);
+    if (rc == MINIDBX_EEXISTS)
+        return minidbx_error_set(MINIDBX_EEXISTS, "%s names another object already (an MD5 "
+                                 "collision); an alias never moves", name);
     return rc;
 }
 
@@ -205,7 +242,7 @@ static enum MHD_Result serve_go_upload(struct serve_request *req)
     minidbx_id_format(&id, id_hex);
     if ((rc = minidbx_stat(req->srv->db, &id, &info)) == 0 && md5_aliases(req) &&
         (rc = object_md5(req->srv->db, &id, md5)) == 0)
-        rc = alias_set(req->srv->db, md5, &id);
+        rc = alias_set(req->srv->db, md5, &id, -1);
     if (rc == MINIDBX_EEXISTS)
         return go_reply(req, MHD_HTTP_CONFLICT, false, id_hex,
                         "another object has this MD5 already (a collision): use the SHA-256 id");

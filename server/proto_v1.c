@@ -199,8 +199,11 @@ static enum MHD_Result serve_name_put(struct serve_request *req)
                                    "mtime_ns: expected a string of digits, 0..2^63-1 ns since the epoch");
         goto out;
     }
-    int rc = mtime_ns >= 0 ? minidbx_name_set_at(req->srv->db, req->path_arg, &id, mtime_ns)
-                           : minidbx_name_set(req->srv->db, req->path_arg, &id);
+    /* an MD5 alias (a gateway's copy) is set as /upload sets it: only to
+     * an object with that MD5, and never moved */
+    int rc = serve_md5_alias(req->path_arg) ? serve_md5_alias_set(req->srv->db, req->path_arg, &id, mtime_ns)
+             : mtime_ns >= 0 ? minidbx_name_set_at(req->srv->db, req->path_arg, &id, mtime_ns)
+                             : minidbx_name_set(req->srv->db, req->path_arg, &id);
     result = rc < 0 ? serve_reply_failure(req, rc, "name set") : reply_name(req, MHD_HTTP_OK);
 out:
     cJSON_Delete(in);

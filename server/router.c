@@ -143,8 +143,11 @@ void serve_on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
     if (code == MHD_REQUEST_TERMINATED_COMPLETED_OK)
         atomic_fetch_add(&srv->metrics.bytes_out, req->reply_bytes);
-    serve_metrics_record(&srv->metrics, req->spec ? serve_route_slot(req->spec) : 0,
-                         req->replied ? req->status : 499, serve_now_ns() - req->start_ns);
+    unsigned status = req->replied ? req->status : 499;
+    serve_metrics_record(&srv->metrics, req->spec ? serve_route_slot(req->spec) : 0, status,
+                         serve_now_ns() - req->start_ns);
+    serve_access_log(srv, conn, req, status,
+                     code == MHD_REQUEST_TERMINATED_COMPLETED_OK ? req->reply_bytes : 0);
     atomic_fetch_sub(&srv->metrics.requests_in_flight, 1);
     serve_conn_request_done(srv, conn);
     request_free(req);

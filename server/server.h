@@ -18,6 +18,12 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+/* --log-level: error (only what stops the node or fails a request of
+ * its own), warn (the default: also libmicrohttpd's messages about
+ * clients), info (also an access log line per request on stderr when
+ * --access-log does not name a file). */
+enum { SERVE_LOG_ERROR = -1, SERVE_LOG_WARN = 0, SERVE_LOG_INFO = 1 };
+
 /* What `mdbx help serve` says about the settings and the routes. */
 #define MINIDBX_SERVER_USAGE "[--listen [HOST]:PORT] [--threads N] [--max-object-size SIZE] ..."
 #define MINIDBX_SERVER_HELP                                                      \
@@ -61,6 +67,26 @@
     "  --md5-aliases on|off        keep each /upload's MD5 as an alias, so\n"    \
     "                              the old system's clients use their 32-hex\n" \
     "                              ids on its endpoints (default on)\n"        \
+    "  --access-log FILE           one line per request (time, client, method,\n" \
+    "                              path, status, bytes, duration) to FILE ('-':\n" \
+    "                              stderr), opened again on SIGHUP (rotation)\n" \
+    "  --access-log-format common|json  the Common Log Format with the\n"      \
+    "                              duration in seconds last (default), or JSON\n" \
+    "  --log-level error|warn|info warn (default): the node's messages and\n"  \
+    "                              libmicrohttpd's about clients; error: the\n" \
+    "                              node's only; info: also the access log on\n" \
+    "                              stderr when --access-log is not given\n"    \
+    "  --profile NAME              a preset of some of these settings; each\n"  \
+    "                              one given by itself wins (before or after):\n" \
+    "                              throughput: --threads 8 --max-connections\n" \
+    "                              4000 --max-connections-per-ip 512\n"       \
+    "                              --verified-cache 65536 --body-cache 64M;\n"  \
+    "                              low-memory: --threads 1 --max-connections\n" \
+    "                              64 --max-connections-per-ip 16\n"          \
+    "                              --verified-cache 64 --body-cache 0;\n"      \
+    "                              large-files: --max-object-size 64G\n"      \
+    "                              --idle-timeout 300 --min-body-rate 16K\n"   \
+    "                              --drain-timeout 300 --body-cache 0\n"       \
     "  --drain-timeout SECONDS     on SIGTERM/SIGINT, how long requests in\n"    \
     "                              flight may take to finish (10)\n"            \
     "  --config FILE.json          the same settings as a JSON object, keys\n"   \
@@ -96,6 +122,11 @@ struct minidbx_server_config {
     bool read_only;                 /* writes get 403 EREADONLY */
     bool sync_none;                 /* --sync none: open the store MINIDBX_SYNC_NONE */
     bool no_md5_aliases;            /* --md5-aliases off (proto_go.c) */
+    const char *access_log;         /* --access-log FILE ("-": stderr), or NULL */
+    bool access_log_json;           /* --access-log-format json */
+    int log_level;                  /* --log-level: SERVE_LOG_WARN (0) by default */
+    const char *profile;            /* --profile, or NULL */
+    unsigned long long explicit_settings; /* bit per setting given one by one (profiles skip them) */
     void *file_settings;            /* owned: the parsed config file, which strings point into */
 };
 
@@ -130,6 +161,11 @@ int minidbx_server_config_set(struct minidbx_server_config *cfg, const char *nam
 int minidbx_server_config_load(struct minidbx_server_config *cfg, struct minidbx_server_error *err);
 /* Settings that are each valid but not together, or out of range: 0 or
  * MINIDBX_EINVAL. */
+/* "profile NAME: threads 1, max-connections 64, ...": the values now of
+ * the settings the profile has (sizes in bytes; "(given)" after one given
+ * by itself, which the profile left alone); "" without a profile. */
+void minidbx_server_profile_describe(const struct minidbx_server_config *cfg, char *out, size_t size);
+
 int minidbx_server_config_check(const struct minidbx_server_config *cfg,
                                 struct minidbx_server_error *err);
 /* Free what minidbx_server_config_load kept. */

@@ -5,6 +5,15 @@
  *   cluster_bench put LOCATION SIZE COUNT
  *       COUNT sequential puts of SIZE new random bytes; prints
  *       "put SIZE: median_us p90_us p99_us".
+ *   cluster_bench compare SIZE COUNT SINGLE CLUSTER SINGLE2
+ *       COUNT rounds, each of three puts of SIZE new random bytes, in an
+ *       order that turns each round: one to SINGLE; one to CLUSTER; and
+ *       one to SINGLE while another thread puts to SINGLE2 at the same
+ *       moment, timed until both are stored (two copies on one machine
+ *       without the cluster's code).
+ *       Taken put by put, all three see the same load on a shared
+ *       machine; prints "compare SIZE: single_us N cluster_us N
+ *       2singles_us N", the medians.
  *   cluster_bench get LOCATION SIZE OBJECTS THREADS SECONDS [PID]
  *       puts OBJECTS objects of SIZE, then THREADS threads get random ones
  *       for SECONDS; prints gets/s per second and in all. With PID, kills
@@ -86,6 +95,92 @@ static int bench_put(const char *location, size_t size, unsigned count)
     free(buf);
     minidbx_close(db);
     return 0;
+}
+
+/* --- compare: put by put, the same moment ------------------------------------- */
+
+struct second_put {
+    minidbx *db;
+    unsigned char *buf;
+    size_t size;
+    pthread_barrier_t start, done;
+    bool quit;
+    int rc;
+};
+
+static int put_or_fail(minidbx *db, const void *buf, size_t size)
+{
+    int rc = minidbx_put(db, buf, size, NULL);
+    if (rc != 0)
+        fprintf(stderr, "put: %s\n", minidbx_errmsg(NULL));
+    return rc;
+}
+
+static void *second_main(void *arg)
+{
+    struct second_put *p = arg;
+    for (;;) {
+        pthread_barrier_wait(&p->start);
+        if (p->quit)
+            return NULL;
+        if (put_or_fail(p->db, p->buf, p->size) != 0)
+            p->rc = 1;
+        pthread_barrier_wait(&p->done);
+    }
+}
+
+static double median_of(double *v, unsigned n)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return v[n / 2];
+}
+
+static int bench_compare(size_t size, unsigned count, const char *single, const char *cluster,
+                         const char *single2)
+{
+    minidbx *dbs[2] = { open_store(single), open_store(cluster) };
+    struct second_put second = { .db = open_store(single2), .buf = malloc(size), .size = size };
+    unsigned char *buf = malloc(size);
+    double *us[3];
+    pthread_t thread;
+    int rc = 0;
+
+    for (unsigned k = 0; k < 3; k++)
+        us[k] = malloc(count * sizeof *us[k]);
+    pthread_barrier_init(&second.start, NULL, 2);
+    pthread_barrier_init(&second.done, NULL, 2);
+    pthread_create(&thread, NULL, second_main, &second);
+    for (unsigned i = 0; i < count && rc == 0 && second.rc == 0; i++) {
+        for (unsigned j = 0; j < 3 && rc == 0; j++) {
+            unsigned k = (i + j) % 3; /* 0: single, 1: cluster, 2: two singles at once */
+            fill(buf, size);
+            if (k == 2)
+                fill(second.buf, size);
+            double start = now_s();
+            if (k == 2)
+                pthread_barrier_wait(&second.start);
+            rc = put_or_fail(dbs[k == 1], buf, size);
+            if (k == 2) /* until both are stored, as a cluster's put waits for its copies */
+                pthread_barrier_wait(&second.done);
+            us[k][i] = (now_s() - start) * 1e6;
+        }
+    }
+    second.quit = true;
+    pthread_barrier_wait(&second.start);
+    pthread_join(thread, NULL);
+    if (rc == 0 && second.rc == 0)
+        printf("compare %zu: single_us %.0f cluster_us %.0f 2singles_us %.0f\n", size, median_of(us[0], count),
+               median_of(us[1], count), median_of(us[2], count));
+    for (unsigned k = 0; k < 3; k++)
+        free(us[k]);
+    pthread_barrier_destroy(&second.start);
+    pthread_barrier_destroy(&second.done);
+    free(second.buf);
+    free(buf);
+    minidbx_close(second.db);
+    minidbx_close(dbs[0]);
+    minidbx_close(dbs[1]);
+    return rc || second.rc;
 }
 
 struct getter {
@@ -175,6 +270,9 @@ int main(int argc, char **argv)
     rng_state ^= (uint64_t)getpid() << 32 ^ (uint64_t)(now_s() * 1e9); /* new bytes every run */
     if (argc == 5 && strcmp(argv[1], "put") == 0)
         return bench_put(argv[2], strtoull(argv[3], NULL, 10), (unsigned)strtoul(argv[4], NULL, 10));
+    if (argc == 7 && strcmp(argv[1], "compare") == 0)
+        return bench_compare(strtoull(argv[2], NULL, 10), (unsigned)strtoul(argv[3], NULL, 10), argv[4], argv[5],
+                             argv[6]);
     if ((argc == 7 || argc == 8) && strcmp(argv[1], "get") == 0) {
         unsigned threads = (unsigned)strtoul(argv[5], NULL, 10);
         return bench_get(argv[2], strtoull(argv[3], NULL, 10), (unsigned)strtoul(argv[4], NULL, 10),
@@ -182,6 +280,7 @@ int main(int argc, char **argv)
                          argc == 8 ? (pid_t)strtol(argv[7], NULL, 10) : 0);
     }
     fprintf(stderr, "usage: cluster_bench put LOCATION SIZE COUNT\n"
+                    "       cluster_bench compare SIZE COUNT SINGLE CLUSTER SINGLE2\n"
                     "       cluster_bench get LOCATION SIZE OBJECTS THREADS SECONDS [PID]\n");
     return 2;
 }

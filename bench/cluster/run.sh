@@ -2,7 +2,8 @@
 # bench/cluster/run.sh - a cluster: store against a single node, in one run
 # on 127.0.0.1 (see bench/cluster/README.md):
 #   1. put latency, 4 KiB and 1 MiB: cluster of 3 http nodes (R = 2, W = 2,
-#      the library is the client: no gateway) vs one node (goal <= 1.3x);
+#      the library is the client: no gateway) vs one node (goal <= 1.3x),
+#      and vs two puts at once to two single nodes (the machine's floor);
 #   2. get throughput, 4 KiB and 1 MiB, 2 client threads (goal >= 0.9x);
 #   3. gets with one of the 3 nodes SIGKILLed: after the first second,
 #      vs healthy (goal >= 0.8x);
@@ -11,7 +12,8 @@
 #   5. repair after an empty restart of a node: objects/s, MB/s.
 #
 #   bench/cluster/run.sh [BUILD_DIR]      (default: ./build)
-# Environment: SECONDS_PER (default 5), KEEP=1 keeps the temp directory.
+# Environment: SECONDS_PER (default 5), ROUNDS (default 3), SECTIONS (which
+# of 1..5 to run, default "1 2 3 4 5"), KEEP=1 keeps the temp directory.
 set -u
 BUILD=${1:-build}
 MDBX=${MDBX:-$BUILD/cli/mdbx}
@@ -56,6 +58,9 @@ cluster()
         "$cache" "$(url ${p}0)" "$(url ${p}1)" "$(url ${p}2)" >"$T/$p.json"
 }
 
+SECTIONS=${SECTIONS:-1 2 3 4 5}
+want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 field() { sed -n "s/.*$1 \([0-9.]*\).*/\1/p" | head -1; }
 
@@ -69,25 +74,30 @@ echo
 ROUNDS=${ROUNDS:-3}
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
+if want 1; then
 serve "$T/single2" single2
-echo "## 1. put latency (one client thread; median of $ROUNDS rounds, single and cluster alternating, each the median of N puts)"
-echo "# 2singles: two clients putting at once, each to its own single node (what two copies cost on one machine)"
-printf '%-8s %14s %14s %8s %14s\n' size single_us cluster_us ratio 2singles_us
-for spec in "4096 300" "1048576 30"; do
+echo "## 1. put latency (one client thread; cluster_bench compare: put by put, single, cluster and 2singles"
+echo "#  in turn, so all three see the same load; median of N puts, then the median of $ROUNDS rounds)"
+echo "# 2singles: a put to the single node while another thread puts to a second single node, timed until"
+echo "#  both are stored: two durable copies on this machine without the cluster's code"
+printf '%-8s %14s %14s %8s %14s %8s\n' size single_us cluster_us ratio 2singles_us ratio
+for spec in "4096 300" "1048576 40"; do
     set -- $spec
     : >"$T/s" ; : >"$T/c" ; : >"$T/d"
     for _ in $(seq "$ROUNDS"); do
-        "$BENCH" put "$(url single)" "$1" "$2" | field median_us >>"$T/s"
-        "$BENCH" put "cluster:$T/c.json" "$1" "$2" | field median_us >>"$T/c"
-        "$BENCH" put "$(url single2)" "$1" "$2" | field median_us >>"$T/d" &
-        "$BENCH" put "$(url single)" "$1" "$2" | field median_us >>"$T/d"
-        wait $!
+        "$BENCH" compare "$1" "$2" "$(url single)" "cluster:$T/c.json" "$(url single2)" >"$T/compare"
+        field single_us <"$T/compare" >>"$T/s"
+        field cluster_us <"$T/compare" >>"$T/c"
+        field 2singles_us <"$T/compare" >>"$T/d"
     done
     s=$(median <"$T/s"); c=$(median <"$T/c"); d=$(median <"$T/d")
-    printf '%-8s %14s %14s %8s %14s   (rounds: single %s; cluster %s)\n' "$1" "$s" "$c" "$(ratio "$c" "$s")" \
-        "$d" "$(tr '\n' ' ' <"$T/s")" "$(tr '\n' ' ' <"$T/c")"
+    printf '%-8s %14s %14s %8s %14s %8s   (rounds: single %s; cluster %s; 2singles %s)\n' "$1" "$s" "$c" \
+        "$(ratio "$c" "$s")" "$d" "$(ratio "$d" "$s")" "$(tr '\n' ' ' <"$T/s")" "$(tr '\n' ' ' <"$T/c")" \
+        "$(tr '\n' ' ' <"$T/d")"
 done
+fi
 
+if want 2; then
 echo
 echo "## 2. get throughput (2 client threads, ${DUR} s; median of $ROUNDS rounds, alternating)"
 printf '%-8s %14s %14s %8s\n' size single_get/s cluster_get/s ratio
@@ -102,12 +112,15 @@ for spec in "4096 2000" "1048576 100"; do
     printf '%-8s %14s %14s %8s   (rounds: single %s; cluster %s)\n' "$1" "$s" "$c" "$(ratio "$c" "$s")" \
         "$(tr '\n' ' ' <"$T/s")" "$(tr '\n' ' ' <"$T/c")"
 done
+fi
 
+if want 3; then
 echo
 echo "## 3. 4 KiB gets with a node SIGKILLed after ${DUR} s (2 client threads)"
 "$BENCH" get "cluster:$T/c.json" 4096 2000 2 "$DUR" "$(pid c1)" | grep -v ' second [0-9]'
+fi
 
-
+if want 4; then
 echo
 echo "## 4. gateway vs single node: 4 KiB GET, wrk -t2 -c64 -d${DUR}s (gateway --threads 16)"
 head -c 4096 /dev/urandom >"$T/obj4k"
@@ -130,7 +143,10 @@ for cache in 1024 0; do
     rps=$(wrk_rps "gateway(cache_objects=$cache)" "$gw")
     echo "gateway (cache_objects $cache) / single: $(ratio "$rps" "$rps_single")"
 done
+fi
 
+if want 5; then
+echo
 echo "## 5. repair after an empty restart (3 nodes, R = 2)"
 cluster r
 "$BENCH" put "cluster:$T/r.json" 4096 3000 >/dev/null
@@ -148,3 +164,4 @@ awk -v s="$start" -v e="$end" -v b="$bytes" -v o="$objects" -v all=3100 'BEGIN {
     t = e - s
     printf "repair: %.1f s; %d objects checked (%.0f/s); %d copies (%.1f MB) made on the empty node: %.0f copies/s, %.1f MB/s\n",
         t, all, all / t, o, b / 1e6, o / t, b / 1e6 / t }'
+fi

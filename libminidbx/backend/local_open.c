@@ -12,6 +12,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #define FORMAT_NAME "minidbx-local-1"
@@ -304,4 +307,35 @@ int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_option
 fail:
     local_free(&s->base);
     return rc;
+}
+
+/* Added for minidbx_copy (h10): see internal.h. LMDB does not say where
+ * its map is (mdb_env_info's me_mapaddr is set with MDB_FIXEDMAP only), so
+ * the map is found in /proc/self/maps by the data file's device and inode.
+ * MADV_DONTNEED on that read-only shared map (LMDB writes with pwrite, not
+ * through the map) drops this process's page table entries only: no byte
+ * of the file or of the page cache changes, and a page touched again, also
+ * through a pointer a reader holds right now, is mapped again from the
+ * page cache. */
+bool dbx_local_drop_pages(minidbx_backend *be)
+{
+    local_store *s = (local_store *)be;
+    struct stat st;
+    char line[PATH_MAX + 128];
+    int fd;
+    FILE *maps;
+
+    if (be->free != local_free)
+        return false;
+    if (mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &st) != 0 || !(maps = fopen("/proc/self/maps", "re")))
+        return true;
+    while (fgets(line, sizeof line, maps)) {
+        unsigned long start, end, inode;
+        unsigned major, minor;
+        if (sscanf(line, "%lx-%lx %*s %*s %x:%x %lu", &start, &end, &major, &minor, &inode) == 5 &&
+            inode == st.st_ino && makedev(major, minor) == st.st_dev)
+            madvise((void *)start, end - start, MADV_DONTNEED);
+    }
+    fclose(maps);
+    return true;
 }

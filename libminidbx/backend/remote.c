@@ -187,15 +187,18 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
             value_len--;
         call->error_code = dbx_wire_error_code(value, value_len);
     } else if (dbx_remote_header_is(line, len, "Content-Range", &value)) {
-        unsigned long long start, last, total;
-        call->has_content_range = sscanf(value, "bytes %llu-%llu/%llu", &start, &last, &total) == 3;
+        unsigned long long start = 0, last = 0, total = 0;
+        call->has_content_range = sscanf(value, "bytes %llu-%llu/%llu", &start, &last, &total) == 3 &&
+                                  start <= last && last < total;
         call->range_start = start;
+        call->range_reply_last = last;
         call->range_total = total;
     } else if ((len == 2 && line[0] == '\r') || (len == 1 && line[0] == '\n')) {
         /* the end of a reply's headers: the final one's, past any 1xx */
         if (call->ranged && call->status / 100 == 2)
             call->range_refused =
-                call->status == 206 ? !call->has_content_range || call->range_start != call->range_first
+                call->status == 206 ? !call->has_content_range || call->range_start != call->range_first ||
+                                          call->range_reply_last > call->range_last
                                     : !call->range_whole_ok;
         if (call->status >= 200 && call->headers_done)
             call->headers_done(call);
@@ -805,7 +808,11 @@ static int reader_first(dbx_remote *remote, struct remote_reader *r, const char 
     call.range_whole_ok = true;
     call.range_last = DBX_REMOTE_READER_WHOLE_MAX - 1;
     if ((rc = dbx_remote_call_url(remote, &call, path, suffix)) == 0 &&
-        (rc = dbx_remote_perform(remote, &call)) == 0) {
+        (rc = dbx_remote_perform(remote, &call)) != 0 && call.range_refused && call.status == 206)
+        rc = minidbx_error_set(MINIDBX_EIO, "GET %s: HTTP 206 whose Content-Range is not a part of "
+                               "bytes 0-%" PRIu64 " of an object of that size (%s)", call.url,
+                               call.range_last, call.has_content_range ? "another range" : "none or malformed");
+    else if (rc == 0) {
         if (call.ranged && call.status == 416) {
             call.buf_len = 0; /* no byte 0: the object is empty (its body was the error's) */
             r->size = 0;
@@ -814,6 +821,13 @@ static int reader_first(dbx_remote *remote, struct remote_reader *r, const char 
         } else if (call.range_refused) {
             rc = minidbx_error_set(MINIDBX_EIO, "GET %s: asked for a range, the reply was HTTP %ld "
                                    "without a Content-Range", call.url, call.status);
+        } else if (call.status == 206 && !call.body_overflow &&
+                   call.buf_len != call.range_reply_last - call.range_start + 1) {
+            /* the bytes must be the range the reply says: they are handed
+             * out (before the end is hashed) up to the size it says */
+            rc = minidbx_error_set(MINIDBX_EIO, "GET %s: HTTP 206 of bytes %" PRIu64 "-%" PRIu64
+                                   " with a body of %zu bytes", call.url, call.range_start,
+                                   call.range_reply_last, call.buf_len);
         } else if (call.body_overflow) {
             rc = 1;
             if (call.hasher && call.body_received) {

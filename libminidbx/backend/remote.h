@@ -122,9 +122,10 @@ typedef struct dbx_remote_call {
      * (range_refused) and the transfer stops. */
     bool ranged, range_whole_ok, range_refused;
     uint64_t range_first, range_last;
-    /* the reply's Content-Range: "bytes range_start-.../range_total" */
+    /* the reply's Content-Range: "bytes range_start-range_reply_last/range_total",
+     * has_content_range only when start <= last < total */
     bool has_content_range;
-    uint64_t range_start, range_total;
+    uint64_t range_start, range_reply_last, range_total;
     /* Called once the headers of the final reply are in (headers_done
      * NULL: not). */
     void (*headers_done)(struct dbx_remote_call *call);

@@ -579,21 +579,38 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
     if (rc == 0 && r.total > r.count)
         rc = minidbx_error_set(MINIDBX_EIO, "delete %s: more than %d names point at it; delete "
                                "some first", hex, CASCADE_MAX);
+    /* A repair (expect) keeps the times of the names it removes: if the
+     * object turns out to be put again before its DELETE, they go back. */
+    int64_t *removed_at = expect && r.count ? calloc(r.count, sizeof *removed_at) : NULL;
+    if (expect && r.count && !removed_at)
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < r.count; i++) {
         minidbx_name_info info;
         char name_k[S3_KEY_MAX];
         int got = name_read(sb, r.names[i], &info);
         name_key(r.names[i], name_k);
-        if (got == 0 && minidbx_id_equal(&info.id, id))
-            rc = s3_delete_key(sb, name_k);
+        if (removed_at)
+            removed_at[i] = -1;
+        if (got == 0 && minidbx_id_equal(&info.id, id) && (rc = s3_delete_key(sb, name_k)) == 0 &&
+            removed_at)
+            removed_at[i] = info.mtime_ns;
         else if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT)
             rc = got;
         if (rc == 0)
             rc = delete_ref(sb, id, r.names[i]);
     }
-    free(r.names);
+    DBX_TEST_PAUSE("s3-repair-names-removed");
     if (rc == 0)
         rc = expect ? s3_delete_key_if(sb, key, expect) : s3_delete_key(sb, key);
+    /* Put again meanwhile (healed): the names it had come back, each with
+     * its own time, so a name set since (a later time) is not undone. */
+    for (size_t i = 0; rc == 1 && removed_at && i < r.count; i++) {
+        int back = removed_at[i] >= 0 ? s3_be_name_set_at(&sb->base, r.names[i], id, removed_at[i]) : 0;
+        if (back < 0)
+            rc = back;
+    }
+    free(removed_at);
+    free(r.names);
     return rc;
 }
 

@@ -55,6 +55,23 @@ echo "# --- the aliases are the node's own names"
 check "mdbx names does not list them" eval '! "$MDBX" -s "$URL" names | grep -q "^_go/"'
 check "mdbx names -a does" eval '"$MDBX" -s "$URL" names -a | grep -qx "_go/md5/$PHOTO_MD5"'
 
+echo "# --- an alias is set only as /upload sets it, even through /v1/names (a gateway's copies)"
+printf 'other bytes\n' >"$T/other"
+OTHER=$(sha "$T/other")
+expect_code 201 "PUT /v1/objects of other bytes" -X PUT --data-binary @"$T/other" "$URL/v1/objects"
+expect_code 400 "PUT /v1/names/_go/md5/MD5 of the photo to other bytes, with a later mtime" -X PUT \
+    --data "{\"id\":\"$OTHER\",\"mtime_ns\":\"9000000000000000000\"}" "$URL/v1/names/_go/md5/$PHOTO_MD5"
+expect_code 200 "  the alias still gives the photo" "$URL/retrieve?hash=$PHOTO_MD5"
+check "  (its bytes)" cmp -s "$T/body" "$T/photo.jpg"
+expect_code 400 "PUT /v1/names/_go/md5/MD5 to an object without that MD5" -X PUT \
+    --data "{\"id\":\"$PHOTO\",\"mtime_ns\":\"1\"}" "$URL/v1/names/_go/md5/$(md5 "$T/other")"
+check "  says the object's MD5" body_has "the object's MD5 is $PHOTO_MD5"
+expect_code 200 "PUT /v1/names/_go/md5/MD5 with the object's own MD5 (a copy)" -X PUT \
+    --data "{\"id\":\"$OTHER\",\"mtime_ns\":\"1\"}" "$URL/v1/names/_go/md5/$(md5 "$T/other")"
+expect_code 200 "  the old id now finds it" "$URL/retrieve?hash=$(md5 "$T/other")"
+expect_code 400 "PUT /v1/names/_go/md5/ without an mtime: the node's own" -X PUT \
+    --data "{\"id\":\"$OTHER\"}" "$URL/v1/names/_go/md5/$(md5 "$T/other")"
+
 echo "# --- an MD5 is never trusted for the bytes"
 cp "$(blob_of "$PHOTO")" "$T/photo.saved"
 flip "$(blob_of "$PHOTO")" 100
@@ -71,6 +88,8 @@ check "the two blocks share an MD5, not a SHA-256" \
 expect_code 200 "POST /upload of the first" -F "file=@$T/c1" "$URL/upload"
 expect_code 409 "POST /upload of the second: 409" -F "file=@$T/c2" "$URL/upload"
 check "  says why, gives its SHA-256" eval 'body_has "collision" && body_has "$(sha "$T/c2")"'
+expect_code 409 "PUT /v1/names/_go/md5/MD5 to the second, with a later mtime: 409, an alias never moves" -X PUT \
+    --data "{\"id\":\"$(sha "$T/c2")\",\"mtime_ns\":\"9000000000000000000\"}" "$URL/v1/names/_go/md5/$(md5 "$T/c1")"
 expect_code 200 "GET /retrieve?hash=MD5 still gives the first" "$URL/retrieve?hash=$(md5 "$T/c1")"
 check "  (its bytes)" cmp -s "$T/body" "$T/c1"
 
@@ -128,6 +147,8 @@ expect_code 200 "GET /retrieve?hash=MD5 of an imported file" "$URL/retrieve?hash
 check "  its bytes" cmp -s "$T/body" "$T/f2"
 expect_code 200 "  and of the one that was below DIR, in upper case" "$URL/retrieve?hash=$(md5 "$T/f3")"
 check "  its bytes" cmp -s "$T/body" "$T/f3"
+expect 2 "import-go into an http:// store is refused" "$MDBX" -s "$URL" import-go "$OLD"
+check "  says to import into a local store" err_has "import into a local store (then serve it)"
 stop_server
 
 finish

@@ -39,6 +39,23 @@ else
     skip "--listen :0" "needs root for a network namespace of its own"
 fi
 
+# --profile: presets, each setting given by itself winning, before or after
+start_server "$T/store" --threads 3 --profile low-memory || not_ok "serve --profile low-memory starts"
+check "--profile low-memory sets its settings; --threads given before it wins" \
+    grep -qx "mdbx serve: profile low-memory: threads 3 (given), max-connections 64, max-connections-per-ip 16, verified-cache 64, body-cache 0" "$T/server.err"
+expect_code 200 "  and the node answers" "$URL/health"
+stop_server
+start_server "$T/store" --profile large-files --body-cache 1M || not_ok "serve --profile large-files starts"
+check "--profile large-files; --body-cache given after it wins" \
+    grep -qx "mdbx serve: profile large-files: max-object-size 68719476736, idle-timeout 300, min-body-rate 16384, drain-timeout 300, body-cache 1048576 (given)" "$T/server.err"
+stop_server
+start_server "$T/store" --profile throughput || not_ok "serve --profile throughput starts"
+check "--profile throughput" grep -q "mdbx serve: profile throughput: threads 8, max-connections 4000," "$T/server.err"
+stop_server
+expect 2 "--profile fast: unknown" "$MDBX" -s "$T/store" serve --listen 127.0.0.1:0 --profile fast
+check "  lists the profiles" err_has "throughput, low-memory or large-files"
+check "mdbx serve --help shows the profiles" eval '"$MDBX" serve --help | grep -q "low-memory: --threads 1"'
+
 expect 2 "--listen with a port over 65535" "$MDBX" -s "$T/store" serve --listen 127.0.0.1:70000
 check "  says what --listen takes" err_has "is not HOST:PORT, :PORT or PORT"
 expect 2 "--listen with no port" "$MDBX" -s "$T/store" serve --listen 127.0.0.1:

@@ -670,7 +670,10 @@ static void *verify_repair_thread(void *arg)
  * again (heals the copy) meanwhile: repair sees that the key holds other
  * bytes than it hashed (ETag, Last-Modified), hashes again, and keeps the
  * object and its name. */
-START_TEST(verify_repair_keeps_healed)
+/* verify --repair of a corrupt, named object held at the pause point
+ * point while a client puts the right bytes again (heals it): the object
+ * and its name must stay, and nothing is reported. */
+static void repair_with_heal_at(const char *point)
 {
     test_rng rng;
     char key[128], pause[300], marker[320];
@@ -679,8 +682,8 @@ START_TEST(verify_repair_keeps_healed)
 
     fresh_location();
     char *dir = tmpdir_make("s3-pause");
-    snprintf(pause, sizeof pause, "s3-verify-hashed:%s/pause", dir);
-    snprintf(marker, sizeof marker, "%s/pause.s3-verify-hashed", dir);
+    snprintf(pause, sizeof pause, "%s:%s/pause", point, dir);
+    snprintf(marker, sizeof marker, "%s/pause.%s", dir, point);
     setenv("MINIDBX_TEST_PAUSE", pause, 1);
     struct verify_args args = { .db = open_s3() };
     rng_seed(&rng, seed_from_clock());
@@ -695,14 +698,14 @@ START_TEST(verify_repair_keeps_healed)
     double start = now_ms();
     while (access(marker, F_OK) != 0 && now_ms() - start < 10000)
         nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
-    ck_assert_msg(access(marker, F_OK) == 0, "verify never reached s3-verify-hashed");
+    ck_assert_msg(access(marker, F_OK) == 0, "verify never reached %s", point);
     engine_put_bytes(key, good, size); /* a client heals the copy */
     ck_assert_int_eq(unlink(marker), 0);
     ck_assert_int_eq(pthread_join(t, NULL), 0);
     unsetenv("MINIDBX_TEST_PAUSE");
 
     ck_assert_ok(args.rc);
-    printf("verify --repair with a heal in its window: %llu problem(s), %llu repaired\n",
+    printf("verify --repair with a heal at %s: %llu problem(s), %llu repaired\n", point,
            (unsigned long long)args.report.problems, (unsigned long long)args.report.repaired);
     ck_assert_ok(minidbx_get(args.db, &id, &data, &size));
     ck_assert_mem_eq(data, good, size);
@@ -716,6 +719,19 @@ START_TEST(verify_repair_keeps_healed)
     minidbx_close(args.db);
     rm_rf(dir);
     free(dir);
+}
+
+START_TEST(verify_repair_keeps_healed)
+{
+    repair_with_heal_at("s3-verify-hashed"); /* before the repair looks again */
+}
+END_TEST
+
+/* After the repair removed the object's names, before its DELETE: the
+ * names come back (they were gone for good before). */
+START_TEST(verify_repair_keeps_names_of_healed)
+{
+    repair_with_heal_at("s3-repair-names-removed");
 }
 END_TEST
 
@@ -913,7 +929,30 @@ static struct relay {
     unsigned long long replied; /* reply bytes passed since relay_reset */
     unsigned long long cut_at;  /* 0: never */
     int cuts;
+    unsigned long long lie_total; /* not 0: Content-Range totals are rewritten to this (a lying engine) */
 } relay = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+/* With relay.lie_total: "Content-Range: bytes A-B/T" in buf becomes
+ * ".../lie_total". Returns the new length (buf has room: the number only
+ * gets shorter or stays within 20 digits). */
+static size_t relay_lie(char *buf, size_t n, size_t room)
+{
+    char *p = memmem(buf, n, "Content-Range: bytes ", 21);
+    char *slash = p ? memchr(p, '/', (size_t)(buf + n - p)) : NULL;
+    if (!relay.lie_total || !slash)
+        return n;
+    char *end = slash + 1;
+    while (end < buf + n && *end >= '0' && *end <= '9')
+        end++;
+    char number[24];
+    int len = snprintf(number, sizeof number, "%llu", relay.lie_total);
+    size_t tail = (size_t)(buf + n - end), at = (size_t)(slash + 1 - buf);
+    if (at + (size_t)len + tail > room)
+        return n;
+    memmove(buf + at + len, end, tail);
+    memcpy(buf + at, number, (size_t)len);
+    return at + (size_t)len + tail;
+}
 
 static void relay_note_request(const char *data, size_t len)
 {
@@ -944,7 +983,7 @@ static bool relay_replied(size_t n)
 static void *relay_pipe(void *arg)
 {
     int client = (int)(intptr_t)arg, engine = socket(AF_INET, SOCK_STREAM, 0);
-    char buf[65536];
+    char buf[65536 + 64];
 
     if (engine >= 0 && connect(engine, (struct sockaddr *)&relay.engine, sizeof relay.engine) == 0) {
         struct pollfd fds[2] = { { client, POLLIN, 0 }, { engine, POLLIN, 0 } };
@@ -952,7 +991,7 @@ static void *relay_pipe(void *arg)
             for (int i = 0; i < 2 && open; i++) {
                 if (!fds[i].revents)
                     continue;
-                ssize_t n = read(fds[i].fd, buf, sizeof buf);
+                ssize_t n = read(fds[i].fd, buf, 65536);
                 if (n <= 0) {
                     open = false;
                     break;
@@ -966,6 +1005,8 @@ static void *relay_pipe(void *arg)
                     open = false;
                     break;
                 }
+                if (i == 1)
+                    n = (ssize_t)relay_lie(buf, (size_t)n, sizeof buf);
                 for (ssize_t done = 0; open && done < n;) {
                     ssize_t w = write(fds[1 - i].fd, buf + done, (size_t)(n - done));
                     open = w > 0;
@@ -1019,7 +1060,7 @@ static void relay_reset(unsigned long long cut_at)
 {
     pthread_mutex_lock(&relay.lock);
     relay.ranges = relay.requests = relay.cuts = 0;
-    relay.replied = 0;
+    relay.replied = relay.lie_total = 0;
     relay.cut_at = cut_at;
     pthread_mutex_unlock(&relay.lock);
 }
@@ -1083,6 +1124,39 @@ START_TEST(reader_ranges_resume)
 }
 END_TEST
 
+/* An engine (or a man in the middle of plain http) whose first reply, a
+ * 206 of 256 KiB, says the object has 1,000 bytes: the reader must not
+ * open (it would hand out 256 KiB that no hash has covered, as the first
+ * 1,000 bytes of an object that the caller reads to its size). */
+START_TEST(reader_refuses_a_lying_range)
+{
+    const uint64_t size = 2 * MIB;
+    minidbx_id id, expect;
+    minidbx_reader *reader = NULL;
+    uint64_t seed = seed_from_clock(), got_size = 0;
+
+    setenv("MINIDBX_S3_RANGE_SIZE", "1048576", 1);
+    fresh_location();
+    relay_start();
+    minidbx *db = open_s3();
+    id = write_seeded(db, seed, size, &expect);
+    relay_reset(0);
+    pthread_mutex_lock(&relay.lock);
+    relay.lie_total = 1000;
+    pthread_mutex_unlock(&relay.lock);
+    int rc = minidbx_reader_open(db, &id, &reader, &got_size);
+    printf("a 206 of 256 KiB that says the object has 1,000 bytes: %s (%s)\n", minidbx_strerror(rc),
+           minidbx_errmsg(db));
+    ck_assert_int_eq(rc, MINIDBX_EIO);
+    ck_assert_ptr_null(reader);
+    relay_reset(0);
+    read_seeded(db, &id, seed, size); /* the truth reads as before */
+    minidbx_close(db);
+    relay_stop();
+    unsetenv("MINIDBX_S3_RANGE_SIZE");
+}
+END_TEST
+
 static Suite *s3_suite(void)
 {
     Suite *s = suite_create("s3");
@@ -1097,8 +1171,10 @@ static Suite *s3_suite(void)
     tcase_add_test(tc, names_refs_delete_gc);
     tcase_add_test(tc, verify_finds_and_repairs);
     tcase_add_test(tc, verify_repair_keeps_healed);
+    tcase_add_test(tc, verify_repair_keeps_names_of_healed);
     tcase_add_test(tc, corrupt_object_refused);
     tcase_add_test(tc, reader_ranges_resume);
+    tcase_add_test(tc, reader_refuses_a_lying_range);
     tcase_add_test(tc, wrong_secret);
     tcase_add_test(tc, missing_bucket);
     tcase_add_test(tc, engine_down);
