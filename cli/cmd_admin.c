@@ -3,8 +3,11 @@
 #include "cli.h"
 #include "wire.h"
 
+#include <errno.h>
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -270,29 +273,135 @@ int cmd_repair(struct cli *cli, int argc, char **argv)
 
 /* ---- gc ----------------------------------------------------------------- */
 
+enum { OPT_OLDER_THAN = 0x302, OPT_GC_DRY_RUN = 0x303 };
+
+/* "0", "90" (seconds), "30s", "10m", "2h", "14d", "2w" -> ns; -1 if not. */
+static int64_t parse_duration(const char *text)
+{
+    static const struct {
+        char unit;
+        int64_t seconds;
+    } units[] = { { 's', 1 }, { 'm', 60 }, { 'h', 3600 }, { 'd', 86400 }, { 'w', 604800 } };
+    char *end;
+    int64_t scale = 1;
+
+    if (!text || text[0] < '0' || text[0] > '9')
+        return -1;
+    errno = 0;
+    unsigned long long n = strtoull(text, &end, 10);
+    for (size_t i = 0; *end && i < sizeof units / sizeof units[0]; i++) {
+        if (end[0] == units[i].unit && end[1] == '\0') {
+            scale = units[i].seconds;
+            end++;
+        }
+    }
+    /* at most 100 years: far from overflowing ns */
+    if (errno || *end || n > 3153600000ULL / (unsigned long long)scale)
+        return -1;
+    return (int64_t)n * scale * 1000000000;
+}
+
+/* "14d", "2h", "90s", "0": the largest unit that divides it. */
+static void format_duration(int64_t ns, char out[32])
+{
+    static const struct {
+        char unit;
+        int64_t seconds;
+    } units[] = { { 'd', 86400 }, { 'h', 3600 }, { 'm', 60 } };
+    int64_t s = ns / 1000000000;
+    for (size_t i = 0; i < sizeof units / sizeof units[0]; i++)
+        if (s && s % units[i].seconds == 0) {
+            snprintf(out, 32, "%lld%c", (long long)(s / units[i].seconds), units[i].unit);
+            return;
+        }
+    snprintf(out, 32, "%llds", (long long)s);
+}
+
+struct gc_run {
+    struct cli *cli;
+    minidbx_gc_options opts;
+    uint64_t listed;
+};
+
+static int gc_option(void *ctx, int opt, const char *arg)
+{
+    struct gc_run *run = ctx;
+    if (opt == OPT_GC_DRY_RUN) {
+        run->opts.flags |= MINIDBX_GC_DRY_RUN;
+        return 0;
+    }
+    if (opt != OPT_OLDER_THAN)
+        return CLI_EXIT_USAGE;
+    if ((run->opts.older_than_ns = parse_duration(arg)) < 0)
+        return cli_usage_error(run->cli, "--older-than '%s': a duration such as 0, 30s, 10m, 2h or 14d", arg);
+    return 0;
+}
+
+/* One line (or JSON record) per object removed, or that would be. */
+static void gc_removed(void *ctx, const minidbx_id *id, uint64_t size)
+{
+    struct gc_run *run = ctx;
+    bool dry = run->opts.flags & MINIDBX_GC_DRY_RUN;
+    char hex[MINIDBX_ID_HEX_SIZE];
+
+    run->listed++;
+    if (run->cli->json) {
+        cJSON *obj = cJSON_CreateObject();
+        dbx_json_add_id(obj, "id", id);
+        dbx_json_add_u64(obj, "size", size);
+        cJSON_AddBoolToObject(obj, "dry_run", dry);
+        cli_print_json(run->cli, obj);
+    } else if (!run->cli->quiet) {
+        minidbx_id_format(id, hex);
+        cli_printf(run->cli, "%s %s %" PRIu64 "\n", dry ? "would remove" : "removed", hex, size);
+    }
+}
+
 int cmd_gc(struct cli *cli, int argc, char **argv)
 {
+    static const struct option longopts[] = {
+        { "older-than", required_argument, NULL, OPT_OLDER_THAN },
+        { "dry-run", no_argument, NULL, OPT_GC_DRY_RUN },
+        { NULL, 0, NULL, 0 },
+    };
+    struct gc_run run = { cli, MINIDBX_GC_OPTIONS_INIT, 0 };
     minidbx_gc_report report = { 0, 0 };
-    int rc = parse_no_arguments(cli, argc, argv);
-    int code;
+    char grace[32];
+    int first, code;
+    int rc = cli_parse_options(cli, argc, argv, NULL, longopts, gc_option, &run, &first);
 
     if (rc != CLI_PARSE_CONTINUE)
         return rc;
-    rc = cli_open_store(cli, CLI_OPEN_WRITE);
+    if (first != argc)
+        return cli_usage_error(cli, "unexpected argument '%s'", argv[first]);
+    bool dry = run.opts.flags & MINIDBX_GC_DRY_RUN;
+    rc = cli_open_store(cli, dry ? CLI_OPEN_READ : CLI_OPEN_WRITE);
     if (rc != CLI_EXIT_OK)
         return rc;
-    code = minidbx_gc(cli->db, &report);
+    run.opts.removed = gc_removed;
+    run.opts.ctx = &run;
+    code = minidbx_gc_ex(cli->db, &run.opts, &report);
     if (code != MINIDBX_OK)
         return cli_fail(cli, NULL, code, NULL);
+    format_duration(run.opts.older_than_ns, grace);
     if (cli->json) {
         cJSON *obj = cJSON_CreateObject();
         dbx_json_add_u64(obj, "objects_removed", report.objects_removed);
         dbx_json_add_u64(obj, "bytes_removed", report.bytes_removed);
+        dbx_json_add_u64(obj, "objects_listed", run.listed);
+        dbx_json_add_u64(obj, "older_than_s", (uint64_t)(run.opts.older_than_ns / 1000000000));
+        cJSON_AddBoolToObject(obj, "dry_run", dry);
         cli_print_json(cli, obj);
-    } else {
-        cli_printf(cli, "removed %" PRIu64 " objects (%" PRIu64 " bytes)\n",
-                   report.objects_removed, report.bytes_removed);
+        return CLI_EXIT_OK;
     }
+    cli_printf(cli, "%s%" PRIu64 " objects (%" PRIu64 " bytes)", dry ? "dry run: would remove " : "removed ",
+               report.objects_removed, report.bytes_removed);
+    if (run.listed < report.objects_removed)
+        cli_printf(cli, ", %" PRIu64 " of them listed", run.listed);
+    if (run.opts.older_than_ns)
+        cli_printf(cli, "; kept unnamed objects put in the last %s\n", grace);
+    else
+        cli_printf(cli, "; no grace period: every unnamed object\n");
     return CLI_EXIT_OK;
 }
 

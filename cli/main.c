@@ -126,9 +126,17 @@ static const struct cli_command commands[] = {
       "set or removed) and a summary; a progress line on a terminal. On\n"
       "another store it is verify --repair. Exit status 3 if a problem\n"
       "remains.\n" },
-    { "gc", NULL, cmd_gc, "",
-      "remove objects that no name points at",
-      "Only runs when asked; an object put while gc runs is kept.\n" },
+    { "gc", NULL, cmd_gc, "[--older-than DURATION] [--dry-run]",
+      "remove objects that no name points at and that are old enough",
+      "  --older-than DURATION  remove only unnamed objects last put at least\n"
+      "                         this long ago: 0 (all of them), 30s, 10m, 2h,\n"
+      "                         14d, 2w (default: 14d, as git prune)\n"
+      "  --dry-run              remove nothing; list what would go\n"
+      "Removes each object that no name points at and that was not put again\n"
+      "within the grace period (putting the same bytes again makes them\n"
+      "young). Named objects are never removed. Prints one line per object\n"
+      "(\"removed ID SIZE\"; with --json one record each) and a summary. An\n"
+      "object put while gc runs is kept. Only runs when asked.\n" },
     { "info", NULL, cmd_info, "",
       "show the store's figures (objects, bytes, names, ...)", "" },
     { "version", NULL, cmd_version, "",

@@ -359,7 +359,10 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * (DANGLING), names and refs that disagree (BADREF) and old P tmp/ keys
  * and uploads (TEMP).
  * gc removes the objects that no ref names and whose Last-Modified is
- * before the engine's clock when gc began; each is checked again (its
+ * older_than_ns (at least a second: Last-Modified is in whole seconds)
+ * before the engine's clock when gc began (its Date header); a put of
+ * stored bytes writes them again, which moves Last-Modified and so makes
+ * them young; a dry run lists and deletes nothing. Each is checked again (its
  * refs listed, a HEAD) just before its DELETE, so a put of the same bytes
  * or a name set racing gc keeps it, except in the moment between that
  * check and the DELETE (S3 has no conditional delete): do not run gc
@@ -700,9 +703,55 @@ typedef struct {
     uint64_t bytes_removed;
 } minidbx_gc_report;
 
-/** Remove every object that no name points at and that was not put since
- *  this gc began (a put of the same bytes racing gc keeps its object).
- *  Only runs when called. report may be NULL. Errors: EREADONLY, EIO. */
+/** The grace period of gc by default: 14 days, as git prune's. An object
+ *  put less than this long ago is kept even when no name points at it. */
+#define MINIDBX_GC_DEFAULT_GRACE_NS (14LL * 24 * 3600 * 1000000000)
+
+#define MINIDBX_GC_DRY_RUN 0x1u /* remove nothing: report (and call removed for) what would go */
+
+/** What gc removes and how it tells. Start from MINIDBX_GC_OPTIONS_INIT. */
+typedef struct {
+    /** Keep unnamed objects put less than this many ns ago (>= 0); 0 removes
+     *  every unnamed object. An object's age is the time since it was last
+     *  put: putting bytes that are stored already makes them young again,
+     *  as git freshens a re-added object (see each backend below). */
+    int64_t older_than_ns;
+    unsigned flags; /* MINIDBX_GC_* */
+    /** May be NULL. Called once per object removed (with DRY_RUN: that
+     *  would be), after it is gone, in no set order. On a remote store the
+     *  node lists the first 10,000 (the report counts them all). */
+    void (*removed)(void *ctx, const minidbx_id *id, uint64_t size);
+    void *ctx;
+} minidbx_gc_options;
+
+#define MINIDBX_GC_OPTIONS_INIT { MINIDBX_GC_DEFAULT_GRACE_NS, 0, NULL, NULL }
+
+/** Remove every object that no name points at and that was last put at
+ *  least opts->older_than_ns ago (opts NULL: MINIDBX_GC_OPTIONS_INIT, so a
+ *  14-day grace). Gc decides under the store's lock: a put racing gc either
+ *  comes first and makes its object young (kept, unless older_than_ns is 0,
+ *  when the object may go as any unnamed one) or comes after and stores it
+ *  again, so a put never returns success for bytes gc then removes. Name
+ *  an object (in the same batch as its put) to keep it whatever its age.
+ *  Ages by backend:
+ *  - local: the record keeps the time of the last put (stat's created_ns
+ *    stays the first put); a put of stored bytes rewrites that time when it
+ *    is more than a second old, so gc with older_than_ns > 0 keeps one more
+ *    second's worth, to be exact about "put within older_than_ns";
+ *  - http://: the node's store decides (by its clock); the request carries
+ *    older_than_ns in whole seconds (rounded up) and the dry-run flag;
+ *  - s3://: the object's Last-Modified (ListObjectsV2), by the engine's
+ *    clock; a put of stored bytes writes them again, which moves it;
+ *  - cluster:: every node's gc runs with these options.
+ *  Only runs when called. report may be NULL.
+ *  Errors: EINVAL (older_than_ns < 0, unknown flags), EREADONLY (not with
+ *  DRY_RUN), EUNSUPPORTED (a backend table older than version 4 does only
+ *  older_than_ns 0 without DRY_RUN and without removed), EIO. */
+MINIDBX_EXTERN int minidbx_gc_ex(minidbx *db, const minidbx_gc_options *opts, minidbx_gc_report *report);
+
+/** minidbx_gc_ex(db, NULL, report): the default 14-day grace, so gc keeps
+ *  unnamed objects put in the last 14 days (set older_than_ns 0 with
+ *  minidbx_gc_ex to remove them now). */
 MINIDBX_EXTERN int minidbx_gc(minidbx *db, minidbx_gc_report *report);
 
 /** Figures about a store. */

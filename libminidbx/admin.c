@@ -28,20 +28,43 @@ int minidbx_verify(minidbx *db, const minidbx_id *id, unsigned flags, minidbx_ve
     return rc;
 }
 
-int minidbx_gc(minidbx *db, minidbx_gc_report *report)
+int minidbx_gc_ex(minidbx *db, const minidbx_gc_options *opts, minidbx_gc_report *report)
 {
+    static const minidbx_gc_options defaults = MINIDBX_GC_OPTIONS_INIT;
     minidbx_gc_report local_report;
     int rc;
 
     CHECK_DB(db);
-    if ((rc = check_writable(db, "gc")) < 0)
+    if (!opts)
+        opts = &defaults;
+    if (opts->older_than_ns < 0)
+        return minidbx_error_set(MINIDBX_EINVAL, "gc: a negative age (%lld ns)",
+                                 (long long)opts->older_than_ns);
+    if (opts->flags & ~MINIDBX_GC_DRY_RUN)
+        return minidbx_error_set(MINIDBX_EINVAL, "gc: unknown flags 0x%x", opts->flags);
+    if (!(opts->flags & MINIDBX_GC_DRY_RUN) && (rc = check_writable(db, "gc")) < 0)
         return rc;
-    NEED_METHOD(db, gc, "gc");
     memset(&local_report, 0, sizeof local_report);
-    rc = db->be->gc(db->be, &local_report);
+    if (db->be->version >= 4 && db->be->gc_ex) {
+        rc = db->be->gc_ex(db->be, opts, &local_report);
+    } else {
+        /* an older table's gc removes every unnamed object: only that */
+        NEED_METHOD(db, gc, "gc");
+        if (opts->older_than_ns || opts->flags || opts->removed)
+            return minidbx_error_set(MINIDBX_EUNSUPPORTED,
+                                     "gc: the %s store removes every unnamed object at once "
+                                     "(no grace period, dry run or list): ask for older than 0",
+                                     db->be->name);
+        rc = db->be->gc(db->be, &local_report);
+    }
     if (report)
         *report = local_report;
     return rc;
+}
+
+int minidbx_gc(minidbx *db, minidbx_gc_report *report)
+{
+    return minidbx_gc_ex(db, NULL, report);
 }
 
 int minidbx_info(minidbx *db, minidbx_store_info *out)

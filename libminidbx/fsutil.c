@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -112,7 +113,8 @@ int64_t dbx_now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec +
+           atomic_load_explicit(&dbx_test_clock_shift_ns, memory_order_relaxed);
 }
 
 int dbx_path_join(char *out, size_t out_size, const char *dir, const char *name)

@@ -105,6 +105,8 @@ int dbx_grow(void *items, size_t *capacity, size_t need, size_t item_size, size_
  *                    before it fsyncs the directory's parent
  * Disabled (the normal case) it costs one load and one branch. */
 extern const char *dbx_test_pause_point;
+/* Called at every open: reads MINIDBX_TEST_PAUSE once per process, and
+ * MINIDBX_TEST_CLOCK_SHIFT each time (below). */
 void dbx_test_pause_init(void);
 void dbx_test_pause_at(const char *point);
 #define DBX_TEST_PAUSE(point)                                                   \
@@ -112,6 +114,13 @@ void dbx_test_pause_at(const char *point);
         if (dbx_test_pause_point)                                               \
             dbx_test_pause_at(point);                                           \
     } while (0)
+
+/* TEST ONLY. MINIDBX_TEST_CLOCK_SHIFT=SECONDS (a signed integer) in the
+ * environment when a store is opened moves dbx_now_ns by that much for
+ * the whole process from then on (until an open sees another value), so
+ * that gc's grace period can be tested without waiting: a put made with
+ * -1300000 is 15 days old. Unset (the normal case) it adds 0. */
+extern _Atomic int64_t dbx_test_clock_shift_ns;
 
 /* --- puts of bytes whose id is known (objects.c) ------------------------- */
 

@@ -8,12 +8,15 @@
  * scan and its re-check, a rename and its commit) while another process
  * acts. Nothing else reads the variable; a program that does not set it
  * pays one branch per point.
+ *
+ * MINIDBX_TEST_CLOCK_SHIFT=SECONDS moves the library's wall clock (internal.h).
  */
 #include "internal.h"
 
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,9 +42,16 @@ static void read_env(void)
     dbx_test_pause_point = pause_points;
 }
 
+_Atomic int64_t dbx_test_clock_shift_ns;
+
 void dbx_test_pause_init(void)
 {
     pthread_once(&pause_once, read_env);
+    const char *shift = getenv("MINIDBX_TEST_CLOCK_SHIFT");
+    long long seconds = shift ? strtoll(shift, NULL, 10) : 0;
+    if (seconds < -100LL * 365 * 86400 || seconds > 100LL * 365 * 86400)
+        seconds = 0; /* nonsense: ignored */
+    atomic_store_explicit(&dbx_test_clock_shift_ns, (int64_t)seconds * 1000000000, memory_order_relaxed);
 }
 
 void dbx_test_pause_at(const char *point)

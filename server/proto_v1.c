@@ -277,6 +277,7 @@ static enum MHD_Result serve_info(struct serve_request *req)
         dbx_json_add_u64(json, "inline_threshold", info.inline_threshold);
         cJSON_AddStringToObject(json, "backend", info.backend);
         dbx_json_add_nodes(json, req->srv->db); /* a gateway: each node's state */
+        cJSON_AddBoolToObject(json, "gc_grace", true); /* POST /v1/gc takes older_than, dry_run */
     }
     return serve_reply_json(req, MHD_HTTP_OK, json);
 }
@@ -292,20 +293,23 @@ struct problem_list {
     bool truncated;
 };
 
+/* Add obj (may be NULL: out of memory) unless the list is full. */
+static void list_add(struct problem_list *list, cJSON *obj)
+{
+    if (list->listed >= VERIFY_PROBLEMS_MAX || !list->array || !obj) {
+        list->truncated = list->truncated || list->listed >= VERIFY_PROBLEMS_MAX;
+        cJSON_Delete(obj);
+        return;
+    }
+    cJSON_AddItemToArray(list->array, obj);
+    list->listed++;
+}
+
 static void add_problem(void *ctx, minidbx_problem kind, const minidbx_id *id, const char *detail,
                         int repaired)
 {
     struct problem_list *list = ctx;
-    cJSON *obj;
-
-    if (list->listed >= VERIFY_PROBLEMS_MAX) {
-        list->truncated = true;
-        return;
-    }
-    if (!list->array || !(obj = dbx_json_problem(kind, id, detail, repaired)))
-        return;
-    cJSON_AddItemToArray(list->array, obj);
-    list->listed++;
+    list_add(list, list->listed < VERIFY_PROBLEMS_MAX ? dbx_json_problem(kind, id, detail, repaired) : NULL);
 }
 
 /* On the job's thread (job.c): the id, if any, is in req->want_id. */
@@ -353,26 +357,73 @@ static enum MHD_Result serve_verify(struct serve_request *req)
     return serve_job_run(req, verify_job);
 }
 
+/* {"id": ID, "size": N} in the gc reply's "removed" list */
+static void add_removed(void *ctx, const minidbx_id *id, uint64_t size)
+{
+    struct problem_list *list = ctx;
+    cJSON *obj = list->listed < VERIFY_PROBLEMS_MAX ? cJSON_CreateObject() : NULL;
+    if (obj) {
+        dbx_json_add_id(obj, "id", id);
+        dbx_json_add_u64(obj, "size", size);
+    }
+    list_add(list, obj);
+}
+
 static int gc_job(struct serve_request *req)
 {
+    minidbx_gc_options opts = MINIDBX_GC_OPTIONS_INIT;
+    cJSON *json = cJSON_CreateObject();
+    struct problem_list list = { json ? cJSON_AddArrayToObject(json, "removed") : NULL, 0, false };
     minidbx_gc_report report;
-    int rc = minidbx_gc(req->srv->db, &report);
 
+    opts.older_than_ns = req->job_older_than * 1000000000;
+    opts.flags = req->job_dry_run ? MINIDBX_GC_DRY_RUN : 0;
+    opts.removed = add_removed;
+    opts.ctx = &list;
+    int rc = minidbx_gc_ex(req->srv->db, &opts, &report);
     if (rc < 0) {
+        cJSON_Delete(json);
         req->job_json = serve_json_failure(rc, "gc");
         return rc;
     }
-    if ((req->job_json = cJSON_CreateObject())) {
-        dbx_json_add_u64(req->job_json, "objects_removed", report.objects_removed);
-        dbx_json_add_u64(req->job_json, "bytes_removed", report.bytes_removed);
+    if (json) {
+        dbx_json_add_u64(json, "objects_removed", report.objects_removed);
+        dbx_json_add_u64(json, "bytes_removed", report.bytes_removed);
+        dbx_json_add_u64(json, "older_than", (uint64_t)req->job_older_than);
+        cJSON_AddBoolToObject(json, "dry_run", req->job_dry_run);
+        cJSON_AddBoolToObject(json, "truncated", list.truncated);
     }
+    req->job_json = json;
     return 0;
 }
 
-/* -> {"objects_removed", "bytes_removed"}; a job, as verify. */
+/* The longest grace a request may ask for: 100 years, in seconds. */
+#define GC_OLDER_THAN_MAX 3153600000LL
+
+/* ?older_than=SECONDS (whole seconds; absent: the library's default, 14
+ * days, so that a client that does not say is safe) &dry_run=1 ->
+ * {"objects_removed", "bytes_removed", "older_than", "dry_run",
+ * "removed": [{"id", "size"}], "truncated"}: the objects removed (with
+ * dry_run: that would be), at most VERIFY_PROBLEMS_MAX listed, the counts
+ * exact. A job, as verify. */
 static enum MHD_Result serve_gc(struct serve_request *req)
 {
-    return req->job_started ? serve_job_reply(req) : serve_job_run(req, gc_job);
+    const char *text = serve_query(req, "older_than");
+    char *end = NULL;
+
+    if (req->job_started)
+        return serve_job_reply(req);
+    req->job_older_than = MINIDBX_GC_DEFAULT_GRACE_NS / 1000000000;
+    if (text) {
+        errno = 0;
+        long long seconds = text[0] >= '0' && text[0] <= '9' ? strtoll(text, &end, 10) : -1;
+        if (seconds < 0 || seconds > GC_OLDER_THAN_MAX || errno || *end)
+            return serve_reply_code(req, MINIDBX_EINVAL, 0, "older_than: whole seconds from 0 to %lld",
+                                    GC_OLDER_THAN_MAX);
+        req->job_older_than = seconds;
+    }
+    req->job_dry_run = serve_query_flag(req, "dry_run");
+    return serve_job_run(req, gc_job);
 }
 
 /* "OK", as the Go nodes said it; to a client that asks for JSON (Accept:

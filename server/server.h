@@ -95,7 +95,8 @@ enum { SERVE_LOG_ERROR = -1, SERVE_LOG_WARN = 0, SERVE_LOG_INFO = 1 };
     "Routes: PUT /v1/objects[/ID], GET|HEAD|DELETE /v1/objects/ID, GET\n"        \
     "/v1/objects?after=ID&limit=N, POST /v1/missing, PUT|GET|HEAD|DELETE\n"      \
     "/v1/names/NAME, GET /v1/names?prefix=P&after=N&limit=N, GET /v1/info,\n"    \
-    "POST /v1/verify?id=ID&repair=1 (both optional), POST /v1/gc,\n"             \
+    "POST /v1/verify?id=ID&repair=1 (both optional), POST\n"                     \
+    "/v1/gc?older_than=SECONDS&dry_run=1 (both optional: 14 days, no),\n"        \
     "GET /health, GET /metrics, and the Go system's POST /upload, GET\n"         \
     "/retrieve?hash=ID, POST /register, GET /get?hash=ID, GET /list.\n"          \
     "Stops on SIGTERM or SIGINT after the requests in flight. See mdbx(1).\n"

@@ -11,7 +11,8 @@
  *                          removed, then name_set: the two separate calls
  *                          that minidbx_writer_commit_named replaces
  *   verify | repair        prints "problem KIND HEX DETAIL" per problem
- *   gc                     prints "removed N"
+ *   gc | gc-grace          gc with no grace period, or the default
+ *                          (14 days); prints "removed N"
  *   rm HEX                 delete with MINIDBX_DELETE_CASCADE
  *   stress WORKER ITERATIONS
  *                          a bounded random mix of put+name, name delete,
@@ -126,7 +127,7 @@ static int stress(unsigned worker, unsigned iterations)
                 printf("unnamed %s\n", names[pick].name);
             names[pick] = names[--count];
         } else if (op < 87) {
-            rc = minidbx_gc(db, NULL);
+            rc = test_gc_now(db, NULL);
         } else {
             rc = verify(op < 95 ? 0 : MINIDBX_VERIFY_REPAIR);
         }
@@ -161,9 +162,9 @@ int main(int argc, char **argv)
         }
     } else if (strcmp(action, "verify") == 0 || strcmp(action, "repair") == 0) {
         rc = verify(strcmp(action, "repair") == 0 ? MINIDBX_VERIFY_REPAIR : 0);
-    } else if (strcmp(action, "gc") == 0) {
+    } else if (strcmp(action, "gc") == 0 || strcmp(action, "gc-grace") == 0) {
         minidbx_gc_report report = { 0, 0 };
-        rc = minidbx_gc(db, &report);
+        rc = strcmp(action, "gc") == 0 ? test_gc_now(db, &report) : minidbx_gc(db, &report);
         printf("removed %llu\n", (unsigned long long)report.objects_removed);
     } else if (strcmp(action, "rm") == 0 && argc == 4) {
         rc = minidbx_id_parse(&id, argv[3]);

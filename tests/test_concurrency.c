@@ -392,7 +392,7 @@ static void run_gc_racer(worker_state *ws)
 {
     if (ws->worker == 0) {
         for (int round = 0; round < 40 && ws->error[0] == '\0'; round++) {
-            int rc = minidbx_gc(ws->db, NULL);
+            int rc = test_gc_now(ws->db, NULL);
             if (rc != 0)
                 worker_fail(ws, "gc", rc);
         }

@@ -244,7 +244,7 @@ START_TEST(gc_removes_only_unnamed)
 
     minidbx_gc_report report;
     memset(&report, 0xff, sizeof report);
-    ck_assert_ok(minidbx_gc(fx_db, &report));
+    ck_assert_ok(test_gc_now(fx_db, &report));
     ck_assert_uint_eq(report.objects_removed, 3);
     ck_assert_uint_eq(report.bytes_removed, 20 + THRESHOLD * 3 + 30);
     ck_assert_int_eq(minidbx_exists(fx_db, &named_small), 1);
@@ -258,8 +258,8 @@ START_TEST(gc_removes_only_unnamed)
     store_blob_path(fx_dir, &named_big, path);
     ck_assert(path_exists(path));
 
-    ck_assert_ok(minidbx_gc(fx_db, NULL));
-    ck_assert_ok(minidbx_gc(fx_db, &report));
+    ck_assert_ok(test_gc_now(fx_db, NULL));
+    ck_assert_ok(test_gc_now(fx_db, &report));
     ck_assert_uint_eq(report.objects_removed, 0);
     minidbx_verify_report vr;
     ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &vr, NULL, NULL));

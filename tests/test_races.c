@@ -9,6 +9,9 @@
  *     while gc is between its scan and its delete: the name and its object
  *     survive; with put and name_set as two calls gc wins (the control
  *     that shows the pause sits where the window is);
+ *   - gc with its grace period and a put of an old unnamed object: a put
+ *     that commits first makes it young (gc keeps it), one that waits for
+ *     gc stores it again; either way it is there when the put returns;
  *   - a put+name of an object whose delete is between its commit and its
  *     unlink: the put waits, its blob is not unlinked after its commit;
  *   - a bounded random mix of all of them from several processes: no
@@ -337,6 +340,82 @@ START_TEST(put_named_waits_for_gc)
 }
 END_TEST
 
+/* ---- gc with a grace period against a put of an old unnamed object ---- */
+
+/* A worker that puts the seeded object, unnamed (held at pause, if any). */
+static worker spawn_put(const char *pause, size_t size, uint64_t seed)
+{
+    char size_text[32], seed_text[32];
+    snprintf(size_text, sizeof size_text, "%zu", size);
+    snprintf(seed_text, sizeof seed_text, "%llu", (unsigned long long)seed);
+    const char *args[] = { "put", size_text, seed_text, NULL };
+    return spawn(pause, args);
+}
+
+/* An unnamed object put 15 days ago (the test clock, in the worker). */
+static void put_old_in_worker(size_t size, uint64_t seed)
+{
+    setenv("MINIDBX_TEST_CLOCK_SHIFT", "-1300000", 1);
+    put_in_worker(size, seed, NULL);
+    unsetenv("MINIDBX_TEST_CLOCK_SHIFT");
+}
+
+/* Run gc with the default grace to its end; it must print want. */
+static void expect_gc_removed(const worker *g, const char *want)
+{
+    char *out = finish(g, 0);
+    ck_assert_msg(strstr(out, want), "gc output:\n%s\nexpected %s", out, want);
+    free(out);
+}
+
+static const char *const gc_grace_args[] = { "gc-grace", NULL };
+
+/* The put is held between its rename and its commit (it holds the store
+ * lock), gc queues behind it: the put's commit makes the object young and
+ * gc, deciding after, keeps it. */
+START_TEST(reput_before_gc_keeps_old_object)
+{
+    put_old_in_worker(FILE_SIZE, 8);
+    worker p = spawn_put("put-renamed", FILE_SIZE, 8);
+    wait_paused("put-renamed");
+    worker g = spawn(NULL, gc_grace_args);
+    wait_blocked_on_lock(g.pid);
+    release("put-renamed");
+    finish_ok(&p);
+    expect_gc_removed(&g, "removed 0\n");
+    minidbx_id id = seeded_id(FILE_SIZE, 8);
+    ck_assert_int_eq(minidbx_exists(fx_db, &id), 1);
+    expect_clean_store();
+}
+END_TEST
+
+/* gc is held between its scan (which found the object old) and its delete;
+ * the put waits for it and then stores the object again, young. */
+static void reput_during_gc(size_t size, uint64_t seed)
+{
+    put_old_in_worker(size, seed);
+    worker g = spawn("gc-scanned", gc_grace_args);
+    wait_paused("gc-scanned");
+    worker p = spawn_put(NULL, size, seed);
+    wait_blocked_on_lock(p.pid);
+    release("gc-scanned");
+    expect_gc_removed(&g, "removed 1\n");
+    finish_ok(&p);
+    minidbx_id id = seeded_id(size, seed);
+    ck_assert_int_eq(minidbx_exists(fx_db, &id), 1);
+    worker again = spawn(NULL, gc_grace_args);
+    expect_gc_removed(&again, "removed 0\n");
+}
+
+/* A file put: it waits for the store lock, which /proc/locks shows (an
+ * inline put waits for LMDB's writer lock instead, which it does not). */
+START_TEST(reput_waits_for_gc_and_stores_again)
+{
+    reput_during_gc(FILE_SIZE, 10);
+    expect_clean_store();
+}
+END_TEST
+
 /* ---- put+name while a delete is between its commit and its unlink ---- */
 
 START_TEST(put_named_waits_for_delete)
@@ -430,6 +509,8 @@ static Suite *races_suite(void)
     tcase_add_test(tc, gc_waits_for_put_named);
     tcase_add_test(tc, gc_between_separate_put_and_name);
     tcase_add_test(tc, put_named_waits_for_gc);
+    tcase_add_test(tc, reput_before_gc_keeps_old_object);
+    tcase_add_test(tc, reput_waits_for_gc_and_stores_again);
     tcase_add_test(tc, put_named_waits_for_delete);
     tcase_add_test(tc, stress_mix_loses_nothing);
     suite_add_tcase(s, tc);

@@ -309,6 +309,13 @@ uint64_t store_object_count(minidbx *db)
     return info.objects;
 }
 
+int test_gc_now(minidbx *db, minidbx_gc_report *report)
+{
+    minidbx_gc_options now = MINIDBX_GC_OPTIONS_INIT;
+    now.older_than_ns = 0;
+    return minidbx_gc_ex(db, &now, report);
+}
+
 /* ---- verify problem collector ---- */
 
 const char *problem_kind_name(minidbx_problem kind)

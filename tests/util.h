@@ -114,6 +114,9 @@ minidbx_id store_put_random(minidbx *db, test_rng *rng, size_t size);
 void store_expect_bytes(minidbx *db, const minidbx_id *id, const void *data, size_t size);
 /* The store's object count (minidbx_info). */
 uint64_t store_object_count(minidbx *db);
+/* minidbx_gc_ex with no grace period (older_than_ns 0): every unnamed
+ * object goes now, as gc did before it had a grace period. */
+int test_gc_now(minidbx *db, minidbx_gc_report *report);
 
 /* ---- verify problem collector ---- */
 

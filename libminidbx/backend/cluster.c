@@ -399,6 +399,7 @@ static const minidbx_backend cluster_table = {
     .name_list = cluster_name_list,
     .verify = cluster_verify,
     .gc = cluster_gc,
+    .gc_ex = cluster_gc_ex,
     .info = cluster_info,
     .name_set_at = cluster_name_set_at,
     .nodes = cluster_nodes,

@@ -187,5 +187,6 @@ void cluster_cache_clear(struct cluster *c);
 int cluster_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
                    minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
 int cluster_gc(minidbx_backend *be, minidbx_gc_report *report);
+int cluster_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report);
 
 #endif

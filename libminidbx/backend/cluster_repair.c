@@ -465,14 +465,46 @@ int cluster_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
     return rc;
 }
 
-/* Each node's gc, summed: a node keeps what a name on it points at, and a
- * name is set on every home of its object (cluster_names.c), so a named
- * object keeps its home copies. */
-int cluster_gc(minidbx_backend *be, minidbx_gc_report *report)
+/* What the nodes' gc removed: each copy once, as the nodes listed them. */
+struct gc_copies {
+    minidbx_gc_options node_opts;
+    const minidbx_gc_options *opts;
+    struct gc_copy {
+        minidbx_id id;
+        uint64_t size;
+    } *items;
+    size_t count, capacity, listed; /* listed: by the node running now */
+    int error;
+};
+
+static void gc_copy_removed(void *ctx, const minidbx_id *id, uint64_t size)
+{
+    struct gc_copies *g = ctx;
+    g->listed++;
+    if (g->error == 0 && (g->error = dbx_grow(&g->items, &g->capacity, g->count + 1, sizeof *g->items, 64)) == 0)
+        g->items[g->count++] = (struct gc_copy){ *id, size };
+}
+
+static int gc_copy_cmp(const void *a, const void *b)
+{
+    return memcmp(((const struct gc_copy *)a)->id.bytes, ((const struct gc_copy *)b)->id.bytes, MINIDBX_ID_SIZE);
+}
+
+/* Each node's gc with the caller's options: a node keeps what a name on it
+ * points at, and a name is set on every home of its object
+ * (cluster_names.c), so a named object keeps its home copies. The report
+ * counts objects, not copies (an object whose copies went from two nodes
+ * is one), and removed is called once per object; a node that listed
+ * fewer than it removed (a remote node lists 10,000) has the rest counted
+ * as it reported them. */
+int cluster_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report)
 {
     struct cluster *c = cluster_of(be);
+    struct gc_copies g = { .node_opts = *opts, .opts = opts };
     int rc = 0;
 
+    g.node_opts.removed = gc_copy_removed;
+    g.node_opts.ctx = &g;
     cluster_cache_clear(c);
     for (size_t i = 0; i < c->count && rc == 0; i++) {
         minidbx *db = cluster_node_db(&c->nodes[i]);
@@ -480,10 +512,33 @@ int cluster_gc(minidbx_backend *be, minidbx_gc_report *report)
         if (!db)
             continue;
         int64_t start = cluster_call_start();
-        if ((rc = cluster_call_end(c, &c->nodes[i], start, minidbx_gc(db, &one))) == 0) {
-            report->objects_removed += one.objects_removed;
-            report->bytes_removed += one.bytes_removed;
+        g.listed = 0;
+        if ((rc = cluster_call_end(c, &c->nodes[i], start, minidbx_gc_ex(db, &g.node_opts, &one))) == 0 &&
+            g.error == 0 && one.objects_removed > g.listed) {
+            report->objects_removed += one.objects_removed - g.listed;
+            report->bytes_removed += one.bytes_removed; /* the listed ones' bytes come off below */
+            for (size_t k = g.count - g.listed; k < g.count; k++)
+                report->bytes_removed -= g.items[k].size;
         }
     }
+    if (rc == 0 && g.error)
+        rc = minidbx_error_set(g.error, "gc: out of memory listing what was removed");
+    if (g.count)
+        qsort(g.items, g.count, sizeof *g.items, gc_copy_cmp);
+    for (size_t k = 0; k < g.count; k++) {
+        if (k && minidbx_id_equal(&g.items[k].id, &g.items[k - 1].id))
+            continue;
+        report->objects_removed++;
+        report->bytes_removed += g.items[k].size;
+        if (opts->removed)
+            opts->removed(opts->ctx, &g.items[k].id, g.items[k].size);
+    }
+    free(g.items);
     return rc;
+}
+
+int cluster_gc(minidbx_backend *be, minidbx_gc_report *report)
+{
+    minidbx_gc_options now = { 0, 0, NULL, NULL };
+    return cluster_gc_ex(be, &now, report);
 }

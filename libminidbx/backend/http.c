@@ -770,21 +770,83 @@ static int http_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags
     return rc;
 }
 
-static int http_gc(minidbx_backend *be, minidbx_gc_report *report)
+/* {"id": ID, "size": N} of the reply's "removed" list -> opts->removed */
+static int removed_item(json_object *obj, const minidbx_gc_options *opts)
 {
-    struct http_backend *hb = http_of(be);
+    minidbx_id id;
+    uint64_t size;
+    int rc = parse_id_item(json_get(obj, "id"), &id);
+    if (rc == 0 && (rc = u64_item(obj, "size", &size)) == 0 && opts->removed)
+        opts->removed(opts->ctx, &id, size);
+    return rc;
+}
+
+/* Does the node take gc's grace period and dry run ("gc_grace" in
+ * /v1/info)? A node from before them ignores both, and its gc removes
+ * every unnamed object: 1, 0 or an error. */
+static int node_has_gc_grace(struct http_backend *hb)
+{
     dbx_remote_call call;
     json_object *reply = NULL;
     int rc;
 
-    call_init_admin(&call);
-    if ((rc = call_url(hb, &call, "/v1/gc", NULL)) == 0 &&
-        (reply = http_expect_json(hb, &call, &rc)) != NULL &&
-        (rc = u64_item(reply, "objects_removed", &report->objects_removed)) == 0)
-        rc = u64_item(reply, "bytes_removed", &report->bytes_removed);
+    dbx_remote_call_init(&call, "GET");
+    if ((rc = call_url(hb, &call, "/v1/info", NULL)) == 0 && (reply = http_expect_json(hb, &call, &rc)) != NULL)
+        rc = json_true(reply, "gc_grace");
     json_object_put(reply);
     free(call.buf);
     return rc;
+}
+
+/* POST /v1/gc?older_than=SECONDS&dry_run=1: the grace goes in whole
+ * seconds, rounded up (a node keeps a little more, never less). A node
+ * that does not say it takes them is asked only for what it would do
+ * anyway (older than 0, no dry run); the node echoes both, and a reply
+ * that does not is an error that says what happened. */
+static int http_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report)
+{
+    struct http_backend *hb = http_of(be);
+    bool dry = opts->flags & MINIDBX_GC_DRY_RUN;
+    dbx_remote_call call;
+    json_object *reply = NULL;
+    char seconds[24];
+    uint64_t echoed = 0;
+    int rc;
+
+    snprintf(seconds, sizeof seconds, "%lld", (long long)(opts->older_than_ns / 1000000000 +
+                                                          (opts->older_than_ns % 1000000000 != 0)));
+    if ((opts->older_than_ns || dry) && (rc = node_has_gc_grace(hb)) <= 0)
+        return rc < 0 ? rc
+                      : minidbx_error_set(MINIDBX_EUNSUPPORTED,
+                                          "gc: the node at %s is older than gc's grace period and dry "
+                                          "run (its gc removes every unnamed object): nothing done",
+                                          hb->remote.url);
+    call_init_admin(&call);
+    if ((rc = call_url(hb, &call, "/v1/gc", NULL)) == 0 &&
+        (rc = dbx_remote_call_query(&call, "older_than", seconds)) == 0 &&
+        (rc = dbx_remote_call_query(&call, "dry_run", dry ? "1" : NULL)) == 0 &&
+        (reply = http_expect_json(hb, &call, &rc)) != NULL &&
+        (rc = u64_item(reply, "objects_removed", &report->objects_removed)) == 0 &&
+        (rc = u64_item(reply, "bytes_removed", &report->bytes_removed)) == 0 &&
+        (u64_item(reply, "older_than", &echoed) < 0 || echoed != strtoull(seconds, NULL, 10) ||
+         json_true(reply, "dry_run") != dry))
+        rc = minidbx_error_set(MINIDBX_EIO, "gc: the node ignored older_than and dry_run (it is older than "
+                               "this client) and removed %llu unnamed objects",
+                               (unsigned long long)report->objects_removed);
+    json_object *removed = rc == 0 ? json_get(reply, "removed") : NULL;
+    size_t count = json_object_is_type(removed, json_type_array) ? json_object_array_length(removed) : 0;
+    for (size_t i = 0; i < count && rc == 0; i++)
+        rc = removed_item(json_object_array_get_idx(removed, i), opts);
+    json_object_put(reply);
+    free(call.buf);
+    return rc;
+}
+
+/* The version-1 method: every unnamed object, now. */
+static int http_gc(minidbx_backend *be, minidbx_gc_report *report)
+{
+    minidbx_gc_options now = { 0, 0, NULL, NULL };
+    return http_gc_ex(be, &now, report);
 }
 
 /* ---- info and lifecycle ---------------------------------------------------------- */
@@ -844,6 +906,7 @@ static const minidbx_backend http_table = {
     .name_list = http_name_list,
     .verify = http_verify,
     .gc = http_gc,
+    .gc_ex = http_gc_ex,
     .info = http_info,
     .name_set_at = http_name_set_at,
     /* get and readers hash what arrives (remote.c) */

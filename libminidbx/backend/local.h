@@ -41,9 +41,19 @@ typedef struct {
     uint8_t flags;
     uint8_t pad[6];
     uint64_t size;
-    int64_t created_ns;
-    uint64_t reserved[2];
+    int64_t created_ns; /* first put */
+    int64_t put_ns;     /* last put, for gc's grace (0 in older records: created_ns) */
+    uint64_t reserved;
 } record_header;
+
+/* A put of stored bytes rewrites put_ns only when it is older than this,
+ * so that re-puts in a burst do not each dirty a page (gc allows for it). */
+#define LOCAL_FRESHEN_NS 1000000000LL
+
+static inline int64_t local_record_put_ns(const record_header *h)
+{
+    return h->put_ns ? h->put_ns : h->created_ns;
+}
 
 /* What a name points at. */
 typedef struct {
@@ -241,5 +251,6 @@ int local_name_list(minidbx_backend *be, const char *prefix, const char *after,
 int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
                  minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
 int local_gc(minidbx_backend *be, minidbx_gc_report *report);
+int local_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report);
 
 #endif

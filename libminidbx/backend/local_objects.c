@@ -43,21 +43,25 @@ static bool record_sound(const MDB_val *v, const minidbx_id *id, const void *dat
 }
 
 /* Insert the record (and for inline objects the bytes) in txn unless it is
- * there: 0 inserted, 1 already there and sound (nothing changed), 2 it was
- * there but damaged and has been rewritten (a bad copy heals when the right
- * bytes are put again), or an error. One B-tree descent does the check and
- * the insert; the compare costs a memcmp of at most the inline threshold. */
+ * there: 0 inserted, 1 already there and sound (its put time moved to now
+ * if it was over LOCAL_FRESHEN_NS old, so that gc's grace counts from the
+ * last put), 2 it was there but damaged and has been rewritten (a bad copy
+ * heals when the right bytes are put again), or an error. One B-tree
+ * descent does the check and the insert; the compare costs a memcmp of at
+ * most the inline threshold. */
 static int record_insert(local_store *s, MDB_txn *txn, const minidbx_id *id, const void *data,
                          uint64_t size, bool is_inline)
 {
+    int64_t now = dbx_now_ns();
     record_header h = { .version = RECORD_VERSION, .flags = is_inline ? RECORD_INLINE : 0,
-                        .size = size, .created_ns = dbx_now_ns() }, old;
+                        .size = size, .created_ns = now, .put_ns = now }, old;
     MDB_val k = local_id_key(id), v = { RECORD_HEADER_BYTES + (is_inline ? (size_t)size : 0), NULL };
     int rc = mdb_put(txn, s->objects, &k, &v, MDB_RESERVE | MDB_NOOVERWRITE);
     bool heal = rc == MDB_KEYEXIST; /* v is the stored record */
-    if (heal && record_sound(&v, id, data, size, is_inline, &old))
+    bool sound = heal && record_sound(&v, id, data, size, is_inline, &old);
+    if (sound && now - local_record_put_ns(&old) < LOCAL_FRESHEN_NS)
         return 1;
-    if (heal) {
+    if (heal) { /* sound: rewritten from data (the same bytes) to freshen it */
         if (old.version == RECORD_VERSION)
             h.created_ns = old.created_ns;
         v.mv_size = RECORD_HEADER_BYTES + (is_inline ? (size_t)size : 0);
@@ -70,7 +74,7 @@ static int record_insert(local_store *s, MDB_txn *txn, const minidbx_id *id, con
         memcpy((char *)v.mv_data + RECORD_HEADER_BYTES, data, (size_t)size);
     /* A healed record replaces one of the same id, so of the same size and
      * kind as counted when it was first stored: the counters stand. */
-    return heal ? 2 : local_stats_add(s, txn, (int64_t)size, is_inline ? 1 : 0);
+    return sound ? 1 : heal ? 2 : local_stats_add(s, txn, (int64_t)size, is_inline ? 1 : 0);
 }
 
 /* The existence check is done in the write transaction, not a read one, so

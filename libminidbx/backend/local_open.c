@@ -292,6 +292,7 @@ static const minidbx_backend local_table = {
     .name_list = local_name_list,
     .verify = local_verify,
     .gc = local_gc,
+    .gc_ex = local_gc_ex,
     .info = local_info,
     .name_set_at = local_name_set_at,
 };

@@ -539,29 +539,35 @@ int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags, mini
 
 /* --- gc ---------------------------------------------------------------------------- */
 
-/* One write transaction removes every unnamed object. Puts check for their
- * object inside their own write transaction, so each one is ordered before
- * gc (and its object may go, like any unnamed object) or after it (and it
- * stores the object again): a put never returns success for bytes gc then
- * removes. Name an object in the same batch as its put to keep it. */
-int local_gc(minidbx_backend *be, minidbx_gc_report *report)
+/* An object gc removes (or, in a dry run, would). */
+typedef struct {
+    minidbx_id id;
+    uint64_t size;
+    bool is_file;
+} gc_doomed;
+
+typedef struct {
+    gc_doomed *items;
+    size_t count, capacity;
+} gc_doomed_list;
+
+/* Is the unnamed object h old enough to go? With a grace, an object put
+ * within it (give or take the LOCAL_FRESHEN_NS a re-put may leave
+ * unrecorded) stays. */
+static bool gc_old_enough(const record_header *h, const minidbx_gc_options *opts, int64_t now)
 {
-    local_store *s = (local_store *)be;
-    MDB_txn *txn;
+    return opts->older_than_ns == 0 ||
+           now - local_record_put_ns(h) >= opts->older_than_ns + LOCAL_FRESHEN_NS;
+}
+
+/* The scan, in gc's write transaction: every unnamed object old enough. */
+static int gc_scan(local_store *s, MDB_txn *txn, const minidbx_gc_options *opts, gc_doomed_list *doomed,
+                   minidbx_gc_report *report)
+{
     MDB_cursor *c = NULL;
     MDB_val k, v;
-    problem_list doomed = { 0 };
-    if (local_in_batch(s))
-        return minidbx_error_set(MINIDBX_ESTATE, "gc: not inside a batch");
-    int lock_fd = local_lock(s, true);
-    if (lock_fd < 0)
-        return lock_fd;
-    int rc = 0, lrc = mdb_txn_begin(s->env, NULL, 0, &txn);
-    if (lrc) {
-        local_unlock(lock_fd);
-        return dbx_error_lmdb(lrc, "%s: gc", s->root);
-    }
-    lrc = mdb_cursor_open(txn, s->objects, &c);
+    int64_t now = dbx_now_ns();
+    int rc = 0, lrc = mdb_cursor_open(txn, s->objects, &c);
     for (lrc = lrc ? lrc : mdb_cursor_get(c, &k, &v, MDB_FIRST); lrc == 0 && rc == 0;
          lrc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         minidbx_id id;
@@ -572,20 +578,46 @@ int local_gc(minidbx_backend *be, minidbx_gc_report *report)
         memcpy(id.bytes, k.mv_data, MINIDBX_ID_SIZE);
         if ((rc = local_record_parse(&v, &id, &h)) < 0 || (rc = local_count_refs(s, txn, &id, &refs)) < 0)
             break;
-        char path[PATH_MAX] = "";
-        if (!(h.flags & RECORD_INLINE))
-            local_blob_path(s, &id, path);
-        /* the doomed list reuses problem_list: detail is the blob to unlink, if any */
-        if (refs == 0 && (rc = add_problem(&doomed, MINIDBX_PROBLEM_ORPHAN, &id, path)) == 0) {
-            report->objects_removed++;
-            report->bytes_removed += h.size;
-        }
+        if (refs || !gc_old_enough(&h, opts, now))
+            continue;
+        if ((rc = dbx_grow(&doomed->items, &doomed->capacity, doomed->count + 1, sizeof *doomed->items, 16)) < 0)
+            break;
+        doomed->items[doomed->count++] = (gc_doomed){ id, h.size, !(h.flags & RECORD_INLINE) };
+        report->objects_removed++;
+        report->bytes_removed += h.size;
     }
     mdb_cursor_close(c);
     if (rc == 0 && lrc != MDB_NOTFOUND)
         rc = dbx_error_lmdb(lrc, "%s: gc", s->root);
+    return rc;
+}
+
+/* One write transaction removes every unnamed object old enough. Puts
+ * check for their object inside their own write transaction, so each one
+ * is ordered before gc (and its object is young: kept, unless the grace is
+ * 0) or after it (and it stores the object again): a put never returns
+ * success for bytes gc then removes. Name an object in the same batch as
+ * its put to keep it whatever its age. */
+int local_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report)
+{
+    local_store *s = (local_store *)be;
+    MDB_txn *txn;
+    gc_doomed_list doomed = { 0 };
+    bool dry = opts->flags & MINIDBX_GC_DRY_RUN;
+    char path[PATH_MAX];
+    if (local_in_batch(s))
+        return minidbx_error_set(MINIDBX_ESTATE, "gc: not inside a batch");
+    int lock_fd = local_lock(s, !dry);
+    if (lock_fd < 0)
+        return lock_fd;
+    int rc = 0, lrc = mdb_txn_begin(s->env, NULL, dry ? MDB_RDONLY : 0, &txn);
+    if (lrc) {
+        local_unlock(lock_fd);
+        return dbx_error_lmdb(lrc, "%s: gc", s->root);
+    }
+    rc = gc_scan(s, txn, opts, &doomed, report);
     DBX_TEST_PAUSE("gc-scanned");
-    for (size_t i = 0; rc == 0 && i < doomed.count; i++) {
+    for (size_t i = 0; rc == 0 && !dry && i < doomed.count; i++) {
         MDB_val key = { MINIDBX_ID_SIZE, doomed.items[i].id.bytes }, val;
         record_header h;
         if ((lrc = mdb_get(txn, s->objects, &key, &val)) != 0)
@@ -593,16 +625,19 @@ int local_gc(minidbx_backend *be, minidbx_gc_report *report)
         else if ((rc = local_record_parse(&val, &doomed.items[i].id, &h)) == 0)
             rc = local_remove_object(s, txn, &doomed.items[i].id, &h);
     }
-    if (rc == 0 && (lrc = mdb_txn_commit(txn)) != 0)
+    if (rc == 0 && !dry && (lrc = mdb_txn_commit(txn)) != 0)
         rc = dbx_error_lmdb(lrc, "%s: gc commit", s->root);
-    else if (rc < 0)
+    else if (rc < 0 || dry)
         mdb_txn_abort(txn);
     /* Files after the commit; then blobs no record wants (left by deletes
      * inside batches or by crashes), safe to judge under the exclusive lock. */
-    for (size_t i = 0; rc == 0 && i < doomed.count; i++)
-        if (doomed.items[i].detail[0])
-            unlink(doomed.items[i].detail);
-    if (rc == 0) {
+    for (size_t i = 0; rc == 0 && !dry && i < doomed.count; i++) {
+        if (doomed.items[i].is_file) {
+            local_blob_path(s, &doomed.items[i].id, path);
+            unlink(path);
+        }
+    }
+    if (rc == 0 && !dry) {
         read_txn rt;
         uint64_t orphans = 0;
         if ((rc = local_read_begin(s, &rt)) == 0) {
@@ -610,7 +645,16 @@ int local_gc(minidbx_backend *be, minidbx_gc_report *report)
             local_read_end(s, &rt);
         }
     }
-    free_problems(&doomed);
     local_unlock(lock_fd);
+    for (size_t i = 0; rc == 0 && opts->removed && i < doomed.count; i++)
+        opts->removed(opts->ctx, &doomed.items[i].id, doomed.items[i].size);
+    free(doomed.items);
     return rc;
+}
+
+/* The version-1 method: every unnamed object, now. */
+int local_gc(minidbx_backend *be, minidbx_gc_report *report)
+{
+    minidbx_gc_options now = { 0, 0, NULL, NULL };
+    return local_gc_ex(be, &now, report);
 }

@@ -612,6 +612,7 @@ static const minidbx_backend s3_table = {
     .name_list = s3_be_name_list,
     .verify = s3_be_verify,
     .gc = s3_be_gc,
+    .gc_ex = s3_be_gc_ex,
     .info = s3_be_info,
     .name_set_at = s3_be_name_set_at,
     /* get and readers hash what arrives (remote.c) */

@@ -139,6 +139,7 @@ int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
 int s3_be_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
                  minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
 int s3_be_gc(minidbx_backend *be, minidbx_gc_report *report);
+int s3_be_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report);
 int s3_be_info(minidbx_backend *be, minidbx_store_info *out);
 
 /* ---- streams (s3_stream.c) ---- */

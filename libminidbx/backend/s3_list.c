@@ -879,11 +879,14 @@ struct gc_run {
     struct id_set named;
     size_t at;         /* merge position in named */
     int64_t began_ns;  /* the engine's clock when gc began */
+    int64_t cutoff_s;  /* Last-Modified seconds before this go */
+    const minidbx_gc_options *opts;
     minidbx_gc_report *report;
 };
 
-/* An unnamed object that was last put before gc began is removed, after
- * a second look: no ref now, and not put again meanwhile. */
+/* An unnamed object last put before the cutoff (the second gc began, less
+ * the grace rounded up to whole seconds) is removed, after a second look:
+ * no ref now, and not put again meanwhile. A dry run looks twice too. */
 static int gc_object(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
 {
     struct gc_run *g = cls;
@@ -897,28 +900,32 @@ static int gc_object(void *cls, const char *key, uint64_t size, int64_t mtime_ns
     while (g->at < g->named.count && memcmp(g->named.ids[g->at].bytes, id.bytes, MINIDBX_ID_SIZE) < 0)
         g->at++;
     if ((g->at < g->named.count && minidbx_id_equal(&g->named.ids[g->at], &id)) ||
-        mtime_ns < 0 || mtime_ns / 1000000000 >= g->began_ns / 1000000000)
+        mtime_ns < 0 || mtime_ns / 1000000000 >= g->cutoff_s)
         return 0;
     if ((rc = s3_refs_count(g->sb, &id, &refs)) < 0 || refs > 0)
         return rc;
     if ((rc = s3_head(g->sb, key, NULL, &mtime_now)) <= 0)
         return rc;
-    if (mtime_now < 0 || mtime_now / 1000000000 >= g->began_ns / 1000000000)
+    if (mtime_now < 0 || mtime_now / 1000000000 >= g->cutoff_s)
         return 0;
-    if ((rc = s3_delete_key(g->sb, key)) < 0)
+    if (!(g->opts->flags & MINIDBX_GC_DRY_RUN) && (rc = s3_delete_key(g->sb, key)) < 0)
         return rc;
     g->report->objects_removed++;
     g->report->bytes_removed += size;
+    if (g->opts->removed)
+        g->opts->removed(g->opts->ctx, &id, size);
     return 0;
 }
 
-int s3_be_gc(minidbx_backend *be, minidbx_gc_report *report)
+int s3_be_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report)
 {
-    struct gc_run g = { .sb = s3_of(be), .report = report };
+    struct gc_run g = { .sb = s3_of(be), .opts = opts, .report = report };
+    int64_t grace_s = opts->older_than_ns / 1000000000 + (opts->older_than_ns % 1000000000 != 0);
     int rc;
 
     memset(report, 0, sizeof *report);
     if ((rc = s3_list(g.sb, "refs/", NULL, ref_collected, &g.named, &g.began_ns)) == 0) {
+        g.cutoff_s = g.began_ns / 1000000000 - grace_s;
         if (g.began_ns < 0)
             rc = minidbx_error_set(MINIDBX_EIO, "gc: %s sent no Date header", g.sb->location);
         else
@@ -926,6 +933,13 @@ int s3_be_gc(minidbx_backend *be, minidbx_gc_report *report)
     }
     free(g.named.ids);
     return rc;
+}
+
+/* The version-1 method: every unnamed object put before gc's second. */
+int s3_be_gc(minidbx_backend *be, minidbx_gc_report *report)
+{
+    minidbx_gc_options now = { 0, 0, NULL, NULL };
+    return s3_be_gc_ex(be, &now, report);
 }
 
 /* ---- info ------------------------------------------------------------------------------- */

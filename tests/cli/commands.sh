@@ -309,10 +309,12 @@ expect 0 "info --json" "$M" --json info
 check "  JSON objects = ls, names = names" eval '[ "$(json objects)" = "$(count_objects)" ] && [ "$(json names)" = "$("$M" names | wc -l)" ] && [ "$(json backend)" = local ]'
 BEFORE=$(count_objects)
 UNNAMED=$(( BEFORE - $("$M" names -l | cut -d" " -f1 | sort -u | wc -l) ))
-expect 0 "gc --json" "$M" gc --json
-check "  removed the $UNNAMED unnamed objects" eval '[ "$(json objects_removed)" = "$UNNAMED" ] && [ "$(count_objects)" = $(( BEFORE - UNNAMED )) ]'
+expect 0 "gc --json (default grace: keeps what was just put)" "$M" gc --json
+check "  removed nothing" eval '[ "$(json objects_removed)" = 0 ] && [ "$(count_objects)" = "$BEFORE" ]'
+expect 0 "gc --older-than 0 --json" "$M" gc --older-than 0 --json
+check "  removed the $UNNAMED unnamed objects, one record each" eval '[ "$(tail -n1 "$T/out" | "$JSONQ" objects_removed)" = "$UNNAMED" ] && [ "$(count_objects)" = $(( BEFORE - UNNAMED )) ] && [ "$(wc -l <"$T/out")" = $(( UNNAMED + 1 )) ]'
 check "  named ones stay" eval '"$M" exists greetings/world.txt many/f1'
-expect 0 "gc again" "$M" gc
+expect 0 "gc again" "$M" gc --older-than 0
 check "  removed 0 objects" out_has "removed 0 objects"
 
 echo "# --- verify"
@@ -351,7 +353,7 @@ echo "held $$ $RANDOM" >held.txt
 MINIDBX_TEST_PAUSE="put-before-name:$T/pause" "$M" put -n held/name held.txt >"$T/held.out" 2>&1 &
 PUT_PID=$!
 check "put -n stops between its put and its name" await '[ -e "$T/pause.put-before-name" ]'
-"$M" gc >"$T/gc.out" 2>&1 &
+"$M" gc --older-than 0 >"$T/gc.out" 2>&1 &
 GC_PID=$!
 check "  a gc started meanwhile waits for it" await 'grep -q -- "-> FLOCK *[A-Z]* *[A-Z]* $GC_PID " /proc/locks'
 rm -f "$T/pause.put-before-name"

@@ -124,7 +124,17 @@ else
 fi
 expect_code 200 "  ... repaired" -X POST "$URL/v1/verify?repair=1"
 check "  ... and gone" body_has '"repaired":true'
-expect_code 200 "POST /v1/gc" -X POST "$URL/v1/gc"
+expect_code 200 "GET /v1/info says gc takes older_than and dry_run" "$URL/v1/info"
+check "  ... gc_grace" body_has '"gc_grace":true'
+expect_code 200 "POST /v1/gc (the node's default grace: 14 days)" -X POST "$URL/v1/gc"
+check "  ... keeps the unnamed object put just now" body_has '"objects_removed":0,"bytes_removed":0,"older_than":1209600,"dry_run":false'
+expect_code 200 "POST /v1/gc?older_than=0&dry_run=1" -X POST "$URL/v1/gc?older_than=0&dry_run=1"
+check "  ... lists it, removes nothing" eval 'body_has "\"objects_removed\":1" && body_has "\"dry_run\":true" && body_has "{\"id\":\"$CHUNKED\",\"size\":"'
+expect_code 200 "  ... still there" "$URL/v1/objects/$CHUNKED"
+for bad in -1 x 1.5 99999999999 ""; do
+    expect_code 400 "POST /v1/gc?older_than=$bad" -X POST "$URL/v1/gc?older_than=$bad"
+done
+expect_code 200 "POST /v1/gc?older_than=0" -X POST "$URL/v1/gc?older_than=0"
 check "  ... removed the unnamed object" body_has '"objects_removed":1'
 expect_code 404 "  ... which is gone" "$URL/v1/objects/$CHUNKED"
 expect_code 201 "  ... and can be put again" -X PUT --data-binary @"$T/chunked" "$URL/v1/objects"

@@ -464,12 +464,53 @@ START_TEST(gc_over_http)
     minidbx_id named = store_put_random(db, &rng, 500);
     minidbx_id loose = store_put_random(db, &rng, 70000);
     ck_assert_ok(minidbx_name_set(db, "keep", &named));
-    ck_assert_ok(minidbx_gc(db, &report));
+    ck_assert_ok(test_gc_now(db, &report));
     ck_assert_uint_eq(report.objects_removed, 1);
     ck_assert_uint_eq(report.bytes_removed, 70000);
     ck_assert_int_eq(minidbx_exists(db, &named), 1);
     ck_assert_int_eq(minidbx_exists(db, &loose), 0);
-    ck_assert_ok(minidbx_gc(db, NULL));
+    ck_assert_ok(test_gc_now(db, NULL));
+    minidbx_close(db);
+}
+END_TEST
+
+static void count_removed(void *ctx, const minidbx_id *id, uint64_t size)
+{
+    (void)id, (void)size;
+    ++*(uint64_t *)ctx;
+}
+
+/* The node lists the first 10,000 objects gc removes; the counts are
+ * exact. The objects are put on the node's store directly, in one batch. */
+START_TEST(gc_lists_at_most_10000)
+{
+    enum { N = 10003 };
+    minidbx *db = open_http(), *direct = store_open(server_store, 0);
+    minidbx_gc_options opts = MINIDBX_GC_OPTIONS_INIT;
+    minidbx_gc_report report;
+    uint64_t listed = 0;
+
+    clear_store(db);
+    ck_assert_ok(minidbx_batch_begin(direct));
+    for (uint64_t i = 0; i < N; i++)
+        ck_assert_ok(minidbx_put(direct, &i, sizeof i, NULL));
+    ck_assert_ok(minidbx_batch_commit(direct));
+    minidbx_close(direct);
+    opts.older_than_ns = 0;
+    opts.flags = MINIDBX_GC_DRY_RUN;
+    opts.removed = count_removed;
+    opts.ctx = &listed;
+    ck_assert_ok(minidbx_gc_ex(db, &opts, &report));
+    ck_assert_uint_eq(report.objects_removed, N);
+    ck_assert_uint_eq(report.bytes_removed, N * 8);
+    ck_assert_uint_eq(listed, 10000);
+    ck_assert_uint_eq(store_object_count(db), N);
+    listed = 0;
+    opts.flags = 0;
+    ck_assert_ok(minidbx_gc_ex(db, &opts, &report));
+    ck_assert_uint_eq(report.objects_removed, N);
+    ck_assert_uint_eq(listed, 10000);
+    ck_assert_uint_eq(store_object_count(db), 0);
     minidbx_close(db);
 }
 END_TEST
@@ -691,6 +732,7 @@ static Suite *http_suite(void)
     tcase_add_test(remote, limits_over_http);
     tcase_add_test(remote, verify_over_http);
     tcase_add_test(remote, gc_over_http);
+    tcase_add_test(remote, gc_lists_at_most_10000);
     tcase_add_test(remote, batch_over_http);
     tcase_add_test(remote, integers_are_exact);
     tcase_add_test(remote, batches_are_per_thread);

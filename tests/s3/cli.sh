@@ -33,7 +33,9 @@ check "info json backend" grep -q '"backend":"s3"' <(m --json info)
 # gc keeps what was put in the second it began (the engine's Last-Modified
 # has whole seconds): wait for the clock's next second (not a sync, a tick)
 t0=$(date +%s); for ((i = 0; i < 30 && $(date +%s) == t0; i++)); do sleep 0.05; done
-check "gc removes the unnamed" grep -q "removed 1 object" <(m gc)
+check "gc keeps the unnamed just put (14-day grace)" grep -q "removed 0 objects" <(m gc)
+check "gc --dry-run --older-than 0 lists it" grep -q "^would remove $small " <(m gc --dry-run --older-than 0)
+check "gc --older-than 0 removes it" grep -q "^removed 1 object" <(m gc --older-than 0)
 check "small is gone" [ "$(m ls)" = "$big 7340032" ]
 check "rm refused while named" bash -c '! "$0" -s "$1" rm "$2" 2>/dev/null' "$MDBX" "$S" "$big"
 check "name rm" m name rm docs/big

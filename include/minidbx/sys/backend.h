@@ -43,8 +43,9 @@ extern "C" {
 #endif
 
 /* Version 2 appended minidbx_backend_writer.commit_created; version 3
- * appended minidbx_backend.name_set_at, .nodes and .flags. */
-#define MINIDBX_BACKEND_VERSION 3
+ * appended minidbx_backend.name_set_at, .nodes and .flags; version 4
+ * appended .gc_ex. */
+#define MINIDBX_BACKEND_VERSION 4
 
 typedef struct minidbx_backend minidbx_backend;
 typedef struct minidbx_backend_writer minidbx_backend_writer;
@@ -114,6 +115,9 @@ struct minidbx_backend {
 
     int (*verify)(minidbx_backend *be, const minidbx_id *id, unsigned flags,
                   minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx);
+    /** Remove every unnamed object now (no grace); minidbx_gc_ex calls it
+     *  only for older_than_ns 0 without flags or callback, on a table
+     *  without gc_ex. */
     int (*gc)(minidbx_backend *be, minidbx_gc_report *report);
     int (*info)(minidbx_backend *be, minidbx_store_info *out);
 
@@ -127,6 +131,12 @@ struct minidbx_backend {
                  size_t capacity, size_t *out_count);
     /** MINIDBX_BACKEND_* flags (since version 3). */
     unsigned flags;
+
+    /* Since version 4 (read only when the table says version >= 4): */
+    /** minidbx_gc_ex: opts is never NULL and checked (older_than_ns >= 0,
+     *  known flags); report starts zeroed. Call opts->removed (if set) once
+     *  per object removed, or that would be with MINIDBX_GC_DRY_RUN. */
+    int (*gc_ex)(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report);
 };
 
 /** get and readers hand out only bytes that the backend itself checked
