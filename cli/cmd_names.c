@@ -117,11 +117,13 @@ static int name_set(struct cli *cli, const struct name_options *o, const char *n
         rc = cli_open_store(cli, CLI_OPEN_WRITE);
     if (rc == CLI_EXIT_OK)
         rc = cli_resolve(cli, target, &id, NULL, 0);
-    if (rc == CLI_EXIT_OK)
-        rc = cli_check_name_move(cli, name, name, &id, o->force);
     if (rc != CLI_EXIT_OK)
         return rc;
-    code = minidbx_name_set(cli->db, name, &id);
+    /* without --force the library checks, in the set's own transaction on
+     * a local store, that the name does not point elsewhere */
+    code = minidbx_name_set_ex(cli->db, name, &id, o->force ? 0 : MINIDBX_NAME_KEEP);
+    if (code == MINIDBX_EEXISTS && (rc = cli_check_name_move(cli, name, name, &id, 0)) != CLI_EXIT_OK)
+        return rc; /* says where it points */
     if (code != MINIDBX_OK)
         return cli_fail(cli, name, code, NULL);
     if (cli->json) {

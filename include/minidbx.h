@@ -608,6 +608,20 @@ MINIDBX_EXTERN int minidbx_name_valid(const char *name);
  *  Errors: EINVAL (bad name), ENOTFOUND (no such object), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id);
 
+/** minidbx_name_set_ex: do not move a name that points at another object. */
+#define MINIDBX_NAME_KEEP 0x1u
+
+/** minidbx_name_set with flags; whether a name that points elsewhere may
+ *  move is the caller's explicit choice. 0: as minidbx_name_set (it moves).
+ *  MINIDBX_NAME_KEEP: set the name only when it is free or already points
+ *  at id (then nothing changes); else EEXISTS and nothing changes (`mdbx
+ *  name set` without --force). On a local store the check is in the set's
+ *  own transaction (a writer between them cannot be overwritten); on other
+ *  stores it is a read before the write. Errors: as minidbx_name_set, plus
+ *  EEXISTS, and EINVAL for any other flag. */
+MINIDBX_EXTERN int minidbx_name_set_ex(minidbx *db, const char *name, const minidbx_id *id,
+                                       unsigned flags);
+
 /** minidbx_name_set with the name's mtime given (ns since the Unix epoch,
  *  >= 0) instead of taken from the clock: a copy of a name made elsewhere
  *  keeps the time it was set, so that copies of one name on several stores

@@ -85,6 +85,32 @@ int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id)
     return db->be->name_set(db->be, name, id);
 }
 
+int minidbx_name_set_ex(minidbx *db, const char *name, const minidbx_id *id, unsigned flags)
+{
+    minidbx_name_info current;
+    int rc;
+
+    CHECK_DB(db);
+    if (flags & ~MINIDBX_NAME_KEEP)
+        return minidbx_error_set(MINIDBX_EINVAL, "name set: unknown flags 0x%x", flags);
+    if (!(flags & MINIDBX_NAME_KEEP))
+        return minidbx_name_set(db, name, id);
+    if ((rc = dbx_check_name(name)) < 0 || (rc = check_id(id)) < 0 ||
+        (rc = check_writable(db, "name set")) < 0)
+        return rc;
+    if (db->be->version >= 5 && db->be->name_set_keep)
+        return db->be->name_set_keep(db->be, name, id);
+    /* a read before the write: not atomic with it (see minidbx.h) */
+    rc = minidbx_name_get(db, name, &current);
+    if (rc == 0)
+        return minidbx_id_equal(&current.id, id)
+                   ? 0 : minidbx_error_set(MINIDBX_EEXISTS, "name set %s: it points at another object", name);
+    if (rc != MINIDBX_ENOTFOUND)
+        return rc;
+    NEED_METHOD(db, name_set, "name set");
+    return db->be->name_set(db->be, name, id);
+}
+
 int minidbx_name_set_at(minidbx *db, const char *name, const minidbx_id *id, int64_t mtime_ns)
 {
     int rc;

@@ -127,10 +127,19 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
 {
     const struct serve_server *srv = cls;
 
+    char message[1024];
+
     if (srv->cfg->log_level < SERVE_LOG_WARN)
         return;
-    fputs("mdbx serve: ", stderr);
-    vfprintf(stderr, fmt, ap);
+    vsnprintf(message, sizeof message, fmt, ap);
+    /* A request line that is not HTTP (libmicrohttpd answers 400 and quotes
+     * its HTML page): most often a TLS client on a plain port. */
+    if (strstr(message, "Error processing request (HTTP response code is 400")) {
+        fprintf(stderr, "mdbx serve: a malformed request got 400 and its connection was closed "
+                        "(a TLS client on this plain HTTP port? use http://, or --tls-cert and --tls-key)\n");
+        return;
+    }
+    fprintf(stderr, "mdbx serve: %s%s", message, message[0] && message[strlen(message) - 1] == '\n' ? "" : "\n");
 }
 
 static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, int family,

@@ -3,6 +3,9 @@
  * every backend of the matrix in util.c (MINIDBX_TEST_BACKEND). */
 #include "util.h"
 
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -159,6 +162,85 @@ START_TEST(set_at_last_writer_wins)
 }
 END_TEST
 
+/* minidbx_name_set_ex: MINIDBX_NAME_KEEP sets a free name, leaves one that
+ * points at id as it is, and refuses (EEXISTS, nothing changed) one that
+ * points elsewhere; 0 moves it as minidbx_name_set does. */
+START_TEST(set_ex_keep_does_not_move)
+{
+    test_rng rng;
+    rng_seed(&rng, 93);
+    minidbx_id a = store_put_random(fx_db, &rng, 100), b = store_put_random(fx_db, &rng, 200);
+    minidbx_name_info info, before;
+
+    ck_assert_ok(minidbx_name_set_ex(fx_db, "keep/me", &a, MINIDBX_NAME_KEEP)); /* free: set */
+    ck_assert_ok(minidbx_name_get(fx_db, "keep/me", &before));
+    ck_assert(minidbx_id_equal(&before.id, &a));
+    ck_assert_ok(minidbx_name_set_ex(fx_db, "keep/me", &a, MINIDBX_NAME_KEEP)); /* there already */
+    ck_assert_rc(minidbx_name_set_ex(fx_db, "keep/me", &b, MINIDBX_NAME_KEEP), MINIDBX_EEXISTS);
+    ck_assert_ok(minidbx_name_get(fx_db, "keep/me", &info));
+    ck_assert(minidbx_id_equal(&info.id, &a));
+    ck_assert_int_eq(info.mtime_ns, before.mtime_ns); /* nothing changed */
+    ck_assert_ok(minidbx_name_set_ex(fx_db, "keep/me", &b, 0)); /* 0: it moves */
+    ck_assert_ok(minidbx_name_get(fx_db, "keep/me", &info));
+    ck_assert(minidbx_id_equal(&info.id, &b));
+    ck_assert_rc(minidbx_name_set_ex(fx_db, "keep/me", &a, 0x2), MINIDBX_EINVAL);
+    ck_assert_rc(minidbx_name_set_ex(fx_db, "../bad", &a, MINIDBX_NAME_KEEP), MINIDBX_EINVAL);
+}
+END_TEST
+
+struct keep_racer {
+    const minidbx_id *id;
+    char name[32];
+    int rc;
+};
+
+static void *keep_race_thread(void *arg)
+{
+    struct keep_racer *r = arg;
+    r->rc = minidbx_name_set_ex(fx_db, r->name, r->id, MINIDBX_NAME_KEEP);
+    return NULL;
+}
+
+/* Two writers set one free name with MINIDBX_NAME_KEEP at once, 50 times:
+ * on a local store (the check in the set's transaction) exactly one wins
+ * and the other gets EEXISTS; elsewhere (a read before the write) at least
+ * one wins, and the name points at a winner's object. */
+START_TEST(set_ex_keep_race)
+{
+    test_rng rng;
+    minidbx_store_info store;
+    rng_seed(&rng, 94);
+    minidbx_id a = store_put_random(fx_db, &rng, 100), b = store_put_random(fx_db, &rng, 200);
+    ck_assert_ok(minidbx_info(fx_db, &store));
+    bool atomic = strcmp(store.backend, "local") == 0;
+
+    for (int round = 0; round < 50; round++) {
+        struct keep_racer r[2] = { { .id = &a }, { .id = &b } };
+        pthread_t t[2];
+        minidbx_name_info info;
+        for (int i = 0; i < 2; i++) {
+            snprintf(r[i].name, sizeof r[i].name, "race/%d", round);
+            ck_assert_int_eq(pthread_create(&t[i], NULL, keep_race_thread, &r[i]), 0);
+        }
+        for (int i = 0; i < 2; i++)
+            ck_assert_int_eq(pthread_join(t[i], NULL), 0);
+        int wins = (r[0].rc == 0) + (r[1].rc == 0);
+        for (int i = 0; i < 2; i++)
+            ck_assert_msg(r[i].rc == 0 || r[i].rc == MINIDBX_EEXISTS, "round %d: %s", round,
+                          minidbx_strerror(r[i].rc));
+        ck_assert_ok(minidbx_name_get(fx_db, r[0].name, &info));
+        if (atomic) {
+            ck_assert_msg(wins == 1, "round %d: %d writers won on a local store", round, wins);
+            ck_assert(minidbx_id_equal(&info.id, r[0].rc == 0 ? &a : &b));
+        } else {
+            ck_assert_int_ge(wins, 1);
+            ck_assert((r[0].rc == 0 && minidbx_id_equal(&info.id, &a)) ||
+                      (r[1].rc == 0 && minidbx_id_equal(&info.id, &b)));
+        }
+    }
+}
+END_TEST
+
 START_TEST(set_to_missing_object)
 {
     minidbx_id ghost;
@@ -278,6 +360,8 @@ static Suite *names_suite(void)
     tcase_add_test(tc, set_get_replace_delete);
     tcase_add_test(tc, set_at_last_writer_wins);
     tcase_add_test(tc, set_to_missing_object);
+    tcase_add_test(tc, set_ex_keep_does_not_move);
+    tcase_add_test(tc, set_ex_keep_race);
     tcase_add_test(tc, list_by_prefix_with_paging);
     tcase_add_test_needs(tc, gc_removes_only_unnamed, TEST_CAP_FILES);
     suite_add_tcase(s, tc);

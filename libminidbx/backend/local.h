@@ -243,6 +243,7 @@ int local_batch_abort(minidbx_backend *be);
 /* local_names.c */
 int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id);
 int local_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns);
+int local_name_set_keep(minidbx_backend *be, const char *name, const minidbx_id *id);
 int local_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out);
 int local_name_delete(minidbx_backend *be, const char *name);
 int local_name_list(minidbx_backend *be, const char *prefix, const char *after,

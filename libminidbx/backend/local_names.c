@@ -23,12 +23,23 @@ static bool name_copy_newer(const name_value *old, int64_t mtime_ns, const minid
     return memcmp(old->id.bytes, id->bytes, MINIDBX_ID_SIZE) > 0;
 }
 
+/* How a set treats a name that is there: replace it, keep a newer copy
+ * (set_at), or keep it if it points elsewhere (name_set_keep: EEXISTS). */
+enum set_mode { SET_REPLACE, SET_UNLESS_NEWER, SET_KEEP };
+
 static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
-                    bool unless_newer);
+                    enum set_mode mode);
 
 int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
 {
-    return name_set(be, name, id, dbx_now_ns(), false);
+    return name_set(be, name, id, dbx_now_ns(), SET_REPLACE);
+}
+
+/* minidbx_name_set_ex(MINIDBX_NAME_KEEP): the check in the set's own
+ * transaction, so no writer between them is overwritten. */
+int local_name_set_keep(minidbx_backend *be, const char *name, const minidbx_id *id)
+{
+    return name_set(be, name, id, dbx_now_ns(), SET_KEEP);
 }
 
 /* A copy of a name made elsewhere, with its time: it does not replace a
@@ -37,11 +48,11 @@ int local_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
  * last writer whatever order the sets arrive in. */
 int local_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
 {
-    return name_set(be, name, id, mtime_ns, true);
+    return name_set(be, name, id, mtime_ns, SET_UNLESS_NEWER);
 }
 
 static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
-                    bool unless_newer)
+                    enum set_mode mode)
 {
     local_store *s = (local_store *)be;
     MDB_txn *txn;
@@ -65,8 +76,13 @@ static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id,
     if ((lrc = mdb_get(txn, s->names, &nk, &v)) == 0 && v.mv_size == sizeof(name_value)) {
         name_value old;
         memcpy(&old, v.mv_data, sizeof old);
-        if (unless_newer && name_copy_newer(&old, mtime_ns, id))
+        if (mode == SET_UNLESS_NEWER && name_copy_newer(&old, mtime_ns, id))
             goto end; /* a later writer's copy stands: nothing to change */
+        if (mode == SET_KEEP) {
+            if (!minidbx_id_equal(&old.id, id))
+                rc = minidbx_error_set(MINIDBX_EEXISTS, "name %s points at another object", name);
+            goto end; /* kept, or already pointing at id: nothing to change */
+        }
         MDB_val ok = local_id_key(&old.id), ov = name_key(name);
         lrc = mdb_del(txn, s->refs, &ok, &ov);
     }

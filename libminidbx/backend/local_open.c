@@ -295,6 +295,7 @@ static const minidbx_backend local_table = {
     .gc_ex = local_gc_ex,
     .info = local_info,
     .name_set_at = local_name_set_at,
+    .name_set_keep = local_name_set_keep,
 };
 
 int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts)

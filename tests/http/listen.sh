@@ -11,6 +11,10 @@ TAKEN=$PORT
 expect 4 "a second node on the same port" "$MDBX" -s "$T/store2" serve --listen "127.0.0.1:$TAKEN"
 check "  says which address is in use, in one line" \
     eval '[ "$(cat "$T/err")" = "mdbx serve: 127.0.0.1:$TAKEN is in use" ]'
+curl -sk --max-time 5 -o /dev/null "https://127.0.0.1:$TAKEN/health"
+sleep 0.2
+check "a TLS client on the plain port: one clear line in the log, no HTML, no raw bytes" \
+    eval '[ "$(grep -c "" "$T/server.err")" = 1 ] && grep -q "^mdbx serve: a malformed request got 400 and its connection was closed (a TLS client on this plain HTTP port? use http://, or --tls-cert and --tls-key)$" "$T/server.err"'
 expect 4 "--listen PORT alone (127.0.0.1) on the same port" "$MDBX" -s "$T/store2" serve --listen "$TAKEN"
 check "  says 127.0.0.1:PORT is in use" err_has "mdbx serve: 127.0.0.1:$TAKEN is in use"
 stop_server

@@ -44,8 +44,8 @@ extern "C" {
 
 /* Version 2 appended minidbx_backend_writer.commit_created; version 3
  * appended minidbx_backend.name_set_at, .nodes and .flags; version 4
- * appended .gc_ex. */
-#define MINIDBX_BACKEND_VERSION 4
+ * appended .gc_ex; version 5 .name_set_keep. */
+#define MINIDBX_BACKEND_VERSION 5
 
 typedef struct minidbx_backend minidbx_backend;
 typedef struct minidbx_backend_writer minidbx_backend_writer;
@@ -137,6 +137,12 @@ struct minidbx_backend {
      *  known flags); report starts zeroed. Call opts->removed (if set) once
      *  per object removed, or that would be with MINIDBX_GC_DRY_RUN. */
     int (*gc_ex)(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report);
+
+    /* Since version 5 (read only when the table says version >= 5; NULL:
+     * the library reads the name, then sets it): */
+    /** minidbx_name_set_ex with MINIDBX_NAME_KEEP, the check atomic with
+     *  the set: EEXISTS when name points at another object. */
+    int (*name_set_keep)(minidbx_backend *be, const char *name, const minidbx_id *id);
 };
 
 /** get and readers hand out only bytes that the backend itself checked
