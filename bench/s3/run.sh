@@ -14,7 +14,9 @@
 #            SHA-256 (computed before, untimed), as minidbx sends over http://
 #            (the engine checks it); a GET's is UNSIGNED-PAYLOAD, as minidbx's
 # Each figure is the median of RUNS (3) runs; ratio = minidbx / curl in
-# requests per second (goal >= 0.9). Environment: RUNS, SPECS (default
+# requests per second (goal >= 0.9). cpu: the client's CPU time (user +
+# sys, /usr/bin/time) per request, in ms: what each side spends, whatever
+# the waiting that a loaded machine adds to the seconds. Environment: RUNS, SPECS (default
 # "4096:1:1000 4096:16:4000 1048576:1:100 1048576:16:320": SIZE:STREAMS:COUNT
 # per row), KEEP=1 keeps the temp directory. Needs ceph-mon ceph-osd radosgw and curl.
 set -u
@@ -25,6 +27,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 S3=$HERE/../../tests/s3
 [ -x "$LOAD" ] || { echo "bench/s3: no s3load at $LOAD (give the build directory)" >&2; exit 2; }
 command -v radosgw >/dev/null || { echo "bench/s3: Ceph is missing (apt-get install ceph-mon ceph-osd radosgw)" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "bench/s3: /usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
 
 T=$(mktemp -d /var/tmp/mdbx-bench-s3.XXXXXX)
 cleanup() {
@@ -46,8 +49,11 @@ code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT --aws-sigv4 aws:amz:us-east
 
 now() { date +%s.%N; }
 
+# cpu_of FILE...: the user + sys seconds that /usr/bin/time -f "%U %S" wrote, summed.
+cpu_of() { cat "$@" | awk '{ t += $1 + $2 } END { printf "%.4f\n", t }'; }
+
 # curl_run METHOD DIR COUNT STREAMS KEYPREFIX: seconds for COUNT requests, one
-# curl (one kept-alive connection) per stream.
+# curl (one kept-alive connection) per stream; their CPU seconds to $T/peer-cpu.
 curl_run() {
     local method=$1 dir=$2 count=$3 streams=$4 key=$5 s i
     for ((s = 0; s < streams; s++)); do
@@ -74,7 +80,7 @@ curl_run() {
     local start end
     start=$(now)
     for ((s = 0; s < streams; s++)); do
-        curl -s -K "$T/curl.$s.conf" >"$T/curl.$s.codes" &
+        /usr/bin/time -f "%U %S" -o "$T/curl.$s.cpu" curl -s -K "$T/curl.$s.conf" >"$T/curl.$s.codes" &
     done
     wait
     end=$(now)
@@ -82,23 +88,27 @@ curl_run() {
     bad=$(cat "$T"/curl.*.codes | grep -cv '^200$')
     [ "$bad" = 0 ] || { echo "bench/s3: curl: $bad requests failed" >&2; exit 1; }
     [ "$(cat "$T"/curl.*.codes | wc -l)" = "$count" ] || { echo "bench/s3: curl: requests missing" >&2; exit 1; }
+    cpu_of "$T"/curl.*.cpu >>"$T/peer-cpu"
     rm -f "$T"/curl.*
     awk -v a="$start" -v b="$end" 'BEGIN { printf "%.4f\n", b - a }'
 }
 
 median() { sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
-# row OP OURS_SECONDS CURL_SECONDS (size, streams, count from the loop)
+# row OP OURS_SECONDS CURL_SECONDS OURS_CPU CURL_CPU (size, streams, count from the loop)
 row() {
     local label
     label=$([ "$size" = 4096 ] && echo 4KiB || echo 1MiB)
-    awk -v s="$label" -v st="$streams" -v op="$1" -v n="$count" -v b="$size" -v o="$2" -v p="$3" 'BEGIN {
+    awk -v s="$label" -v st="$streams" -v op="$1" -v n="$count" -v b="$size" -v o="$2" -v p="$3" \
+        -v oc="$4" -v pc_="$5" 'BEGIN {
         mo = n / o; pc = n / p; r = mo / pc
-        printf "%-6s %-7s %-6s %12.0f %12.0f %6.2fx %10.1f %10.1f  %s\n", s, st, op, mo, pc, r,
-            mo * b / 1048576, pc * b / 1048576, (r >= 0.9 ? "ok" : "MISS (goal 0.9x)") }'
+        printf "%-6s %-7s %-6s %12.0f %12.0f %6.2fx %10.1f %10.1f %9.3f %9.3f  %s\n", s, st, op, mo, pc, r,
+            mo * b / 1048576, pc * b / 1048576, 1000 * oc / n, 1000 * pc_ / n,
+            (r >= 0.9 ? "ok" : "MISS (goal 0.9x)") }'
 }
 
-printf '%-6s %-7s %-6s %12s %12s %7s %10s %10s\n' size streams op "minidbx/s" "curl/s" ratio "mdbx MiB/s" "curl MiB/s"
+printf '%-6s %-7s %-6s %12s %12s %7s %10s %10s %9s %9s\n' size streams op "minidbx/s" "curl/s" ratio \
+    "mdbx MiB/s" "curl MiB/s" "mdbx cpu" "curl cpu"
 SPECS=${SPECS:-"4096:1:1000 4096:16:4000 1048576:1:100 1048576:16:320"}
 for spec in $SPECS; do
     spec=${spec//:/ }
@@ -110,18 +120,22 @@ for spec in $SPECS; do
     for ((i = 0; i < count; i++)); do hashes[i]=$(sha256sum <"$dir/o$i" | cut -d' ' -f1); done
     loc="s3://$BUCKET/mdbx-$size-$streams"
     for op in put get; do
-        : >"$T/ours" && : >"$T/ours-nv" && : >"$T/peer"
+        for f in ours ours-nv peer ours-cpu ours-nv-cpu peer-cpu; do : >"$T/$f"; done
         for ((r = 0; r < RUNS; r++)); do
-            "$LOAD" "$op" "$loc" "$dir" "$count" "$streams" >>"$T/ours" || exit 1
+            "$LOAD" "$op" "$loc" "$dir" "$count" "$streams" >"$T/out" || exit 1
+            read -r secs cpu <"$T/out" && echo "$secs" >>"$T/ours" && echo "$cpu" >>"$T/ours-cpu"
             curl_run "$(tr a-z A-Z <<<"$op")" "$dir" "$count" "$streams" "curl-$size-$streams" >>"$T/peer" || exit 1
             if [ "$op" = get ]; then
-                S3LOAD_NO_VERIFY=1 "$LOAD" get "$loc" "$dir" "$count" "$streams" >>"$T/ours-nv" || exit 1
+                S3LOAD_NO_VERIFY=1 "$LOAD" get "$loc" "$dir" "$count" "$streams" >"$T/out" || exit 1
+                read -r secs cpu <"$T/out" && echo "$secs" >>"$T/ours-nv" && echo "$cpu" >>"$T/ours-nv-cpu"
             fi
         done
-        row "$op" "$(median <"$T/ours")" "$(median <"$T/peer")"
+        row "$op" "$(median <"$T/ours")" "$(median <"$T/peer")" "$(median <"$T/ours-cpu")" "$(median <"$T/peer-cpu")"
         if [ "$op" = get ]; then
-            row "get-nv" "$(median <"$T/ours-nv")" "$(median <"$T/peer")"
+            row "get-nv" "$(median <"$T/ours-nv")" "$(median <"$T/peer")" "$(median <"$T/ours-nv-cpu")" "$(median <"$T/peer-cpu")"
         fi
     done
 done
 echo "get-nv: minidbx opened MINIDBX_OPEN_NO_VERIFY (gets not hashed), for the share of verification"
+echo "cpu: the client's CPU time (user + sys) per request, ms (s3load: of its timed requests, and a"
+echo "memcmp of each get with the bytes put; curl: of the whole process, which writes to /dev/null)"

@@ -12,7 +12,8 @@
  * With S3LOAD_NO_VERIFY=1 in the environment the store is opened with
  * MINIDBX_OPEN_NO_VERIFY (gets are not hashed): the share of verification.
  *
- * put and get print "SECONDS" (wall time of the timed part) on stdout and
+ * put and get print "SECONDS CPU" (wall time of the timed part, and the CPU
+ * time, user + sys of every thread, spent in it) on stdout and
  * fail (exit 1) if any call fails or a get returns other bytes than put.
  */
 #include <minidbx.h>
@@ -23,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -50,6 +52,15 @@ static int die(const char *what)
 {
     fprintf(stderr, "s3load: %s: %s\n", what, errno ? strerror(errno) : minidbx_errmsg(NULL));
     return 1;
+}
+
+/* CPU time of the process (every thread), user + sys. */
+static double cpu_s(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
 }
 
 static void *worker(void *cls)
@@ -147,16 +158,16 @@ int main(int argc, char **argv)
     if (minidbx_open(&j.db, argv[2], &opts) != 0)
         return die(argv[2]);
     pthread_mutex_init(&j.lock, NULL);
-    double start = now_s();
+    double start = now_s(), cpu_start = cpu_s();
     for (unsigned t = 0; t < threads; t++)
         if (pthread_create(&tids[t], NULL, worker, &j) != 0)
             return die("pthread_create");
     for (unsigned t = 0; t < threads; t++)
         pthread_join(tids[t], NULL);
-    double seconds = now_s() - start;
+    double seconds = now_s() - start, cpu = cpu_s() - cpu_start;
     if (j.failed)
         return 1;
-    printf("%.4f\n", seconds);
+    printf("%.4f %.4f\n", seconds, cpu);
     if (!j.get) {
         snprintf(path, sizeof path, "%s/ids", argv[3]);
         FILE *f = fopen(path, "w");

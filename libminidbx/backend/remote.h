@@ -113,6 +113,8 @@ typedef struct dbx_remote_call {
     uint64_t body_received;
     uint64_t body_limit;
     bool body_overflow;
+    /* The body is an object's: curl reads it in larger pieces. */
+    bool object_body;
     /* A body to buf: when more than body_cap bytes come (or its
      * Content-Length says so), stop and set body_overflow (0: no cap). */
     uint64_t body_cap;
