@@ -364,18 +364,28 @@ static void repair_name(struct repair *rp, const minidbx_name_info *copies, uint
                 present ? "an older copy" : "no copy", c->nodes[i].location,
                 fixed ? ": set to the newest" : rp->fix ? ": not set" : "");
     }
+    DBX_TEST_PAUSE("cluster-repair-surplus");
     for (size_t i = 0; i < c->count; i++) {
         minidbx *db = cluster_node_db(&c->nodes[i]);
-        bool fixed = false;
+        minidbx_name_info now;
+        bool fixed = false, changed = false;
         if (!(has & (1ull << i)) || (expected & (1ull << i)) || !db)
             continue;
         if (rp->fix && agree == (unsigned)__builtin_popcountll(expected)) {
+            /* only the copy the listing saw: a set since then may have
+             * made this node a home of its new object, and the copy its
+             * pin there */
             int64_t start = cluster_call_start();
-            fixed = cluster_call_end(c, &c->nodes[i], start, minidbx_name_delete(db, best->name)) == 0;
+            changed = cluster_call_end(c, &c->nodes[i], start, minidbx_name_get(db, best->name, &now)) != 0 ||
+                      !same_copy(&now, &copies[i]);
+            start = cluster_call_start();
+            fixed = !changed &&
+                    cluster_call_end(c, &c->nodes[i], start, minidbx_name_delete(db, best->name)) == 0;
         }
         problem(rp, MINIDBX_PROBLEM_MISPLACED, &copies[i].id, fixed, "name %s: surplus copy on %s%s",
                 best->name, c->nodes[i].location,
-                fixed ? ", removed" : rp->fix ? ", kept (the homes do not all agree)" : "");
+                fixed ? ", removed" : changed ? ", kept (set again since)"
+                : rp->fix ? ", kept (the homes do not all agree)" : "");
     }
 }
 

@@ -673,6 +673,106 @@ START_TEST(repair_keeps_copies_it_cannot_replace)
 }
 END_TEST
 
+/* --- repair against a concurrent set -------------------------------------------- */
+
+/* Which of nodes n0..n(count-1) hold a copy of name (a bit each), and
+ * their copies. */
+static unsigned name_holders(unsigned count, const char *name, minidbx_name_info *copies)
+{
+    unsigned mask = 0;
+    for (unsigned i = 0; i < count; i++) {
+        minidbx *node = store_open(node_dir[i], 0);
+        if (minidbx_name_get(node, name, &copies[i]) == 0)
+            mask |= 1u << i;
+        minidbx_close(node);
+    }
+    return mask;
+}
+
+static void *repair_main(void *arg)
+{
+    minidbx_verify_report report;
+    problem_log *log = arg;
+    minidbx *db = open_cluster();
+    ck_assert_ok(minidbx_verify(db, NULL, MINIDBX_VERIFY_REPAIR, &report, problem_log_cb, log));
+    minidbx_close(db);
+    return NULL;
+}
+
+/* Repair removes a name's copy outside its homes (surplus) only if that
+ * copy is still the one it listed: a set made meanwhile may have made the
+ * node a home of the name's new object, and the copy its pin there. Before,
+ * repair deleted that pin (and the node's gc could then take the new
+ * object's copy). Repair is held (MINIDBX_TEST_PAUSE) after it listed the
+ * names, before it removes surplus copies. */
+START_TEST(repair_keeps_a_surplus_copy_set_since)
+{
+    enum { N = 4 };
+    char pause[PATH_MAX + 64], marker[PATH_MAX + 64], name[32];
+    minidbx_name_info copies[N], info;
+    unsigned char bytes[64];
+    minidbx_id x, y;
+    unsigned surplus = N, mask = 0, tries = 0;
+    problem_log log = { .quiet = 1 };
+    test_rng rng;
+    pthread_t repair;
+
+    snprintf(pause, sizeof pause, "cluster-repair-surplus:%s/pause", dir);
+    snprintf(marker, sizeof marker, "%s/pause.cluster-repair-surplus", dir);
+    setenv("MINIDBX_TEST_PAUSE", pause, 1); /* read at the first open of this process */
+    write_cluster(N, "\"replicas\": 2");
+    minidbx *db = open_cluster();
+    rng_seed(&rng, 21);
+    rng_fill(&rng, bytes, sizeof bytes);
+    ck_assert_ok(minidbx_put(db, bytes, sizeof bytes, &x));
+    /* a name whose homes and whose object's homes leave a node out */
+    for (unsigned k = 0; k < 100 && surplus == N; k++) {
+        snprintf(name, sizeof name, "n%u", k);
+        ck_assert_ok(minidbx_name_set(db, name, &x));
+        mask = name_holders(N, name, copies);
+        for (unsigned i = 0; i < N && surplus == N; i++)
+            if (!(mask & (1u << i)))
+                surplus = i;
+        if (surplus == N)
+            ck_assert_ok(minidbx_name_delete(db, name));
+    }
+    ck_assert_uint_lt(surplus, N);
+    /* an object at home on the surplus node, for the set to come */
+    do {
+        rng_fill(&rng, bytes, sizeof bytes);
+        ck_assert_ok(minidbx_put(db, bytes, sizeof bytes, &y));
+    } while (!(holders(N, &y) & (1u << surplus)) && ++tries < 100);
+    ck_assert_uint_lt(tries, 100);
+    /* a surplus copy of the name (and its object), as a node that was
+     * down during a delete might keep */
+    unsigned some = (unsigned)__builtin_ctz(mask);
+    minidbx *from = store_open(node_dir[some], 0), *node = store_open(node_dir[surplus], 0);
+    void *data;
+    size_t size;
+    ck_assert_ok(minidbx_get(from, &x, &data, &size));
+    ck_assert_ok(minidbx_put(node, data, size, NULL));
+    minidbx_free(data);
+    ck_assert_ok(minidbx_name_set_at(node, name, &x, copies[some].mtime_ns));
+    minidbx_close(from);
+    minidbx_close(node);
+
+    ck_assert_int_eq(pthread_create(&repair, NULL, repair_main, &log), 0);
+    for (unsigned ms = 0; ms < 10000 && !path_exists(marker); ms++)
+        usleep(1000); /* polls for the marker of the paused repair */
+    ck_assert_msg(path_exists(marker), "repair did not reach its pause");
+    ck_assert_ok(minidbx_name_set(db, name, &y)); /* newer: pinned on y's homes, the surplus node too */
+    unlink(marker);
+    pthread_join(repair, NULL);
+    ck_assert_uint_ge(log.count[MINIDBX_PROBLEM_MISPLACED], 1);
+
+    node = store_open(node_dir[surplus], 0);
+    ck_assert_msg(minidbx_name_get(node, name, &info) == 0, "repair removed the pin a set made since");
+    ck_assert(minidbx_id_equal(&info.id, &y));
+    minidbx_close(node);
+    minidbx_close(db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -690,6 +790,7 @@ int main(void)
     tcase_add_test(tc, repair_after_a_node_is_replaced_or_added);
     tcase_add_test(tc, repair_replaces_a_corrupt_copy);
     tcase_add_test(tc, repair_keeps_copies_it_cannot_replace);
+    tcase_add_test(tc, repair_keeps_a_surplus_copy_set_since);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
