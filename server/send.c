@@ -343,32 +343,32 @@ void serve_add_object_headers(struct MHD_Response *resp, const char *etag)
     MHD_add_response_header(resp, MHD_HTTP_HEADER_ACCEPT_RANGES, "bytes");
 }
 
-/* The blob file read whole into a new body and hashed: 0 with *out, or
- * with *out NULL when the bodies' memory is spent (stream it instead);
- * else ECORRUPT or EIO. A good body is kept for the next GETs. */
-static int body_read(struct object_source *src, struct serve_copy **out)
+/* The blob file read whole into a new copy and hashed: 0 with *out, or
+ * with *out NULL when the copies' memory is spent (stream it instead);
+ * else ECORRUPT or EIO. A good copy is kept for the next GETs. */
+static int copy_read(struct object_source *src, struct serve_copy **out)
 {
-    struct serve_copy *body = serve_copy_new(src->srv, src->size);
+    struct serve_copy *copy = serve_copy_new(src->srv, src->size);
     int rc;
 
     *out = NULL;
-    if (!body)
+    if (!copy)
         return 0;
     errno = 0;
-    if (pread_full(src->fd, serve_copy_bytes(body), (size_t)src->size, src->offset) !=
+    if (pread_full(src->fd, serve_copy_bytes(copy), (size_t)src->size, src->offset) !=
         (ssize_t)src->size) {
         snprintf(src->detail, sizeof src->detail, "cannot read the blob file (%s)",
                  errno ? strerror(errno) : "shorter than its record");
         rc = MINIDBX_EIO;
     } else {
-        rc = check_bytes(src, serve_copy_bytes(body), (size_t)src->size);
+        rc = check_bytes(src, serve_copy_bytes(copy), (size_t)src->size);
     }
     if (rc < 0) {
-        serve_copy_release(body);
+        serve_copy_release(copy);
         return rc;
     }
-    serve_copy_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns, body);
-    *out = body;
+    serve_copy_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns, copy);
+    *out = copy;
     return 0;
 }
 
@@ -387,18 +387,18 @@ static struct MHD_Response *object_response(struct serve_request *req, struct ob
                                             const struct serve_range *range, enum MHD_Result *result)
 {
     struct MHD_Response *resp = NULL;
-    struct serve_copy *body = NULL;
+    struct serve_copy *copy = NULL;
     char *buf = NULL;
     int rc = 0, fd;
 
     *result = MHD_NO;
     if (src->fd >= 0 && serve_copy_cacheable(req->srv, src->size) &&
-        ((body = copy_lookup(req->srv, src)) || ((rc = body_read(src, &body)) == 0 && body))) {
-        /* the reply holds a reference to the body: released when it is done */
+        ((copy = copy_lookup(req->srv, src)) || ((rc = copy_read(src, &copy)) == 0 && copy))) {
+        /* the reply holds a reference to the copy: released when it is done */
         resp = MHD_create_response_from_buffer_with_free_callback_cls(
-            (size_t)range->length, serve_copy_bytes(body) + range->start, serve_copy_release, body);
+            (size_t)range->length, serve_copy_bytes(copy) + range->start, serve_copy_release, copy);
         if (!resp)
-            serve_copy_release(body);
+            serve_copy_release(copy);
     } else if (rc < 0) {
         ; /* a bad file: the reply below */
     } else if (src->size <= BUFFER_MAX) {
