@@ -13,11 +13,13 @@
  * directory entries at the directory's fsync); after the kill the store is
  * rebuilt from that alone, into a new directory, and every id acknowledged
  * in any round must be there and intact. The next round writes into the
- * rebuilt store, as after a reboot. Only every POWERCUT_EVERY-th kill cuts
- * the power: after the others the next writer goes on with what the dead
- * one left in the page cache (flushed or not), as after a process crash,
- * so that a change one process left unflushed and the next relied on is
- * lost at the next cut.
+ * rebuilt store, as after a reboot. Of the writes no flush covered, a
+ * random half is written into the rebuilt files (in order), as the
+ * kernel's writeback may have done before the cut. Only every
+ * POWERCUT_EVERY-th kill cuts the power: after the others the next writer
+ * goes on with what the dead one left in the page cache (flushed or not),
+ * as after a process crash, so that a change one process left unflushed
+ * and the next relied on is lost at the next cut.
  *
  * With RACE_WORKER too, one more power-cut case: a process that made a
  * shard directory dies before it fsyncs the parent, and another puts into
@@ -247,6 +249,30 @@ static void shadow_baseline(const char *dir, const char *shadow)
     ck_assert_int_eq(fclose(out), 0);
 }
 
+/* Where rebuild put each file, by the inode it had: for the writeback. */
+static struct rebuilt_file {
+    unsigned long long ino;
+    char *path;
+} *rebuilt;
+static size_t rebuilt_count;
+
+static void rebuilt_forget(void)
+{
+    for (size_t i = 0; i < rebuilt_count; i++)
+        free(rebuilt[i].path);
+    free(rebuilt);
+    rebuilt = NULL;
+    rebuilt_count = 0;
+}
+
+static const char *rebuilt_path(unsigned long long ino)
+{
+    for (size_t i = 0; i < rebuilt_count; i++)
+        if (rebuilt[i].ino == ino)
+            return rebuilt[i].path;
+    return NULL;
+}
+
 /* Make dir from the shim's record of directory ino: entries as last
  * flushed (none if it never was), files as last flushed (empty if never). */
 static void rebuild(const char *shadow, unsigned long long ino, const char *dir)
@@ -263,6 +289,11 @@ static void rebuild(const char *shadow, unsigned long long ino, const char *dir)
         ck_assert_int_eq(sscanf(line, "%c %llu %255[^\n]", &kind, &child, name), 3);
         snprintf(path, sizeof path, "%s/%s", dir, name);
         snprintf(from, sizeof from, "%s/i%llu", shadow, child);
+        if (kind != 'd') {
+            rebuilt = realloc(rebuilt, (rebuilt_count + 1) * sizeof *rebuilt);
+            ck_assert_ptr_nonnull(rebuilt);
+            rebuilt[rebuilt_count++] = (struct rebuilt_file){ child, strdup(path) };
+        }
         if (kind == 'd')
             rebuild(shadow, child, path);
         else if (access(from, F_OK) == 0)
@@ -273,9 +304,89 @@ static void rebuild(const char *shadow, unsigned long long ino, const char *dir)
     fclose(in);
 }
 
+/* The kernel writes dirty pages back whenever it likes: of the writes
+ * that no flush covered (the shim's pending log), put a random half into
+ * the rebuilt files, in the order they were made. */
+static int is_pending(const struct dirent *e)
+{
+    return strncmp(e->d_name, "pending.", 8) == 0;
+}
+
+/* The records of every pending.N file, oldest process first, each file cut
+ * at a record its process was killed in the middle of. */
+static unsigned char *read_pending(const char *shadow, size_t *out_len)
+{
+    struct dirent **names;
+    int n = scandir(shadow, &names, is_pending, alphasort);
+    ck_assert_int_ge(n, 0);
+    unsigned char *all = NULL;
+    size_t len = 0;
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX + 256];
+        struct stat st;
+        snprintf(path, sizeof path, "%s/%s", shadow, names[i]->d_name);
+        free(names[i]);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(fstat(fd, &st), 0);
+        all = realloc(all, len + (size_t)st.st_size + 1);
+        ck_assert_ptr_nonnull(all);
+        ck_assert_int_eq(read(fd, all + len, (size_t)st.st_size), st.st_size);
+        close(fd);
+        size_t at = 0, end = (size_t)st.st_size;
+        while (at + 24 <= end) {
+            int64_t head[3];
+            memcpy(head, all + len + at, sizeof head);
+            size_t size = head[1] >= 0 ? (size_t)head[2] : 0;
+            if (size > end - at - 24)
+                break;
+            at += 24 + size;
+        }
+        len += at;
+    }
+    free(names);
+    *out_len = len;
+    return all;
+}
+
+/* The kernel writes dirty pages back whenever it likes: of the writes
+ * that no flush covered (the shim's pending logs), put a random half into
+ * the rebuilt files, in the order they were made. */
+static size_t written_back; /* over the run, for its summary */
+
+static void write_back_some(const char *shadow, test_rng *rng)
+{
+    size_t size;
+    unsigned char *log = read_pending(shadow, &size);
+    for (size_t at = 0; at + 24 <= size;) {
+        int64_t head[3];
+        memcpy(head, log + at, sizeof head);
+        size_t next = at + 24 + (head[1] >= 0 ? (size_t)head[2] : 0);
+        bool flushed_later = head[1] < 0;
+        for (size_t later = next; !flushed_later && later + 24 <= size;) {
+            int64_t h2[3];
+            memcpy(h2, log + later, sizeof h2);
+            flushed_later = h2[1] < 0 && h2[0] == head[0];
+            later += 24 + (h2[1] >= 0 ? (size_t)h2[2] : 0);
+        }
+        const char *file = rebuilt_path((unsigned long long)head[0]);
+        if (!flushed_later && file && rng_below(rng, 2)) {
+            int out = open(file, O_WRONLY | O_CLOEXEC);
+            ck_assert_int_ge(out, 0);
+            ck_assert_int_eq(pwrite(out, log + at + 24, (size_t)head[2], (off_t)head[1]), head[2]);
+            close(out);
+            written_back++;
+        }
+        at = next;
+    }
+    free(log);
+}
+
 /* After the writer under the shim was killed: the store as a power cut
- * at that instant would leave it, in a new directory; the old one goes. */
-static char *power_cut(char *store, const char *shadow, unsigned long long root_ino, long round)
+ * at that instant would leave it, in a new directory; the old one goes.
+ * With rng, a random half of the unflushed writes reached the disk. */
+static char *power_cut(char *store, const char *shadow, unsigned long long root_ino, long round,
+                       test_rng *rng)
 {
     char *next = malloc(PATH_MAX);
     ck_assert_ptr_nonnull(next);
@@ -284,6 +395,9 @@ static char *power_cut(char *store, const char *shadow, unsigned long long root_
     if (round > 0 && dot) /* store.N -> store.N+1, not store.N.N+1 */
         snprintf(next, PATH_MAX, "%.*s.%ld", (int)(dot - store), store, round);
     rebuild(shadow, root_ino, next);
+    if (rng)
+        write_back_some(shadow, rng);
+    rebuilt_forget();
     rm_rf(store);
     free(store);
     return next;
@@ -327,7 +441,7 @@ static void run_rounds(bool powercut)
         if (powercut && !cut)
             continue; /* a kill alone: the page cache stays, and so does the shim's record */
         if (cut) {
-            store = power_cut(store, shadow, root_ino, round);
+            store = power_cut(store, shadow, root_ino, round, &rng);
             rm_rf(shadow);
             have_shadow = false;
         }
@@ -353,9 +467,10 @@ static void run_rounds(bool powercut)
     uint64_t objects = store_object_count(db);
     ck_assert_uint_ge(objects, 1);
     minidbx_close(db);
-    printf("%s: %ld rounds in %.1f s, %zu acknowledged puts, %llu objects in the store\n",
+    printf("%s: %ld rounds in %.1f s, %zu acknowledged puts, %llu objects in the store, "
+           "%zu unflushed writes written back at the cuts\n",
            powercut ? "powercut" : "crash", iterations, (now_ms() - start) / 1000.0, acked.count,
-           (unsigned long long)objects);
+           (unsigned long long)objects, written_back);
     free(acked.ids);
     rm_rf(store);
     free(store);
@@ -433,7 +548,7 @@ START_TEST(new_store_survives)
     ck_assert_int_eq(stat(parent, &st), 0);
     shadow_baseline(parent, shadow);
     minidbx_id id = worker_put_id(parent, store, shadow);
-    parent = power_cut(parent, shadow, (unsigned long long)st.st_ino, 0);
+    parent = power_cut(parent, shadow, (unsigned long long)st.st_ino, 0, NULL);
     rm_rf(shadow);
     snprintf(store, sizeof store, "%s/a/store", parent);
     minidbx *db = store_open(store, MINIDBX_OPEN_NO_CREATE);
@@ -461,7 +576,7 @@ START_TEST(shard_dir_of_a_dead_writer)
     shadow_baseline(store, shadow);
     free(worker_put(store, store, shadow, pause));
     minidbx_id id = worker_put_id(store, store, shadow);
-    store = power_cut(store, shadow, (unsigned long long)st.st_ino, 0);
+    store = power_cut(store, shadow, (unsigned long long)st.st_ino, 0, NULL);
     rm_rf(shadow);
     minidbx *db = store_open(store, 0);
     expect_object_intact(db, &id, 4242);

@@ -227,6 +227,8 @@ static int missing_levels(const char *path)
     struct stat st;
     int n = 0;
     snprintf(dir, sizeof dir, "%s", path);
+    for (size_t len = strlen(dir); len > 1 && dir[len - 1] == '/'; len--)
+        dir[len - 1] = '\0'; /* "a/b/" is two levels, as "a/b" */
     while (stat(dir, &st) < 0 && errno == ENOENT) {
         n++;
         char *slash = strrchr(dir, '/');

@@ -1,5 +1,5 @@
 /* powercut_shim.c - an LD_PRELOAD shim that keeps, beside a store, what a
- * power cut would leave of it: only what was flushed. test_powercut kills
+ * power cut would leave of it: only what was flushed. test_crash kills
  * the process and rebuilds the store from that record alone.
  *
  * Environment:
@@ -11,13 +11,20 @@
  *                   durable when it returns)
  *       DIR/d<ino>  a directory's entries as of its last fsync, one per line:
  *                   "f|d <ino> <name>"
- *   test_powercut writes both for the whole store before the process starts
- *   (the state it found), so anything not in them was never flushed.
+ *       DIR/pending.N  every write that was not flushed when it was made, in
+ *                   order (N: when the process started; a record cut short
+ *                   by the kill ends its file): {ino, offset, length} and the bytes, and
+ *                   {ino, -1, 0} when the inode is flushed (what came before
+ *                   it is in DIR/i<ino> then). The kernel may have written
+ *                   any of these back before the power went: test_crash
+ *                   applies a random part of those not flushed since.
+ *   test_crash writes d<ino> and i<ino> for the whole store before the
+ *   process starts (the state it found), so anything not in them was never
+ *   flushed.
  *
- * The model: a write is lost unless a flush of its file came after it; a
- * directory entry (create, rename, unlink, mkdir) is lost unless the
- * directory was fsync'ed after it. Every write since the last flush is
- * lost, none half-kept. A file whose entry survived but whose bytes were
+ * The model: a write is kept if a flush of its file came after it, and may
+ * be kept (DIR/pending) if none did; a directory entry (create, rename,
+ * unlink, mkdir) is lost unless the directory was fsync'ed after it. A file whose entry survived but whose bytes were
  * never flushed comes back empty. Files are known by inode number, so the
  * shim needs no path bookkeeping beyond open; a file the program writes
  * through a descriptor opened before the shim's variables were read is not
@@ -36,6 +43,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,6 +51,7 @@
 #include <sys/syscall.h>
 #include <sys/types.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #define MAX_FD 4096
@@ -196,6 +205,41 @@ static void copy_range(int fd, ino_t ino, off_t start, off_t end)
     syscall(SYS_close, (int)in);
 }
 
+/* Append a record (and, for a write, its bytes read back from fd) to
+ * DIR/pending. */
+static void pending_add(int fd, ino_t ino, off_t off, off_t len)
+{
+    static long pending = -1;
+    char path[PATH_MAX], self[64], buf[65536];
+    if (pending < 0) { /* one file per process, named in the order they started */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        snprintf(path, sizeof path, "%s/pending.%020llu", shadow_dir,
+                 (unsigned long long)now.tv_sec * 1000000000ull + (unsigned long long)now.tv_nsec);
+        if ((pending = syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
+            die("pending log");
+    }
+    int64_t head[3] = { (int64_t)ino, (int64_t)off, (int64_t)len };
+    if (syscall(SYS_write, (int)pending, head, sizeof head) != (long)sizeof head)
+        die("pending log write");
+    if (len <= 0)
+        return;
+    snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
+    long in = syscall(SYS_openat, AT_FDCWD, self, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        die("pending read");
+    for (off_t done = 0; done < len;) {
+        size_t want = (size_t)(len - done) < sizeof buf ? (size_t)(len - done) : sizeof buf;
+        long got = syscall(SYS_pread64, (int)in, buf, want, off + done);
+        if (got <= 0) /* shorter than written (truncated since): pad with zeros */
+            got = (long)want, memset(buf, 0, want);
+        if (syscall(SYS_write, (int)pending, buf, (size_t)got) != got)
+            die("pending log write");
+        done += got;
+    }
+    syscall(SYS_close, (int)in);
+}
+
 /* After a write of n bytes at off on fd (off < 0: at the file's end). */
 static void wrote(int fd, off_t off, ssize_t n)
 {
@@ -221,6 +265,7 @@ static void wrote(int fd, off_t off, ssize_t n)
             }
             d->start[d->count] = off;
             d->end[d->count++] = off + n;
+            pending_add(fd, w.ino, off, n);
         }
     }
     pthread_mutex_unlock(&lock);
@@ -269,6 +314,7 @@ static void flushed(int fd)
         if (d->count == 0)
             copy_range(fd, w.ino, 0, 0); /* at least the size */
         d->count = 0;
+        pending_add(fd, w.ino, -1, 0);
     }
     pthread_mutex_unlock(&lock);
 }
