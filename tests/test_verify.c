@@ -30,18 +30,25 @@ typedef enum { RECORD_FLIP_LAST_BYTE, RECORD_DELETE } record_edit;
 /* Edit the "objects" record of id with raw LMDB. The store must be closed:
  * LMDB forbids two environments on one file in one process. For an inline
  * object the value is a 40-byte header and then its `size` bytes. */
-static void edit_object_record(const char *store, const minidbx_id *id, size_t size, record_edit edit)
+/* A write transaction on the store's meta.lmdb, and its table named table. */
+static MDB_env *raw_begin(const char *store, const char *table, unsigned flags, MDB_txn **txn, MDB_dbi *dbi)
 {
     char path[PATH_MAX];
     store_path(store, "meta.lmdb", path);
     MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
     lmdb_check(mdb_env_create(&env), "env_create");
     lmdb_check(mdb_env_set_maxdbs(env, 16), "set_maxdbs");
     lmdb_check(mdb_env_open(env, path, MDB_NOSUBDIR, 0644), "env_open");
-    lmdb_check(mdb_txn_begin(env, NULL, 0, &txn), "txn_begin");
-    lmdb_check(mdb_dbi_open(txn, "objects", 0, &dbi), "dbi_open objects");
+    lmdb_check(mdb_txn_begin(env, NULL, 0, txn), "txn_begin");
+    lmdb_check(mdb_dbi_open(*txn, table, flags, dbi), "dbi_open");
+    return env;
+}
+
+static void edit_object_record(const char *store, const minidbx_id *id, size_t size, record_edit edit)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_env *env = raw_begin(store, "objects", 0, &txn, &dbi);
     MDB_val key = {MINIDBX_ID_SIZE, (void *)id->bytes};
     MDB_val value;
     lmdb_check(mdb_get(txn, dbi, &key, &value), "get record");
@@ -244,6 +251,45 @@ START_TEST(repair_reports_removed_names)
     ck_assert(removed_names_has(&one, "again/bad", &cs.bad_file));
     ck_assert_int_eq(one.after, MINIDBX_PROBLEM_MISSING);
     ck_assert_ok(minidbx_name_get(fx_db, "good", &name));
+    free_corrupted(&cs);
+}
+END_TEST
+
+/* Add a refs entry (id -> name) with raw LMDB (the store closed): the
+ * name's own object is another one. */
+static void add_stray_ref(const char *store, const minidbx_id *id, const char *name)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_env *env = raw_begin(store, "refs", MDB_DUPSORT, &txn, &dbi);
+    MDB_val key = { MINIDBX_ID_SIZE, (void *)id->bytes }, value = { strlen(name), (void *)name };
+    lmdb_check(mdb_put(txn, dbi, &key, &value, MDB_NODUPDATA), "put ref");
+    lmdb_check(mdb_txn_commit(txn), "commit");
+    mdb_env_close(env);
+}
+
+/* A stray refs entry from a corrupt object to a name of a sound one: the
+ * repair removes the corrupt object and its own name, never that name. */
+START_TEST(repair_keeps_a_name_of_another_object)
+{
+    corrupted_store cs;
+    corrupt_two_objects(&cs); /* "points/at/bad" names bad_inline; the store reopened */
+    ck_assert_ok(minidbx_name_set(fx_db, "good", &cs.good_file));
+    minidbx_close(fx_db);
+    fx_db = NULL;
+    add_stray_ref(fx_dir, &cs.bad_inline, "good");
+    fixture_reopen(0);
+
+    removed_names r = { 0 };
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, removed_names_cb, &r));
+    ck_assert_int_eq(r.count, 1);
+    ck_assert(removed_names_has(&r, "points/at/bad", &cs.bad_inline));
+    minidbx_name_info name;
+    ck_assert_ok(minidbx_name_get(fx_db, "good", &name));
+    ck_assert(minidbx_id_equal(&name.id, &cs.good_file));
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
     free_corrupted(&cs);
 }
 END_TEST
@@ -829,6 +875,7 @@ static Suite *verify_suite(void)
     tcase_add_test_needs(tc, corrupt_reads_fail, TEST_CAP_FILES);
     tcase_add_test_needs(tc, verify_reports_repairs_then_clean, TEST_CAP_FILES);
     tcase_add_test_needs(tc, repair_reports_removed_names, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, repair_keeps_a_name_of_another_object, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, no_verify_skips_hash, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, missing_blob_file, TEST_CAP_FILES);
     tcase_add_test_needs(tc, truncated_blob_file, TEST_CAP_FILES);
