@@ -69,6 +69,7 @@ int cmd_init(struct cli *cli, int argc, char **argv)
 struct verify_run {
     struct cli *cli;
     minidbx_verify_report total;
+    uint64_t names_removed; /* MINIDBX_PROBLEM_NAME_REMOVED: not in total */
 };
 
 static void print_problem(void *ctx, minidbx_problem kind, const minidbx_id *id,
@@ -77,14 +78,19 @@ static void print_problem(void *ctx, minidbx_problem kind, const minidbx_id *id,
     struct verify_run *run = ctx;
     char hex[MINIDBX_ID_HEX_SIZE] = "-";
 
+    if (kind == MINIDBX_PROBLEM_NAME_REMOVED)
+        run->names_removed++;
     if (run->cli->json) {
         cli_print_json(run->cli, dbx_json_problem(kind, id, detail, repaired));
         return;
     }
     if (id)
         minidbx_id_format(id, hex);
-    cli_printf(run->cli, "%s %s: %s%s\n", dbx_wire_problem_name(kind), hex, detail ? detail : "",
-               repaired ? " (repaired)" : "");
+    if (kind == MINIDBX_PROBLEM_NAME_REMOVED)
+        cli_printf(run->cli, "name removed  %s  (pointed at %s)\n", detail ? detail : "", hex);
+    else
+        cli_printf(run->cli, "%s %s: %s%s\n", dbx_wire_problem_name(kind), hex, detail ? detail : "",
+                   repaired ? " (repaired)" : "");
 }
 
 static void add_report(minidbx_verify_report *total, const minidbx_verify_report *one)
@@ -111,20 +117,25 @@ static int verify_one(struct verify_run *run, const char *arg, unsigned flags)
     return CLI_EXIT_OK;
 }
 
-static void print_verify_summary(struct cli *cli, const minidbx_verify_report *r)
+/* The names removed are counted apart: not problems of their own. */
+static void print_verify_summary(const struct verify_run *run)
 {
+    struct cli *cli = run->cli;
+    const minidbx_verify_report *r = &run->total;
+
     if (cli->json) {
         cJSON *obj = cJSON_CreateObject();
         dbx_json_add_u64(obj, "objects_checked", r->objects_checked);
         dbx_json_add_u64(obj, "bytes_checked", r->bytes_checked);
         dbx_json_add_u64(obj, "problems", r->problems);
         dbx_json_add_u64(obj, "repaired", r->repaired);
+        dbx_json_add_u64(obj, "names_removed", run->names_removed);
         cli_print_json(cli, obj);
         return;
     }
     cli_printf(cli, "checked %" PRIu64 " objects (%" PRIu64 " bytes): %" PRIu64
-                    " problems, %" PRIu64 " repaired\n",
-               r->objects_checked, r->bytes_checked, r->problems, r->repaired);
+                    " problems, %" PRIu64 " repaired, %" PRIu64 " names removed\n",
+               r->objects_checked, r->bytes_checked, r->problems, r->repaired, run->names_removed);
 }
 
 int cmd_verify(struct cli *cli, int argc, char **argv)
@@ -133,7 +144,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
         { "repair", no_argument, NULL, OPT_REPAIR },
         { NULL, 0, NULL, 0 },
     };
-    struct verify_run run = { cli, { 0, 0, 0, 0 } };
+    struct verify_run run = { cli, { 0, 0, 0, 0 }, 0 };
     unsigned flags = 0;
     int first, rc;
 
@@ -148,7 +159,7 @@ int cmd_verify(struct cli *cli, int argc, char **argv)
     for (int i = first; i < argc && !cli->stop; i++)
         rc = cli_merge_status(rc, verify_one(&run, argv[i], flags));
     if (!cli->stop)
-        print_verify_summary(cli, &run.total);
+        print_verify_summary(&run);
     if (run.total.problems > run.total.repaired)
         rc = cli_merge_status(rc, CLI_EXIT_CORRUPT);
     return rc;
@@ -190,7 +201,7 @@ static void repair_problem(void *ctx, minidbx_problem kind, const minidbx_id *id
 
     if (repaired && kind >= 1 && kind <= MINIDBX_PROBLEM_STALE)
         run->done[kind]++;
-    run->verify.total.problems++;
+    run->verify.total.problems += kind != MINIDBX_PROBLEM_NAME_REMOVED;
     if (run->progress)
         fputs("\r\033[K", stderr);
     print_problem(&run->verify, kind, id, detail, repaired);

@@ -668,18 +668,27 @@ typedef enum {
     MINIDBX_PROBLEM_BADREF = 6,    /* a reference count that is wrong */
     /* cluster: stores only (see minidbx_open): */
     MINIDBX_PROBLEM_MISPLACED = 7, /* a copy on a node that is not one of its homes */
-    MINIDBX_PROBLEM_STALE = 8      /* a node that should hold a name lacks its newest copy */
+    MINIDBX_PROBLEM_STALE = 8,     /* a node that should hold a name lacks its newest copy */
+    /* Not a problem of its own but what a repair did about one: a name
+     * removed with the CORRUPT or MISSING object it pointed at (REPAIR
+     * only; detail is the name, id the object, repaired 1). One call per
+     * name, right after its object's problem. Not counted in the
+     * report's problems or repaired. Never on a cluster: (its repair
+     * never removes a name from the store). */
+    MINIDBX_PROBLEM_NAME_REMOVED = 9
 } minidbx_problem;
 
 typedef struct {
     uint64_t objects_checked;
     uint64_t bytes_checked;
-    uint64_t problems;   /* all problems found */
+    uint64_t problems;   /* all problems found (not NAME_REMOVED) */
     uint64_t repaired;   /* of those, fixed or removed (with REPAIR) */
 } minidbx_verify_report;
 
 /** Called once per problem: id may be NULL (a temp file), detail says
- *  where; repaired is 1 if REPAIR fixed it. */
+ *  where; repaired is 1 if REPAIR fixed it. Kinds may be added: ignore
+ *  those you do not know (an http:// node from before NAME_REMOVED does
+ *  not report removed names). */
 typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidbx_id *id,
                                    const char *detail, int repaired);
 
@@ -694,7 +703,8 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
  *  never removes an object that was deleted and put again meanwhile. A
  *  blob that is not a regular file (a FIFO, a symlink) is CORRUPT. With
  *  MINIDBX_VERIFY_REPAIR, corrupt and missing objects are removed (with
- *  the names that point at them), orphans and temp files deleted and
+ *  the names that point at them, each reported to cb as
+ *  MINIDBX_PROBLEM_NAME_REMOVED), orphans and temp files deleted and
  *  reference counts fixed. report and cb may be NULL. Returns 0 when it
  *  ran (problems are in the report), or an error: ENOTFOUND (one id),
  *  EREADONLY (repair on a read-only store), EIO. On a remote store the

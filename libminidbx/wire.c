@@ -70,6 +70,7 @@ static const struct {
     { MINIDBX_PROBLEM_ORPHAN, "orphan" },     { MINIDBX_PROBLEM_TEMP, "temp" },
     { MINIDBX_PROBLEM_DANGLING, "dangling" }, { MINIDBX_PROBLEM_BADREF, "badref" },
     { MINIDBX_PROBLEM_MISPLACED, "misplaced" }, { MINIDBX_PROBLEM_STALE, "stale" },
+    { MINIDBX_PROBLEM_NAME_REMOVED, "name_removed" },
 };
 
 #define PROBLEM_ROWS (sizeof problems / sizeof problems[0])

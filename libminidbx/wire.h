@@ -48,7 +48,7 @@ int dbx_wire_error_code(const char *name, size_t len);
 int dbx_wire_code_for_status(long status);
 
 /* Verify problems go by name ("corrupt", "missing", "orphan", "temp",
- * "dangling", "badref"), in /v1/verify and in `mdbx --json verify` alike.
+ * "dangling", "badref", "misplaced", "stale", "name_removed"), in /v1/verify and in `mdbx --json verify` alike.
  * The name of kind ("unknown" for none of them), and the kind a name
  * stands for (0 for none). */
 const char *dbx_wire_problem_name(minidbx_problem kind);

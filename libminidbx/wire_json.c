@@ -63,6 +63,8 @@ cJSON *dbx_json_problem(minidbx_problem kind, const minidbx_id *id, const char *
     if (!obj)
         return NULL;
     cJSON_AddStringToObject(obj, "problem", dbx_wire_problem_name(kind));
+    if (kind == MINIDBX_PROBLEM_NAME_REMOVED)
+        cJSON_AddStringToObject(obj, "name", detail ? detail : "");
     dbx_json_add_id(obj, "id", id);
     cJSON_AddStringToObject(obj, "detail", detail ? detail : "");
     cJSON_AddBoolToObject(obj, "repaired", repaired);

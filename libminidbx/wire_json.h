@@ -27,7 +27,7 @@ cJSON *dbx_json_object_info(const minidbx_object_info *info);
 /* {"name", "id", "size", "mtime_ns"}; NULL when out of memory. */
 cJSON *dbx_json_name_info(const minidbx_name_info *info);
 /* {"problem": "corrupt" (dbx_wire_problem_name), "id" (or null), "detail",
- * "repaired"}: one verify problem, in `mdbx --json verify` and in
+ * "repaired"} ("name_removed" has "name" too, the same as "detail"): one verify problem, in `mdbx --json verify` and in
  * /v1/verify's "problem_list". NULL when out of memory. */
 cJSON *dbx_json_problem(minidbx_problem kind, const minidbx_id *id, const char *detail, int repaired);
 

@@ -172,6 +172,7 @@ struct serve_request {
     _Atomic bool job_done;  /* set by the job thread before it resumes us */
     int job_rc;
     bool job_repair;        /* POST /v1/verify?repair=1 */
+    bool job_names;         /* POST /v1/verify?names=1: list names removed */
     bool job_dry_run;       /* POST /v1/gc?dry_run=1 */
     int64_t job_older_than; /* POST /v1/gc?older_than=SECONDS */
     cJSON *job_json;        /* what the job built for the reply */

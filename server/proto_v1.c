@@ -291,6 +291,7 @@ struct problem_list {
     cJSON *array;
     size_t listed;
     bool truncated;
+    bool names; /* list "name_removed" too (a client from before it fails on it) */
 };
 
 /* Add obj (may be NULL: out of memory) unless the list is full. */
@@ -309,6 +310,8 @@ static void add_problem(void *ctx, minidbx_problem kind, const minidbx_id *id, c
                         int repaired)
 {
     struct problem_list *list = ctx;
+    if (kind == MINIDBX_PROBLEM_NAME_REMOVED && !list->names)
+        return;
     list_add(list, list->listed < VERIFY_PROBLEMS_MAX ? dbx_json_problem(kind, id, detail, repaired) : NULL);
 }
 
@@ -317,7 +320,8 @@ static int verify_job(struct serve_request *req)
 {
     unsigned flags = req->job_repair ? MINIDBX_VERIFY_REPAIR : 0;
     cJSON *json = cJSON_CreateObject();
-    struct problem_list list = { json ? cJSON_AddArrayToObject(json, "problem_list") : NULL, 0, false };
+    struct problem_list list = { json ? cJSON_AddArrayToObject(json, "problem_list") : NULL, 0, false,
+                                 req->job_names };
     minidbx_verify_report report;
 
     int rc = minidbx_verify(req->srv->db, req->has_want ? &req->want_id : NULL, flags, &report,
@@ -338,10 +342,12 @@ static int verify_job(struct serve_request *req)
     return 0;
 }
 
-/* ?id=ID (else the whole store) &repair=1 -> {"objects_checked", "bytes_checked",
+/* ?id=ID (else the whole store) &repair=1 &names=1 -> {"objects_checked", "bytes_checked",
  * "problems", "repaired", "problem_list": [{"problem", "id", "detail", "repaired"}],
  * "truncated"}: each problem as `mdbx --json verify` prints it
- * (dbx_json_problem); at most VERIFY_PROBLEMS_MAX are listed. Needs the write token, repair or not: it reads the whole
+ * (dbx_json_problem); at most VERIFY_PROBLEMS_MAX are listed. The names a
+ * repair removed ("name_removed") are listed only with names=1: a client
+ * from before them fails on a kind it does not know. Needs the write token, repair or not: it reads the whole
  * store. Runs as a job (one at a time, off the I/O threads). */
 static enum MHD_Result serve_verify(struct serve_request *req)
 {
@@ -354,6 +360,7 @@ static enum MHD_Result serve_verify(struct serve_request *req)
         return result;
     req->has_want = id_text != NULL;
     req->job_repair = serve_query_flag(req, "repair");
+    req->job_names = serve_query_flag(req, "names");
     return serve_job_run(req, verify_job);
 }
 
@@ -373,7 +380,7 @@ static int gc_job(struct serve_request *req)
 {
     minidbx_gc_options opts = MINIDBX_GC_OPTIONS_INIT;
     cJSON *json = cJSON_CreateObject();
-    struct problem_list list = { json ? cJSON_AddArrayToObject(json, "removed") : NULL, 0, false };
+    struct problem_list list = { json ? cJSON_AddArrayToObject(json, "removed") : NULL, 0, false, false };
     minidbx_gc_report report;
 
     opts.older_than_ns = req->job_older_than * 1000000000;

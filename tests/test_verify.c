@@ -30,18 +30,25 @@ typedef enum { RECORD_FLIP_LAST_BYTE, RECORD_DELETE } record_edit;
 /* Edit the "objects" record of id with raw LMDB. The store must be closed:
  * LMDB forbids two environments on one file in one process. For an inline
  * object the value is a 40-byte header and then its `size` bytes. */
-static void edit_object_record(const char *store, const minidbx_id *id, size_t size, record_edit edit)
+/* A write transaction on the store's meta.lmdb, and its table named table. */
+static MDB_env *raw_begin(const char *store, const char *table, unsigned flags, MDB_txn **txn, MDB_dbi *dbi)
 {
     char path[PATH_MAX];
     store_path(store, "meta.lmdb", path);
     MDB_env *env;
-    MDB_txn *txn;
-    MDB_dbi dbi;
     lmdb_check(mdb_env_create(&env), "env_create");
     lmdb_check(mdb_env_set_maxdbs(env, 16), "set_maxdbs");
     lmdb_check(mdb_env_open(env, path, MDB_NOSUBDIR, 0644), "env_open");
-    lmdb_check(mdb_txn_begin(env, NULL, 0, &txn), "txn_begin");
-    lmdb_check(mdb_dbi_open(txn, "objects", 0, &dbi), "dbi_open objects");
+    lmdb_check(mdb_txn_begin(env, NULL, 0, txn), "txn_begin");
+    lmdb_check(mdb_dbi_open(*txn, table, flags, dbi), "dbi_open");
+    return env;
+}
+
+static void edit_object_record(const char *store, const minidbx_id *id, size_t size, record_edit edit)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_env *env = raw_begin(store, "objects", 0, &txn, &dbi);
     MDB_val key = {MINIDBX_ID_SIZE, (void *)id->bytes};
     MDB_val value;
     lmdb_check(mdb_get(txn, dbi, &key, &value), "get record");
@@ -161,6 +168,128 @@ START_TEST(corrupt_reads_fail)
         ck_assert_ok(minidbx_get(fx_db, good[i], &data, &size));
         minidbx_free(data);
     }
+    free_corrupted(&cs);
+}
+END_TEST
+
+/* The names a repair reports removed, in the order it reports them. */
+typedef struct {
+    problem_log log;
+    char names[4][64];
+    minidbx_id ids[4];
+    int count;
+    minidbx_problem after; /* the kind reported just before the first name */
+    minidbx_problem last;
+} removed_names;
+
+static void removed_names_cb(void *ctx, minidbx_problem kind, const minidbx_id *id, const char *detail,
+                             int repaired)
+{
+    removed_names *r = ctx;
+    problem_log_cb(&r->log, kind, id, detail, repaired);
+    if (kind == MINIDBX_PROBLEM_NAME_REMOVED) {
+        ck_assert_int_lt(r->count, 4);
+        ck_assert_ptr_nonnull(id);
+        ck_assert_int_eq(repaired, 1);
+        if (r->count == 0)
+            r->after = r->last;
+        snprintf(r->names[r->count], sizeof r->names[0], "%s", detail);
+        r->ids[r->count++] = *id;
+    }
+    r->last = kind;
+}
+
+static int removed_names_has(const removed_names *r, const char *name, const minidbx_id *id)
+{
+    for (int i = 0; i < r->count; i++)
+        if (strcmp(r->names[i], name) == 0 && minidbx_id_equal(&r->ids[i], id))
+            return 1;
+    return 0;
+}
+
+/* Repair removes a corrupt object with its names, and says which names:
+ * one NAME_REMOVED each (after its object's CORRUPT), not counted as
+ * problems; a name of a sound object is neither removed nor reported. */
+START_TEST(repair_reports_removed_names)
+{
+    corrupted_store cs;
+    corrupt_two_objects(&cs); /* "points/at/bad" names bad_inline */
+    ck_assert_ok(minidbx_name_set(fx_db, "also/bad", &cs.bad_file));
+    ck_assert_ok(minidbx_name_set(fx_db, "also/bad/too", &cs.bad_file));
+    ck_assert_ok(minidbx_name_set(fx_db, "good", &cs.good_file));
+
+    removed_names dry = { 0 };
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, removed_names_cb, &dry));
+    ck_assert_int_eq(dry.count, 0); /* without REPAIR, nothing removed */
+
+    removed_names r = { 0 };
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, removed_names_cb, &r));
+    ck_assert_uint_eq(report.problems, 2);
+    ck_assert_uint_eq(report.repaired, 2);
+    ck_assert_int_eq(r.count, 3);
+    ck_assert_uint_eq(r.log.count[MINIDBX_PROBLEM_NAME_REMOVED], 3);
+    ck_assert(removed_names_has(&r, "points/at/bad", &cs.bad_inline));
+    ck_assert(removed_names_has(&r, "also/bad", &cs.bad_file));
+    ck_assert(removed_names_has(&r, "also/bad/too", &cs.bad_file));
+    ck_assert_int_eq(r.after, MINIDBX_PROBLEM_CORRUPT);
+    minidbx_name_info name;
+    ck_assert_rc(minidbx_name_get(fx_db, "also/bad", &name), MINIDBX_ENOTFOUND);
+    ck_assert_ok(minidbx_name_get(fx_db, "good", &name));
+    ck_assert(minidbx_id_equal(&name.id, &cs.good_file));
+
+    /* one id: its names only */
+    ck_assert_ok(minidbx_put(fx_db, cs.bad_file_data, cs.file_size, NULL));
+    ck_assert_ok(minidbx_name_set(fx_db, "again/bad", &cs.bad_file));
+    char blob[PATH_MAX];
+    store_blob_path(fx_dir, &cs.bad_file, blob);
+    ck_assert_int_eq(unlink(blob), 0);
+    removed_names one = { 0 };
+    ck_assert_ok(minidbx_verify(fx_db, &cs.bad_file, MINIDBX_VERIFY_REPAIR, &report, removed_names_cb, &one));
+    ck_assert_uint_eq(report.problems, 1);
+    ck_assert_int_eq(one.count, 1);
+    ck_assert(removed_names_has(&one, "again/bad", &cs.bad_file));
+    ck_assert_int_eq(one.after, MINIDBX_PROBLEM_MISSING);
+    ck_assert_ok(minidbx_name_get(fx_db, "good", &name));
+    free_corrupted(&cs);
+}
+END_TEST
+
+/* Add a refs entry (id -> name) with raw LMDB (the store closed): the
+ * name's own object is another one. */
+static void add_stray_ref(const char *store, const minidbx_id *id, const char *name)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_env *env = raw_begin(store, "refs", MDB_DUPSORT, &txn, &dbi);
+    MDB_val key = { MINIDBX_ID_SIZE, (void *)id->bytes }, value = { strlen(name), (void *)name };
+    lmdb_check(mdb_put(txn, dbi, &key, &value, MDB_NODUPDATA), "put ref");
+    lmdb_check(mdb_txn_commit(txn), "commit");
+    mdb_env_close(env);
+}
+
+/* A stray refs entry from a corrupt object to a name of a sound one: the
+ * repair removes the corrupt object and its own name, never that name. */
+START_TEST(repair_keeps_a_name_of_another_object)
+{
+    corrupted_store cs;
+    corrupt_two_objects(&cs); /* "points/at/bad" names bad_inline; the store reopened */
+    ck_assert_ok(minidbx_name_set(fx_db, "good", &cs.good_file));
+    minidbx_close(fx_db);
+    fx_db = NULL;
+    add_stray_ref(fx_dir, &cs.bad_inline, "good");
+    fixture_reopen(0);
+
+    removed_names r = { 0 };
+    minidbx_verify_report report;
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, removed_names_cb, &r));
+    ck_assert_int_eq(r.count, 1);
+    ck_assert(removed_names_has(&r, "points/at/bad", &cs.bad_inline));
+    minidbx_name_info name;
+    ck_assert_ok(minidbx_name_get(fx_db, "good", &name));
+    ck_assert(minidbx_id_equal(&name.id, &cs.good_file));
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+    ck_assert_uint_eq(report.problems, 0);
     free_corrupted(&cs);
 }
 END_TEST
@@ -745,6 +874,8 @@ static Suite *verify_suite(void)
     TCase *tc = tcase_with_store("verify", TEST_TIMEOUT_S);
     tcase_add_test_needs(tc, corrupt_reads_fail, TEST_CAP_FILES);
     tcase_add_test_needs(tc, verify_reports_repairs_then_clean, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, repair_reports_removed_names, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, repair_keeps_a_name_of_another_object, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, no_verify_skips_hash, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, missing_blob_file, TEST_CAP_FILES);
     tcase_add_test_needs(tc, truncated_blob_file, TEST_CAP_FILES);

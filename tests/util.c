@@ -329,6 +329,7 @@ const char *problem_kind_name(minidbx_problem kind)
     case MINIDBX_PROBLEM_BADREF: return "BADREF";
     case MINIDBX_PROBLEM_MISPLACED: return "MISPLACED";
     case MINIDBX_PROBLEM_STALE: return "STALE";
+    case MINIDBX_PROBLEM_NAME_REMOVED: return "NAME_REMOVED";
     }
     return "?";
 }

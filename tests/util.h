@@ -120,7 +120,7 @@ int test_gc_now(minidbx *db, minidbx_gc_report *report);
 
 /* ---- verify problem collector ---- */
 
-#define PROBLEM_KINDS 9 /* minidbx_problem values are 1..8 */
+#define PROBLEM_KINDS 10 /* minidbx_problem values are 1..9 */
 #define PROBLEM_IDS_MAX 64
 
 typedef struct {

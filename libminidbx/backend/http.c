@@ -722,7 +722,8 @@ static int verify_report_items(json_object *reply, minidbx_verify_report *out)
 }
 
 /* {"problem": NAME, "id": ID or null, "detail": "...", "repaired": bool}
- * (wire_json.c) -> cb */
+ * (wire_json.c) -> cb. A kind this client does not know (a newer node's)
+ * is skipped, not an error. */
 static int problem_item(json_object *obj, minidbx_problem_cb cb, void *ctx)
 {
     json_object *id_item = json_get(obj, "id");
@@ -733,8 +734,10 @@ static int problem_item(json_object *obj, minidbx_problem_cb cb, void *ctx)
     minidbx_id id;
     int rc = 0;
 
-    if (kind == 0)
-        rc = minidbx_error_set(MINIDBX_EIO, "verify: a problem of unknown kind \"%s\"", name ? name : "");
+    if (!name)
+        rc = minidbx_error_set(MINIDBX_EIO, "verify: a problem without its kind");
+    else if (kind == 0)
+        return 0;
     if (rc == 0 && has_id)
         rc = parse_id_item(id_item, &id);
     if (rc == 0 && cb)
@@ -757,6 +760,7 @@ static int http_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags
     if ((rc = call_url(hb, &call, "/v1/verify", NULL)) == 0 &&
         (rc = dbx_remote_call_query(&call, "id", id ? hex : NULL)) == 0 &&
         (rc = dbx_remote_call_query(&call, "repair", flags & MINIDBX_VERIFY_REPAIR ? "1" : NULL)) == 0 &&
+        (rc = dbx_remote_call_query(&call, "names", flags & MINIDBX_VERIFY_REPAIR ? "1" : NULL)) == 0 &&
         (reply = http_expect_json(hb, &call, &rc)) != NULL &&
         (rc = verify_report_items(reply, report)) == 0) {
         json_object *problems = json_get(reply, "problem_list");

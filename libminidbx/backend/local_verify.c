@@ -378,7 +378,43 @@ static int recheck(local_store *s, MDB_txn *txn, const problem *p, bool locked, 
     return add_problem(confirmed, p->kind, p->has_id ? &p->id : NULL, p->detail);
 }
 
-static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_after)
+/* The names local_remove_object is about to remove with id: each one that
+ * points at id goes to removed (reported as NAME_REMOVED once committed).
+ * A refs entry whose name points at another object (a BADREF) is dropped
+ * first, so that name is not removed with an object it never named. */
+static int note_removed_names(local_store *s, MDB_txn *txn, const minidbx_id *id, problem_list *removed)
+{
+    MDB_cursor *c;
+    MDB_val k = { MINIDBX_ID_SIZE, (void *)id->bytes }, v, nv;
+    problem_list stray = { 0 };
+    char name[MINIDBX_NAME_MAX + 1];
+    int rc = 0, lrc = mdb_cursor_open(txn, s->refs, &c);
+    if (lrc)
+        return dbx_error_lmdb(lrc, "%s: repair refs", s->root);
+    for (lrc = mdb_cursor_get(c, &k, &v, MDB_SET); lrc == 0 && rc == 0;
+         lrc = mdb_cursor_get(c, &k, &v, MDB_NEXT_DUP)) {
+        MDB_val nk = v;
+        if (v.mv_size > MINIDBX_NAME_MAX || mdb_get(txn, s->names, &nk, &nv) != 0)
+            continue; /* no such name: nothing to remove */
+        memcpy(name, v.mv_data, v.mv_size);
+        name[v.mv_size] = '\0';
+        bool ours = nv.mv_size == sizeof(name_value) && memcmp(nv.mv_data, id->bytes, MINIDBX_ID_SIZE) == 0;
+        rc = add_problem(ours ? removed : &stray, MINIDBX_PROBLEM_NAME_REMOVED, id, name);
+    }
+    mdb_cursor_close(c);
+    if (rc == 0 && lrc != MDB_NOTFOUND)
+        rc = dbx_error_lmdb(lrc, "%s: repair refs", s->root);
+    for (size_t i = 0; rc == 0 && i < stray.count; i++) {
+        MDB_val rk = { MINIDBX_ID_SIZE, (void *)id->bytes };
+        MDB_val rv = { strlen(stray.items[i].detail), stray.items[i].detail };
+        if ((lrc = mdb_del(txn, s->refs, &rk, &rv)) != 0 && lrc != MDB_NOTFOUND)
+            rc = dbx_error_lmdb(lrc, "%s: repair refs", s->root);
+    }
+    free_problems(&stray);
+    return rc;
+}
+
+static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_after, problem_list *removed)
 {
     MDB_val k = { MINIDBX_ID_SIZE, p->id.bytes }, v, nk, nv;
     minidbx_id id;
@@ -397,7 +433,8 @@ static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_aft
         if (local_record_parse(&v, &p->id, &h) < 0) /* unreadable: remove as if inline */
             memset(&h, 0, sizeof h);
         *unlink_after = !(h.flags & RECORD_INLINE);
-        return local_remove_object(s, txn, &p->id, &h);
+        lrc = note_removed_names(s, txn, &p->id, removed); /* a minidbx code */
+        return lrc < 0 ? lrc : local_remove_object(s, txn, &p->id, &h);
     case MINIDBX_PROBLEM_ORPHAN:
         base = strrchr(p->detail, '/');
         *unlink_after = !blob_wanted(s, txn, base ? base + 1 : p->detail, &id);
@@ -430,15 +467,16 @@ static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_aft
 
 /* Fix the confirmed problems in txn (a write transaction under the
  * exclusive lock, the one they were confirmed in), commit, then unlink the
- * files: records first, as delete does. */
-static int repair(local_store *s, MDB_txn *txn, problem_list *found)
+ * files: records first, as delete does. The names removed with their
+ * objects go to removed, in the order of their objects in found. */
+static int repair(local_store *s, MDB_txn *txn, problem_list *found, problem_list *removed)
 {
     int rc = 0, lrc;
     bool *unlink_after = calloc(found->count ? found->count : 1, sizeof *unlink_after);
     if (!unlink_after)
         rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     for (size_t i = 0; rc == 0 && i < found->count; i++)
-        rc = repair_one(s, txn, &found->items[i], &unlink_after[i]);
+        rc = repair_one(s, txn, &found->items[i], &unlink_after[i], removed);
     if (rc == 0 && (lrc = mdb_txn_commit(txn)) != 0)
         rc = dbx_error_lmdb(lrc, "%s: repair commit", s->root);
     else if (rc < 0)
@@ -467,7 +505,8 @@ static int repair(local_store *s, MDB_txn *txn, problem_list *found)
  * repair there) the batch's transaction is used unlocked, and orphans,
  * which cannot then be told from another process's put in flight, are not
  * reported. A read-only handle that cannot take the lock does the same. */
-static int confirm_and_repair(local_store *s, problem_list *suspects, bool fix, problem_list *confirmed)
+static int confirm_and_repair(local_store *s, problem_list *suspects, bool fix, problem_list *confirmed,
+                              problem_list *removed)
 {
     bool in_batch = local_in_batch(s);
     int lock_fd = in_batch ? -1 : local_lock(s, true);
@@ -489,7 +528,7 @@ static int confirm_and_repair(local_store *s, problem_list *suspects, bool fix, 
     for (size_t i = 0; rc == 0 && i < suspects->count; i++)
         rc = recheck(s, txn, &suspects->items[i], lock_fd >= 0, buf, h, confirmed);
     if (fix && rc == 0)
-        rc = repair(s, wtxn, confirmed); /* commits or aborts wtxn */
+        rc = repair(s, wtxn, confirmed, removed); /* commits or aborts wtxn */
     else if (wtxn)
         mdb_txn_abort(wtxn);
     if (rt.txn)
@@ -504,7 +543,7 @@ int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags, mini
                  minidbx_problem_cb cb, void *ctx)
 {
     local_store *s = (local_store *)be;
-    problem_list suspects = { 0 }, found = { 0 };
+    problem_list suspects = { 0 }, found = { 0 }, removed = { 0 };
     read_txn rt;
     bool fix = flags & MINIDBX_VERIFY_REPAIR;
     if (fix && local_in_batch(s))
@@ -521,19 +560,26 @@ int local_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags, mini
     local_read_end(s, &rt);
     DBX_TEST_PAUSE("verify-scanned");
     if (rc == 0 && suspects.count)
-        rc = confirm_and_repair(s, &suspects, fix, &found);
-    for (size_t i = 0; rc == 0 && i < found.count; i++) {
+        rc = confirm_and_repair(s, &suspects, fix, &found, &removed);
+    for (size_t i = 0, j = 0; rc == 0 && i < found.count; i++) {
         problem *p = &found.items[i];
         report->problems++;
         report->repaired += p->repaired;
         if (cb)
             cb(ctx, p->kind, p->has_id ? &p->id : NULL, p->detail, p->repaired);
+        /* then the names that went with it (not problems of their own) */
+        for (; j < removed.count && (p->kind == MINIDBX_PROBLEM_CORRUPT || p->kind == MINIDBX_PROBLEM_MISSING) &&
+               minidbx_id_equal(&removed.items[j].id, &p->id);
+             j++)
+            if (cb)
+                cb(ctx, MINIDBX_PROBLEM_NAME_REMOVED, &p->id, removed.items[j].detail, 1);
     }
     /* A read-only handle reports stale temp files and leaves them. */
     if (rc == 0 && !id)
         rc = local_sweep_tmp(s, fix, cb, ctx, report);
     free_problems(&suspects);
     free_problems(&found);
+    free_problems(&removed);
     return rc;
 }
 

@@ -552,9 +552,11 @@ int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
 /* Delete id (and with CASCADE its names). expect (may be NULL): only the
  * bytes of that version, checked before anything is removed and again
  * just before the object's DELETE (s3_delete_key_if); 1 when the key holds
- * other bytes now (then the object is kept). */
+ * other bytes now (then the object is kept). gone (with expect; may be
+ * NULL): once deleted, the names removed with it (the caller frees
+ * gone->names). */
 static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned flags,
-                         const struct s3_version *expect)
+                         const struct s3_version *expect, struct ref_names *gone)
 {
     char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
     struct ref_names r = { NULL, 0, 0, 0 };
@@ -609,6 +611,14 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
         if (back < 0)
             rc = back;
     }
+    if (rc == 0 && gone && removed_at) {
+        gone->count = 0;
+        for (size_t i = 0; i < r.count; i++)
+            if (removed_at[i] >= 0)
+                memcpy(r.names[gone->count++], r.names[i], sizeof r.names[i]);
+        gone->names = r.names;
+        r.names = NULL;
+    }
     free(removed_at);
     free(r.names);
     return rc;
@@ -616,7 +626,7 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
 
 int s3_be_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
 {
-    return delete_object(s3_of(be), id, flags, NULL);
+    return delete_object(s3_of(be), id, flags, NULL, NULL);
 }
 
 /* ---- verify ------------------------------------------------------------------------ */
@@ -639,9 +649,10 @@ static void problem(struct verify_run *v, minidbx_problem kind, const minidbx_id
                     const char *detail, bool repaired)
 {
     pthread_mutex_lock(&v->lock);
-    v->report->problems++;
-    if (repaired)
-        v->report->repaired++;
+    if (kind != MINIDBX_PROBLEM_NAME_REMOVED) { /* not a problem of its own */
+        v->report->problems++;
+        v->report->repaired += repaired;
+    }
     if (v->cb)
         v->cb(v->ctx, kind, id, detail, repaired);
     pthread_mutex_unlock(&v->lock);
@@ -691,13 +702,14 @@ static int verify_one(void *cls, size_t i)
     if (minidbx_id_equal(&got, id))
         return 0;
     bool repaired = false, replaced = false;
+    struct ref_names gone = { NULL, 0, 0, 0 };
     for (int hashes = 0; hashes < REHASH_MAX; hashes++) {
         if ((rc = s3_hash_object(v->sb, key, &got, &size, &version)) < 0 || minidbx_id_equal(&got, id))
             return rc == MINIDBX_ENOTFOUND ? 0 : rc;
         if (!(v->flags & MINIDBX_VERIFY_REPAIR))
             break;
         DBX_TEST_PAUSE("s3-verify-hashed");
-        rc = delete_object(v->sb, id, MINIDBX_DELETE_CASCADE, &version);
+        rc = delete_object(v->sb, id, MINIDBX_DELETE_CASCADE, &version, &gone);
         if (rc < 0 && rc != MINIDBX_ENOTFOUND)
             return rc;
         repaired = rc != 1;
@@ -708,6 +720,9 @@ static int verify_one(void *cls, size_t i)
     snprintf(detail, sizeof detail, "%s%s: bytes do not hash to the id%s", v->sb->prefix, key,
              replaced ? " (kept: put again while verify ran, and still wrong)" : "");
     problem(v, MINIDBX_PROBLEM_CORRUPT, id, detail, repaired);
+    for (size_t n = 0; n < gone.count; n++)
+        problem(v, MINIDBX_PROBLEM_NAME_REMOVED, id, gone.names[n], true);
+    free(gone.names);
     return 0;
 }
 

@@ -333,8 +333,15 @@ if [ -n "$BLOB_FILE" ]; then
     check "  corrupt ID line" out_has "corrupt $BLOB"
     expect 0 "verify --repair" "$M" verify --repair
     check "  repaired" out_has "(repaired)"
+    check "  says which name it removed" out_has "name removed  blob  (pointed at $BLOB)"
+    check "  and counts it" out_has " 1 repaired, 1 names removed"
     expect 0 "verify after repair" "$M" verify
     expect 1 "the corrupt object is gone" "$M" exists "$BLOB"
+    "$M" put -n blob blob.bin >/dev/null && "$M" name set blob2 "$BLOB" >/dev/null
+    printf 'X' | dd of="$BLOB_FILE" bs=1 seek=1000 conv=notrunc status=none
+    expect 0 "verify --repair --json" "$M" verify --repair --json
+    check "  one name_removed record per name" eval '[ "$(grep name_removed "$T/out" | "$JSONQ" name id repaired | sort | tr "\t\n" ",;")" = "blob,$BLOB,true;blob2,$BLOB,true;" ]'
+    check "  summary: 1 problem, 2 names removed" eval '[ "$(tail -n1 "$T/out" | "$JSONQ" problems names_removed)" = "1	2" ]'
 else
     not_ok "find the blob file of a 1 MiB object under $T/store"
 fi

@@ -70,6 +70,15 @@ static void count_problem(void *ctx, minidbx_problem kind, const minidbx_id *id,
     (*(size_t *)ctx)++;
 }
 
+/* gc's removed callback: ctx counts the calls. */
+static void count_removed(void *ctx, const minidbx_id *id, uint64_t size)
+{
+    (void)size;
+    if (!id)
+        fuzz_fail("gc reported a removed object without its id");
+    (*(size_t *)ctx)++;
+}
+
 static void check_name_info(const minidbx_name_info *info, const char *call)
 {
     if (strnlen(info->name, sizeof info->name) == sizeof info->name)
@@ -181,9 +190,18 @@ static void run_call(unsigned which, const minidbx_id *id, const minidbx_id *oth
     case 12:
         check_code(minidbx_delete(db, id), "delete");
         break;
-    case 13:
+    case 13: { /* the default grace (asks /v1/info first), then a dry run listing */
+        size_t removed = 0;
+        minidbx_gc_options dry = MINIDBX_GC_OPTIONS_INIT;
+        dry.flags = MINIDBX_GC_DRY_RUN;
+        dry.removed = count_removed;
+        dry.ctx = &removed;
         check_code(minidbx_gc(db, &gc), "gc");
+        check_code(rc = minidbx_gc_ex(db, &dry, &gc), "gc dry run");
+        if (rc == 0 && removed > 10000)
+            fuzz_fail("gc listed %zu objects, over the documented 10,000", removed);
         break;
+    }
     case 14:
         check_code(minidbx_name_set(db, "docs/hello.txt", id), "name_set");
         break;

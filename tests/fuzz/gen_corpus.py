@@ -247,6 +247,7 @@ JSON = "Content-Type: application/json\r\n"
 OBJ_HEADERS = ("ETag: \"%s\"\r\nContent-Type: application/octet-stream\r\nX-Minidbx-Created-Ns: 1\r\n"
                "X-Minidbx-Refs: 1\r\nX-Minidbx-Storage: inline\r\n" % SMALL_ID)
 name_info = {"name": "docs/hello.txt", "id": SMALL_ID, "size": 12, "mtime_ns": 5}
+GRACE_S = 14 * 24 * 3600  # MINIDBX_GC_DEFAULT_GRACE_NS, in seconds
 CALLS = {"open": 0, "get": 1, "stat": 2, "exists": 3, "name-get": 4, "list": 5, "name-list": 6,
          "missing": 7, "verify": 8, "info": 9, "reader": 10, "put": 11, "delete": 12, "gc": 13,
          "name-set": 14, "name-delete": 15}
@@ -280,9 +281,12 @@ for name, call, status, text in [
         ("missing", "missing", 0, resp(JSON, json.dumps({"missing": [MISSING_ID]}).encode())),
         ("missing-unasked", "missing", 0, resp(JSON, json.dumps({"missing": [LARGE_ID, SMALL_ID, SMALL_ID, SMALL_ID]}).encode())),
         ("verify", "verify", 0, resp(JSON, json.dumps(
-            {"objects_checked": 3, "bytes_checked": 10, "problems": 1, "repaired": 0, "truncated": False,
-             "problem_list": [{"kind": 1, "id": SMALL_ID, "detail": "bad", "repaired": False},
-                              {"kind": 4, "id": None, "detail": "tmp/x", "repaired": True}]}).encode())),
+            {"objects_checked": 3, "bytes_checked": 10, "problems": 2, "repaired": 1, "truncated": False,
+             "problem_list": [{"problem": "corrupt", "id": SMALL_ID, "detail": "bad", "repaired": True},
+                              {"problem": "name_removed", "name": "docs/hello.txt", "id": SMALL_ID,
+                               "detail": "docs/hello.txt", "repaired": True},
+                              {"problem": "temp", "id": None, "detail": "tmp/x", "repaired": False},
+                              {"problem": "from-a-newer-node", "id": None, "detail": "", "repaired": False}]}).encode())),
         ("info", "info", 0, resp(JSON, json.dumps(
             {"objects": 1, "bytes": 2, "inline_objects": 1, "file_objects": 0, "names": 1,
              "inline_threshold": 16384, "backend": "local-backend-with-a-long-name"}).encode())),
@@ -294,7 +298,16 @@ for name, call, status, text in [
         ("put-full", "put", 14, resp(JSON, b'{"error": "no space"}')),
         ("delete", "delete", 3, b"\r\n"),
         ("delete-referenced", "delete", 9, resp(JSON, b'{"error": "referenced"}')),
-        ("gc", "gc", 0, resp(JSON, b'{"objects_removed": 2, "bytes_removed": 30}')),
+        # gc with a grace asks /v1/info for gc_grace first: the fake node
+        # answers both requests with this one body (fuzz_http_client.c runs
+        # a gc and a dry run: the one whose echo differs fails)
+        ("gc", "gc", 0, resp(JSON, json.dumps(
+            {"gc_grace": True, "objects_removed": 2, "bytes_removed": 30, "older_than": GRACE_S,
+             "dry_run": False, "removed": [{"id": SMALL_ID, "size": 12}, {"id": MISSING_ID, "size": 18}]}).encode())),
+        ("gc-dry-run", "gc", 0, resp(JSON, json.dumps(
+            {"gc_grace": True, "objects_removed": 1, "bytes_removed": 12, "older_than": GRACE_S,
+             "dry_run": True, "removed": [{"id": SMALL_ID, "size": 12}]}).encode())),
+        ("gc-old-node", "gc", 0, resp(JSON, b'{"objects_removed": 2, "bytes_removed": 30}')),
         ("name-set", "name-set", 0, resp(JSON, json.dumps(name_info).encode())),
         ("name-delete", "name-delete", 3, b"\r\n"),
         ("bad-header", "get", 0, b"no colon here\r\n\r\n")]:

@@ -36,6 +36,14 @@ START_TEST(table_both_ways)
         int back = dbx_wire_code_for_status(status);
         ck_assert_int_eq(dbx_wire_status_for(back), status);
     }
+    /* verify problems: each kind has its own name and reads back as itself */
+    for (int kind = MINIDBX_PROBLEM_CORRUPT; kind <= MINIDBX_PROBLEM_NAME_REMOVED; kind++) {
+        const char *name = dbx_wire_problem_name((minidbx_problem)kind);
+        ck_assert_str_ne(name, "unknown");
+        ck_assert_int_eq(dbx_wire_problem_kind(name), kind);
+    }
+    ck_assert_str_eq(dbx_wire_problem_name(MINIDBX_PROBLEM_NAME_REMOVED), "name_removed");
+    ck_assert_int_eq(dbx_wire_problem_kind("from-a-newer-node"), 0);
     ck_assert_int_eq(dbx_wire_code_for_status(404), MINIDBX_ENOTFOUND);
     ck_assert_int_eq(dbx_wire_code_for_status(413), MINIDBX_ETOOBIG);
     ck_assert_int_eq(dbx_wire_code_for_status(401), MINIDBX_EPERM);

@@ -635,8 +635,12 @@ START_TEST(verify_finds_and_repairs)
     ck_assert_rc(minidbx_verify(db, &bad, 0, &report, NULL, NULL), MINIDBX_OK);
 
     memset(&report, 0, sizeof report);
-    ck_assert_ok(minidbx_verify(db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+    memset(&log, 0, sizeof log);
+    ck_assert_ok(minidbx_verify(db, NULL, MINIDBX_VERIFY_REPAIR, &report, problem_log_cb, &log));
+    ck_assert_uint_eq(report.problems, 3); /* the name removed is not one */
     ck_assert_uint_eq(report.repaired, 3);
+    ck_assert_uint_eq(log.count[MINIDBX_PROBLEM_NAME_REMOVED], 1); /* "bad", said */
+    ck_assert(problem_log_has(&log, MINIDBX_PROBLEM_NAME_REMOVED, &bad));
     ck_assert_int_eq(minidbx_exists(db, &bad), 0);
     ck_assert_rc(minidbx_name_get(db, "bad", &(minidbx_name_info){ 0 }), MINIDBX_ENOTFOUND);
     ck_assert_rc(minidbx_name_get(db, "gone", &(minidbx_name_info){ 0 }), MINIDBX_ENOTFOUND);
