@@ -114,8 +114,9 @@ static const struct cli_command commands[] = {
       "  --repair   remove corrupt and missing objects (and their names),\n"
       "             orphan blobs and temp files; fix reference counts\n"
       "             (on a cluster: store, what `mdbx repair` does)\n"
-      "Prints one line per problem and a summary. Exit status 3 if a problem\n"
-      "remains.\n" },
+      "Prints one line per problem, one per name removed with its object\n"
+      "(name removed  NAME  (pointed at ID)) and a summary. Exit status 3 if\n"
+      "a problem remains.\n" },
     { "repair", NULL, cmd_repair, "[--dry-run]",
       "bring every object and name back to its copies (verify --repair)",
       "  --dry-run   report what is wrong, change nothing\n"

@@ -133,6 +133,16 @@ flip "$(blob_of "$FLIPPED")" 5000
 expect_code 200 "POST /v1/verify?repair=1&names=1" -X POST "$URL/v1/verify?repair=1&names=1"
 check "  ... lists the name removed with it, not as a problem" eval \
     'body_has "{\"problem\":\"name_removed\",\"name\":\"flipped\",\"id\":\"$FLIPPED\",\"detail\":\"flipped\",\"repaired\":true}" && body_has "\"problems\":1,"'
+if [ "${HTTP_CLIENT:-1}" = 1 ]; then
+    req -X PUT --data-binary @"$T/flipped" "$URL/v1/objects"
+    req -X PUT --data "{\"id\":\"$FLIPPED\"}" "$URL/v1/names/flipped"
+    flip "$(blob_of "$FLIPPED")" 5000
+    run "$MDBX" -s "$URL" verify --repair
+    check "  ... \`mdbx verify --repair\` through the http:// client names it" eval \
+        '[ "$status" = 0 ] && out_has "name removed  flipped  (pointed at $FLIPPED)" && out_has ", 1 names removed"'
+else
+    skip "verify --repair through the http:// client" "the http:// client is not built"
+fi
 expect_code 200 "GET /v1/info says gc takes older_than and dry_run" "$URL/v1/info"
 check "  ... gc_grace" body_has '"gc_grace":true'
 expect_code 200 "POST /v1/gc (the node's default grace: 14 days)" -X POST "$URL/v1/gc"
