@@ -139,7 +139,17 @@ static void log_mhd(void *cls, const char *fmt, va_list ap)
                         "(a TLS client on this plain HTTP port? use http://, or --tls-cert and --tls-key)\n");
         return;
     }
-    fprintf(stderr, "mdbx serve: %s%s", message, message[0] && message[strlen(message) - 1] == '\n' ? "" : "\n");
+    /* its messages may quote what a client sent: no raw bytes in the log */
+    size_t len = strlen(message);
+    while (len && message[len - 1] == '\n')
+        message[--len] = '\0';
+    fputs("mdbx serve: ", stderr);
+    for (const unsigned char *p = (const unsigned char *)message; *p; p++)
+        if (*p >= 0x20 && *p < 0x7f)
+            fputc(*p, stderr);
+        else
+            fprintf(stderr, "\\x%02x", *p);
+    fputc('\n', stderr);
 }
 
 static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, int family,

@@ -42,7 +42,7 @@ check "  would copy 6 objects and 4 names" eval '[ "$(summary dry_run objects na
 check "  and copies nothing" eval '[ -z "$("$M" -s "$S3/dry" ls)" ]'
 
 echo "# --- a name that differs on both sides"
-"$M" -s "$S3/one" put -n docs/readme other >/dev/null
+"$M" -s "$S3/one" put -f -n docs/readme other >/dev/null
 expect 0 "sync A -> s3 with docs/readme pointing elsewhere there" "$M" sync A "$S3/one"
 check "  the source wins, and says what it replaced" out_has "named docs/readme $(sha readme) (was $(sha other))"
 

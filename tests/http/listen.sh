@@ -11,10 +11,15 @@ TAKEN=$PORT
 expect 4 "a second node on the same port" "$MDBX" -s "$T/store2" serve --listen "127.0.0.1:$TAKEN"
 check "  says which address is in use, in one line" \
     eval '[ "$(cat "$T/err")" = "mdbx serve: 127.0.0.1:$TAKEN is in use" ]'
-curl -sk --max-time 5 -o /dev/null "https://127.0.0.1:$TAKEN/health"
-sleep 0.2
-check "a TLS client on the plain port: one clear line in the log, no HTML, no raw bytes" \
-    eval '[ "$(grep -c "" "$T/server.err")" = 1 ] && grep -q "^mdbx serve: a malformed request got 400 and its connection was closed (a TLS client on this plain HTTP port? use http://, or --tls-cert and --tls-key)$" "$T/server.err"'
+# TLS clients on the plain port (each hello is random: libmicrohttpd
+# answers most with 400 and says so, drops some without a word)
+for _ in 1 2 3 4 5; do curl -sk --max-time 5 -o /dev/null "https://127.0.0.1:$TAKEN/health"; done
+for _ in $(seq 20); do grep -q "malformed request" "$T/server.err" && break; sleep 0.1; done
+check "TLS clients on the plain port: clear lines in the log, no HTML, no raw bytes" \
+    eval '[ "$(grep -vc "^mdbx serve: a malformed request got 400 and its connection was closed (a TLS client on this plain HTTP port? use http://, or --tls-cert and --tls-key)$" "$T/server.err")" = 0 ] &&
+          grep -q "malformed request" "$T/server.err" &&
+          ! grep -qi "<html" "$T/server.err" && ! LC_ALL=C grep -q "[^[:print:][:space:]]" "$T/server.err" ||
+          { echo "# the log:"; diag "$T/server.err"; false; }'
 expect 4 "--listen PORT alone (127.0.0.1) on the same port" "$MDBX" -s "$T/store2" serve --listen "$TAKEN"
 check "  says 127.0.0.1:PORT is in use" err_has "mdbx serve: 127.0.0.1:$TAKEN is in use"
 stop_server
