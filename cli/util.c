@@ -138,6 +138,14 @@ int cli_fail(struct cli *cli, const char *what, int code, const char *reason)
     minidbx_id id;
     if (!reason && code == MINIDBX_ENOTFOUND && what && minidbx_id_parse(&id, what) == 0)
         reason = "object not found";
+    /* The library's detail often starts with the path the message names
+     * already: say it once. A bad argument's detail says all there is, so
+     * it stands alone, not inside "invalid argument (...)". */
+    size_t what_len = what ? strlen(what) : 0;
+    if (what && strncmp(detail, what, what_len) == 0 && detail[what_len] == ':' && detail[what_len + 1] == ' ')
+        memmove(detail, detail + what_len + 2, strlen(detail + what_len + 2) + 1);
+    if (!reason && code == MINIDBX_EINVAL && detail[0])
+        reason = detail;
     if (!reason)
         reason = minidbx_strerror(code);
     fprintf(stderr, "mdbx: %s%s%s: %s", command_name(cli), what ? " " : "", what ? what : "",

@@ -90,7 +90,7 @@ static int classify_location(const char *path)
     if (stat(path, &st) < 0)
         return errno == ENOENT ? 0 : dbx_error_errno(errno, "%s", path);
     if (!S_ISDIR(st.st_mode))
-        return minidbx_error_set(MINIDBX_EINVAL, "%s: exists and is not a minidbx store (not a directory)", path);
+        return minidbx_error_set(MINIDBX_EINVAL, "%s: exists and is not a minidbx store: not a directory", path);
     snprintf(meta, sizeof meta, "%s/meta.lmdb", path);
     if (access(meta, F_OK) == 0)
         return 1;

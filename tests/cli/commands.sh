@@ -396,6 +396,10 @@ echo "# --- unwritable stores"
 echo x >plainfile
 expect 2 "a store below a regular file" "$M" -s "$T/plainfile/store" put hello.txt
 check "  names the store" err_has "$T/plainfile/store"
+check "  in one plain line, no brackets" eval '[ "$(cat "$T/err")" = "mdbx: put $T/plainfile/store: Not a directory" ]'
+expect 2 "a store that is a regular file" "$M" -s "$T/plainfile" ls
+check "  says what it is, the path once, no brackets" \
+    eval '[ "$(cat "$T/err")" = "mdbx: ls $T/plainfile: exists and is not a minidbx store: not a directory" ]'
 run "$M" -s /proc/mdbx-cli-test put hello.txt
 check "a store in /proc cannot be created (status $status)" eval '[ "$status" = 1 ] || [ "$status" = 4 ]'
 check "  names it" err_has "/proc/mdbx-cli-test"
