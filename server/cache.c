@@ -50,6 +50,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 
@@ -230,8 +231,10 @@ struct serve_copy *serve_copy_new(struct serve_server *srv, uint64_t size)
         if (live + size > 2 * v->body_cache_bytes)
             return NULL;
     while (!atomic_compare_exchange_weak(&v->live_bytes, &live, live + size));
-    struct serve_copy *body = malloc(sizeof *body + (size ? (size_t)size : 1));
-    if (!body) {
+    /* mapped, not malloc'ed: freed, it goes back to the system at once */
+    size_t bytes = sizeof(struct serve_copy) + (size_t)size;
+    struct serve_copy *body = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (body == MAP_FAILED) {
         atomic_fetch_sub(&v->live_bytes, size);
         return NULL;
     }
@@ -257,7 +260,7 @@ void serve_copy_release(void *cls)
     if (!body || atomic_fetch_sub(&body->refs, 1) != 1)
         return;
     atomic_fetch_sub(&body->owner->live_bytes, body->size);
-    free(body);
+    munmap(body, sizeof *body + body->size);
 }
 
 /* With the lock held: empty slot i. */

@@ -31,17 +31,19 @@
  * /proc/self/maps still belongs to the same mapping when it is advised.
  *
  * The heap is bounded by the bounds on requests (bodies are streamed,
- * connection pools are CONNECTION_MEMORY_BYTES, the caches are fixed)
- * and by glibc's allocator settings, made at start: a fixed mmap
- * threshold (large blocks, such as LMDB's nested transactions' page
- * lists, go back to the system when freed instead of staying in the heap
- * once glibc raises its threshold), a trim threshold, and at most
- * MALLOC_ARENAS arenas (not one per thread that ever allocated). */
+ * connection pools are CONNECTION_MEMORY_BYTES, the caches are fixed;
+ * cache.c maps its copies itself, so they go back to the system when
+ * freed): under 64 PUT clients it stays near 4 MiB (RssAnon). glibc's
+ * allocator is left as it is: fixing its mmap or trim threshold stops
+ * glibc from raising the mmap threshold, and then every write
+ * transaction's LMDB page lists (3 MiB per nested transaction, one per
+ * grouped write) are mmap'ed, faulted in and unmapped again, which slowed
+ * a node under a cluster repair's copies until its peers' 1 s deadlines
+ * marked it down. */
 #include "node.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -51,9 +53,6 @@
 
 #define CHECK_EVERY_REQUESTS 8
 #define TRIM_GROWTH_BYTES (4u << 20)
-#define MALLOC_ARENAS 2
-#define MALLOC_MMAP_THRESHOLD (128u * 1024u)
-#define MALLOC_TRIM_THRESHOLD (1u << 20)
 
 struct serve_memory {
     pthread_mutex_t trim_lock;  /* held by the one thread trimming */
@@ -129,10 +128,6 @@ int serve_memory_start(struct serve_server *srv)
 
     if (!mem)
         return ENOMEM;
-    /* glibc's allocator, for this process (see the top of the file) */
-    mallopt(M_ARENA_MAX, MALLOC_ARENAS);
-    mallopt(M_MMAP_THRESHOLD, MALLOC_MMAP_THRESHOLD);
-    mallopt(M_TRIM_THRESHOLD, MALLOC_TRIM_THRESHOLD);
     mem->page_bytes = sysconf(_SC_PAGESIZE);
     /* without /proc there is nothing to measure by: no trimming */
     mem->statm_fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);

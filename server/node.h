@@ -295,8 +295,8 @@ void serve_parse_range(const char *header, uint64_t size, struct serve_range *ou
 
 /* ---- memory (memory.c) --------------------------------------------------- */
 
-/* Set glibc's allocator up for the node and start watching its resident
- * file pages: 0 or an errno value. Stop before the store is closed. */
+/* Start watching the node's resident file pages: 0 or an errno value.
+ * Stop before the store is closed. */
 int serve_memory_start(struct serve_server *srv);
 void serve_memory_stop(struct serve_server *srv);
 /* A request ended: now and then, give back the resident pages of the
