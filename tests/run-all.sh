@@ -152,6 +152,11 @@ for d in sys.argv[1:]:
         else:
             failed += 1
             print(f"FAILED: {label}: {r['name']} ({res})")
+            # what failed, where CI shows it: check's failure lines (file:line:F/E:...), else the tail
+            out = [l for l in (r.get("stdout") or "").splitlines() if l.strip()]
+            why = [l for l in out if ":F:" in l or ":E:" in l] or out[-6:]
+            for l in why[:6]:
+                print("    | " + l[:300])
 print(f"{passed} passed, {failed} failed, {skipped} skipped")
 sys.exit(1 if failed else 0)
 PY

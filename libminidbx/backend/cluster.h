@@ -146,8 +146,9 @@ int cluster_reader_open(minidbx_backend *be, const minidbx_id *id, minidbx_backe
                         uint64_t *out_size);
 /* Copy an object onto dst from whichever other node holds a good copy
  * (streamed, verified on the way); with name (may be NULL), committed with
- * that name pointing at it (its mtime: now). */
-int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst, const char *name);
+ * that name pointing at it at mtime_ns, in one batch on dst. */
+int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst, const char *name,
+                        int64_t mtime_ns);
 
 /* --- names (cluster_names.c) --------------------------------------------------- */
 

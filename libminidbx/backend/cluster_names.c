@@ -23,16 +23,17 @@ bool cluster_name_newer(const minidbx_name_info *a, const minidbx_name_info *b)
     return memcmp(a->id.bytes, b->id.bytes, MINIDBX_ID_SIZE) > 0;
 }
 
-/* Attempts at setting a name on a node whose gc keeps taking the object. */
+/* Attempts at setting a name on a node whose gc keeps taking the object
+ * (a node without batches: an http:// one; see cluster_copy_object). */
 #define NAME_COPY_ATTEMPTS 3
 
-/* On one node: the object (copied from another node when missing), then
- * the name with its mtime (which leaves a newer copy of the name there
- * alone: last writer wins on the node, in one transaction). The copy is
- * not committed named: that would set the name at the node's clock,
- * newer than the writer's, over any other writer's copy. A gc on the node
- * between the copy and the set makes the set ENOTFOUND: then again.
- * ENOTFOUND: no node has the object. */
+/* On one node: the name with its mtime (which leaves a newer copy of the
+ * name there alone: last writer wins on the node, in one transaction), and
+ * the object under it, copied from another node when missing. A copy is
+ * committed together with the name (cluster_copy_object): left unnamed
+ * for a moment, a gc on the node could take it. A gc between finding the
+ * object there and setting the name makes the set ENOTFOUND: then again,
+ * with a copy. ENOTFOUND: no node has the object. */
 int cluster_name_copy(struct cluster *c, struct cluster_node *node, const char *name,
                       const minidbx_id *id, int64_t mtime_ns)
 {
@@ -44,12 +45,12 @@ int cluster_name_copy(struct cluster *c, struct cluster_node *node, const char *
     for (int attempt = 0; attempt < NAME_COPY_ATTEMPTS && rc == MINIDBX_ENOTFOUND; attempt++) {
         int64_t start = cluster_call_start();
         rc = cluster_call_end(c, node, start, minidbx_exists(db, id));
-        if (rc == 0 && (rc = cluster_copy_object(c, id, node, NULL)) < 0)
-            return rc; /* ENOTFOUND here: no other node has it */
-        if (rc < 0)
-            return rc;
-        start = cluster_call_start();
-        rc = cluster_call_end(c, node, start, minidbx_name_set_at(db, name, id, mtime_ns));
+        if (rc == 1) {
+            start = cluster_call_start();
+            rc = cluster_call_end(c, node, start, minidbx_name_set_at(db, name, id, mtime_ns));
+        } else if (rc == 0) {
+            rc = cluster_copy_object(c, id, node, name, mtime_ns);
+        }
     }
     return rc;
 }

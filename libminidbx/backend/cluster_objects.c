@@ -659,11 +659,31 @@ int cluster_writer_open(minidbx_backend *be, minidbx_backend_writer **out)
 
 /* --- copying one object between nodes (repair, names) --------------------------------- */
 
+/* Commit w (id's bytes) on dst with name pointing at it at mtime_ns,
+ * nothing in between where dst has batches (a local node: one
+ * transaction, so no gc there takes the copy before the name pins it; an
+ * http:// node: one after the other, and a gc between them makes the set
+ * ENOTFOUND). A newer copy of the name on dst stands (last writer wins). */
+static int commit_named_at(minidbx *dst, minidbx_writer *w, const minidbx_id *id, const char *name,
+                           int64_t mtime_ns)
+{
+    int batch = minidbx_batch_begin(dst); /* without one, the two calls alone */
+    int rc = minidbx_writer_commit_ex(w, id, NULL, NULL);
+    if (rc == 0) {
+        DBX_TEST_PAUSE("cluster-name-copy");
+        rc = minidbx_name_set_at(dst, name, id, mtime_ns);
+    }
+    if (batch == 0 && rc == 0)
+        rc = minidbx_batch_commit(dst);
+    else if (batch == 0)
+        minidbx_batch_abort(dst);
+    return rc;
+}
+
 /* Stream id from src to dst in bounded memory: src's reader verifies the
  * bytes at their end, dst's writer checks they hash to id. With name, the
- * copy is committed named (minidbx_writer_commit_named: on a local node in
- * one transaction, so no gc there takes it before the name pins it). */
-static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id, const char *name)
+ * copy is committed named (commit_named_at). */
+static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id, const char *name, int64_t mtime_ns)
 {
     minidbx_reader *r = NULL;
     minidbx_writer *w = NULL;
@@ -676,23 +696,19 @@ static int copy_between(minidbx *src, minidbx *dst, const minidbx_id *id, const 
     while (rc == 0 && n > 0)
         if ((rc = minidbx_reader_read(r, chunk, COPY_CHUNK, &n)) == 0 && n > 0)
             rc = minidbx_writer_write(w, chunk, n);
-    if (rc == 0 && name) {
-        minidbx_id got;
-        /* the reader checked the bytes before their end was written */
-        if ((rc = minidbx_writer_commit_named(w, name, &got)) == 0)
-            rc = dbx_id_verify(id, &got);
-        w = NULL;
-    } else if (rc == 0) {
+    if (rc == 0 && name)
+        rc = commit_named_at(dst, w, id, name, mtime_ns);
+    else if (rc == 0)
         rc = minidbx_writer_commit_ex(w, id, NULL, NULL);
-        w = NULL;
-    }
-    minidbx_writer_abort(w);
+    else
+        minidbx_writer_abort(w);
     minidbx_reader_close(r);
     free(chunk);
     return rc;
 }
 
-int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst, const char *name)
+int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_node *dst, const char *name,
+                        int64_t mtime_ns)
 {
     unsigned order[CLUSTER_NODES_MAX];
     minidbx *dst_db = cluster_node_db(dst);
@@ -709,7 +725,7 @@ int cluster_copy_object(struct cluster *c, const minidbx_id *id, struct cluster_
         if (!db || node == dst)
             continue;
         int64_t start = cluster_call_start();
-        int rc = copy_between(db, dst_db, id, name);
+        int rc = copy_between(db, dst_db, id, name, mtime_ns);
         /* a failure may be either node's: neither is marked down for it */
         if (rc == 0)
             return cluster_call_end(c, node, start, 0);

@@ -142,13 +142,13 @@ static int copy_sound(struct repair *rp, struct cluster_node *node, const minidb
 static bool replace_copy(struct repair *rp, struct cluster_node *node, const minidbx_id *id, bool pinned)
 {
     minidbx *db = cluster_node_db(node);
-    int copied = cluster_copy_object(rp->c, id, node, NULL);
+    int copied = cluster_copy_object(rp->c, id, node, NULL, 0);
 
     if (copied == 0 && copy_sound(rp, node, id) == 1)
         return true;
     if (copied != 0 || pinned || !db || minidbx_delete(db, id) < 0)
         return false;
-    return cluster_copy_object(rp->c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1;
+    return cluster_copy_object(rp->c, id, node, NULL, 0) == 0 && copy_sound(rp, node, id) == 1;
 }
 
 static void repair_object(struct repair *rp, const minidbx_id *id, const struct holding *h)
@@ -182,7 +182,7 @@ static void repair_object(struct repair *rp, const minidbx_id *id, const struct 
         }
         /* sound only once read back: a put onto a copy the listing missed
          * may keep that copy as it was */
-        fixed = rp->fix && cluster_copy_object(c, id, node, NULL) == 0 && copy_sound(rp, node, id) == 1;
+        fixed = rp->fix && cluster_copy_object(c, id, node, NULL, 0) == 0 && copy_sound(rp, node, id) == 1;
         sound += fixed;
         problem(rp, MINIDBX_PROBLEM_MISSING, id, fixed, "no copy on %s, a home%s", node->location,
                 fixed ? ": copied there" : rp->fix ? ": not copied" : "");
