@@ -228,6 +228,29 @@ START_TEST(gc_checks_its_arguments)
 }
 END_TEST
 
+/* The longest grace keeps everything unnamed: older_than_ns + the local
+ * store's one-second slack overflowed past INT64_MAX - 1e9, and gc then
+ * removed every unnamed object. A remote node takes at most 100 years:
+ * EINVAL there, and nothing removed either. */
+START_TEST(the_longest_grace_keeps_everything)
+{
+    test_rng rng;
+    rng_seed(&rng, 1305);
+    minidbx_id loose = store_put_random(fx_db, &rng, 90);
+    let_s3_second_pass();
+    for (int i = 0; i < 3; i++) {
+        int64_t grace = i == 0 ? INT64_MAX : i == 1 ? INT64_MAX - 500000000 : INT64_MAX - 1000000000;
+        minidbx_gc_report report = { .objects_removed = 99 };
+        int rc = gc_with(&report, grace, 0, NULL);
+        ck_assert_msg(rc == 0 || rc == MINIDBX_EINVAL, "gc older than %lld ns: %s", (long long)grace,
+                      minidbx_strerror(rc));
+        if (rc == 0)
+            ck_assert_uint_eq(report.objects_removed, 0);
+        ck_assert_int_eq(minidbx_exists(fx_db, &loose), 1);
+    }
+}
+END_TEST
+
 static Suite *gc_suite(void)
 {
     Suite *s = suite_create("gc");
@@ -236,6 +259,7 @@ static Suite *gc_suite(void)
     tcase_add_test(tc, dry_run_lists_exactly_what_gc_then_removes);
     tcase_add_test(tc, reput_makes_an_old_object_young);
     tcase_add_test(tc, gc_checks_its_arguments);
+    tcase_add_test(tc, the_longest_grace_keeps_everything);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -599,11 +599,16 @@ typedef struct {
 
 /* Is the unnamed object h old enough to go? With a grace, an object put
  * within it (give or take the LOCAL_FRESHEN_NS a re-put may leave
- * unrecorded) stays. */
+ * unrecorded) stays. In unsigned arithmetic: a grace near INT64_MAX plus
+ * the slack must not wrap into "everything is old". */
 static bool gc_old_enough(const record_header *h, const minidbx_gc_options *opts, int64_t now)
 {
-    return opts->older_than_ns == 0 ||
-           now - local_record_put_ns(h) >= opts->older_than_ns + LOCAL_FRESHEN_NS;
+    int64_t put_ns = local_record_put_ns(h);
+    if (opts->older_than_ns == 0)
+        return true;
+    if (put_ns > now)
+        return false; /* put "in the future" (the clock stepped back): young */
+    return (uint64_t)now - (uint64_t)put_ns >= (uint64_t)opts->older_than_ns + LOCAL_FRESHEN_NS;
 }
 
 /* The scan, in gc's write transaction: every unnamed object old enough. */
