@@ -805,8 +805,9 @@ static int node_has_gc_grace(struct http_backend *hb)
 /* POST /v1/gc?older_than=SECONDS&dry_run=1: the grace goes in whole
  * seconds, rounded up (a node keeps a little more, never less). A node
  * that does not say it takes them is asked only for what it would do
- * anyway (older than 0, no dry run); the node echoes both, and a reply
- * that does not is an error that says what happened. */
+ * anyway (older than 0, no dry run); a node that takes them echoes both,
+ * and a reply to a grace or a dry run that does not is an error that says
+ * what happened. */
 static int http_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report)
 {
     struct http_backend *hb = http_of(be);
@@ -832,6 +833,7 @@ static int http_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minid
         (reply = http_expect_json(hb, &call, &rc)) != NULL &&
         (rc = u64_item(reply, "objects_removed", &report->objects_removed)) == 0 &&
         (rc = u64_item(reply, "bytes_removed", &report->bytes_removed)) == 0 &&
+        (opts->older_than_ns || dry) && /* else what any node does: an old one does not echo */
         (u64_item(reply, "older_than", &echoed) < 0 || echoed != strtoull(seconds, NULL, 10) ||
          json_true(reply, "dry_run") != dry))
         rc = minidbx_error_set(MINIDBX_EIO, "gc: the node ignored older_than and dry_run (it is older than "
