@@ -1014,7 +1014,7 @@ static size_t start_workers(struct copy_run *run, struct worker *workers, size_t
         workers[started].run = run;
         workers[started].buf = malloc(CHUNK_BYTES);
         if (!workers[started].buf ||
-            pthread_create(&workers[started].thread, NULL, worker_main, &workers[started]) != 0) {
+            dbx_thread_start(&workers[started].thread, worker_main, &workers[started]) != 0) {
             free(workers[started].buf);
             break;
         }

@@ -9,6 +9,7 @@
 #include <minidbx.h>
 #include <minidbx/sys/backend.h>
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -79,6 +80,13 @@ int64_t dbx_now_ns(void);
  * least need elements, doubling from first; updates *capacity. 0, or
  * MINIDBX_ENOMEM with *items and *capacity unchanged. */
 int dbx_grow(void *items, size_t *capacity, size_t need, size_t item_size, size_t first);
+
+/* --- threads (thread.c) -------------------------------------------------- */
+
+/* pthread_create(thread, NULL, fn, arg) with every signal blocked in the
+ * new thread (the caller's mask is left as it was): a library thread never
+ * takes a signal meant for the program. 0 or an errno value. */
+int dbx_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
 
 /* --- test-only pause points (testhook.c) ---------------------------------- */
 

@@ -603,7 +603,7 @@ static void init_prober_sync(struct cluster *c)
 /* After the nodes are set up: the prober reads them. */
 static int start_prober(struct cluster *c)
 {
-    if (pthread_create(&c->prober, NULL, prober_main, c) != 0)
+    if (dbx_thread_start(&c->prober, prober_main, c) != 0)
         return minidbx_error_set(MINIDBX_ENOMEM, "cluster: cannot start the prober thread");
     c->prober_started = true;
     return 0;

@@ -93,7 +93,7 @@ static struct cluster_worker *take_worker(struct cluster_pool *pool, struct clus
     w->batch = batch;
     if (w->started) {
         pthread_cond_signal(&w->wake);
-    } else if (pthread_create(&w->thread, NULL, worker_main, w) == 0) {
+    } else if (dbx_thread_start(&w->thread, worker_main, w) == 0) {
         w->started = true;
         pool->workers[pool->count++] = w;
     } else {

@@ -70,7 +70,7 @@ static void run_pool(struct repair *rp, void (*fn)(struct repair *rp, void *item
     size_t started = 0;
 
     while (started < REPAIR_THREADS && started + 1 < count &&
-           pthread_create(&threads[started], NULL, pool_worker, &p) == 0)
+           dbx_thread_start(&threads[started], pool_worker, &p) == 0)
         started++;
     pool_worker(&p);
     for (size_t i = 0; i < started; i++)

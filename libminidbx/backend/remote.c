@@ -598,7 +598,7 @@ static int stream_begin(dbx_remote *r, dbx_remote_stream *s, const char *method,
         s->call.sink_fd = s->remote_fd;
         s->call.object_body = true;
     }
-    if ((rc = pthread_create(&s->thread, NULL, stream_main, s)) != 0)
+    if ((rc = dbx_thread_start(&s->thread, stream_main, s)) != 0)
         return dbx_error_errno(rc, "http: starting a transfer thread");
     s->started = true;
     return 0;

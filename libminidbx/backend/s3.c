@@ -388,7 +388,7 @@ int s3_each(size_t count, unsigned threads, int (*fn)(void *ctx, size_t i), void
         return 0;
     }
     pthread_mutex_init(&e.lock, NULL);
-    while (started < threads && pthread_create(&tids[started], NULL, each_main, &e) == 0)
+    while (started < threads && dbx_thread_start(&tids[started], each_main, &e) == 0)
         started++;
     if (started == 0)
         each_main(&e); /* no thread could start: do it here */

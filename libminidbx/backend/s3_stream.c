@@ -270,7 +270,7 @@ static int send_part(struct s3_writer *w)
     p->w = w;
     w->up_bytes += w->len;
     w->len = 0;
-    if ((rc = pthread_create(&p->thread, NULL, part_main, p)) != 0)
+    if ((rc = dbx_thread_start(&p->thread, part_main, p)) != 0)
         return dbx_error_errno(rc, "s3: starting a part upload");
     p->running = true;
     return 0;

@@ -82,10 +82,11 @@ expect_code()
 # in_flight: the node's requests in flight (counting this one).
 in_flight() { curl -s "$URL/metrics" | sed -n 's/^minidbx_http_requests_in_flight //p'; }
 
-# wait_in_flight N: until N requests are in flight, this one included (5 s at most).
+# wait_in_flight N: until N requests are in flight, this one included (20 s at
+# most: a curl started in the background may start late on a loaded machine).
 wait_in_flight()
 {
-    for _ in $(seq 100); do
+    for _ in $(seq 400); do
         [ "$(in_flight)" -ge "$1" ] 2>/dev/null && return 0
         sleep 0.05
     done

@@ -37,9 +37,11 @@ check "the dropped uploads are counted as 499" body_has 'status="499"'
 # larger than the socket buffers, so that the server is still sending it
 head -c 20000000 /dev/urandom >"$T/big20"
 expect_code 201 "store an object to download" -X PUT --data-binary @"$T/big20" "$URL/v1/objects"
-curl -s -o "$T/slow-get" --limit-rate 5M "$URL/v1/objects/$(sha "$T/big20")" &
+# each takes about 5 s (the drain allows 10): long enough to be in flight
+# together even if one curl starts late on a busy machine
+curl -s -o "$T/slow-get" --limit-rate 4M "$URL/v1/objects/$(sha "$T/big20")" &
 getter=$!
-curl -s -o "$T/slow-put" --limit-rate 1M -X PUT -H "Transfer-Encoding: chunked" \
+curl -s -o "$T/slow-put" --limit-rate 400k -X PUT -H "Transfer-Encoding: chunked" \
     --data-binary @<(head -c 2000000 "$T/big") "$URL/v1/objects" &
 putter=$!
 wait_in_flight 3
@@ -78,4 +80,37 @@ check "a request slower than --drain-timeout 1 does not hold the stop ($elapsed_
 check "  ... the server still exits 0" test "$server_status" = 0
 kill "$getter" 2>/dev/null # it may still be reading what the socket buffers hold
 wait "$getter"
+
+# --- signals reach the server's own wait, never a library thread ------------------
+# A cluster gateway's store starts threads of its own (a prober) when it is
+# opened, before the server blocks SIGTERM and SIGHUP for its sigwait. Such
+# a thread took a SIGHUP (logrotate's) whenever the main thread was not in
+# sigwait, during a drain for one, and its default action ended the node.
+mkdir -p "$T/cl"
+printf '{"replicas": 1, "nodes": ["n0", "n1"]}\n' >"$T/cl/cluster.json"
+start_server "cluster:$T/cl/cluster.json" --access-log "$T/cl/access.log" ||
+    { not_ok "a cluster gateway starts"; finish; }
+unblocked=0
+for status in /proc/"$SERVER_PID"/task/*/status; do
+    # not the main thread: in sigwait, the kernel shows those signals unblocked
+    [ "$status" = /proc/"$SERVER_PID"/task/"$SERVER_PID"/status ] && continue
+    mask=$(sed -n 's/^SigBlk:[[:space:]]*//p' "$status" 2>/dev/null)
+    [ -n "$mask" ] || continue
+    # SIGHUP is bit 0, SIGTERM bit 14
+    [ $((0x$mask & 0x4001)) = $((0x4001)) ] || unblocked=$((unblocked + 1))
+done
+check "every thread of a cluster gateway blocks SIGHUP and SIGTERM ($unblocked do not)" test "$unblocked" = 0
+curl -s -o /dev/null --limit-rate 200k -X PUT --data-binary @"$T/big" "$URL/v1/objects" &
+putter=$!
+wait_in_flight 2
+check "an upload to the gateway is in flight" test $? = 0
+kill -TERM "$SERVER_PID"
+sleep 0.3
+kill -HUP "$SERVER_PID" # during the drain, as logrotate may
+wait "$SERVER_PID"
+server_status=$?
+SERVER_PID=""
+check "a SIGHUP during the drain does not end the gateway (exit $server_status)" test "$server_status" = 0
+check "  ... it said it stopped" grep -q "stopped" "$T/server.err"
+wait "$putter"
 finish
