@@ -15,9 +15,9 @@
  * So every CHECK_EVERY_REQUESTS requests a worker thread looks at the
  * file-backed part of RSS (one pread of /proc/self/statm), and once it
  * has grown by TRIM_GROWTH_BYTES since the last trim, it unmaps the pages
- * of every read-only shared file mapping of the process (madvise
- * MADV_DONTNEED): that is LMDB's map (and any other store's), never code,
- * libraries (private mappings) or the heap. The check runs where the
+ * of every read-only shared mapping of a store's meta.lmdb (madvise
+ * MADV_DONTNEED): LMDB's map (and any other store's, as a cluster
+ * gateway's local nodes), never code, libraries or the heap. The check runs where the
  * pages are faulted in, as requests end, so it keeps pace with any load
  * without a timer (a thread that looked every 10 ms let RSS climb to
  * 39 MiB at 4,400 puts/s: right after a trim every put faults its path
@@ -29,6 +29,11 @@
  * node starts and closed after it stops (LMDB maps its whole map size
  * once, at open, and never moves it), so an address read from
  * /proc/self/maps still belongs to the same mapping when it is advised.
+ * Only maps of a store's meta.lmdb are advised: another read-only shared
+ * file mapping (a name-service cache a lookup maps for a moment) may be
+ * unmapped between the read and the madvise, and its addresses reused by
+ * an anonymous mapping (a cached body, the heap), which the advice would
+ * zero.
  *
  * The heap is bounded by the bounds on requests (bodies are streamed,
  * connection pools are CONNECTION_MEMORY_BYTES, the caches are fixed;
@@ -45,6 +50,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,8 +83,16 @@ static long long file_resident_bytes(struct serve_memory *mem)
     return shared * mem->page_bytes;
 }
 
-/* madvise(MADV_DONTNEED) every read-only shared file mapping (see the top
- * of the file): returns how many. */
+/* Is the mapping of the file at path a store's LMDB map? */
+static bool is_store_map(const char *path)
+{
+    size_t len = strcspn(path, "\n");
+    static const char name[] = "/meta.lmdb";
+    return len >= sizeof name - 1 && memcmp(path + len - (sizeof name - 1), name, sizeof name - 1) == 0;
+}
+
+/* madvise(MADV_DONTNEED) every read-only shared mapping of a store's
+ * meta.lmdb (see the top of the file): returns how many. */
 static unsigned trim_file_mappings(void)
 {
     FILE *maps = fopen("/proc/self/maps", "r");
@@ -93,8 +107,8 @@ static unsigned trim_file_mappings(void)
         int path_at = 0;
         if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) != 3)
             continue;
-        /* read-only, shared, and a file (a path, not [vdso] or an anonymous one) */
-        if (strcmp(perms, "r--s") != 0 || line[path_at] != '/')
+        /* read-only, shared, and a store's LMDB file */
+        if (strcmp(perms, "r--s") != 0 || line[path_at] != '/' || !is_store_map(line + path_at))
             continue;
         if (madvise((void *)start, end - start, MADV_DONTNEED) == 0)
             trimmed++;
