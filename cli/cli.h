@@ -176,12 +176,14 @@ void cli_signals_catch(void);
 void cli_reraise(void);
 
 /* Store everything read from fd and, if name is not NULL, point name at it
- * in the same step (minidbx_writer_commit_named: a concurrent gc cannot
- * remove it in between). label names the input in messages and in the
- * progress line; size_hint is its size if known (else 0). *out_size gets
- * the number of bytes stored. Returns 0 or an exit status. */
-int cli_put_stream(struct cli *cli, int fd, const char *label, const char *name, uint64_t size_hint,
-                   minidbx_id *out_id, uint64_t *out_size);
+ * in the same step (minidbx_writer_commit_named_ex: a concurrent gc cannot
+ * remove it in between; unless move_name, a name that points elsewhere is
+ * not moved, checked in that step, as cli_check_name_move says). label
+ * names the input in messages and in the progress line; size_hint is its
+ * size if known (else 0). *out_size gets the number of bytes stored.
+ * Returns 0 or an exit status. */
+int cli_put_stream(struct cli *cli, int fd, const char *label, const char *name, int move_name,
+                   uint64_t size_hint, minidbx_id *out_id, uint64_t *out_size);
 
 /* Seconds on the monotonic clock. */
 double cli_now_s(void);

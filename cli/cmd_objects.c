@@ -89,7 +89,8 @@ static int put_fd(struct cli *cli, const struct object_options *o, int fd, const
     minidbx_id id;
     uint64_t size = 0;
     /* The object and its name are stored together, or neither is. */
-    int rc = cli_put_stream(cli, fd, strcmp(file, "-") == 0 ? "stdin" : file, name, size_hint, &id, &size);
+    int rc = cli_put_stream(cli, fd, strcmp(file, "-") == 0 ? "stdin" : file, name, o->force, size_hint, &id,
+                            &size);
 
     if (rc != CLI_EXIT_OK)
         return rc;

@@ -181,13 +181,13 @@ static int write_chunks(minidbx_writer *w, int fd, char *buf, struct progress *p
     }
 }
 
-int cli_put_stream(struct cli *cli, int fd, const char *label, const char *name, uint64_t size_hint,
-                   minidbx_id *out_id, uint64_t *out_size)
+int cli_put_stream(struct cli *cli, int fd, const char *label, const char *name, int move_name,
+                   uint64_t size_hint, minidbx_id *out_id, uint64_t *out_size)
 {
     minidbx_writer *writer = NULL;
     struct progress progress;
     char *buf = malloc(CHUNK_BYTES);
-    int code = MINIDBX_OK, err = 0, committed = 0;
+    int code = MINIDBX_OK, err = 0, committed = 0, rc;
 
     progress_start(&progress, cli, "put", label, size_hint);
     if (!buf) {
@@ -199,7 +199,8 @@ int cli_put_stream(struct cli *cli, int fd, const char *label, const char *name,
         code = write_chunks(writer, fd, buf, &progress, &err);
     if (code == MINIDBX_OK && !err && !cli_interrupted) {
         /* both free the writer */
-        code = name ? minidbx_writer_commit_named(writer, name, out_id) : minidbx_writer_commit(writer, out_id);
+        code = name ? minidbx_writer_commit_named_ex(writer, name, move_name ? 0 : MINIDBX_NAME_KEEP, out_id)
+                    : minidbx_writer_commit(writer, out_id);
         writer = NULL;
         committed = code == MINIDBX_OK;
         *out_size = progress.done_bytes;
@@ -217,6 +218,9 @@ out:
         return report_interrupted(cli, label, "nothing was stored");
     if (err)
         return cli_fail_errno(cli, label, err);
+    /* another writer set the name since it was checked: say where it points */
+    if (code == MINIDBX_EEXISTS && name && (rc = cli_check_name_move(cli, label, name, NULL, 0)) != CLI_EXIT_OK)
+        return rc;
     return code == MINIDBX_OK ? CLI_EXIT_OK : cli_fail(cli, label, code, NULL);
 }
 

@@ -513,6 +513,18 @@ MINIDBX_EXTERN int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id 
  *  Errors: as minidbx_writer_commit, plus EINVAL (bad name). */
 MINIDBX_EXTERN int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id);
 
+/** minidbx_writer_commit_named with minidbx_name_set_ex's flags: with
+ *  MINIDBX_NAME_KEEP a name that points at another object is not moved:
+ *  EEXISTS, and on the local store nothing is stored either (the check is
+ *  in the same transaction as the put and the set, so of two writers
+ *  naming different bytes at once exactly one wins). On other stores the
+ *  check is a read before the set, after the put: the object may then stay,
+ *  unnamed. 0: as minidbx_writer_commit_named. Frees the writer whatever
+ *  the result. Errors: as minidbx_writer_commit_named, plus EEXISTS, and
+ *  EINVAL for any other flag. */
+MINIDBX_EXTERN int minidbx_writer_commit_named_ex(minidbx_writer *w, const char *name, unsigned flags,
+                                                  minidbx_id *out_id);
+
 /** Throw away what was written and free the writer. NULL is a no-op. */
 MINIDBX_EXTERN void minidbx_writer_abort(minidbx_writer *w);
 

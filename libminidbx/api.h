@@ -62,5 +62,8 @@ static inline int check_size(const minidbx *db, uint64_t size)
 
 /* EINVAL with the rules unless minidbx_name_valid(name) (names.c). */
 int dbx_check_name(const char *name);
+/* minidbx_name_set_ex's set after its checks (names.c): flags 0 or
+ * MINIDBX_NAME_KEEP, on db's backend as is. */
+int dbx_name_set_flags(minidbx *db, const char *name, const minidbx_id *id, unsigned flags);
 
 #endif

@@ -87,7 +87,6 @@ int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id)
 
 int minidbx_name_set_ex(minidbx *db, const char *name, const minidbx_id *id, unsigned flags)
 {
-    minidbx_name_info current;
     int rc;
 
     CHECK_DB(db);
@@ -98,6 +97,18 @@ int minidbx_name_set_ex(minidbx *db, const char *name, const minidbx_id *id, uns
     if ((rc = dbx_check_name(name)) < 0 || (rc = check_id(id)) < 0 ||
         (rc = check_writable(db, "name set")) < 0)
         return rc;
+    return dbx_name_set_flags(db, name, id, flags);
+}
+
+int dbx_name_set_flags(minidbx *db, const char *name, const minidbx_id *id, unsigned flags)
+{
+    minidbx_name_info current;
+    int rc;
+
+    if (!(flags & MINIDBX_NAME_KEEP)) {
+        NEED_METHOD(db, name_set, "name set");
+        return db->be->name_set(db->be, name, id);
+    }
     if (db->be->version >= 5 && db->be->name_set_keep)
         return db->be->name_set_keep(db->be, name, id);
     /* a read before the write: not atomic with it (see minidbx.h) */

@@ -96,7 +96,8 @@ static int backend_commit(minidbx_writer *w, const minidbx_id *id, int *created)
  * one metadata transaction, so a gc or delete sees the object named or not
  * at all. Inside the caller's own batch (ESTATE) they simply join it. If
  * the name cannot be set, the batch is aborted and the put undone. */
-static int commit_and_name(minidbx_writer *w, const minidbx_id *id, const char *name, int *created)
+static int commit_and_name(minidbx_writer *w, const minidbx_id *id, const char *name, unsigned flags,
+                           int *created)
 {
     minidbx_backend *be = w->db->be;
     int batch = be->batch_begin && be->batch_commit && be->batch_abort ? be->batch_begin(be)
@@ -109,7 +110,7 @@ static int commit_and_name(minidbx_writer *w, const minidbx_id *id, const char *
     int rc = backend_commit(w, id, created);
     if (rc == 0) {
         DBX_TEST_PAUSE("put-before-name");
-        rc = be->name_set(be, name, id);
+        rc = dbx_name_set_flags(w->db, name, id, flags);
     }
     if (batch == 0 && rc == 0)
         rc = be->batch_commit(be);
@@ -120,7 +121,7 @@ static int commit_and_name(minidbx_writer *w, const minidbx_id *id, const char *
 
 /* Every commit ends here: check what can be checked, then commit (and
  * name, if name is not NULL); frees the writer. */
-static int writer_finish(minidbx_writer *w, const minidbx_id *expect, const char *name,
+static int writer_finish(minidbx_writer *w, const minidbx_id *expect, const char *name, unsigned flags,
                          minidbx_id *out_id, int *out_created)
 {
     minidbx_id id;
@@ -135,7 +136,7 @@ static int writer_finish(minidbx_writer *w, const minidbx_id *expect, const char
     } else if (expect && (rc = dbx_id_verify(expect, &id)) < 0) {
         w->bw->abort(w->bw);
     } else if (name) {
-        rc = commit_and_name(w, &id, name, &created);
+        rc = commit_and_name(w, &id, name, flags, &created);
     } else {
         rc = backend_commit(w, &id, &created);
     }
@@ -153,7 +154,7 @@ int minidbx_writer_commit_ex(minidbx_writer *w, const minidbx_id *expect, minidb
     dbx_error_clear();
     if (!w)
         return minidbx_error_set(MINIDBX_EINVAL, "writer_commit: NULL writer");
-    return writer_finish(w, expect, NULL, out_id, out_created);
+    return writer_finish(w, expect, NULL, 0, out_id, out_created);
 }
 
 int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
@@ -163,17 +164,26 @@ int minidbx_writer_commit(minidbx_writer *w, minidbx_id *out_id)
 
 int minidbx_writer_commit_named(minidbx_writer *w, const char *name, minidbx_id *out_id)
 {
+    return minidbx_writer_commit_named_ex(w, name, 0, out_id);
+}
+
+int minidbx_writer_commit_named_ex(minidbx_writer *w, const char *name, unsigned flags, minidbx_id *out_id)
+{
     int rc;
     dbx_error_clear();
     if (!w)
         return minidbx_error_set(MINIDBX_EINVAL, "writer_commit_named: NULL writer");
+    if (flags & ~MINIDBX_NAME_KEEP) {
+        minidbx_writer_abort(w);
+        return minidbx_error_set(MINIDBX_EINVAL, "writer_commit_named: unknown flags 0x%x", flags);
+    }
     if ((rc = dbx_check_name(name)) < 0 || (!w->db->be->name_set &&
         (rc = minidbx_error_set(MINIDBX_EUNSUPPORTED, "name set: not supported by the %s store",
                                 w->db->be->name)) < 0)) {
         minidbx_writer_abort(w);
         return rc;
     }
-    return writer_finish(w, NULL, name, out_id, NULL);
+    return writer_finish(w, NULL, name, flags, out_id, NULL);
 }
 
 void minidbx_writer_abort(minidbx_writer *w)

@@ -188,6 +188,45 @@ START_TEST(set_ex_keep_does_not_move)
 }
 END_TEST
 
+/* A writer committed named with MINIDBX_NAME_KEEP: a free name is set, a
+ * name on other bytes stays (EEXISTS), and on a local store those bytes
+ * are not stored either (one transaction); an unknown flag is EINVAL (the
+ * writer freed: ASan sees a leak otherwise). */
+static int commit_keep(const char *name, const void *data, size_t size, unsigned flags, minidbx_id *id)
+{
+    minidbx_writer *w = NULL;
+    ck_assert_ok(minidbx_writer_open(fx_db, &w));
+    ck_assert_ok(minidbx_writer_write(w, data, size));
+    return minidbx_writer_commit_named_ex(w, name, flags, id);
+}
+
+START_TEST(writer_commit_named_keep)
+{
+    minidbx_store_info store;
+    minidbx_name_info info;
+    minidbx_id a, b, got;
+    ck_assert_ok(minidbx_info(fx_db, &store));
+
+    ck_assert_ok(commit_keep("w/keep", "first bytes", 11, MINIDBX_NAME_KEEP, &a)); /* free: set */
+    ck_assert_ok(commit_keep("w/keep", "first bytes", 11, MINIDBX_NAME_KEEP, &got)); /* points there */
+    ck_assert(minidbx_id_equal(&a, &got));
+    ck_assert_rc(commit_keep("w/keep", "other bytes", 11, MINIDBX_NAME_KEEP, &b), MINIDBX_EEXISTS);
+    ck_assert_ok(minidbx_name_get(fx_db, "w/keep", &info));
+    ck_assert(minidbx_id_equal(&info.id, &a));
+    ck_assert_ok(minidbx_put(fx_db, "other bytes", 11, &b)); /* only to learn its id */
+    ck_assert_ok(minidbx_delete(fx_db, &b));
+    if (strcmp(store.backend, "local") == 0) {
+        ck_assert_rc(commit_keep("w/keep", "other bytes", 11, MINIDBX_NAME_KEEP, &got), MINIDBX_EEXISTS);
+        ck_assert_int_eq(minidbx_exists(fx_db, &b), 0); /* refused: nothing stored */
+    }
+    ck_assert_ok(commit_keep("w/keep", "other bytes", 11, 0, &got)); /* 0: it moves */
+    ck_assert_ok(minidbx_name_get(fx_db, "w/keep", &info));
+    ck_assert(minidbx_id_equal(&info.id, &b));
+    ck_assert_rc(commit_keep("w/keep", "more", 4, 0x2, &got), MINIDBX_EINVAL);
+    ck_assert_rc(minidbx_writer_commit_named_ex(NULL, "w/x", 0, &got), MINIDBX_EINVAL);
+}
+END_TEST
+
 struct keep_racer {
     const minidbx_id *id;
     char name[32];
@@ -362,6 +401,7 @@ static Suite *names_suite(void)
     tcase_add_test(tc, set_to_missing_object);
     tcase_add_test(tc, set_ex_keep_does_not_move);
     tcase_add_test(tc, set_ex_keep_race);
+    tcase_add_test(tc, writer_commit_named_keep);
     tcase_add_test(tc, list_by_prefix_with_paging);
     tcase_add_test_needs(tc, gc_removes_only_unnamed, TEST_CAP_FILES);
     suite_add_tcase(s, tc);

@@ -204,7 +204,8 @@ int local_write_begin(local_store *s, MDB_txn **txn, bool *in_batch)
 int local_write_end(local_store *s, MDB_txn *txn, bool in_batch, int rc)
 {
     if (in_batch) {
-        if (rc < 0 && rc != MINIDBX_ENOTFOUND && rc != MINIDBX_EREFERENCED && rc != MINIDBX_EINVAL)
+        if (rc < 0 && rc != MINIDBX_ENOTFOUND && rc != MINIDBX_EREFERENCED && rc != MINIDBX_EINVAL &&
+            rc != MINIDBX_EEXISTS)
             local_batch_of(s)->error = rc;
         return rc;
     }

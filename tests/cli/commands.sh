@@ -107,6 +107,28 @@ expect 0 "put -f -n NAME moves it" "$M" put -f -n greetings/hello.txt world.txt
 check "  now the other bytes" eval '[ "$("$M" get greetings/hello.txt)" = world ]'
 expect 0 "put --force -n NAME - moves it back" sh -c '"$0" put --force -n greetings/hello.txt - <hello.txt' "$M"
 check "  back" eval '[ "$("$M" get greetings/hello.txt)" = hello ]'
+# The check and the put are one step: a name set by another writer after
+# put -n looked (it found the name free) is not moved either. The put reads
+# standard input from a pipe the test holds open: once it waits there, it
+# has looked; then the name is set elsewhere, then the bytes come.
+mkfifo "$T/slow-stdin"
+exec 7<>"$T/slow-stdin"
+"$M" put -n race/name - <"$T/slow-stdin" >"$T/race.out" 2>"$T/race.err" 7>&- &
+racer=$!
+for _ in $(seq 400); do # until it blocks reading standard input (20 s at most)
+    case "$(cat /proc/$racer/wchan 2>/dev/null)" in *pipe_read*|*pipe_wait*) break ;; esac
+    sleep 0.05
+done
+expect 0 "  another writer sets the name meanwhile" "$M" name set race/name "$HELLO"
+printf 'late bytes' >&7
+exec 7>&-
+wait "$racer"
+racer_status=$?
+check "put -n NAME - set meanwhile elsewhere: refused (exit $racer_status)" test "$racer_status" = 4
+check "  says where it points" grep -qF "race/name already points at $HELLO; not moved" "$T/race.err"
+check "  the name is not moved" eval '[ "$("$M" get race/name)" = hello ]'
+check "  the bytes were not stored" eval '! "$M" exists "$(printf "late bytes" | sha256sum | cut -c1-64)" >/dev/null'
+"$M" name rm race/name >/dev/null
 expect 2 "put -n with two files" "$M" put -n x hello.txt world.txt
 expect 2 "put -n with an invalid name" "$M" put -n ../up hello.txt
 expect 2 "put with no FILE" "$M" put
