@@ -676,10 +676,13 @@ int local_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_
         else if ((rc = local_record_parse(&val, &doomed.items[i].id, &h)) == 0)
             rc = local_remove_object(s, txn, &doomed.items[i].id, &h);
     }
+    bool committed = false;
     if (rc == 0 && !dry && (lrc = mdb_txn_commit(txn)) != 0)
         rc = dbx_error_lmdb(lrc, "%s: gc commit", s->root);
     else if (rc < 0 || dry)
         mdb_txn_abort(txn);
+    else
+        committed = true;
     /* Files after the commit; then blobs no record wants (left by deletes
      * inside batches or by crashes), safe to judge under the exclusive lock. */
     for (size_t i = 0; rc == 0 && !dry && i < doomed.count; i++) {
@@ -697,7 +700,8 @@ int local_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_
         }
     }
     local_unlock(lock_fd);
-    for (size_t i = 0; rc == 0 && opts->removed && i < doomed.count; i++)
+    /* what the commit removed is gone even if the orphan sweep failed */
+    for (size_t i = 0; (rc == 0 || committed) && opts->removed && i < doomed.count; i++)
         opts->removed(opts->ctx, &doomed.items[i].id, doomed.items[i].size);
     free(doomed.items);
     return rc;
