@@ -12,9 +12,11 @@
  * With S3LOAD_NO_VERIFY=1 in the environment the store is opened with
  * MINIDBX_OPEN_NO_VERIFY (gets are not hashed): the share of verification.
  *
- * put and get print "SECONDS CPU" (wall time of the timed part, and the CPU
- * time, user + sys of every thread, spent in it) on stdout and
- * fail (exit 1) if any call fails or a get returns other bytes than put.
+ * put and get print "SECONDS CPU P50 P90" (wall time of the timed part, the
+ * CPU time, user + sys of every thread, spent in it, and the median and
+ * 90th percentile of one call's time, in ms: what a few stalls of a loaded
+ * machine do not move) on stdout and fail (exit 1) if any call fails or a
+ * get returns other bytes than put.
  */
 #include <minidbx.h>
 
@@ -34,6 +36,7 @@ struct job {
     unsigned char **data;
     size_t *sizes;
     minidbx_id *ids;
+    double *call_ms; /* each call's time */
     size_t count;
     size_t next;
     pthread_mutex_t lock;
@@ -72,8 +75,11 @@ static void *worker(void *cls)
         pthread_mutex_unlock(&j->lock);
         if (i >= j->count || j->failed)
             return NULL;
+        double start = now_s();
         if (!j->get) {
-            if (minidbx_put(j->db, j->data[i], j->sizes[i], &j->ids[i]) != 0) {
+            int rc = minidbx_put(j->db, j->data[i], j->sizes[i], &j->ids[i]);
+            j->call_ms[i] = 1000 * (now_s() - start);
+            if (rc != 0) {
                 fprintf(stderr, "s3load: put: %s\n", minidbx_errmsg(NULL));
                 j->failed = 1;
             }
@@ -81,8 +87,9 @@ static void *worker(void *cls)
         }
         void *got = NULL;
         size_t size = 0;
-        if (minidbx_get(j->db, &j->ids[i], &got, &size) != 0 || size != j->sizes[i] ||
-            memcmp(got, j->data[i], size) != 0) {
+        int rc = minidbx_get(j->db, &j->ids[i], &got, &size);
+        j->call_ms[i] = 1000 * (now_s() - start);
+        if (rc != 0 || size != j->sizes[i] || memcmp(got, j->data[i], size) != 0) {
             fprintf(stderr, "s3load: get: %s\n", minidbx_errmsg(NULL));
             j->failed = 1;
         }
@@ -113,7 +120,8 @@ static int load(struct job *j, const char *dir, int with_ids)
     j->data = calloc(j->count, sizeof *j->data);
     j->sizes = calloc(j->count, sizeof *j->sizes);
     j->ids = calloc(j->count, sizeof *j->ids);
-    if (!j->data || !j->sizes || !j->ids)
+    j->call_ms = calloc(j->count, sizeof *j->call_ms);
+    if (!j->data || !j->sizes || !j->ids || !j->call_ms)
         return die("calloc");
     for (size_t i = 0; i < j->count; i++) {
         struct stat st;
@@ -135,6 +143,12 @@ static int load(struct job *j, const char *dir, int with_ids)
         fclose(f);
     }
     return 0;
+}
+
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
 }
 
 int main(int argc, char **argv)
@@ -167,7 +181,9 @@ int main(int argc, char **argv)
     double seconds = now_s() - start, cpu = cpu_s() - cpu_start;
     if (j.failed)
         return 1;
-    printf("%.4f %.4f\n", seconds, cpu);
+    qsort(j.call_ms, j.count, sizeof *j.call_ms, by_value);
+    printf("%.4f %.4f %.3f %.3f\n", seconds, cpu, j.count ? j.call_ms[(j.count - 1) / 2] : 0.0,
+           j.count ? j.call_ms[(j.count * 9) / 10 - (j.count >= 10)] : 0.0);
     if (!j.get) {
         snprintf(path, sizeof path, "%s/ids", argv[3]);
         FILE *f = fopen(path, "w");
@@ -185,5 +201,6 @@ int main(int argc, char **argv)
     free(j.data);
     free(j.sizes);
     free(j.ids);
+    free(j.call_ms);
     return 0;
 }

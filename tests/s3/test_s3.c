@@ -761,14 +761,26 @@ static void expect_open_error(const char *loc, int code, const char *needle1, co
     expect_no_secret(message);
 }
 
-/* Objects overwritten in the engine with one byte flipped near their end:
- * get and readers (hashed while the bytes arrive, remote.c) refuse them
- * with ECORRUPT; a reader never hands out the last chunk (a small object,
- * read whole, is refused at open); a handle opened MINIDBX_OPEN_NO_VERIFY
- * does not hash and gets the bytes. */
+/* Objects overwritten in the engine with one byte flipped: get and readers
+ * (hashed while the bytes arrive, remote.c) refuse them with ECORRUPT; a
+ * reader never hands out the last chunk (a small object, read whole, is
+ * refused at open); a handle opened MINIDBX_OPEN_NO_VERIFY does not hash
+ * and gets the bytes. The flip in the first piece of a body, its middle and
+ * near its end; sizes on both sides of the 256 KiB that a reader reads
+ * whole at open (DBX_REMOTE_READER_WHOLE_MAX), and bodies of 1 and 2 MiB
+ * (a get's buffer reserved from the Content-Length). */
 START_TEST(corrupt_object_refused)
 {
-    static const size_t sizes[] = { 4096, 2 * MIB + 100 };
+    static const struct {
+        size_t size, flip_from_end; /* flip_from_end > size: the first byte */
+    } cases[] = {
+        { 4096, 10 },
+        { (256u << 10) - 1, 10 },
+        { 256u << 10, SIZE_MAX },
+        { 1 * MIB, MIB / 2 },
+        { 2 * MIB + 100, 10 },
+        { 2 * MIB + 100, SIZE_MAX },
+    };
     test_rng rng;
     char key[128];
     unsigned char buf[65536];
@@ -780,14 +792,14 @@ START_TEST(corrupt_object_refused)
     minidbx *trusting = NULL;
     ck_assert_ok(minidbx_open(&trusting, location, &opts));
     rng_seed(&rng, seed_from_clock());
-    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         void *data = NULL, *got = NULL;
         size_t size = 0, got_size = 0, n;
         uint64_t delivered = 0;
         minidbx_reader *r;
-        minidbx_id id = store_put_random(db, &rng, sizes[i]);
+        minidbx_id id = store_put_random(db, &rng, cases[i].size);
         ck_assert_ok(minidbx_get(db, &id, &data, &size));
-        ((unsigned char *)data)[size - 10] ^= 0x20;
+        ((unsigned char *)data)[cases[i].flip_from_end > size ? 0 : size - cases[i].flip_from_end] ^= 0x20;
         object_key(&id, key);
         engine_put_bytes(key, data, size);
 
@@ -934,6 +946,7 @@ static struct relay {
     unsigned long long cut_at;  /* 0: never */
     int cuts;
     unsigned long long lie_total; /* not 0: Content-Range totals are rewritten to this (a lying engine) */
+    unsigned long long lie_length; /* not 0: replies re-framed in chunks that say this Content-Length */
 } relay = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 /* With relay.lie_total: "Content-Range: bytes A-B/T" in buf becomes
@@ -956,6 +969,79 @@ static size_t relay_lie(char *buf, size_t n, size_t room)
     memmove(buf + at + len, end, tail);
     memcpy(buf + at, number, (size_t)len);
     return at + (size_t)len + tail;
+}
+
+static bool write_all(int fd, const void *data, size_t n)
+{
+    for (size_t done = 0; done < n;) {
+        ssize_t w = write(fd, (const char *)data + done, n - done);
+        if (w <= 0)
+            return false;
+        done += (size_t)w;
+    }
+    return true;
+}
+
+/* A reply re-framed (relay.lie_length): its Content-Length line says
+ * lie_length and "Transfer-Encoding: chunked" follows it; its body (of the
+ * length the engine said) goes as one chunk per piece read, and "0" ends
+ * it. curl then reads the chunks and takes no Content-Length as the
+ * body's end: a body longer than its Content-Length says. */
+struct reframe {
+    char head[16384];
+    size_t head_len;
+    unsigned long long body_left;
+    bool in_body;
+};
+
+/* Pass n bytes of a reply to client, re-framed. false: the link is down,
+ * or the reply is not one to re-frame (headers too long, no length). */
+static bool relay_reframe(struct reframe *f, int client, const char *data, size_t n)
+{
+    while (n > 0) {
+        if (!f->in_body) {
+            size_t take = n < sizeof f->head - f->head_len ? n : sizeof f->head - f->head_len;
+            memcpy(f->head + f->head_len, data, take);
+            char *end = memmem(f->head, f->head_len + take, "\r\n\r\n", 4);
+            char *length = memmem(f->head, f->head_len + take, "\r\nContent-Length: ", 18);
+            if (!end)
+                f->head_len += take;
+            if (!end && f->head_len < sizeof f->head)
+                return true; /* the rest of the headers is still to come */
+            if (!end || !length || length > end)
+                return false;
+            size_t head_end = (size_t)(end + 4 - f->head), used = head_end - f->head_len;
+            f->body_left = strtoull(length + 18, NULL, 10);
+            char *line_end = strstr(length + 2, "\r\n");
+            char lie[128];
+            int lie_len = snprintf(lie, sizeof lie, "\r\nContent-Length: %llu\r\nTransfer-Encoding: chunked",
+                                   relay.lie_length);
+            if (!write_all(client, f->head, (size_t)(length - f->head)) ||
+                !write_all(client, lie, (size_t)lie_len) ||
+                !write_all(client, line_end, head_end - (size_t)(line_end - f->head)))
+                return false;
+            f->head_len = 0;
+            f->in_body = true;
+            data += used;
+            n -= used;
+        } else {
+            size_t piece = n < f->body_left ? n : (size_t)f->body_left;
+            char size_line[32];
+            int len = snprintf(size_line, sizeof size_line, "%zx\r\n", piece);
+            if (!write_all(client, size_line, (size_t)len) || !write_all(client, data, piece) ||
+                !write_all(client, "\r\n", 2))
+                return false;
+            f->body_left -= piece;
+            data += piece;
+            n -= piece;
+        }
+        if (f->body_left == 0) {
+            f->in_body = false; /* the next reply's headers come next */
+            if (!write_all(client, "0\r\n\r\n", 5))
+                return false;
+        }
+    }
+    return true;
 }
 
 static void relay_note_request(const char *data, size_t len)
@@ -988,6 +1074,7 @@ static void *relay_pipe(void *arg)
 {
     int client = (int)(intptr_t)arg, engine = socket(AF_INET, SOCK_STREAM, 0);
     char buf[65536 + 64];
+    struct reframe reframe = { .in_body = false };
 
     if (engine >= 0 && connect(engine, (struct sockaddr *)&relay.engine, sizeof relay.engine) == 0) {
         struct pollfd fds[2] = { { client, POLLIN, 0 }, { engine, POLLIN, 0 } };
@@ -1008,6 +1095,10 @@ static void *relay_pipe(void *arg)
                     setsockopt(client, SOL_SOCKET, SO_LINGER, &now, sizeof now);
                     open = false;
                     break;
+                }
+                if (i == 1 && relay.lie_length) {
+                    open = relay_reframe(&reframe, client, buf, (size_t)n);
+                    continue;
                 }
                 if (i == 1)
                     n = (ssize_t)relay_lie(buf, (size_t)n, sizeof buf);
@@ -1064,7 +1155,7 @@ static void relay_reset(unsigned long long cut_at)
 {
     pthread_mutex_lock(&relay.lock);
     relay.ranges = relay.requests = relay.cuts = 0;
-    relay.replied = relay.lie_total = 0;
+    relay.replied = relay.lie_total = relay.lie_length = 0;
     relay.cut_at = cut_at;
     pthread_mutex_unlock(&relay.lock);
 }
@@ -1161,6 +1252,55 @@ START_TEST(reader_refuses_a_lying_range)
 }
 END_TEST
 
+/* A reply whose body is longer than its Content-Length says (chunked, and
+ * a Content-Length of 300,000 for an object of 1 MiB, through the relay): a
+ * get reserves room for 300,000 bytes at the headers (remote.c: on_header)
+ * and the body outgrows it; every byte is still hashed, whatever the
+ * Content-Length said. The bytes are the object's, so they read; a copy in
+ * the engine with a byte flipped past those 300,000 is ECORRUPT. */
+START_TEST(get_longer_than_its_length)
+{
+    const size_t size = MIB;
+    test_rng rng;
+    char key[128];
+    void *data = NULL, *got = NULL;
+    size_t data_size = 0, got_size = 0;
+
+    fresh_location();
+    relay_start();
+    minidbx *db = open_s3();
+    rng_seed(&rng, seed_from_clock());
+    minidbx_id id = store_put_random(db, &rng, size);
+    ck_assert_ok(minidbx_get(db, &id, &data, &data_size));
+
+    relay_reset(0);
+    pthread_mutex_lock(&relay.lock);
+    relay.lie_length = 300000;
+    pthread_mutex_unlock(&relay.lock);
+    ck_assert_ok(minidbx_get(db, &id, &got, &got_size));
+    ck_assert_int_eq(relay.requests, 1);
+    ck_assert_uint_eq(got_size, size);
+    ck_assert_mem_eq(got, data, size);
+    minidbx_free(got);
+    got = NULL;
+
+    relay_reset(0);
+    ((unsigned char *)data)[size - 10] ^= 0x20;
+    object_key(&id, key);
+    engine_put_bytes(key, data, size);
+    pthread_mutex_lock(&relay.lock);
+    relay.lie_length = 300000;
+    pthread_mutex_unlock(&relay.lock);
+    ck_assert_rc(minidbx_get(db, &id, &got, &got_size), MINIDBX_ECORRUPT);
+    ck_assert_ptr_null(got);
+    ck_assert_int_eq(relay.requests, 1);
+    relay_reset(0);
+    minidbx_free(data);
+    minidbx_close(db);
+    relay_stop();
+}
+END_TEST
+
 static Suite *s3_suite(void)
 {
     Suite *s = suite_create("s3");
@@ -1179,6 +1319,7 @@ static Suite *s3_suite(void)
     tcase_add_test(tc, corrupt_object_refused);
     tcase_add_test(tc, reader_ranges_resume);
     tcase_add_test(tc, reader_refuses_a_lying_range);
+    tcase_add_test(tc, get_longer_than_its_length);
     tcase_add_test(tc, wrong_secret);
     tcase_add_test(tc, missing_bucket);
     tcase_add_test(tc, engine_down);
