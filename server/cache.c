@@ -12,7 +12,11 @@
  *               response's header alone and then the file in 128 KiB
  *               sendfile pieces, one poll round each (0.5-0.7x nginx on
  *               1 MiB GETs), while a buffer goes out in as few sends as
- *               the socket takes.
+ *               the socket takes. Under --io-model per-connection the
+ *               bytes are in a memfd instead, sealed (F_SEAL_WRITE,
+ *               SHRINK, GROW, SEAL) before the copy is used, and sent
+ *               by sendfile: no copy into the socket, and in that mode
+ *               libmicrohttpd sends up to 2 MiB per call (io.c).
  *
  * What an identity trusts. A file is remembered with the identity and
  * times that fstat gave before its bytes were read and again after. A
@@ -34,7 +38,13 @@
  * next GET after such a write sees the new ctime and hashes again.
  *
  * A body trusts less: the bytes sent are the bytes that were hashed, in
- * the node's own memory, whatever happens to the file afterwards. Its
+ * the node's own memory, whatever happens to the file afterwards. A
+ * memfd body is read into a writable shared mapping of the memfd and
+ * hashed there; the mapping goes (F_SEAL_WRITE cannot be added while one
+ * exists) and the seals are added before the body is kept or sent, so
+ * from then on nobody, this process included, can change its pages
+ * (writes through /proc/PID/fd fail too); the fd never leaves the
+ * process but as the dup a reply sends from. Its
  * identity is checked only so that a file changed since it was read (a
  * byte flipped on disk, a repair) is read and hashed again, and the GET
  * refuses a corrupt file as it would without the cache.
@@ -47,12 +57,14 @@
 #include "node.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #define VERIFIED_TTL_NS (60ll * 1000 * 1000 * 1000)
 #define CTIME_MARGIN_NS (2ll * 1000 * 1000 * 1000)
@@ -77,6 +89,8 @@ struct serve_copy {
     atomic_uint refs;            /* the cache's, and one per reply sending it */
     struct serve_verified *owner;
     size_t size;
+    int memfd;                   /* the bytes in a memfd (sealed once hashed), or -1: in bytes[] */
+    char *fill;                  /* memfd: its writable mapping until serve_copy_seal */
     char bytes[];
 };
 
@@ -95,6 +109,7 @@ struct serve_verified {
     uint64_t cached_bytes;       /* bodies in the table */
     atomic_ullong live_bytes;    /* bodies in memory: cached or being sent */
     uint64_t clock;
+    bool memfd_bodies;           /* bodies in sealed memfds, sent by sendfile */
     struct body_slot bodies[BODY_SLOTS];
 };
 
@@ -109,6 +124,7 @@ int serve_verified_start(struct serve_server *srv)
     }
     v->count = count;
     v->body_cache_bytes = srv->cfg->body_cache_bytes;
+    v->memfd_bodies = srv->cfg->io_model == SERVE_IO_PER_CONNECTION;
     pthread_mutex_init(&v->lock, NULL);
     srv->verified = v;
     return 0;
@@ -214,6 +230,39 @@ void serve_verified_remember(struct serve_server *srv, const minidbx_id *id, int
 
 /* ---- bodies -------------------------------------------------------------------- */
 
+/* A body whose bytes follow its header, in one anonymous mapping: freed,
+ * it goes back to the system at once. */
+static struct serve_copy *memory_copy_new(size_t size)
+{
+    struct serve_copy *body = mmap(NULL, sizeof *body + size, PROT_READ | PROT_WRITE,
+                                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (body == MAP_FAILED)
+        return NULL;
+    body->memfd = -1;
+    body->fill = NULL;
+    return body;
+}
+
+/* A body whose bytes are in a memfd of size bytes, mapped for writing
+ * until serve_copy_seal. */
+static struct serve_copy *memfd_copy_new(size_t size)
+{
+    struct serve_copy *body = malloc(sizeof *body);
+    if (!body)
+        return NULL;
+    body->fill = MAP_FAILED;
+    body->memfd = memfd_create("mdbx-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (body->memfd >= 0 && ftruncate(body->memfd, (off_t)size) == 0)
+        body->fill = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, body->memfd, 0);
+    if (body->fill == MAP_FAILED) {
+        if (body->memfd >= 0)
+            close(body->memfd);
+        free(body);
+        return NULL;
+    }
+    return body;
+}
+
 bool serve_copy_cacheable(struct serve_server *srv, uint64_t size)
 {
     uint64_t cache = srv->verified->body_cache_bytes;
@@ -231,10 +280,10 @@ struct serve_copy *serve_copy_new(struct serve_server *srv, uint64_t size)
         if (live + size > 2 * v->body_cache_bytes)
             return NULL;
     while (!atomic_compare_exchange_weak(&v->live_bytes, &live, live + size));
-    /* mapped, not malloc'ed: freed, it goes back to the system at once */
-    size_t bytes = sizeof(struct serve_copy) + (size_t)size;
-    struct serve_copy *body = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (body == MAP_FAILED) {
+    struct serve_copy *body = v->memfd_bodies && size > 0 ? memfd_copy_new((size_t)size) : NULL;
+    if (!body)
+        body = memory_copy_new((size_t)size);
+    if (!body) {
         atomic_fetch_sub(&v->live_bytes, size);
         return NULL;
     }
@@ -246,7 +295,21 @@ struct serve_copy *serve_copy_new(struct serve_server *srv, uint64_t size)
 
 char *serve_copy_bytes(struct serve_copy *body)
 {
-    return body->bytes;
+    return body->memfd >= 0 ? body->fill : body->bytes;
+}
+
+int serve_copy_seal(struct serve_copy *body)
+{
+    if (body->memfd < 0)
+        return 0;
+    munmap(body->fill, body->size);
+    body->fill = NULL;
+    return fcntl(body->memfd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+}
+
+int serve_copy_fd(const struct serve_copy *body)
+{
+    return body->memfd;
 }
 
 uint64_t serve_copy_memory_bytes(struct serve_server *srv)
@@ -260,7 +323,14 @@ void serve_copy_release(void *cls)
     if (!body || atomic_fetch_sub(&body->refs, 1) != 1)
         return;
     atomic_fetch_sub(&body->owner->live_bytes, body->size);
-    munmap(body, sizeof *body + body->size);
+    if (body->memfd < 0) {
+        munmap(body, sizeof *body + body->size);
+        return;
+    }
+    if (body->fill)
+        munmap(body->fill, body->size);
+    close(body->memfd);
+    free(body);
 }
 
 /* With the lock held: empty slot i. */

@@ -16,7 +16,7 @@ enum setting {
     SET_READ_TOKEN, SET_WRITE_TOKEN, SET_TLS_CERT, SET_TLS_KEY, SET_IDLE, SET_HEADER,
     SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_BODY_CACHE, SET_CONFIG, SET_READ_ONLY,
     SET_SYNC, SET_MD5_ALIASES, SET_ACCESS_LOG, SET_ACCESS_LOG_FORMAT, SET_LOG_LEVEL, SET_PROFILE,
-    SET_COUNT
+    SET_IO_MODEL, SET_COUNT
 };
 
 const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
@@ -44,6 +44,7 @@ const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
     [SET_ACCESS_LOG_FORMAT] = { "access-log-format", true },
     [SET_LOG_LEVEL] = { "log-level", true },
     [SET_PROFILE] = { "profile", true },
+    [SET_IO_MODEL] = { "io-model", true },
     [SET_COUNT] = { NULL, false },
 };
 
@@ -256,6 +257,15 @@ static int config_set(struct minidbx_server_config *cfg, int which, const char *
             cfg->log_level = SERVE_LOG_INFO;
         else
             return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --log-level (error, warn or info)",
+                               value);
+        return 0;
+    case SET_IO_MODEL:
+        if (strcmp(value, "pool") == 0)
+            cfg->io_model = SERVE_IO_POOL;
+        else if (strcmp(value, "per-connection") == 0)
+            cfg->io_model = SERVE_IO_PER_CONNECTION;
+        else
+            return serve_error(err, MINIDBX_EINVAL, 0, "bad value '%s' for --io-model (pool or per-connection)",
                                value);
         return 0;
     case SET_MD5_ALIASES:

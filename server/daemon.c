@@ -160,13 +160,15 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, 
      * a client that sends a partial body and closes in one go, and keeps
      * the request until the idle timeout (tests/http/lifecycle.sh). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_POLL | MHD_USE_ITC | MHD_USE_TURBO |
-                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
+                     MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME | serve_io_flags(cfg);
+    struct MHD_OptionItem io_options[2];
     struct MHD_OptionItem tls_options[] = {
         { MHD_OPTION_HTTPS_MEM_CERT, 0, tls->tls_cert },
         { MHD_OPTION_HTTPS_MEM_KEY, 0, tls->tls_key },
         { MHD_OPTION_END, 0, NULL },
     };
 
+    serve_io_options(cfg, io_options);
     if (tls->tls_cert)
         flags |= MHD_USE_TLS;
     if (family == AF_INET6)
@@ -174,7 +176,7 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, 
     return MHD_start_daemon(flags, 0, NULL, NULL, serve_on_request, srv,
         MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv, /* first, to catch every message */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
-        MHD_OPTION_THREAD_POOL_SIZE, cfg->threads,
+        MHD_OPTION_ARRAY, io_options, /* --io-model (io.c) */
         MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,

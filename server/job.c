@@ -6,7 +6,11 @@
  * with the write token could keep the disks and cores busy. A second one
  * while one runs gets 503 with Retry-After. A client that says
  * Connection: close (or has half-closed) gets its job run on its I/O
- * thread instead (see serve_job_run). */
+ * thread instead (see serve_job_run), and so does every client under
+ * --io-model per-connection, where that thread is the connection's own
+ * (and where libmicrohttpd 0.9.75 can lose a resume: the suspended
+ * connection's thread and the daemon's both wait on one event, and the
+ * first to wake may clear it before the other has seen it). */
 #include "node.h"
 
 #include <errno.h>
@@ -129,7 +133,8 @@ enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn)
         jobs->threads++;
     }
     pthread_mutex_unlock(&jobs->lock);
-    if (!busy && client_may_half_close(req->conn)) {
+    if (!busy && (req->srv->cfg->io_model == SERVE_IO_PER_CONNECTION ||
+                  client_may_half_close(req->conn))) {
         /* libmicrohttpd 0.9.75 closes a resumed connection as soon as it
          * reads the end of file of a client that has shut down its sending
          * side, before the handler can answer. Such clients (that, or one

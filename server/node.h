@@ -17,6 +17,7 @@
  * cache.c      blob files and bytes already verified, bounded
  * memory.c     the bound on resident memory: allocator, mapped file pages
  * job.c        slow maintenance calls (verify, gc) off the I/O threads
+ * io.c         --io-model: a thread per connection, or a pool
  *
  * Handlers are thin: they parse what the URL and body say, call the public
  * API and turn the result into a reply. Every id that comes from a URL,
@@ -176,6 +177,8 @@ struct serve_request {
     bool job_dry_run;       /* POST /v1/gc?dry_run=1 */
     int64_t job_older_than; /* POST /v1/gc?older_than=SECONDS */
     cJSON *job_json;        /* what the job built for the reply */
+
+    struct serve_copy *copy;/* a verified body its reply sends by sendfile (cache.c) */
 };
 
 struct serve_server {
@@ -303,6 +306,13 @@ void serve_memory_stop(struct serve_server *srv);
  * store's file mappings if they have grown (memory.c). */
 void serve_memory_request_done(struct serve_server *srv);
 
+/* ---- threads (io.c) -------------------------------------------------------- */
+
+/* The daemon's flags and options for --io-model (out: two items, the
+ * last MHD_OPTION_END); before the daemon starts. */
+unsigned serve_io_flags(const struct minidbx_server_config *cfg);
+void serve_io_options(const struct minidbx_server_config *cfg, struct MHD_OptionItem out[2]);
+
 /* ---- what the node remembers as verified (cache.c) ------------------------- */
 
 struct stat;
@@ -332,7 +342,13 @@ bool serve_copy_cacheable(struct serve_server *srv, uint64_t size);
 /* A new body of size bytes (one reference), or NULL when the bodies'
  * memory is spent or size is too large. */
 struct serve_copy *serve_copy_new(struct serve_server *srv, uint64_t size);
+/* Where the bytes go (until serve_copy_seal). */
 char *serve_copy_bytes(struct serve_copy *body);
+/* The bytes are written and hashed: from now on they cannot change (a
+ * memfd body is sealed). 0, or -1 (do not send it). */
+int serve_copy_seal(struct serve_copy *body);
+/* The sealed memfd holding a body's bytes, or -1 (they are in memory). */
+int serve_copy_fd(const struct serve_copy *body);
 /* Bytes of copies in memory: kept, or held by replies. */
 uint64_t serve_copy_memory_bytes(struct serve_server *srv);
 /* Drop one reference (a libmicrohttpd free callback). NULL: no-op. */

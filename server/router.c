@@ -129,6 +129,7 @@ static void request_free(struct serve_request *req)
         MHD_destroy_post_processor(req->post);
     free(req->small);
     cJSON_Delete(req->job_json);
+    serve_copy_release(req->copy);
     free(req);
 }
 

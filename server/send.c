@@ -6,8 +6,9 @@
  *
  *   a blob file of at most a quarter  sent from the verified bytes the node
  *   of --body-cache                   keeps (cache.c), with its headers in
- *                                     one go; when not kept, read whole into
- *                                     one buffer, hashed, then sent (and
+ *                                     one go (per-connection: a sealed
+ *                                     memfd, by sendfile); when not kept,
+ *                                     read whole, hashed, then sent (and
  *                                     kept). A bad file gets an error
  *                                     status, no bytes.
  *   another object up to BUFFER_MAX   read whole into one buffer and checked
@@ -367,6 +368,10 @@ static int copy_read(struct object_source *src, struct serve_copy **out)
         serve_copy_release(copy);
         return rc;
     }
+    if (serve_copy_seal(copy) < 0) {
+        serve_copy_release(copy);
+        return 0; /* stream it */
+    }
     serve_copy_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns, copy);
     *out = copy;
     return 0;
@@ -379,6 +384,32 @@ static struct serve_copy *copy_lookup(struct serve_server *srv, const struct obj
     if (copy)
         atomic_fetch_add(&srv->metrics.memory_sends, 1);
     return copy;
+}
+
+/* The reply sending range of a verified copy (takes the reference). The
+ * reply holds it until it is done: a buffer's free callback releases it,
+ * a sealed memfd's (sendfile) the request's end. */
+static struct MHD_Response *copy_response(struct serve_request *req, struct serve_copy *copy,
+                                          const struct serve_range *range)
+{
+    struct MHD_Response *resp = NULL;
+    int fd;
+
+    if (serve_copy_fd(copy) < 0) {
+        resp = MHD_create_response_from_buffer_with_free_callback_cls(
+            (size_t)range->length, serve_copy_bytes(copy) + range->start, serve_copy_release, copy);
+    } else if ((fd = dup(serve_copy_fd(copy))) >= 0) {
+        /* libmicrohttpd closes the dup with the reply */
+        if ((resp = MHD_create_response_from_fd_at_offset64(range->length, fd, range->start))) {
+            serve_copy_release(req->copy);
+            req->copy = copy;
+        } else {
+            close(fd);
+        }
+    }
+    if (!resp)
+        serve_copy_release(copy);
+    return resp;
 }
 
 /* The body for range of the open object (takes src), or NULL after a
@@ -394,11 +425,7 @@ static struct MHD_Response *object_response(struct serve_request *req, struct ob
     *result = MHD_NO;
     if (src->fd >= 0 && serve_copy_cacheable(req->srv, src->size) &&
         ((copy = copy_lookup(req->srv, src)) || ((rc = copy_read(src, &copy)) == 0 && copy))) {
-        /* the reply holds a reference to the copy: released when it is done */
-        resp = MHD_create_response_from_buffer_with_free_callback_cls(
-            (size_t)range->length, serve_copy_bytes(copy) + range->start, serve_copy_release, copy);
-        if (!resp)
-            serve_copy_release(copy);
+        resp = copy_response(req, copy, range);
     } else if (rc < 0) {
         ; /* a bad file: the reply below */
     } else if (src->size <= BUFFER_MAX) {

@@ -24,6 +24,10 @@
  * --access-log does not name a file). */
 enum { SERVE_LOG_ERROR = -1, SERVE_LOG_WARN = 0, SERVE_LOG_INFO = 1 };
 
+/* --io-model: --threads threads that each poll many connections (the
+ * default), or a thread per open connection. */
+enum { SERVE_IO_POOL = 0, SERVE_IO_PER_CONNECTION = 1 };
+
 /* What `mdbx help serve` says about the settings and the routes. */
 #define MINIDBX_SERVER_USAGE "[--listen [HOST]:PORT] [--threads N] [--max-object-size SIZE] ..."
 #define MINIDBX_SERVER_HELP                                                      \
@@ -32,7 +36,15 @@ enum { SERVE_LOG_ERROR = -1, SERVE_LOG_WARN = 0, SERVE_LOG_INFO = 1 };
     "                              (localhost); :PORT every address; PORT\n"    \
     "                              alone 127.0.0.1; port 0 picks a free one,\n" \
     "                              printed on start\n"                         \
-    "  --threads N                 worker threads (default 4)\n"                 \
+    "  --io-model pool|per-connection  pool (default): --threads threads each\n" \
+    "                              serve many connections; per-connection: a\n" \
+    "                              thread per open connection, at most\n"     \
+    "                              --max-connections (more are closed at once\n" \
+    "                              instead of waiting); concurrent durable\n"  \
+    "                              writes share flushes, a kept body goes out\n" \
+    "                              by sendfile in one piece; more CPU per small\n" \
+    "                              request\n"                                  \
+    "  --threads N                 I/O threads of --io-model pool (default 4)\n" \
     "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
     "                              store's limit; larger uploads get 413\n"     \
     "                              (ETOOBIG) and store nothing\n"               \
@@ -125,6 +137,7 @@ struct minidbx_server_config {
     const char *access_log;         /* --access-log FILE ("-": stderr), or NULL */
     bool access_log_json;           /* --access-log-format json */
     int log_level;                  /* --log-level: SERVE_LOG_WARN (0) by default */
+    int io_model;                   /* --io-model: SERVE_IO_POOL (0) by default */
     const char *profile;            /* --profile, or NULL */
     unsigned long long explicit_settings; /* bit per setting given one by one (profiles skip them) */
     void *file_settings;            /* owned: the parsed config file, which strings point into */

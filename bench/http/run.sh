@@ -7,7 +7,9 @@
 # Environment: DURATION (seconds per load, default 10), RUNS (rounds of
 # every load, default 3: the report gives medians), THREADS (server worker
 # threads, default 2), WRK_THREADS (default 2), KEEP=1 keeps the temp
-# directory. Needs nginx (nginx-light), wrk and curl.
+# directory, ALT="OPTIONS" adds a second mdbx serve node (on a store of its
+# own) with these options to every GET and PUT load, e.g. ALT="--io-model
+# pool": a before/after in one run. Needs nginx (nginx-light), wrk and curl.
 set -u
 
 BUILD=${1:-build}
@@ -28,11 +30,13 @@ done
 T=$(mktemp -d /var/tmp/mdbx-bench-http.XXXXXX)
 MDBX_PID=""
 NOSYNC_PID=""
+ALT_PID=""
 NGINX_PID=""
 cleanup()
 {
     [ -n "$MDBX_PID" ] && kill "$MDBX_PID" 2>/dev/null && wait "$MDBX_PID" 2>/dev/null
     [ -n "$NOSYNC_PID" ] && kill "$NOSYNC_PID" 2>/dev/null && wait "$NOSYNC_PID" 2>/dev/null
+    [ -n "$ALT_PID" ] && kill "$ALT_PID" 2>/dev/null && wait "$ALT_PID" 2>/dev/null
     [ -n "$NGINX_PID" ] && kill -QUIT "$NGINX_PID" 2>/dev/null
     sleep 0.3
     [ "${KEEP:-0}" = 1 ] && echo "kept $T" || rm -rf "$T"
@@ -55,6 +59,10 @@ head -c 1048576 /dev/urandom >"$T/obj1m"
 head -c $((50 << 20)) /dev/urandom >"$T/obj50m"
 ID4K=$("$MDBX" -q -s "$T/store" put "$T/obj4k") || exit 1
 ID1M=$("$MDBX" -q -s "$T/store" put "$T/obj1m") || exit 1
+ALT=${ALT:-}
+if [ -n "$ALT" ]; then
+    "$MDBX" -q -s "$T/store-alt" put "$T/obj4k" "$T/obj1m" >/dev/null || exit 1
+fi
 cp "$T/obj4k" "$T/www/v1/objects/$ID4K"
 cp "$T/obj1m" "$T/www/v1/objects/$ID1M"
 # nginx's workers run as another user when started by root
@@ -79,6 +87,11 @@ MDBX_PID=$START_PID MDBX_URL=$START_URL
 # the same node with --sync none, on a store of its own: the durable PUT's peer
 start_mdbx "$T/store-nosync" nosync --sync none
 NOSYNC_PID=$START_PID NOSYNC_URL=$START_URL
+if [ -n "$ALT" ]; then
+    # shellcheck disable=SC2086 # the options, word by word
+    start_mdbx "$T/store-alt" alt $ALT
+    ALT_PID=$START_PID ALT_URL=$START_URL
+fi
 
 NGINX_PORT=$(free_port)
 sed -e "s|@ROOT@|$T/www|g" -e "s|@DIR@|$T/nginx|g" -e "s|@PORT@|$NGINX_PORT|g" \
@@ -99,6 +112,7 @@ server_pids()
     case $1 in
     mdbx) echo "$MDBX_PID" ;;
     nosync) echo "$NOSYNC_PID" ;;
+    alt) echo "$ALT_PID" ;;
     *) pgrep -P "$NGINX_PID"; echo "$NGINX_PID" ;;
     esac
 }
@@ -107,6 +121,7 @@ url_of()
     case $1 in
     mdbx) echo "$MDBX_URL" ;;
     nosync) echo "$NOSYNC_URL" ;;
+    alt) echo "$ALT_URL" ;;
     *) echo "$NGINX_URL" ;;
     esac
 }
@@ -172,7 +187,7 @@ uploads()
         curl -s -o /dev/null -w '%{http_code}\n' -X PUT -H "Transfer-Encoding: chunked" \
             --data-binary @"$T/obj50m" "$MDBX_URL/v1/objects" >"$T/up.$i" &
     done
-    wait $(jobs -p | grep -v "^$MDBX_PID$" | grep -v "^$NOSYNC_PID$") 2>/dev/null
+    wait $(jobs -p | grep -v "^$MDBX_PID$" | grep -v "^$NOSYNC_PID$" | grep -v "^${ALT_PID:-none}$") 2>/dev/null
     UPLOAD_RSS[$run]=$(rss_peak_kib mdbx)
     UPLOAD_OK[$run]=$(cat "$T"/up.* | grep -c '^20[01]$')
     UPLOAD_CODES[$run]=$(cat "$T"/up.* | sort | uniq -c | awk '{ printf "%s%sx%s", (NR > 1 ? " " : ""), $1, $2 }')
@@ -180,18 +195,20 @@ uploads()
 
 declare -A UPLOAD_RSS UPLOAD_OK UPLOAD_CODES
 echo "bench/http: mdbx serve ($THREADS threads) vs nginx ($THREADS workers), wrk -t$WRK_THREADS," \
-     "${DURATION}s per load, $RUNS runs"
+     "${DURATION}s per load, $RUNS runs${ALT:+; alt: mdbx serve $ALT}"
+# the mdbx nodes a GET or PUT load runs on
+NODES="mdbx${ALT:+ alt}"
 # Each load runs on every server back to back, so that they see the same
 # state of a shared machine.
 for run in $(seq "$RUNS"); do
-    for server in mdbx nginx; do load "$run" get-4k-c64 "$server" 64 "$(url_of "$server")/v1/objects/$ID4K"; done
-    for server in mdbx nginx; do load "$run" get-4k-c1 "$server" 1 "$(url_of "$server")/v1/objects/$ID4K"; done
-    for server in mdbx nginx; do load "$run" get-1m-c64 "$server" 64 "$(url_of "$server")/v1/objects/$ID1M"; done
-    for server in mdbx nosync nginx; do
+    for server in $NODES nginx; do load "$run" get-4k-c64 "$server" 64 "$(url_of "$server")/v1/objects/$ID4K"; done
+    for server in $NODES nginx; do load "$run" get-4k-c1 "$server" 1 "$(url_of "$server")/v1/objects/$ID4K"; done
+    for server in $NODES nginx; do load "$run" get-1m-c64 "$server" 64 "$(url_of "$server")/v1/objects/$ID1M"; done
+    for server in $NODES nosync nginx; do
         export UNIQUE_PATHS=$([ "$server" = nginx ] && echo 1 || echo 0)
         BODY_FILE=$T/obj4k load "$run" put-4k-c64 "$server" 64 "$(url_of "$server")" "$HERE/put.lua"
     done
-    for server in mdbx nginx; do
+    for server in $NODES nginx; do
         export UNIQUE_PATHS=$([ "$server" = nginx ] && echo 1 || echo 0)
         BODY_FILE=$T/obj1m load "$run" put-1m-c16 "$server" 16 "$(url_of "$server")" "$HERE/put.lua"
     done
@@ -201,7 +218,7 @@ done
 
 # --- the report ----------------------------------------------------------------------
 LOADS="get-4k-c64 get-4k-c1 get-1m-c64 put-4k-c64 put-1m-c16"
-servers_of() { [ "$1" = put-4k-c64 ] && echo "mdbx nosync nginx" || echo "mdbx nginx"; }
+servers_of() { [ "$1" = put-4k-c64 ] && echo "$NODES nosync nginx" || echo "$NODES nginx"; }
 # median of the numbers given (the middle one; of an even count, the lower middle)
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 # field LOAD SERVER INDEX: that figure (1-based, as in RESULT) of every run
@@ -217,7 +234,8 @@ ratio()
 }
 mib() { awk -v k="$1" 'BEGIN { printf "%.1f", k / 1024 }'; }
 
-printf '\nmedians of %d runs (nosync: mdbx serve --sync none; mdbx PUTs are durable)\n' "$RUNS"
+printf '\nmedians of %d runs (nosync: mdbx serve --sync none; mdbx PUTs are durable%s)\n' "$RUNS" \
+    "${ALT:+; alt: mdbx serve $ALT}"
 printf '%-12s %-7s %10s %9s %9s %9s %11s %8s\n' load server "req/s" "p50 ms" "p99 ms" \
     "RSS MiB" "CPU us/req" "non-2xx"
 for name in $LOADS; do
@@ -281,3 +299,12 @@ stored=""
 for run in $(seq "$RUNS"); do stored="$stored ${UPLOAD_OK[$run]}/8 (HTTP ${UPLOAD_CODES[$run]})"; done
 echo "8 x 50 MiB uploads stored per run:$stored"
 echo "(PUTs to mdbx are durable: fsync per object on ext4 without a journal here; nginx's DAV PUT does not fsync.)"
+if [ -n "$ALT" ]; then
+    printf '\nalt (mdbx serve %s) in the same runs: req/s ratios per run, then the median\n' "$ALT"
+    for name in $LOADS; do
+        a=$(ratio "$name" alt nginx) b=$(ratio "$name" mdbx alt)
+        printf '%-12s alt/nginx %s -> %.2fx   mdbx/alt %s -> %.2fx\n' "$name" "$(every_run $a)" \
+            "$(median $a)" "$(every_run $b)" "$(median $b)"
+    done
+    rss_goal "put-4k-c64 (alt)" 32 $(field put-4k-c64 alt 5)
+fi
