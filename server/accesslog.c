@@ -101,7 +101,10 @@ static size_t escape(char *out, size_t room, const char *text, size_t max, bool 
 void serve_access_log(struct serve_server *srv, struct MHD_Connection *conn,
                       const struct serve_request *req, unsigned status, uint64_t bytes)
 {
-    char line[LINE_MAX_BYTES], client[INET6_ADDRSTRLEN], method[64 * 6], path[PATH_SHOWN_MAX * 6 + 8];
+    /* the path gets what the line has left after every other field (at
+     * most about 450 bytes): a long one is cut inside its own string, so
+     * the line stays one line and, in JSON, an object */
+    char line[LINE_MAX_BYTES], client[INET6_ADDRSTRLEN], method[32 * 6 + 8], path[LINE_MAX_BYTES - 512];
     bool json = srv->cfg->access_log_json;
     struct timespec now;
     struct tm tm;

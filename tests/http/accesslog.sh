@@ -37,13 +37,20 @@ expect_code 200 "GET /health (JSON lines)" "$URL/health"
 printf 'GET /v1/names/q"\001 HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n' |
     curl -s --max-time 5 telnet://127.0.0.1:"$PORT" >/dev/null 2>&1
 sleep 0.2
+# a path of 2,000 control bytes: 12,000 bytes escaped, more than a line holds
+{ printf 'GET /v1/names/'; head -c 2000 /dev/zero | tr '\0' '\001'; printf ' HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'; } |
+    curl -s --max-time 5 telnet://127.0.0.1:"$PORT" >/dev/null 2>&1
+sleep 0.2
 stop_server
 head -n 1 "$T/json.log" >"$T/out"
 check "  a JSON object per line: time, client, method, path, status, bytes, duration_ms" \
     eval '[ "$("$JSONQ" client method path status bytes <"$T/out")" = "127.0.0.1	GET	/health	200	2" ] &&
           "$JSONQ" time duration_ms <"$T/out" | grep -Eq "^[0-9-]{10}T[0-9:.]{12}Z	[0-9.]+$"'
-tail -n 1 "$T/json.log" >"$T/out"
+sed -n 2p "$T/json.log" >"$T/out"
 check "  a quote and a control byte are JSON escapes" eval '[ "$("$JSONQ" path <"$T/out")" = "/v1/names/q\"$(printf "\001")" ]'
+sed -n 3p "$T/json.log" >"$T/out"
+check "  a path too long for a line is cut, and the line is still JSON (its status read back)" \
+    eval '"$JSONQ" status <"$T/out" | grep -Eq "^[0-9]{3}$" && [ "$(wc -c <"$T/out")" -le 4096 ]'
 
 start_server "$T/store" --log-level info || { not_ok "server starts with --log-level info"; finish; }
 expect_code 200 "--log-level info: GET /health" "$URL/health"
