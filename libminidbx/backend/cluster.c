@@ -96,6 +96,26 @@ unsigned cluster_homes(struct cluster *c, uint64_t key, unsigned out[CLUSTER_NOD
     return n;
 }
 
+uint64_t cluster_up_nodes(struct cluster *c)
+{
+    uint64_t up = 0;
+    for (size_t i = 0; i < c->count; i++)
+        if (cluster_node_db(&c->nodes[i]))
+            up |= 1ull << i;
+    return up;
+}
+
+unsigned cluster_homes_among(const struct cluster *c, uint64_t key, uint64_t up, unsigned out[CLUSTER_NODES_MAX])
+{
+    unsigned order[CLUSTER_NODES_MAX], n = 0;
+
+    cluster_order(c, key, order);
+    for (size_t k = 0; k < c->count && n < c->replicas; k++)
+        if (up & (1ull << order[k]))
+            out[n++] = order[k];
+    return n;
+}
+
 /* --- node state ------------------------------------------------------------- */
 
 static int64_t monotonic_ns(void)

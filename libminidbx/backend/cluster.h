@@ -84,6 +84,11 @@ void cluster_order(const struct cluster *c, uint64_t key, unsigned order[CLUSTER
 /* The R best nodes that are up for key (indexes into c->nodes, best
  * first): the homes. Returns how many (fewer when fewer are up). */
 unsigned cluster_homes(struct cluster *c, uint64_t key, unsigned out[CLUSTER_NODES_MAX]);
+/* The nodes that are up now, a bit each (bit i: c->nodes[i]). */
+uint64_t cluster_up_nodes(struct cluster *c);
+/* cluster_homes among the nodes of up (a bit each) instead of those up
+ * now (repair: see cluster_repair.c). */
+unsigned cluster_homes_among(const struct cluster *c, uint64_t key, uint64_t up, unsigned out[CLUSTER_NODES_MAX]);
 
 /* --- node state (cluster.c) ------------------------------------------------- */
 

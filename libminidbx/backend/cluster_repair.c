@@ -3,8 +3,12 @@
  *
  * Verify walks every name and every object once, merging the nodes' sorted
  * lists, and knows for each which nodes hold a copy. An object's homes are
- * the R best nodes that are up in the HRW order of its id; a name's, of
- * the name. What it finds, and what MINIDBX_VERIFY_REPAIR does about it:
+ * the R best nodes in the HRW order of its id that were up when the pass
+ * began or are up now; a name's, of the name. (Not only those up now: a
+ * node that misses a deadline in the middle of a pass is marked down for
+ * a while, and the rest of the pass would move its copies to the next
+ * node, which the next pass, with the node back, would undo. Its copies
+ * fail instead, and are left to the next pass.) What it finds, and what MINIDBX_VERIFY_REPAIR does about it:
  *   MISSING   a home without a copy: the copy is made from another node
  *             (streamed, verified at both ends);
  *   CORRUPT   a home's copy fails the node's own verify: the right bytes
@@ -37,6 +41,7 @@
 
 struct repair {
     struct cluster *c;
+    uint64_t up; /* the nodes up when the pass began */
     bool fix;
     pthread_mutex_t lock; /* the report and the callback: one problem at a time */
     minidbx_verify_report *report;
@@ -151,11 +156,17 @@ static bool replace_copy(struct repair *rp, struct cluster_node *node, const min
     return cluster_copy_object(rp->c, id, node, NULL, 0) == 0 && copy_sound(rp, node, id) == 1;
 }
 
+/* The homes of key for this pass (see the top of the file). */
+static unsigned pass_homes(struct repair *rp, uint64_t key, unsigned out[CLUSTER_NODES_MAX])
+{
+    return cluster_homes_among(rp->c, key, rp->up | cluster_up_nodes(rp->c), out);
+}
+
 static void repair_object(struct repair *rp, const minidbx_id *id, const struct holding *h)
 {
     struct cluster *c = rp->c;
     unsigned home[CLUSTER_NODES_MAX];
-    unsigned count = cluster_homes(c, cluster_id_key(id), home), sound = 0;
+    unsigned count = pass_homes(rp, cluster_id_key(id), home), sound = 0;
     uint64_t is_home = 0;
 
     pthread_mutex_lock(&rp->lock);
@@ -346,8 +357,8 @@ static void repair_name(struct repair *rp, const minidbx_name_info *copies, uint
     for (size_t i = 0; i < c->count; i++)
         if ((has & (1ull << i)) && (!best || cluster_name_newer(&copies[i], best)))
             best = &copies[i];
-    count = cluster_homes(c, cluster_name_key(best->name), home);
-    count += cluster_homes(c, cluster_id_key(&best->id), home + count);
+    count = pass_homes(rp, cluster_name_key(best->name), home);
+    count += pass_homes(rp, cluster_id_key(&best->id), home + count);
     for (unsigned k = 0; k < count; k++) {
         unsigned i = home[k];
         bool present = has & (1ull << i), fixed;
@@ -462,7 +473,7 @@ static int repair_names(struct repair *rp)
 int cluster_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
                    minidbx_verify_report *report, minidbx_problem_cb cb, void *ctx)
 {
-    struct repair rp = { .c = cluster_of(be), .fix = (flags & MINIDBX_VERIFY_REPAIR) != 0,
+    struct repair rp = { .c = cluster_of(be), .up = cluster_up_nodes(cluster_of(be)), .fix = (flags & MINIDBX_VERIFY_REPAIR) != 0,
                          .report = report, .cb = cb, .ctx = ctx };
     int rc;
 

@@ -875,6 +875,59 @@ START_TEST(a_name_set_survives_a_gc_with_no_grace)
 }
 END_TEST
 
+/* A node that fails in the middle of a repair pass is marked down. The
+ * rest of the pass must not make its objects at home elsewhere: the next
+ * pass, with the node back, would move every copy back again (under load,
+ * cluster-real's repair churned so for three passes). Here n1's directory
+ * is moved away once repair has started: the name set that repairs a
+ * name's copy there fails (EIO: the store is gone) and marks n1 down
+ * before the objects. The objects that n1 lacks must then be left to the
+ * next pass, not copied to n2, which is not their home. */
+START_TEST(repair_keeps_homes_when_a_node_fails_mid_pass)
+{
+    enum { N = 3, WANT = 16 };
+    minidbx_id ids[WANT + 1], id;
+    unsigned char bytes[64];
+    unsigned got = 0;
+    char away[PATH_MAX + 8];
+    minidbx_verify_report report;
+    problem_log log = { .quiet = 1 };
+    test_rng rng;
+
+    write_cluster(N, "\"replicas\": 2");
+    minidbx *db = open_cluster();
+    rng_seed(&rng, 23);
+    /* objects at home on n0 and n1 (ids[0] also gets a name); others go */
+    for (unsigned tries = 0; got < WANT + 1 && tries < 2000; tries++) {
+        rng_fill(&rng, bytes, sizeof bytes);
+        ck_assert_ok(minidbx_put(db, bytes, sizeof bytes, &id));
+        if (holders(N, &id) == 0x3)
+            ids[got++] = id;
+        else
+            ck_assert_ok(minidbx_delete(db, &id));
+    }
+    ck_assert_uint_eq(got, WANT + 1);
+    ck_assert_ok(minidbx_name_set(db, "pin", &ids[0]));
+    /* n1 loses the name's copy and every other object */
+    minidbx *n1 = store_open(node_dir[1], 0);
+    ck_assert_ok(minidbx_name_delete(n1, "pin"));
+    for (unsigned i = 1; i <= WANT; i++)
+        ck_assert_ok(minidbx_delete(n1, &ids[i]));
+    minidbx_close(n1);
+    /* n1's store goes away under the open cluster: its next write fails */
+    snprintf(away, sizeof away, "%s.away", node_dir[1]);
+    ck_assert_int_eq(rename(node_dir[1], away), 0);
+    ck_assert_ok(minidbx_verify(db, NULL, MINIDBX_VERIFY_REPAIR, &report, problem_log_cb, &log));
+    ck_assert_int_eq(rename(away, node_dir[1]), 0);
+    unsigned on_n2 = 0;
+    for (unsigned i = 1; i <= WANT; i++)
+        on_n2 += (holders(N, &ids[i]) & 0x4) != 0;
+    ck_assert_msg(on_n2 == 0, "%u of %u objects of n0 and n1 were copied to n2 while n1 was down", on_n2, WANT);
+    ck_assert_msg(report.problems > report.repaired, "n1's missing copies are left to the next pass");
+    minidbx_close(db);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("cluster");
@@ -894,6 +947,7 @@ int main(void)
     tcase_add_test(tc, repair_keeps_copies_it_cannot_replace);
     tcase_add_test(tc, repair_keeps_a_surplus_copy_set_since);
     tcase_add_test(tc, a_name_set_survives_a_gc_with_no_grace);
+    tcase_add_test(tc, repair_keeps_homes_when_a_node_fails_mid_pass);
     suite_add_tcase(s, tc);
     return run_suite(s);
 }
