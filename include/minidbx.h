@@ -723,7 +723,9 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
  *  node runs it and cb is called once it has answered, for at most the
  *  first 10,000 problems (the report counts them all).
  *  On a cluster: store verify walks every name and object once and reads
- *  back each copy on its homes (the R best nodes that are up): a home
+ *  back each copy on its homes (the R best nodes that were up when it
+ *  began or are up now: a node that fails during the pass stays a home,
+ *  and what it lacks is left to the next pass): a home
  *  without a copy is MISSING, a bad copy CORRUPT, a home without the newest
  *  copy of a name STALE, a copy outside the homes MISPLACED. REPAIR copies
  *  (from a node with a good copy, verified on the way), puts the right
