@@ -301,6 +301,8 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  *                              by delete, stat's refs and gc)
  *   P tmp/<random>.<n>         a large writer's multipart upload (in
  *                              segments of 5 GiB), until its commit
+ *   P marks/<64 hex id>/<random>  empty: a delete, gc or repair is about
+ *                              to remove that object (see Names below)
  * Objects: put and a writer of at most 5 MiB are one PUT to the object's
  * key. Over http:// its x-amz-content-sha256 is the id, so the engine
  * checks the bytes it got (and refuses others); over https://, where TLS
@@ -340,9 +342,17 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * (If-None-Match: *), so *out_created is exact (bytes that were there are
  * then PUT again, plainly); over 5 MiB the copy to the key cannot be
  * conditional and *out_created is -1 (cannot tell).
- * Names: a set is a HEAD of the object, then its ref, then the name (a
- * crash between them leaves a ref too many: the object is kept, verify
- * reports BADREF). name_list is one listing and a GET per name.
+ * Names: a set writes the object's ref, then waits while a remover's
+ * mark on the object stands, then HEADs the object (gone: its ref is
+ * removed again, ENOTFOUND), then writes the name (a crash between them
+ * leaves a ref too many: the object is kept, verify reports BADREF). A
+ * remover (delete, gc, REPAIR) writes its mark, then lists the refs, and
+ * DELETEs only if there are none, within 30 s of its mark, then removes
+ * the mark. Each side writes before it reads, so a set that returns 0 never
+ * leaves its name on an object a remover deletes (the engine must read its
+ * own writes, listings included: Ceph RGW and AWS S3 do). A mark left by a
+ * remover that died holds up a set of that object for 35 s once, after
+ * which the set removes it. name_list is one listing and a GET per name.
  * Batches: S3 has no transactions. A batch is a plain sequence, as on
  * http:// (see minidbx_batch_begin): every call reaches the engine at
  * once; abort removes nothing, gc removes what it left unnamed.
@@ -362,11 +372,13 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * older_than_ns (at least a second: Last-Modified is in whole seconds)
  * before the engine's clock when gc began (its Date header); a put of
  * stored bytes writes them again, which moves Last-Modified and so makes
- * them young; a dry run lists and deletes nothing. Each is checked again (its
- * refs listed, a HEAD) just before its DELETE, so a put of the same bytes
- * or a name set racing gc keeps it, except in the moment between that
- * check and the DELETE (S3 has no conditional delete): do not run gc
- * while another client writes what may be unnamed bytes it relies on.
+ * them young; a dry run lists and deletes nothing. Each is checked again
+ * (under a mark, as for delete: its refs listed, a HEAD) just before its
+ * DELETE, so a name set racing gc either keeps the object or fails with
+ * ENOTFOUND, and a put of the same bytes keeps it, except in the moment
+ * between that HEAD and the DELETE (S3 has no conditional delete): do
+ * not run gc with a grace shorter than the time a client may hold unnamed
+ * bytes it relies on without naming them.
  * Errors: the engine's code and message are in minidbx_errmsg with the
  * method and URL. A wrong secret is EPERM ("SignatureDoesNotMatch"), a
  * missing bucket ENOTFOUND ("NoSuchBucket", naming it), an engine that

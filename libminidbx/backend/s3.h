@@ -12,6 +12,8 @@
  *                           stat's refs and gc read instead of every name)
  *   P tmp/<random>          a large writer's upload, copied to its key at
  *                           commit and removed
+ *   P marks/<64 hex>/<random>  empty: a remover is about to DELETE that
+ *                           object (s3_list.c, "marks": what name sets wait for)
  */
 #ifndef MINIDBX_S3_H
 #define MINIDBX_S3_H

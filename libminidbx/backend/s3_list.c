@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <json-c/json.h>
 #include <libxml/parser.h>
@@ -410,6 +411,116 @@ static int delete_ref(struct s3_backend *sb, const minidbx_id *id, const char *n
     return s3_delete_key(sb, key);
 }
 
+/* ---- marks: a remover and a name set never both win ------------------------------ */
+
+/* S3 has no transaction. A remover (delete, gc, verify's repair) lists an
+ * object's refs and DELETEs it when there are none; a name set writes a
+ * ref. Interleaved, a set could return 0 with its name on an object
+ * deleted a moment later. So each side writes first and reads second:
+ *   a remover PUTs a mark, P marks/<id>/<random>, then lists the refs,
+ *   and sends the DELETE only if there are none and MARK_TTL has not
+ *   passed since the mark; then it removes its mark;
+ *   a name set PUTs its ref, then lists the object's marks, waits while
+ *   one stands, and only then HEADs the object: gone, it removes its ref
+ *   again and says ENOTFOUND.
+ * Either the remover's listing sees the ref (the object stays), or the
+ * set's listing sees the mark (and waits for the DELETE or the change of
+ * mind), or the mark was already removed, after the DELETE, and the set's
+ * HEAD finds the object gone. This needs an engine that reads its own
+ * writes, listings included (Ceph RGW and AWS S3 do). A mark left by a
+ * remover that died is stale once MARK_WAIT has passed since a set first
+ * saw it: that set removes it and goes on. */
+#define MARK_TTL_NS (30 * 1000000000LL)
+#define MARK_WAIT_NS (MARK_TTL_NS + 5 * 1000000000LL)
+#define MARKS_SEEN_MAX 8
+
+struct mark {
+    char key[S3_KEY_MAX];
+    int64_t at_ns; /* monotonic, before its PUT */
+};
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static void marks_under(const minidbx_id *id, char out[S3_KEY_MAX])
+{
+    char hex[MINIDBX_ID_HEX_SIZE];
+    minidbx_id_format(id, hex);
+    snprintf(out, S3_KEY_MAX, "marks/%s/", hex);
+}
+
+static int mark_put(struct s3_backend *sb, const minidbx_id *id, struct mark *m)
+{
+    char nonce[17];
+    int rc = s3_random_hex(nonce, 8);
+    if (rc < 0)
+        return rc;
+    marks_under(id, m->key);
+    strcat(m->key, nonce);
+    m->at_ns = monotonic_ns();
+    return put_small(sb, m->key, "", "application/octet-stream");
+}
+
+/* May the remover still send its DELETE? */
+static bool mark_fresh(const struct mark *m)
+{
+    return monotonic_ns() - m->at_ns < MARK_TTL_NS;
+}
+
+struct marks_seen {
+    char keys[MARKS_SEEN_MAX][S3_KEY_MAX];
+    size_t count;
+};
+
+static int mark_listed(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct marks_seen *seen = cls;
+    (void)size, (void)mtime_ns;
+    if (seen->count < MARKS_SEEN_MAX)
+        snprintf(seen->keys[seen->count++], S3_KEY_MAX, "%s", key);
+    return 0;
+}
+
+/* After a name set's ref: return once no remover's mark on id stands
+ * (see above), removing marks that stood for MARK_WAIT_NS. */
+static int marks_wait(struct s3_backend *sb, const minidbx_id *id)
+{
+    char under[S3_KEY_MAX];
+    int64_t first_ns = -1;
+    long delay_ms = 1;
+    int rc;
+
+    marks_under(id, under);
+    for (;;) {
+        struct marks_seen *seen = calloc(1, sizeof *seen);
+        if (!seen)
+            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        if ((rc = s3_list(sb, under, NULL, mark_listed, seen, NULL)) < 0 || seen->count == 0) {
+            free(seen);
+            return rc;
+        }
+        if (first_ns < 0) {
+            first_ns = monotonic_ns();
+            DBX_TEST_PAUSE("s3-name-waits");
+        } else if (monotonic_ns() - first_ns > MARK_WAIT_NS) {
+            for (size_t i = 0; rc == 0 && i < seen->count; i++)
+                rc = s3_delete_key(sb, seen->keys[i]); /* stale: its remover died */
+            free(seen);
+            if (rc < 0)
+                return rc;
+            first_ns = -1; /* look again: more than MARKS_SEEN_MAX, or new ones */
+            continue;
+        }
+        free(seen);
+        nanosleep(&(struct timespec){ delay_ms / 1000, (delay_ms % 1000) * 1000000L }, NULL);
+        delay_ms = delay_ms < 100 ? delay_ms * 2 : 200;
+    }
+}
+
 static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
                     bool unless_newer);
 
@@ -438,24 +549,30 @@ static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id,
     uint64_t size = 0;
     int rc, had;
 
-    s3_object_key(id, key);
     minidbx_id_format(id, hex);
-    if ((rc = s3_head(sb, key, &size, NULL)) == 0)
-        return minidbx_error_set(MINIDBX_ENOTFOUND, "name set %s: no object %s in %s", name, hex,
-                                 sb->location);
-    if (rc < 0)
-        return rc;
     had = name_read(sb, name, &old);
     if (had < 0 && had != MINIDBX_ENOTFOUND && had != MINIDBX_ECORRUPT)
         return had;
     if (unless_newer && had == 0 &&
         (old.mtime_ns > mtime_ns || (old.mtime_ns == mtime_ns && memcmp(old.id.bytes, id->bytes, MINIDBX_ID_SIZE) > 0)))
         return 0; /* a later writer's copy stands */
+    bool kept_ref = had == 0 && minidbx_id_equal(&old.id, id); /* the name had it already */
+    DBX_TEST_PAUSE("s3-name-set");
+    if ((rc = put_ref(sb, id, name)) < 0)
+        return rc;
+    DBX_TEST_PAUSE("s3-name-ref");
+    s3_object_key(id, key);
+    if ((rc = marks_wait(sb, id)) < 0 || (rc = s3_head(sb, key, &size, NULL)) < 0)
+        return rc;
+    if (rc == 0) { /* not there, or a remover took it */
+        rc = minidbx_error_set(MINIDBX_ENOTFOUND, "name set %s: no object %s in %s", name, hex, sb->location);
+        int unref = kept_ref ? 0 : delete_ref(sb, id, name);
+        return unref < 0 ? unref : rc;
+    }
     snprintf(body, sizeof body, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 "}", hex,
              size, mtime_ns);
     name_key(name, key);
-    if ((rc = put_ref(sb, id, name)) == 0 && (rc = put_small(sb, key, body, "application/json")) == 0 &&
-        had == 0 && !minidbx_id_equal(&old.id, id))
+    if ((rc = put_small(sb, key, body, "application/json")) == 0 && had == 0 && !kept_ref)
         rc = delete_ref(sb, &old.id, name);
     return rc;
 }
@@ -549,18 +666,62 @@ int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
 
 #define CASCADE_MAX 1000
 
-/* Delete id (and with CASCADE its names). expect (may be NULL): only the
- * bytes of that version, checked before anything is removed and again
- * just before the object's DELETE (s3_delete_key_if); 1 when the key holds
- * other bytes now (then the object is kept). gone (with expect; may be
- * NULL): once deleted, the names removed with it (the caller frees
- * gone->names). */
+/* Under the mark m: the refs listed, then (CASCADE) the names removed,
+ * then the DELETE (with expect: only of that version). removed_at (with
+ * expect): the times of the names removed, -1 for a name not removed. */
+static int delete_marked(struct s3_backend *sb, const minidbx_id *id, unsigned flags,
+                         const struct s3_version *expect, const struct mark *m, struct ref_names *r,
+                         int64_t *removed_at)
+{
+    char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
+    int rc;
+
+    s3_object_key(id, key);
+    minidbx_id_format(id, hex);
+    if ((rc = list_refs(sb, id, r)) == 0 && r->total > 0 && !(flags & MINIDBX_DELETE_CASCADE))
+        return minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: %" PRIu64 " name(s) point at it",
+                                 hex, r->total);
+    if (rc == 0 && r->total > r->count)
+        return minidbx_error_set(MINIDBX_EIO, "delete %s: more than %d names point at it; delete "
+                                 "some first", hex, CASCADE_MAX);
+    for (size_t i = 0; rc == 0 && i < r->count; i++) {
+        minidbx_name_info info;
+        char name_k[S3_KEY_MAX];
+        int got = name_read(sb, r->names[i], &info);
+        name_key(r->names[i], name_k);
+        if (removed_at)
+            removed_at[i] = -1;
+        if (got == 0 && minidbx_id_equal(&info.id, id) && (rc = s3_delete_key(sb, name_k)) == 0 &&
+            removed_at)
+            removed_at[i] = info.mtime_ns;
+        else if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT)
+            rc = got;
+        if (rc == 0)
+            rc = delete_ref(sb, id, r->names[i]);
+    }
+    DBX_TEST_PAUSE("s3-repair-names-removed");
+    DBX_TEST_PAUSE("s3-remove-checked");
+    if (rc == 0 && !mark_fresh(m))
+        rc = minidbx_error_set(MINIDBX_EIO, "delete %s: took over %lld s, so it was not sent (a name "
+                               "set may be waiting for it); try again", hex, MARK_TTL_NS / 1000000000);
+    if (rc == 0)
+        rc = expect ? s3_delete_key_if(sb, key, expect) : s3_delete_key(sb, key);
+    return rc;
+}
+
+/* Delete id (and with CASCADE its names), under a mark (see "marks").
+ * expect (may be NULL): only the bytes of that version, checked before
+ * anything is removed and again just before the object's DELETE
+ * (s3_delete_key_if); 1 when the key holds other bytes now (then the
+ * object is kept). gone (with expect; may be NULL): once deleted, the
+ * names removed with it (the caller frees gone->names). */
 static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned flags,
                          const struct s3_version *expect, struct ref_names *gone)
 {
     char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
     struct ref_names r = { NULL, 0, 0, 0 };
     struct s3_version now;
+    struct mark m;
     int rc;
 
     s3_object_key(id, key);
@@ -575,42 +736,26 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
         if (!(r.names = malloc(CASCADE_MAX * sizeof *r.names)))
             return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     }
-    if ((rc = list_refs(sb, id, &r)) == 0 && r.total > 0 && !(flags & MINIDBX_DELETE_CASCADE))
-        rc = minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: %" PRIu64 " name(s) point at it",
-                               hex, r.total);
-    if (rc == 0 && r.total > r.count)
-        rc = minidbx_error_set(MINIDBX_EIO, "delete %s: more than %d names point at it; delete "
-                               "some first", hex, CASCADE_MAX);
     /* A repair (expect) keeps the times of the names it removes: if the
      * object turns out to be put again before its DELETE, they go back. */
-    int64_t *removed_at = expect && r.count ? calloc(r.count, sizeof *removed_at) : NULL;
-    if (expect && r.count && !removed_at)
-        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-    for (size_t i = 0; rc == 0 && i < r.count; i++) {
-        minidbx_name_info info;
-        char name_k[S3_KEY_MAX];
-        int got = name_read(sb, r.names[i], &info);
-        name_key(r.names[i], name_k);
-        if (removed_at)
-            removed_at[i] = -1;
-        if (got == 0 && minidbx_id_equal(&info.id, id) && (rc = s3_delete_key(sb, name_k)) == 0 &&
-            removed_at)
-            removed_at[i] = info.mtime_ns;
-        else if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT)
-            rc = got;
-        if (rc == 0)
-            rc = delete_ref(sb, id, r.names[i]);
+    int64_t *removed_at = expect ? calloc(CASCADE_MAX, sizeof *removed_at) : NULL;
+    if ((expect && !removed_at) || (rc = mark_put(sb, id, &m)) < 0) {
+        free(removed_at);
+        free(r.names);
+        return rc < 0 ? rc : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     }
-    DBX_TEST_PAUSE("s3-repair-names-removed");
-    if (rc == 0)
-        rc = expect ? s3_delete_key_if(sb, key, expect) : s3_delete_key(sb, key);
-    /* Put again meanwhile (healed): the names it had come back, each with
-     * its own time, so a name set since (a later time) is not undone. */
+    rc = delete_marked(sb, id, flags, expect, &m, &r, removed_at);
+    int unmarked = s3_delete_key(sb, m.key);
+    /* Put again meanwhile (healed): the names it had come back (after the
+     * mark is gone: a set waits for it), each with its own time, so a
+     * name set since (a later time) is not undone. */
     for (size_t i = 0; rc == 1 && removed_at && i < r.count; i++) {
         int back = removed_at[i] >= 0 ? s3_be_name_set_at(&sb->base, r.names[i], id, removed_at[i]) : 0;
         if (back < 0)
             rc = back;
     }
+    if (rc >= 0 && unmarked < 0)
+        rc = unmarked;
     if (rc == 0 && gone && removed_at) {
         gone->count = 0;
         for (size_t i = 0; i < r.count; i++)
@@ -899,15 +1044,39 @@ struct gc_run {
     minidbx_gc_report *report;
 };
 
+/* Under the mark m (NULL: a dry run): 1 if the unnamed object id (at
+ * key) has no ref now and was not put again since it was listed, and then
+ * (unless dry) is deleted; 0 if it stays. */
+static int gc_remove(struct gc_run *g, const char *key, const minidbx_id *id, const struct mark *m)
+{
+    uint64_t refs = 0;
+    int64_t mtime_now = -1;
+    int rc;
+
+    if ((rc = s3_refs_count(g->sb, id, &refs)) < 0 || refs > 0)
+        return rc;
+    if ((rc = s3_head(g->sb, key, NULL, &mtime_now)) <= 0)
+        return rc;
+    if (mtime_now < 0 || mtime_now / 1000000000 >= g->cutoff_s)
+        return 0;
+    DBX_TEST_PAUSE("s3-remove-checked");
+    if (!m)
+        return 1;
+    if (!mark_fresh(m))
+        return 0; /* too slow to be sure: kept for the next gc */
+    return (rc = s3_delete_key(g->sb, key)) < 0 ? rc : 1;
+}
+
 /* An unnamed object last put before the cutoff (the second gc began, less
- * the grace rounded up to whole seconds) is removed, after a second look:
- * no ref now, and not put again meanwhile. A dry run looks twice too. */
+ * the grace rounded up to whole seconds) is removed, after a second look
+ * under a mark (see "marks"): no ref now, and not put again meanwhile. A
+ * dry run looks twice too, without a mark. */
 static int gc_object(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
 {
     struct gc_run *g = cls;
+    bool dry = g->opts->flags & MINIDBX_GC_DRY_RUN;
     minidbx_id id;
-    uint64_t refs = 0;
-    int64_t mtime_now = -1;
+    struct mark m;
     int rc;
 
     if (!key_id(key, &id))
@@ -917,14 +1086,12 @@ static int gc_object(void *cls, const char *key, uint64_t size, int64_t mtime_ns
     if ((g->at < g->named.count && minidbx_id_equal(&g->named.ids[g->at], &id)) ||
         mtime_ns < 0 || mtime_ns / 1000000000 >= g->cutoff_s)
         return 0;
-    if ((rc = s3_refs_count(g->sb, &id, &refs)) < 0 || refs > 0)
+    if (!dry && (rc = mark_put(g->sb, &id, &m)) < 0)
         return rc;
-    if ((rc = s3_head(g->sb, key, NULL, &mtime_now)) <= 0)
-        return rc;
-    if (mtime_now < 0 || mtime_now / 1000000000 >= g->cutoff_s)
-        return 0;
-    if (!(g->opts->flags & MINIDBX_GC_DRY_RUN) && (rc = s3_delete_key(g->sb, key)) < 0)
-        return rc;
+    rc = gc_remove(g, key, &id, dry ? NULL : &m);
+    int unmarked = dry ? 0 : s3_delete_key(g->sb, m.key);
+    if (rc <= 0 || unmarked < 0)
+        return rc < 0 ? rc : unmarked < 0 ? unmarked : 0;
     g->report->objects_removed++;
     g->report->bytes_removed += size;
     if (g->opts->removed)

@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -739,6 +740,127 @@ START_TEST(verify_repair_keeps_names_of_healed)
 }
 END_TEST
 
+/* ---- a name set racing a remover (gc, delete) ---- */
+
+/* S3 has no transaction: a remover lists an object's refs and then
+ * DELETEs it; a name set writes a ref. Whatever the interleaving, a set
+ * that returns 0 leaves its name on an object that is there, and one that
+ * loses the race says ENOTFOUND and leaves neither name nor ref. Each case
+ * holds one side at a test-only pause point while the other acts. */
+struct racer {
+    minidbx *db;
+    minidbx_id id;
+    bool gc; /* the remover: gc, else delete */
+    int rc;
+    atomic_bool done;
+};
+
+static void *remover_thread(void *p)
+{
+    struct racer *a = p;
+    minidbx_gc_report report;
+    a->rc = a->gc ? test_gc_now(a->db, &report) : minidbx_delete(a->db, &a->id);
+    return NULL;
+}
+
+static void *setter_thread(void *p)
+{
+    struct racer *a = p;
+    a->rc = minidbx_name_set(a->db, "pinned", &a->id);
+    atomic_store(&a->done, true);
+    return NULL;
+}
+
+static bool wait_for_file(const char *path, const atomic_bool *done)
+{
+    double start = now_ms();
+    while (access(path, F_OK) != 0 && !(done && atomic_load(done)) && now_ms() - start < 10000)
+        nanosleep(&(struct timespec){ 0, 1000000 }, NULL);
+    return access(path, F_OK) == 0;
+}
+
+enum race { REMOVER_CHECKED, SETTER_BEFORE_REF, SETTER_AFTER_REF };
+
+static void name_set_racing_remover(bool gc, enum race race)
+{
+    static const char *const points[] = { "s3-remove-checked", "s3-name-set", "s3-name-ref" };
+    test_rng rng;
+    char pause[400], held[320], waits[320];
+    fresh_location();
+    char *dir = tmpdir_make("s3-pause");
+    snprintf(pause, sizeof pause, "%s,s3-name-waits:%s/pause", points[race], dir);
+    snprintf(held, sizeof held, "%s/pause.%s", dir, points[race]);
+    snprintf(waits, sizeof waits, "%s/pause.s3-name-waits", dir);
+    setenv("MINIDBX_TEST_PAUSE", pause, 1); /* read at the first open of this process */
+    minidbx *db = open_s3();
+    rng_seed(&rng, seed_from_clock());
+    minidbx_id id = store_put_random(db, &rng, 3000);
+    if (gc)
+        next_second(); /* gc takes what was put before the second it began in */
+    struct racer remover = { .db = db, .id = id, .gc = gc, .rc = -1 };
+    struct racer setter = { .db = db, .id = id, .rc = -1 };
+    pthread_t rt, st;
+    if (race == REMOVER_CHECKED) {
+        /* the remover has found no ref and is about to DELETE; the set
+         * comes now and (fixed) waits for it */
+        ck_assert_int_eq(pthread_create(&rt, NULL, remover_thread, &remover), 0);
+        ck_assert_msg(wait_for_file(held, NULL), "the remover never reached %s", points[race]);
+        ck_assert_int_eq(pthread_create(&st, NULL, setter_thread, &setter), 0);
+        if (wait_for_file(waits, &setter.done))
+            ck_assert_int_eq(unlink(waits), 0);
+        ck_assert_int_eq(unlink(held), 0);
+        ck_assert_int_eq(pthread_join(rt, NULL), 0);
+        ck_assert_int_eq(pthread_join(st, NULL), 0);
+    } else {
+        /* the set is held before or after its ref; the remover runs whole */
+        ck_assert_int_eq(pthread_create(&st, NULL, setter_thread, &setter), 0);
+        ck_assert_msg(wait_for_file(held, NULL), "the name set never reached %s", points[race]);
+        remover_thread(&remover);
+        ck_assert_int_eq(unlink(held), 0);
+        ck_assert_int_eq(pthread_join(st, NULL), 0);
+    }
+    unsetenv("MINIDBX_TEST_PAUSE");
+
+    int there = minidbx_exists(db, &id);
+    minidbx_name_info info;
+    int named = minidbx_name_get(db, "pinned", &info);
+    printf("%s, held at %s: remover %d, name set %d, object there %d, name %d\n", gc ? "gc" : "delete",
+           points[race], remover.rc, setter.rc, there, named);
+    ck_assert_msg(setter.rc == 0 || setter.rc == MINIDBX_ENOTFOUND, "name set: %d", setter.rc);
+    if (setter.rc == 0) {
+        ck_assert_msg(there == 1, "the name set returned 0 but its object is gone");
+        ck_assert_ok(named);
+        ck_assert(minidbx_id_equal(&info.id, &id));
+    } else {
+        ck_assert_int_eq(there, 0);
+        ck_assert_rc(named, MINIDBX_ENOTFOUND);
+        ck_assert_int_eq(keys_under("refs%2F"), 0);
+    }
+    if (race == SETTER_AFTER_REF) { /* the remover saw the ref: the object stays */
+        ck_assert_ok(setter.rc);
+        ck_assert_int_eq(remover.rc, gc ? 0 : MINIDBX_EREFERENCED);
+    } else { /* the remover found no ref: the object goes, the set loses */
+        ck_assert_ok(remover.rc);
+        ck_assert_rc(setter.rc, MINIDBX_ENOTFOUND);
+    }
+    ck_assert_int_eq(keys_under("marks%2F"), 0); /* no remover's mark left */
+    minidbx_close(db);
+    rm_rf(dir);
+    free(dir);
+}
+
+START_TEST(name_set_racing_gc)
+{
+    name_set_racing_remover(true, (enum race)_i);
+}
+END_TEST
+
+START_TEST(name_set_racing_delete)
+{
+    name_set_racing_remover(false, (enum race)_i);
+}
+END_TEST
+
 /* ---- errors ---- */
 
 static void expect_no_secret(const char *message)
@@ -1325,6 +1447,11 @@ static Suite *s3_suite(void)
     tcase_add_test(tc, engine_down);
     tcase_add_test(tc, engine_hangs);
     suite_add_tcase(s, tc);
+    TCase *races = tcase_create("s3-races"); /* a name set and a remover, each held at its worst moment */
+    tcase_set_timeout(races, TEST_TIMEOUT_S);
+    tcase_add_loop_test(races, name_set_racing_gc, REMOVER_CHECKED, SETTER_AFTER_REF + 1);
+    tcase_add_loop_test(races, name_set_racing_delete, REMOVER_CHECKED, SETTER_AFTER_REF + 1);
+    suite_add_tcase(s, races);
     TCase *big = tcase_create("s3-big");
     tcase_set_timeout(big, TEST_TIMEOUT_LONG_S);
     tcase_add_test(big, roundtrip_100mib);
