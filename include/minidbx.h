@@ -345,14 +345,23 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * Names: a set writes the object's ref, then waits while a remover's
  * mark on the object stands, then HEADs the object (gone: its ref is
  * removed again, ENOTFOUND), then writes the name (a crash between them
- * leaves a ref too many: the object is kept, verify reports BADREF). A
- * remover (delete, gc, REPAIR) writes its mark, then lists the refs, and
- * DELETEs only if there are none, within 30 s of its mark, then removes
- * the mark. Each side writes before it reads, so a set that returns 0 never
- * leaves its name on an object a remover deletes (the engine must read its
- * own writes, listings included: Ceph RGW and AWS S3 do). A mark left by a
- * remover that died holds up a set of that object for 35 s once, after
- * which the set removes it. name_list is one listing and a GET per name.
+ * leaves a ref too many: the object is kept; verify reports BADREF once
+ * the ref is 5 minutes old, the longest a live set can be between them).
+ * A remover (delete, gc, REPAIR) writes its mark, then lists the refs,
+ * and DELETEs only if there are none (a ref under 5 minutes old whose name
+ * does not point at the id yet is a set in flight: delete says
+ * EREFERENCED, REPAIR keeps the object for now), with a deadline 30 s
+ * after its mark (MINIDBX_S3_MARK_TTL_SECONDS: the request is cut there
+ * and not retried past it), then removes the mark. Each side writes
+ * before it reads, so a set that returns 0 never leaves its name on an
+ * object a remover deletes. This needs an engine whose listings show
+ * every acknowledged write to every client (one Ceph RGW zone and AWS S3
+ * do; a multisite RGW between zones does not). A mark left by a remover
+ * that died holds up a set of that object for up to 60 s (twice the TTL),
+ * after which the set removes it; gc removes such marks too. A cascading
+ * delete whose names took past the TTL takes a new mark and lists the
+ * refs again (EREFERENCED if names were set meanwhile). name_list is one
+ * listing and a GET per name.
  * Batches: S3 has no transactions. A batch is a plain sequence, as on
  * http:// (see minidbx_batch_begin): every call reaches the engine at
  * once; abort removes nothing, gc removes what it left unnamed.
@@ -447,7 +456,8 @@ MINIDBX_EXTERN int minidbx_delete(minidbx *db, const minidbx_id *id);
 /** minidbx_delete with flags: 0 behaves as minidbx_delete;
  *  MINIDBX_DELETE_CASCADE also deletes every name that points at the object
  *  (in one transaction on the local store), so it never fails with
- *  EREFERENCED. Any other bit gives EINVAL. Thread-safe.
+ *  EREFERENCED, except on s3:// while a name set of the object is in
+ *  flight (see minidbx_open). Any other bit gives EINVAL. Thread-safe.
  *  Errors: as minidbx_delete, plus EINVAL. */
 MINIDBX_EXTERN int minidbx_delete_ex(minidbx *db, const minidbx_id *id, unsigned flags);
 
@@ -629,6 +639,8 @@ typedef struct {
 MINIDBX_EXTERN int minidbx_name_valid(const char *name);
 
 /** Point name at id (replacing what it pointed at). The object must exist.
+ *  On s3:// a set racing a delete or gc of the object waits for it (up to
+ *  60 s after a remover that died; see minidbx_open).
  *  Errors: EINVAL (bad name), ENOTFOUND (no such object), EREADONLY, EIO. */
 MINIDBX_EXTERN int minidbx_name_set(minidbx *db, const char *name, const minidbx_id *id);
 

@@ -16,6 +16,16 @@ void dbx_error_clear(void)
     last_message[0] = '\0';
 }
 
+void dbx_error_save(dbx_error_saved *out)
+{
+    memcpy(out->text, last_message, sizeof out->text);
+}
+
+void dbx_error_restore(const dbx_error_saved *saved)
+{
+    memcpy(last_message, saved->text, sizeof last_message);
+}
+
 static void vset(const char *fmt, va_list ap, const char *reason)
 {
     int n = vsnprintf(last_message, sizeof last_message, fmt, ap);

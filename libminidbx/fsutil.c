@@ -117,6 +117,13 @@ int64_t dbx_now_ns(void)
            atomic_load_explicit(&dbx_test_clock_shift_ns, memory_order_relaxed);
 }
 
+int64_t dbx_boottime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_BOOTTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
 int dbx_path_join(char *out, size_t out_size, const char *dir, const char *name)
 {
     int n = snprintf(out, out_size, "%s/%s", dir, name);

@@ -21,6 +21,14 @@
  * minidbx_errmsg never reports a stale failure. */
 void dbx_error_clear(void);
 
+/* The thread's message, kept across a best-effort clean-up whose own
+ * failure must not replace the error being returned. */
+typedef struct {
+    char text[512];
+} dbx_error_saved;
+void dbx_error_save(dbx_error_saved *out);
+void dbx_error_restore(const dbx_error_saved *saved);
+
 /* Map an errno value to a MINIDBX_E* code, set the message to
  * "<what>: strerror(err)" and return the code. */
 int dbx_error_errno(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -73,6 +81,8 @@ int dbx_mkdir_p(const char *path);
 int dbx_path_join(char *out, size_t out_size, const char *dir, const char *name);
 /* Wall-clock time in ns since the epoch. */
 int64_t dbx_now_ns(void);
+/* CLOCK_BOOTTIME in nanoseconds: for deadlines (it counts a suspend too). */
+int64_t dbx_boottime_ns(void);
 
 /* --- arrays (grow.c) ------------------------------------------------------ */
 
@@ -109,6 +119,15 @@ int dbx_thread_start(pthread_t *thread, void *(*fn)(void *), void *arg);
  *                    object's bytes wrong, before it removes the object
  *   s3-repair-names-removed  s3:// verify REPAIR, after it removed a bad
  *                    object's names, before the object's DELETE
+ *   s3-remove-checked  an s3:// remover (delete, gc, REPAIR), under its
+ *                    mark, after its last look, before its DELETE
+ *   s3-name-set      an s3:// name set, before it writes its ref
+ *   s3-name-ref      an s3:// name set, after its ref, before it looks
+ *                    for removers' marks
+ *   s3-name-waits    an s3:// name set that has found a mark, before it
+ *                    waits for it
+ *   s3-name-checked  an s3:// name set, after its HEAD found the object,
+ *                    before it writes the name
  *   shard-made       a file put that has just created a shard directory,
  *                    before it fsyncs the directory's parent
  * Disabled (the normal case) it costs one load and one branch. */

@@ -380,6 +380,15 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
         call->body_sent = 0;
         call->status = 0;
         set_options(r, curl, call, headers);
+        if (call->deadline_ns) {
+            int64_t left_ms = (call->deadline_ns - dbx_boottime_ns()) / 1000000;
+            if (left_ms <= 0) {
+                res = CURLE_OPERATION_TIMEDOUT;
+                snprintf(call->curl_error, sizeof call->curl_error, "its deadline has passed");
+                break;
+            }
+            curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, (long)left_ms);
+        }
         res = curl_easy_perform(curl);
         call->curl_code = res;
         /* Retry only what failed before any reply came, or (when asked)

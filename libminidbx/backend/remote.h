@@ -102,6 +102,9 @@ typedef struct dbx_remote_call {
     int body_fd;
     volatile int *body_aborted;
     bool long_running;        /* no stall timeout: the server is silent until done */
+    /* dbx_boottime_ns by which the request must be over (0: none): no
+     * attempt starts after it, and each is cut short at it (EIO). */
+    int64_t deadline_ns;
     /* response body: into buf (NUL-terminated), or pushed into sink_fd */
     char *buf;
     size_t buf_len, buf_cap;

@@ -40,6 +40,7 @@
 #define LIST_PAGE 1000
 #define ATTEMPTS 5
 #define STALE_S 3600
+#define MARK_TTL_S 30
 #define MISSING_LIST_MIN 1000 /* ids: from this many on, missing tries a listing */
 #define MISSING_KEYS_PER_ID 20
 #define UNSIGNED_PAYLOAD "x-amz-content-sha256: UNSIGNED-PAYLOAD"
@@ -288,12 +289,15 @@ int s3_head_version(struct s3_backend *sb, const char *key, uint64_t *size,
     return rc;
 }
 
-/* DELETE key; with if_match (a header line, or NULL) conditional on it. */
-static int delete_key(struct s3_backend *sb, const char *key, const char *if_match, long *status)
+/* DELETE key; with if_match (a header line, or NULL) conditional on it;
+ * by deadline_ns (dbx_boottime_ns; 0: none) or not at all. */
+static int delete_key(struct s3_backend *sb, const char *key, const char *if_match, int64_t deadline_ns,
+                      long *status)
 {
     dbx_remote_call call;
     int rc = s3_call(sb, &call, "DELETE", key);
     call.extra_headers[0] = if_match;
+    call.deadline_ns = deadline_ns;
     if (rc == 0 && (rc = dbx_remote_perform(&sb->remote, &call)) == 0) {
         *status = call.status;
         if (call.status / 100 != 2 && call.status != 412)
@@ -306,22 +310,29 @@ static int delete_key(struct s3_backend *sb, const char *key, const char *if_mat
 int s3_delete_key(struct s3_backend *sb, const char *key)
 {
     long status;
-    return delete_key(sb, key, NULL, &status);
+    return delete_key(sb, key, NULL, 0, &status);
 }
 
-int s3_delete_key_if(struct s3_backend *sb, const char *key, const struct s3_version *version)
+int s3_delete_key_by(struct s3_backend *sb, const char *key, const struct s3_version *version,
+                     int64_t deadline_ns)
 {
     struct s3_version now;
     char if_match[S3_ETAG_SIZE + 16];
     long status = 0;
-    int rc = s3_head_version(sb, key, NULL, &now);
+    int rc = version ? s3_head_version(sb, key, NULL, &now) : 1;
 
-    if (rc <= 0 || !s3_version_equal(&now, version))
+    if (rc <= 0 || (version && !s3_version_equal(&now, version)))
         return rc < 0 ? rc : 1;
-    snprintf(if_match, sizeof if_match, "If-Match: %s", version->etag);
-    if ((rc = delete_key(sb, key, if_match, &status)) < 0)
+    if (version)
+        snprintf(if_match, sizeof if_match, "If-Match: %s", version->etag);
+    if ((rc = delete_key(sb, key, version ? if_match : NULL, deadline_ns, &status)) < 0)
         return rc;
     return status == 412 ? 1 : 0;
+}
+
+int s3_delete_key_if(struct s3_backend *sb, const char *key, const struct s3_version *version)
+{
+    return s3_delete_key_by(sb, key, version, 0);
 }
 
 int s3_random_hex(char *out, size_t bytes)
@@ -742,6 +753,7 @@ static int configure(struct s3_backend *sb, const char *location, const minidbx_
     if (sb->list_page > LIST_PAGE)
         sb->list_page = LIST_PAGE;
     sb->stale_ns = (int64_t)env_number("MINIDBX_S3_STALE_SECONDS", STALE_S, 0) * 1000000000;
+    sb->mark_ttl_ns = (int64_t)env_number("MINIDBX_S3_MARK_TTL_SECONDS", MARK_TTL_S, 1) * 1000000000;
     return rc;
 }
 

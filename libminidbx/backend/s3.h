@@ -39,6 +39,7 @@ struct s3_backend {
     unsigned list_page;       /* max-keys per ListObjectsV2 page */
     size_t missing_list_min;  /* missing of this many ids tries a listing */
     int64_t stale_ns;         /* tmp/ uploads older than this are verify's TEMP */
+    int64_t mark_ttl_ns;      /* a remover's DELETE is sent this soon after its mark, or not (s3_list.c) */
 };
 
 static inline struct s3_backend *s3_of(minidbx_backend *be)
@@ -96,6 +97,10 @@ int s3_delete_key(struct s3_backend *sb, const char *key);
  * that lands between the HEAD and the DELETE is deleted). 0 when deleted,
  * 1 when the key holds other bytes (or none) now: nothing deleted. */
 int s3_delete_key_if(struct s3_backend *sb, const char *key, const struct s3_version *version);
+/* The same (version NULL: plainly), sent by deadline_ns (dbx_boottime_ns)
+ * or not at all (EIO). */
+int s3_delete_key_by(struct s3_backend *sb, const char *key, const struct s3_version *version,
+                     int64_t deadline_ns);
 /* A random hex string of 2 * bytes digits (bytes <= 32). */
 int s3_random_hex(char *out, size_t bytes);
 

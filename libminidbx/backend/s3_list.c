@@ -418,33 +418,30 @@ static int delete_ref(struct s3_backend *sb, const minidbx_id *id, const char *n
  * ref. Interleaved, a set could return 0 with its name on an object
  * deleted a moment later. So each side writes first and reads second:
  *   a remover PUTs a mark, P marks/<id>/<random>, then lists the refs,
- *   and sends the DELETE only if there are none and MARK_TTL has not
- *   passed since the mark; then it removes its mark;
+ *   and DELETEs only if there are none (a ref whose name does not point at
+ *   the id yet, and is younger than SET_WINDOW, is a set in flight: it
+ *   counts), with a deadline of mark_ttl after the mark (the request is
+ *   cut there, and not retried past it); then it removes its mark;
  *   a name set PUTs its ref, then lists the object's marks, waits while
  *   one stands, and only then HEADs the object: gone, it removes its ref
  *   again and says ENOTFOUND.
  * Either the remover's listing sees the ref (the object stays), or the
  * set's listing sees the mark (and waits for the DELETE or the change of
  * mind), or the mark was already removed, after the DELETE, and the set's
- * HEAD finds the object gone. This needs an engine that reads its own
- * writes, listings included (Ceph RGW and AWS S3 do). A mark left by a
- * remover that died is stale once MARK_WAIT has passed since a set first
- * saw it: that set removes it and goes on. */
-#define MARK_TTL_NS (30 * 1000000000LL)
-#define MARK_WAIT_NS (MARK_TTL_NS + 5 * 1000000000LL)
+ * HEAD finds the object gone. This needs an engine whose listings show
+ * every write that has been acknowledged, to every client (one Ceph RGW
+ * zone and AWS S3 do; a multisite RGW between its zones does not). A mark
+ * whose remover died is stale once MARK_WAIT has passed since a set first
+ * saw it (its DELETE can no longer come): that set removes it; gc removes
+ * stale marks too. */
+#define MARK_WAIT_NS(sb) (2 * (sb)->mark_ttl_ns)
+#define SET_WINDOW_NS(sb) (10 * (sb)->mark_ttl_ns)
 #define MARKS_SEEN_MAX 8
 
 struct mark {
     char key[S3_KEY_MAX];
-    int64_t at_ns; /* monotonic, before its PUT */
+    int64_t deadline_ns; /* dbx_boottime_ns: its remover's DELETE is sent by then, or never */
 };
-
-static int64_t monotonic_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
 
 static void marks_under(const minidbx_id *id, char out[S3_KEY_MAX])
 {
@@ -461,33 +458,35 @@ static int mark_put(struct s3_backend *sb, const minidbx_id *id, struct mark *m)
         return rc;
     marks_under(id, m->key);
     strcat(m->key, nonce);
-    m->at_ns = monotonic_ns();
-    return put_small(sb, m->key, "", "application/octet-stream");
-}
-
-/* May the remover still send its DELETE? */
-static bool mark_fresh(const struct mark *m)
-{
-    return monotonic_ns() - m->at_ns < MARK_TTL_NS;
+    m->deadline_ns = dbx_boottime_ns() + sb->mark_ttl_ns;
+    if ((rc = put_small(sb, m->key, "", "application/octet-stream")) < 0) {
+        dbx_error_saved why;
+        dbx_error_save(&why);
+        s3_delete_key(sb, m->key); /* its reply may be what was lost */
+        dbx_error_restore(&why);
+    }
+    return rc;
 }
 
 struct marks_seen {
     char keys[MARKS_SEEN_MAX][S3_KEY_MAX];
     size_t count;
+    const char *own; /* a mark the caller holds itself: not waited for */
 };
 
 static int mark_listed(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
 {
     struct marks_seen *seen = cls;
     (void)size, (void)mtime_ns;
-    if (seen->count < MARKS_SEEN_MAX)
+    if (seen->count < MARKS_SEEN_MAX && !(seen->own && strcmp(seen->own, key) == 0))
         snprintf(seen->keys[seen->count++], S3_KEY_MAX, "%s", key);
-    return 0;
+    return seen->count == MARKS_SEEN_MAX ? 1 : 0;
 }
 
-/* After a name set's ref: return once no remover's mark on id stands
- * (see above), removing marks that stood for MARK_WAIT_NS. */
-static int marks_wait(struct s3_backend *sb, const minidbx_id *id)
+/* After a name set's ref: return once no remover's mark on id stands (own:
+ * the caller's own mark, or NULL), removing marks that stood for MARK_WAIT
+ * since first seen. */
+static int marks_wait(struct s3_backend *sb, const minidbx_id *id, const char *own)
 {
     char under[S3_KEY_MAX];
     int64_t first_ns = -1;
@@ -499,20 +498,23 @@ static int marks_wait(struct s3_backend *sb, const minidbx_id *id)
         struct marks_seen *seen = calloc(1, sizeof *seen);
         if (!seen)
             return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        seen->own = own;
         if ((rc = s3_list(sb, under, NULL, mark_listed, seen, NULL)) < 0 || seen->count == 0) {
             free(seen);
-            return rc;
+            return rc < 0 ? rc : 0;
         }
         if (first_ns < 0) {
-            first_ns = monotonic_ns();
+            first_ns = dbx_boottime_ns();
             DBX_TEST_PAUSE("s3-name-waits");
-        } else if (monotonic_ns() - first_ns > MARK_WAIT_NS) {
-            for (size_t i = 0; rc == 0 && i < seen->count; i++)
-                rc = s3_delete_key(sb, seen->keys[i]); /* stale: its remover died */
+        }
+        if (dbx_boottime_ns() - first_ns > MARK_WAIT_NS(sb)) {
+            /* stale: their removers died (or a new one came after our ref,
+             * which it sees: removing its mark is harmless) */
+            for (size_t i = 0; rc >= 0 && i < seen->count; i++)
+                rc = s3_delete_key(sb, seen->keys[i]);
             free(seen);
             if (rc < 0)
                 return rc;
-            first_ns = -1; /* look again: more than MARKS_SEEN_MAX, or new ones */
             continue;
         }
         free(seen);
@@ -521,15 +523,28 @@ static int marks_wait(struct s3_backend *sb, const minidbx_id *id)
     }
 }
 
-static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
-                    bool unless_newer);
+/* A ref whose name does not point at its id: 1 if it is younger than
+ * SET_WINDOW (a name set between its ref and its name), else 0. */
+static int ref_in_flight(struct s3_backend *sb, const minidbx_id *id, const char *name)
+{
+    char key[S3_KEY_MAX];
+    int64_t mtime_ns = -1;
+    int rc;
+    ref_key_of(id, name, key);
+    if ((rc = s3_head(sb, key, NULL, &mtime_ns)) <= 0)
+        return rc;
+    return mtime_ns < 0 || dbx_now_ns() - mtime_ns < SET_WINDOW_NS(sb);
+}
+
+static int name_set(struct s3_backend *sb, const char *name, const minidbx_id *id, int64_t mtime_ns,
+                    bool unless_newer, const char *own_mark);
 
 /* The ref first, then the name: a crash between them leaves a ref too many
  * (the object is kept; verify reports and removes it), never a name that
  * delete and gc cannot see. */
 int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
 {
-    return name_set(be, name, id, dbx_now_ns(), false);
+    return name_set(s3_of(be), name, id, dbx_now_ns(), false, NULL);
 }
 
 /* A copy of a name with its time does not replace a newer one (last
@@ -537,13 +552,14 @@ int s3_be_name_set(minidbx_backend *be, const char *name, const minidbx_id *id)
  * before the write, not atomic with it. */
 int s3_be_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns)
 {
-    return name_set(be, name, id, mtime_ns, true);
+    return name_set(s3_of(be), name, id, mtime_ns, true, NULL);
 }
 
-static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id, int64_t mtime_ns,
-                    bool unless_newer)
+/* own_mark: a mark the caller holds on id (a repair putting back the
+ * names of an object it keeps), or NULL. */
+static int name_set(struct s3_backend *sb, const char *name, const minidbx_id *id, int64_t mtime_ns,
+                    bool unless_newer, const char *own_mark)
 {
-    struct s3_backend *sb = s3_of(be);
     char key[S3_KEY_MAX], body[160], hex[MINIDBX_ID_HEX_SIZE];
     minidbx_name_info old;
     uint64_t size = 0;
@@ -562,13 +578,16 @@ static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id,
         return rc;
     DBX_TEST_PAUSE("s3-name-ref");
     s3_object_key(id, key);
-    if ((rc = marks_wait(sb, id)) < 0 || (rc = s3_head(sb, key, &size, NULL)) < 0)
-        return rc;
-    if (rc == 0) { /* not there, or a remover took it */
-        rc = minidbx_error_set(MINIDBX_ENOTFOUND, "name set %s: no object %s in %s", name, hex, sb->location);
+    if ((rc = marks_wait(sb, id, own_mark)) == 0 && (rc = s3_head(sb, key, &size, NULL)) == 0) {
+        /* not there, or a remover took it */
         int unref = kept_ref ? 0 : delete_ref(sb, id, name);
-        return unref < 0 ? unref : rc;
+        return unref < 0 ? unref
+                         : minidbx_error_set(MINIDBX_ENOTFOUND, "name set %s: no object %s in %s", name, hex,
+                                             sb->location);
     }
+    if (rc < 0)
+        return rc; /* the engine failed: the ref stays, and verify reports it once it is old */
+    DBX_TEST_PAUSE("s3-name-checked");
     snprintf(body, sizeof body, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 "}", hex,
              size, mtime_ns);
     name_key(name, key);
@@ -667,45 +686,59 @@ int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
 #define CASCADE_MAX 1000
 
 /* Under the mark m: the refs listed, then (CASCADE) the names removed,
- * then the DELETE (with expect: only of that version). removed_at (with
- * expect): the times of the names removed, -1 for a name not removed. */
+ * then the DELETE (with expect: only of that version), by m's deadline.
+ * removed_at (with expect): the times of the names removed, -1 for a name
+ * not removed. A ref in flight (see "marks") is EREFERENCED. If the names
+ * took past the deadline, m is renewed and the refs are listed again. */
 static int delete_marked(struct s3_backend *sb, const minidbx_id *id, unsigned flags,
-                         const struct s3_version *expect, const struct mark *m, struct ref_names *r,
+                         const struct s3_version *expect, struct mark *m, struct ref_names *r,
                          int64_t *removed_at)
 {
     char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
+    uint64_t refs = 0;
     int rc;
 
     s3_object_key(id, key);
     minidbx_id_format(id, hex);
-    if ((rc = list_refs(sb, id, r)) == 0 && r->total > 0 && !(flags & MINIDBX_DELETE_CASCADE))
+    if ((rc = list_refs(sb, id, r)) < 0)
+        return rc;
+    if (r->total > 0 && !(flags & MINIDBX_DELETE_CASCADE))
         return minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: %" PRIu64 " name(s) point at it",
                                  hex, r->total);
-    if (rc == 0 && r->total > r->count)
+    if (r->total > r->count)
         return minidbx_error_set(MINIDBX_EIO, "delete %s: more than %d names point at it; delete "
                                  "some first", hex, CASCADE_MAX);
     for (size_t i = 0; rc == 0 && i < r->count; i++) {
         minidbx_name_info info;
         char name_k[S3_KEY_MAX];
         int got = name_read(sb, r->names[i], &info);
-        name_key(r->names[i], name_k);
-        if (removed_at)
-            removed_at[i] = -1;
-        if (got == 0 && minidbx_id_equal(&info.id, id) && (rc = s3_delete_key(sb, name_k)) == 0 &&
-            removed_at)
-            removed_at[i] = info.mtime_ns;
-        else if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT)
+        if (got == 0 && minidbx_id_equal(&info.id, id)) {
+            name_key(r->names[i], name_k);
+            if ((rc = s3_delete_key(sb, name_k)) == 0 && removed_at)
+                removed_at[i] = info.mtime_ns;
+        } else if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT) {
             rc = got;
+        } else if ((rc = ref_in_flight(sb, id, r->names[i])) > 0) {
+            rc = minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: a name set of %s is in progress", hex,
+                                   r->names[i]);
+        } /* else an old ref without its name: a set that failed left it */
         if (rc == 0)
             rc = delete_ref(sb, id, r->names[i]);
     }
     DBX_TEST_PAUSE("s3-repair-names-removed");
     DBX_TEST_PAUSE("s3-remove-checked");
-    if (rc == 0 && !mark_fresh(m))
-        rc = minidbx_error_set(MINIDBX_EIO, "delete %s: took over %lld s, so it was not sent (a name "
-                               "set may be waiting for it); try again", hex, MARK_TTL_NS / 1000000000);
+    if (rc == 0 && dbx_boottime_ns() >= m->deadline_ns) {
+        /* the names took long: a new mark, and a new look at the refs */
+        struct mark renewed;
+        if ((rc = mark_put(sb, id, &renewed)) < 0)
+            return rc;
+        s3_delete_key(sb, m->key); /* if this fails, a set waits for it, and gc removes it */
+        *m = renewed;
+        if ((rc = s3_refs_count(sb, id, &refs)) == 0 && refs > 0)
+            rc = minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: names were set meanwhile", hex);
+    }
     if (rc == 0)
-        rc = expect ? s3_delete_key_if(sb, key, expect) : s3_delete_key(sb, key);
+        rc = s3_delete_key_by(sb, key, expect, m->deadline_ns);
     return rc;
 }
 
@@ -713,8 +746,9 @@ static int delete_marked(struct s3_backend *sb, const minidbx_id *id, unsigned f
  * expect (may be NULL): only the bytes of that version, checked before
  * anything is removed and again just before the object's DELETE
  * (s3_delete_key_if); 1 when the key holds other bytes now (then the
- * object is kept). gone (with expect; may be NULL): once deleted, the
- * names removed with it (the caller frees gone->names). */
+ * object is kept, and the names removed are put back). gone (with expect;
+ * may be NULL): once deleted, the names removed with it (the caller frees
+ * gone->names). */
 static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned flags,
                          const struct s3_version *expect, struct ref_names *gone)
 {
@@ -738,22 +772,24 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
     }
     /* A repair (expect) keeps the times of the names it removes: if the
      * object turns out to be put again before its DELETE, they go back. */
-    int64_t *removed_at = expect ? calloc(CASCADE_MAX, sizeof *removed_at) : NULL;
+    int64_t *removed_at = expect ? malloc(CASCADE_MAX * sizeof *removed_at) : NULL;
+    for (size_t i = 0; removed_at && i < CASCADE_MAX; i++)
+        removed_at[i] = -1;
     if ((expect && !removed_at) || (rc = mark_put(sb, id, &m)) < 0) {
         free(removed_at);
         free(r.names);
         return rc < 0 ? rc : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     }
     rc = delete_marked(sb, id, flags, expect, &m, &r, removed_at);
-    int unmarked = s3_delete_key(sb, m.key);
-    /* Put again meanwhile (healed): the names it had come back (after the
-     * mark is gone: a set waits for it), each with its own time, so a
-     * name set since (a later time) is not undone. */
-    for (size_t i = 0; rc == 1 && removed_at && i < r.count; i++) {
-        int back = removed_at[i] >= 0 ? s3_be_name_set_at(&sb->base, r.names[i], id, removed_at[i]) : 0;
-        if (back < 0)
-            rc = back;
+    /* Put again meanwhile (healed): the names it had come back, while the
+     * mark still stands (a delete racing it waits), each with its own
+     * time, so a name set since (a later time) is not undone. */
+    for (size_t i = 0; removed_at && i < r.count && (rc == 1 || rc == MINIDBX_EREFERENCED); i++) {
+        int back = removed_at[i] >= 0 ? name_set(sb, r.names[i], id, removed_at[i], true, m.key) : 0;
+        if (back < 0 && rc >= 0)
+            rc = back; /* the first failure; the others are still tried */
     }
+    int unmarked = s3_delete_key(sb, m.key);
     if (rc >= 0 && unmarked < 0)
         rc = unmarked;
     if (rc == 0 && gone && removed_at) {
@@ -855,6 +891,8 @@ static int verify_one(void *cls, size_t i)
             break;
         DBX_TEST_PAUSE("s3-verify-hashed");
         rc = delete_object(v->sb, id, MINIDBX_DELETE_CASCADE, &version, &gone);
+        if (rc == MINIDBX_EREFERENCED)
+            break; /* a name set is in flight: kept for now, not repaired */
         if (rc < 0 && rc != MINIDBX_ENOTFOUND)
             return rc;
         repaired = rc != 1;
@@ -925,10 +963,12 @@ static int ref_checked(void *cls, const char *key, uint64_t size, int64_t mtime_
     char detail[S3_KEY_MAX + 64];
     bool repair = v->flags & MINIDBX_VERIFY_REPAIR;
     int rc;
-    (void)size, (void)mtime_ns;
+    (void)size;
 
     if (!ref_key(key, &id, &name))
         return 0;
+    if (mtime_ns < 0 || dbx_now_ns() - mtime_ns < SET_WINDOW_NS(v->sb))
+        return 0; /* maybe a name set between its ref and its name (see "marks") */
     rc = name_read(v->sb, name, &info);
     if (rc == 0 && minidbx_id_equal(&info.id, &id))
         return 0;
@@ -1046,7 +1086,7 @@ struct gc_run {
 
 /* Under the mark m (NULL: a dry run): 1 if the unnamed object id (at
  * key) has no ref now and was not put again since it was listed, and then
- * (unless dry) is deleted; 0 if it stays. */
+ * (unless dry) is deleted by m's deadline; 0 if it stays. */
 static int gc_remove(struct gc_run *g, const char *key, const minidbx_id *id, const struct mark *m)
 {
     uint64_t refs = 0;
@@ -1062,9 +1102,9 @@ static int gc_remove(struct gc_run *g, const char *key, const minidbx_id *id, co
     DBX_TEST_PAUSE("s3-remove-checked");
     if (!m)
         return 1;
-    if (!mark_fresh(m))
+    if (dbx_boottime_ns() >= m->deadline_ns)
         return 0; /* too slow to be sure: kept for the next gc */
-    return (rc = s3_delete_key(g->sb, key)) < 0 ? rc : 1;
+    return (rc = s3_delete_key_by(g->sb, key, NULL, m->deadline_ns)) < 0 ? rc : 1;
 }
 
 /* An unnamed object last put before the cutoff (the second gc began, less
@@ -1089,14 +1129,25 @@ static int gc_object(void *cls, const char *key, uint64_t size, int64_t mtime_ns
     if (!dry && (rc = mark_put(g->sb, &id, &m)) < 0)
         return rc;
     rc = gc_remove(g, key, &id, dry ? NULL : &m);
+    if (rc == 1) {
+        g->report->objects_removed++;
+        g->report->bytes_removed += size;
+        if (g->opts->removed)
+            g->opts->removed(g->opts->ctx, &id, size);
+    }
     int unmarked = dry ? 0 : s3_delete_key(g->sb, m.key);
-    if (rc <= 0 || unmarked < 0)
-        return rc < 0 ? rc : unmarked < 0 ? unmarked : 0;
-    g->report->objects_removed++;
-    g->report->bytes_removed += size;
-    if (g->opts->removed)
-        g->opts->removed(g->opts->ctx, &id, size);
-    return 0;
+    return rc < 0 ? rc : unmarked < 0 ? unmarked : 0;
+}
+
+/* A mark older than MARK_WAIT when gc began: its remover died. */
+static int mark_swept(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
+{
+    struct gc_run *g = cls;
+    (void)size;
+    if (mtime_ns < 0 || g->began_ns - mtime_ns <= MARK_WAIT_NS(g->sb) + 1000000000 ||
+        (g->opts->flags & MINIDBX_GC_DRY_RUN))
+        return 0;
+    return s3_delete_key(g->sb, key);
 }
 
 int s3_be_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_report *report)
@@ -1112,6 +1163,8 @@ int s3_be_gc_ex(minidbx_backend *be, const minidbx_gc_options *opts, minidbx_gc_
             rc = minidbx_error_set(MINIDBX_EIO, "gc: %s sent no Date header", g.sb->location);
         else
             rc = s3_list(g.sb, "objects/", NULL, gc_object, &g, NULL);
+        if (rc == 0)
+            rc = s3_list(g.sb, "marks/", NULL, mark_swept, &g, NULL);
     }
     free(g.named.ids);
     return rc;

@@ -740,17 +740,20 @@ START_TEST(verify_repair_keeps_names_of_healed)
 }
 END_TEST
 
-/* ---- a name set racing a remover (gc, delete) ---- */
+/* ---- a name set racing a remover (gc, delete, delete with its names) ---- */
 
 /* S3 has no transaction: a remover lists an object's refs and then
- * DELETEs it; a name set writes a ref. Whatever the interleaving, a set
- * that returns 0 leaves its name on an object that is there, and one that
- * loses the race says ENOTFOUND and leaves neither name nor ref. Each case
- * holds one side at a test-only pause point while the other acts. */
+ * DELETEs it; a name set writes a ref, then its name. Whatever the
+ * interleaving, a set that returns 0 leaves its name (and ref) on an
+ * object that is there, and one that loses the race says ENOTFOUND and
+ * leaves neither name nor ref. Each case holds one side at a test-only
+ * pause point while the other acts. */
+enum remover { GC, DELETE, CASCADE };
+
 struct racer {
     minidbx *db;
     minidbx_id id;
-    bool gc; /* the remover: gc, else delete */
+    enum remover kind;
     int rc;
     atomic_bool done;
 };
@@ -759,7 +762,8 @@ static void *remover_thread(void *p)
 {
     struct racer *a = p;
     minidbx_gc_report report;
-    a->rc = a->gc ? test_gc_now(a->db, &report) : minidbx_delete(a->db, &a->id);
+    a->rc = a->kind == GC ? test_gc_now(a->db, &report)
+                          : minidbx_delete_ex(a->db, &a->id, a->kind == CASCADE ? MINIDBX_DELETE_CASCADE : 0);
     return NULL;
 }
 
@@ -779,11 +783,15 @@ static bool wait_for_file(const char *path, const atomic_bool *done)
     return access(path, F_OK) == 0;
 }
 
-enum race { REMOVER_CHECKED, SETTER_BEFORE_REF, SETTER_AFTER_REF };
+/* where one side is held: the remover after its last look, before its
+ * DELETE; the set before its ref, after it, or after its HEAD (before
+ * its name) */
+enum race { REMOVER_CHECKED, SETTER_BEFORE_REF, SETTER_AFTER_REF, SETTER_CHECKED, RACES };
 
-static void name_set_racing_remover(bool gc, enum race race)
+static void name_set_racing_remover(enum remover kind, enum race race)
 {
-    static const char *const points[] = { "s3-remove-checked", "s3-name-set", "s3-name-ref" };
+    static const char *const points[] = { "s3-remove-checked", "s3-name-set", "s3-name-ref", "s3-name-checked" };
+    static const char *const kinds[] = { "gc", "delete", "delete CASCADE" };
     test_rng rng;
     char pause[400], held[320], waits[320];
     fresh_location();
@@ -795,14 +803,14 @@ static void name_set_racing_remover(bool gc, enum race race)
     minidbx *db = open_s3();
     rng_seed(&rng, seed_from_clock());
     minidbx_id id = store_put_random(db, &rng, 3000);
-    if (gc)
+    if (kind == GC)
         next_second(); /* gc takes what was put before the second it began in */
-    struct racer remover = { .db = db, .id = id, .gc = gc, .rc = -1 };
+    struct racer remover = { .db = db, .id = id, .kind = kind, .rc = -1 };
     struct racer setter = { .db = db, .id = id, .rc = -1 };
     pthread_t rt, st;
     if (race == REMOVER_CHECKED) {
         /* the remover has found no ref and is about to DELETE; the set
-         * comes now and (fixed) waits for it */
+         * comes now and waits for it */
         ck_assert_int_eq(pthread_create(&rt, NULL, remover_thread, &remover), 0);
         ck_assert_msg(wait_for_file(held, NULL), "the remover never reached %s", points[race]);
         ck_assert_int_eq(pthread_create(&st, NULL, setter_thread, &setter), 0);
@@ -812,7 +820,7 @@ static void name_set_racing_remover(bool gc, enum race race)
         ck_assert_int_eq(pthread_join(rt, NULL), 0);
         ck_assert_int_eq(pthread_join(st, NULL), 0);
     } else {
-        /* the set is held before or after its ref; the remover runs whole */
+        /* the set is held; the remover runs whole */
         ck_assert_int_eq(pthread_create(&st, NULL, setter_thread, &setter), 0);
         ck_assert_msg(wait_for_file(held, NULL), "the name set never reached %s", points[race]);
         remover_thread(&remover);
@@ -824,21 +832,23 @@ static void name_set_racing_remover(bool gc, enum race race)
     int there = minidbx_exists(db, &id);
     minidbx_name_info info;
     int named = minidbx_name_get(db, "pinned", &info);
-    printf("%s, held at %s: remover %d, name set %d, object there %d, name %d\n", gc ? "gc" : "delete",
-           points[race], remover.rc, setter.rc, there, named);
+    printf("%s, held at %s: remover %d, name set %d, object there %d, name %d\n", kinds[kind], points[race],
+           remover.rc, setter.rc, there, named);
     ck_assert_msg(setter.rc == 0 || setter.rc == MINIDBX_ENOTFOUND, "name set: %d", setter.rc);
     if (setter.rc == 0) {
         ck_assert_msg(there == 1, "the name set returned 0 but its object is gone");
         ck_assert_ok(named);
         ck_assert(minidbx_id_equal(&info.id, &id));
+        ck_assert_int_eq(keys_under("refs%2F"), 1); /* its ref: gc and delete see the name */
     } else {
         ck_assert_int_eq(there, 0);
         ck_assert_rc(named, MINIDBX_ENOTFOUND);
         ck_assert_int_eq(keys_under("refs%2F"), 0);
     }
-    if (race == SETTER_AFTER_REF) { /* the remover saw the ref: the object stays */
+    if (race == SETTER_AFTER_REF || race == SETTER_CHECKED) {
+        /* the remover saw the ref: the object stays */
         ck_assert_ok(setter.rc);
-        ck_assert_int_eq(remover.rc, gc ? 0 : MINIDBX_EREFERENCED);
+        ck_assert_int_eq(remover.rc, kind == GC ? 0 : MINIDBX_EREFERENCED);
     } else { /* the remover found no ref: the object goes, the set loses */
         ck_assert_ok(remover.rc);
         ck_assert_rc(setter.rc, MINIDBX_ENOTFOUND);
@@ -851,13 +861,57 @@ static void name_set_racing_remover(bool gc, enum race race)
 
 START_TEST(name_set_racing_gc)
 {
-    name_set_racing_remover(true, (enum race)_i);
+    name_set_racing_remover(GC, (enum race)_i);
 }
 END_TEST
 
 START_TEST(name_set_racing_delete)
 {
-    name_set_racing_remover(false, (enum race)_i);
+    name_set_racing_remover(DELETE, (enum race)_i);
+}
+END_TEST
+
+START_TEST(name_set_racing_cascade)
+{
+    name_set_racing_remover(CASCADE, (enum race)_i);
+}
+END_TEST
+
+/* A mark whose remover died (left in the bucket by hand here) holds a name
+ * set of its object up for MARK_WAIT (2 x the TTL: 2 s here), then the set
+ * removes it; gc removes a mark older than that. */
+START_TEST(stale_marks_are_removed)
+{
+    test_rng rng;
+    char hex[MINIDBX_ID_HEX_SIZE], mark[128];
+    minidbx_gc_report gc;
+
+    setenv("MINIDBX_S3_MARK_TTL_SECONDS", "1", 1);
+    fresh_location();
+    minidbx *db = open_s3();
+    rng_seed(&rng, seed_from_clock());
+    minidbx_id id = store_put_random(db, &rng, 100), other = store_put_random(db, &rng, 200);
+    minidbx_id_format(&id, hex);
+    snprintf(mark, sizeof mark, "marks/%s/dead", hex);
+    engine_put_bytes(mark, "", 0);
+    double start = now_ms();
+    ck_assert_ok(minidbx_name_set(db, "after-a-dead-remover", &id));
+    double waited = now_ms() - start;
+    printf("a name set waited %.0f ms for a dead remover's mark\n", waited);
+    ck_assert_msg(waited >= 2000, "the set did not wait for the mark: %.0f ms", waited);
+    ck_assert_int_eq(keys_under("marks%2F"), 0);
+    ck_assert_int_eq(minidbx_exists(db, &id), 1);
+
+    minidbx_id_format(&other, hex);
+    snprintf(mark, sizeof mark, "marks/%s/dead", hex);
+    engine_put_bytes(mark, "", 0);
+    ck_assert_ok(test_gc_now(db, &gc)); /* young: kept */
+    ck_assert_int_eq(keys_under("marks%2F"), 1);
+    sleep(4); /* older than MARK_WAIT + 1 s, by the engine's clock */
+    ck_assert_ok(test_gc_now(db, &gc));
+    ck_assert_int_eq(keys_under("marks%2F"), 0);
+    unsetenv("MINIDBX_S3_MARK_TTL_SECONDS");
+    minidbx_close(db);
 }
 END_TEST
 
@@ -1449,8 +1503,10 @@ static Suite *s3_suite(void)
     suite_add_tcase(s, tc);
     TCase *races = tcase_create("s3-races"); /* a name set and a remover, each held at its worst moment */
     tcase_set_timeout(races, TEST_TIMEOUT_S);
-    tcase_add_loop_test(races, name_set_racing_gc, REMOVER_CHECKED, SETTER_AFTER_REF + 1);
-    tcase_add_loop_test(races, name_set_racing_delete, REMOVER_CHECKED, SETTER_AFTER_REF + 1);
+    tcase_add_loop_test(races, name_set_racing_gc, REMOVER_CHECKED, RACES);
+    tcase_add_loop_test(races, name_set_racing_delete, REMOVER_CHECKED, RACES);
+    tcase_add_loop_test(races, name_set_racing_cascade, REMOVER_CHECKED, RACES);
+    tcase_add_test(races, stale_marks_are_removed);
     suite_add_tcase(s, races);
     TCase *big = tcase_create("s3-big");
     tcase_set_timeout(big, TEST_TIMEOUT_LONG_S);
