@@ -456,6 +456,9 @@ static int rm_one(struct cli *cli, unsigned flags, const char *arg)
     if (name.name[0] && !(flags & MINIDBX_DELETE_CASCADE))
         return rm_name(cli, arg, &id);
     code = minidbx_delete_ex(cli->db, &id, flags);
+    if (code == MINIDBX_EREFERENCED && (flags & MINIDBX_DELETE_CASCADE))
+        /* s3://: a name set of it is in flight (the library's message says which) */
+        return cli_refuse(cli, arg, code, minidbx_errmsg(cli->db));
     if (code == MINIDBX_EREFERENCED) {
         cli_names_of(cli, &id, holders, sizeof holders, 5);
         snprintf(message, sizeof message,

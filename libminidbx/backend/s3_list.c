@@ -314,8 +314,10 @@ int s3_missing_by_listing(struct s3_backend *sb, const minidbx_id *ids, size_t c
 /* The names that point at id, by its refs/ keys (at most max). */
 struct ref_names {
     char (*names)[MINIDBX_NAME_MAX + 1];
+    int64_t *mtimes; /* with names (may be NULL): each ref's Last-Modified */
     size_t count, max;
     uint64_t total;
+    int64_t engine_ns; /* the listing's Date */
 };
 
 static int ref_name_listed(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
@@ -323,12 +325,15 @@ static int ref_name_listed(void *cls, const char *key, uint64_t size, int64_t mt
     struct ref_names *r = cls;
     minidbx_id id;
     const char *name;
-    (void)size, (void)mtime_ns;
+    (void)size;
 
     if (!ref_key(key, &id, &name))
         return 0;
-    if (r->count < r->max)
+    if (r->count < r->max) {
+        if (r->mtimes)
+            r->mtimes[r->count] = mtime_ns;
         snprintf(r->names[r->count++], MINIDBX_NAME_MAX + 1, "%s", name);
+    }
     r->total++;
     return 0;
 }
@@ -337,12 +342,12 @@ static int list_refs(struct s3_backend *sb, const minidbx_id *id, struct ref_nam
 {
     char under[S3_KEY_MAX];
     ref_key_of(id, NULL, under);
-    return s3_list(sb, under, NULL, ref_name_listed, r, NULL);
+    return s3_list(sb, under, NULL, ref_name_listed, r, &r->engine_ns);
 }
 
 int s3_refs_count(struct s3_backend *sb, const minidbx_id *id, uint64_t *out)
 {
-    struct ref_names r = { NULL, 0, 0, 0 };
+    struct ref_names r = { 0 };
     int rc = list_refs(sb, id, &r);
     if (rc == 0)
         *out = r.total;
@@ -415,28 +420,34 @@ static int delete_ref(struct s3_backend *sb, const minidbx_id *id, const char *n
 
 /* S3 has no transaction. A remover (delete, gc, verify's repair) lists an
  * object's refs and DELETEs it when there are none; a name set writes a
- * ref. Interleaved, a set could return 0 with its name on an object
- * deleted a moment later. So each side writes first and reads second:
+ * ref and a name. Interleaved, a set could return 0 with its name on an
+ * object deleted a moment later. So each side writes first and reads
+ * second:
  *   a remover PUTs a mark, P marks/<id>/<random>, then lists the refs,
  *   and DELETEs only if there are none (a ref whose name does not point at
- *   the id yet, and is younger than SET_WINDOW, is a set in flight: it
- *   counts), with a deadline of mark_ttl after the mark (the request is
- *   cut there, and not retried past it); then it removes its mark;
- *   a name set PUTs its ref, then lists the object's marks, waits while
- *   one stands, and only then HEADs the object: gone, it removes its ref
- *   again and says ENOTFOUND.
- * Either the remover's listing sees the ref (the object stays), or the
- * set's listing sees the mark (and waits for the DELETE or the change of
- * mind), or the mark was already removed, after the DELETE, and the set's
- * HEAD finds the object gone. This needs an engine whose listings show
- * every write that has been acknowledged, to every client (one Ceph RGW
- * zone and AWS S3 do; a multisite RGW between its zones does not). A mark
- * whose remover died is stale once MARK_WAIT has passed since a set first
- * saw it (its DELETE can no longer come): that set removes it; gc removes
- * stale marks too. */
+ *   the id and that is younger than SET_WINDOW is a set in flight: it
+ *   counts), with a deadline of mark_ttl after its mark (the request is
+ *   cut there, and not retried past it); a remover that works longer (a
+ *   cascade of many names) puts a new mark before its mark is half way
+ *   to that deadline; at the end it removes its mark;
+ *   a name set PUTs its ref, HEADs the object, PUTs the name, then lists
+ *   the object's marks, waits while one stands, and HEADs the object
+ *   again: gone, it takes its name and ref back and says ENOTFOUND.
+ * The remover's mark came before its listing of the refs and goes after
+ * its DELETE; the set's last look comes after its ref and its name. So
+ * either the remover's listing saw the ref (and, if the name pointed at
+ * the id, removed both: a cascade), or the set's last look sees the mark
+ * or, the mark gone, the object gone. A cascade may remove the ref of a
+ * set that is waiting for it and then keep the object: a set that waited
+ * checks its ref and puts it back. This needs an engine whose listings
+ * show every acknowledged write to every client (one Ceph RGW zone and
+ * AWS S3 do; a multisite RGW between zones does not). A mark a set has
+ * seen for MARK_WAIT (a live remover renews its own well before) is a dead
+ * remover's: that set removes it; gc removes marks that old too. */
 #define MARK_WAIT_NS(sb) (2 * (sb)->mark_ttl_ns)
 #define SET_WINDOW_NS(sb) (10 * (sb)->mark_ttl_ns)
 #define MARKS_SEEN_MAX 8
+#define SET_ROUNDS 4
 
 struct mark {
     char key[S3_KEY_MAX];
@@ -468,8 +479,27 @@ static int mark_put(struct s3_backend *sb, const minidbx_id *id, struct mark *m)
     return rc;
 }
 
+/* A remover's mark, renewed (a new one first, then the old one removed)
+ * once half its time is gone, so that it never looks dead to a set. */
+static int mark_renew(struct s3_backend *sb, const minidbx_id *id, struct mark *m)
+{
+    struct mark renewed;
+    int rc;
+    if (m->deadline_ns - dbx_boottime_ns() > sb->mark_ttl_ns / 2)
+        return 0;
+    if ((rc = mark_put(sb, id, &renewed)) < 0)
+        return rc;
+    dbx_error_saved why;
+    dbx_error_save(&why);
+    s3_delete_key(sb, m->key); /* if this fails, gc removes it */
+    dbx_error_restore(&why);
+    *m = renewed;
+    return 0;
+}
+
 struct marks_seen {
     char keys[MARKS_SEEN_MAX][S3_KEY_MAX];
+    int64_t first_ns[MARKS_SEEN_MAX]; /* when this set first saw each */
     size_t count;
     const char *own; /* a mark the caller holds itself: not waited for */
 };
@@ -483,57 +513,60 @@ static int mark_listed(void *cls, const char *key, uint64_t size, int64_t mtime_
     return seen->count == MARKS_SEEN_MAX ? 1 : 0;
 }
 
-/* After a name set's ref: return once no remover's mark on id stands (own:
- * the caller's own mark, or NULL), removing marks that stood for MARK_WAIT
- * since first seen. */
+/* Return once no remover's mark on id stands (own: the caller's own mark,
+ * or NULL): 1 if one stood, 0 if none did. A mark seen for MARK_WAIT is a
+ * dead remover's: removed. */
 static int marks_wait(struct s3_backend *sb, const minidbx_id *id, const char *own)
 {
     char under[S3_KEY_MAX];
-    int64_t first_ns = -1;
+    struct marks_seen *now = calloc(1, sizeof *now), *before = calloc(1, sizeof *before);
     long delay_ms = 1;
-    int rc;
+    int rc = 0, waited = 0;
 
     marks_under(id, under);
-    for (;;) {
-        struct marks_seen *seen = calloc(1, sizeof *seen);
-        if (!seen)
-            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
-        seen->own = own;
-        if ((rc = s3_list(sb, under, NULL, mark_listed, seen, NULL)) < 0 || seen->count == 0) {
-            free(seen);
-            return rc < 0 ? rc : 0;
-        }
-        if (first_ns < 0) {
-            first_ns = dbx_boottime_ns();
+    while (now && before) {
+        now->count = 0;
+        now->own = own;
+        if ((rc = s3_list(sb, under, NULL, mark_listed, now, NULL)) < 0 || now->count == 0)
+            break;
+        if (!waited)
             DBX_TEST_PAUSE("s3-name-waits");
+        waited = 1;
+        int64_t t = dbx_boottime_ns();
+        bool live = false;
+        for (size_t i = 0; rc >= 0 && i < now->count; i++) {
+            now->first_ns[i] = t;
+            for (size_t j = 0; j < before->count; j++)
+                if (strcmp(before->keys[j], now->keys[i]) == 0)
+                    now->first_ns[i] = before->first_ns[j];
+            if (t - now->first_ns[i] > MARK_WAIT_NS(sb))
+                rc = s3_delete_key(sb, now->keys[i]); /* its remover died */
+            else
+                live = true;
         }
-        if (dbx_boottime_ns() - first_ns > MARK_WAIT_NS(sb)) {
-            /* stale: their removers died (or a new one came after our ref,
-             * which it sees: removing its mark is harmless) */
-            for (size_t i = 0; rc >= 0 && i < seen->count; i++)
-                rc = s3_delete_key(sb, seen->keys[i]);
-            free(seen);
-            if (rc < 0)
-                return rc;
-            continue;
+        struct marks_seen *swap = before;
+        before = now;
+        now = swap;
+        if (rc < 0)
+            break;
+        if (live) {
+            nanosleep(&(struct timespec){ delay_ms / 1000, (delay_ms % 1000) * 1000000L }, NULL);
+            delay_ms = delay_ms < 100 ? delay_ms * 2 : 200;
         }
-        free(seen);
-        nanosleep(&(struct timespec){ delay_ms / 1000, (delay_ms % 1000) * 1000000L }, NULL);
-        delay_ms = delay_ms < 100 ? delay_ms * 2 : 200;
     }
+    if (!now || !before)
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    free(now);
+    free(before);
+    return rc < 0 ? rc : waited;
 }
 
-/* A ref whose name does not point at its id: 1 if it is younger than
- * SET_WINDOW (a name set between its ref and its name), else 0. */
-static int ref_in_flight(struct s3_backend *sb, const minidbx_id *id, const char *name)
+/* A ref whose name does not point at its id, listed with its Last-Modified
+ * at engine_ns (the listing's Date): 1 if it is younger than SET_WINDOW (a
+ * name set between its ref and its name), else 0. */
+static bool ref_in_flight(struct s3_backend *sb, int64_t mtime_ns, int64_t engine_ns)
 {
-    char key[S3_KEY_MAX];
-    int64_t mtime_ns = -1;
-    int rc;
-    ref_key_of(id, name, key);
-    if ((rc = s3_head(sb, key, NULL, &mtime_ns)) <= 0)
-        return rc;
-    return mtime_ns < 0 || dbx_now_ns() - mtime_ns < SET_WINDOW_NS(sb);
+    return mtime_ns < 0 || engine_ns < 0 || engine_ns - mtime_ns < SET_WINDOW_NS(sb);
 }
 
 static int name_set(struct s3_backend *sb, const char *name, const minidbx_id *id, int64_t mtime_ns,
@@ -556,12 +589,12 @@ int s3_be_name_set_at(minidbx_backend *be, const char *name, const minidbx_id *i
 }
 
 /* own_mark: a mark the caller holds on id (a repair putting back the
- * names of an object it keeps), or NULL. */
+ * names of an object it keeps), or NULL. See "marks" for the order. */
 static int name_set(struct s3_backend *sb, const char *name, const minidbx_id *id, int64_t mtime_ns,
                     bool unless_newer, const char *own_mark)
 {
-    char key[S3_KEY_MAX], body[160], hex[MINIDBX_ID_HEX_SIZE];
-    minidbx_name_info old;
+    char key[S3_KEY_MAX], body[160], hex[MINIDBX_ID_HEX_SIZE], ref[S3_KEY_MAX];
+    minidbx_name_info old, now;
     uint64_t size = 0;
     int rc, had;
 
@@ -578,22 +611,62 @@ static int name_set(struct s3_backend *sb, const char *name, const minidbx_id *i
         return rc;
     DBX_TEST_PAUSE("s3-name-ref");
     s3_object_key(id, key);
-    if ((rc = marks_wait(sb, id, own_mark)) == 0 && (rc = s3_head(sb, key, &size, NULL)) == 0) {
-        /* not there, or a remover took it */
-        int unref = kept_ref ? 0 : delete_ref(sb, id, name);
-        return unref < 0 ? unref
-                         : minidbx_error_set(MINIDBX_ENOTFOUND, "name set %s: no object %s in %s", name, hex,
-                                             sb->location);
+    if ((rc = s3_head(sb, key, &size, NULL)) < 0)
+        return rc;
+    if (rc > 0) {
+        DBX_TEST_PAUSE("s3-name-checked");
+        snprintf(body, sizeof body, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 "}", hex,
+                 size, mtime_ns);
+        name_key(name, ref);
+        if ((rc = put_small(sb, ref, body, "application/json")) < 0)
+            return rc;
+        rc = 1;
     }
-    if (rc < 0)
-        return rc; /* the engine failed: the ref stays, and verify reports it once it is old */
-    DBX_TEST_PAUSE("s3-name-checked");
-    snprintf(body, sizeof body, "{\"id\":\"%s\",\"size\":%" PRIu64 ",\"mtime_ns\":%" PRId64 "}", hex,
-             size, mtime_ns);
-    name_key(name, key);
-    if ((rc = put_small(sb, key, body, "application/json")) == 0 && had == 0 && !kept_ref)
-        rc = delete_ref(sb, &old.id, name);
-    return rc;
+    /* rc 1: the name is written. The last look, after the ref and the name. */
+    for (int round = 0; rc == 1; round++) {
+        int waited = marks_wait(sb, id, own_mark), there;
+        if (waited < 0)
+            return waited;
+        if ((there = s3_head(sb, key, NULL, NULL)) <= 0) {
+            if (there < 0)
+                return there;
+            rc = 0;
+            break;
+        }
+        if (!waited)
+            break;
+        /* a remover stood: a cascade may have taken the ref and kept the
+         * object; while the name is ours, its ref goes back, and we look
+         * again */
+        int got = name_read(sb, name, &now);
+        if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT)
+            return got;
+        if (got != 0 || !minidbx_id_equal(&now.id, id))
+            break; /* another writer's since */
+        ref_key_of(id, name, ref);
+        if ((got = s3_head(sb, ref, NULL, NULL)) != 0) {
+            if (got < 0)
+                return got;
+            break;
+        }
+        if (round + 1 == SET_ROUNDS)
+            return minidbx_error_set(MINIDBX_EIO, "name set %s: removers of %s kept taking its ref; "
+                                     "try again", name, hex);
+        if ((got = put_ref(sb, id, name)) < 0)
+            return got;
+    }
+    if (rc == 1)
+        return had == 0 && !kept_ref ? delete_ref(sb, &old.id, name) : 0;
+    /* not there, or a remover took it: our name and the ref go back */
+    int undo = name_read(sb, name, &now);
+    name_key(name, ref);
+    if (undo == 0 && minidbx_id_equal(&now.id, id) && now.mtime_ns == mtime_ns)
+        undo = s3_delete_key(sb, ref);
+    if (undo == 0 || undo == MINIDBX_ENOTFOUND || undo == MINIDBX_ECORRUPT)
+        undo = delete_ref(sb, id, name);
+    return undo < 0 ? undo
+                    : minidbx_error_set(MINIDBX_ENOTFOUND, "name set %s: no object %s in %s", name, hex,
+                                        sb->location);
 }
 
 int s3_be_name_get(minidbx_backend *be, const char *name, minidbx_name_info *out)
@@ -685,16 +758,17 @@ int s3_be_name_list(minidbx_backend *be, const char *prefix, const char *after,
 
 #define CASCADE_MAX 1000
 
-/* Under the mark m: the refs listed, then (CASCADE) the names removed,
- * then the DELETE (with expect: only of that version), by m's deadline.
- * removed_at (with expect): the times of the names removed, -1 for a name
- * not removed. A ref in flight (see "marks") is EREFERENCED. If the names
- * took past the deadline, m is renewed and the refs are listed again. */
+/* Under the mark m (renewed while it works): the refs listed, then
+ * (CASCADE) the names removed, then the DELETE (with expect: only of that
+ * version), by m's deadline. A ref in flight (see "marks") is EREFERENCED,
+ * found before anything is removed. removed_at (with expect): the times of
+ * the names removed, -1 for a name not removed. */
 static int delete_marked(struct s3_backend *sb, const minidbx_id *id, unsigned flags,
                          const struct s3_version *expect, struct mark *m, struct ref_names *r,
                          int64_t *removed_at)
 {
-    char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
+    char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE], name_k[S3_KEY_MAX];
+    minidbx_name_info *info = NULL;
     uint64_t refs = 0;
     int rc;
 
@@ -708,31 +782,44 @@ static int delete_marked(struct s3_backend *sb, const minidbx_id *id, unsigned f
     if (r->total > r->count)
         return minidbx_error_set(MINIDBX_EIO, "delete %s: more than %d names point at it; delete "
                                  "some first", hex, CASCADE_MAX);
+    if (r->count && !(info = calloc(r->count, sizeof *info)))
+        return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    /* first every name read: a set in flight stops the delete before
+     * anything is gone */
     for (size_t i = 0; rc == 0 && i < r->count; i++) {
-        minidbx_name_info info;
-        char name_k[S3_KEY_MAX];
-        int got = name_read(sb, r->names[i], &info);
-        if (got == 0 && minidbx_id_equal(&info.id, id)) {
+        int got = name_read(sb, r->names[i], &info[i]);
+        if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT)
+            rc = got;
+        else if (got != 0)
+            info[i].name[0] = '\0';
+        if (rc == 0 && !(info[i].name[0] && minidbx_id_equal(&info[i].id, id)) &&
+            ref_in_flight(sb, r->mtimes[i], r->engine_ns))
+            rc = minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: a name set of %s is in progress; "
+                                   "try again", hex, r->names[i]);
+        if (rc == 0)
+            rc = mark_renew(sb, id, m);
+    }
+    for (size_t i = 0; rc == 0 && i < r->count; i++) {
+        /* the name, if it points here; the ref (else an old one that a
+         * set which failed left) */
+        if (info[i].name[0] && minidbx_id_equal(&info[i].id, id)) {
             name_key(r->names[i], name_k);
             if ((rc = s3_delete_key(sb, name_k)) == 0 && removed_at)
-                removed_at[i] = info.mtime_ns;
-        } else if (got < 0 && got != MINIDBX_ENOTFOUND && got != MINIDBX_ECORRUPT) {
-            rc = got;
-        } else if ((rc = ref_in_flight(sb, id, r->names[i])) > 0) {
-            rc = minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: a name set of %s is in progress", hex,
-                                   r->names[i]);
-        } /* else an old ref without its name: a set that failed left it */
-        if (rc == 0)
-            rc = delete_ref(sb, id, r->names[i]);
+                removed_at[i] = info[i].mtime_ns;
+        }
+        if (rc == 0 && (rc = delete_ref(sb, id, r->names[i])) == 0)
+            rc = mark_renew(sb, id, m);
     }
+    free(info);
     DBX_TEST_PAUSE("s3-repair-names-removed");
     DBX_TEST_PAUSE("s3-remove-checked");
     if (rc == 0 && dbx_boottime_ns() >= m->deadline_ns) {
-        /* the names took long: a new mark, and a new look at the refs */
+        /* a request took longer than the mark lives: a new mark, and a
+         * new look at the refs */
         struct mark renewed;
         if ((rc = mark_put(sb, id, &renewed)) < 0)
             return rc;
-        s3_delete_key(sb, m->key); /* if this fails, a set waits for it, and gc removes it */
+        s3_delete_key(sb, m->key); /* if this fails, gc removes it */
         *m = renewed;
         if ((rc = s3_refs_count(sb, id, &refs)) == 0 && refs > 0)
             rc = minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: names were set meanwhile", hex);
@@ -753,7 +840,7 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
                          const struct s3_version *expect, struct ref_names *gone)
 {
     char key[S3_ID_KEY_SIZE], hex[MINIDBX_ID_HEX_SIZE];
-    struct ref_names r = { NULL, 0, 0, 0 };
+    struct ref_names r = { 0 };
     struct s3_version now;
     struct mark m;
     int rc;
@@ -767,8 +854,13 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
         return 1;
     if (flags & MINIDBX_DELETE_CASCADE) {
         r.max = CASCADE_MAX;
-        if (!(r.names = malloc(CASCADE_MAX * sizeof *r.names)))
+        r.names = malloc(CASCADE_MAX * sizeof *r.names);
+        r.mtimes = malloc(CASCADE_MAX * sizeof *r.mtimes);
+        if (!r.names || !r.mtimes) {
+            free(r.names);
+            free(r.mtimes);
             return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        }
     }
     /* A repair (expect) keeps the times of the names it removes: if the
      * object turns out to be put again before its DELETE, they go back. */
@@ -778,20 +870,28 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
     if ((expect && !removed_at) || (rc = mark_put(sb, id, &m)) < 0) {
         free(removed_at);
         free(r.names);
+        free(r.mtimes);
         return rc < 0 ? rc : minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
     }
     rc = delete_marked(sb, id, flags, expect, &m, &r, removed_at);
-    /* Put again meanwhile (healed): the names it had come back, while the
-     * mark still stands (a delete racing it waits), each with its own
-     * time, so a name set since (a later time) is not undone. */
-    for (size_t i = 0; removed_at && i < r.count && (rc == 1 || rc == MINIDBX_EREFERENCED); i++) {
+    /* Kept (put again meanwhile: healed; or a failure): the names it had
+     * come back, while the mark still stands (a delete racing it waits),
+     * each with its own time, so a name set since (a later time) is not
+     * undone. A set finds the object gone if it is (ENOTFOUND: no name). */
+    dbx_error_saved why;
+    dbx_error_save(&why);
+    for (size_t i = 0; removed_at && i < r.count && rc != 0; i++) {
         int back = removed_at[i] >= 0 ? name_set(sb, r.names[i], id, removed_at[i], true, m.key) : 0;
-        if (back < 0 && rc >= 0)
+        if (back < 0 && back != MINIDBX_ENOTFOUND && rc >= 0) {
             rc = back; /* the first failure; the others are still tried */
+            dbx_error_save(&why);
+        }
     }
     int unmarked = s3_delete_key(sb, m.key);
     if (rc >= 0 && unmarked < 0)
         rc = unmarked;
+    else
+        dbx_error_restore(&why);
     if (rc == 0 && gone && removed_at) {
         gone->count = 0;
         for (size_t i = 0; i < r.count; i++)
@@ -802,6 +902,7 @@ static int delete_object(struct s3_backend *sb, const minidbx_id *id, unsigned f
     }
     free(removed_at);
     free(r.names);
+    free(r.mtimes);
     return rc;
 }
 
@@ -883,7 +984,7 @@ static int verify_one(void *cls, size_t i)
     if (minidbx_id_equal(&got, id))
         return 0;
     bool repaired = false, replaced = false;
-    struct ref_names gone = { NULL, 0, 0, 0 };
+    struct ref_names gone = { 0 };
     for (int hashes = 0; hashes < REHASH_MAX; hashes++) {
         if ((rc = s3_hash_object(v->sb, key, &got, &size, &version)) < 0 || minidbx_id_equal(&got, id))
             return rc == MINIDBX_ENOTFOUND ? 0 : rc;
@@ -914,6 +1015,7 @@ static int verify_one(void *cls, size_t i)
 struct name_check {
     struct verify_run *v;
     int rc;
+    int64_t engine_ns; /* the names listing's Date: the refs' ages are taken from it */
 };
 
 static int name_checked(void *cls, const char *key, uint64_t size, int64_t mtime_ns)
@@ -967,7 +1069,7 @@ static int ref_checked(void *cls, const char *key, uint64_t size, int64_t mtime_
 
     if (!ref_key(key, &id, &name))
         return 0;
-    if (mtime_ns < 0 || dbx_now_ns() - mtime_ns < SET_WINDOW_NS(v->sb))
+    if (ref_in_flight(v->sb, mtime_ns, n->engine_ns))
         return 0; /* maybe a name set between its ref and its name (see "marks") */
     rc = name_read(v->sb, name, &info);
     if (rc == 0 && minidbx_id_equal(&info.id, &id))
@@ -1009,7 +1111,7 @@ int s3_be_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
 {
     struct s3_backend *sb = s3_of(be);
     struct verify_run v = { .sb = sb, .flags = flags, .report = report, .cb = cb, .ctx = ctx };
-    struct name_check n = { &v, 0 };
+    struct name_check n = { &v, 0, -1 };
     int rc = 0;
 
     pthread_mutex_init(&v.lock, NULL);
@@ -1035,7 +1137,7 @@ int s3_be_verify(minidbx_backend *be, const minidbx_id *id, unsigned flags,
     if (rc == 0)
         rc = s3_each(v.count, VERIFY_THREADS, verify_one, &v);
     if (rc == 0 && !id) {
-        if ((rc = s3_list(sb, "names/", NULL, name_checked, &n, NULL)) == 0 &&
+        if ((rc = s3_list(sb, "names/", NULL, name_checked, &n, &n.engine_ns)) == 0 &&
             (rc = s3_list(sb, "refs/", NULL, ref_checked, &n, NULL)) == 0 &&
             (rc = s3_list(sb, "tmp/", NULL, tmp_checked, &n, NULL)) == 0) {
             uint64_t uploads = 0;
@@ -1135,7 +1237,13 @@ static int gc_object(void *cls, const char *key, uint64_t size, int64_t mtime_ns
         if (g->opts->removed)
             g->opts->removed(g->opts->ctx, &id, size);
     }
-    int unmarked = dry ? 0 : s3_delete_key(g->sb, m.key);
+    if (dry)
+        return rc < 0 ? rc : 0;
+    dbx_error_saved why;
+    dbx_error_save(&why);
+    int unmarked = s3_delete_key(g->sb, m.key);
+    if (rc < 0)
+        dbx_error_restore(&why);
     return rc < 0 ? rc : unmarked < 0 ? unmarked : 0;
 }
 

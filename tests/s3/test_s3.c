@@ -788,7 +788,9 @@ static bool wait_for_file(const char *path, const atomic_bool *done)
  * its name) */
 enum race { REMOVER_CHECKED, SETTER_BEFORE_REF, SETTER_AFTER_REF, SETTER_CHECKED, RACES };
 
-static void name_set_racing_remover(enum remover kind, enum race race)
+/* kept: "pinned" points at the object before the race (the set sets it
+ * again) */
+static void name_set_racing_remover(enum remover kind, enum race race, bool kept)
 {
     static const char *const points[] = { "s3-remove-checked", "s3-name-set", "s3-name-ref", "s3-name-checked" };
     static const char *const kinds[] = { "gc", "delete", "delete CASCADE" };
@@ -803,6 +805,8 @@ static void name_set_racing_remover(enum remover kind, enum race race)
     minidbx *db = open_s3();
     rng_seed(&rng, seed_from_clock());
     minidbx_id id = store_put_random(db, &rng, 3000);
+    if (kept)
+        ck_assert_ok(minidbx_name_set(db, "pinned", &id));
     if (kind == GC)
         next_second(); /* gc takes what was put before the second it began in */
     struct racer remover = { .db = db, .id = id, .kind = kind, .rc = -1 };
@@ -832,8 +836,8 @@ static void name_set_racing_remover(enum remover kind, enum race race)
     int there = minidbx_exists(db, &id);
     minidbx_name_info info;
     int named = minidbx_name_get(db, "pinned", &info);
-    printf("%s, held at %s: remover %d, name set %d, object there %d, name %d\n", kinds[kind], points[race],
-           remover.rc, setter.rc, there, named);
+    printf("%s%s, held at %s: remover %d, name set %d, object there %d, name %d\n", kinds[kind],
+           kept ? " of a named object" : "", points[race], remover.rc, setter.rc, there, named);
     ck_assert_msg(setter.rc == 0 || setter.rc == MINIDBX_ENOTFOUND, "name set: %d", setter.rc);
     if (setter.rc == 0) {
         ck_assert_msg(there == 1, "the name set returned 0 but its object is gone");
@@ -845,13 +849,15 @@ static void name_set_racing_remover(enum remover kind, enum race race)
         ck_assert_rc(named, MINIDBX_ENOTFOUND);
         ck_assert_int_eq(keys_under("refs%2F"), 0);
     }
-    if (race == SETTER_AFTER_REF || race == SETTER_CHECKED) {
-        /* the remover saw the ref: the object stays */
-        ck_assert_ok(setter.rc);
-        ck_assert_int_eq(remover.rc, kind == GC ? 0 : MINIDBX_EREFERENCED);
-    } else { /* the remover found no ref: the object goes, the set loses */
+    /* The object goes when the remover found no ref, or (a cascade) a
+     * name that pointed at it: then the set loses. Else the remover saw
+     * the set's ref: the object stays. */
+    if (kept ? kind == CASCADE : race == REMOVER_CHECKED || race == SETTER_BEFORE_REF) {
         ck_assert_ok(remover.rc);
         ck_assert_rc(setter.rc, MINIDBX_ENOTFOUND);
+    } else {
+        ck_assert_ok(setter.rc);
+        ck_assert_int_eq(remover.rc, kind == GC ? 0 : MINIDBX_EREFERENCED);
     }
     ck_assert_int_eq(keys_under("marks%2F"), 0); /* no remover's mark left */
     minidbx_close(db);
@@ -861,19 +867,26 @@ static void name_set_racing_remover(enum remover kind, enum race race)
 
 START_TEST(name_set_racing_gc)
 {
-    name_set_racing_remover(GC, (enum race)_i);
+    name_set_racing_remover(GC, (enum race)_i, false);
 }
 END_TEST
 
 START_TEST(name_set_racing_delete)
 {
-    name_set_racing_remover(DELETE, (enum race)_i);
+    name_set_racing_remover(DELETE, (enum race)_i, false);
 }
 END_TEST
 
 START_TEST(name_set_racing_cascade)
 {
-    name_set_racing_remover(CASCADE, (enum race)_i);
+    name_set_racing_remover(CASCADE, (enum race)_i, false);
+}
+END_TEST
+
+/* the name set again while a delete of the object with its names runs */
+START_TEST(name_set_again_racing_cascade)
+{
+    name_set_racing_remover(CASCADE, (enum race)_i, true);
 }
 END_TEST
 
@@ -1506,6 +1519,7 @@ static Suite *s3_suite(void)
     tcase_add_loop_test(races, name_set_racing_gc, REMOVER_CHECKED, RACES);
     tcase_add_loop_test(races, name_set_racing_delete, REMOVER_CHECKED, RACES);
     tcase_add_loop_test(races, name_set_racing_cascade, REMOVER_CHECKED, RACES);
+    tcase_add_loop_test(races, name_set_again_racing_cascade, REMOVER_CHECKED, RACES);
     tcase_add_test(races, stale_marks_are_removed);
     suite_add_tcase(s, races);
     TCase *big = tcase_create("s3-big");
