@@ -17,9 +17,9 @@
  *
  * Bounds. The threads are fixed, started with the node. The queue is a
  * list through the requests themselves (nothing allocated) and holds at
- * most COMMIT_QUEUE_MAX requests, each with its body complete: an inline
- * object's writer holds at most the inline threshold (16 KiB by default),
- * a larger one a temp file. A body that completes with the queue full is
+ * most COMMIT_QUEUE_PER_THREAD requests per thread, each with its body
+ * complete: an inline object's writer holds at most the inline threshold
+ * (16 KiB by default), a larger one a temp file. A body that completes with the queue full is
  * committed on its I/O thread, as with --commit-threads 0: that thread
  * reads none of its connections until the commit is done, which holds
  * back clients (they wait in their socket buffers) instead of memory.
@@ -41,10 +41,11 @@
 #include <pthread.h>
 #include <stdlib.h>
 
-/* Requests waiting for a commit thread, at most. 64 clients each with a
- * body complete fit; with the default threshold their writers hold at most
- * 2 MiB. */
-#define COMMIT_QUEUE_MAX 128
+/* Requests waiting for a commit thread, at most, per commit thread: with
+ * the default 16 threads 128, so 64 clients each with a body complete fit,
+ * their writers holding at most 2 MiB (16 KiB each, the default inline
+ * threshold). */
+#define COMMIT_QUEUE_PER_THREAD 8
 
 struct serve_commits {
     pthread_mutex_t lock;
@@ -52,6 +53,7 @@ struct serve_commits {
     struct serve_request *head;  /* oldest first, linked by commit_next */
     struct serve_request *tail;
     unsigned queued;
+    unsigned queue_max;
     bool stopping;
     unsigned thread_count;       /* started, not yet joined */
     pthread_t threads[];
@@ -101,6 +103,7 @@ int serve_commits_start(struct serve_server *srv)
         return ENOMEM;
     pthread_mutex_init(&commits->lock, NULL);
     pthread_cond_init(&commits->queued_cond, NULL);
+    commits->queue_max = count * COMMIT_QUEUE_PER_THREAD;
     srv->commits = commits;
     for (unsigned i = 0; i < count && rc == 0; i++)
         if ((rc = pthread_create(&commits->threads[i], NULL, commit_main, srv)) == 0)
@@ -145,7 +148,7 @@ static bool commit_queue(struct serve_commits *commits, struct serve_request *re
     bool queued = false;
 
     pthread_mutex_lock(&commits->lock);
-    if (!commits->stopping && commits->queued < COMMIT_QUEUE_MAX) {
+    if (!commits->stopping && commits->queued < commits->queue_max) {
         req->commit_fn = fn;
         req->commit_next = NULL;
         req->job_started = true;
