@@ -135,22 +135,37 @@ stop_server
 
 # --- many durable writers, then kill -9 -----------------------------------------------------
 start_server "$T/store" --threads 2 || { not_ok "server starts"; finish; }
-# writer W: 40 PUTs of new bytes (every fourth one a 100 KB blob file), one
-# line "status id file" each; stops at the first failure (the node is gone).
+# writer NAME COUNT SIZE...: COUNT PUTs of new bytes, sizes taken in turn
+# from SIZE..., one line "status id file" each on stdout; stops at the
+# first failure (the node is gone, or the disk full).
 writer()
 {
-    local w=$1 i f code
-    for i in $(seq 40); do
-        f=$T/w.$w.$i
-        { echo "writer $w put $i $RANDOM"; head -c $((i % 4 == 0 ? 100000 : 4000)) /dev/urandom; } >"$f"
+    local name=$1 count=$2 i f code
+    shift 2
+    local sizes=("$@")
+    for i in $(seq "$count"); do
+        f=$T/w.$name.$i
+        { echo "writer $name put $i $RANDOM"; head -c "${sizes[i % ${#sizes[@]}]}" /dev/urandom; } >"$f"
         code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -X PUT --data-binary @"$f" "$URL/v1/objects")
         echo "$code $(sha "$f") $f"
         case $code in 2*) ;; *) return ;; esac
     done
 }
+# missing_acked FILE...: how many objects the writers' lines say were
+# acknowledged are not on the node byte for byte.
+missing_acked()
+{
+    local code id file missing=0
+    while read -r code id file; do
+        case $code in 2*) ;; *) continue ;; esac
+        curl -s -f -o "$T/got" "$URL/v1/objects/$id" && cmp -s "$file" "$T/got" || missing=$((missing + 1))
+    done < <(cat "$@")
+    echo "$missing"
+}
 WRITERS=""
 for w in $(seq 16); do
-    writer "$w" >"$T/writer.$w" &
+    # every fourth a 100 KB blob file
+    writer "$w" 40 4000 4000 4000 100000 >"$T/writer.$w" &
     WRITERS="$WRITERS $!"
 done
 acked() { cat "$T"/writer.* 2>/dev/null | grep -c '^20[01] '; }
@@ -164,11 +179,7 @@ wait $WRITERS
 check "16 writers at once: $(acked) PUTs acknowledged before the kill -9, all committed on commit threads (on I/O threads: $io_commits)" \
     test "$(acked)" -ge 150 -a "$io_commits" = 0
 start_server "$T/store" || { not_ok "server starts again"; finish; }
-missing=0
-while read -r code id file; do
-    case $code in 2*) ;; *) continue ;; esac
-    curl -s -f -o "$T/got" "$URL/v1/objects/$id" && cmp -s "$file" "$T/got" || missing=$((missing + 1))
-done < <(cat "$T"/writer.*)
+missing=$(missing_acked "$T"/writer.*)
 check "  ... and after it every acknowledged object is there, byte for byte (missing: $missing)" test "$missing" = 0
 stop_server
 
@@ -188,20 +199,9 @@ if mount -t tmpfs -o size=4m tmpfs "$T/full" 2>/dev/null; then
     trap 'umount "$T/full" 2>/dev/null; cleanup_server' EXIT
     "$MDBX" -q -s "$T/full/store" info >/dev/null 2>&1
     start_server "$T/full/store" --threads 2 || { not_ok "server starts on the tmpfs"; finish; }
-    filler()
-    {
-        local w=$1 i f code
-        for i in $(seq 100); do
-            f=$T/f.$w.$i
-            { echo "filler $w $i"; head -c 65536 /dev/urandom; } >"$f"
-            code=$(curl -s -m 30 -o /dev/null -w '%{http_code}' -X PUT --data-binary @"$f" "$URL/v1/objects")
-            echo "$code $(sha "$f") $f"
-            case $code in 2*) ;; *) return ;; esac
-        done
-    }
     FILLERS=""
     for w in $(seq 8); do
-        filler "$w" >"$T/filler.$w" &
+        writer "f$w" 100 65536 >"$T/filler.$w" &
         FILLERS="$FILLERS $!"
     done
     # shellcheck disable=SC2086 # the pids
@@ -209,11 +209,7 @@ if mount -t tmpfs -o size=4m tmpfs "$T/full" 2>/dev/null; then
     failed=$(cat "$T"/filler.* | grep -v '^2' | cut -d' ' -f1 | sort | uniq -c | tr -s ' \n' ' ')
     check "8 writers fill the disk: each stops with 507 or 500 ($failed)" \
         test "$(cat "$T"/filler.* | grep -v '^2' | grep -cv '^50[07] ')" = 0 -a -n "$failed"
-    missing=0
-    while read -r code id file; do
-        case $code in 2*) ;; *) continue ;; esac
-        curl -s -f -o "$T/got" "$URL/v1/objects/$id" && cmp -s "$file" "$T/got" || missing=$((missing + 1))
-    done < <(cat "$T"/filler.*)
+    missing=$(missing_acked "$T"/filler.*)
     check "  ... every acknowledged one is readable (missing: $missing)" test "$missing" = 0
     expect_code 200 "  ... and the node still serves" -m 5 "$URL/health"
     stop_server
