@@ -6,23 +6,43 @@
  * commit each at a time: 64 writers on 2 I/O threads shared two commits at
  * a time (0.25x the same load on a --sync none node). Here the handler of
  * a request whose body is complete suspends its connection and queues the
- * request; one of the commit threads makes the library calls and resumes
- * the connection, and the handler, called again, replies. While one commit
- * flushes, the other commit threads' writes wait in the library's group
- * commit (libminidbx/backend/local.c) and the next commit takes them all:
- * one transaction and one round of flushes for as many writes as there
- * are commit threads waiting. The reply is queued only after the commit
- * returned, on the I/O thread: nothing is acknowledged before it is
- * durable, and a client gone meanwhile finds its write stored.
+ * request; a commit thread makes the library calls and resumes the
+ * connection, and the handler, called again, replies. The reply is queued
+ * only after the commit returned, on the I/O thread: nothing is
+ * acknowledged before it is durable, and a client gone meanwhile finds its
+ * write stored.
  *
- * Bounds. The threads are fixed, started with the node. The queue is a
- * list through the requests themselves (nothing allocated) and holds at
- * most COMMIT_QUEUE_PER_THREAD requests per thread, each with its body
- * complete: an inline object's writer holds at most the inline threshold
- * (16 KiB by default), a larger one a temp file. A body that completes with the queue full is
- * committed on its I/O thread, as with --commit-threads 0: that thread
- * reads none of its connections until the commit is done, which holds
- * back clients (they wait in their socket buffers) instead of memory.
+ * Two queues. Small objects put on a local store (PUT /v1/objects of at
+ * most the store's inline threshold: bytes that go into the LMDB record)
+ * wait in the batch queue; one commit thread at a time takes all of them
+ * and commits them in one library batch (minidbx_batch_begin: one
+ * transaction, one round of flushes, on one thread). Everything else
+ * (blob files, /upload, a store of another kind) waits in the single
+ * queue, taken one at a time: a thread blocks in its commit's flushes
+ * (a blob file's own fsync among them, in parallel with the others'),
+ * and the library's group commit (libminidbx/backend/local.c) lets the
+ * threads waiting meanwhile share the next commit. Batches are for the
+ * small ones because a batch costs one thread switch per batch where a
+ * group costs two per write (the write's thread sleeps in the group and
+ * is woken), which is most of the CPU a small durable put takes (measured:
+ * see bench/http/README.md); a blob file's flush is better made by its
+ * own thread, beside the others. A batch holds the store's write lock
+ * from its first put to its commit, so it runs nothing but writer commits
+ * (no lock of the node's is taken inside it); one failed write fails the
+ * whole batch (minidbx_batch_commit: none of it is stored, every request
+ * in it gets the error), which for a small put is only what fails the
+ * commit itself (a full disk, an I/O error): an id that does not match is
+ * refused before the batch sees the write.
+ *
+ * Bounds. The threads are fixed, started with the node. The queues are
+ * lists through the requests themselves (nothing allocated) and hold at
+ * most COMMIT_QUEUE_PER_THREAD requests per thread in all, each with its
+ * body complete: a small object's writer holds at most the inline
+ * threshold (16 KiB by default), a larger one a temp file. A body that
+ * completes with the queues full is committed on its I/O thread, as with
+ * --commit-threads 0: that thread reads none of its connections until the
+ * commit is done, which holds back clients (they wait in their socket
+ * buffers) instead of memory.
  *
  * Committed on the I/O thread instead, as job.c does for verify and gc:
  * under --io-model per-connection (no commit threads: the thread is the
@@ -40,24 +60,84 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* Requests waiting for a commit thread, at most, per commit thread: with
- * the default 16 threads 128, so 64 clients each with a body complete fit,
- * their writers holding at most 2 MiB (16 KiB each, the default inline
- * threshold). */
+ * the default 16 threads 128, so that 64 clients each with a body complete
+ * fit, their writers holding at most 2 MiB. */
 #define COMMIT_QUEUE_PER_THREAD 8
+
+/* Requests waiting, oldest first, linked by commit_next. */
+struct commit_queue {
+    struct serve_request *head;
+    struct serve_request *tail;
+};
 
 struct serve_commits {
     pthread_mutex_t lock;
-    pthread_cond_t queued_cond;  /* a request was queued, or stopping */
-    struct serve_request *head;  /* oldest first, linked by commit_next */
-    struct serve_request *tail;
-    unsigned queued;
+    pthread_cond_t work_cond;    /* a request was queued, a batch ended, or stopping */
+    struct commit_queue single;  /* one at a time, each on its own thread */
+    struct commit_queue batch;   /* all at once, in one batch */
+    bool batching;               /* a thread is committing a batch */
+    uint64_t batch_max_bytes;    /* objects put up to this size are batched; 0: none */
+    unsigned queued;             /* in both queues */
     unsigned queue_max;
     bool stopping;
     unsigned thread_count;       /* started, not yet joined */
     pthread_t threads[];
 };
+
+static void queue_append(struct commit_queue *q, struct serve_request *req)
+{
+    req->commit_next = NULL;
+    if (q->tail)
+        q->tail->commit_next = req;
+    else
+        q->head = req;
+    q->tail = req;
+}
+
+/* The commit of req is done: hand it back to its I/O thread. */
+static void commit_done(struct serve_server *srv, struct serve_request *req)
+{
+    struct MHD_Connection *conn = req->conn;
+
+    atomic_store(&req->job_done, true);
+    atomic_fetch_sub(&srv->metrics.commits_waiting, 1);
+    /* From here on req belongs to the I/O thread again: it may be freed as
+     * soon as the connection is resumed. */
+    MHD_resume_connection(conn);
+}
+
+/* Commit the requests of list (linked by commit_next) in one batch, then
+ * resume them. Alone, or if no batch can begin, each is committed by
+ * itself (in the library's group commit). */
+static void commit_batch(struct serve_server *srv, struct serve_request *list)
+{
+    bool in_batch = list->commit_next && minidbx_batch_begin(srv->db) == 0;
+    struct serve_request *req, *next;
+
+    size_t count = 0;
+    for (req = list; req; req = req->commit_next, count++)
+        req->job_rc = req->commit_fn(req);
+    int rc = in_batch ? minidbx_batch_commit(srv->db) : 0;
+    if (in_batch) {
+        atomic_fetch_add(&srv->metrics.commit_batches, 1);
+        atomic_fetch_add(&srv->metrics.batched_commits, count);
+    }
+    for (req = list; rc < 0 && req; req = req->commit_next) {
+        if (req->job_rc < 0)
+            continue;
+        /* nothing of the batch is stored: not this one either */
+        req->job_rc = rc;
+        req->put_created = false;
+        req->job_json = serve_json_failure(rc, "put");
+    }
+    for (req = list; req; req = next) {
+        next = req->commit_next; /* req may be gone once resumed */
+        commit_done(srv, req);
+    }
+}
 
 static void *commit_main(void *cls)
 {
@@ -66,24 +146,36 @@ static void *commit_main(void *cls)
 
     pthread_mutex_lock(&commits->lock);
     for (;;) {
-        while (!commits->head && !commits->stopping)
-            pthread_cond_wait(&commits->queued_cond, &commits->lock);
-        struct serve_request *req = commits->head;
-        if (!req)
-            break; /* stopping, and nothing left */
-        commits->head = req->commit_next;
-        if (!commits->head)
-            commits->tail = NULL;
+        bool batch_ready = commits->batch.head && !commits->batching;
+        if (!batch_ready && !commits->single.head) {
+            if (commits->stopping && !commits->batch.head)
+                break; /* nothing left (a batch still queued waits for the batcher) */
+            pthread_cond_wait(&commits->work_cond, &commits->lock);
+            continue;
+        }
+        if (batch_ready) {
+            struct serve_request *list = commits->batch.head;
+            for (struct serve_request *r = list; r; r = r->commit_next)
+                commits->queued--;
+            commits->batch.head = commits->batch.tail = NULL;
+            commits->batching = true;
+            pthread_mutex_unlock(&commits->lock);
+            commit_batch(srv, list);
+            serve_memory_check(srv); /* its keys' paths were faulted in at once */
+            pthread_mutex_lock(&commits->lock);
+            commits->batching = false;
+            /* the next batch, or the last thread's way out */
+            pthread_cond_broadcast(&commits->work_cond);
+            continue;
+        }
+        struct serve_request *req = commits->single.head;
+        commits->single.head = req->commit_next;
+        if (!commits->single.head)
+            commits->single.tail = NULL;
         commits->queued--;
         pthread_mutex_unlock(&commits->lock);
-
-        struct MHD_Connection *conn = req->conn;
         req->job_rc = req->commit_fn(req);
-        atomic_store(&req->job_done, true);
-        atomic_fetch_sub(&srv->metrics.commits_waiting, 1);
-        /* From here on req belongs to the I/O thread again: it may be
-         * freed as soon as the connection is resumed. */
-        MHD_resume_connection(conn);
+        commit_done(srv, req);
         pthread_mutex_lock(&commits->lock);
     }
     pthread_mutex_unlock(&commits->lock);
@@ -102,8 +194,13 @@ int serve_commits_start(struct serve_server *srv)
     if (!(commits = calloc(1, sizeof *commits + count * sizeof commits->threads[0])))
         return ENOMEM;
     pthread_mutex_init(&commits->lock, NULL);
-    pthread_cond_init(&commits->queued_cond, NULL);
+    pthread_cond_init(&commits->work_cond, NULL);
     commits->queue_max = count * COMMIT_QUEUE_PER_THREAD;
+    /* Batches share a transaction, which only a local store has (on the
+     * others a batch is a row of calls, one after the other). */
+    minidbx_store_info info;
+    if (minidbx_info(srv->db, &info) == 0 && strcmp(info.backend, "local") == 0)
+        commits->batch_max_bytes = info.inline_threshold;
     srv->commits = commits;
     for (unsigned i = 0; i < count && rc == 0; i++)
         if ((rc = pthread_create(&commits->threads[i], NULL, commit_main, srv)) == 0)
@@ -121,7 +218,7 @@ void serve_commits_stop(struct serve_server *srv)
         return;
     pthread_mutex_lock(&commits->lock);
     commits->stopping = true;
-    pthread_cond_broadcast(&commits->queued_cond);
+    pthread_cond_broadcast(&commits->work_cond);
     pthread_mutex_unlock(&commits->lock);
     for (unsigned i = 0; i < commits->thread_count; i++)
         pthread_join(commits->threads[i], NULL);
@@ -136,47 +233,57 @@ void serve_commits_free(struct serve_server *srv)
         return;
     serve_commits_stop(srv);
     pthread_mutex_destroy(&commits->lock);
-    pthread_cond_destroy(&commits->queued_cond);
+    pthread_cond_destroy(&commits->work_cond);
     free(commits);
     srv->commits = NULL;
 }
 
-/* Queue req for a commit thread, its connection suspended; false: the
- * queue is full or the node is stopping. */
-static bool commit_queue(struct serve_commits *commits, struct serve_request *req, serve_job_fn fn)
+/* Queue req for a commit thread (in the batch queue with batch), its
+ * connection suspended; false: the queues are full or the node is
+ * stopping. */
+static bool commit_queue(struct serve_commits *commits, struct serve_request *req, serve_job_fn fn,
+                         bool batch)
 {
     bool queued = false;
 
     pthread_mutex_lock(&commits->lock);
     if (!commits->stopping && commits->queued < commits->queue_max) {
         req->commit_fn = fn;
-        req->commit_next = NULL;
         req->job_started = true;
         atomic_fetch_add(&req->srv->metrics.commits_waiting, 1);
         /* Suspended before a thread can see it, and so before it can be
          * resumed. */
         MHD_suspend_connection(req->conn);
-        if (commits->tail)
-            commits->tail->commit_next = req;
-        else
-            commits->head = req;
-        commits->tail = req;
+        queue_append(batch ? &commits->batch : &commits->single, req);
         commits->queued++;
-        pthread_cond_signal(&commits->queued_cond);
+        pthread_cond_signal(&commits->work_cond);
         queued = true;
     }
     pthread_mutex_unlock(&commits->lock);
     return queued;
 }
 
-enum MHD_Result serve_commit_run(struct serve_request *req, serve_job_fn fn)
+static enum MHD_Result commit_run(struct serve_request *req, serve_job_fn fn, bool batch)
 {
     struct serve_commits *commits = req->srv->commits;
 
-    if (commits && !serve_client_may_half_close(req->conn) && commit_queue(commits, req, fn))
+    if (commits && !serve_client_may_half_close(req->conn) && commit_queue(commits, req, fn, batch))
         return MHD_YES;
     atomic_fetch_add(&req->srv->metrics.commits_on_io_threads, 1);
     req->job_rc = fn(req);
     atomic_store(&req->job_done, true);
     return req->spec->handler(req);
+}
+
+enum MHD_Result serve_commit_run(struct serve_request *req, serve_job_fn fn)
+{
+    return commit_run(req, fn, false);
+}
+
+enum MHD_Result serve_commit_put(struct serve_request *req)
+{
+    const struct serve_commits *commits = req->srv->commits;
+    /* the batch_max_bytes read without the lock: set before any thread */
+    bool small = commits && req->object_bytes <= commits->batch_max_bytes;
+    return commit_run(req, serve_commit_writer, small);
 }

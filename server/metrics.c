@@ -133,6 +133,10 @@ static const struct {
     { "minidbx_http_commits_on_io_threads_total",
       "Writes committed on an I/O thread, not on a commit thread (--commit-threads).",
       offsetof(struct serve_metrics, commits_on_io_threads) },
+    { "minidbx_http_commit_batches_total", "Batches of small puts committed at once by a commit thread.",
+      offsetof(struct serve_metrics, commit_batches) },
+    { "minidbx_http_batched_commits_total", "Puts committed in those batches.",
+      offsetof(struct serve_metrics, batched_commits) },
 };
 
 static void print_store(FILE *out, minidbx *db)

@@ -69,6 +69,8 @@ struct serve_metrics {
     atomic_ullong jobs_refused;            /* verify/gc refused: one was running */
     atomic_ullong commits_on_io_threads;   /* writes committed on an I/O thread (commit.c) */
     atomic_llong commits_waiting;          /* queued for a commit thread or in its commit */
+    atomic_ullong commit_batches;          /* batches of puts committed (commit.c) */
+    atomic_ullong batched_commits;         /* puts committed in them */
 };
 
 struct serve_server;
@@ -317,6 +319,10 @@ void serve_commits_free(struct serve_server *srv);
  * again with req->job_done set and req->job_rc the result, and replies.
  * Returns what the handler should return. */
 enum MHD_Result serve_commit_run(struct serve_request *req, serve_job_fn fn);
+/* serve_commit_run(req, serve_commit_writer) for a PUT of an object: on a
+ * local store, one of at most its inline threshold is committed in a batch
+ * with the others waiting (commit.c). */
+enum MHD_Result serve_commit_put(struct serve_request *req);
 
 /* ---- object responses (send.c) ------------------------------------------ */
 
@@ -339,6 +345,8 @@ void serve_memory_stop(struct serve_server *srv);
 /* A request ended: now and then, give back the resident pages of the
  * store's file mappings if they have grown (memory.c). */
 void serve_memory_request_done(struct serve_server *srv);
+/* The same check now (after a batch of puts: commit.c). */
+void serve_memory_check(struct serve_server *srv);
 
 /* ---- threads (io.c) -------------------------------------------------------- */
 

@@ -19,7 +19,7 @@
 static enum MHD_Result serve_object_put(struct serve_request *req)
 {
     if (!atomic_load(&req->job_done))
-        return serve_commit_run(req, serve_commit_writer);
+        return serve_commit_put(req);
     if (req->job_rc < 0)
         return serve_job_reply(req);
     cJSON *json = cJSON_CreateObject();
