@@ -67,6 +67,9 @@
  * fit, their writers holding at most 2 MiB. */
 #define COMMIT_QUEUE_PER_THREAD 8
 
+/* A batch looks at the node's resident map pages after this many puts. */
+#define COMMIT_MEMORY_CHECK_EVERY 8
+
 /* Requests waiting, oldest first, linked by commit_next. */
 struct commit_queue {
     struct serve_request *head;
@@ -118,8 +121,14 @@ static void commit_batch(struct serve_server *srv, struct serve_request *list)
     struct serve_request *req, *next;
 
     size_t count = 0;
-    for (req = list; req; req = req->commit_next, count++)
+    for (req = list; req; req = req->commit_next) {
         req->job_rc = req->commit_fn(req);
+        /* each put faults in its key's path of the map (a whole page cache
+         * folio a fault, often 64-256 KiB): give them back as the batch
+         * goes, not only after it (memory.c) */
+        if (++count % COMMIT_MEMORY_CHECK_EVERY == 0)
+            serve_memory_check(srv);
+    }
     int rc = in_batch ? minidbx_batch_commit(srv->db) : 0;
     if (in_batch) {
         atomic_fetch_add(&srv->metrics.commit_batches, 1);
@@ -161,7 +170,6 @@ static void *commit_main(void *cls)
             commits->batching = true;
             pthread_mutex_unlock(&commits->lock);
             commit_batch(srv, list);
-            serve_memory_check(srv); /* its keys' paths were faulted in at once */
             pthread_mutex_lock(&commits->lock);
             commits->batching = false;
             /* the next batch, or the last thread's way out */

@@ -51,7 +51,8 @@ enum { SERVE_IO_POOL = 0, SERVE_IO_PER_CONNECTION = 1 };
     "                              durable commits of writes, while the I/O\n" \
     "                              threads serve other requests; writes\n"    \
     "                              waiting together share one commit and\n"  \
-    "                              flush (default 16; 0: commit on the I/O\n" \
+    "                              flush (small PUTs on a local store: in one\n" \
+    "                              batch) (default 16; 0: commit on the I/O\n" \
     "                              threads)\n"                                \
     "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
     "                              store's limit; larger uploads get 413\n"     \
