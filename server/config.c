@@ -16,7 +16,7 @@ enum setting {
     SET_READ_TOKEN, SET_WRITE_TOKEN, SET_TLS_CERT, SET_TLS_KEY, SET_IDLE, SET_HEADER,
     SET_DRAIN, SET_MIN_BODY_RATE, SET_VERIFIED_CACHE, SET_BODY_CACHE, SET_CONFIG, SET_READ_ONLY,
     SET_SYNC, SET_MD5_ALIASES, SET_ACCESS_LOG, SET_ACCESS_LOG_FORMAT, SET_LOG_LEVEL, SET_PROFILE,
-    SET_IO_MODEL, SET_COUNT
+    SET_IO_MODEL, SET_COMMIT_THREADS, SET_COUNT
 };
 
 const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
@@ -45,6 +45,7 @@ const struct minidbx_server_setting minidbx_server_settings[SET_COUNT + 1] = {
     [SET_LOG_LEVEL] = { "log-level", true },
     [SET_PROFILE] = { "profile", true },
     [SET_IO_MODEL] = { "io-model", true },
+    [SET_COMMIT_THREADS] = { "commit-threads", true },
     [SET_COUNT] = { NULL, false },
 };
 
@@ -74,6 +75,7 @@ void minidbx_server_config_init(struct minidbx_server_config *cfg)
     cfg->min_body_rate = 1024;
     cfg->verified_cache_entries = 1024;
     cfg->body_cache_bytes = (uint64_t)8 << 20;
+    cfg->commit_threads = SERVE_COMMIT_THREADS_DEFAULT;
 }
 
 void minidbx_server_config_free(struct minidbx_server_config *cfg)
@@ -287,6 +289,7 @@ static int config_set(struct minidbx_server_config *cfg, int which, const char *
         return 0;
     case SET_VERIFIED_CACHE: number = &cfg->verified_cache_entries; break;
     case SET_THREADS: number = &cfg->threads; break;
+    case SET_COMMIT_THREADS: number = &cfg->commit_threads; break;
     case SET_MAX_CONN: number = &cfg->max_connections; break;
     case SET_MAX_CONN_IP: number = &cfg->max_connections_per_ip; break;
     case SET_RATE: number = &cfg->rate_limit_per_s; break;
@@ -344,6 +347,8 @@ int minidbx_server_config_check(const struct minidbx_server_config *cfg,
 {
     if (cfg->threads == 0 || cfg->threads > 256)
         return serve_error(err, MINIDBX_EINVAL, 0, "--threads must be 1..256");
+    if (cfg->commit_threads > 256)
+        return serve_error(err, MINIDBX_EINVAL, 0, "--commit-threads must be 0..256");
     if (cfg->max_connections == 0 || cfg->max_connections_per_ip == 0)
         return serve_error(err, MINIDBX_EINVAL, 0, "connection limits must be at least 1");
     if (cfg->idle_timeout_s == 0 || cfg->header_timeout_s == 0)

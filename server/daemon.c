@@ -230,6 +230,7 @@ static unsigned bound_port(struct MHD_Daemon *daemon)
 static void stop_parts(struct serve_server *srv)
 {
     serve_memory_stop(srv);
+    serve_commits_free(srv);
     serve_jobs_free(srv);
     serve_verified_stop(srv);
     serve_limits_stop(srv);
@@ -258,7 +259,8 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if ((rc = serve_limits_start(srv)) != 0 || (rc = serve_verified_start(srv)) != 0 ||
-        (rc = serve_jobs_start(srv)) != 0 || (rc = serve_memory_start(srv)) != 0) {
+        (rc = serve_jobs_start(srv)) != 0 || (rc = serve_commits_start(srv)) != 0 ||
+        (rc = serve_memory_start(srv)) != 0) {
         stop_parts(srv);
         close(listen_fd);
         return serve_error(err, MINIDBX_EIO, rc, "serve");
@@ -279,7 +281,9 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     printf("listening on %s://%s:%u\n", tls->tls_cert ? "https" : "http", where, bound_port(daemon));
     fflush(stdout);
     wait_and_drain(srv, daemon, &set);
-    serve_jobs_stop(srv); /* it resumes its connection: before the daemon goes */
+    /* they resume their connections: before the daemon goes */
+    serve_jobs_stop(srv);
+    serve_commits_stop(srv);
     MHD_stop_daemon(daemon);
     stop_parts(srv);
     fprintf(stderr, "mdbx serve: stopped\n");

@@ -1,4 +1,5 @@
-/* io.c - how connections get threads (--io-model).
+/* io.c - how connections get threads (--io-model), and how many
+ * allocator arenas they share.
  *
  *   pool            --threads threads, each polling many connections
  *   (default)       (libmicrohttpd's thread pool).
@@ -23,7 +24,9 @@
  * A thread per connection also means an allocator arena per thread in
  * glibc (up to 8 per core), each keeping its freed memory: with 64
  * writers that was 22 MiB of heap instead of 4, so the arenas are capped
- * at one per core in this mode. */
+ * at one per core. So they are in a pool, whose I/O threads and commit
+ * threads (commit.c) are 20 by default: under 64 durable writers the heap
+ * peaked at 10.6 MiB uncapped, 5.9 capped. */
 #include "node.h"
 
 #include <malloc.h>
@@ -36,12 +39,12 @@ unsigned serve_io_flags(const struct minidbx_server_config *cfg)
 
 void serve_io_options(const struct minidbx_server_config *cfg, struct MHD_OptionItem out[2])
 {
-    out[1] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
-    if (cfg->io_model == SERVE_IO_POOL) {
-        out[0] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL };
-        return;
-    }
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
     mallopt(M_ARENA_MAX, cores > 0 ? (int)cores : 1);
-    out[0] = out[1];
+    out[1] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+    if (cfg->io_model == SERVE_IO_POOL)
+        out[0] = (struct MHD_OptionItem){ MHD_OPTION_THREAD_POOL_SIZE, cfg->threads, NULL };
+    else
+        out[0] = out[1];
 }

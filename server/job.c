@@ -80,9 +80,7 @@ static void jobs_release(struct serve_jobs *jobs, bool thread_too)
     pthread_mutex_unlock(&jobs->lock);
 }
 
-/* The client has shut down its sending side (an end of file is waiting),
- * or said Connection: close and may do so any moment. */
-static bool client_may_half_close(struct MHD_Connection *conn)
+bool serve_client_may_half_close(struct MHD_Connection *conn)
 {
     const union MHD_ConnectionInfo *info =
         MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
@@ -134,7 +132,7 @@ enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn)
     }
     pthread_mutex_unlock(&jobs->lock);
     if (!busy && (req->srv->cfg->io_model == SERVE_IO_PER_CONNECTION ||
-                  client_may_half_close(req->conn))) {
+                  serve_client_may_half_close(req->conn))) {
         /* libmicrohttpd 0.9.75 closes a resumed connection as soon as it
          * reads the end of file of a client that has shut down its sending
          * side, before the handler can answer. Such clients (that, or one

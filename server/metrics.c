@@ -130,6 +130,13 @@ static const struct {
       offsetof(struct serve_metrics, memory_trims) },
     { "minidbx_http_jobs_refused_total", "POST /v1/verify or /v1/gc refused with 503: one was running.",
       offsetof(struct serve_metrics, jobs_refused) },
+    { "minidbx_http_commits_on_io_threads_total",
+      "Writes committed on an I/O thread, not on a commit thread (--commit-threads).",
+      offsetof(struct serve_metrics, commits_on_io_threads) },
+    { "minidbx_http_commit_batches_total", "Batches of small puts committed at once by a commit thread.",
+      offsetof(struct serve_metrics, commit_batches) },
+    { "minidbx_http_batched_commits_total", "Puts committed in those batches.",
+      offsetof(struct serve_metrics, batched_commits) },
 };
 
 static void print_store(FILE *out, minidbx *db)
@@ -213,6 +220,9 @@ enum MHD_Result serve_metrics_page(struct serve_request *req)
                 atomic_load(&m->connections_open));
     print_value(out, "minidbx_http_requests_in_flight", "gauge", "Requests being served.",
                 atomic_load(&m->requests_in_flight));
+    print_value(out, "minidbx_http_commits_waiting", "gauge",
+                "Writes queued for a commit thread or in its commit, their connections suspended.",
+                atomic_load(&m->commits_waiting));
     print_value(out, "minidbx_http_verified_memory_bytes", "gauge",
                 "Verified blob bytes in memory: kept, or held by replies being sent.",
                 (long long)serve_copy_memory_bytes(req->srv));

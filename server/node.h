@@ -17,6 +17,7 @@
  * cache.c      blob files and bytes already verified, bounded
  * memory.c     the bound on resident memory: allocator, mapped file pages
  * job.c        slow maintenance calls (verify, gc) off the I/O threads
+ * commit.c     durable writes off the I/O threads: commit threads
  * io.c         --io-model: a thread per connection, or a pool
  *
  * Handlers are thin: they parse what the URL and body say, call the public
@@ -66,6 +67,10 @@ struct serve_metrics {
     atomic_ullong file_sends;              /* GETs of a file remembered as verified, not hashed */
     atomic_ullong memory_trims;            /* file mappings given back (memory.c) */
     atomic_ullong jobs_refused;            /* verify/gc refused: one was running */
+    atomic_ullong commits_on_io_threads;   /* writes committed on an I/O thread (commit.c) */
+    atomic_llong commits_waiting;          /* queued for a commit thread or in its commit */
+    atomic_ullong commit_batches;          /* batches of puts committed (commit.c) */
+    atomic_ullong batched_commits;         /* puts committed in them */
 };
 
 struct serve_server;
@@ -168,15 +173,23 @@ struct serve_request {
     size_t small_len;
     size_t small_cap;
 
-    /* a slow call run by serve_job_run (job.c) */
-    bool job_started;
-    _Atomic bool job_done;  /* set by the job thread before it resumes us */
+    /* a slow call run by serve_job_run (job.c), or a commit by
+     * serve_commit_run (commit.c) */
+    bool job_started;       /* handed to another thread, the connection suspended */
+    _Atomic bool job_done;  /* set by that thread before it resumes us (or by
+                             * serve_commit_run on an I/O thread) */
     int job_rc;
     bool job_repair;        /* POST /v1/verify?repair=1 */
     bool job_names;         /* POST /v1/verify?names=1: list names removed */
     bool job_dry_run;       /* POST /v1/gc?dry_run=1 */
     int64_t job_older_than; /* POST /v1/gc?older_than=SECONDS */
     cJSON *job_json;        /* what the job built for the reply */
+    int (*commit_fn)(struct serve_request *req); /* what a commit thread calls */
+    struct serve_request *commit_next; /* the next one queued (commit.c) */
+
+    /* a stored object (serve_commit_writer) */
+    minidbx_id put_id;
+    bool put_created;       /* this commit stored it (the store's own answer) */
 
     struct serve_copy *copy;/* a verified body its reply sends by sendfile (cache.c) */
 };
@@ -188,6 +201,7 @@ struct serve_server {
     struct serve_limits *limits;     /* rate limiter, slow-client reaper */
     struct serve_verified *verified; /* blob files recently verified (cache.c) */
     struct serve_jobs *jobs;         /* the one maintenance job (job.c) */
+    struct serve_commits *commits;   /* the commit threads (commit.c), or NULL */
     int access_fd;                   /* the access log (accesslog.c), or -1 */
     struct serve_memory *memory;     /* the RSS bound (memory.c) */
 };
@@ -283,6 +297,32 @@ enum MHD_Result serve_job_run(struct serve_request *req, serve_job_fn fn);
 /* Once the job is done: reply with req->job_json, 200 or the status for
  * req->job_rc. */
 enum MHD_Result serve_job_reply(struct serve_request *req);
+/* The client has shut down its sending side (an end of file is waiting),
+ * or said Connection: close and may do so any moment: libmicrohttpd 0.9.75
+ * would close its connection on resuming it, before the reply. */
+bool serve_client_may_half_close(struct MHD_Connection *conn);
+
+/* ---- commits (commit.c) -------------------------------------------------- */
+
+/* Start --commit-threads threads (none under --io-model per-connection, or
+ * with 0): 0 or an errno value. */
+int serve_commits_start(struct serve_server *srv);
+/* Commit and resume what is queued, then join the threads: after the
+ * drain, before the daemon stops. */
+void serve_commits_stop(struct serve_server *srv);
+/* After the daemon has stopped (stops first if need be). */
+void serve_commits_free(struct serve_server *srv);
+/* Call fn(req) (a durable write: library calls only, no replies; a
+ * failure's words go to req->job_json, as serve_json_failure makes them)
+ * on a commit thread while the connection waits suspended, or on this
+ * thread (see commit.c for when); either way the route's handler is called
+ * again with req->job_done set and req->job_rc the result, and replies.
+ * Returns what the handler should return. */
+enum MHD_Result serve_commit_run(struct serve_request *req, serve_job_fn fn);
+/* serve_commit_run(req, serve_commit_writer) for a PUT of an object: on a
+ * local store, one of at most its inline threshold is committed in a batch
+ * with the others waiting (commit.c). */
+enum MHD_Result serve_commit_put(struct serve_request *req);
 
 /* ---- object responses (send.c) ------------------------------------------ */
 
@@ -305,6 +345,8 @@ void serve_memory_stop(struct serve_server *srv);
 /* A request ended: now and then, give back the resident pages of the
  * store's file mappings if they have grown (memory.c). */
 void serve_memory_request_done(struct serve_server *srv);
+/* The same check now (after a batch of puts: commit.c). */
+void serve_memory_check(struct serve_server *srv);
 
 /* ---- threads (io.c) -------------------------------------------------------- */
 
@@ -404,11 +446,11 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
 enum MHD_Result serve_send_object(struct serve_request *req, const minidbx_id *id);
 /* Commit the writer of an object body (an empty one when no bytes came);
  * for PUT /v1/objects/ID only when the bytes hash to ID (else ECORRUPT,
- * 422, and nothing is stored). On success *created says whether this
- * commit stored a new object (the store's own answer). Replies itself on
- * failure and returns false with *result set. */
-bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *created,
-                         enum MHD_Result *result);
+ * 422, and nothing is stored). On any thread (a serve_job_fn for
+ * serve_commit_run): 0 with req->put_id and req->put_created (whether
+ * this commit stored a new object: the store's own answer) set, or the
+ * failure's code with req->job_json its words ("put: ..."). */
+int serve_commit_writer(struct serve_request *req);
 
 /* Names under this prefix are the node's own (the Go registry's records):
  * clients may read them but not set them. */

@@ -225,38 +225,55 @@ static bool go_parse_hash(struct serve_request *req, const char *text, struct go
     return false;
 }
 
-static enum MHD_Result serve_go_upload(struct serve_request *req)
+/* On a commit thread (commit.c): store the upload, then its MD5 alias.
+ * job_json gets the reply: the Go system's, or the failure's words. */
+static int go_upload_commit(struct serve_request *req)
 {
-    enum MHD_Result result;
     minidbx_object_info info;
     char id_hex[MINIDBX_ID_HEX_SIZE], md5[MD5_HEX_DIGITS + 1] = "";
-    minidbx_id id;
-    bool created;
-    int rc;
+    int rc = serve_commit_writer(req);
 
-    if (!req->file_seen)
-        return go_reply(req, MHD_HTTP_BAD_REQUEST, false, NULL,
-                        "no 'file' field in the multipart/form-data body");
-    if (!serve_commit_object(req, &id, &created, &result))
-        return result;
-    minidbx_id_format(&id, id_hex);
-    if ((rc = minidbx_stat(req->srv->db, &id, &info)) == 0 && md5_aliases(req) &&
-        (rc = object_md5(req->srv->db, &id, md5)) == 0)
-        rc = alias_set(req->srv->db, md5, &id, -1);
-    if (rc == MINIDBX_EEXISTS)
-        return go_reply(req, MHD_HTTP_CONFLICT, false, id_hex,
-                        "another object has this MD5 already (a collision): use the SHA-256 id");
     if (rc < 0)
-        return serve_reply_failure(req, rc, "upload");
+        return rc;
+    minidbx_id_format(&req->put_id, id_hex);
+    if ((rc = minidbx_stat(req->srv->db, &req->put_id, &info)) == 0 && md5_aliases(req) &&
+        (rc = object_md5(req->srv->db, &req->put_id, md5)) == 0)
+        rc = alias_set(req->srv->db, md5, &req->put_id, -1);
+    if (rc == MINIDBX_EEXISTS) {
+        req->job_json = go_json(false, id_hex,
+                                "another object has this MD5 already (a collision): use the SHA-256 id");
+        return rc;
+    }
+    if (rc < 0) {
+        req->job_json = serve_json_failure(rc, "upload");
+        return rc;
+    }
     /* 200 either way, as the Go system answered; "created" (a field its
      * clients ignore) says whether this upload stored the object. */
-    cJSON *json = go_json(true, md5[0] ? md5 : id_hex, "File uploaded successfully");
-    if (json) {
-        cJSON_AddStringToObject(json, "id", id_hex);
-        dbx_json_add_u64(json, "size", info.size);
-        cJSON_AddBoolToObject(json, "created", created);
+    req->job_json = go_json(true, md5[0] ? md5 : id_hex, "File uploaded successfully");
+    if (req->job_json) {
+        cJSON_AddStringToObject(req->job_json, "id", id_hex);
+        dbx_json_add_u64(req->job_json, "size", info.size);
+        cJSON_AddBoolToObject(req->job_json, "created", req->put_created);
     }
-    return serve_reply_json(req, MHD_HTTP_OK, json);
+    return 0;
+}
+
+static enum MHD_Result serve_go_upload(struct serve_request *req)
+{
+    cJSON *json;
+
+    if (!atomic_load(&req->job_done)) {
+        if (!req->file_seen)
+            return go_reply(req, MHD_HTTP_BAD_REQUEST, false, NULL,
+                            "no 'file' field in the multipart/form-data body");
+        return serve_commit_run(req, go_upload_commit);
+    }
+    if (req->job_rc < 0 && req->job_rc != MINIDBX_EEXISTS)
+        return serve_job_reply(req);
+    json = req->job_json;
+    req->job_json = NULL;
+    return serve_reply_json(req, req->job_rc == 0 ? MHD_HTTP_OK : MHD_HTTP_CONFLICT, json);
 }
 
 static bool hash_arg(struct serve_request *req, struct go_hash *h, enum MHD_Result *result)

@@ -15,21 +15,20 @@
 
 /* ---- objects ------------------------------------------------------------- */
 
+/* The commit runs on a commit thread (commit.c), this again for the reply. */
 static enum MHD_Result serve_object_put(struct serve_request *req)
 {
-    enum MHD_Result result;
-    minidbx_id id;
-    bool created;
-
-    if (!serve_commit_object(req, &id, &created, &result))
-        return result;
+    if (!atomic_load(&req->job_done))
+        return serve_commit_put(req);
+    if (req->job_rc < 0)
+        return serve_job_reply(req);
     cJSON *json = cJSON_CreateObject();
     if (json) {
-        dbx_json_add_id(json, "id", &id);
+        dbx_json_add_id(json, "id", &req->put_id);
         dbx_json_add_u64(json, "size", req->object_bytes);
-        cJSON_AddBoolToObject(json, "created", created);
+        cJSON_AddBoolToObject(json, "created", req->put_created);
     }
-    return serve_reply_json(req, created ? MHD_HTTP_CREATED : MHD_HTTP_OK, json);
+    return serve_reply_json(req, req->put_created ? MHD_HTTP_CREATED : MHD_HTTP_OK, json);
 }
 
 static enum MHD_Result serve_object_get(struct serve_request *req)

@@ -184,8 +184,7 @@ bool serve_query_limit(struct serve_request *req, size_t def, size_t max, size_t
 
 /* ---- objects in ------------------------------------------------------------- */
 
-bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *created,
-                         enum MHD_Result *result)
+int serve_commit_writer(struct serve_request *req)
 {
     int rc, stored = -1;
 
@@ -195,13 +194,14 @@ bool serve_commit_object(struct serve_request *req, minidbx_id *out_id, bool *cr
      * nothing stored) and says whether the object is new: of any number of
      * uploads of the same bytes at once, exactly one hears it. Asking the
      * store before the commit could not tell them apart. */
-    rc = minidbx_writer_commit_ex(req->writer, req->has_want ? &req->want_id : NULL, out_id, &stored);
+    rc = minidbx_writer_commit_ex(req->writer, req->has_want ? &req->want_id : NULL, &req->put_id,
+                                  &stored);
     req->writer = NULL;
     if (rc < 0)
         goto failed;
-    *created = stored == 1;
-    return true;
+    req->put_created = stored == 1;
+    return 0;
 failed:
-    *result = serve_reply_failure(req, rc, "put");
-    return false;
+    req->job_json = serve_json_failure(rc, "put");
+    return rc;
 }

@@ -27,6 +27,8 @@ enum { SERVE_LOG_ERROR = -1, SERVE_LOG_WARN = 0, SERVE_LOG_INFO = 1 };
 /* --io-model: --threads threads that each poll many connections (the
  * default), or a thread per open connection. */
 enum { SERVE_IO_POOL = 0, SERVE_IO_PER_CONNECTION = 1 };
+/* --commit-threads: the threads that commit durable writes in a pool. */
+#define SERVE_COMMIT_THREADS_DEFAULT 16
 
 /* What `mdbx help serve` says about the settings and the routes. */
 #define MINIDBX_SERVER_USAGE "[--listen [HOST]:PORT] [--threads N] [--max-object-size SIZE] ..."
@@ -45,6 +47,13 @@ enum { SERVE_IO_POOL = 0, SERVE_IO_PER_CONNECTION = 1 };
     "                              by sendfile in one piece; more CPU per small\n" \
     "                              request\n"                                  \
     "  --threads N                 I/O threads of --io-model pool (default 4)\n" \
+    "  --commit-threads N          threads of --io-model pool that make the\n" \
+    "                              durable commits of writes, while the I/O\n" \
+    "                              threads serve other requests; writes\n"    \
+    "                              waiting together share one commit and\n"  \
+    "                              flush (small PUTs on a local store: in one\n" \
+    "                              batch) (default 16; 0: commit on the I/O\n" \
+    "                              threads)\n"                                \
     "  --max-object-size SIZE      largest object, e.g. 512M (default 1G): the\n" \
     "                              store's limit; larger uploads get 413\n"     \
     "                              (ETOOBIG) and store nothing\n"               \
@@ -138,6 +147,7 @@ struct minidbx_server_config {
     bool access_log_json;           /* --access-log-format json */
     int log_level;                  /* --log-level: SERVE_LOG_WARN (0) by default */
     int io_model;                   /* --io-model: SERVE_IO_POOL (0) by default */
+    unsigned commit_threads;        /* --commit-threads (pool only; 0: commit on the I/O threads) */
     const char *profile;            /* --profile, or NULL */
     unsigned long long explicit_settings; /* bit per setting given one by one (profiles skip them) */
     void *file_settings;            /* owned: the parsed config file, which strings point into */
