@@ -177,6 +177,8 @@ START_TEST(bad_files_name_the_field)
     expect_bad("{\"nodes\": [\"a\"], \"replica\": 1}", "\"replica\"");
     expect_bad("{\"nodes\": [\"a\"], \"cache_objects\": -1}", "\"cache_objects\"");
     expect_bad("{\"nodes\": [\"nosuch:x\"]}", "nodes[0]");
+    /* one directory twice: LMDB's locks break when one process opens it twice */
+    expect_bad("{\"nodes\": [\"a\", \"b\", \"./a\"]}", "\"nodes[2]\" names the directory of nodes[0]");
 }
 END_TEST
 
