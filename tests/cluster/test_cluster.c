@@ -76,9 +76,11 @@ static int in_child(int (*fn)(const void *arg), const void *arg)
         /* not the descriptors this process had open: a store lock held
          * through one (flock: shared with the child) would be the child's
          * too, until it exits */
-        if (fds[1] > 3)
-            close_range(3, (unsigned)fds[1] - 1, 0);
-        close_range((unsigned)fds[1] + 1, ~0u, 0);
+        if ((fds[1] > 3 && close_range(3, (unsigned)fds[1] - 1, 0) != 0) ||
+            close_range((unsigned)fds[1] + 1, ~0u, 0) != 0)
+            for (int fd = 3; fd < 4096; fd++) /* a kernel before close_range */
+                if (fd != fds[1])
+                    close(fd);
         int rc = fn(arg);
         _exit(write(fds[1], &rc, sizeof rc) == (ssize_t)sizeof rc ? 0 : 1);
     }
