@@ -9,6 +9,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -357,22 +358,46 @@ static void run_contender(worker_state *ws)
     }
 }
 
+/* On a cluster: store a put and a delete of the same bytes may leave the
+ * object on fewer than R of its homes: the delete removes copy after copy,
+ * with no tombstone (minidbx.h, "cluster:"), and a put between two of them
+ * keeps the copy the delete had already passed. Neither call lost what it
+ * was told: the put's object is there, the delete raced it. verify calls
+ * that MISSING (there: a home without a copy, not a record without its
+ * bytes) and repair copies it home (tests/cluster/test_cluster.c,
+ * a_put_racing_a_delete_is_repaired_to_r_copies, holds one such race). So
+ * on a cluster MISSING is allowed, and only when the object still reads
+ * right and one repair leaves nothing to report; everywhere else nothing. */
 START_TEST(put_and_delete_same_objects)
 {
     make_contested_data();
     static worker_state workers[THREADS + PROCESSES];
     run_workers(run_contender, workers, "contested put/delete");
+    bool replicated = strcmp(test_backend_name(), "cluster") == 0;
     problem_log log = {0};
     minidbx_verify_report report;
     ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &log));
-    ck_assert_msg(report.problems == 0, "after put/delete races: corrupt %u, missing %u, orphan %u, temp %u",
+    unsigned short_of_copies = replicated ? log.count[MINIDBX_PROBLEM_MISSING] : 0;
+    ck_assert_msg(report.problems == short_of_copies,
+                  "after put/delete races: corrupt %u, missing %u, orphan %u, temp %u (%llu problems)",
                   log.count[MINIDBX_PROBLEM_CORRUPT], log.count[MINIDBX_PROBLEM_MISSING],
-                  log.count[MINIDBX_PROBLEM_ORPHAN], log.count[MINIDBX_PROBLEM_TEMP]);
+                  log.count[MINIDBX_PROBLEM_ORPHAN], log.count[MINIDBX_PROBLEM_TEMP],
+                  (unsigned long long)report.problems);
     for (int i = 0; i < CONTESTED; i++) {
         minidbx_id id;
         sha256_raw(contested_data[i], sizeof contested_data[i], &id);
-        if (minidbx_exists(fx_db, &id) == 1)
+        int there = minidbx_exists(fx_db, &id);
+        ck_assert_msg(there == 1 || !problem_log_has(&log, MINIDBX_PROBLEM_MISSING, &id),
+                      "object %d is short of copies and cannot be read: %d", i, there);
+        if (there == 1)
             store_expect_bytes(fx_db, &id, contested_data[i], sizeof contested_data[i]);
+    }
+    if (short_of_copies > 0) {
+        printf("put/delete races left %u objects short of copies: repaired\n", short_of_copies);
+        ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, NULL, NULL));
+        ck_assert_uint_eq(report.repaired, short_of_copies);
+        ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, NULL, NULL));
+        ck_assert_uint_eq(report.problems, 0);
     }
 }
 END_TEST

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <json-c/json.h>
@@ -580,15 +581,53 @@ out:
     return rc;
 }
 
+/* A local node's directory, once it exists: (device, inode), else 0s. */
+struct node_dir_id {
+    dev_t dev;
+    ino_t ino;
+};
+
+static struct node_dir_id node_dir_id(const struct cluster_node *node)
+{
+    struct stat st;
+    if (has_scheme(node->location) || stat(node->location, &st) != 0)
+        return (struct node_dir_id){ 0, 0 };
+    return (struct node_dir_id){ st.st_dev, st.st_ino };
+}
+
+/* Two locations of one directory ("n0", "./n0", a symlink) would open its
+ * LMDB environment twice in this process, and a second open breaks LMDB's
+ * locks (a writer of one handle no longer excludes the other's, and a
+ * commit may be lost): refused before it happens. */
+static int check_not_opened(struct cluster *c, size_t i, const struct node_dir_id dirs[])
+{
+    struct node_dir_id mine = node_dir_id(&c->nodes[i]);
+    char field[32], why[80];
+
+    for (size_t j = 0; j < i && mine.ino; j++) {
+        if (dirs[j].ino == mine.ino && dirs[j].dev == mine.dev) {
+            snprintf(field, sizeof field, "nodes[%zu]", i);
+            snprintf(why, sizeof why, "names the directory of nodes[%zu] again", j);
+            return bad_field(c->path, field, why);
+        }
+    }
+    return 0;
+}
+
 /* Open every node; one that cannot be reached now is down (the prober
  * tries again), any other failure fails the open. */
 static int open_nodes(struct cluster *c)
 {
+    struct node_dir_id dirs[CLUSTER_NODES_MAX];
     size_t up = 0;
 
     for (size_t i = 0; i < c->count; i++) {
         struct cluster_node *node = &c->nodes[i];
-        int rc = open_node(c, node);
+        int rc = check_not_opened(c, i, dirs);
+        if (rc < 0)
+            return rc;
+        rc = open_node(c, node);
+        dirs[i] = node_dir_id(node); /* made by the open when it was not there */
         if (rc == 0) {
             atomic_store(&node->up, true);
             up++;

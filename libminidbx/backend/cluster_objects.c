@@ -521,7 +521,14 @@ int cluster_del(minidbx_backend *be, const minidbx_id *id, unsigned flags)
             return minidbx_error_set(MINIDBX_EREFERENCED, "delete %s: names point at it (on %s)", hex,
                                      holder_nodes[i]->location);
     }
+    /* copy after copy: a put of the same bytes between two of them (or
+     * onto a node not seen holding it above) keeps what it wrote after
+     * this delete passed that node, and may end with fewer than R copies;
+     * verify calls those MISSING and repair makes them again (minidbx.h:
+     * no tombstones) */
     for (size_t i = 0; i < n; i++) {
+        if (i > 0)
+            DBX_TEST_PAUSE("cluster-delete-copies");
         int64_t start = cluster_call_start();
         int one = cluster_call_end(c, holder_nodes[i], start, minidbx_delete_ex(holders[i], id, flags));
         if (one < 0 && one != MINIDBX_ENOTFOUND && rc == 0)
