@@ -28,8 +28,11 @@
  *   passing NULL to any of those is a no-op.
  * - A minidbx handle may be shared by any number of threads. Writers,
  *   readers and batches are owned by one thread at a time.
- * - A store may be opened by several processes at once. Do not use a handle
- *   across fork(): open the store again in the child.
+ * - A store may be opened by several processes at once. Within one process,
+ *   open a local store once and share that handle between threads: a second
+ *   handle on the same directory in the same process defeats LMDB's locks
+ *   (they are per process), and writes through either can then be lost.
+ *   Do not use a handle across fork(): open the store again in the child.
  */
 #ifndef MINIDBX_H
 #define MINIDBX_H
@@ -203,7 +206,9 @@ typedef struct {
  *        {"replicas": R, "write_quorum": W, "timeout_ms": T,
  *         "cache_objects": C, "nodes": [LOCATION, ...]}
  *                      nodes: 1..64 distinct locations of any kind but
- *                        cluster: (a directory, http://, s3://...); a
+ *                        cluster: (a directory, http://, s3://...; one
+ *                        directory named twice, as "a" and "./a", is
+ *                        EINVAL: see the note on opening twice above); a
  *                        relative directory is relative to FILE's own.
  *                        Each is opened with minidbx_open and this call's
  *                        options, with verification always on.
@@ -253,7 +258,9 @@ typedef struct {
  *                        copies of one set share its mtime, reads return the
  *                        winner, repair makes every copy agree. A delete
  *                        removes every copy on the nodes that are up (no
- *                        tombstones: a node down during it may keep one).
+ *                        tombstones: a node down during it may keep one,
+ *                        and a put of the same bytes racing it may be left
+ *                        with fewer than R copies: repair restores them).
  *                      A node that comes back, or a node put in a dead
  *                        one's place, is filled by repair.
  *                      Batches are as on http://; gc runs each node's gc;
