@@ -68,7 +68,7 @@
 #define COMMIT_QUEUE_PER_THREAD 8
 
 /* A batch looks at the node's resident map pages after this many puts. */
-#define COMMIT_MEMORY_CHECK_EVERY 8
+#define COMMIT_MEMORY_CHECK_EVERY 4
 
 /* Requests waiting, oldest first, linked by commit_next. */
 struct commit_queue {
