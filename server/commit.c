@@ -68,7 +68,7 @@
 #define COMMIT_QUEUE_PER_THREAD 8
 
 /* A batch looks at the node's resident map pages after this many puts. */
-#define COMMIT_MEMORY_CHECK_EVERY 8
+#define COMMIT_MEMORY_CHECK_EVERY 4
 
 /* Requests waiting, oldest first, linked by commit_next. */
 struct commit_queue {
@@ -164,8 +164,10 @@ static void *commit_main(void *cls)
         }
         if (batch_ready) {
             struct serve_request *list = commits->batch.head;
-            for (struct serve_request *r = list; r; r = r->commit_next)
+            for (struct serve_request *r = list; r; r = r->commit_next) {
                 commits->queued--;
+                atomic_fetch_sub(&srv->metrics.commits_queued, 1);
+            }
             commits->batch.head = commits->batch.tail = NULL;
             commits->batching = true;
             pthread_mutex_unlock(&commits->lock);
@@ -181,6 +183,7 @@ static void *commit_main(void *cls)
         if (!commits->single.head)
             commits->single.tail = NULL;
         commits->queued--;
+        atomic_fetch_sub(&srv->metrics.commits_queued, 1);
         pthread_mutex_unlock(&commits->lock);
         req->job_rc = req->commit_fn(req);
         commit_done(srv, req);
@@ -259,6 +262,7 @@ static bool commit_queue(struct serve_commits *commits, struct serve_request *re
         req->commit_fn = fn;
         req->job_started = true;
         atomic_fetch_add(&req->srv->metrics.commits_waiting, 1);
+        atomic_fetch_add(&req->srv->metrics.commits_queued, 1);
         /* Suspended before a thread can see it, and so before it can be
          * resumed. */
         MHD_suspend_connection(req->conn);

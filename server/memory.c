@@ -43,8 +43,9 @@
  * The heap is bounded by the bounds on requests (bodies are streamed,
  * connection pools are CONNECTION_MEMORY_BYTES, the caches are fixed;
  * cache.c maps its copies itself, so they go back to the system when
- * freed): under 64 PUT clients it stays near 4 MiB (RssAnon). glibc's
- * allocator is left as it is: fixing its mmap or trim threshold stops
+ * freed): under 64 PUT clients it stays near 4-7 MiB (RssAnon), its free
+ * pages given back now and then (trim_heap). glibc's thresholds are left
+ * as they are: fixing its mmap or trim threshold stops
  * glibc from raising the mmap threshold, and then every write
  * transaction's LMDB page lists (3 MiB per nested transaction, one per
  * grouped write) are mmap'ed, faulted in and unmapped again, which slowed
@@ -53,6 +54,7 @@
 #include "node.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdbool.h>
@@ -64,10 +66,13 @@
 
 #define CHECK_EVERY_REQUESTS 8
 #define TRIM_GROWTH_BYTES (1u << 20)
+/* The heap is given back with the map, at most this often. */
+#define HEAP_TRIM_EVERY_NS (100 * 1000 * 1000)
 
 struct serve_memory {
     pthread_mutex_t trim_lock;  /* held by the one thread trimming */
     atomic_llong since;         /* file-backed RSS after the last trim */
+    int64_t heap_trimmed_ns;    /* the last malloc_trim (under trim_lock) */
     int statm_fd;               /* /proc/self/statm, kept open; -1: no /proc */
     long page_bytes;
 };
@@ -122,6 +127,22 @@ static unsigned trim_file_mappings(void)
     return trimmed;
 }
 
+/* Give glibc's free heap pages back (malloc_trim: madvise on the free
+ * chunks of every arena), at most every HEAP_TRIM_EVERY_NS; under
+ * trim_lock. Under 64 durable writers, load after load, the heap kept what
+ * closed connections' pools and finished writers had freed: 7 MiB in the
+ * first load, 9.5 in the third, against 7 in each with this. Its
+ * thresholds stay glibc's own (see the top of the file). */
+static void trim_heap(struct serve_memory *mem)
+{
+    int64_t now = serve_now_ns();
+
+    if (now - mem->heap_trimmed_ns < HEAP_TRIM_EVERY_NS)
+        return;
+    mem->heap_trimmed_ns = now;
+    malloc_trim(0);
+}
+
 void serve_memory_check(struct serve_server *srv)
 {
     struct serve_memory *mem = srv->memory;
@@ -136,6 +157,7 @@ void serve_memory_check(struct serve_server *srv)
         return; /* another thread is at it */
     if (trim_file_mappings())
         atomic_fetch_add(&srv->metrics.memory_trims, 1);
+    trim_heap(mem);
     atomic_store(&mem->since, file_resident_bytes(mem));
     pthread_mutex_unlock(&mem->trim_lock);
 }

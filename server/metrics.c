@@ -223,6 +223,8 @@ enum MHD_Result serve_metrics_page(struct serve_request *req)
     print_value(out, "minidbx_http_commits_waiting", "gauge",
                 "Writes queued for a commit thread or in its commit, their connections suspended.",
                 atomic_load(&m->commits_waiting));
+    print_value(out, "minidbx_http_commits_queued", "gauge",
+                "Of those, the ones no commit thread has taken yet.", atomic_load(&m->commits_queued));
     print_value(out, "minidbx_http_verified_memory_bytes", "gauge",
                 "Verified blob bytes in memory: kept, or held by replies being sent.",
                 (long long)serve_copy_memory_bytes(req->srv));

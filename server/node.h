@@ -69,6 +69,7 @@ struct serve_metrics {
     atomic_ullong jobs_refused;            /* verify/gc refused: one was running */
     atomic_ullong commits_on_io_threads;   /* writes committed on an I/O thread (commit.c) */
     atomic_llong commits_waiting;          /* queued for a commit thread or in its commit */
+    atomic_llong commits_queued;           /* of those, not yet taken by a thread */
     atomic_ullong commit_batches;          /* batches of puts committed (commit.c) */
     atomic_ullong batched_commits;         /* puts committed in them */
 };

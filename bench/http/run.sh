@@ -9,7 +9,10 @@
 # threads, default 2), WRK_THREADS (default 2), KEEP=1 keeps the temp
 # directory, ALT="OPTIONS" adds a second mdbx serve node (on a store of its
 # own) with these options to every GET and PUT load, e.g. ALT="--io-model
-# pool": a before/after in one run. Needs nginx (nginx-light), wrk and curl.
+# pool": a before/after in one run; ALT_MDBX=PATH runs that node from
+# another build's mdbx (e.g. ALT_MDBX=../base/build/cli/mdbx ALT="--threads
+# 2": the code before a change, same options). Needs nginx (nginx-light),
+# wrk and curl.
 set -u
 
 BUILD=${1:-build}
@@ -73,9 +76,10 @@ cat "$T/obj4k" "$T/obj1m" >/dev/null # warm the page cache
 # start_mdbx STORE NAME [options]: start mdbx serve; sets START_PID and START_URL.
 start_mdbx()
 {
-    local store=$1 name=$2
+    local store=$1 name=$2 mdbx=$MDBX
     shift 2
-    "$MDBX" -s "$store" serve --listen 127.0.0.1:0 --threads "$THREADS" \
+    [ "$name" = alt ] && mdbx=${ALT_MDBX:-$MDBX}
+    "$mdbx" -s "$store" serve --listen 127.0.0.1:0 --threads "$THREADS" \
         --max-connections-per-ip 1000 --max-object-size 64M "$@" >"$T/$name.out" 2>"$T/$name.err" &
     START_PID=$!
     for _ in $(seq 100); do grep -q listening "$T/$name.out" 2>/dev/null && break; sleep 0.05; done
@@ -195,7 +199,7 @@ uploads()
 
 declare -A UPLOAD_RSS UPLOAD_OK UPLOAD_CODES
 echo "bench/http: mdbx serve ($THREADS threads) vs nginx ($THREADS workers), wrk -t$WRK_THREADS," \
-     "${DURATION}s per load, $RUNS runs${ALT:+; alt: mdbx serve $ALT}"
+     "${DURATION}s per load, $RUNS runs${ALT:+; alt: ${ALT_MDBX:-mdbx} serve $ALT}"
 # the mdbx nodes a GET or PUT load runs on
 NODES="mdbx${ALT:+ alt}"
 # Each load runs on every server back to back, so that they see the same

@@ -24,6 +24,11 @@ wait_metric()
     return 1
 }
 not() { ! "$@"; }
+# waiting_queued W Q: W PUTs wait for their commits, Q of them not yet
+# taken by a commit thread.
+waiting_queued() { wait_metric minidbx_http_commits_waiting "$1" && wait_metric minidbx_http_commits_queued "$2"; }
+# taken_alone: one PUT is in a commit thread's hands, none queued.
+taken_alone() { waiting_queued 1 0; }
 wait_for_file() { for _ in $(seq 400); do [ -e "$1" ] && return 0; sleep 0.05; done; return 1; }
 
 # hold STORE: another process takes the store's write transaction and
@@ -84,10 +89,10 @@ stop_server
 start_server "$T/store" --threads 2 --commit-threads 1 || { not_ok "server starts"; finish; }
 hold "$T/store"
 put_bg 2
-wait_metric minidbx_http_commits_waiting 1
+taken_alone
 for i in 3 4 5 6 7 8; do put_bg $i; done
-check "one PUT in its commit, six queued behind it (commits_waiting 7)" \
-    wait_metric minidbx_http_commits_waiting 7
+check "one PUT in its commit, six queued behind it (commits_waiting 7, queued 6)" \
+    waiting_queued 7 6
 kill "${PUT_PID[7]}" "${PUT_PID[8]}"
 wait "${PUT_PID[7]}" "${PUT_PID[8]}" 2>/dev/null
 release
@@ -131,10 +136,10 @@ stop_server
 start_server "$T/store" --threads 4 --commit-threads 1 || { not_ok "server starts"; finish; }
 hold "$T/store"
 put_bg 20
-wait_metric minidbx_http_commits_waiting 1
+taken_alone
 for i in $(seq 21 30); do put_bg "$i"; done
-check "one PUT in its commit and 8 queued (commits_waiting 9): the bound, with 11 sent" \
-    wait_metric minidbx_http_commits_waiting 9
+check "one PUT in its commit and 8 queued (commits_waiting 9, queued 8): the bound, with 11 sent" \
+    waiting_queued 9 8
 sleep 0.5 # more would show now: the PUTs were all sent long ago
 waiting=$(curl -s -m 2 "$URL/metrics" | sed -n 's/^minidbx_http_commits_waiting //p')
 check "  ... and no more than that ($waiting)" test "${waiting:-9}" -le 9
