@@ -131,8 +131,11 @@ static void commit_batch(struct serve_server *srv, struct serve_request *list)
     }
     int rc = in_batch ? minidbx_batch_commit(srv->db) : 0;
     if (in_batch) {
+        size_t stored = 0;
+        for (req = list; rc == 0 && req; req = req->commit_next)
+            stored += req->job_rc >= 0;
         atomic_fetch_add(&srv->metrics.commit_batches, 1);
-        atomic_fetch_add(&srv->metrics.batched_commits, count);
+        atomic_fetch_add(&srv->metrics.batched_commits, stored);
     }
     for (req = list; rc < 0 && req; req = req->commit_next) {
         if (req->job_rc < 0)
@@ -296,6 +299,6 @@ enum MHD_Result serve_commit_put(struct serve_request *req)
 {
     const struct serve_commits *commits = req->srv->commits;
     /* the batch_max_bytes read without the lock: set before any thread */
-    bool small = commits && req->object_bytes <= commits->batch_max_bytes;
+    bool small = commits && commits->batch_max_bytes > 0 && req->object_bytes <= commits->batch_max_bytes;
     return commit_run(req, serve_commit_writer, small);
 }

@@ -229,8 +229,8 @@ static unsigned bound_port(struct MHD_Daemon *daemon)
  * for a part that did not start); after the daemon has stopped. */
 static void stop_parts(struct serve_server *srv)
 {
+    serve_commits_free(srv); /* its threads are gone before the memory check they call */
     serve_memory_stop(srv);
-    serve_commits_free(srv);
     serve_jobs_free(srv);
     serve_verified_stop(srv);
     serve_limits_stop(srv);

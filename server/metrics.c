@@ -135,7 +135,7 @@ static const struct {
       offsetof(struct serve_metrics, commits_on_io_threads) },
     { "minidbx_http_commit_batches_total", "Batches of small puts committed at once by a commit thread.",
       offsetof(struct serve_metrics, commit_batches) },
-    { "minidbx_http_batched_commits_total", "Puts committed in those batches.",
+    { "minidbx_http_batched_commits_total", "Puts stored by those batches.",
       offsetof(struct serve_metrics, batched_commits) },
 };
 

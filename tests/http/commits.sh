@@ -108,6 +108,42 @@ check "  ... all seven are stored" all_stored 2 3 4 5 6 7 8
 stop_server
 check "  ... and the node stops cleanly (exit $server_status)" test "$server_status" = 0
 
+# --- a batch with writes that fail on their own ---------------------------------------------
+# Queued behind the held store, one batch: the same bytes twice (one
+# creates, the other finds it), bytes that do not hash to the id they are
+# PUT under (422, alone), and a plain one.
+start_server "$T/store" --threads 2 --commit-threads 1 || { not_ok "server starts"; finish; }
+hold "$T/store"
+put_bg 50
+taken_alone
+body 51
+body 52
+id51=$(sha "$T/b.51")
+MIXED=""
+for k in a b; do
+    curl -s -m 60 -o "$T/reply.51$k" -w '%{http_code}\n' -X PUT --data-binary @"$T/b.51" "$URL/v1/objects" \
+        >"$T/code.51$k" &
+    MIXED="$MIXED $!"
+done
+curl -s -m 60 -o "$T/reply.52" -w '%{http_code}\n' -X PUT --data-binary @"$T/b.52" "$URL/v1/objects/$id51" \
+    >"$T/code.52" &
+MIXED="$MIXED $!"
+put_bg 53
+check "four more PUTs queue behind the held one" waiting_queued 5 4
+batches_before=$(metric minidbx_http_commit_batches_total)
+release
+# shellcheck disable=SC2086 # the pids
+wait $MIXED "${PUT_PID[50]}" "${PUT_PID[53]}"
+codes="$(cat "$T/code.50") $(sort "$T/code.51a" "$T/code.51b" | tr '\n' ' ')$(cat "$T/code.52") $(cat "$T/code.53")"
+check "  ... answered each for itself: 201, the same bytes twice 200 and 201, wrong bytes 422, 201 ($codes)" \
+    test "$codes" = "201 200 201 422 201"
+check "  ... one batch took the four" \
+    test "$(( $(metric minidbx_http_commit_batches_total) - batches_before ))" = 1
+check "  ... and it counts the three stored, not the refused one" \
+    test "$(metric minidbx_http_batched_commits_total)" = 3
+check "  ... what was stored is there, byte for byte" all_stored 50 51 53
+stop_server
+
 # --- SIGTERM with commits queued ------------------------------------------------------
 start_server "$T/store" --threads 2 --commit-threads 2 || { not_ok "server starts"; finish; }
 hold "$T/store"
@@ -231,6 +267,29 @@ if mount -t tmpfs -o size=4m tmpfs "$T/full" 2>/dev/null; then
     missing=$(missing_acked "$T"/filler.*)
     check "  ... every acknowledged one is readable (missing: $missing)" test "$missing" = 0
     expect_code 200 "  ... and the node still serves" -m 5 "$URL/health"
+    stop_server
+    # a whole batch that cannot be stored: six small PUTs queued behind
+    # the held store, then the disk fills before their commit
+    rm -rf "$T/full"/*
+    "$MDBX" -q -s "$T/full/store" info >/dev/null 2>&1
+    start_server "$T/full/store" --threads 2 --commit-threads 1 || { not_ok "server starts on the tmpfs"; finish; }
+    hold "$T/full/store"
+    put_bg 60
+    taken_alone
+    for i in 61 62 63 64 65 66; do put_bg $i; done
+    waiting_queued 7 6
+    dd if=/dev/zero of="$T/full/filler" bs=64k 2>/dev/null
+    release
+    for i in 60 61 62 63 64 65 66; do wait "${PUT_PID[$i]}"; done
+    codes=$(cat "$T"/code.6[0-6] | sort | uniq -c | tr -s ' \n' ' ')
+    check "a batch on a full disk: no PUT of it is acknowledged ($codes)" \
+        test "$(cat "$T"/code.6[0-6] | grep -c '^2')" = 0
+    rm -f "$T/full/filler"
+    stored_any=""
+    for i in 61 62 63 64 65 66; do stored "$i" && stored_any="$stored_any $i"; done
+    check "  ... and none of the batch is stored (stored:$stored_any)" test -z "$stored_any"
+    body 67
+    expect_code 201 "  ... with room again, the node stores a PUT" -X PUT --data-binary @"$T/b.67" "$URL/v1/objects"
     stop_server
     umount "$T/full"
 else
