@@ -325,8 +325,14 @@ static struct curl_slist *request_headers(dbx_remote *r, const dbx_remote_call *
     char content_type[64];
     struct curl_slist *headers = NULL;
 
-    /* no "Expect: 100-continue": one round trip less per upload */
-    if (!header_add(&headers, r->signed_headers ? "Accept: */*" : "Expect:"))
+    /* No "Expect: 100-continue" for a body in memory: one round trip less
+     * per upload. A streamed body asks first: a node that refuses the
+     * request (read-only, a token, too large) says so before any byte of
+     * it is sent, instead of closing on a body it did not read, which
+     * resets the connection before its answer can be read (EIO instead of
+     * its error). */
+    const char *expect = call->body_fd >= 0 ? "Expect: 100-continue" : "Expect:";
+    if (!header_add(&headers, r->signed_headers ? "Accept: */*" : expect))
         return NULL;
     if (call->content_type) {
         snprintf(content_type, sizeof content_type, "Content-Type: %s", call->content_type);
