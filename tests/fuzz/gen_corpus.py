@@ -4,7 +4,8 @@ seed. Run it again after changing a target's input format:
     python3 tests/fuzz/gen_corpus.py
 The baseline objects and the write token are those of serve_fixture.c.
 Files named regress-* in corpus/ are not written here: they are the inputs
-of fixed findings, moved from crashes/, and stay as they are."""
+of fixed findings, moved from crashes/, and stay as they are; nor are
+grown-* (inputs of long runs kept by libFuzzer's -merge=1, see README.md)."""
 import hashlib
 import json
 import os
