@@ -559,6 +559,79 @@ START_TEST(new_store_survives)
 }
 END_TEST
 
+/* test_crash --pwrite FILE OFFSET TEXT [sync]: the process the shim
+ * watches in flush_covers_an_earlier_process (exec'ed, so that
+ * LD_PRELOAD applies). */
+static int pwrite_main(char **argv)
+{
+    int fd = open(argv[2], O_WRONLY | O_CLOEXEC);
+    size_t len = strlen(argv[4]);
+    if (fd < 0 || pwrite(fd, argv[4], len, (off_t)strtol(argv[3], NULL, 10)) != (ssize_t)len ||
+        (argv[5] && fdatasync(fd) != 0))
+        return 1;
+    return close(fd) == 0 ? 0 : 1;
+}
+
+static const char *self_path;
+
+/* Run test_crash --pwrite ... under the shim watching dir; it must exit 0. */
+static void pwrite_under_shim(const char *dir, const char *shadow, const char *offset, const char *text,
+                              const char *sync)
+{
+    char real[PATH_MAX], file[PATH_MAX + 8];
+    ck_assert_ptr_nonnull(realpath(dir, real));
+    snprintf(file, sizeof file, "%s/f", real);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        if (setenv("LD_PRELOAD", powercut_shim, 1) != 0 || setenv("MINIDBX_POWERCUT_STORE", real, 1) != 0 ||
+            setenv("MINIDBX_POWERCUT_SHADOW", shadow, 1) != 0)
+            _exit(126);
+        execl(self_path, self_path, "--pwrite", file, offset, text, sync, (char *)NULL);
+        _exit(127);
+    }
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "pwrite %s at %s: status %d", text, offset,
+                  status);
+}
+
+/* A flush covers every dirty page of its file, whoever wrote it: one
+ * process writes the first half of a file and dies; the next writes the
+ * second half and fdatasyncs. After a power cut (no writeback) both halves
+ * are there. (LMDB's shape: a process that created meta.lmdb wrote its
+ * header and died; the next one's commit flushed it. Without this the
+ * shim lost the header, and the store "was not a minidbx store".) */
+START_TEST(flush_covers_an_earlier_process)
+{
+    char *dir = tmpdir_make("powercut-flush");
+    char shadow[PATH_MAX], file[PATH_MAX + 8], got[16] = "";
+    struct stat st;
+    snprintf(file, sizeof file, "%s/f", dir);
+    FILE *f = fopen(file, "w");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_ge(fputs("........", f), 0);
+    ck_assert_int_eq(fclose(f), 0);
+    snprintf(shadow, sizeof shadow, "%s.shadow", dir);
+    ck_assert_int_eq(mkdir(shadow, 0755), 0);
+    ck_assert_int_eq(stat(dir, &st), 0);
+    shadow_baseline(dir, shadow);
+    pwrite_under_shim(dir, shadow, "0", "AAAA", NULL);
+    pwrite_under_shim(dir, shadow, "4", "BBBB", "sync");
+    dir = power_cut(dir, shadow, (unsigned long long)st.st_ino, 0, NULL);
+    rm_rf(shadow);
+    snprintf(file, sizeof file, "%s/f", dir);
+    f = fopen(file, "r");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_ptr_nonnull(fgets(got, sizeof got, f));
+    fclose(f);
+    ck_assert_str_eq(got, "AAAABBBB");
+    rm_rf(dir);
+    free(dir);
+}
+END_TEST
+
 /* A put that created blobs/ab and blobs/ab/cd dies before it fsyncs their
  * parents; the next put of an object there finds them and must still not
  * rely on their entries being durable: after a power cut it must be
@@ -600,6 +673,9 @@ END_TEST
 
 int main(int argc, char **argv)
 {
+    if (argc >= 5 && strcmp(argv[1], "--pwrite") == 0)
+        return pwrite_main(argv);
+    self_path = argv[0];
     if (argc < 2) {
         fprintf(stderr, "usage: %s CRASH_WRITER [ITERATIONS [POWERCUT_SHIM]]\n", argv[0]);
         return 2;
@@ -622,6 +698,7 @@ int main(int argc, char **argv)
     if (powercut_shim && race_worker) {
         tcase_add_test(tc, shard_dir_of_a_dead_writer);
         tcase_add_test(tc, new_store_survives);
+        tcase_add_test(tc, flush_covers_an_earlier_process);
     }
     suite_add_tcase(s, tc);
     return run_suite(s);

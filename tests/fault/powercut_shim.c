@@ -18,6 +18,9 @@
  *                   it is in DIR/i<ino> then). The kernel may have written
  *                   any of these back before the power went: test_crash
  *                   applies a random part of those not flushed since.
+ *   A flush of a file also covers the writes that processes before this
+ *   one left unflushed (the kernel flushes every dirty page of the file):
+ *   this process starts with those, read from their pending logs.
  *   test_crash writes d<ino> and i<ino> for the whole store before the
  *   process starts (the state it found), so anything not in them was never
  *   flushed.
@@ -81,6 +84,9 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static struct watched fds[MAX_FD];
 static struct dirty *dirty_list;
 
+static void dirty_add(struct dirty *d, off_t start, off_t end);
+static void inherit_dirty(void);
+
 static ssize_t (*real_write)(int, const void *, size_t);
 static ssize_t (*real_writev)(int, const struct iovec *, int);
 static ssize_t (*real_pwrite)(int, const void *, size_t, off_t);
@@ -116,6 +122,7 @@ __attribute__((constructor)) static void powercut_init(void)
     strcpy(store_dir, store);
     strcpy(shadow_dir, shadow);
     store_len = strlen(store_dir);
+    inherit_dirty();
 }
 
 static void die(const char *what)
@@ -255,16 +262,7 @@ static void wrote(int fd, off_t off, ssize_t n)
         if (w.sync_writes) {
             copy_range(fd, w.ino, off, off + n);
         } else {
-            struct dirty *d = dirty_of(w.ino);
-            if (d->count == MAX_RANGES) { /* fold into one range */
-                for (size_t i = 1; i < d->count; i++) {
-                    d->start[0] = d->start[i] < d->start[0] ? d->start[i] : d->start[0];
-                    d->end[0] = d->end[i] > d->end[0] ? d->end[i] : d->end[0];
-                }
-                d->count = 1;
-            }
-            d->start[d->count] = off;
-            d->end[d->count++] = off + n;
+            dirty_add(dirty_of(w.ino), off, off + n);
             pending_add(fd, w.ino, off, n);
         }
     }
@@ -296,6 +294,56 @@ static void flush_dir(int fd, ino_t ino)
     closedir(dir);
     if (fclose(out) != 0 || rename(tmp, path) != 0)
         die("writing a directory listing");
+}
+
+/* Add [start, end) to d, folding all into one range when full. */
+static void dirty_add(struct dirty *d, off_t start, off_t end)
+{
+    if (d->count == MAX_RANGES) {
+        for (size_t i = 1; i < d->count; i++) {
+            d->start[0] = d->start[i] < d->start[0] ? d->start[i] : d->start[0];
+            d->end[0] = d->end[i] > d->end[0] ? d->end[i] : d->end[0];
+        }
+        d->count = 1;
+    }
+    d->start[d->count] = start;
+    d->end[d->count++] = end;
+}
+
+/* A flush writes back every dirty page of its file, whoever dirtied it: a
+ * process that died left its unflushed writes in the page cache, and the
+ * next flush of the file by anyone makes them durable. Those writes are
+ * the records of the earlier processes' pending logs that no flush of
+ * their inode followed: start this process's dirty ranges with them. The
+ * earlier processes are gone (the tests run one watched process at a
+ * time). */
+static void inherit_dirty(void)
+{
+    struct dirent **names;
+    int n = scandir(shadow_dir, &names, NULL, alphasort);
+    for (int i = 0; i < n; i++) {
+        char path[PATH_MAX];
+        if (strncmp(names[i]->d_name, "pending.", 8) == 0 &&
+            (size_t)snprintf(path, sizeof path, "%s/%s", shadow_dir, names[i]->d_name) < sizeof path) {
+            long fd = syscall(SYS_openat, AT_FDCWD, path, O_RDONLY | O_CLOEXEC);
+            int64_t head[3];
+            off_t at = 0;
+            /* a record cut short by a kill ends the file */
+            while (fd >= 0 && syscall(SYS_pread64, (int)fd, head, sizeof head, at) == (long)sizeof head) {
+                struct dirty *d = dirty_of((ino_t)head[0]);
+                if (head[1] < 0)
+                    d->count = 0;
+                else
+                    dirty_add(d, (off_t)head[1], (off_t)(head[1] + head[2]));
+                at += (off_t)sizeof head + (head[1] >= 0 ? (off_t)head[2] : 0);
+            }
+            if (fd >= 0)
+                syscall(SYS_close, (int)fd);
+        }
+        free(names[i]);
+    }
+    if (n >= 0)
+        free(names);
 }
 
 /* After a flush of fd returned: what it covered is durable now. */
