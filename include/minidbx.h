@@ -29,9 +29,14 @@
  * - A minidbx handle may be shared by any number of threads. Writers,
  *   readers and batches are owned by one thread at a time.
  * - A store may be opened by several processes at once. Within one process,
- *   open a local store once and share that handle between threads: a second
- *   handle on the same directory in the same process defeats LMDB's locks
- *   (they are per process), and writes through either can then be lost.
+ *   a second open of a local store (by any path to its directory) shares
+ *   the first one's LMDB environment, whose locks are per process; the
+ *   handles may be closed in any order. The second gets at least what it
+ *   asks for: a read-only handle on a store open read-write refuses writes
+ *   itself; full durability on a store open with MINIDBX_SYNC_NONE makes
+ *   every handle's later writes durable; a read-write open of a store this
+ *   process has open read-only is MINIDBX_ESTATE. A thread's batch is on
+ *   the store, so all its handles in that thread join it.
  *   Do not use a handle across fork(): open the store again in the child.
  */
 #ifndef MINIDBX_H

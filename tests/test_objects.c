@@ -7,6 +7,7 @@
 
 #include <minidbx/sys/backend.h>
 
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -401,6 +402,91 @@ START_TEST(refuses_foreign_directory)
 }
 END_TEST
 
+/* Does another process see this one's lock on meta.lmdb-lock? LMDB holds
+ * a shared record lock on its first byte while the environment is open,
+ * and a process that can take it exclusively thinks the store unused and
+ * resets the lock table (readers and writers of the first are then lost).
+ * 0 in the child: the lock is held. */
+static int lock_is_held(void *lockfile)
+{
+    int fd = open(lockfile, O_RDWR | O_CLOEXEC);
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1 };
+    if (fd < 0 || fcntl(fd, F_GETLK, &fl) < 0)
+        return 2;
+    return fl.l_type == F_UNLCK;
+}
+
+/* A second open of a store in one process ("a" or "./a") shares the first:
+ * both handles work, either may close first, and closing one leaves the
+ * process's LMDB lock in place. */
+START_TEST(second_open_shares_the_store)
+{
+    char again[PATH_MAX + 8], lockfile[PATH_MAX];
+    snprintf(again, sizeof again, "%s/.", fx_dir);
+    store_path(fx_dir, "meta.lmdb-lock", lockfile);
+    minidbx *second = store_open(again, 0);
+    ck_assert_int_eq(run_in_child(lock_is_held, lockfile, NULL), 0);
+    minidbx_id id;
+    ck_assert_ok(minidbx_put(second, "shared", 6, &id));
+    store_expect_bytes(fx_db, &id, "shared", 6);
+    minidbx_close(second);
+    ck_assert_int_eq(run_in_child(lock_is_held, lockfile, NULL), 0); /* failed before: the close dropped it */
+    store_expect_bytes(fx_db, &id, "shared", 6);
+    /* the other order: the first handle closes, the second goes on */
+    second = store_open(again, 0);
+    minidbx_close(fx_db);
+    fx_db = second;
+    ck_assert_int_eq(run_in_child(lock_is_held, lockfile, NULL), 0);
+    ck_assert_ok(minidbx_put(fx_db, "after", 5, &id));
+    store_expect_bytes(fx_db, &id, "after", 5);
+}
+END_TEST
+
+/* A child after fork() opens the store for itself (it inherits no lock). */
+static int put_in_child(void *dir)
+{
+    minidbx *db = NULL;
+    minidbx_id id;
+    int rc = minidbx_open(&db, dir, NULL);
+    if (rc == 0)
+        rc = minidbx_put(db, "child", 5, &id);
+    minidbx_close(db);
+    return rc == 0 ? 0 : 1;
+}
+
+/* A second handle gets at least what it asks for: read-only on a
+ * read-write store (it refuses writes), full durability on a store opened
+ * with none (the store becomes durable); a read-write handle cannot share
+ * a store this process opened read-only. */
+START_TEST(second_open_gets_what_it_asks)
+{
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    minidbx *db = NULL;
+    minidbx_id id;
+    opts.flags = MINIDBX_OPEN_READONLY;
+    minidbx *reader = store_open_opts(fx_dir, &opts);
+    ck_assert_int_eq(minidbx_put(reader, "x", 1, &id), MINIDBX_EREADONLY);
+    ck_assert_int_eq(minidbx_exists(reader, &id), 0);
+    minidbx_close(reader);
+
+    minidbx_close(fx_db);
+    fx_db = store_open_opts(fx_dir, &opts); /* read-only first */
+    ck_assert_int_eq(minidbx_open(&db, fx_dir, NULL), MINIDBX_ESTATE);
+    ck_assert_ptr_null(db);
+    ck_assert_ptr_nonnull(strstr(minidbx_errmsg(NULL), "read-only"));
+    ck_assert_int_eq(run_in_child(put_in_child, fx_dir, NULL), 0); /* another process may write */
+
+    minidbx_close(fx_db);
+    opts.flags = 0;
+    opts.durability = MINIDBX_SYNC_NONE;
+    fx_db = store_open_opts(fx_dir, &opts); /* durability none first */
+    minidbx *durable = store_open(fx_dir, 0);
+    ck_assert_ok(minidbx_put(durable, "full", 4, &id));
+    store_expect_bytes(fx_db, &id, "full", 4);
+    minidbx_close(durable);
+}
+END_TEST
+
 /* Batches clean up their own blob files: an aborted put and a committed
  * delete of file objects leave no orphan for verify to find, without any
  * repair or gc. (Over http the aborted put stays, an object like any.) */
@@ -590,6 +676,8 @@ static Suite *objects_suite(void)
     tcase_add_test_needs(tc, creates_in_empty_dir_with_null_opts, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, refuses_regular_file, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, refuses_foreign_directory, TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, second_open_shares_the_store, TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, second_open_gets_what_it_asks, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, batch_commit_and_abort, TEST_CAP_FILES);
     tcase_add_test_needs(tc, batch_leaves_no_orphans, TEST_CAP_FILES);
     tcase_add_test(tc, close_aborts_batch);

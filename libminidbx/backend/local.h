@@ -77,7 +77,7 @@ typedef struct local_store {
     MDB_env *env;
     MDB_dbi objects, names, refs, info;
     size_t inline_threshold;
-    bool sync;
+    atomic_bool sync; /* full durability: raised (never lowered) by a second open that asks for it */
     bool readonly;
 
     /* Reset read transactions waiting to be renewed: MDB_NOTLS lets any
@@ -98,6 +98,15 @@ typedef struct local_store {
      * fsync'ed (local_objects.c, ensure_shard_dirs), one bit each: blobs/ab
      * at ab, blobs/ab/cd at 256 + ab * 256 + cd. */
     atomic_uint shard_durable[(256 + 65536) / 32];
+
+    /* Handles of this process on the store (local_open.c): a second open
+     * of the same meta.lmdb (device, inode) shares this one, as LMDB's
+     * locks are per process. */
+    dev_t dev;
+    ino_t ino;
+    pid_t pid; /* the process that opened it: a child after fork() does not share it */
+    int handles; /* how many minidbx handles share it */
+    struct local_store *next_open;
 } local_store;
 
 /* A batch (local_batch.c): one LMDB write transaction that the thread's

@@ -63,9 +63,17 @@ static int local_info(minidbx_backend *be, minidbx_store_info *out)
 
 /* --- open / close ------------------------------------------------------------------------ */
 
-static void local_free(minidbx_backend *be)
+/* The local stores open in this process, and the lock that serialises
+ * opening and closing them. LMDB must not open one environment twice in a
+ * process: its locks are POSIX record locks, which a close of any
+ * descriptor of the lock file drops for the whole process, after which
+ * another process takes the store for unused and resets its lock table,
+ * and writes are lost. So a second open of a store shares the first. */
+static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
+static local_store *open_stores;
+
+static void local_destroy(local_store *s)
 {
-    local_store *s = (local_store *)be;
     local_batch *b = local_batch_of(s);
     if (b)
         local_batch_discard(b);
@@ -79,6 +87,78 @@ static void local_free(minidbx_backend *be)
     free(s->root);
     free(s->lock_path);
     free(s);
+}
+
+/* Close one handle; the last one closes the store. */
+static void local_free(minidbx_backend *be)
+{
+    local_store *s = (local_store *)be;
+    pthread_mutex_lock(&open_lock);
+    bool last = --s->handles == 0;
+    if (last) {
+        local_store **p = &open_stores;
+        while (*p && *p != s)
+            p = &(*p)->next_open;
+        if (*p)
+            *p = s->next_open;
+    }
+    pthread_mutex_unlock(&open_lock);
+    if (last)
+        local_destroy(s);
+}
+
+/* The store at root that this process has open already, if any (by the
+ * device and inode of its meta.lmdb, so "a" and "./a" are one store). */
+static local_store *find_open(const char *root)
+{
+    char meta[PATH_MAX];
+    struct stat st;
+    snprintf(meta, sizeof meta, "%s/meta.lmdb", root);
+    if (stat(meta, &st) < 0)
+        return NULL;
+    for (local_store *s = open_stores; s; s = s->next_open)
+        if (s->dev == st.st_dev && s->ino == st.st_ino && s->pid == getpid())
+            return s;
+    return NULL;
+}
+
+/* A second handle on s. It gets at least what it asks for: a read-only
+ * one shares a read-write store (the handle refuses writes), and full
+ * durability makes the store durable for every handle from now on (a
+ * commit in flight may still go unflushed, as it asked). A read-write
+ * handle cannot share an environment opened read-only. */
+static int share_open(local_store *s, bool readonly, bool sync, minidbx_backend **out)
+{
+    if (s->readonly && !readonly)
+        return minidbx_error_set(MINIDBX_ESTATE,
+                                 "%s: this process has the store open read-only; close that handle "
+                                 "before opening it read-write",
+                                 s->root);
+    if (sync && !s->sync) {
+        int rc = mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
+        if (rc)
+            return dbx_error_lmdb(rc, "%s: making the store durable", s->root);
+        s->sync = true;
+    }
+    s->handles++;
+    *out = &s->base;
+    return 0;
+}
+
+/* Enter a newly opened store in the list of open ones. */
+static int register_open(local_store *s)
+{
+    struct stat st;
+    int fd;
+    if (mdb_env_get_fd(s->env, &fd) != 0 || fstat(fd, &st) < 0)
+        return dbx_error_errno(errno, "%s: meta.lmdb", s->root);
+    s->dev = st.st_dev;
+    s->ino = st.st_ino;
+    s->pid = getpid();
+    s->handles = 1;
+    s->next_open = open_stores;
+    open_stores = s;
+    return 0;
 }
 
 /* What is at path: 1 a store, 0 nothing or an empty directory (a store may
@@ -300,12 +380,15 @@ static const minidbx_backend local_table = {
     .name_set_keep = local_name_set_keep,
 };
 
-int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts)
+static int open_locked(minidbx_backend **out, const char *path, const minidbx_options *opts)
 {
     bool readonly = opts->flags & MINIDBX_OPEN_READONLY;
     int kind = classify_location(path);
     if (kind < 0)
         return kind;
+    local_store *same = kind == 1 ? find_open(path) : NULL;
+    if (same)
+        return share_open(same, readonly, opts->durability == MINIDBX_SYNC_FULL, out);
     if (kind == 0 && (opts->flags & MINIDBX_OPEN_NO_CREATE))
         return minidbx_error_set(MINIDBX_ENOTFOUND, "%s: no store here (create it first)", path);
     if (kind == 0 && readonly)
@@ -344,10 +427,20 @@ int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_option
         goto fail;
     if (s->sync && new_levels > 0 && (rc = fsync_new_parents(s->root, new_levels)) < 0)
         goto fail;
+    if ((rc = register_open(s)) < 0)
+        goto fail;
     *out = &s->base;
     return 0;
 fail:
-    local_free(&s->base);
+    local_destroy(s);
+    return rc;
+}
+
+int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts)
+{
+    pthread_mutex_lock(&open_lock);
+    int rc = open_locked(out, path, opts);
+    pthread_mutex_unlock(&open_lock);
     return rc;
 }
 
