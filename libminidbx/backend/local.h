@@ -90,7 +90,6 @@ typedef struct local_store {
     /* Group commit (local.c, local_write_grouped): writes waiting for the
      * next shared commit, and whether a thread is committing one. */
     pthread_mutex_t group_lock;
-    pthread_cond_t group_done;
     struct group_write *group_head, *group_tail;
     bool group_leader;
 

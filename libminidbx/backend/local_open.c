@@ -83,7 +83,6 @@ static void local_destroy(local_store *s)
         mdb_env_close(s->env);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_mutex_destroy(&s->group_lock);
-    pthread_cond_destroy(&s->group_done);
     free(s->root);
     free(s->lock_path);
     free(s);
@@ -405,7 +404,6 @@ static int open_locked(minidbx_backend **out, const char *path, const minidbx_op
     s->base = local_table;
     pthread_mutex_init(&s->pool_lock, NULL);
     pthread_mutex_init(&s->group_lock, NULL);
-    pthread_cond_init(&s->group_done, NULL);
     s->sync = opts->durability == MINIDBX_SYNC_FULL;
     s->readonly = readonly;
     s->root = realpath(path, NULL);
