@@ -8,6 +8,7 @@
 #include <minidbx/sys/backend.h>
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -442,6 +443,48 @@ START_TEST(second_open_shares_the_store)
 }
 END_TEST
 
+/* Threads that open, put and close the same store at once, while the
+ * fixture's handle stays open: every put is there at the end. */
+#define OPENERS 4
+#define OPENER_ROUNDS 25
+struct opener {
+    int index;
+    minidbx_id ids[OPENER_ROUNDS];
+    int failures;
+};
+
+static void *open_put_close(void *arg)
+{
+    struct opener *o = arg;
+    for (int i = 0; i < OPENER_ROUNDS; i++) {
+        char data[32];
+        int len = snprintf(data, sizeof data, "opener %d round %d", o->index, i);
+        minidbx *db = NULL;
+        if (minidbx_open(&db, fx_dir, NULL) != 0 || minidbx_put(db, data, (size_t)len, &o->ids[i]) != 0)
+            o->failures++;
+        minidbx_close(db);
+    }
+    return NULL;
+}
+
+START_TEST(threads_open_and_close_one_store)
+{
+    pthread_t threads[OPENERS];
+    struct opener openers[OPENERS];
+    for (int t = 0; t < OPENERS; t++) {
+        openers[t] = (struct opener){ .index = t };
+        ck_assert_int_eq(pthread_create(&threads[t], NULL, open_put_close, &openers[t]), 0);
+    }
+    for (int t = 0; t < OPENERS; t++)
+        ck_assert_int_eq(pthread_join(threads[t], NULL), 0);
+    for (int t = 0; t < OPENERS; t++) {
+        ck_assert_int_eq(openers[t].failures, 0);
+        for (int i = 0; i < OPENER_ROUNDS; i++)
+            ck_assert_int_eq(minidbx_exists(fx_db, &openers[t].ids[i]), 1);
+    }
+}
+END_TEST
+
 /* A child after fork() opens the store for itself (it inherits no lock). */
 static int put_in_child(void *dir)
 {
@@ -678,6 +721,7 @@ static Suite *objects_suite(void)
     tcase_add_test_needs(tc, refuses_foreign_directory, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, second_open_shares_the_store, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, second_open_gets_what_it_asks, TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, threads_open_and_close_one_store, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, batch_commit_and_abort, TEST_CAP_FILES);
     tcase_add_test_needs(tc, batch_leaves_no_orphans, TEST_CAP_FILES);
     tcase_add_test(tc, close_aborts_batch);

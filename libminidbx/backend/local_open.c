@@ -88,22 +88,22 @@ static void local_destroy(local_store *s)
     free(s);
 }
 
-/* Close one handle; the last one closes the store. */
+/* Close one handle; the last one closes the store, under the lock, so
+ * that an open of the store meanwhile cannot make a second environment
+ * whose locks this close would drop. */
 static void local_free(minidbx_backend *be)
 {
     local_store *s = (local_store *)be;
     pthread_mutex_lock(&open_lock);
-    bool last = --s->handles == 0;
-    if (last) {
+    if (--s->handles == 0) {
         local_store **p = &open_stores;
         while (*p && *p != s)
             p = &(*p)->next_open;
         if (*p)
             *p = s->next_open;
+        local_destroy(s);
     }
     pthread_mutex_unlock(&open_lock);
-    if (last)
-        local_destroy(s);
 }
 
 /* The store at root that this process has open already, if any (by the
