@@ -368,7 +368,12 @@ MINIDBX_EXTERN int minidbx_open(minidbx **out, const char *location, const minid
  * before it reads, so a set that returns 0 never leaves its name on an
  * object a remover deletes. This needs an engine whose listings show
  * every acknowledged write to every client (one Ceph RGW zone and AWS S3
- * do; a multisite RGW between zones does not). A mark left by a remover
+ * do; a multisite RGW between zones does not). Left: two sets of one
+ * name to one object at once write the same ref; if one of them fails
+ * (the object was deleted and put again between its checks), its undo
+ * removes that ref under the other's name, which then holds the object
+ * no longer: verify reports BADREF and REPAIR writes the ref again.
+ * A mark left by a remover
  * that died holds up a set of that object for up to 60 s (twice the TTL),
  * after which the set removes it; gc removes such marks too. A cascading
  * delete whose names took past the TTL takes a new mark and lists the
