@@ -191,11 +191,31 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, 
         MHD_OPTION_END);
 }
 
+/* While the node stops: a second SIGTERM or SIGINT exits at once. The
+ * stop waits for every commit in progress, which waits for the store's
+ * write lock, which another process may hold for as long as it likes; an
+ * operator who will not wait says so again. Nothing acknowledged is lost:
+ * a write is answered only once it is committed. */
+static void *force_stop_main(void *arg)
+{
+    const sigset_t *set = arg;
+    int sig = 0;
+
+    while (sigwait(set, &sig) != 0 || sig == SIGHUP)
+        ;
+    static const char said[] = "mdbx serve: signalled again: exiting now, without the writes still waiting "
+                               "for the store (none of them was acknowledged)\n";
+    ssize_t n = write(STDERR_FILENO, said, sizeof said - 1);
+    (void)n;
+    _exit(1);
+}
+
 /* Wait for SIGTERM or SIGINT (blocked in every thread since before the
  * daemon started; SIGHUP opens the access log again), then drain: stop
  * accepting, give requests in flight up to drain_timeout_s to finish,
- * stop. */
-static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, const sigset_t *set)
+ * stop. From the first signal on, a second one exits at once. */
+static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, sigset_t *set, pthread_t *force,
+                           bool *forcing)
 {
     int sig = 0;
 
@@ -205,6 +225,7 @@ static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, 
             sig = 0;
         }
     fprintf(stderr, "mdbx serve: %s: draining\n", strsignal(sig));
+    *forcing = pthread_create(force, NULL, force_stop_main, set) == 0;
     MHD_socket listen_fd = MHD_quiesce_daemon(daemon);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
@@ -215,8 +236,9 @@ static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, 
     }
     long long left = atomic_load(&srv->metrics.requests_in_flight);
     if (left > 0)
-        fprintf(stderr, "mdbx serve: %lld requests still running after %us; stopping\n", left,
-                srv->cfg->drain_timeout_s);
+        fprintf(stderr, "mdbx serve: %lld requests still running after %us; stopping (signal again to exit "
+                        "without waiting for them)\n",
+                left, srv->cfg->drain_timeout_s);
 }
 
 static unsigned bound_port(struct MHD_Daemon *daemon)
@@ -280,12 +302,18 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     format_host(listen_fd, where, sizeof where);
     printf("listening on %s://%s:%u\n", tls->tls_cert ? "https" : "http", where, bound_port(daemon));
     fflush(stdout);
-    wait_and_drain(srv, daemon, &set);
+    pthread_t force;
+    bool forcing = false;
+    wait_and_drain(srv, daemon, &set, &force, &forcing);
     /* they resume their connections: before the daemon goes */
     serve_jobs_stop(srv);
     serve_commits_stop(srv);
     MHD_stop_daemon(daemon);
     stop_parts(srv);
+    if (forcing) { /* sigwait is a cancellation point */
+        pthread_cancel(force);
+        pthread_join(force, NULL);
+    }
     fprintf(stderr, "mdbx serve: stopped\n");
     return 0;
 }

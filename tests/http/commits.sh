@@ -164,6 +164,31 @@ start_server "$T/store" || { not_ok "server starts again"; finish; }
 check "  ... all six are stored" all_stored 10 11 12 13 14 15
 stop_server
 
+# --- a second SIGTERM while a commit waits for another process: exit now --------------
+start_server "$T/store" --threads 2 --commit-threads 2 || { not_ok "server starts"; finish; }
+hold "$T/store"
+for i in 16 17; do put_bg $i; done
+check "two PUTs wait for their commits" wait_metric minidbx_http_commits_waiting 2
+kill -TERM "$SERVER_PID"
+check "  ... SIGTERM: the node drains" said_draining
+sleep 0.5
+check "  ... and waits for the store" kill -0 "$SERVER_PID"
+kill -TERM "$SERVER_PID"
+gone_soon() { for _ in $(seq 60); do kill -0 "$SERVER_PID" 2>/dev/null || return 0; sleep 0.05; done; return 1; }
+check "  ... a second SIGTERM: it exits within 3 s, the other process still holding the store" gone_soon
+wait "$SERVER_PID"
+server_status=$?
+SERVER_PID=""
+check "  ... with status 1 ($server_status)" test "$server_status" = 1
+check "  ... saying why" grep -q "signalled again: exiting now" "$T/server.err"
+for i in 16 17; do wait "${PUT_PID[$i]}"; done
+check "  ... neither PUT was answered 201 ($(cat "$T"/code.1[67] | tr '\n' ' '))" \
+    test "$(cat "$T"/code.1[67] | grep -c '^201$')" = 0
+release
+start_server "$T/store" || { not_ok "server starts again"; finish; }
+check "  ... the store opens and serves what was stored before" all_stored 10 11 12 13 14 15
+stop_server
+
 # --- the queue's bound: beyond it, commits on the I/O threads --------------------------
 # --commit-threads 1: one commit at a time, 8 queued at most. An I/O thread
 # that commits one over the bound waits for the store too, and reads none
