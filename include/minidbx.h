@@ -31,12 +31,13 @@
  * - A store may be opened by several processes at once. Within one process,
  *   a second open of a local store (by any path to its directory) shares
  *   the first one's LMDB environment, whose locks are per process; the
- *   handles may be closed in any order. The second gets at least what it
- *   asks for: a read-only handle on a store open read-write refuses writes
- *   itself; full durability on a store open with MINIDBX_SYNC_NONE makes
- *   every handle's later writes durable; a read-write open of a store this
- *   process has open read-only is MINIDBX_ESTATE. A thread's batch is on
- *   the store, so all its handles in that thread join it.
+ *   handles may be closed in any order. The second must ask for no more
+ *   than the first gives: read-only on a store open read-write (the handle
+ *   refuses writes itself), MINIDBX_SYNC_NONE on a durable one; a
+ *   read-write open of a store open read-only, or a durable open of one
+ *   open with MINIDBX_SYNC_NONE, is MINIDBX_ESTATE (close the other
+ *   handle first). A thread's batch is on the store: all its handles in
+ *   that thread join it, and closing any of them aborts it.
  *   Do not use a handle across fork(): open the store again in the child.
  */
 #ifndef MINIDBX_H
@@ -212,8 +213,9 @@ typedef struct {
  *         "cache_objects": C, "nodes": [LOCATION, ...]}
  *                      nodes: 1..64 distinct locations of any kind but
  *                        cluster: (a directory, http://, s3://...; one
- *                        directory named twice, as "a" and "./a", is
- *                        EINVAL: see the note on opening twice above); a
+ *                        directory named twice, as "a", "./a" or
+ *                        "file://a", is EINVAL: R copies there would be
+ *                        one); a
  *                        relative directory is relative to FILE's own.
  *                        Each is opened with minidbx_open and this call's
  *                        options, with verification always on.

@@ -9,9 +9,12 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -471,12 +474,15 @@ START_TEST(threads_open_and_close_one_store)
 {
     pthread_t threads[OPENERS];
     struct opener openers[OPENERS];
+    minidbx_close(fx_db); /* so that the threads' closes are the store's last */
+    fx_db = NULL;
     for (int t = 0; t < OPENERS; t++) {
         openers[t] = (struct opener){ .index = t };
         ck_assert_int_eq(pthread_create(&threads[t], NULL, open_put_close, &openers[t]), 0);
     }
     for (int t = 0; t < OPENERS; t++)
         ck_assert_int_eq(pthread_join(threads[t], NULL), 0);
+    fx_db = store_open(fx_dir, 0);
     for (int t = 0; t < OPENERS; t++) {
         ck_assert_int_eq(openers[t].failures, 0);
         for (int i = 0; i < OPENER_ROUNDS; i++)
@@ -497,11 +503,9 @@ static int put_in_child(void *dir)
     return rc == 0 ? 0 : 1;
 }
 
-/* A second handle gets at least what it asks for: read-only on a
- * read-write store (it refuses writes), full durability on a store opened
- * with none (the store becomes durable); a read-write handle cannot share
- * a store this process opened read-only. */
-START_TEST(second_open_gets_what_it_asks)
+/* A second handle may ask for less than the first gives (read-only on a
+ * read-write store, durability none on a durable one), not more. */
+START_TEST(second_open_asks_no_more)
 {
     minidbx_options opts = MINIDBX_OPTIONS_INIT;
     minidbx *db = NULL;
@@ -511,8 +515,16 @@ START_TEST(second_open_gets_what_it_asks)
     ck_assert_int_eq(minidbx_put(reader, "x", 1, &id), MINIDBX_EREADONLY);
     ck_assert_int_eq(minidbx_exists(reader, &id), 0);
     minidbx_close(reader);
+    opts.flags = 0;
+    opts.durability = MINIDBX_SYNC_NONE;
+    minidbx *fast = store_open_opts(fx_dir, &opts); /* shares the durable store */
+    ck_assert_ok(minidbx_put(fast, "fast", 4, &id));
+    store_expect_bytes(fx_db, &id, "fast", 4);
+    minidbx_close(fast);
 
     minidbx_close(fx_db);
+    opts.flags = MINIDBX_OPEN_READONLY;
+    opts.durability = MINIDBX_SYNC_FULL;
     fx_db = store_open_opts(fx_dir, &opts); /* read-only first */
     ck_assert_int_eq(minidbx_open(&db, fx_dir, NULL), MINIDBX_ESTATE);
     ck_assert_ptr_null(db);
@@ -523,10 +535,102 @@ START_TEST(second_open_gets_what_it_asks)
     opts.flags = 0;
     opts.durability = MINIDBX_SYNC_NONE;
     fx_db = store_open_opts(fx_dir, &opts); /* durability none first */
-    minidbx *durable = store_open(fx_dir, 0);
-    ck_assert_ok(minidbx_put(durable, "full", 4, &id));
-    store_expect_bytes(fx_db, &id, "full", 4);
-    minidbx_close(durable);
+    ck_assert_int_eq(minidbx_open(&db, fx_dir, NULL), MINIDBX_ESTATE);
+    ck_assert_ptr_null(db);
+    ck_assert_ptr_nonnull(strstr(minidbx_errmsg(NULL), "durability none"));
+}
+END_TEST
+
+/* Closing any handle of a shared store aborts the thread's batch on it:
+ * the batch's puts are gone, and another process can write at once (the
+ * batch held LMDB's writer lock). */
+static int put_in_child_bounded(void *dir)
+{
+    alarm(20); /* a child blocked on a lock left held fails instead of hanging */
+    return put_in_child(dir);
+}
+
+START_TEST(close_of_a_second_handle_aborts_batch)
+{
+    minidbx_id id;
+    minidbx *second = store_open(fx_dir, 0);
+    ck_assert_ok(minidbx_batch_begin(second));
+    ck_assert_ok(minidbx_put(second, "in a batch", 10, &id));
+    minidbx_close(second);
+    ck_assert_int_eq(minidbx_exists(fx_db, &id), 0); /* failed before: the batch stayed open */
+    ck_assert_int_eq(run_in_child(put_in_child_bounded, fx_dir, NULL), 0);
+    ck_assert_ok(minidbx_batch_begin(fx_db)); /* the thread has no batch left */
+    ck_assert_ok(minidbx_batch_abort(fx_db));
+}
+END_TEST
+
+/* fork() while another thread opens and closes stores: every child can
+ * open the store (none inherits the open lock held). */
+static atomic_bool opening_stop;
+
+static void *open_close_loop(void *dir)
+{
+    for (int i = 0; i < 2000 && !atomic_load(&opening_stop); i++) {
+        minidbx *db = NULL;
+        if (minidbx_open(&db, dir, NULL) == 0)
+            minidbx_close(db);
+    }
+    return NULL;
+}
+
+START_TEST(fork_while_another_thread_opens)
+{
+    char other[PATH_MAX];
+    pthread_t thread;
+    store_path(fx_dir, "other", other);
+    minidbx_close(store_open(other, 0));
+    atomic_store(&opening_stop, false);
+    ck_assert_int_eq(pthread_create(&thread, NULL, open_close_loop, other), 0);
+    for (int i = 0; i < 10; i++)
+        ck_assert_int_eq(run_in_child(put_in_child_bounded, fx_dir, NULL), 0); /* hung before: SIGALRM */
+    atomic_store(&opening_stop, true);
+    ck_assert_int_eq(pthread_join(thread, NULL), 0);
+}
+END_TEST
+
+/* A child that opens the store for itself and then closes the handle it
+ * inherited keeps its own LMDB lock (closing the inherited environment
+ * would have dropped it). The parent holds none by then. */
+static int reopen_then_close_inherited(void *pipe_fds)
+{
+    int *fds = pipe_fds;
+    char lockfile[PATH_MAX], byte;
+    minidbx *mine = NULL;
+    alarm(20);
+    if (minidbx_open(&mine, fx_dir, NULL) != 0)
+        return 3;
+    minidbx_close(fx_db); /* the parent's, inherited */
+    if (read(fds[0], &byte, 1) != 1) /* the parent has closed its handle */
+        return 4;
+    store_path(fx_dir, "meta.lmdb-lock", lockfile);
+    int held = run_in_child(lock_is_held, lockfile, NULL);
+    minidbx_close(mine);
+    return held;
+}
+
+START_TEST(child_closing_an_inherited_handle_keeps_its_lock)
+{
+    int fds[2];
+    ck_assert_int_eq(pipe(fds), 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0)
+        _exit(reopen_then_close_inherited(fds));
+    minidbx_close(fx_db);
+    fx_db = NULL;
+    ck_assert_int_eq(write(fds[1], "x", 1), 1);
+    int status = 0;
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child: status %d", status);
+    close(fds[0]);
+    close(fds[1]);
+    fx_db = store_open(fx_dir, 0);
 }
 END_TEST
 
@@ -720,7 +824,10 @@ static Suite *objects_suite(void)
     tcase_add_test_needs(tc, refuses_regular_file, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, refuses_foreign_directory, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, second_open_shares_the_store, TEST_CAP_OPEN_DIR);
-    tcase_add_test_needs(tc, second_open_gets_what_it_asks, TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, second_open_asks_no_more, TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, close_of_a_second_handle_aborts_batch, TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, fork_while_another_thread_opens, TEST_CAP_OPEN_DIR);
+    tcase_add_test_needs(tc, child_closing_an_inherited_handle_keeps_its_lock, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, threads_open_and_close_one_store, TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, batch_commit_and_abort, TEST_CAP_FILES);
     tcase_add_test_needs(tc, batch_leaves_no_orphans, TEST_CAP_FILES);

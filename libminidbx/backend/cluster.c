@@ -590,15 +590,19 @@ struct node_dir_id {
 static struct node_dir_id node_dir_id(const struct cluster_node *node)
 {
     struct stat st;
-    if (has_scheme(node->location) || stat(node->location, &st) != 0)
+    const char *path = node->location;
+    if (strncmp(path, "file://", 7) == 0)
+        path += 7;
+    else if (has_scheme(path))
+        return (struct node_dir_id){ 0, 0 };
+    if (stat(path, &st) != 0)
         return (struct node_dir_id){ 0, 0 };
     return (struct node_dir_id){ st.st_dev, st.st_ino };
 }
 
-/* Two locations of one directory ("n0", "./n0", a symlink) would open its
- * LMDB environment twice in this process, and a second open breaks LMDB's
- * locks (a writer of one handle no longer excludes the other's, and a
- * commit may be lost): refused before it happens. */
+/* Two locations of one directory ("n0", "./n0", "file://n0", a symlink)
+ * would be one store holding what the cluster counts as two copies:
+ * refused. */
 static int check_not_opened(struct cluster *c, size_t i, const struct node_dir_id dirs[])
 {
     struct node_dir_id mine = node_dir_id(&c->nodes[i]);

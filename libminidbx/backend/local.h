@@ -77,7 +77,7 @@ typedef struct local_store {
     MDB_env *env;
     MDB_dbi objects, names, refs, info;
     size_t inline_threshold;
-    atomic_bool sync; /* full durability: raised (never lowered) by a second open that asks for it */
+    bool sync;
     bool readonly;
 
     /* Reset read transactions waiting to be renewed: MDB_NOTLS lets any

@@ -72,14 +72,38 @@ static int local_info(minidbx_backend *be, minidbx_store_info *out)
 static pthread_mutex_t open_lock = PTHREAD_MUTEX_INITIALIZER;
 static local_store *open_stores;
 
+/* A child forked while another thread opens or closes a store must not
+ * inherit open_lock held. */
+static void open_lock_take(void)
+{
+    pthread_mutex_lock(&open_lock);
+}
+
+static void open_lock_give(void)
+{
+    pthread_mutex_unlock(&open_lock);
+}
+
+static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+
+static void atfork_register(void)
+{
+    pthread_atfork(open_lock_take, open_lock_give, open_lock_give);
+}
+
 static void local_destroy(local_store *s)
 {
     local_batch *b = local_batch_of(s);
     if (b)
         local_batch_discard(b);
-    for (int i = 0; i < s->pool_count; i++)
+    /* A child after fork() frees its copy of a parent's store and leaves
+     * LMDB alone: closing the environment would close a descriptor of the
+     * lock file, which drops every lock this process holds on it, those
+     * of a store the child opened itself too. */
+    bool ours = s->pid == 0 || s->pid == getpid();
+    for (int i = 0; ours && i < s->pool_count; i++)
         mdb_txn_abort(s->pool[i]);
-    if (s->env)
+    if (s->env && ours)
         mdb_env_close(s->env);
     pthread_mutex_destroy(&s->pool_lock);
     pthread_mutex_destroy(&s->group_lock);
@@ -88,13 +112,18 @@ static void local_destroy(local_store *s)
     free(s);
 }
 
-/* Close one handle; the last one closes the store, under the lock, so
- * that an open of the store meanwhile cannot make a second environment
- * whose locks this close would drop. */
+/* Close one handle: it aborts the calling thread's batch on the store
+ * (which handle began it cannot be told: they share the store). The last
+ * one closes the store, under the lock, so that an open of the store
+ * meanwhile cannot make a second environment whose locks this close
+ * would drop. */
 static void local_free(minidbx_backend *be)
 {
     local_store *s = (local_store *)be;
     pthread_mutex_lock(&open_lock);
+    local_batch *b = local_batch_of(s);
+    if (b)
+        local_batch_discard(b);
     if (--s->handles == 0) {
         local_store **p = &open_stores;
         while (*p && *p != s)
@@ -121,11 +150,11 @@ static local_store *find_open(const char *root)
     return NULL;
 }
 
-/* A second handle on s. It gets at least what it asks for: a read-only
- * one shares a read-write store (the handle refuses writes), and full
- * durability makes the store durable for every handle from now on (a
- * commit in flight may still go unflushed, as it asked). A read-write
- * handle cannot share an environment opened read-only. */
+/* A second handle on s, if s gives what it asks for: a read-only handle
+ * shares a read-write store (the handle refuses writes), a handle that
+ * asks for no durability a durable store. Not the other way round: an
+ * environment opened read-only cannot write, and raising a live store's
+ * durability would change it under the puts in progress. */
 static int share_open(local_store *s, bool readonly, bool sync, minidbx_backend **out)
 {
     if (s->readonly && !readonly)
@@ -133,12 +162,11 @@ static int share_open(local_store *s, bool readonly, bool sync, minidbx_backend 
                                  "%s: this process has the store open read-only; close that handle "
                                  "before opening it read-write",
                                  s->root);
-    if (sync && !s->sync) {
-        int rc = mdb_env_set_flags(s->env, MDB_NOSYNC, 0);
-        if (rc)
-            return dbx_error_lmdb(rc, "%s: making the store durable", s->root);
-        s->sync = true;
-    }
+    if (sync && !s->sync)
+        return minidbx_error_set(MINIDBX_ESTATE,
+                                 "%s: this process has the store open with durability none; close that "
+                                 "handle before opening it with full durability",
+                                 s->root);
     s->handles++;
     *out = &s->base;
     return 0;
@@ -436,6 +464,7 @@ fail:
 
 int dbx_local_open(minidbx_backend **out, const char *path, const minidbx_options *opts)
 {
+    pthread_once(&atfork_once, atfork_register);
     pthread_mutex_lock(&open_lock);
     int rc = open_locked(out, path, opts);
     pthread_mutex_unlock(&open_lock);
