@@ -46,6 +46,7 @@
 #include <limits.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -212,12 +213,11 @@ static void copy_range(int fd, ino_t ino, off_t start, off_t end)
     syscall(SYS_close, (int)in);
 }
 
-/* Append a record (and, for a write, its bytes read back from fd) to
- * DIR/pending. */
-static void pending_add(int fd, ino_t ino, off_t off, off_t len)
+/* This process's DIR/pending.N, opened at its first record. */
+static int pending_log(void)
 {
     static long pending = -1;
-    char path[PATH_MAX], self[64], buf[65536];
+    char path[PATH_MAX];
     if (pending < 0) { /* one file per process, named in the order they started */
         struct timespec now;
         clock_gettime(CLOCK_MONOTONIC, &now);
@@ -226,11 +226,22 @@ static void pending_add(int fd, ino_t ino, off_t off, off_t len)
         if ((pending = syscall(SYS_openat, AT_FDCWD, path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644)) < 0)
             die("pending log");
     }
+    return (int)pending;
+}
+
+/* A record's head: {ino, offset, length}; a flush is {ino, -1, 0}. */
+static void pending_head(ino_t ino, off_t off, off_t len)
+{
     int64_t head[3] = { (int64_t)ino, (int64_t)off, (int64_t)len };
-    if (syscall(SYS_write, (int)pending, head, sizeof head) != (long)sizeof head)
+    if (syscall(SYS_write, pending_log(), head, sizeof head) != (long)sizeof head)
         die("pending log write");
-    if (len <= 0)
-        return;
+}
+
+/* A write record's bytes: [off, off + len) read back from fd, padded with
+ * zeros where the file is shorter. */
+static void pending_data(int fd, off_t off, off_t len)
+{
+    char self[64], buf[65536];
     snprintf(self, sizeof self, "/proc/self/fd/%d", fd);
     long in = syscall(SYS_openat, AT_FDCWD, self, O_RDONLY | O_CLOEXEC);
     if (in < 0)
@@ -240,30 +251,57 @@ static void pending_add(int fd, ino_t ino, off_t off, off_t len)
         long got = syscall(SYS_pread64, (int)in, buf, want, off + done);
         if (got <= 0) /* shorter than written (truncated since): pad with zeros */
             got = (long)want, memset(buf, 0, want);
-        if (syscall(SYS_write, (int)pending, buf, (size_t)got) != got)
+        if (syscall(SYS_write, pending_log(), buf, (size_t)got) != got)
             die("pending log write");
         done += got;
     }
     syscall(SYS_close, (int)in);
 }
 
-/* After a write of n bytes at off on fd (off < 0: at the file's end). */
-static void wrote(int fd, off_t off, ssize_t n)
+/* Before a write of n bytes at off on fd that the kernel would keep
+ * unflushed: its record's head goes first, so that a kill between the
+ * write and its record still leaves its range known (a record cut short
+ * is no write to replay, but inherit_dirty takes its range as dirty).
+ * True: the lock is held until wrote(). */
+static bool will_write(int fd, off_t off, size_t n)
 {
-    if (n <= 0 || fd < 0 || fd >= MAX_FD)
+    if (n == 0 || off < 0 || fd < 0 || fd >= MAX_FD)
+        return false;
+    pthread_mutex_lock(&lock);
+    struct watched w = fds[fd];
+    if (w.on && !w.is_dir && !w.sync_writes && !w.append) {
+        pending_head(w.ino, off, (off_t)n);
+        return true;
+    }
+    pthread_mutex_unlock(&lock);
+    return false;
+}
+
+/* After a write on fd of n bytes asked at off (off < 0: at the file's
+ * end) that wrote rc; headed: will_write wrote the record's head. */
+static void wrote(int fd, off_t off, size_t n, ssize_t rc, bool headed)
+{
+    if (headed) { /* the head said n bytes: the record carries n, as the file has them now */
+        dirty_add(dirty_of(fds[fd].ino), off, off + (off_t)n);
+        pending_data(fd, off, (off_t)n);
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    if (rc <= 0 || fd < 0 || fd >= MAX_FD)
         return;
     pthread_mutex_lock(&lock);
     struct watched w = fds[fd];
     if (w.on && !w.is_dir) {
         if (off < 0 || w.append) {
             struct stat st;
-            off = fstat(fd, &st) == 0 && st.st_size >= n ? st.st_size - n : 0;
+            off = fstat(fd, &st) == 0 && st.st_size >= rc ? st.st_size - rc : 0;
         }
         if (w.sync_writes) {
-            copy_range(fd, w.ino, off, off + n);
+            copy_range(fd, w.ino, off, off + rc);
         } else {
-            dirty_add(dirty_of(w.ino), off, off + n);
-            pending_add(fd, w.ino, off, n);
+            dirty_add(dirty_of(w.ino), off, off + rc);
+            pending_head(w.ino, off, rc);
+            pending_data(fd, off, rc);
         }
     }
     pthread_mutex_unlock(&lock);
@@ -362,7 +400,7 @@ static void flushed(int fd)
         if (d->count == 0)
             copy_range(fd, w.ino, 0, 0); /* at least the size */
         d->count = 0;
-        pending_add(fd, w.ino, -1, 0);
+        pending_head(w.ino, -1, 0);
     }
     pthread_mutex_unlock(&lock);
 }
@@ -429,47 +467,64 @@ int close(int fd)
     return real_close(fd);
 }
 
+static size_t iov_bytes(const struct iovec *iov, int count)
+{
+    size_t n = 0;
+    for (int i = 0; i < count; i++)
+        n += iov[i].iov_len;
+    return n;
+}
+
 ssize_t write(int fd, const void *buf, size_t n)
 {
-    off_t off = fd >= 0 && fd < MAX_FD && fds[fd].on ? lseek(fd, 0, SEEK_CUR) : 0;
+    off_t off = fd >= 0 && fd < MAX_FD && fds[fd].on ? lseek(fd, 0, SEEK_CUR) : -1;
+    bool headed = will_write(fd, off, n);
     ssize_t rc = real_write(fd, buf, n);
-    wrote(fd, off, rc);
+    wrote(fd, off, n, rc, headed);
     return rc;
 }
 
 ssize_t writev(int fd, const struct iovec *iov, int count)
 {
-    off_t off = fd >= 0 && fd < MAX_FD && fds[fd].on ? lseek(fd, 0, SEEK_CUR) : 0;
+    off_t off = fd >= 0 && fd < MAX_FD && fds[fd].on ? lseek(fd, 0, SEEK_CUR) : -1;
+    size_t n = iov_bytes(iov, count);
+    bool headed = will_write(fd, off, n);
     ssize_t rc = real_writev(fd, iov, count);
-    wrote(fd, off, rc);
+    wrote(fd, off, n, rc, headed);
     return rc;
 }
 
 ssize_t pwrite(int fd, const void *buf, size_t n, off_t off)
 {
+    bool headed = will_write(fd, off, n);
     ssize_t rc = real_pwrite(fd, buf, n, off);
-    wrote(fd, off, rc);
+    wrote(fd, off, n, rc, headed);
     return rc;
 }
 
 ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off)
 {
+    bool headed = will_write(fd, off, n);
     ssize_t rc = real_pwrite64(fd, buf, n, off);
-    wrote(fd, off, rc);
+    wrote(fd, off, n, rc, headed);
     return rc;
 }
 
 ssize_t pwritev(int fd, const struct iovec *iov, int count, off_t off)
 {
+    size_t n = iov_bytes(iov, count);
+    bool headed = will_write(fd, off, n);
     ssize_t rc = real_pwritev(fd, iov, count, off);
-    wrote(fd, off, rc);
+    wrote(fd, off, n, rc, headed);
     return rc;
 }
 
 ssize_t pwritev64(int fd, const struct iovec *iov, int count, off_t off)
 {
+    size_t n = iov_bytes(iov, count);
+    bool headed = will_write(fd, off, n);
     ssize_t rc = real_pwritev64(fd, iov, count, off);
-    wrote(fd, off, rc);
+    wrote(fd, off, n, rc, headed);
     return rc;
 }
 
