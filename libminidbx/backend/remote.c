@@ -19,7 +19,11 @@
 #define DEFAULT_TIMEOUT_MS 30000u
 #define ATTEMPTS 3
 #define RETRY_PAUSE_MS 50
-#define PREALLOC_MAX (256u << 20)
+/* The most a reply's Content-Length reserves of buf before its bytes come
+ * (with buf's NUL). A node's word is no reason to map more: past this buf
+ * doubles as bytes arrive (dbx_grow), so large bodies stay O(n). A 200 MiB
+ * reservation cost an ASan build two thirds of its time (tests/fuzz). */
+#define PREALLOC_MAX (1u << 20)
 /* curl's receive buffer for an object's body (its default: 16 KiB). 1 MiB
  * s3:// gets, client CPU per get (bench/s3/run.sh, 2 runs each): 1.18-1.26
  * ms with 16 KiB, 1.02-1.05 ms with 256 KiB; unverified 0.56-0.59 and
@@ -180,11 +184,13 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
             call->body_overflow = true;
             return 0; /* too large for buf: stop here */
         }
-        /* a body that comes to buf: room for all of it at once (not a HEAD's
-         * length, and not more than PREALLOC_MAX on the server's word) */
+        /* a body that comes to buf: room for it at once (not a HEAD's
+         * length), up to PREALLOC_MAX on the node's word */
         if (call->status / 100 == 2 && call->sink_fd < 0 && strcmp(call->method, "HEAD") != 0 &&
-            call->content_length <= PREALLOC_MAX && call->buf_len == 0)
-            dbx_remote_buf_reserve(call, (size_t)call->content_length);
+            call->buf_len == 0)
+            dbx_remote_buf_reserve(call, call->content_length < PREALLOC_MAX
+                                             ? (size_t)call->content_length
+                                             : PREALLOC_MAX - 1);
     } else if (dbx_remote_header_is(line, len, DBX_WIRE_ERROR_HEADER, &value)) {
         size_t value_len = len - (size_t)(value - line);
         while (value_len && (value[value_len - 1] == '\r' || value[value_len - 1] == '\n' ||

@@ -13,11 +13,16 @@
  * Properties (the promises of minidbx.h): bytes that get and a reader hand
  * out hash to the id asked for; a call returns 0 or a documented code;
  * what a listing or a name lookup fills in stays within its buffers and
- * is terminated; missing answers only ids it was asked about. */
+ * is terminated; missing answers only ids it was asked about. Where
+ * AddressSanitizer's allocator is there (the libFuzzer build, the ASan
+ * replay), also: no allocation during a call is over ALLOC_MAX, whatever
+ * size a reply claims (an input is at most 4 KiB: a larger buffer is a
+ * reservation on a node's word). */
 #include "fake_node.h"
 #include "fuzz.h"
 
 #include <minidbx.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,6 +31,10 @@
 
 static const unsigned statuses[16] = { 200, 200, 201, 204, 206, 304, 400, 401,
                                        404, 409, 413, 422, 500, 501, 507, 302 };
+
+/* curl's buffers (256 KiB for an object's body), the client's reservation
+ * of a reply's body (at most 1 MiB on its Content-Length), room to spare */
+#define ALLOC_MAX (4u << 20)
 
 static char url[64];
 static minidbx *db; /* opened afresh for each input */
@@ -38,9 +47,51 @@ static minidbx_options client_options(void)
     return opts;
 }
 
+/* ---- the largest allocation of a call -------------------------------------------- */
+
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define FUZZ_ALLOC_HOOKS 1
+#endif
+#endif
+#ifdef __SANITIZE_ADDRESS__ /* gcc */
+#define FUZZ_ALLOC_HOOKS 1
+#endif
+
+static atomic_bool watching;
+static atomic_size_t largest; /* of the allocations while watching */
+
+#ifdef FUZZ_ALLOC_HOOKS
+/* of <sanitizer/allocator_interface.h>, which gcc does not ship */
+int __sanitizer_install_malloc_and_free_hooks(void (*malloc_hook)(const volatile void *, size_t),
+                                              void (*free_hook)(const volatile void *));
+
+/* any thread (curl's, the reader's, the fake node's) */
+static void on_malloc(const volatile void *ptr, size_t size)
+{
+    (void)ptr;
+    if (!atomic_load_explicit(&watching, memory_order_relaxed))
+        return;
+    size_t seen = atomic_load_explicit(&largest, memory_order_relaxed);
+    while (size > seen &&
+           !atomic_compare_exchange_weak_explicit(&largest, &seen, size, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+static void on_free(const volatile void *ptr)
+{
+    (void)ptr;
+}
+#endif
+
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     (void)argc, (void)argv;
+#ifdef FUZZ_ALLOC_HOOKS
+    fuzz_check_setup(__sanitizer_install_malloc_and_free_hooks(on_malloc, on_free) != 0,
+                     "install malloc hooks");
+#endif
     snprintf(url, sizeof url, "http://127.0.0.1:%u", fake_node_start());
     return 0;
 }
@@ -237,7 +288,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fake_node_set_response(raw, (size_t)n + size - 1);
     free(raw);
 
+    atomic_store(&largest, 0);
+    atomic_store(&watching, true);
     run_call(data[0] >> 4, &id, &other);
+    atomic_store(&watching, false);
+    if (atomic_load(&largest) > ALLOC_MAX)
+        fuzz_fail("one allocation of %zu bytes for a reply of %zu", atomic_load(&largest), size - 1);
     minidbx_close(db);
     db = NULL;
     return 0;

@@ -260,6 +260,10 @@ for name, call, status, text in [
         ("get-chunked", "get", 0, b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n7\r\n world\n\r\n0\r\n\r\n"),
         ("get-no-length", "get", 0, b"\r\nhello world\n"),
         ("get-short-body", "get", 0, b"Content-Length: 100\r\n\r\nhello world\n"),
+        # a length no reply of a node should make the client reserve: EIO,
+        # and no 200 MiB buffer (fuzz_http_client.c's ALLOC_MAX)
+        ("get-length-lie", "get", 0, b"Content-Length: 209715200\r\n\r\n0123456789"),
+        ("list-length-lie", "list", 0, b"Content-Type: application/json\r\nContent-Length: 209715200\r\n\r\n{\"objects\": []"),
         ("get-continue", "get", 0, b"\r\nHTTP/1.1 200 OK\r\nContent-Length: 12\r\n\r\nhello world\n"),
         ("get-not-found", "get", 8, resp(JSON, b'{"error": "get: object not found"}')),
         ("get-corrupt", "get", 11, resp(JSON, b'{"error": "corrupt"}')),
