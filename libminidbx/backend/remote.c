@@ -24,6 +24,16 @@
  * doubles as bytes arrive (dbx_grow), so large bodies stay O(n). A 200 MiB
  * reservation cost an ASan build two thirds of its time (tests/fuzz). */
 #define PREALLOC_MAX (1u << 20)
+/* A reply that is not an object's bytes (a page of a listing, a report:
+ * a node keeps those far smaller) goes to buf up to this much; more is
+ * EIO, not memory without bound on a node's word. */
+#define REPLY_MAX (64u << 20)
+/* Of an error reply's body (its words, for the message) the first this
+ * many bytes are kept; the transfer stops there. */
+#define ERROR_WORDS_MAX (64u << 10)
+/* A transfer slower than this, averaged over the timeout, fails (a node
+ * that drips a byte a second would otherwise hold the caller for ever). */
+#define LOW_SPEED_BYTES 1024L
 /* curl's receive buffer for an object's body (its default: 16 KiB). 1 MiB
  * s3:// gets, client CPU per get (bench/s3/run.sh, 2 runs each): 1.18-1.26
  * ms with 16 KiB, 1.02-1.05 ms with 256 KiB; unverified 0.56-0.59 and
@@ -143,12 +153,19 @@ static size_t on_body(char *data, size_t size, size_t count, void *cls)
         }
         return n;
     }
+    if (call->status / 100 != 2 && call->buf_len + n > ERROR_WORDS_MAX) {
+        n = call->buf_len < ERROR_WORDS_MAX ? ERROR_WORDS_MAX - call->buf_len : 0;
+        call->error_words_cut = true; /* keep these, then stop */
+    } else if (!call->object_body && call->buf_len + n > REPLY_MAX) {
+        call->reply_too_large = true;
+        return 0;
+    }
     if (dbx_remote_buf_reserve(call, n) < 0)
         return 0;
     memcpy(call->buf + call->buf_len, data, n);
     call->buf_len += n;
     call->buf[call->buf_len] = '\0';
-    return n;
+    return call->error_words_cut ? 0 : n;
 }
 
 bool dbx_remote_header_is(const char *line, size_t len, const char *name, const char **value)
@@ -174,6 +191,7 @@ static size_t on_header(char *line, size_t size, size_t count, void *cls)
         call->has_content_length = false;
         call->has_content_range = false;
         call->range_refused = false;
+        call->reply_too_large = call->error_words_cut = false;
         call->error_code = 0;
         call->status = strtol(strchr(line, ' ') ? strchr(line, ' ') : line, NULL, 10);
     } else if (dbx_remote_header_is(line, len, "Content-Length", &value)) {
@@ -282,7 +300,7 @@ static void set_options(dbx_remote *r, CURL *curl, dbx_remote_call *call,
         curl_easy_setopt(curl, CURLOPT_TCP_KEEPALIVE, 1L);
     } else {
         /* Streams may be long: what times out is a transfer that stalls. */
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, LOW_SPEED_BYTES);
         curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, timeout_s);
     }
     curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
@@ -421,7 +439,11 @@ int dbx_remote_perform(dbx_remote *r, dbx_remote_call *call)
     if (res == CURLE_PARTIAL_FILE && call->status >= 200 && call->status < 300)
         return minidbx_error_set(MINIDBX_ECORRUPT, "%s %s: the reply was cut short (%s)", call->method,
                                  call->url, call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
-    if (res != CURLE_OK && !(res == CURLE_WRITE_ERROR && (call->sink_fd >= 0 || call->body_overflow)))
+    if (res == CURLE_WRITE_ERROR && call->reply_too_large)
+        return minidbx_error_set(MINIDBX_EIO, "%s %s: the reply goes on past %u MiB (not a minidbx node?)",
+                                 call->method, call->url, REPLY_MAX >> 20);
+    if (res != CURLE_OK &&
+        !(res == CURLE_WRITE_ERROR && (call->sink_fd >= 0 || call->body_overflow || call->error_words_cut)))
         return minidbx_error_set(MINIDBX_EIO, "%s %s: %s", call->method, call->url,
                                  call->curl_error[0] ? call->curl_error : curl_easy_strerror(res));
     return 0;
@@ -535,6 +557,8 @@ static int stream_ranges(dbx_remote_stream *s)
     int attempts = r->attempts > 0 ? r->attempts : ATTEMPTS, failures = 0, rc = 0;
     uint64_t at = s->range_at;
 
+    if (r->range_size == 0) /* never: reader_first refuses a 206 it did not ask for */
+        return minidbx_error_set(MINIDBX_EIO, "GET %s: a ranged download without a range size", call->url);
     while (at < s->range_end) {
         uint64_t left = s->range_end - at;
         call->ranged = true;
@@ -850,6 +874,9 @@ static int reader_first(dbx_remote *remote, struct remote_reader *r, const char 
             r->size = 0;
         } else if (call.status / 100 != 2) {
             rc = dbx_remote_status_error(remote, &call);
+        } else if (!call.ranged && call.status == 206) {
+            rc = minidbx_error_set(MINIDBX_EIO, "GET %s: asked for the whole object, the reply was HTTP 206",
+                                   call.url);
         } else if (call.range_refused) {
             rc = minidbx_error_set(MINIDBX_EIO, "GET %s: asked for a range, the reply was HTTP %ld "
                                    "without a Content-Range", call.url, call.status);

@@ -116,6 +116,9 @@ typedef struct dbx_remote_call {
     uint64_t body_received;
     uint64_t body_limit;
     bool body_overflow;
+    /* The transfer was stopped: a reply to buf past REPLY_MAX (EIO), or
+     * an error's words past their first ERROR_WORDS_MAX bytes (kept). */
+    bool reply_too_large, error_words_cut;
     /* The body is an object's: curl reads it in larger pieces. */
     bool object_body;
     /* A body to buf: when more than body_cap bytes come (or its

@@ -14,10 +14,15 @@
  */
 #include "../util.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #define SERVER_MAX_OBJECT "64M"
@@ -715,6 +720,225 @@ START_TEST(threads_share_a_handle)
 }
 END_TEST
 
+/* ---- a hostile node: a thread on 127.0.0.1 that answers /health, then
+ * lies in one way per mode (each bounded: it stops by itself) --------------- */
+
+enum liar_mode { LIAR_206, LIAR_ENDLESS_JSON, LIAR_DRIP, LIAR_HUGE_ERROR };
+
+struct liar {
+    enum liar_mode mode;
+    int listen_fd;
+    unsigned port;
+    pthread_t thread;
+    atomic_int object_requests; /* GETs of /v1/objects/ */
+    atomic_bool stop;
+};
+
+static bool send_all(int fd, const void *data, size_t size)
+{
+    const char *p = data;
+    while (size > 0) {
+        ssize_t n = send(fd, p, size, MSG_NOSIGNAL);
+        if (n <= 0)
+            return false;
+        p += n;
+        size -= (size_t)n;
+    }
+    return true;
+}
+
+/* Answer one request on fd (its request line and headers read first). */
+static void liar_answer(struct liar *l, int fd)
+{
+    char request[4096] = "";
+    size_t got = 0;
+    while (got < sizeof request - 1 && !strstr(request, "\r\n\r\n")) {
+        ssize_t n = recv(fd, request + got, sizeof request - 1 - got, 0);
+        if (n <= 0)
+            return;
+        got += (size_t)n;
+        request[got] = '\0';
+    }
+    if (strncmp(request, "GET /health ", 12) == 0) {
+        static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 "Content-Length: 15\r\nConnection: close\r\n\r\n{\"status\":\"ok\"}";
+        send_all(fd, ok, sizeof ok - 1);
+        return;
+    }
+    static char chunk[1 << 20];
+    memset(chunk, ' ', sizeof chunk);
+    char head[256];
+    switch (l->mode) {
+    case LIAR_206:
+        atomic_fetch_add(&l->object_requests, 1);
+        snprintf(head, sizeof head, "HTTP/1.1 206 Partial Content\r\nContent-Range: bytes 0-99/38000\r\n"
+                                    "Content-Length: 100\r\nConnection: close\r\n\r\n");
+        if (send_all(fd, head, strlen(head)))
+            send_all(fd, chunk, 100);
+        break;
+    case LIAR_ENDLESS_JSON: /* 400 MiB of a JSON reply that never ends its object */
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                    "Connection: close\r\n\r\n{\"objects\": ");
+        for (int i = 0; send_all(fd, i == 0 ? head : chunk, i == 0 ? strlen(head) : sizeof chunk) && i < 400 &&
+                        !atomic_load(&l->stop);
+             i++)
+            ;
+        break;
+    case LIAR_HUGE_ERROR: /* a 500 whose words go on for 100 MiB */
+        snprintf(head, sizeof head, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: text/plain\r\n"
+                                    "Connection: close\r\n\r\nbroken");
+        for (int i = 0; send_all(fd, i == 0 ? head : chunk, i == 0 ? strlen(head) : sizeof chunk) && i < 100 &&
+                        !atomic_load(&l->stop);
+             i++)
+            ;
+        break;
+    case LIAR_DRIP: /* 4 bytes a second of a 1 MB body, for 20 s at most */
+        atomic_fetch_add(&l->object_requests, 1);
+        snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n");
+        for (int i = 0; send_all(fd, i == 0 ? head : "xxxx", i == 0 ? strlen(head) : 4) && i < 20 &&
+                        !atomic_load(&l->stop);
+             i++)
+            if (i > 0)
+                sleep(1);
+        break;
+    }
+}
+
+static void *liar_main(void *arg)
+{
+    struct liar *l = arg;
+    while (!atomic_load(&l->stop)) {
+        int fd = accept(l->listen_fd, NULL, NULL);
+        if (fd < 0)
+            break;
+        liar_answer(l, fd);
+        close(fd);
+    }
+    return NULL;
+}
+
+static void liar_start(struct liar *l, enum liar_mode mode)
+{
+    struct sockaddr_in addr = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    socklen_t len = sizeof addr;
+    *l = (struct liar){ .mode = mode };
+    l->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(l->listen_fd, 0);
+    ck_assert_int_eq(bind(l->listen_fd, (struct sockaddr *)&addr, sizeof addr), 0);
+    ck_assert_int_eq(listen(l->listen_fd, 16), 0);
+    ck_assert_int_eq(getsockname(l->listen_fd, (struct sockaddr *)&addr, &len), 0);
+    l->port = ntohs(addr.sin_port);
+    ck_assert_int_eq(pthread_create(&l->thread, NULL, liar_main, l), 0);
+}
+
+static void liar_stop(struct liar *l)
+{
+    atomic_store(&l->stop, true);
+    shutdown(l->listen_fd, SHUT_RDWR); /* wakes accept */
+    pthread_join(l->thread, NULL);
+    close(l->listen_fd);
+}
+
+static minidbx *liar_open(const struct liar *l, unsigned timeout_ms)
+{
+    char url[64];
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    minidbx *db = NULL;
+    opts.timeout_ms = timeout_ms;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", l->port);
+    ck_assert_ok(minidbx_open(&db, url, &opts));
+    return db;
+}
+
+static const char liar_hex[] = "c12d15c6b1e2d1bd0e5d1e1b0e8d6b8e2a2a4f46d4b0e3a3d6f5e2c1b0a9855d";
+
+/* A node that answers a GET of a whole object with a 206: EIO at once
+ * (it looped for ever on empty ranges, a thousand requests a second). */
+START_TEST(node_answering_206_is_refused)
+{
+    struct liar l;
+    minidbx_id id;
+    minidbx_reader *reader = NULL;
+    uint64_t size = 0;
+    liar_start(&l, LIAR_206);
+    minidbx *db = liar_open(&l, 5000);
+    ck_assert_ok(minidbx_id_parse(&id, liar_hex));
+    ck_assert_rc(minidbx_reader_open(db, &id, &reader, &size), MINIDBX_EIO);
+    ck_assert_ptr_nonnull(strstr(minidbx_errmsg(db), "206"));
+    ck_assert_int_le(atomic_load(&l.object_requests), 3); /* not a loop */
+    minidbx_close(db);
+    liar_stop(&l);
+}
+END_TEST
+
+/* minidbx_info against a liar, in a child (run_in_child: its peak RSS):
+ * 0 if it fails with EIO saying what it should. */
+struct info_case {
+    struct liar *liar;
+    const char *said;
+};
+
+static int info_of_liar(void *arg)
+{
+    struct info_case *c = arg;
+    char url[64];
+    minidbx *db = NULL;
+    minidbx_store_info info;
+    snprintf(url, sizeof url, "http://127.0.0.1:%u", c->liar->port);
+    if (minidbx_open(&db, url, NULL) != 0)
+        return 3;
+    int rc = minidbx_info(db, &info);
+    bool said = strstr(minidbx_errmsg(db), c->said) != NULL;
+    minidbx_close(db);
+    return rc == MINIDBX_EIO && said ? 0 : 1;
+}
+
+/* A JSON reply that never ends: EIO past 64 MiB, in bounded memory. */
+START_TEST(endless_json_reply_is_bounded)
+{
+    struct liar l;
+    long rss_kib = 0;
+    liar_start(&l, LIAR_ENDLESS_JSON);
+    struct info_case c = { &l, "past 64 MiB" };
+    ck_assert_int_eq(run_in_child(info_of_liar, &c, &rss_kib), 0); /* 1 before: no cap, no such error */
+    ck_assert_int_lt(rss_kib, 256 * 1024); /* 64 MiB kept (more under ASan); 400 MiB before */
+    liar_stop(&l);
+}
+END_TEST
+
+/* An error reply whose words go on: the status's error, from the first
+ * words, without reading the rest. */
+START_TEST(endless_error_reply_is_cut)
+{
+    struct liar l;
+    long rss_kib = 0;
+    liar_start(&l, LIAR_HUGE_ERROR);
+    struct info_case c = { &l, "HTTP 500" };
+    ck_assert_int_eq(run_in_child(info_of_liar, &c, &rss_kib), 0);
+    ck_assert_int_lt(rss_kib, 48 * 1024); /* 100 MiB of words were read into memory before */
+    liar_stop(&l);
+}
+END_TEST
+
+/* A node that drips 4 bytes a second: the get fails within the timeout
+ * (2 s here) at under 1 KiB/s, long before the node stops (20 s). */
+START_TEST(dripping_node_times_out)
+{
+    struct liar l;
+    minidbx_id id;
+    void *data = NULL;
+    size_t size = 0;
+    liar_start(&l, LIAR_DRIP);
+    minidbx *db = liar_open(&l, 2000);
+    ck_assert_ok(minidbx_id_parse(&id, liar_hex));
+    double start = now_ms();
+    ck_assert_rc(minidbx_get(db, &id, &data, &size), MINIDBX_EIO);
+    ck_assert_msg(now_ms() - start < 12000, "the get took %.0f ms", now_ms() - start);
+    minidbx_close(db);
+    liar_stop(&l);
+}
+END_TEST
+
 static Suite *http_suite(void)
 {
     Suite *s = suite_create("http");
@@ -740,6 +964,14 @@ static Suite *http_suite(void)
     tcase_add_test(remote, threads_share_a_handle);
     tcase_add_test(remote, streams_use_bounded_memory);
     suite_add_tcase(s, remote);
+
+    TCase *hostile = tcase_create("hostile node");
+    tcase_set_timeout(hostile, TEST_TIMEOUT_S);
+    tcase_add_test(hostile, node_answering_206_is_refused);
+    tcase_add_test(hostile, endless_json_reply_is_bounded);
+    tcase_add_test(hostile, endless_error_reply_is_cut);
+    tcase_add_test(hostile, dripping_node_times_out);
+    suite_add_tcase(s, hostile);
     return s;
 }
 
