@@ -174,8 +174,10 @@ typedef struct {
     /** Bearer token for remote stores (NULL: $MINIDBX_TOKEN, if set). */
     const char *token;
     /** Remote stores: the connect timeout, and how long a transfer may
-     *  stall without progress before it fails, in milliseconds (0: 30 s).
-     *  A large transfer that keeps moving is never cut off. */
+     *  move at under 1 KiB/s (stalled, or dripping) before it fails, in
+     *  milliseconds (0: 30 s). A large transfer that keeps moving is never
+     *  cut off. A reply that is not an object's bytes (a listing, a
+     *  report) over 64 MiB is MINIDBX_EIO. */
     unsigned timeout_ms;
 } minidbx_options;
 
