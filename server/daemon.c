@@ -9,6 +9,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,13 +198,26 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, 
  * write lock, which another process may hold for as long as it likes; an
  * operator who will not wait says so again. Nothing acknowledged is lost:
  * a write is answered only once it is committed. */
+struct force_stop {
+    pthread_t thread;
+    bool running;
+    sigset_t *set;
+    atomic_bool done; /* the stop is over: the SIGHUP that wakes the thread ends it */
+};
+
 static void *force_stop_main(void *arg)
 {
-    const sigset_t *set = arg;
+    struct force_stop *f = arg;
     int sig = 0;
 
-    while (sigwait(set, &sig) != 0 || sig == SIGHUP)
-        ;
+    for (;;) {
+        if (sigwait(f->set, &sig) != 0)
+            continue;
+        if (atomic_load(&f->done))
+            return NULL;
+        if (sig != SIGHUP)
+            break;
+    }
     static const char said[] = "mdbx serve: signalled again: exiting now, without the writes still waiting "
                                "for the store (none of them was acknowledged)\n";
     ssize_t n = write(STDERR_FILENO, said, sizeof said - 1);
@@ -210,12 +225,23 @@ static void *force_stop_main(void *arg)
     _exit(1);
 }
 
+/* Not pthread_cancel: a thread cancelled in sigwait leaves its stack as
+ * AddressSanitizer poisoned it, which it then reports at the thread's end. */
+static void force_stop_end(struct force_stop *f)
+{
+    if (!f->running)
+        return;
+    atomic_store(&f->done, true);
+    pthread_kill(f->thread, SIGHUP);
+    pthread_join(f->thread, NULL);
+}
+
 /* Wait for SIGTERM or SIGINT (blocked in every thread since before the
  * daemon started; SIGHUP opens the access log again), then drain: stop
  * accepting, give requests in flight up to drain_timeout_s to finish,
  * stop. From the first signal on, a second one exits at once. */
-static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, sigset_t *set, pthread_t *force,
-                           bool *forcing)
+static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, sigset_t *set,
+                           struct force_stop *force)
 {
     int sig = 0;
 
@@ -225,7 +251,8 @@ static void wait_and_drain(struct serve_server *srv, struct MHD_Daemon *daemon, 
             sig = 0;
         }
     fprintf(stderr, "mdbx serve: %s: draining\n", strsignal(sig));
-    *forcing = pthread_create(force, NULL, force_stop_main, set) == 0;
+    force->set = set;
+    force->running = pthread_create(&force->thread, NULL, force_stop_main, force) == 0;
     MHD_socket listen_fd = MHD_quiesce_daemon(daemon);
     if (listen_fd != MHD_INVALID_SOCKET)
         close(listen_fd);
@@ -302,18 +329,14 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     format_host(listen_fd, where, sizeof where);
     printf("listening on %s://%s:%u\n", tls->tls_cert ? "https" : "http", where, bound_port(daemon));
     fflush(stdout);
-    pthread_t force;
-    bool forcing = false;
-    wait_and_drain(srv, daemon, &set, &force, &forcing);
+    struct force_stop force = { .running = false };
+    wait_and_drain(srv, daemon, &set, &force);
     /* they resume their connections: before the daemon goes */
     serve_jobs_stop(srv);
     serve_commits_stop(srv);
     MHD_stop_daemon(daemon);
     stop_parts(srv);
-    if (forcing) { /* sigwait is a cancellation point */
-        pthread_cancel(force);
-        pthread_join(force, NULL);
-    }
+    force_stop_end(&force);
     fprintf(stderr, "mdbx serve: stopped\n");
     return 0;
 }
