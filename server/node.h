@@ -270,6 +270,11 @@ const char *serve_framing_problem(const struct serve_framing *f);
 /* serve_framing_add over every header of the connection's request, then
  * serve_framing_problem. */
 const char *serve_request_framing_problem(struct MHD_Connection *conn);
+/* NULL, or why the request (as MHD's access handler got it) is refused:
+ * a raw NUL byte in the request line or a header value, where a C string
+ * would cut a name, an id or a token short (framing.c). */
+const char *serve_request_head_problem(struct MHD_Connection *conn, const char *method,
+                                       const char *url, const char *version);
 /* True if the JSON text (len bytes) holds a NUL byte, or a \u0000 escape
  * inside a string (cJSON would cut the string there). Pure. */
 bool serve_json_has_nul(const char *text, size_t len);
