@@ -23,19 +23,46 @@
  * later GET uses the entry only if the fd it has just opened has exactly
  * those, and (identities) the entry is younger than VERIFIED_TTL_NS. This
  * trusts that the bytes of a file cannot change through the filesystem
- * without its ctime changing: every write, truncate, fallocate or copy
- * into a file sets its ctime to the current time, and nothing in user
- * space can set ctime back (utimensat sets mtime, and ctime to now); a
- * rename of another file into place changes st_ino. So a file is only
- * remembered when its ctime is at least CTIME_MARGIN_NS older than the
- * start of the hashing: a write that came after would have to set ctime
- * to an older value, which needs a clock stepped back by more than the
- * margin, or a filesystem with timestamps coarser than the margin. Not
- * covered (nor by any hashing of bytes that the page cache holds):
- * changes below the filesystem (a raw write to the disk, silent media
- * errors), and a write to a blob during the sendfile of a remembered
- * file, which only someone who can write the store's files can make; the
- * next GET after such a write sees the new ctime and hashes again.
+ * without its ctime changing, and that holds only for a file that no one
+ * has open for writing:
+ *
+ *   - every write, truncate, fallocate or copy into a file sets its ctime
+ *     to the current time, and nothing in user space can set ctime back
+ *     (utimensat sets mtime, and ctime to now); a rename of another file
+ *     into place changes st_ino;
+ *   - a store through a shared writable mapping sets ctime only on the
+ *     write fault of a clean page; the page then stays writable until
+ *     writeback cleans it (dirty_expire_centisecs, 30 s by default; on
+ *     tmpfs, never), and every store meanwhile changes the bytes with no
+ *     new ctime. A store through a mapping made later faults first (its
+ *     page table entry starts read-only), so it is only the mappings that
+ *     exist when the hashing starts that can do this.
+ *
+ * So before the bytes are read, serve_file_unwritten asks whether anyone
+ * has the file open for writing: a writable shared mapping holds its
+ * file open for writing (even after its fd is closed), and the kernel
+ * grants a read lease (F_SETLEASE, F_RDLCK) only when no one, in any
+ * process, has it open so. A file that someone has is hashed on every
+ * GET while they do. Waiting out the writeback horizon instead (remember
+ * only a ctime older than dirty_expire + dirty_writeback + a margin)
+ * would not be sound: writeback can be late (a slow disk,
+ * dirty_writeback_centisecs 0) or, on tmpfs, never come. Dropping the
+ * identities for the body cache alone would hash every GET of an object
+ * too large for it.
+ *
+ * And the file is only remembered when its ctime is at least
+ * CTIME_MARGIN_NS older than the start of the hashing: a write that came
+ * after (through a descriptor opened after the lease was let go, or a new
+ * mapping's fault) would have to set ctime to an older value, which needs
+ * a clock stepped back by more than the margin, or a filesystem with
+ * timestamps coarser than the margin. Not covered (nor by any hashing of
+ * bytes that the page cache holds): changes below the filesystem (a raw
+ * write to the disk, silent media errors), and a write to a blob during
+ * the sendfile of a remembered file, which only someone who can write the
+ * store's files can make; the next GET after such a write sees the new
+ * ctime and hashes again. Where leases cannot be had (a node that does
+ * not own its store's files and lacks CAP_LEASE, a filesystem without
+ * them, fs.leases-enable 0) nothing is remembered: every GET hashes.
  *
  * A body trusts less: the bytes sent are the bytes that were hashed, in
  * the node's own memory, whatever happens to the file afterwards. A
@@ -59,6 +86,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -122,6 +150,11 @@ int serve_verified_start(struct serve_server *srv)
         free(v);
         return ENOMEM;
     }
+    /* A read lease is the process's for an instant (serve_file_unwritten);
+     * someone who opens the file for writing then makes the kernel send
+     * it SIGIO, which would end it. */
+    if (count)
+        signal(SIGIO, SIG_IGN);
     v->count = count;
     v->body_cache_bytes = srv->cfg->body_cache_bytes;
     v->memfd_bodies = srv->cfg->io_model == SERVE_IO_PER_CONNECTION;
@@ -191,6 +224,15 @@ static bool may_remember(int fd, const struct stat *before, int64_t hashed_since
 }
 
 /* ---- identities -------------------------------------------------------------- */
+
+bool serve_file_unwritten(int fd)
+{
+    /* EAGAIN: open for writing somewhere; EACCES, EINVAL: no leases here */
+    if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
+        return false;
+    fcntl(fd, F_SETLEASE, F_UNLCK);
+    return true;
+}
 
 /* Ids are SHA-256 digests: their first bytes are as good as any hash. */
 static struct verified_entry *verified_slot(struct serve_verified *v, const minidbx_id *id)

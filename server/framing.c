@@ -9,7 +9,24 @@
  * MHD_OPTION_STRICT_FOR_CLIENT covers none of these, so every header of a
  * request is checked here before anything else happens. Likewise a %00 in
  * a URL or query, or \u0000 in a JSON string, would cut an id or a name
- * short: C strings stop at the NUL. */
+ * short: C strings stop at the NUL.
+ *
+ * So would a raw NUL byte (0x00) in the request line or a header value:
+ * libmicrohttpd 0.9.75 hands over the URL, the query's keys and values
+ * and the header values as C strings cut at it, with lengths to match,
+ * and MHD_OPTION_STRICT_FOR_CLIENT does not refuse it (a NUL in a header
+ * name it does refuse). What it does leave is the request's head in one
+ * buffer, parsed in place: each piece (method, path, query keys and
+ * values, version, header names and values) a string where it stood,
+ * the separators between them (space, '?', '&', '=', ':', CR, LF)
+ * overwritten with NULs, and MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE its
+ * length. serve_request_head_problem walks that buffer from piece to
+ * piece, in order: between two pieces there may be only NULs and white
+ * space; any other byte is the rest of a piece that a NUL cut short.
+ * (serve_unescape clears what unescaping leaves behind a piece, so that
+ * it is no such rest.) A header line folded onto the next (obs-fold),
+ * whose pieces libmicrohttpd moves out of the buffer, is refused too, as
+ * RFC 9112 allows. */
 #include "node.h"
 
 #include <string.h>
@@ -122,8 +139,69 @@ bool serve_json_has_nul(const char *text, size_t len)
 
 size_t serve_unescape(void *cls, struct MHD_Connection *conn, char *text)
 {
-    size_t len = MHD_http_unescape(text);
+    size_t raw = strlen(text), len = MHD_http_unescape(text);
+    /* "%41" is one byte now: the two behind the string's end are cleared
+     * (serve_request_head_problem takes any other byte for a cut piece) */
+    memset(text + len, 0, raw - len);
     if (memchr(text, '\0', len))
         serve_conn_mark_nul(cls, conn);
     return len;
+}
+
+/* A walk through a request's head, piece by piece (see the top). */
+struct head_walk {
+    const char *at, *end; /* where the last piece ended; the head's end */
+    const char *version;  /* its piece, due after the query's */
+    bool cut;             /* a byte between pieces: a piece cut at a NUL */
+    bool elsewhere;       /* a piece outside the head, or out of order */
+};
+
+/* The next piece starts at start and has len bytes. */
+static void walk_to(struct head_walk *w, const char *start, size_t len)
+{
+    if (start < w->at || start > w->end || len > (size_t)(w->end - start)) {
+        w->elsewhere = true;
+        return;
+    }
+    for (const char *p = w->at; p < start; p++)
+        w->cut |= *p != '\0' && *p != ' ' && *p != '\t';
+    w->at = start + len;
+}
+
+static enum MHD_Result walk_value(void *cls, enum MHD_ValueKind kind, const char *key, size_t key_size,
+                                  const char *value, size_t value_size)
+{
+    struct head_walk *w = cls;
+
+    if (kind == MHD_HEADER_KIND && w->version) { /* the request line is done */
+        walk_to(w, w->version, strlen(w->version));
+        w->version = NULL;
+    }
+    walk_to(w, key, key_size);
+    if (value)
+        walk_to(w, value, value_size);
+    return MHD_YES;
+}
+
+const char *serve_request_head_problem(struct MHD_Connection *conn, const char *method,
+                                       const char *url, const char *version)
+{
+    const union MHD_ConnectionInfo *info =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_REQUEST_HEADER_SIZE);
+    struct head_walk w = { method, method, version, false, false };
+
+    if (!info)
+        return "a request head that cannot be checked";
+    w.end = method + info->header_size;
+    walk_to(&w, method, strlen(method));
+    walk_to(&w, url, strlen(url));
+    MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND | MHD_HEADER_KIND, walk_value, &w);
+    if (w.version)
+        walk_to(&w, w.version, strlen(w.version));
+    walk_to(&w, w.end, 0);
+    if (w.cut)
+        return "a NUL byte in the request line or a header value";
+    if (w.elsewhere)
+        return "a header line folded onto the next (obs-fold), or a request head out of order";
+    return NULL;
 }

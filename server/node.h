@@ -270,6 +270,11 @@ const char *serve_framing_problem(const struct serve_framing *f);
 /* serve_framing_add over every header of the connection's request, then
  * serve_framing_problem. */
 const char *serve_request_framing_problem(struct MHD_Connection *conn);
+/* NULL, or why the request (as MHD's access handler got it) is refused:
+ * a raw NUL byte in the request line or a header value, where a C string
+ * would cut a name, an id or a token short (framing.c). */
+const char *serve_request_head_problem(struct MHD_Connection *conn, const char *method,
+                                       const char *url, const char *version);
 /* True if the JSON text (len bytes) holds a NUL byte, or a \u0000 escape
  * inside a string (cJSON would cut the string there). Pure. */
 bool serve_json_has_nul(const char *text, size_t len);
@@ -372,8 +377,13 @@ int64_t serve_hash_start_ns(void);
 /* Was the file (st: fstat of an fd just opened) of object id hashed in
  * full and found right, and is it unchanged since? */
 bool serve_verified_lookup(struct serve_server *srv, const minidbx_id *id, const struct stat *st);
+/* Is the file fd open for writing nowhere, in no process (no mapping
+ * either)? Asked before a hashing whose result is to be remembered: only
+ * then may it be (cache.c). */
+bool serve_file_unwritten(int fd);
 /* The file fd, whose fstat was before when its hashing started at
- * hashed_since_ns, hashed to id: remember it if cache.c may. */
+ * hashed_since_ns, hashed to id, and serve_file_unwritten said yes before
+ * the hashing: remember it if cache.c may. */
 void serve_verified_remember(struct serve_server *srv, const minidbx_id *id, int fd,
                              const struct stat *before, int64_t hashed_since_ns);
 

@@ -18,9 +18,13 @@
  * endpoints: they accept either kind of id and answer with the kind they
  * were given ("hash"; "id" is always the SHA-256). An alias only leads to
  * an object: the bytes sent are still verified against the SHA-256, and
- * an alias never moves (a second object with the same MD5, a collision,
- * gets 409 and is left unnamed). An aliased object is named, so gc keeps
- * it, as the old system kept every upload. */
+ * the alias is used only when that object's bytes have its MD5 (checked
+ * once per process and pair, alias_resolve): a name under _go/md5/ that
+ * came from elsewhere (`mdbx pull`, a local `mdbx name set`) and points
+ * at other bytes is no alias, and the next /upload of the right bytes
+ * replaces it. An alias never moves otherwise (a second object with the
+ * same MD5, a collision, gets 409 and is left unnamed). An aliased object
+ * is named, so gc keeps it, as the old system kept every upload. */
 #include "node.h"
 #include "wire.h"
 
@@ -107,30 +111,6 @@ static int alias_get(minidbx *db, const char *md5, minidbx_id *id)
     return rc;
 }
 
-/* The node's alias sets, one at a time: the check that an alias is free
- * and its set are one step for this node's requests (two uploads of an
- * MD5 collision at once cannot both take it). */
-static pthread_mutex_t alias_lock = PTHREAD_MUTEX_INITIALIZER;
-
-/* Point the alias at id unless it points elsewhere already (EEXISTS: two
- * objects with one MD5). mtime_ns >= 0: set with that time (a copy). */
-static int alias_set(minidbx *db, const char *md5, const minidbx_id *id, int64_t mtime_ns)
-{
-    char name[sizeof MD5_PREFIX + MD5_HEX_DIGITS];
-    minidbx_id current;
-
-    pthread_mutex_lock(&alias_lock);
-    int rc = alias_get(db, md5, &current);
-    if (rc == 0)
-        rc = minidbx_id_equal(&current, id) ? 0 : MINIDBX_EEXISTS;
-    else if (rc == MINIDBX_ENOTFOUND) {
-        alias_name(md5, name);
-        rc = mtime_ns >= 0 ? minidbx_name_set_at(db, name, id, mtime_ns) : minidbx_name_set(db, name, id);
-    }
-    pthread_mutex_unlock(&alias_lock);
-    return rc;
-}
-
 /* The MD5 of an object's bytes, read back from the store (and verified
  * against its id on the way, as every read is). */
 static int object_md5(minidbx *db, const minidbx_id *id, char out[MD5_HEX_DIGITS + 1])
@@ -157,6 +137,94 @@ static int object_md5(minidbx *db, const minidbx_id *id, char out[MD5_HEX_DIGITS
     minidbx_reader_close(reader);
     EVP_MD_CTX_free(md);
     free(buf);
+    return rc;
+}
+
+/* Pairs (MD5, id) whose MD5 this process has computed from the object's
+ * bytes, so that an alias is hashed once, not on every use: that the
+ * object with a SHA-256 has an MD5 never stops being true. A small table,
+ * one pair per slot (chosen by the MD5's first digits); a pair pushed out
+ * is only hashed again. */
+#define CHECKED_SLOTS 1024
+static struct {
+    char md5[MD5_HEX_DIGITS];
+    minidbx_id id;
+} checked[CHECKED_SLOTS];
+static pthread_mutex_t checked_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static size_t checked_slot(const char *md5)
+{
+    size_t slot = 0;
+    for (size_t i = 0; i < 4; i++) /* lower-case hex digits */
+        slot = slot * 16 + (size_t)(md5[i] <= '9' ? md5[i] - '0' : md5[i] - 'a' + 10);
+    return slot % CHECKED_SLOTS;
+}
+
+static bool md5_checked(const char *md5, const minidbx_id *id)
+{
+    size_t slot = checked_slot(md5);
+    pthread_mutex_lock(&checked_lock);
+    bool found = memcmp(checked[slot].md5, md5, MD5_HEX_DIGITS) == 0 &&
+                 minidbx_id_equal(&checked[slot].id, id);
+    pthread_mutex_unlock(&checked_lock);
+    return found;
+}
+
+static void md5_remember(const char *md5, const minidbx_id *id)
+{
+    size_t slot = checked_slot(md5);
+    pthread_mutex_lock(&checked_lock);
+    memcpy(checked[slot].md5, md5, MD5_HEX_DIGITS);
+    checked[slot].id = *id;
+    pthread_mutex_unlock(&checked_lock);
+}
+
+/* The object an MD5 names, checked: 0 when the alias exists and its
+ * object's bytes have that MD5; ENOTFOUND when there is no alias, its
+ * object is gone, or the object has another MD5 (a name under _go/md5/
+ * that the node did not set: `mdbx pull` from another node, a local
+ * `mdbx name set`); else an error (ECORRUPT: the object fails its own
+ * SHA-256). The old clients thus never get bytes with another MD5 than
+ * the one they asked for. */
+static int alias_resolve(minidbx *db, const char *md5, minidbx_id *id)
+{
+    char actual[MD5_HEX_DIGITS + 1];
+    int rc = alias_get(db, md5, id);
+
+    if (rc < 0 || md5_checked(md5, id))
+        return rc;
+    if ((rc = object_md5(db, id, actual)) < 0)
+        return rc;
+    if (memcmp(actual, md5, MD5_HEX_DIGITS) != 0)
+        return MINIDBX_ENOTFOUND;
+    md5_remember(md5, id);
+    return 0;
+}
+
+/* The node's alias sets, one at a time: the check that an alias is free
+ * and its set are one step for this node's requests (two uploads of an
+ * MD5 collision at once cannot both take it). */
+static pthread_mutex_t alias_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* Point the alias at id (whose MD5 the caller computed) unless it names
+ * another object with this MD5 already (EEXISTS: a collision). An alias
+ * that is no alias (alias_resolve: ENOTFOUND) is replaced. mtime_ns >= 0:
+ * set with that time (a copy). */
+static int alias_set(minidbx *db, const char *md5, const minidbx_id *id, int64_t mtime_ns)
+{
+    char name[sizeof MD5_PREFIX + MD5_HEX_DIGITS];
+    minidbx_id current;
+
+    md5_remember(md5, id);
+    pthread_mutex_lock(&alias_lock);
+    int rc = alias_resolve(db, md5, &current);
+    if (rc == 0)
+        rc = minidbx_id_equal(&current, id) ? 0 : MINIDBX_EEXISTS;
+    else if (rc == MINIDBX_ENOTFOUND) {
+        alias_name(md5, name);
+        rc = mtime_ns >= 0 ? minidbx_name_set_at(db, name, id, mtime_ns) : minidbx_name_set(db, name, id);
+    }
+    pthread_mutex_unlock(&alias_lock);
     return rc;
 }
 
@@ -210,7 +278,7 @@ static bool go_parse_hash(struct serve_request *req, const char *text, struct go
         strspn(text, "0123456789abcdefABCDEF") == MD5_HEX_DIGITS) {
         for (size_t i = 0; i < MD5_HEX_DIGITS; i++)
             h->text[i] = (char)tolower((unsigned char)text[i]);
-        int rc = alias_get(req->srv->db, h->text, &h->id);
+        int rc = alias_resolve(req->srv->db, h->text, &h->id);
         if (rc < 0 && rc != MINIDBX_ENOTFOUND) {
             *result = serve_reply_failure(req, rc, "md5 alias");
             return false;

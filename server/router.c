@@ -66,6 +66,8 @@ static enum MHD_Result request_begin(struct serve_server *srv, struct MHD_Connec
     if (!framing && !nul && strcmp(version, MHD_HTTP_VERSION_1_1) != 0 &&
         strcmp(version, MHD_HTTP_VERSION_1_0) != 0)
         framing = "not an HTTP/1.0 or HTTP/1.1 request line";
+    if (!framing && !nul)
+        framing = serve_request_head_problem(conn, method, url, version);
     if (framing || nul) {
         req->spec = &serve_unknown_route;
         req->close_connection = true;

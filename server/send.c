@@ -124,6 +124,7 @@ struct object_source {
     uint64_t offset;  /* where the object's bytes start in it */
     struct stat st;   /* fstat(fd) when it was opened */
     int64_t opened_rt_ns;
+    bool unwritten;   /* no writer had the file open when its hashing began */
     const char *problem; /* why source_open failed, when the library did not say */
     char detail[96];     /* why reading the blob file failed (the server hashes those) */
 };
@@ -141,7 +142,7 @@ static int source_open(struct serve_server *srv, const minidbx_id *id, struct ob
 {
     int rc;
 
-    *src = (struct object_source){ srv, *id, NULL, 0, -1, 0, { 0 }, serve_hash_start_ns(), NULL, "" };
+    *src = (struct object_source){ srv, *id, NULL, 0, -1, 0, { 0 }, serve_hash_start_ns(), false, NULL, "" };
     if ((rc = minidbx_reader_open(srv->db, id, &src->reader, &src->size)) < 0)
         return rc;
     if (minidbx_reader_fd(src->reader, &src->fd, &src->offset) < 0) {
@@ -159,6 +160,20 @@ static int source_open(struct serve_server *srv, const minidbx_id *id, struct ob
         return MINIDBX_ECORRUPT;
     }
     return 0;
+}
+
+/* Before the blob file is read to be hashed: may the hashing be
+ * remembered (cache.c: only if no one has the file open for writing)? */
+static void source_hash_begins(struct object_source *src)
+{
+    src->unwritten = serve_file_unwritten(src->fd);
+}
+
+/* The blob file, read since source_hash_begins, hashed to its id. */
+static void source_remember(struct object_source *src)
+{
+    if (src->unwritten)
+        serve_verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
 }
 
 /* 0 when size bytes at data hash to src's id, else ECORRUPT with the same
@@ -188,6 +203,8 @@ static int source_read_all(struct object_source *src, char **out)
         return MINIDBX_ENOMEM;
     if (src->fd >= 0) {
         bool cached = serve_verified_lookup(src->srv, &src->id, &src->st);
+        if (!cached)
+            source_hash_begins(src);
         errno = 0;
         if (pread_full(src->fd, buf, (size_t)src->size, src->offset) != (ssize_t)src->size) {
             snprintf(src->detail, sizeof src->detail, "cannot read the blob file (%s)",
@@ -196,7 +213,7 @@ static int source_read_all(struct object_source *src, char **out)
         } else if (!cached && (rc = check_bytes(src, buf, (size_t)src->size)) < 0)
             ;
         else if (!cached)
-            serve_verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
+            source_remember(src);
         else { /* cached: the bytes just read are the ones hashed if the file did not change */
             struct stat now;
             if (fstat(src->fd, &now) < 0 || !serve_same_file(&now, &src->st))
@@ -278,7 +295,7 @@ static bool stream_verified(struct stream_body *body)
         return minidbx_reader_read(src->reader, body->scratch, STREAM_BLOCK, &n) == 0 && n == 0;
     if (!digest_is(body->ctx, &src->id))
         return false;
-    serve_verified_remember(src->srv, &src->id, src->fd, &src->st, src->opened_rt_ns);
+    source_remember(src);
     return true;
 }
 
@@ -321,6 +338,8 @@ static struct MHD_Response *stream_response(struct object_source *src, const str
     if (body) {
         body->src = *src;
         body->range = *range;
+        if (body->src.fd >= 0)
+            source_hash_begins(&body->src);
         src->reader = NULL;
         src->fd = -1;
         if ((body->scratch = malloc(STREAM_BLOCK)) &&
