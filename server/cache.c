@@ -38,7 +38,12 @@
  *     page table entry starts read-only), so it is only the mappings that
  *     exist when the hashing starts that can do this.
  *
- * So before the bytes are read, serve_file_unwritten asks whether anyone
+ * A mapping made later faults first, and that fault moves ctime only
+ * where the filesystem's page_mkwrite does (ext4, XFS, Btrfs): on tmpfs
+ * and ramfs no mapped write ever moves it, and on filesystems not known
+ * to, nothing is remembered (serve_file_rememberable): every GET hashes.
+ *
+ * So before the bytes are read, serve_file_rememberable asks whether anyone
  * has the file open for writing: a writable shared mapping holds its
  * file open for writing (even after its fd is closed), and the kernel
  * grants a read lease (F_SETLEASE, F_RDLCK) only when no one, in any
@@ -91,6 +96,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -150,7 +156,7 @@ int serve_verified_start(struct serve_server *srv)
         free(v);
         return ENOMEM;
     }
-    /* A read lease is the process's for an instant (serve_file_unwritten);
+    /* A read lease is the process's for an instant (serve_file_rememberable);
      * someone who opens the file for writing then makes the kernel send
      * it SIGIO, which would end it. */
     if (count)
@@ -225,8 +231,31 @@ static bool may_remember(int fd, const struct stat *before, int64_t hashed_since
 
 /* ---- identities -------------------------------------------------------------- */
 
-bool serve_file_unwritten(int fd)
+/* Does a store through a shared mapping of a file on fd's filesystem set
+ * the file's ctime (at the write fault of a clean page)? On ext2/3/4, XFS
+ * and Btrfs it does (their page_mkwrite updates the times). On tmpfs and
+ * ramfs it never does (they have no page_mkwrite), so there a mapping
+ * made after the hashing changes the bytes with no new ctime; on other
+ * filesystems it is not known. Nothing is remembered there. */
+static bool mapped_writes_move_ctime(int fd)
 {
+    struct statfs fs;
+    if (fstatfs(fd, &fs) != 0)
+        return false;
+    switch ((unsigned long)fs.f_type) {
+    case 0xEF53UL:     /* EXT2/3/4_SUPER_MAGIC */
+    case 0x58465342UL: /* XFS_SUPER_MAGIC */
+    case 0x9123683EUL: /* BTRFS_SUPER_MAGIC */
+        return true;
+    default:
+        return false;
+    }
+}
+
+bool serve_file_rememberable(int fd)
+{
+    if (!mapped_writes_move_ctime(fd))
+        return false;
     /* EAGAIN: open for writing somewhere; EACCES, EINVAL: no leases here */
     if (fcntl(fd, F_SETLEASE, F_RDLCK) < 0)
         return false;

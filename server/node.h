@@ -377,12 +377,12 @@ int64_t serve_hash_start_ns(void);
 /* Was the file (st: fstat of an fd just opened) of object id hashed in
  * full and found right, and is it unchanged since? */
 bool serve_verified_lookup(struct serve_server *srv, const minidbx_id *id, const struct stat *st);
-/* Is the file fd open for writing nowhere, in no process (no mapping
- * either)? Asked before a hashing whose result is to be remembered: only
- * then may it be (cache.c). */
-bool serve_file_unwritten(int fd);
+/* May a hashing of the file fd be remembered: is it on a filesystem where
+ * a write through a mapping moves ctime, and open for writing nowhere, in
+ * no process (no mapping either)? Asked before the hashing (cache.c). */
+bool serve_file_rememberable(int fd);
 /* The file fd, whose fstat was before when its hashing started at
- * hashed_since_ns, hashed to id, and serve_file_unwritten said yes before
+ * hashed_since_ns, hashed to id, and serve_file_rememberable said yes before
  * the hashing: remember it if cache.c may. */
 void serve_verified_remember(struct serve_server *srv, const minidbx_id *id, int fd,
                              const struct stat *before, int64_t hashed_since_ns);

@@ -166,7 +166,7 @@ static int source_open(struct serve_server *srv, const minidbx_id *id, struct ob
  * remembered (cache.c: only if no one has the file open for writing)? */
 static void source_hash_begins(struct object_source *src)
 {
-    src->unwritten = serve_file_unwritten(src->fd);
+    src->unwritten = serve_file_rememberable(src->fd);
 }
 
 /* The blob file, read since source_hash_begins, hashed to its id. */

@@ -10,6 +10,13 @@
 
 file_sends() { curl -s "$URL/metrics" | sed -n 's/^minidbx_http_verified_file_sends_total //p'; }
 
+# Only where a write through a mapping moves ctime (ext4, XFS, Btrfs) does
+# the node remember files at all; on tmpfs (the test's TMPDIR may be one:
+# meson runs this script on /dev/shm too) it hashes every GET.
+FS=$(stat -f -c %T "$T")
+case $FS in ext2/ext3 | xfs | btrfs) REMEMBERS=1 ;; *) REMEMBERS=0 ;; esac
+echo "# the store is on $FS: files are $([ $REMEMBERS = 1 ] || echo "not ")remembered"
+
 head -c 50000 /dev/urandom >"$T/small"     # read whole, hashed or not (no --body-cache)
 head -c 5000000 /dev/urandom >"$T/big"     # streamed, or sent with sendfile
 SMALL=$("$MDBX" -s "$T/store" put "$T/small") && BIG=$("$MDBX" -s "$T/store" put "$T/big") ||
@@ -67,8 +74,13 @@ check "flipped back" test "$said" = flipped
 writer_stop
 sends=$(file_sends)
 get_both_twice
-check "both were sent from a remembered file (verified_file_sends +2 at least)" \
-    eval '[ "$(file_sends)" -ge $((sends + 2)) ]'
+if [ $REMEMBERS = 1 ]; then
+    check "both were sent from a remembered file (verified_file_sends +2 at least)" \
+        eval '[ "$(file_sends)" -ge $((sends + 2)) ]'
+else
+    check "none was sent from a remembered file on $FS (verified_file_sends +0)" \
+        eval '[ "$(file_sends)" -eq "$sends" ]'
+fi
 
 echo "# --- a writer that comes after the node remembered the files"
 coproc W { "$MMAP_WRITER" 100 "$(blob_of "$SMALL")" "$(blob_of "$BIG")"; }
