@@ -49,14 +49,7 @@ static void let_s3_second_pass(void)
 {
     if (!on_s3())
         return;
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct timespec rest = { 1, 1000000000L - now.tv_nsec + 20000000L };
-    if (rest.tv_nsec >= 1000000000L) {
-        rest.tv_sec++;
-        rest.tv_nsec -= 1000000000L;
-    }
-    nanosleep(&rest, NULL);
+    sleep_past_second(2, 20);
 }
 
 static void sleep_ms(long ms)

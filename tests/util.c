@@ -397,6 +397,17 @@ int run_in_child(int (*fn)(void *arg), void *arg, long *max_rss_kib)
     return WEXITSTATUS(status);
 }
 
+void sleep_past_second(int seconds, long extra_ms)
+{
+    struct timespec now, rest;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long ns = 1000000000L - now.tv_nsec + extra_ms * 1000000L;
+    rest.tv_sec = seconds - 1 + ns / 1000000000L;
+    rest.tv_nsec = ns % 1000000000L;
+    while (nanosleep(&rest, &rest) != 0 && errno == EINTR)
+        ;
+}
+
 double now_ms(void)
 {
     struct timespec ts;

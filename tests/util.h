@@ -150,6 +150,9 @@ long peak_rss_kib(void);
  * NULL, the child's own peak RSS in KiB (from wait4). */
 int run_in_child(int (*fn)(void *arg), void *arg, long *max_rss_kib);
 /* Monotonic clock in ms. */
+/* Sleep until extra_ms past the start of the seconds-th wall-clock second
+ * from now (1: the next one). */
+void sleep_past_second(int seconds, long extra_ms);
 double now_ms(void);
 
 /* ---- a real `mdbx serve` ---- */

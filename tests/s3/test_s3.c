@@ -114,10 +114,7 @@ static void object_key(const minidbx_id *id, char out[128])
  * Date have whole seconds, and gc keeps what was put in its own second. */
 static void next_second(void)
 {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    struct timespec rest = { 0, 1000000000L - now.tv_nsec + 10000000L };
-    nanosleep(&rest, NULL);
+    sleep_past_second(1, 10);
 }
 
 /* How many times tag comes in the engine's answer to query, which must be
