@@ -98,7 +98,12 @@ for f in cached:memory cached_big:file; do
     check "  ... whole" cmp -s "$T/body" "$T/$f"
     expect_code 206 "  ... a Range of it from the cache" -H "Range: bytes=100-199999" "$URL/v1/objects/$id"
     check "  ... the right bytes" cmp -s "$T/body" <(tail -c +101 "$T/$f" | head -c 199900)
-    check "  ... both sent from the $counter without hashing" test "$(sends "$counter")" = $((before + 2))
+    if [ "$counter" = memory ] || remembers_files "$T"; then
+        check "  ... both sent from the $counter without hashing" test "$(sends "$counter")" = $((before + 2))
+    else # tmpfs: a write through a mapping never moves ctime there, so files are not remembered
+        check "  ... both hashed again ($(stat -f -c %T "$T") files are not remembered)" \
+            test "$(sends "$counter")" = "$before"
+    fi
 done
 check "the kept bytes are counted" \
     grep -q '^minidbx_http_verified_memory_bytes 200000$' <(curl -s "$URL/metrics")

@@ -120,3 +120,8 @@ header_has() { grep -qi -- "$1" "$T/headers"; }
 sha() { sha256sum "$1" | cut -c1-64; }
 # The ids the node lists (GET /v1/objects), one per line.
 listed_ids() { curl -s "$URL/v1/objects" | grep -o '"id":"[0-9a-f]*"' | cut -d'"' -f4; }
+
+# Does the node remember verified blob files on DIR's filesystem
+# (server/cache.c: only where a write through a mapping moves ctime:
+# ext2/3/4, XFS, Btrfs; on tmpfs every GET hashes)?
+remembers_files() { case $(stat -f -c %T "$1") in ext2/ext3 | xfs | btrfs) return 0 ;; *) return 1 ;; esac; }

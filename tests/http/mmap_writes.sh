@@ -14,7 +14,7 @@ file_sends() { curl -s "$URL/metrics" | sed -n 's/^minidbx_http_verified_file_se
 # the node remember files at all; on tmpfs (the test's TMPDIR may be one:
 # meson runs this script on /dev/shm too) it hashes every GET.
 FS=$(stat -f -c %T "$T")
-case $FS in ext2/ext3 | xfs | btrfs) REMEMBERS=1 ;; *) REMEMBERS=0 ;; esac
+if remembers_files "$T"; then REMEMBERS=1; else REMEMBERS=0; fi
 echo "# the store is on $FS: files are $([ $REMEMBERS = 1 ] || echo "not ")remembered"
 
 head -c 50000 /dev/urandom >"$T/small"     # read whole, hashed or not (no --body-cache)
