@@ -34,9 +34,9 @@
  *   handles may be closed in any order. The second must ask for no more
  *   than the first gives: read-only on a store open read-write (the handle
  *   refuses writes itself), MINIDBX_SYNC_NONE on a durable one; a
- *   read-write open of a store open read-only, or a durable open of one
- *   open with MINIDBX_SYNC_NONE, is MINIDBX_ESTATE (close the other
- *   handle first). A thread's batch is on the store: all its handles in
+ *   read-write open of a store open read-only, or a durable read-write
+ *   open of one open with MINIDBX_SYNC_NONE, is MINIDBX_ESTATE (close the
+ *   other handle first). A thread's batch is on the store: all its handles in
  *   that thread join it, and closing any of them aborts it.
  *   Do not use a handle across fork(): open the store again in the child.
  */

@@ -538,6 +538,11 @@ START_TEST(second_open_asks_no_more)
     ck_assert_int_eq(minidbx_open(&db, fx_dir, NULL), MINIDBX_ESTATE);
     ck_assert_ptr_null(db);
     ck_assert_ptr_nonnull(strstr(minidbx_errmsg(NULL), "durability none"));
+    opts.flags = MINIDBX_OPEN_READONLY; /* writes nothing: its durability asks for nothing */
+    opts.durability = MINIDBX_SYNC_FULL;
+    reader = store_open_opts(fx_dir, &opts);
+    ck_assert_int_eq(minidbx_exists(reader, &id), 1);
+    minidbx_close(reader);
 }
 END_TEST
 

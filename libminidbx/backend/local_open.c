@@ -162,7 +162,7 @@ static int share_open(local_store *s, bool readonly, bool sync, minidbx_backend 
                                  "%s: this process has the store open read-only; close that handle "
                                  "before opening it read-write",
                                  s->root);
-    if (sync && !s->sync)
+    if (sync && !readonly && !s->sync) /* a read-only handle writes nothing to make durable */
         return minidbx_error_set(MINIDBX_ESTATE,
                                  "%s: this process has the store open with durability none; close that "
                                  "handle before opening it with full durability",

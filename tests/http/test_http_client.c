@@ -795,7 +795,7 @@ static void liar_answer(struct liar *l, int fd)
     case LIAR_DRIP: /* 4 bytes a second of a 1 MB body, for 20 s at most */
         atomic_fetch_add(&l->object_requests, 1);
         snprintf(head, sizeof head, "HTTP/1.1 200 OK\r\nContent-Length: 1000000\r\nConnection: close\r\n\r\n");
-        for (int i = 0; send_all(fd, i == 0 ? head : "xxxx", i == 0 ? strlen(head) : 4) && i < 20 &&
+        for (int i = 0; send_all(fd, i == 0 ? head : "drip", i == 0 ? strlen(head) : 4) && i < 20 &&
                         !atomic_load(&l->stop);
              i++)
             if (i > 0)
