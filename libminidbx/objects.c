@@ -16,6 +16,10 @@ static int verify_bytes(const minidbx_id *id, const void *data, size_t size)
     return rc < 0 ? rc : dbx_id_verify(id, &got);
 }
 
+/* A put above this size goes through the writer on a backend that asks
+ * for it (MINIDBX_BACKEND_PUT_WRITES_FIRST). */
+#define PUT_WRITES_FIRST_MIN (64u << 10)
+
 static int put_via_writer(minidbx *db, const void *data, size_t size, minidbx_id *id)
 {
     minidbx_writer *w;
@@ -39,7 +43,8 @@ int minidbx_put(minidbx *db, const void *data, size_t size, minidbx_id *out_id)
         return minidbx_error_set(MINIDBX_EINVAL, "put: NULL data");
     if ((rc = check_writable(db, "put")) < 0 || (rc = check_size(db, size)) < 0)
         return rc;
-    if (!db->be->put)
+    if (!db->be->put || (size > PUT_WRITES_FIRST_MIN && db->be->version >= 3 &&
+                         (db->be->flags & MINIDBX_BACKEND_PUT_WRITES_FIRST)))
         rc = put_via_writer(db, data, size, &id);
     else if ((rc = minidbx_id_of(&id, data, size)) == 0)
         rc = db->be->put(db->be, &id, data, size);

@@ -63,11 +63,13 @@ int minidbx_writer_write(minidbx_writer *w, const void *data, size_t size)
     if (w->error)
         return minidbx_error_set(w->error, "writer_write: the writer failed earlier (%s)",
                                  minidbx_strerror(w->error));
+    /* The backend's write first, then the hash: a local store has started
+     * the bytes' writeback by then, so the disk works while we hash. */
     int rc = check_size(w->db, w->written + size);
     if (rc == 0)
-        rc = dbx_hasher_update(w->hasher, data, size);
-    if (rc == 0)
         rc = w->bw->write(w->bw, data, size);
+    if (rc == 0)
+        rc = dbx_hasher_update(w->hasher, data, size);
     if (rc < 0)
         w->error = rc;
     else

@@ -364,6 +364,8 @@ int mem_backend_open(minidbx_backend **out, const char *location, const minidbx_
     be->writer_open = mem_writer_open;
     be->reader_open = mem_reader_open;
     be->info = mem_info;
+    if (strncmp(rest, "writesfirst", 11) == 0)
+        be->flags = MINIDBX_BACKEND_PUT_WRITES_FIRST;
     /* batch_*, name_*, verify and gc stay NULL */
     *out = be;
     return 0;

@@ -7,6 +7,7 @@
  *   mem://liar...     get and readers hand out bytes with one byte flipped
  *   mem://minimal...  put, get and missing are NULL (the library falls back
  *                     to the writer, the reader and exists)
+ *   mem://writesfirst... a plain store that sets MINIDBX_BACKEND_PUT_WRITES_FIRST
  *   anything else     a plain store
  * Names, batches, verify and gc are always NULL: those calls must give
  * MINIDBX_EUNSUPPORTED. Each open starts empty.

@@ -125,6 +125,43 @@ START_TEST(fallbacks_when_put_get_missing_null)
 }
 END_TEST
 
+/* A put of more than 64 KiB goes through the writer when the backend asks
+ * for it (MINIDBX_BACKEND_PUT_WRITES_FIRST), through put otherwise; the id
+ * is the same either way. */
+static void put_of_size(const char *location, size_t size, unsigned want_put, unsigned want_writer)
+{
+    minidbx *db = mem_open(location);
+    unsigned char *data = malloc(size);
+    ck_assert_ptr_nonnull(data);
+    for (size_t i = 0; i < size; i++)
+        data[i] = (unsigned char)(i * 7 + size);
+    minidbx_id id, want;
+    ck_assert_ok(minidbx_id_of(&want, data, size));
+    ck_assert_ok(minidbx_put(db, data, size, &id));
+    ck_assert_mem_eq(id.bytes, want.bytes, sizeof id.bytes);
+    const mem_backend_calls *calls = mem_backend_last_calls();
+    ck_assert_msg(calls->put == want_put && calls->writer_open == want_writer,
+                  "%s, %zu bytes: put %u writer %u, want %u and %u", location, size, calls->put,
+                  calls->writer_open, want_put, want_writer);
+    void *back = NULL;
+    size_t back_size = 0;
+    ck_assert_ok(minidbx_get(db, &id, &back, &back_size));
+    ck_assert_uint_eq(back_size, size);
+    ck_assert_mem_eq(back, data, size);
+    free(back);
+    free(data);
+    minidbx_close(db);
+}
+
+START_TEST(large_put_writes_first_when_asked)
+{
+    put_of_size("mem://writesfirst", (64u << 10) + 1, 0, 1);
+    put_of_size("mem://writesfirst", 1u << 20, 0, 1);
+    put_of_size("mem://writesfirst", 64u << 10, 1, 0);
+    put_of_size("mem://plain", 1u << 20, 1, 0);
+}
+END_TEST
+
 static void expect_liar_caught(const char *location)
 {
     minidbx *db = mem_open(location);
@@ -341,6 +378,7 @@ static Suite *backend_suite(void)
     tcase_add_test(tc, mem_store_works);
     tcase_add_test(tc, mem_store_streams);
     tcase_add_test(tc, fallbacks_when_put_get_missing_null);
+    tcase_add_test(tc, large_put_writes_first_when_asked);
     tcase_add_test(tc, lying_backend_gives_ecorrupt);
     tcase_add_test(tc, no_verify_trusts_backend);
     tcase_add_test(tc, location_grammar);

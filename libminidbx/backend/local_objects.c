@@ -322,24 +322,27 @@ typedef struct {
     size_t buf_len;
     int fd;
     uint64_t size;
-    uint64_t flushed; /* bytes whose writeback has been started */
+    uint64_t started; /* bytes whose writeback has been started */
+    uint64_t waited;  /* bytes whose writeback has been waited for */
     char path[PATH_MAX];
 } local_writer;
 
-/* Start writeback every WRITEBACK_BYTES so the disk works while we hash,
- * and wait for the window before, so at most two windows are dirty and the
- * final fdatasync has little left to do. */
+/* Start the writeback of what was written once WRITEBACK_START bytes wait
+ * (a put of one buffer: right after its one write, so the disk works while
+ * the library hashes), and keep at most about WRITEBACK_BYTES of a large
+ * file waiting for the disk: the final fdatasync has little left to do. */
+#define WRITEBACK_START (256u << 10)
 #define WRITEBACK_BYTES (8u << 20)
 
 static void writer_start_writeback(local_writer *w)
 {
-    if (!w->s->sync || w->size - w->flushed < WRITEBACK_BYTES)
+    if (!w->s->sync || w->size - w->started < WRITEBACK_START)
         return;
-    if (w->flushed >= WRITEBACK_BYTES)
-        sync_file_range(w->fd, (off64_t)(w->flushed - WRITEBACK_BYTES), WRITEBACK_BYTES,
+    sync_file_range(w->fd, (off64_t)w->started, (off64_t)(w->size - w->started), SYNC_FILE_RANGE_WRITE);
+    w->started = w->size;
+    for (; w->started - w->waited > WRITEBACK_BYTES; w->waited += WRITEBACK_BYTES)
+        sync_file_range(w->fd, (off64_t)w->waited, WRITEBACK_BYTES,
                         SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
-    sync_file_range(w->fd, (off64_t)w->flushed, (off64_t)(w->size - w->flushed), SYNC_FILE_RANGE_WRITE);
-    w->flushed = w->size;
 }
 
 static int writer_spill(local_writer *w)

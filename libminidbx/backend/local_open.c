@@ -405,6 +405,7 @@ static const minidbx_backend local_table = {
     .info = local_info,
     .name_set_at = local_name_set_at,
     .name_set_keep = local_name_set_keep,
+    .flags = MINIDBX_BACKEND_PUT_WRITES_FIRST,
 };
 
 static int open_locked(minidbx_backend **out, const char *path, const minidbx_options *opts)

@@ -152,6 +152,14 @@ struct minidbx_backend {
  *  breaks the first promise: set it only when every path checks. */
 #define MINIDBX_BACKEND_VERIFIED_READS 0x1u
 
+/** minidbx_put of more than 64 KiB goes through the writer (the backend
+ *  is given the bytes first, then the library hashes them and commits)
+ *  rather than through put (hash first, then the backend's call): for a
+ *  backend whose disk can work on the bytes while the library hashes, as
+ *  the local store starts writing a blob's temp file back before its
+ *  flush. */
+#define MINIDBX_BACKEND_PUT_WRITES_FIRST 0x2u
+
 /** Wrap a backend in a handle. The handle owns be from this call on, even
  *  when it fails (be->free is called then). opts may be NULL. */
 MINIDBX_EXTERN int minidbx_open_backend(minidbx **out, minidbx_backend *be, const minidbx_options *opts);
