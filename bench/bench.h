@@ -99,6 +99,7 @@ typedef struct {
 #define P_LIMIT_FSYNC   "limit: fsync loop"
 #define P_LIMIT_LOG     "limit: log+fdatasync"
 #define P_LIMIT_FLUSH   "limit: 1 flush"
+#define P_LIMIT_FLUSH2  "limit: 2 flushes at once"
 #define P_SKETCH_LOG    "sketch: log + LMDB"
 #define P_DATA          "(data: key + bytes)"
 

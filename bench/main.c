@@ -186,7 +186,9 @@ static void print_notes(void)
            "  and files do not. git puts include starting git, not writing its input files.\n"
            "  log+fdatasync appends each put to one file + fdatasync: one flush per put, the floor\n"
            "  of a write-ahead-log design. latency: lower is better; 1 flush = append as many\n"
-           "  bytes + fdatasync. many: last window / first is each peer's own flatness.\n"
+           "  bytes + fdatasync; 2 flushes at once = two threads do that to two files at the\n"
+           "  same moment (a log flushed beside LMDB). many: last window / first is each\n"
+           "  peer's own flatness.\n"
            "  fsync on this disk may be far cheaper than on a real one: see bench/README.md.\n");
 }
 
