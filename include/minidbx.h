@@ -148,7 +148,10 @@ typedef enum {
      *  before it returns (tests/fault: the 'powercut' test). The cost, on
      *  the local store: LMDB flushes twice per commit (its pages, then its
      *  meta page), a file object adds its file and its directory; SQLite's
-     *  WAL needs one flush per commit (bench/README.md, issue 12). */
+     *  WAL needs one flush per commit (bench/README.md, issue 12). One
+     *  thread that needs more durable puts per second puts them in a batch
+     *  (minidbx_batch_begin: one commit, one round of flushes for all) or
+     *  spreads them over threads, which share commits. */
     MINIDBX_SYNC_FULL = 0,
     /** Nothing is fsync'ed. A crash of the process loses nothing that was
      *  acknowledged; a crash of the machine may lose the last puts (never
