@@ -567,7 +567,7 @@ static enum MHD_Result serve_go_list(struct serve_request *req)
             const char *key_hash = page[i].name + sizeof RECORD_PREFIX - 1;
             minidbx_id hash;
             if (record && (minidbx_id_parse(&hash, key_hash) == 0 ||
-                           (strlen(key_hash) == MD5_HEX_DIGITS && alias_get(req->srv->db, key_hash, &hash) == 0)))
+                           (strlen(key_hash) == MD5_HEX_DIGITS && alias_resolve(req->srv->db, key_hash, &hash) == 0)))
                 set_replicas(req->srv->db, record, &hash);
             if (record)
                 cJSON_AddItemToArray(array, record);

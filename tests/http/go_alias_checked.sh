@@ -72,4 +72,33 @@ expect_code 200 "  then GET /retrieve?hash=MD5" "$URL/retrieve?hash=$LATER_MD5"
 check "  its bytes" cmp -s "$T/body" "$T/later"
 stop_server
 
+echo "# --- /list on a cluster gateway: replicas only from a checked alias"
+# The gateway fills a record's "replicas" with the nodes that hold its
+# object; for a record keyed by an MD5 it finds the object through the
+# alias, which must be checked there too: a planted one named the nodes
+# of another object.
+mkdir -p "$T/cl"
+printf '{"replicas": 1, "nodes": ["n0", "n1"]}\n' >"$T/cl/cluster.json"
+CL="cluster:$T/cl/cluster.json"
+"$MDBX" -s "$CL" put "$T/other" "$T/photo" >/dev/null || not_ok "put on the cluster"
+check "name set _go/md5/MD5(hello) -> other bytes, on the cluster" \
+    "$MDBX" -s "$CL" name set "_go/md5/$HELLO_MD5" "$(sha "$T/other")"
+check "name set _go/md5/MD5(photo) -> photo, a true alias" \
+    "$MDBX" -s "$CL" name set "_go/md5/$PHOTO_MD5" "$(sha "$T/photo")"
+start_server "$CL" || { not_ok "a cluster gateway starts"; finish; }
+expect_code 200 "POST /register hello.txt by its MD5 (its alias planted)" -X POST \
+    --data "{\"hash\":\"$HELLO_MD5\",\"name\":\"hello.txt\",\"size\":6,\"replicas\":[\"told\"]}" "$URL/register"
+expect_code 200 "POST /register photo.jpg by its MD5" -X POST \
+    --data "{\"hash\":\"$PHOTO_MD5\",\"name\":\"photo.jpg\",\"size\":50000}" "$URL/register"
+expect_code 200 "GET /list" "$URL/list"
+cp "$T/body" "$T/list.json"
+record_of() { tr '{' '\n' <"$T/list.json" | grep "\"hash\":\"$1\""; }
+check "  hello.txt keeps the replicas it was registered with (no node of the other object)" \
+    eval 'record_of "$HELLO_MD5" | grep -q "\"replicas\":\[\"told\"\]"'
+check "  photo.jpg names the nodes that hold it" \
+    eval 'record_of "$PHOTO_MD5" | grep -q "\"replicas\":\[\"[^\"]*/cl/n[01]\""'
+expect_code 200 "GET /get?hash=MD5(hello): the same record" "$URL/get?hash=$HELLO_MD5"
+check "  with the replicas it was registered with" grep -q '"replicas":\["told"\]' "$T/body"
+stop_server
+
 finish
