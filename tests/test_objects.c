@@ -653,17 +653,20 @@ START_TEST(batch_leaves_no_orphans)
 
     ck_assert_ok(minidbx_batch_begin(fx_db));
     minidbx_id aborted = store_put_random(fx_db, &rng, THRESHOLD * 3);
-    ck_assert_int_eq(tree_count_files(blobs), 2); /* renamed into place inside the batch */
+    /* over 64 KiB: a local store takes it through its writer (written, then hashed) */
+    minidbx_id aborted_large = store_put_random(fx_db, &rng, THRESHOLD * 8);
+    ck_assert_int_eq(tree_count_files(blobs), 3); /* renamed into place inside the batch */
     ck_assert_ok(minidbx_batch_abort(fx_db));
     int undone = test_backend_has(TEST_CAP_BATCH_TXN);
     ck_assert_int_eq(minidbx_exists(fx_db, &aborted), !undone);
-    ck_assert_int_eq(tree_count_files(blobs), 2 - undone);
+    ck_assert_int_eq(minidbx_exists(fx_db, &aborted_large), !undone);
+    ck_assert_int_eq(tree_count_files(blobs), 3 - 2 * undone);
 
     ck_assert_ok(minidbx_batch_begin(fx_db));
     ck_assert_ok(minidbx_delete(fx_db, &doomed));
     ck_assert_int_eq(minidbx_exists(fx_db, &doomed), 0);
     ck_assert_ok(minidbx_batch_commit(fx_db));
-    ck_assert_int_eq(tree_count_files(blobs), 1 - undone);
+    ck_assert_int_eq(tree_count_files(blobs), 2 - 2 * undone);
 
     minidbx_verify_report report;
     problem_log log = {0};
