@@ -544,7 +544,12 @@ static enum MHD_Result serve_go_get(struct serve_request *req)
     return serve_reply_json(req, MHD_HTTP_OK, record);
 }
 
-/* Every record, as a JSON array, read a page of names at a time. */
+/* Every record, as a JSON array, read a page of names at a time. On a
+ * store made of nodes, a record keyed by an MD5 gets its replicas through
+ * the alias unchecked: checking it reads and hashes the object, and a list
+ * of more records than the checked-alias cache holds would read every
+ * object on every /list. A planted alias thus shows the nodes of another
+ * object, nothing more: a read by that MD5 (/retrieve, /get) checks it. */
 static enum MHD_Result serve_go_list(struct serve_request *req)
 {
     minidbx_name_info *page = malloc(LIST_PAGE * sizeof *page);
@@ -567,7 +572,7 @@ static enum MHD_Result serve_go_list(struct serve_request *req)
             const char *key_hash = page[i].name + sizeof RECORD_PREFIX - 1;
             minidbx_id hash;
             if (record && (minidbx_id_parse(&hash, key_hash) == 0 ||
-                           (strlen(key_hash) == MD5_HEX_DIGITS && alias_resolve(req->srv->db, key_hash, &hash) == 0)))
+                           (strlen(key_hash) == MD5_HEX_DIGITS && alias_get(req->srv->db, key_hash, &hash) == 0)))
                 set_replicas(req->srv->db, record, &hash);
             if (record)
                 cJSON_AddItemToArray(array, record);
