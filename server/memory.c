@@ -120,6 +120,8 @@ static unsigned trim_file_mappings(void)
         unsigned long start, end;
         char perms[8];
         int path_at = 0;
+        if (!strstr(line, "/meta.lmdb")) /* most lines: not worth parsing */
+            continue;
         if (sscanf(line, "%lx-%lx %7s %*s %*s %*s %n", &start, &end, perms, &path_at) != 3)
             continue;
         /* read-only, shared, and a store's LMDB file */
