@@ -324,25 +324,44 @@ typedef struct {
     uint64_t size;
     uint64_t started; /* bytes whose writeback has been started */
     uint64_t waited;  /* bytes whose writeback has been waited for */
+    int writeback_error; /* errno of a failed writeback: the put fails */
+    bool no_writeback;   /* sync_file_range is not for this file: fdatasync does it all */
     char path[PATH_MAX];
 } local_writer;
 
 /* Start the writeback of what was written once WRITEBACK_START bytes wait
  * (a put of one buffer: right after its one write, so the disk works while
  * the library hashes), and keep at most about WRITEBACK_BYTES of a large
- * file waiting for the disk: the final fdatasync has little left to do. */
+ * file waiting for the disk: the final fdatasync has little left to do.
+ * An error here is the put's: a wait that meets a failed writeback reports
+ * it and marks it seen for this file (the kernel's errseq), so the final
+ * fdatasync would not report it again and the put would be acknowledged
+ * over bytes that never reached the disk. */
 #define WRITEBACK_START (256u << 10)
 #define WRITEBACK_BYTES (8u << 20)
 
+static bool writeback_call(local_writer *w, uint64_t offset, uint64_t bytes, unsigned flags)
+{
+    if (sync_file_range(w->fd, (off64_t)offset, (off64_t)bytes, flags) == 0)
+        return true;
+    if (errno == EINVAL || errno == ESPIPE || errno == ENOSYS)
+        w->no_writeback = true; /* not for this file: the final fdatasync does it all */
+    else
+        w->writeback_error = errno;
+    return false;
+}
+
 static void writer_start_writeback(local_writer *w)
 {
-    if (!w->s->sync || w->size - w->started < WRITEBACK_START)
+    if (!w->s->sync || w->no_writeback || w->writeback_error || w->size - w->started < WRITEBACK_START)
         return;
-    sync_file_range(w->fd, (off64_t)w->started, (off64_t)(w->size - w->started), SYNC_FILE_RANGE_WRITE);
+    if (!writeback_call(w, w->started, w->size - w->started, SYNC_FILE_RANGE_WRITE))
+        return;
     w->started = w->size;
     for (; w->started - w->waited > WRITEBACK_BYTES; w->waited += WRITEBACK_BYTES)
-        sync_file_range(w->fd, (off64_t)w->waited, WRITEBACK_BYTES,
-                        SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER);
+        if (!writeback_call(w, w->waited, WRITEBACK_BYTES,
+                            SYNC_FILE_RANGE_WAIT_BEFORE | SYNC_FILE_RANGE_WRITE | SYNC_FILE_RANGE_WAIT_AFTER))
+            return;
 }
 
 static int writer_spill(local_writer *w)
@@ -376,8 +395,8 @@ static int lw_write(minidbx_backend_writer *base, const void *data, size_t size)
     if (err < 0)
         return local_io_error(w->s, -err, "write %s", w->path);
     w->size += size;
-    writer_start_writeback(w); /* a hint: its errors surface in fdatasync */
-    return 0;
+    writer_start_writeback(w);
+    return w->writeback_error ? local_io_error(w->s, w->writeback_error, "write back %s", w->path) : 0;
 }
 
 static void lw_free(local_writer *w)
@@ -394,6 +413,9 @@ static int lw_commit_created(minidbx_backend_writer *base, const minidbx_id *id,
     int rc;
     if (w->fd < 0) {
         rc = put_inline(w->s, id, w->buf, w->buf_len);
+    } else if (w->writeback_error) {
+        rc = local_io_error(w->s, w->writeback_error, "write back %s", w->path);
+        unlink(w->path);
     } else if (w->s->sync && !local_in_batch(w->s) && fdatasync(w->fd) < 0) {
         rc = local_io_error(w->s, errno, "fsync %s", w->path);
         unlink(w->path);

@@ -8,7 +8,8 @@
  *                       pwrite64, pwritev, pwritev64), fsync, fdatasync,
  *                       rename (rename, renameat, renameat2), open (open,
  *                       open64), openat (openat, openat64), mkdir (mkdir,
- *                       mkdirat), malloc (malloc, calloc, realloc). ERRNO is
+ *                       mkdirat), sync_file_range, malloc (malloc, calloc,
+ *                       realloc). ERRNO is
  *                       EIO (default for I/O), ENOSPC, EMFILE, EACCES or
  *                       ENOMEM (default for malloc, which returns NULL).
  *   MINIDBX_FAULT_ARM=start|accept|path:PREFIX|manual   when counting
@@ -50,10 +51,10 @@
 #include <unistd.h>
 
 enum fault_op { OP_NONE, OP_WRITE, OP_PWRITE, OP_FSYNC, OP_FDATASYNC, OP_RENAME, OP_OPEN, OP_OPENAT,
-                OP_MKDIR, OP_MALLOC, OP_COUNT };
+                OP_MKDIR, OP_SYNC_FILE_RANGE, OP_MALLOC, OP_COUNT };
 
 static const char *const op_names[OP_COUNT] = { "none", "write", "pwrite", "fsync", "fdatasync", "rename",
-                                                "open", "openat", "mkdir", "malloc" };
+                                                "open", "openat", "mkdir", "sync_file_range", "malloc" };
 
 /* The armed fault. target_op is written before armed (release), read after. */
 static enum fault_op target_op;
@@ -80,6 +81,7 @@ static ssize_t (*real_pwritev)(int, const struct iovec *, int, off_t);
 static ssize_t (*real_pwritev64)(int, const struct iovec *, int, off_t);
 static int (*real_fsync)(int);
 static int (*real_fdatasync)(int);
+static int (*real_sync_file_range)(int, off_t, off_t, unsigned);
 static int (*real_rename)(const char *, const char *);
 static int (*real_renameat)(int, const char *, int, const char *);
 static int (*real_renameat2)(int, const char *, int, const char *, unsigned);
@@ -130,7 +132,7 @@ int fault_shim_arm(const char *spec)
     char op[32];
     char err[16] = "";
     unsigned long long n = 0;
-    if (spec == NULL || sscanf(spec, "%31[a-z]:%llu:%15[A-Z]", op, &n, err) < 2 || n == 0)
+    if (spec == NULL || sscanf(spec, "%31[a-z_]:%llu:%15[A-Z]", op, &n, err) < 2 || n == 0)
         return -1;
     enum fault_op found = OP_NONE;
     for (int i = 1; i < OP_COUNT; i++)
@@ -295,6 +297,11 @@ int fsync(int fd)
 int fdatasync(int fd)
 {
     return should_fail_fd(OP_FDATASYNC, fd) ? -1 : CALL(fdatasync)(fd);
+}
+
+int sync_file_range(int fd, off_t offset, off_t bytes, unsigned flags)
+{
+    return should_fail_fd(OP_SYNC_FILE_RANGE, fd) ? -1 : CALL(sync_file_range)(fd, offset, bytes, flags);
 }
 
 int rename(const char *from, const char *to)

@@ -1,12 +1,14 @@
 /* test_fault.c - fault injection: fail the Nth write, pwrite, fsync,
- * fdatasync, rename, open, openat, mkdir or malloc (fault_shim.so, which
- * must be LD_PRELOADed) during one operation, for N = 1, 2, ... until the
+ * fdatasync, rename, open, openat, mkdir, sync_file_range or malloc
+ * (fault_shim.so, which must be LD_PRELOADed) during one operation, for N = 1, 2, ... until the
  * operation succeeds without the fault firing. After every round:
  *
  *   - the operation reported the failure (an error code, a non-zero exit
  *     with a message, a non-2xx status), never a success that did not
  *     happen: when it reported success, its effect is there; an fsync
- *     error is never turned into a success;
+ *     error (or a sync_file_range one: its wait may be what sees a failed
+ *     writeback, which the final fsync then does not report) is never
+ *     turned into a success;
  *   - nothing failed without a fault, and nothing crashed or hung;
  *   - the store opens, verify reports no problem other than orphan blobs
  *     and temp files (which repair then clears, leaving it clean);
@@ -23,7 +25,7 @@
  * MINIDBX_FAULT_STRIDE (default 1): in cli and serve modes, try every
  * STRIDE-th N of malloc only (lib mode tries every N of the operation
  * itself; the commands and the node allocate far more around it). MINIDBX_FAULT_OPS, MINIDBX_FAULT_SCENARIOS: comma
- * lists to run fewer ops or scenarios (put-inline, put-file, put-stream, delete, gc,
+ * lists to run fewer ops or scenarios (put-inline, put-file, put-stream, put-large, delete, gc,
  * verify-repair, batch, name-set). MINIDBX_FAULT_VERBOSE=1: a line per round. */
 #include "util.h"
 
@@ -46,12 +48,13 @@
 #define ROUND_TIMEOUT_S 30   /* a round that takes longer hung */
 #define INLINE_SIZE 1000u
 #define FILE_SIZE 70000u     /* above the default inline threshold */
+#define LARGE_SIZE (9u << 20) /* over the local writer's 8 MiB writeback window: it waits */
 #define BASE_OBJECTS 4
 #define ROUND_OBJECTS 4
 #define MAX_REPORTED_FAILURES 40
 
 static const char *const OPS[] = { "write", "pwrite", "fsync", "fdatasync", "rename",
-                                   "open", "openat", "mkdir", "malloc" };
+                                   "open", "openat", "mkdir", "sync_file_range", "malloc" };
 #define OP_COUNT (sizeof OPS / sizeof OPS[0])
 
 typedef enum { MODE_LIB, MODE_CLI, MODE_SERVE } run_mode;
@@ -276,6 +279,8 @@ struct scenario {
     void (*check)(minidbx *db, store_ctx *s, int ok);
     /* verify may find the corrupt and missing objects the round planted */
     int planted_problems;
+    /* NULL: every op; else a comma list of the ops swept for it */
+    const char *only_ops;
 };
 
 static int write_round_file(store_ctx *s)
@@ -304,6 +309,12 @@ static int prepare_put_file(minidbx *db, store_ctx *s)
 {
     (void)db;
     return prepare_put(s, FILE_SIZE);
+}
+
+static int prepare_put_large(minidbx *db, store_ctx *s)
+{
+    (void)db;
+    return prepare_put(s, LARGE_SIZE);
 }
 
 static int run_put(minidbx *db, store_ctx *s)
@@ -561,14 +572,15 @@ static void check_name(minidbx *db, store_ctx *s, int ok)
 }
 
 static const scenario SCENARIOS[] = {
-    { "put-inline", prepare_put_inline, NULL, run_put, cli_put, check_put, 0 },
-    { "put-file", prepare_put_file, NULL, run_put, cli_put, check_put, 0 },
-    { "put-stream", prepare_put_file, NULL, run_put_stream, NULL, check_put, 0 },
-    { "delete", prepare_delete, NULL, run_delete, cli_delete, check_delete, 0 },
-    { "gc", prepare_gc, NULL, run_gc, cli_gc, check_gc, 0 },
-    { "verify-repair", prepare_verify, verify_after_open, run_verify, cli_verify, check_verify, 1 },
-    { "batch", prepare_batch, NULL, run_batch, NULL, check_batch, 0 },
-    { "name-set", prepare_name, NULL, run_name, cli_name, check_name, 0 },
+    { "put-inline", prepare_put_inline, NULL, run_put, cli_put, check_put, 0, NULL },
+    { "put-file", prepare_put_file, NULL, run_put, cli_put, check_put, 0, NULL },
+    { "put-stream", prepare_put_file, NULL, run_put_stream, NULL, check_put, 0, NULL },
+    { "put-large", prepare_put_large, NULL, run_put, cli_put, check_put, 0, "sync_file_range,fdatasync" },
+    { "delete", prepare_delete, NULL, run_delete, cli_delete, check_delete, 0, NULL },
+    { "gc", prepare_gc, NULL, run_gc, cli_gc, check_gc, 0, NULL },
+    { "verify-repair", prepare_verify, verify_after_open, run_verify, cli_verify, check_verify, 1, NULL },
+    { "batch", prepare_batch, NULL, run_batch, NULL, check_batch, 0, NULL },
+    { "name-set", prepare_name, NULL, run_name, cli_name, check_name, 0, NULL },
 };
 
 /* ---- the store after a round ---- */
@@ -874,9 +886,9 @@ static void round_serve(const scenario *sc, store_ctx *s, const char *spec, roun
 /* ---- the sweep ---- */
 
 /* 1 if word is in the comma list in the environment variable (or it is unset). */
-static int selected(const char *variable, const char *word)
+/* Is word in the comma list? (NULL or empty: every word is.) */
+static int in_list(const char *list, const char *word)
 {
-    const char *list = getenv(variable);
     if (list == NULL || list[0] == '\0')
         return 1;
     size_t len = strlen(word);
@@ -884,6 +896,11 @@ static int selected(const char *variable, const char *word)
         if ((p == list || p[-1] == ',') && (p[len] == '\0' || p[len] == ','))
             return 1;
     return 0;
+}
+
+static int selected(const char *variable, const char *word)
+{
+    return in_list(getenv(variable), word);
 }
 
 static void sweep(const scenario *sc, const char *op)
@@ -925,8 +942,9 @@ static void sweep(const scenario *sc, const char *op)
                  r.fired ? "fired" : "not fired");
         } else if (!r.ok && !r.fired) {
             failure("failed without a fault: %s", r.message);
-        } else if (r.ok && r.fired && (strcmp(op, "fsync") == 0 || strcmp(op, "fdatasync") == 0)) {
-            failure("an %s error was swallowed: the operation reported success", op);
+        } else if (r.ok && r.fired &&
+                   (strcmp(op, "fsync") == 0 || strcmp(op, "fdatasync") == 0 || strcmp(op, "sync_file_range") == 0)) {
+            failure("%s %s error was swallowed: the operation reported success", op[0] == 's' ? "a" : "an", op);
         }
         errors += !r.ok;
         fired_ok += r.ok && r.fired;
@@ -995,7 +1013,8 @@ int main(int argc, char **argv)
         if (mode == MODE_SERVE && sc->run != run_put)
             continue;
         for (size_t k = 0; k < OP_COUNT; k++)
-            if (selected("MINIDBX_FAULT_OPS", OPS[k]) && selected("MINIDBX_FAULT_SCENARIOS", sc->name))
+            if (selected("MINIDBX_FAULT_OPS", OPS[k]) && selected("MINIDBX_FAULT_SCENARIOS", sc->name) &&
+                in_list(sc->only_ops, OPS[k]))
                 sweep(sc, OPS[k]);
     }
     curl_global_cleanup();
