@@ -17,6 +17,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 void local_blob_path(const local_store *s, const minidbx_id *id, char *out)
@@ -128,6 +129,20 @@ int local_fsync_path(const char *path)
 
 /* --- transactions --------------------------------------------------------- */
 
+#define READERS_CHECK_NS 1000000000LL
+
+void local_readers_check(local_store *s)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    int64_t now = (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+    int64_t last = atomic_load(&s->readers_checked_ns);
+    if (now - last < READERS_CHECK_NS || !atomic_compare_exchange_strong(&s->readers_checked_ns, &last, now))
+        return; /* checked lately, or another thread is checking now */
+    int dead;
+    mdb_reader_check(s->env, &dead);
+}
+
 /* After a commit: a store whose directory was deleted keeps working in the
  * open LMDB map, so a change would "succeed" into a file nobody can open
  * again. Say so instead of acknowledging it. One fstat per commit. */
@@ -195,6 +210,7 @@ int local_write_begin(local_store *s, MDB_txn **txn, bool *in_batch)
         *txn = local_batch_of(s)->txn;
         return 0;
     }
+    local_readers_check(s);
     int rc = mdb_txn_begin(s->env, NULL, 0, txn);
     return rc ? dbx_error_lmdb(rc, "%s: cannot begin a write transaction", s->root) : 0;
 }
@@ -262,6 +278,7 @@ static void group_commit(local_store *s, struct group_write *group)
     bool alone = group->next == NULL;
     size_t applied = 0;
     MDB_txn *txn;
+    local_readers_check(s);
     int rc, lrc = mdb_txn_begin(s->env, NULL, 0, &txn);
     if (lrc) {
         rc = dbx_error_lmdb(lrc, "%s: cannot begin a write transaction", s->root);

@@ -98,6 +98,10 @@ typedef struct local_store {
      * at ab, blobs/ab/cd at 256 + ab * 256 + cd. */
     atomic_uint shard_durable[(256 + 65536) / 32];
 
+    /* When this process last cleared the reader slots of dead processes
+     * (CLOCK_MONOTONIC ns; local_readers_check). */
+    _Atomic int64_t readers_checked_ns;
+
     /* Handles of this process on the store (local_open.c): a second open
      * of the same meta.lmdb (device, inode) shares this one, as LMDB's
      * locks are per process. */
@@ -208,6 +212,11 @@ bool local_store_gone(const local_store *s);
 /* Report a failure on the store's own files (errno err) as MINIDBX_EIO
  * (ENOSPC, ENOMEM kept), saying "store directory X is gone" when it is. */
 int local_io_error(const local_store *s, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* Before a write transaction: at most every second, clear the reader slots
+ * of dead processes (mdb_reader_check), whose old snapshots would keep
+ * LMDB from reusing any page freed since: the file would grow for ever. */
+void local_readers_check(local_store *s);
 /* Remove a record, its names and refs, and adjust the counters. */
 int local_remove_object(local_store *s, MDB_txn *txn, const minidbx_id *id, const record_header *h);
 /* The byte and inline-object counters in "info". */

@@ -35,6 +35,7 @@ int local_batch_begin(minidbx_backend *be)
         free(b);
         return rc;
     }
+    local_readers_check(s);
     int rc = mdb_txn_begin(s->env, NULL, 0, &b->txn);
     if (rc) {
         local_unlock(b->lock_fd);
