@@ -145,7 +145,9 @@ typedef enum {
      *  This holds across a power cut, not only a crash of the process:
      *  what a put relies on (the blob file, its directory entry, the shard
      *  directories and, for a new store, the store's own entry) is flushed
-     *  before it returns (tests/fault: the 'powercut' test). The cost, on
+     *  before it returns (tests/fault: the 'powercut' test), also when the
+     *  object was stored already, perhaps by a writer with durability none
+     *  a moment before: such a put flushes what it relies on. The cost, on
      *  the local store: LMDB flushes twice per commit (its pages, then its
      *  meta page), a file object adds its file and its directory; SQLite's
      *  WAL needs one flush per commit (bench/README.md, issue 12). One

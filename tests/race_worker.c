@@ -19,11 +19,14 @@
  *                          rm, gc and verify; prints "named NAME HEX" and
  *                          "unnamed NAME" for what it was told is done,
  *                          "problem ..." for anything verify reports
+ * Environment: RACE_WORKER_SYNC=none opens the store with durability
+ * none; RACE_WORKER_BATCH=1 makes a put one batch of its own.
  * Every action ends with "rc CODE" (0 or a MINIDBX_E* code); the exit
  * status is 0 unless the worker itself could not run. It uses none of the
  * check assertions of util.h: they only work inside a running test. */
 #include "util.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,11 +61,17 @@ static int put_seeded(size_t size, uint64_t seed, const char *name, minidbx_id *
         return MINIDBX_ENOMEM;
     rng_fill(&rng, data, size);
     minidbx_writer *w = NULL;
-    int rc = minidbx_writer_open(db, &w);
+    const char *batch = getenv("RACE_WORKER_BATCH");
+    bool in_batch = batch && strcmp(batch, "1") == 0;
+    int rc = in_batch ? minidbx_batch_begin(db) : 0;
+    if (rc == 0)
+        rc = minidbx_writer_open(db, &w);
     if (rc == 0 && (rc = minidbx_writer_write(w, data, size)) < 0)
         minidbx_writer_abort(w);
     else if (rc == 0)
         rc = name ? minidbx_writer_commit_named(w, name, id) : minidbx_writer_commit(w, id);
+    if (in_batch)
+        rc = rc == 0 ? minidbx_batch_commit(db) : (minidbx_batch_abort(db), rc);
     free(data);
     return rc;
 }
@@ -144,7 +153,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: race_worker STORE ACTION [ARGS]\n");
         return 2;
     }
-    int rc = minidbx_open(&db, argv[1], NULL);
+    minidbx_options opts = MINIDBX_OPTIONS_INIT;
+    const char *sync = getenv("RACE_WORKER_SYNC");
+    if (sync && strcmp(sync, "none") == 0)
+        opts.durability = MINIDBX_SYNC_NONE;
+    int rc = minidbx_open(&db, argv[1], &opts);
     if (rc < 0) {
         fprintf(stderr, "race_worker: open %s: %s\n", argv[1], minidbx_errmsg(NULL));
         return 2;

@@ -223,6 +223,8 @@ int local_write_end(local_store *s, MDB_txn *txn, bool in_batch, int rc)
         if (rc < 0 && rc != MINIDBX_ENOTFOUND && rc != MINIDBX_EREFERENCED && rc != MINIDBX_EINVAL &&
             rc != MINIDBX_EEXISTS)
             local_batch_of(s)->error = rc;
+        if (rc > 0)
+            local_batch_of(s)->found = true;
         return rc;
     }
     if (rc < 0) {
@@ -270,6 +272,21 @@ static void group_apply(local_store *s, MDB_txn *txn, struct group_write *w, boo
         snprintf(w->message, sizeof w->message, "%s", minidbx_errmsg(NULL));
 }
 
+/* A durable put that found its object stored (a dedup) may have committed
+ * nothing, so no flush: but the record it relies on may be one that a
+ * writer with durability none put a moment ago, still only in the page
+ * cache. Flush the map then: one fdatasync, which finds little to write
+ * (a commit that wrote has flushed it all already). */
+static int local_sync_found(local_store *s, const struct group_write *group)
+{
+    if (!s->sync)
+        return 0;
+    for (const struct group_write *w = group; w; w = w->next)
+        if (w->rc > 0)
+            return mdb_env_sync(s->env, 1);
+    return 0;
+}
+
 /* One transaction for every write of the group, one commit (one round of
  * flushes) for all of them. A write whose changes were applied gets the
  * commit's error if the commit fails. */
@@ -293,6 +310,8 @@ static void group_commit(local_store *s, struct group_write *group)
         DBX_TEST_PAUSE("group-commit");
         lrc = mdb_txn_commit(txn);
         rc = lrc ? dbx_error_lmdb(lrc, "%s: commit failed", s->root) : local_store_still_there(s);
+        if (rc == 0 && (lrc = local_sync_found(s, group)) != 0)
+            rc = dbx_error_lmdb(lrc, "%s: sync failed", s->root);
     }
     if (rc == 0)
         return;

@@ -121,6 +121,8 @@ struct local_batch {
     path_list files;    /* blobs renamed into place: fsync'ed at commit, unlinked on abort */
     path_list deleted;  /* blobs whose records the batch deleted: unlinked after commit */
     path_list dirs;     /* directories whose entries changed */
+    path_list kept;     /* blobs already there that its puts rely on: fsync'ed at commit */
+    bool found;         /* a put found its object stored: the commit makes sure it is durable */
     int64_t bytes_delta, inline_delta; /* counters, written once at commit */
     int error;          /* first failure: the batch can only be aborted */
 };

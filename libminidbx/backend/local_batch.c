@@ -17,6 +17,7 @@ static void batch_free(local_batch *b)
     local_unlock(b->lock_fd);
     local_path_list_free(&b->files);
     local_path_list_free(&b->dirs);
+    local_path_list_free(&b->kept);
     local_path_list_free(&b->deleted);
     free(b);
 }
@@ -90,6 +91,8 @@ int local_batch_commit(minidbx_backend *be)
     /* Blob files and their directories first, then the metadata. */
     for (size_t i = 0; rc == 0 && s->sync && i < b->files.count; i++)
         rc = local_fsync_path(b->files.paths[i]);
+    for (size_t i = 0; rc == 0 && s->sync && i < b->kept.count; i++)
+        rc = local_fsync_path(b->kept.paths[i]);
     for (size_t i = 0; rc == 0 && i < b->dirs.count; i++)
         rc = local_fsync_dir(b->dirs.paths[i]);
     if (rc == 0 && (b->bytes_delta || b->inline_delta))
@@ -99,6 +102,10 @@ int local_batch_commit(minidbx_backend *be)
         return rc;
     }
     int lrc = mdb_txn_commit(b->txn);
+    /* a put that found its object relies on a record maybe not yet on disk
+     * (local_sync_found in local.c) */
+    if (lrc == 0 && s->sync && b->found)
+        lrc = mdb_env_sync(s->env, 1);
     /* on failure the blobs it renamed stay as orphans, for gc */
     rc = lrc ? dbx_error_lmdb(lrc, "%s: batch commit", s->root) : local_store_still_there(s);
     if (rc == 0 && b->deleted.count)

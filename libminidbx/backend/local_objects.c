@@ -163,6 +163,21 @@ static int blob_wants_replacing(local_store *s, const minidbx_id *id, uint64_t s
     return *damaged || (s->sync && !in_batch);
 }
 
+/* A durable batch relies on the blob of id, which is there already: have
+ * its commit fsync the blob and its directory, and make the shard
+ * directories' entries durable. */
+static int batch_keeps_blob(local_store *s, const minidbx_id *id)
+{
+    char blob[PATH_MAX], dir[PATH_MAX];
+    local_blob_path(s, id, blob);
+    dir_of(blob, dir);
+    int rc = ensure_shard_dirs(s, id, blob, true);
+    if (rc == 0 && (local_path_list_add(&local_batch_of(s)->kept, blob) < 0 ||
+                    local_path_list_add(&local_batch_of(s)->dirs, dir) < 0))
+        rc = minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+    return rc;
+}
+
 /* A file put: its temp file, and whether the op renamed it into place. */
 struct file_put {
     const minidbx_id *id;
@@ -187,6 +202,11 @@ static int file_put_op(local_store *s, MDB_txn *txn, void *ctx)
     if (stored < 0)
         return stored;
     if (stored == 1) { /* the record is there (rewritten if it was damaged) */
+        /* A durable batch keeps the blob: its commit makes the blob and its
+         * entry durable, as a writer with durability none may have put it
+         * a moment ago. */
+        if (p->in_batch && s->sync && (rc = batch_keeps_blob(s, p->id)) < 0)
+            return rc;
         rc = record_insert(s, txn, p->id, NULL, p->size, false);
         return rc < 0 ? rc : 1;
     }
@@ -207,7 +227,7 @@ static int file_put_op(local_store *s, MDB_txn *txn, void *ctx)
         rc = (stored == 0 && local_path_list_add(&local_batch_of(s)->files, blob) < 0) ||
                      (s->sync && local_path_list_add(&local_batch_of(s)->dirs, dir) < 0)
                  ? MINIDBX_ENOMEM : 0;
-    else if (s->sync && (stored == 0 || damaged))
+    else if (s->sync) /* a replaced blob's old entry may not be durable either (durability none) */
         rc = local_fsync_dir(dir);
     if (rc < 0)
         return rc;
