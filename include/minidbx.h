@@ -773,7 +773,10 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
  *  tree moved away), repair leaves the object and its names as they are
  *  and reports it MISSING, not repaired, detail saying which directory:
  *  once the directory is back the object reads again (and a put of its
- *  bytes heals it meanwhile). report and cb may be NULL. Returns 0 when it
+ *  bytes heals it meanwhile). Then every other MISSING object of that run
+ *  is left too (puts while a disk is not mounted make shard directories
+ *  below it, where the other objects of those shards are not).
+ *  report and cb may be NULL. Returns 0 when it
  *  ran (problems are in the report), or an error: ENOTFOUND (one id),
  *  EREADONLY (repair on a read-only store), EIO. On a remote store the
  *  node runs it and cb is called once it has answered, for at most the

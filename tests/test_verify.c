@@ -405,7 +405,12 @@ END_TEST
 
 #define AWAY_OBJECTS 3
 
-typedef enum { BLOBS_MOVED, BLOBS_EMPTY, SHARD_MOVED } blobs_away;
+typedef enum {
+    BLOBS_MOVED,
+    BLOBS_EMPTY,     /* an empty mountpoint */
+    BLOBS_PUT_UNDER, /* the same, with the first object's shard made in it, as a put there would */
+    SHARD_MOVED      /* the first object's shard directory */
+} blobs_away;
 
 typedef struct {
     problem_log log;
@@ -416,7 +421,8 @@ static void away_cb(void *ctx, minidbx_problem kind, const minidbx_id *id, const
 {
     away_log *a = ctx;
     problem_log_cb(&a->log, kind, id, detail, repaired);
-    if (kind == MINIDBX_PROBLEM_MISSING && !repaired && detail && strstr(detail, "not repaired; is the disk mounted?"))
+    if (kind == MINIDBX_PROBLEM_MISSING && !repaired && detail && strstr(detail, ": not repaired") &&
+        strstr(detail, "; is the disk mounted?"))
         a->left++;
 }
 
@@ -431,7 +437,7 @@ static void repair_with_blobs_away(blobs_away how)
     const size_t size = THRESHOLD * 2 + 1;
     minidbx_id ids[AWAY_OBJECTS];
     unsigned char *data[AWAY_OBJECTS];
-    char name[32], from[PATH_MAX], to[PATH_MAX], blob[PATH_MAX];
+    char name[32], from[PATH_MAX], to[PATH_MAX], blob[PATH_MAX], shard[PATH_MAX];
     for (int i = 0; i < AWAY_OBJECTS; i++) {
         data[i] = rng_alloc(&rng, size);
         ck_assert_ok(minidbx_put(fx_db, data[i], size, &ids[i]));
@@ -451,8 +457,16 @@ static void repair_with_blobs_away(blobs_away how)
     }
     store_path(fx_dir, "away", to);
     ck_assert_int_eq(rename(from, to), 0);
-    if (how == BLOBS_EMPTY) /* an empty mountpoint */
+    if (how == BLOBS_EMPTY || how == BLOBS_PUT_UNDER)
         ck_assert_int_eq(mkdir(from, 0755), 0);
+    store_blob_path(fx_dir, &ids[0], shard);
+    *strrchr(shard, '/') = '\0'; /* blobs/ab/cd */
+    if (how == BLOBS_PUT_UNDER) {
+        *strrchr(shard, '/') = '\0';
+        ck_assert_int_eq(mkdir(shard, 0755), 0);
+        shard[strlen(shard)] = '/';
+        ck_assert_int_eq(mkdir(shard, 0755), 0);
+    }
 
     away_log a = { 0 };
     minidbx_verify_report report = { 0 };
@@ -476,7 +490,12 @@ static void repair_with_blobs_away(blobs_away how)
     }
 
     /* the directory is back */
-    if (how == BLOBS_EMPTY)
+    if (how == BLOBS_PUT_UNDER) {
+        ck_assert_int_eq(rmdir(shard), 0);
+        *strrchr(shard, '/') = '\0';
+        ck_assert_int_eq(rmdir(shard), 0);
+    }
+    if (how == BLOBS_EMPTY || how == BLOBS_PUT_UNDER)
         ck_assert_int_eq(rmdir(from), 0);
     ck_assert_int_eq(rename(to, from), 0);
     ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &a.log));
@@ -507,6 +526,15 @@ END_TEST
 START_TEST(repair_with_blobs_an_empty_mountpoint)
 {
     repair_with_blobs_away(BLOBS_EMPTY);
+}
+END_TEST
+
+/* A put while the disk is not mounted made a shard directory below the
+ * mountpoint: the first object's file is "missing" from a directory that
+ * is there, but other directories are missing: it is kept too. */
+START_TEST(repair_with_a_shard_made_below_the_mountpoint)
+{
+    repair_with_blobs_away(BLOBS_PUT_UNDER);
 }
 END_TEST
 
@@ -995,6 +1023,7 @@ static Suite *verify_suite(void)
     tcase_add_test_needs(tc, missing_blob_file, TEST_CAP_FILES);
     tcase_add_test_needs(tc, repair_with_blobs_moved_away, TEST_CAP_FILES);
     tcase_add_test_needs(tc, repair_with_blobs_an_empty_mountpoint, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, repair_with_a_shard_made_below_the_mountpoint, TEST_CAP_FILES);
     tcase_add_test_needs(tc, repair_with_a_shard_directory_away, TEST_CAP_FILES);
     tcase_add_test_needs(tc, truncated_blob_file, TEST_CAP_FILES);
     tcase_add_test_needs(tc, orphan_blob_file, TEST_CAP_FILES);

@@ -4,7 +4,9 @@
  * change re-checks each finding under the exclusive store lock and one
  * write transaction, so a concurrent put is never mistaken for an orphan.
  * Verify, repairing or not, reports only what that re-check confirms: a
- * live, healthy store gives no problem, whatever runs beside it.
+ * live, healthy store gives no problem, whatever runs beside it. A blob
+ * missing because a directory is (blobs/ not mounted) is never repaired:
+ * only an object whose file alone is gone is removed.
  */
 #include "local.h"
 
@@ -537,6 +539,31 @@ static int repair(local_store *s, MDB_txn *txn, problem_list *found, problem_lis
     return rc;
 }
 
+/* A blob directory missing makes every MISSING blob of the run suspect:
+ * while a disk is not mounted, puts make shard directories on the one
+ * below it, where the other objects of those shards are not. So when one
+ * problem is kept for its directory, every MISSING one is kept. */
+static int keep_every_missing(problem_list *l)
+{
+    static const char why[] = ": not repaired: other blob directories are missing; is the disk mounted?";
+    bool dir_missing = false;
+    for (size_t i = 0; i < l->count; i++)
+        dir_missing |= l->items[i].keep;
+    for (size_t i = 0; dir_missing && i < l->count; i++) {
+        problem *p = &l->items[i];
+        if (p->kind != MINIDBX_PROBLEM_MISSING || p->keep)
+            continue;
+        size_t len = strlen(p->detail);
+        char *detail = realloc(p->detail, len + sizeof why);
+        if (!detail)
+            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        memcpy(detail + len, why, sizeof why);
+        p->detail = detail;
+        p->keep = true;
+    }
+    return 0;
+}
+
 /* Re-check what the scan suspected, under the exclusive store lock (no
  * put is then between rename and commit, no delete between commit and
  * unlink) and in a fresh transaction: a write one when repairing, so what
@@ -566,6 +593,8 @@ static int confirm_and_repair(local_store *s, problem_list *suspects, bool fix, 
     MDB_txn *txn = fix ? wtxn : rt.txn;
     for (size_t i = 0; rc == 0 && i < suspects->count; i++)
         rc = recheck(s, txn, &suspects->items[i], lock_fd >= 0, buf, h, confirmed);
+    if (rc == 0)
+        rc = keep_every_missing(confirmed);
     if (fix && rc == 0)
         rc = repair(s, wtxn, confirmed, removed); /* commits or aborts wtxn */
     else if (wtxn)
