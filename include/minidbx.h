@@ -744,7 +744,8 @@ typedef struct {
     uint64_t objects_checked;
     uint64_t bytes_checked;
     uint64_t problems;   /* all problems found (not NAME_REMOVED) */
-    uint64_t repaired;   /* of those, fixed or removed (with REPAIR) */
+    uint64_t repaired;   /* of those, fixed or removed (with REPAIR); the
+                          * others (problems - repaired) remain */
 } minidbx_verify_report;
 
 /** Called once per problem: id may be NULL (a temp file), detail says
@@ -767,7 +768,17 @@ typedef void (*minidbx_problem_cb)(void *ctx, minidbx_problem kind, const minidb
  *  MINIDBX_VERIFY_REPAIR, corrupt and missing objects are removed (with
  *  the names that point at them, each reported to cb as
  *  MINIDBX_PROBLEM_NAME_REMOVED), orphans and temp files deleted and
- *  reference counts fixed. report and cb may be NULL. Returns 0 when it
+ *  reference counts fixed. On the local store a MISSING object is removed
+ *  only when its file alone is gone (blobs/, blobs/ab and blobs/ab/cd are
+ *  directories: the file was deleted, its bytes are lost). When one of
+ *  those directories is missing or not a directory (a disk not mounted, a
+ *  tree moved away), repair leaves the object and its names as they are
+ *  and reports it MISSING, not repaired, detail saying which directory:
+ *  once the directory is back the object reads again (and a put of its
+ *  bytes heals it meanwhile). Then every other MISSING object of that run
+ *  is left too (puts while a disk is not mounted make shard directories
+ *  below it, where the other objects of those shards are not).
+ *  report and cb may be NULL. Returns 0 when it
  *  ran (problems are in the report), or an error: ENOTFOUND (one id),
  *  EREADONLY (repair on a read-only store), EIO. On a remote store the
  *  node runs it and cb is called once it has answered, for at most the

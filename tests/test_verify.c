@@ -401,6 +401,149 @@ START_TEST(missing_blob_file)
 }
 END_TEST
 
+/* ---- blobs/ unavailable for a moment: a disk not mounted, a tree moved ---- */
+
+#define AWAY_OBJECTS 3
+
+typedef enum {
+    BLOBS_MOVED,
+    BLOBS_EMPTY,     /* an empty mountpoint */
+    BLOBS_PUT_UNDER, /* the same, with the first object's shard made in it, as a put there would */
+    SHARD_MOVED      /* the first object's shard directory */
+} blobs_away;
+
+typedef struct {
+    problem_log log;
+    unsigned left; /* MISSING, not repaired, saying why */
+} away_log;
+
+static void away_cb(void *ctx, minidbx_problem kind, const minidbx_id *id, const char *detail, int repaired)
+{
+    away_log *a = ctx;
+    problem_log_cb(&a->log, kind, id, detail, repaired);
+    if (kind == MINIDBX_PROBLEM_MISSING && !repaired && detail && strstr(detail, ": not repaired") &&
+        strstr(detail, "; is the disk mounted?"))
+        a->left++;
+}
+
+/* A repair while blobs/ (or one shard directory) is away reports each
+ * object there MISSING and leaves it, record and names: once the
+ * directory is back, every object reads right, verify is clean and gc
+ * (no grace) removes nothing, neither a record nor a blob file. */
+static void repair_with_blobs_away(blobs_away how)
+{
+    test_rng rng;
+    rng_seed(&rng, 43);
+    const size_t size = THRESHOLD * 2 + 1;
+    minidbx_id ids[AWAY_OBJECTS];
+    unsigned char *data[AWAY_OBJECTS];
+    char name[32], from[PATH_MAX], to[PATH_MAX], blob[PATH_MAX], shard[PATH_MAX];
+    for (int i = 0; i < AWAY_OBJECTS; i++) {
+        data[i] = rng_alloc(&rng, size);
+        ck_assert_ok(minidbx_put(fx_db, data[i], size, &ids[i]));
+        snprintf(name, sizeof name, "docs/f%d", i);
+        ck_assert_ok(minidbx_name_set(fx_db, name, &ids[i]));
+    }
+    if (how == SHARD_MOVED) { /* blobs/ab/cd of the first object */
+        store_blob_path(fx_dir, &ids[0], from);
+        *strrchr(from, '/') = '\0';
+    } else {
+        store_path(fx_dir, "blobs", from);
+    }
+    unsigned away = 0;
+    for (int i = 0; i < AWAY_OBJECTS; i++) {
+        store_blob_path(fx_dir, &ids[i], blob);
+        away += strncmp(blob, from, strlen(from)) == 0 && blob[strlen(from)] == '/';
+    }
+    store_path(fx_dir, "away", to);
+    ck_assert_int_eq(rename(from, to), 0);
+    if (how == BLOBS_EMPTY || how == BLOBS_PUT_UNDER)
+        ck_assert_int_eq(mkdir(from, 0755), 0);
+    store_blob_path(fx_dir, &ids[0], shard);
+    *strrchr(shard, '/') = '\0'; /* blobs/ab/cd */
+    if (how == BLOBS_PUT_UNDER) {
+        *strrchr(shard, '/') = '\0';
+        ck_assert_int_eq(mkdir(shard, 0755), 0);
+        shard[strlen(shard)] = '/';
+        ck_assert_int_eq(mkdir(shard, 0755), 0);
+    }
+
+    away_log a = { 0 };
+    minidbx_verify_report report = { 0 };
+    ck_assert_ok(minidbx_verify(fx_db, NULL, MINIDBX_VERIFY_REPAIR, &report, away_cb, &a));
+    ck_assert_uint_eq(report.problems, away);
+    ck_assert_uint_eq(report.repaired, 0);
+    ck_assert_uint_eq(a.log.count[MINIDBX_PROBLEM_MISSING], away);
+    ck_assert_uint_eq(a.left, away);
+    ck_assert_uint_eq(a.log.count[MINIDBX_PROBLEM_NAME_REMOVED], 0);
+    for (int i = 0; i < AWAY_OBJECTS; i++) {
+        minidbx_name_info info;
+        snprintf(name, sizeof name, "docs/f%d", i);
+        ck_assert_ok(minidbx_name_get(fx_db, name, &info));
+        ck_assert(minidbx_id_equal(&info.id, &ids[i]));
+        /* The record is there: a local stat reads it alone (exists looks
+         * at the blob too); a node's HEAD finds no bytes: ECORRUPT. */
+        minidbx_object_info record;
+        int rc = minidbx_stat(fx_db, &ids[i], &record);
+        ck_assert_msg(rc == 0 || rc == MINIDBX_ECORRUPT, "stat: %s", minidbx_strerror(rc));
+        ck_assert(rc != 0 || record.refs == 1);
+    }
+
+    /* the directory is back */
+    if (how == BLOBS_PUT_UNDER) {
+        ck_assert_int_eq(rmdir(shard), 0);
+        *strrchr(shard, '/') = '\0';
+        ck_assert_int_eq(rmdir(shard), 0);
+    }
+    if (how == BLOBS_EMPTY || how == BLOBS_PUT_UNDER)
+        ck_assert_int_eq(rmdir(from), 0);
+    ck_assert_int_eq(rename(to, from), 0);
+    ck_assert_ok(minidbx_verify(fx_db, NULL, 0, &report, problem_log_cb, &a.log));
+    ck_assert_uint_eq(report.problems, 0);
+    minidbx_gc_options now = { 0, 0, NULL, NULL };
+    minidbx_gc_report gc = { 0 };
+    ck_assert_ok(minidbx_gc_ex(fx_db, &now, &gc));
+    ck_assert_uint_eq(gc.objects_removed, 0);
+    for (int i = 0; i < AWAY_OBJECTS; i++) {
+        void *got = NULL;
+        size_t got_size = 0;
+        store_blob_path(fx_dir, &ids[i], blob);
+        ck_assert_msg(path_exists(blob), "gc removed %s", blob);
+        ck_assert_ok(minidbx_get(fx_db, &ids[i], &got, &got_size));
+        ck_assert_uint_eq(got_size, size);
+        ck_assert(memcmp(got, data[i], size) == 0);
+        minidbx_free(got);
+        free(data[i]);
+    }
+}
+
+START_TEST(repair_with_blobs_moved_away)
+{
+    repair_with_blobs_away(BLOBS_MOVED);
+}
+END_TEST
+
+START_TEST(repair_with_blobs_an_empty_mountpoint)
+{
+    repair_with_blobs_away(BLOBS_EMPTY);
+}
+END_TEST
+
+/* A put while the disk is not mounted made a shard directory below the
+ * mountpoint: the first object's file is "missing" from a directory that
+ * is there, but other directories are missing: it is kept too. */
+START_TEST(repair_with_a_shard_made_below_the_mountpoint)
+{
+    repair_with_blobs_away(BLOBS_PUT_UNDER);
+}
+END_TEST
+
+START_TEST(repair_with_a_shard_directory_away)
+{
+    repair_with_blobs_away(SHARD_MOVED);
+}
+END_TEST
+
 /* A blob file cut short: never handed out as the object. */
 START_TEST(truncated_blob_file)
 {
@@ -878,6 +1021,10 @@ static Suite *verify_suite(void)
     tcase_add_test_needs(tc, repair_keeps_a_name_of_another_object, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, no_verify_skips_hash, TEST_CAP_FILES | TEST_CAP_OPEN_DIR);
     tcase_add_test_needs(tc, missing_blob_file, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, repair_with_blobs_moved_away, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, repair_with_blobs_an_empty_mountpoint, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, repair_with_a_shard_made_below_the_mountpoint, TEST_CAP_FILES);
+    tcase_add_test_needs(tc, repair_with_a_shard_directory_away, TEST_CAP_FILES);
     tcase_add_test_needs(tc, truncated_blob_file, TEST_CAP_FILES);
     tcase_add_test_needs(tc, orphan_blob_file, TEST_CAP_FILES);
     tcase_add_test_needs(tc, dangling_name, TEST_CAP_FILES);

@@ -4,7 +4,9 @@
  * change re-checks each finding under the exclusive store lock and one
  * write transaction, so a concurrent put is never mistaken for an orphan.
  * Verify, repairing or not, reports only what that re-check confirms: a
- * live, healthy store gives no problem, whatever runs beside it.
+ * live, healthy store gives no problem, whatever runs beside it. A blob
+ * missing because a directory is (blobs/ not mounted) is never repaired:
+ * only an object whose file alone is gone is removed.
  */
 #include "local.h"
 
@@ -25,6 +27,7 @@ typedef struct {
     bool has_id;
     minidbx_id id;
     char *detail; /* a path or a name */
+    bool keep;    /* MISSING, but a directory on its way is: repair leaves it */
     bool repaired;
 } problem;
 
@@ -59,10 +62,38 @@ static void free_problems(problem_list *l)
 
 /* --- looking ---------------------------------------------------------------- */
 
-/* Hash a blob file and compare; fills *kind with the problem or 0. bytes
- * is NULL when re-checking (not counted again). */
-static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char *buf,
-                      dbx_hasher *h, minidbx_problem *kind, uint64_t *bytes)
+/* Room for a blob's path and why a repair leaves it. */
+#define DETAIL_MAX (PATH_MAX + 128)
+
+/* The blob file at path (of s) is not there: is it the file alone, its
+ * directories there (false: the object is lost, a repair removes it)? Or
+ * is blobs/, blobs/ab or blobs/ab/cd missing or not a directory (true)? A
+ * disk that is not mounted or a tree moved away, not lost bytes: the
+ * object stays (a re-put or the directory back heals it), and detail says
+ * why. Links are followed, as the open of the blob did. */
+static bool blob_dir_missing(const local_store *s, const char *path, char detail[DETAIL_MAX])
+{
+    size_t rel = strlen(s->root) + 1; /* path is ROOT/blobs/ab/cd/<hex> */
+    const size_t ends[] = { rel + 5, rel + 8, rel + 11 };
+    char dir[PATH_MAX];
+    struct stat st;
+    for (size_t i = 0; i < sizeof ends / sizeof ends[0]; i++) {
+        snprintf(dir, sizeof dir, "%.*s", (int)ends[i], path);
+        int err = stat(dir, &st) < 0 ? errno : S_ISDIR(st.st_mode) ? 0 : ENOTDIR;
+        if (err == 0)
+            continue;
+        snprintf(detail, DETAIL_MAX, "%s: %s %s: not repaired; is the disk mounted?", path, dir + rel,
+                 err == ENOENT ? "is missing" : err == ENOTDIR ? "is not a directory" : strerror(err));
+        return true;
+    }
+    return false;
+}
+
+/* Hash a blob file and compare; fills *kind with the problem or 0, and
+ * *keep when the problem is a directory rather than the file (detail then
+ * says so). bytes is NULL when re-checking (not counted again). */
+static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char *buf, dbx_hasher *h,
+                      minidbx_problem *kind, bool *keep, char detail[DETAIL_MAX], uint64_t *bytes)
 {
     if (bytes)
         DBX_TEST_PAUSE("verify-object"); /* the scan has the record, not yet the file */
@@ -75,6 +106,7 @@ static int check_blob(local_store *s, const minidbx_id *id, uint64_t size, char 
     int fd = local_blob_open(s, id, path, &st);
     if (fd == -ENOENT || fd == BLOB_NOT_REGULAR) {
         *kind = fd == -ENOENT ? MINIDBX_PROBLEM_MISSING : MINIDBX_PROBLEM_CORRUPT;
+        *keep = fd == -ENOENT && blob_dir_missing(s, path, detail);
         return 0;
     }
     /* Any other failure (no fds, no memory, EACCES, EIO) says nothing about
@@ -113,27 +145,34 @@ static int check_record(local_store *s, const MDB_val *k, const MDB_val *v, char
     minidbx_id id, got;
     record_header rh;
     minidbx_problem kind = 0;
+    bool keep = false;
+    char detail[DETAIL_MAX] = "inline";
     int rc;
     if (k->mv_size != MINIDBX_ID_SIZE)
         return 0; /* not an id: cannot be named or repaired by id */
     memcpy(id.bytes, k->mv_data, MINIDBX_ID_SIZE);
     report->objects_checked++;
     if (local_record_parse(v, &id, &rh) < 0) {
-        kind = MINIDBX_PROBLEM_CORRUPT;
+        kind = MINIDBX_PROBLEM_CORRUPT; /* repair removes it and any blob file */
+        local_blob_path(s, &id, detail);
     } else if (rh.flags & RECORD_INLINE) {
         if ((rc = minidbx_id_of(&got, (char *)v->mv_data + RECORD_HEADER_BYTES, (size_t)rh.size)) < 0)
             return rc;
         report->bytes_checked += rh.size;
         if (!minidbx_id_equal(&got, &id))
             kind = MINIDBX_PROBLEM_CORRUPT;
-    } else if ((rc = check_blob(s, &id, rh.size, buf, h, &kind, scanning ? &report->bytes_checked : NULL)) < 0) {
-        return rc;
+    } else {
+        local_blob_path(s, &id, detail);
+        if ((rc = check_blob(s, &id, rh.size, buf, h, &kind, &keep, detail,
+                             scanning ? &report->bytes_checked : NULL)) < 0)
+            return rc;
     }
     if (!kind)
         return 0;
-    char path[PATH_MAX];
-    local_blob_path(s, &id, path);
-    return add_problem(found, kind, &id, (rh.flags & RECORD_INLINE) ? "inline" : path);
+    if ((rc = add_problem(found, kind, &id, detail)) < 0)
+        return rc;
+    found->items[found->count - 1].keep = keep;
+    return 0;
 }
 
 /* Check one object, or all of them when id is NULL. */
@@ -422,6 +461,8 @@ static int repair_one(local_store *s, MDB_txn *txn, problem *p, bool *unlink_aft
     record_header h;
     int lrc;
     *unlink_after = false;
+    if (p->keep)
+        return 0; /* its directory is missing, not (we cannot tell) its bytes */
     switch (p->kind) {
     case MINIDBX_PROBLEM_CORRUPT:
     case MINIDBX_PROBLEM_MISSING:
@@ -483,7 +524,7 @@ static int repair(local_store *s, MDB_txn *txn, problem_list *found, problem_lis
         mdb_txn_abort(txn);
     for (size_t i = 0; rc == 0 && i < found->count; i++) {
         problem *p = &found->items[i];
-        p->repaired = p->kind != MINIDBX_PROBLEM_ORPHAN;
+        p->repaired = p->kind != MINIDBX_PROBLEM_ORPHAN && !p->keep;
         if (!unlink_after[i])
             continue;
         char path[PATH_MAX];
@@ -496,6 +537,31 @@ static int repair(local_store *s, MDB_txn *txn, problem_list *found, problem_lis
     }
     free(unlink_after);
     return rc;
+}
+
+/* A blob directory missing makes every MISSING blob of the run suspect:
+ * while a disk is not mounted, puts make shard directories on the one
+ * below it, where the other objects of those shards are not. So when one
+ * problem is kept for its directory, every MISSING one is kept. */
+static int keep_every_missing(problem_list *l)
+{
+    static const char why[] = ": not repaired: other blob directories are missing; is the disk mounted?";
+    bool dir_missing = false;
+    for (size_t i = 0; i < l->count; i++)
+        dir_missing |= l->items[i].keep;
+    for (size_t i = 0; dir_missing && i < l->count; i++) {
+        problem *p = &l->items[i];
+        if (p->kind != MINIDBX_PROBLEM_MISSING || p->keep)
+            continue;
+        size_t len = strlen(p->detail);
+        char *detail = realloc(p->detail, len + sizeof why);
+        if (!detail)
+            return minidbx_error_set(MINIDBX_ENOMEM, "out of memory");
+        memcpy(detail + len, why, sizeof why);
+        p->detail = detail;
+        p->keep = true;
+    }
+    return 0;
 }
 
 /* Re-check what the scan suspected, under the exclusive store lock (no
@@ -527,6 +593,8 @@ static int confirm_and_repair(local_store *s, problem_list *suspects, bool fix, 
     MDB_txn *txn = fix ? wtxn : rt.txn;
     for (size_t i = 0; rc == 0 && i < suspects->count; i++)
         rc = recheck(s, txn, &suspects->items[i], lock_fd >= 0, buf, h, confirmed);
+    if (rc == 0)
+        rc = keep_every_missing(confirmed);
     if (fix && rc == 0)
         rc = repair(s, wtxn, confirmed, removed); /* commits or aborts wtxn */
     else if (wtxn)
