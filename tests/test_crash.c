@@ -636,20 +636,30 @@ END_TEST
  * parents; the next put of an object there finds them and must still not
  * rely on their entries being durable: after a power cut it must be
  * there. */
-START_TEST(shard_dir_of_a_dead_writer)
+/* A new store in a temp directory, the shim's record of it begun in
+ * shadow; *ino: the store directory's inode, for power_cut. */
+static char *watched_store(const char *tag, char shadow[PATH_MAX], unsigned long long *ino)
 {
-    char *store = tmpdir_make("powercut-shard");
-    char shadow[PATH_MAX], pause[PATH_MAX];
+    char *store = tmpdir_make(tag);
     struct stat st;
     minidbx_close(store_open(store, 0));
-    snprintf(shadow, sizeof shadow, "%s.shadow", store);
-    snprintf(pause, sizeof pause, "%s.pause", store);
+    snprintf(shadow, PATH_MAX, "%s.shadow", store);
     ck_assert_int_eq(mkdir(shadow, 0755), 0);
     ck_assert_int_eq(stat(store, &st), 0);
+    *ino = (unsigned long long)st.st_ino;
     shadow_baseline(store, shadow);
+    return store;
+}
+
+START_TEST(shard_dir_of_a_dead_writer)
+{
+    char shadow[PATH_MAX], pause[PATH_MAX];
+    unsigned long long ino;
+    char *store = watched_store("powercut-shard", shadow, &ino);
+    snprintf(pause, sizeof pause, "%s.pause", store);
     free(worker_put(store, store, shadow, pause));
     minidbx_id id = worker_put_id(store, store, shadow);
-    store = power_cut(store, shadow, (unsigned long long)st.st_ino, 0, NULL);
+    store = power_cut(store, shadow, ino, 0, NULL);
     rm_rf(shadow);
     minidbx *db = store_open(store, 0);
     expect_object_intact(db, &id, 4242);
@@ -665,14 +675,9 @@ END_TEST
  * which keeps it) its bytes need be on disk. */
 static void reput_after_sync_none(bool batch)
 {
-    char *store = tmpdir_make("powercut-reput");
     char shadow[PATH_MAX];
-    struct stat st;
-    minidbx_close(store_open(store, 0));
-    snprintf(shadow, sizeof shadow, "%s.shadow", store);
-    ck_assert_int_eq(mkdir(shadow, 0755), 0);
-    ck_assert_int_eq(stat(store, &st), 0);
-    shadow_baseline(store, shadow);
+    unsigned long long ino;
+    char *store = watched_store("powercut-reput", shadow, &ino);
     ck_assert_int_eq(setenv("RACE_WORKER_SYNC", "none", 1), 0);
     minidbx_id first = worker_put_id(store, store, shadow);
     ck_assert_int_eq(unsetenv("RACE_WORKER_SYNC"), 0);
@@ -680,7 +685,7 @@ static void reput_after_sync_none(bool batch)
     minidbx_id id = worker_put_id(store, store, shadow);
     ck_assert_int_eq(unsetenv("RACE_WORKER_BATCH"), 0);
     ck_assert(minidbx_id_equal(&first, &id));
-    store = power_cut(store, shadow, (unsigned long long)st.st_ino, 0, NULL);
+    store = power_cut(store, shadow, ino, 0, NULL);
     rm_rf(shadow);
     minidbx *db = store_open(store, 0);
     expect_object_intact(db, &id, 4242);
