@@ -273,11 +273,14 @@ int cmd_repair(struct cli *cli, int argc, char **argv)
         dbx_json_add_u64(obj, "removed", run.done[MINIDBX_PROBLEM_MISPLACED]);
         cli_print_json(cli, obj);
     } else {
+        char left[64] = "";
+        if (flags && report.problems > report.repaired)
+            snprintf(left, sizeof left, "; %" PRIu64 " not repaired", report.problems - report.repaired);
         cli_printf(cli, "%schecked %" PRIu64 " objects (%" PRIu64 " bytes): %" PRIu64 " problems; copied %"
-                        PRIu64 ", replaced %" PRIu64 ", names set %" PRIu64 ", removed %" PRIu64 "\n",
+                        PRIu64 ", replaced %" PRIu64 ", names set %" PRIu64 ", removed %" PRIu64 "%s\n",
                    flags ? "" : "dry run: ", report.objects_checked, report.bytes_checked, report.problems,
                    run.done[MINIDBX_PROBLEM_MISSING], run.done[MINIDBX_PROBLEM_CORRUPT],
-                   run.done[MINIDBX_PROBLEM_STALE], run.done[MINIDBX_PROBLEM_MISPLACED]);
+                   run.done[MINIDBX_PROBLEM_STALE], run.done[MINIDBX_PROBLEM_MISPLACED], left);
     }
     return flags && report.problems > report.repaired ? CLI_EXIT_CORRUPT : CLI_EXIT_OK;
 }
