@@ -64,7 +64,11 @@ enum { SERVE_IO_POOL = 0, SERVE_IO_PER_CONNECTION = 1 };
     "                              share one commit and flush); none: nothing\n" \
     "                              is flushed (the Go system's way: a machine\n" \
     "                              crash may lose the last writes)\n"          \
-    "  --max-connections N         open connections in all (default 1000)\n"     \
+    "  --max-connections N         open connections in all (default 1000); the\n" \
+    "                              node raises its soft limit on open files to\n" \
+    "                              the hard one, and lowers N (with a warning)\n" \
+    "                              to what it holds: 2 per connection and a\n"   \
+    "                              reserve of about 70\n"                        \
     "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
     "  --rate-limit N              requests per second per client IP, with a\n"  \
     "                              burst of N; over it: 429 (default 0: off)\n"  \
