@@ -314,6 +314,8 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
         close(listen_fd);
         return serve_error(err, MINIDBX_EIO, rc, "serve");
     }
+    minidbx_store_info info;
+    srv->store_local = minidbx_info(srv->db, &info) == 0 && strcmp(info.backend, "local") == 0;
     /* last: every file of the node's own is open now */
     if ((rc = serve_fds_fit(srv, err)) != 0) {
         stop_parts(srv);

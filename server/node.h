@@ -207,6 +207,7 @@ struct serve_server {
     int access_fd;                   /* the access log (accesslog.c), or -1 */
     struct serve_memory *memory;     /* the RSS bound (memory.c) */
     unsigned max_connections;        /* --max-connections, or fewer: what the fd limit holds (fds.c) */
+    bool store_local;                /* a local store: /health reads it (proto_v1.c) */
 };
 
 /* ---- the limit on open files (fds.c) ------------------------------ */
@@ -446,6 +447,9 @@ enum MHD_Result serve_reply_code(struct serve_request *req, int code, unsigned s
 /* The reply for a failed library call: the status that fits code, and
  * minidbx_errmsg as the error. Call it right after the failure. */
 enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const char *what);
+/* The same with status (0: the one that fits code). */
+enum MHD_Result serve_reply_failure_status(struct serve_request *req, int code, unsigned status,
+                                           const char *what);
 /* {"error": "what: <strerror>: <errmsg>"} for a failed library call, as
  * serve_reply_failure says it; call it on the failing thread. */
 cJSON *serve_json_failure(int code, const char *what);
