@@ -334,6 +334,11 @@ static struct serve_copy *memfd_copy_new(size_t size)
     return body;
 }
 
+unsigned serve_copy_fds_max(const struct serve_server *srv)
+{
+    return srv->cfg->io_model == SERVE_IO_PER_CONNECTION && srv->cfg->body_cache_bytes ? BODY_SLOTS : 0;
+}
+
 bool serve_copy_cacheable(struct serve_server *srv, uint64_t size)
 {
     uint64_t cache = srv->verified->body_cache_bytes;

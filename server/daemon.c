@@ -179,7 +179,7 @@ static struct MHD_Daemon *start_daemon(struct serve_server *srv, int listen_fd, 
         MHD_OPTION_EXTERNAL_LOGGER, log_mhd, srv, /* first, to catch every message */
         MHD_OPTION_LISTEN_SOCKET, (MHD_socket)listen_fd,
         MHD_OPTION_ARRAY, io_options, /* --io-model (io.c) */
-        MHD_OPTION_CONNECTION_LIMIT, cfg->max_connections,
+        MHD_OPTION_CONNECTION_LIMIT, srv->max_connections, /* fitted to the fd limit (fds.c) */
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, cfg->max_connections_per_ip,
         MHD_OPTION_CONNECTION_TIMEOUT, cfg->idle_timeout_s,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)CONNECTION_MEMORY_BYTES,
@@ -313,6 +313,14 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
         stop_parts(srv);
         close(listen_fd);
         return serve_error(err, MINIDBX_EIO, rc, "serve");
+    }
+    minidbx_store_info info;
+    srv->store_local = minidbx_info(srv->db, &info) == 0 && strcmp(info.backend, "local") == 0;
+    /* last: every file of the node's own is open now */
+    if ((rc = serve_fds_fit(srv, err)) != 0) {
+        stop_parts(srv);
+        close(listen_fd);
+        return rc;
     }
     struct MHD_Daemon *daemon = start_daemon(srv, listen_fd, addr.ss_family, tls);
     if (!daemon) {

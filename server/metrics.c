@@ -218,6 +218,9 @@ enum MHD_Result serve_metrics_page(struct serve_request *req)
                     (long long)atomic_load((atomic_ullong *)((char *)m + counters[i].offset)));
     print_value(out, "minidbx_http_connections_open", "gauge", "Open connections.",
                 atomic_load(&m->connections_open));
+    print_value(out, "minidbx_http_connections_max", "gauge",
+                "Connections the node takes at most: --max-connections, or what the limit on open files holds.",
+                (long long)req->srv->max_connections);
     print_value(out, "minidbx_http_requests_in_flight", "gauge", "Requests being served.",
                 atomic_load(&m->requests_in_flight));
     print_value(out, "minidbx_http_commits_waiting", "gauge",

@@ -19,6 +19,7 @@
  * job.c        slow maintenance calls (verify, gc) off the I/O threads
  * commit.c     durable writes off the I/O threads: commit threads
  * io.c         --io-model: a thread per connection, or a pool
+ * fds.c        the limit on open files: raised, --max-connections fitted to it
  *
  * Handlers are thin: they parse what the URL and body say, call the public
  * API and turn the result into a reply. Every id that comes from a URL,
@@ -205,7 +206,17 @@ struct serve_server {
     struct serve_commits *commits;   /* the commit threads (commit.c), or NULL */
     int access_fd;                   /* the access log (accesslog.c), or -1 */
     struct serve_memory *memory;     /* the RSS bound (memory.c) */
+    unsigned max_connections;        /* --max-connections, or fewer: what the fd limit holds (fds.c) */
+    bool store_local;                /* a local store: /health reads it (proto_v1.c) */
 };
+
+/* ---- the limit on open files (fds.c) ------------------------------ */
+
+/* Raise the soft RLIMIT_NOFILE to the hard one and set max_connections
+ * to --max-connections, lowered (with a warning on stderr) to what the
+ * limit holds. Call it once the node's own files are open, before the
+ * daemon starts. Returns 0 or MINIDBX_EIO (not one connection fits). */
+int serve_fds_fit(struct serve_server *srv, struct minidbx_server_error *err);
 
 /* ---- the access log (accesslog.c) --------------------------------- */
 
@@ -402,6 +413,8 @@ char *serve_copy_bytes(struct serve_copy *body);
 int serve_copy_seal(struct serve_copy *body);
 /* The sealed memfd holding a body's bytes, or -1 (they are in memory). */
 int serve_copy_fd(const struct serve_copy *body);
+/* Descriptors the kept bodies may hold (memfds) when all slots are full. */
+unsigned serve_copy_fds_max(const struct serve_server *srv);
 /* Bytes of copies in memory: kept, or held by replies. */
 uint64_t serve_copy_memory_bytes(struct serve_server *srv);
 /* Drop one reference (a libmicrohttpd free callback). NULL: no-op. */
@@ -434,6 +447,9 @@ enum MHD_Result serve_reply_code(struct serve_request *req, int code, unsigned s
 /* The reply for a failed library call: the status that fits code, and
  * minidbx_errmsg as the error. Call it right after the failure. */
 enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const char *what);
+/* The same with status (0: the one that fits code). */
+enum MHD_Result serve_reply_failure_status(struct serve_request *req, int code, unsigned status,
+                                           const char *what);
 /* {"error": "what: <strerror>: <errmsg>"} for a failed library call, as
  * serve_reply_failure says it; call it on the failing thread. */
 cJSON *serve_json_failure(int code, const char *what);

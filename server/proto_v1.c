@@ -432,15 +432,34 @@ static enum MHD_Result serve_gc(struct serve_request *req)
     return serve_job_run(req, gc_job);
 }
 
+/* Can the node's store still be read? On a local store, a read
+ * transaction and one lookup (of an id no object has: a B-tree descent,
+ * no file touched); it fails once LMDB has marked the environment failed
+ * (MDB_PANIC after a failed commit: every read and write of this process
+ * fails until it opens the store again) or the metadata cannot be read.
+ * A store over other nodes (http://, cluster:) is not asked: that would
+ * send every health probe over the network, and its nodes' states are in
+ * /v1/info and /metrics. 0 or the library's error. */
+static int store_readable(struct serve_server *srv)
+{
+    static const minidbx_id probe; /* all zeros */
+    int rc = srv->store_local ? minidbx_exists(srv->db, &probe) : 0;
+    return rc < 0 ? rc : 0;
+}
+
 /* "OK", as the Go nodes said it; to a client that asks for JSON (Accept:
  * application/json), the Go system's {"status": "healthy", ...}. 200
- * either way, so that `curl -f` works on both. */
+ * either way, so that `curl -f` works on both. A store that cannot be
+ * read: 503 and why, so that a load balancer takes the node out. */
 static enum MHD_Result serve_health(struct serve_request *req)
 {
     const char *accept = MHD_lookup_connection_value(req->conn, MHD_HEADER_KIND,
                                                      MHD_HTTP_HEADER_ACCEPT);
     cJSON *json;
+    int rc = store_readable(req->srv);
 
+    if (rc < 0)
+        return serve_reply_failure_status(req, rc, MHD_HTTP_SERVICE_UNAVAILABLE, "the store cannot be read");
     if (!accept || !strstr(accept, "application/json") || !(json = cJSON_CreateObject()))
         return serve_reply_text(req, MHD_HTTP_OK, "OK");
     cJSON_AddStringToObject(json, "status", "healthy");

@@ -123,9 +123,15 @@ static void failure_message(char *out, size_t size, int code, const char *what)
 
 enum MHD_Result serve_reply_failure(struct serve_request *req, int code, const char *what)
 {
+    return serve_reply_failure_status(req, code, 0, what);
+}
+
+enum MHD_Result serve_reply_failure_status(struct serve_request *req, int code, unsigned status,
+                                           const char *what)
+{
     char message[512];
     failure_message(message, sizeof message, code, what);
-    return serve_reply_code(req, code, 0, "%s", message);
+    return serve_reply_code(req, code, status, "%s", message);
 }
 
 cJSON *serve_json_failure(int code, const char *what)

@@ -64,7 +64,11 @@ enum { SERVE_IO_POOL = 0, SERVE_IO_PER_CONNECTION = 1 };
     "                              share one commit and flush); none: nothing\n" \
     "                              is flushed (the Go system's way: a machine\n" \
     "                              crash may lose the last writes)\n"          \
-    "  --max-connections N         open connections in all (default 1000)\n"     \
+    "  --max-connections N         open connections in all (default 1000); the\n" \
+    "                              node raises its soft limit on open files to\n" \
+    "                              the hard one, and lowers N (with a warning)\n" \
+    "                              to what it holds: 2 per connection and a\n"   \
+    "                              reserve of about 70\n"                        \
     "  --max-connections-per-ip N  open connections per client (default 64)\n"   \
     "  --rate-limit N              requests per second per client IP, with a\n"  \
     "                              burst of N; over it: 429 (default 0: off)\n"  \
@@ -118,8 +122,9 @@ enum { SERVE_IO_POOL = 0, SERVE_IO_PER_CONNECTION = 1 };
     "/v1/names/NAME, GET /v1/names?prefix=P&after=N&limit=N, GET /v1/info,\n"    \
     "POST /v1/verify?id=ID&repair=1 (both optional), POST\n"                     \
     "/v1/gc?older_than=SECONDS&dry_run=1 (both optional: 14 days, no),\n"        \
-    "GET /health, GET /metrics, and the Go system's POST /upload, GET\n"         \
-    "/retrieve?hash=ID, POST /register, GET /get?hash=ID, GET /list.\n"          \
+    "GET /health (503 when the store cannot be read), GET /metrics, and the\n"   \
+    "Go system's POST /upload, GET /retrieve?hash=ID, POST /register, GET\n"     \
+    "/get?hash=ID, GET /list.\n"                                                \
     "Stops on SIGTERM or SIGINT after the requests in flight. See mdbx(1).\n"
 
 struct minidbx_server_config {
@@ -208,8 +213,12 @@ int minidbx_server_open(minidbx_server **out, const struct minidbx_server_config
  * URL" on stdout once it listens, and what happens (drain, stop) on
  * stderr. SIGTERM and SIGINT are blocked in the calling thread (and so in
  * every thread the node starts): send them to that thread or the process.
+ * It raises the process's soft RLIMIT_NOFILE to the hard limit, and takes
+ * fewer connections than max_connections (saying so on stderr) when that
+ * limit cannot hold two descriptors per connection and a reserve (fds.c).
  * Errors: MINIDBX_EINVAL (--listen is no numeric ADDR:PORT), MINIDBX_EIO
- * (cannot listen, cannot start a thread). */
+ * (cannot listen, cannot start a thread, a limit on open files that holds
+ * not one connection). */
 int minidbx_server_run(minidbx_server *srv, minidbx *db, struct minidbx_server_error *err);
 /* NULL is a no-op. */
 void minidbx_server_free(minidbx_server *srv);

@@ -9,6 +9,10 @@ command -v curl >/dev/null || { echo "1..0 # SKIP the curl command is missing"; 
 SERVER_PID=""
 URL=""
 PORT=""
+# A command (and its arguments) that start_server runs the node through,
+# e.g. SERVER_WRAP=(prlimit --nofile=256:1024): it must exec the node, so
+# that SERVER_PID is the node's. Empty: the node itself.
+SERVER_WRAP=()
 
 # start_server STORE [serve options...]: start `mdbx serve` on a free port
 # (port 0: the kernel picks it) and wait until it says where it listens.
@@ -18,7 +22,7 @@ start_server()
     local store=$1
     shift
     rm -f "$T/server.out"
-    "$MDBX" -s "$store" serve --listen 127.0.0.1:0 "$@" >"$T/server.out" 2>"$T/server.err" &
+    "${SERVER_WRAP[@]}" "$MDBX" -s "$store" serve --listen 127.0.0.1:0 "$@" >"$T/server.out" 2>"$T/server.err" &
     SERVER_PID=$!
     for _ in $(seq 100); do
         URL=$(sed -n 's/^listening on //p' "$T/server.out" 2>/dev/null)
