@@ -14,6 +14,7 @@
  *   gc | gc-grace          gc with no grace period, or the default
  *                          (14 days); prints "removed N"
  *   rm HEX                 delete with MINIDBX_DELETE_CASCADE
+ *   name-keep NAME HEX     name_set_ex with MINIDBX_NAME_KEEP
  *   stress WORKER ITERATIONS
  *                          a bounded random mix of put+name, name delete,
  *                          rm, gc and verify; prints "named NAME HEX" and
@@ -179,6 +180,9 @@ int main(int argc, char **argv)
         minidbx_gc_report report = { 0, 0 };
         rc = strcmp(action, "gc") == 0 ? test_gc_now(db, &report) : minidbx_gc(db, &report);
         printf("removed %llu\n", (unsigned long long)report.objects_removed);
+    } else if (strcmp(action, "name-keep") == 0 && argc == 5) {
+        if ((rc = minidbx_id_parse(&id, argv[4])) == 0)
+            rc = minidbx_name_set_ex(db, argv[3], &id, MINIDBX_NAME_KEEP);
     } else if (strcmp(action, "rm") == 0 && argc == 4) {
         rc = minidbx_id_parse(&id, argv[3]);
         if (rc == 0)

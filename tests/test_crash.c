@@ -476,32 +476,56 @@ static void run_rounds(bool powercut)
     free(store);
 }
 
-/* Run race_worker put SIZE SEED on store under the shim, which watches
- * the directory watched; with pause_file, it waits at "shard-made" and is
- * killed there. Returns what it printed. */
-static char *worker_put(const char *watched, const char *store, const char *shadow, const char *pause_file)
+/* Start race_worker (argv: NULL-terminated, argv[0] the program) under the
+ * shim watching the directory watched, with MINIDBX_TEST_PAUSE=pause if
+ * not NULL; *out_fd reads what it prints. */
+static pid_t spawn_under_shim(const char *watched, const char *shadow, const char *pause, const char *const *argv,
+                              int *out_fd)
 {
-    char real[PATH_MAX], pause[PATH_MAX + 32], marker[PATH_MAX + 32];
+    char real[PATH_MAX];
     int p[2];
     ck_assert_ptr_nonnull(realpath(watched, real));
     ck_assert_int_eq(pipe(p), 0);
-    snprintf(pause, sizeof pause, "shard-made:%s", pause_file ? pause_file : "");
     fflush(NULL);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
         if (setenv("LD_PRELOAD", powercut_shim, 1) != 0 || setenv("MINIDBX_POWERCUT_STORE", real, 1) != 0 ||
-            setenv("MINIDBX_POWERCUT_SHADOW", shadow, 1) != 0 ||
-            (pause_file && setenv("MINIDBX_TEST_PAUSE", pause, 1) != 0))
+            setenv("MINIDBX_POWERCUT_SHADOW", shadow, 1) != 0 || (pause && setenv("MINIDBX_TEST_PAUSE", pause, 1) != 0))
             _exit(126);
         dup2(p[1], STDOUT_FILENO);
         close(p[0]);
         close(p[1]);
-        execl(race_worker, race_worker, store, "put", "70000", "4242", (char *)NULL);
+        execv(race_worker, (char *const *)argv);
         _exit(127);
     }
     close(p[1]);
+    *out_fd = p[0];
+    return pid;
+}
+
+/* Everything left to read on fd (which is closed), as a string. */
+static char *read_rest(int fd)
+{
     writer_output out = {0};
+    while (read_some(fd, &out, 1000))
+        ;
+    close(fd);
+    out.text = realloc(out.text, out.len + 1);
+    out.text[out.len] = '\0';
+    return out.text;
+}
+
+/* Run race_worker put SIZE SEED on store under the shim, which watches
+ * the directory watched; with pause_file, it waits at "shard-made" and is
+ * killed there. Returns what it printed. */
+static char *worker_put(const char *watched, const char *store, const char *shadow, const char *pause_file)
+{
+    char pause[PATH_MAX + 32], marker[PATH_MAX + 32];
+    const char *argv[] = { race_worker, store, "put", "70000", "4242", NULL };
+    int fd;
+    snprintf(pause, sizeof pause, "shard-made:%s", pause_file ? pause_file : "");
+    pid_t pid = spawn_under_shim(watched, shadow, pause_file ? pause : NULL, argv, &fd);
     if (pause_file) {
         snprintf(marker, sizeof marker, "%s.shard-made", pause_file);
         double deadline = now_ms() + 10000;
@@ -510,15 +534,11 @@ static char *worker_put(const char *watched, const char *store, const char *shad
         ck_assert_msg(access(marker, F_OK) == 0, "the put never made a shard directory");
         kill(pid, SIGKILL);
     }
-    while (read_some(p[0], &out, 1000))
-        ;
-    close(p[0]);
+    char *text = read_rest(fd);
     int status;
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     ck_assert(pause_file ? WIFSIGNALED(status) : WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    out.text = realloc(out.text, out.len + 1);
-    out.text[out.len] = '\0';
-    return out.text;
+    return text;
 }
 
 /* worker_put without a pause, which must succeed: the id it was given. */
@@ -694,6 +714,54 @@ static void reput_after_sync_none(bool batch)
     free(store);
 }
 
+/* Run race_worker STORE ARGS... under the shim watching the directory
+ * watched; it must exit 0 and end with "rc 0". Returns what it printed. */
+static char *worker_run(const char *watched, const char *store, const char *shadow, const char *const *args)
+{
+    const char *argv[8] = { race_worker, store };
+    int argc = 2, fd, status;
+    for (; args[argc - 2] && argc < 7; argc++)
+        argv[argc] = args[argc - 2];
+    argv[argc] = NULL;
+    pid_t pid = spawn_under_shim(watched, shadow, NULL, argv, &fd);
+    char *text = read_rest(fd);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0 && strstr(text, "rc 0"), "race_worker: %s", text);
+    return text;
+}
+
+/* A durable name set that finds the name already there (MINIDBX_NAME_KEEP)
+ * changes nothing, so its commit flushes nothing: it must still flush what
+ * a writer with durability none put a moment before, the name included. */
+START_TEST(durable_name_keep_of_a_sync_none_name)
+{
+    char shadow[PATH_MAX], hex[MINIDBX_ID_HEX_SIZE];
+    unsigned long long ino;
+    char *store = watched_store("powercut-name", shadow, &ino);
+    ck_assert_int_eq(setenv("RACE_WORKER_SYNC", "none", 1), 0);
+    const char *put_args[] = { "put", "300", "4242", "docs/a", NULL };
+    char *printed = worker_run(store, store, shadow, put_args);
+    ck_assert_int_eq(unsetenv("RACE_WORKER_SYNC"), 0);
+    char *line = strstr(printed, "id ");
+    ck_assert_ptr_nonnull(line);
+    snprintf(hex, sizeof hex, "%.64s", line + 3);
+    free(printed);
+    const char *keep_args[] = { "name-keep", "docs/a", hex, NULL };
+    free(worker_run(store, store, shadow, keep_args));
+    store = power_cut(store, shadow, ino, 0, NULL);
+    rm_rf(shadow);
+    minidbx *db = store_open(store, 0);
+    minidbx_name_info info;
+    ck_assert_msg(minidbx_name_get(db, "docs/a", &info) == 0, "the name acknowledged durably is gone");
+    char got[MINIDBX_ID_HEX_SIZE];
+    minidbx_id_format(&info.id, got);
+    ck_assert_str_eq(got, hex);
+    minidbx_close(db);
+    rm_rf(store);
+    free(store);
+}
+END_TEST
+
 START_TEST(durable_reput_of_a_sync_none_put)
 {
     reput_after_sync_none(false);
@@ -748,6 +816,7 @@ int main(int argc, char **argv)
         tcase_add_test(tc, flush_covers_an_earlier_process);
         tcase_add_test(tc, durable_reput_of_a_sync_none_put);
         tcase_add_test(tc, durable_batch_reput_of_a_sync_none_put);
+        tcase_add_test(tc, durable_name_keep_of_a_sync_none_name);
     }
     suite_add_tcase(s, tc);
     return run_suite(s);

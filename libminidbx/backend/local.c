@@ -143,6 +143,16 @@ void local_readers_check(local_store *s)
     mdb_reader_check(s->env, &dead);
 }
 
+int local_sync_unchanged(local_store *s, bool in_batch)
+{
+    if (in_batch) {
+        local_batch_of(s)->found = true;
+        return 0;
+    }
+    int lrc = s->sync ? mdb_env_sync(s->env, 1) : 0;
+    return lrc ? dbx_error_lmdb(lrc, "%s: sync failed", s->root) : 0;
+}
+
 /* After a commit: a store whose directory was deleted keeps working in the
  * open LMDB map, so a change would "succeed" into a file nobody can open
  * again. Say so instead of acknowledging it. One fstat per commit. */

@@ -219,6 +219,12 @@ int local_io_error(const local_store *s, int err, const char *fmt, ...) __attrib
  * of dead processes (mdb_reader_check), whose old snapshots would keep
  * LMDB from reusing any page freed since: the file would grow for ever. */
 void local_readers_check(local_store *s);
+
+/* After a durable write that found what it was asked for already there and
+ * changed nothing (so its commit flushed nothing): what it relies on may
+ * be a writer's with durability none, still only in the page cache. Flush
+ * the map (in a batch: at its commit). 0 or an error. */
+int local_sync_unchanged(local_store *s, bool in_batch);
 /* Remove a record, its names and refs, and adjust the counters. */
 int local_remove_object(local_store *s, MDB_txn *txn, const minidbx_id *id, const record_header *h);
 /* The byte and inline-object counters in "info". */

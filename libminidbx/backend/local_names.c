@@ -60,6 +60,7 @@ static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id,
     MDB_val k = local_id_key(id), v, nk = name_key(name);
     record_header h;
     char sid[16];
+    bool unchanged = false;
     int rc = local_write_begin(s, &txn, &in_batch);
     if (rc < 0)
         return rc;
@@ -76,11 +77,14 @@ static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id,
     if ((lrc = mdb_get(txn, s->names, &nk, &v)) == 0 && v.mv_size == sizeof(name_value)) {
         name_value old;
         memcpy(&old, v.mv_data, sizeof old);
-        if (mode == SET_UNLESS_NEWER && name_copy_newer(&old, mtime_ns, id))
+        if (mode == SET_UNLESS_NEWER && name_copy_newer(&old, mtime_ns, id)) {
+            unchanged = true;
             goto end; /* a later writer's copy stands: nothing to change */
+        }
         if (mode == SET_KEEP) {
             if (!minidbx_id_equal(&old.id, id))
                 rc = minidbx_error_set(MINIDBX_EEXISTS, "name %s points at another object", name);
+            unchanged = true;
             goto end; /* kept, or already pointing at id: nothing to change */
         }
         MDB_val ok = local_id_key(&old.id), ov = name_key(name);
@@ -97,7 +101,8 @@ static int name_set(minidbx_backend *be, const char *name, const minidbx_id *id,
     if (lrc && lrc != MDB_KEYEXIST)
         rc = dbx_error_lmdb(lrc, "%s: name set %s", s->root, name);
 end:
-    return local_write_end(s, txn, in_batch, rc);
+    rc = local_write_end(s, txn, in_batch, rc);
+    return rc == 0 && unchanged ? local_sync_unchanged(s, in_batch) : rc;
 }
 
 static int name_info_from(const MDB_val *k, const MDB_val *v, minidbx_name_info *out)

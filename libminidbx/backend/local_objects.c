@@ -364,8 +364,8 @@ static bool writeback_call(local_writer *w, uint64_t offset, uint64_t bytes, uns
 {
     if (sync_file_range(w->fd, (off64_t)offset, (off64_t)bytes, flags) == 0)
         return true;
-    if (errno == EINVAL || errno == ESPIPE || errno == ENOSYS)
-        w->no_writeback = true; /* not for this file: the final fdatasync does it all */
+    if (errno == EINVAL || errno == ESPIPE || errno == ENOSYS || errno == EPERM || errno == EOPNOTSUPP)
+        w->no_writeback = true; /* not for this file (or not allowed here): the final fdatasync does it all */
     else
         w->writeback_error = errno;
     return false;
