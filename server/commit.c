@@ -212,9 +212,8 @@ int serve_commits_start(struct serve_server *srv)
     commits->queue_max = count * COMMIT_QUEUE_PER_THREAD;
     /* Batches share a transaction, which only a local store has (on the
      * others a batch is a row of calls, one after the other). */
-    minidbx_store_info info;
-    if (minidbx_info(srv->db, &info) == 0 && strcmp(info.backend, "local") == 0)
-        commits->batch_max_bytes = info.inline_threshold;
+    if (srv->store_local)
+        commits->batch_max_bytes = srv->store_inline_threshold;
     srv->commits = commits;
     for (unsigned i = 0; i < count && rc == 0; i++)
         if ((rc = pthread_create(&commits->threads[i], NULL, commit_main, srv)) == 0)

@@ -307,6 +307,10 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* Asked once: on a store made of nodes, info lists every node. */
+    minidbx_store_info info;
+    srv->store_local = minidbx_info(srv->db, &info) == 0 && strcmp(info.backend, "local") == 0;
+    srv->store_inline_threshold = srv->store_local ? info.inline_threshold : 0;
     if ((rc = serve_limits_start(srv)) != 0 || (rc = serve_verified_start(srv)) != 0 ||
         (rc = serve_jobs_start(srv)) != 0 || (rc = serve_commits_start(srv)) != 0 ||
         (rc = serve_memory_start(srv)) != 0) {
@@ -314,8 +318,6 @@ static int run_server(struct serve_server *srv, const struct minidbx_server *tls
         close(listen_fd);
         return serve_error(err, MINIDBX_EIO, rc, "serve");
     }
-    minidbx_store_info info;
-    srv->store_local = minidbx_info(srv->db, &info) == 0 && strcmp(info.backend, "local") == 0;
     /* last: every file of the node's own is open now */
     if ((rc = serve_fds_fit(srv, err)) != 0) {
         stop_parts(srv);

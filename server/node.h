@@ -208,6 +208,7 @@ struct serve_server {
     struct serve_memory *memory;     /* the RSS bound (memory.c) */
     unsigned max_connections;        /* --max-connections, or fewer: what the fd limit holds (fds.c) */
     bool store_local;                /* a local store: /health reads it (proto_v1.c) */
+    uint64_t store_inline_threshold; /* a local store's (commit.c batches puts up to it) */
 };
 
 /* ---- the limit on open files (fds.c) ------------------------------ */
