@@ -146,8 +146,10 @@ typedef enum {
      *  what a put relies on (the blob file, its directory entry, the shard
      *  directories and, for a new store, the store's own entry) is flushed
      *  before it returns (tests/fault: the 'powercut' test), also when the
-     *  object was stored already, perhaps by a writer with durability none
-     *  a moment before: such a put flushes what it relies on. The cost, on
+     *  object (or a name set) was there already, perhaps from a writer with
+     *  durability none a moment before: such a put or name set flushes
+     *  what it relies on. (A name set does not make its object's bytes
+     *  durable: put them with this durability first.) The cost, on
      *  the local store: LMDB flushes twice per commit (its pages, then its
      *  meta page), a file object adds its file and its directory; SQLite's
      *  WAL needs one flush per commit (bench/README.md, issue 12). One
