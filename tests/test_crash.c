@@ -671,6 +671,19 @@ static char *watched_store(const char *tag, char shadow[PATH_MAX], unsigned long
     return store;
 }
 
+/* Cut the power on a watched_store, then id (race_worker's put of 70000
+ * bytes, seed 4242) must read back intact; the store is removed. */
+static void cut_power_and_expect(char *store, const char *shadow, unsigned long long ino, const minidbx_id *id)
+{
+    store = power_cut(store, shadow, ino, 0, NULL);
+    rm_rf(shadow);
+    minidbx *db = store_open(store, 0);
+    expect_object_intact(db, id, 4242);
+    minidbx_close(db);
+    rm_rf(store);
+    free(store);
+}
+
 START_TEST(shard_dir_of_a_dead_writer)
 {
     char shadow[PATH_MAX], pause[PATH_MAX];
@@ -679,13 +692,7 @@ START_TEST(shard_dir_of_a_dead_writer)
     snprintf(pause, sizeof pause, "%s.pause", store);
     free(worker_put(store, store, shadow, pause));
     minidbx_id id = worker_put_id(store, store, shadow);
-    store = power_cut(store, shadow, ino, 0, NULL);
-    rm_rf(shadow);
-    minidbx *db = store_open(store, 0);
-    expect_object_intact(db, &id, 4242);
-    minidbx_close(db);
-    rm_rf(store);
-    free(store);
+    cut_power_and_expect(store, shadow, ino, &id);
 }
 END_TEST
 
@@ -705,13 +712,7 @@ static void reput_after_sync_none(bool batch)
     minidbx_id id = worker_put_id(store, store, shadow);
     ck_assert_int_eq(unsetenv("RACE_WORKER_BATCH"), 0);
     ck_assert(minidbx_id_equal(&first, &id));
-    store = power_cut(store, shadow, ino, 0, NULL);
-    rm_rf(shadow);
-    minidbx *db = store_open(store, 0);
-    expect_object_intact(db, &id, 4242);
-    minidbx_close(db);
-    rm_rf(store);
-    free(store);
+    cut_power_and_expect(store, shadow, ino, &id);
 }
 
 /* Run race_worker STORE ARGS... under the shim watching the directory
